@@ -1,0 +1,260 @@
+"""The ``Mask`` type and the three masking modes.
+
+A mask maps each prunable layer name (``fc1``, ``fc2``, ...) to a bool tensor of the weight's shape
+``[out, in]``. Density is kept/total; the compression ratio is ρ = |θ| / |θ_pruned| (Eq. 4 of the notes), so
+density = 1/ρ.
+
+Masking modes (``MODES``), each exactly as written in the notes:
+
+* ``forward``: z = (M⊙W)h + b. Autograd gives ∂L/∂W = M ⊙ (∂L/∂z)hᵀ, so pruned weights get exactly zero
+  gradient (Eq. 3 follows from Eq. 1).
+* ``gradient``: z = Wh + b (dense forward); the gradient reaching W is M ⊙ ∂L/∂W, so pruned weights keep
+  their initial values and still act in the forward pass.
+* ``straight_through``: z = (M⊙W)h + b forward, but ∂L/∂W is the dense (∂L/∂z)hᵀ.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lotterysearch.errors import MaskError
+
+MODES = ("forward", "gradient", "straight_through")
+_ORDER_KEY = "__layer_order__"
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise MaskError(f"unknown masking mode '{mode}' (known: {', '.join(MODES)})")
+    return mode
+
+
+def apply_mask(weight: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """The weight a layer uses in the forward pass, with the gradient rule of ``mode``.
+
+    The ``detach`` trick gives each mode's value and gradient without a custom autograd function:
+    the detached term contributes to the value but not to the gradient.
+    """
+    m = mask.to(weight.dtype)
+    if mode == "forward":
+        return weight * m
+    if mode == "gradient":  # value W, gradient M ⊙ g
+        return weight * m + (weight * (1 - m)).detach()
+    if mode == "straight_through":  # value M⊙W, gradient g
+        return weight + (weight * m - weight).detach()
+    raise MaskError(f"unknown masking mode '{mode}' (known: {', '.join(MODES)})")
+
+
+def masked_call(model: nn.Module, mask: Mask | None, x: torch.Tensor, mode: str = "forward") -> torch.Tensor:
+    """Run ``model`` on ``x`` with every prunable weight replaced by ``apply_mask(W, M, mode)``."""
+    if mask is None:
+        return model(x)
+    from lotterysearch.models import prunable_layers, weight_names
+
+    layers = prunable_layers(model)
+    names = weight_names(model)
+    params = {
+        names[n]: apply_mask(layers[n].weight, mask[n].to(layers[n].weight.device), mode) for n in mask.names
+    }
+    return torch.func.functional_call(model, params, (x,))
+
+
+class Mask:
+    """Layer name → bool tensor, in forward order. Validates itself; knows density, ρ and collapse."""
+
+    def __init__(self, layers: Mapping[str, torch.Tensor | np.ndarray]) -> None:
+        if not layers:
+            raise MaskError("a mask needs at least one layer")
+        self._layers: dict[str, torch.Tensor] = {}
+        for name, value in layers.items():
+            t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+            if t.dtype != torch.bool:
+                if bool((~((t == 0) | (t == 1))).any()):
+                    raise MaskError(f"mask layer '{name}' has values other than 0 and 1")
+                t = t != 0
+            if t.dim() < 1:
+                raise MaskError(f"mask layer '{name}' is a scalar, expected a weight-shaped array")
+            self._layers[str(name)] = t.detach().to("cpu").contiguous()
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def ones(cls, model: nn.Module) -> Mask:
+        """The dense mask of ``model``."""
+        from lotterysearch.models import prunable_layers
+
+        return cls(
+            {
+                n: torch.ones_like(layer.weight, dtype=torch.bool)
+                for n, layer in prunable_layers(model).items()
+            }
+        )
+
+    def copy(self) -> Mask:
+        return Mask({n: t.clone() for n, t in self._layers.items()})
+
+    # ---- mapping ------------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self._layers)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {n: tuple(t.shape) for n, t in self._layers.items()}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._layers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def items(self):  # noqa: ANN201 - dict view
+        return self._layers.items()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mask):
+            return NotImplemented
+        return self.shapes == other.shapes and all(torch.equal(self[n], other[n]) for n in self)
+
+    def __repr__(self) -> str:
+        return f"Mask({', '.join(f'{n}{list(s)}' for n, s in self.shapes.items())}, density={self.density():.4g})"
+
+    # ---- counts -------------------------------------------------------------------------------
+    def layer_kept(self) -> dict[str, int]:
+        return {n: int(t.sum()) for n, t in self._layers.items()}
+
+    def layer_total(self) -> dict[str, int]:
+        return {n: t.numel() for n, t in self._layers.items()}
+
+    def kept(self) -> int:
+        return sum(self.layer_kept().values())
+
+    def total(self) -> int:
+        return sum(self.layer_total().values())
+
+    def density(self) -> float:
+        return self.kept() / self.total()
+
+    def compression_ratio(self) -> float:
+        """ρ = |θ| / |θ_pruned| (Eq. 4); infinite for an empty mask."""
+        kept = self.kept()
+        return self.total() / kept if kept else float("inf")
+
+    def layer_densities(self) -> dict[str, float]:
+        total = self.layer_total()
+        return {n: k / total[n] for n, k in self.layer_kept().items()}
+
+    # ---- paths and collapse -------------------------------------------------------------------
+    def effective(self) -> Mask:
+        """The weights that lie on some input→output path (the effective subnetwork of an MLP chain).
+
+        A weight i→j of layer l survives iff input-side reachability f_{l-1}[i] (some input reaches
+        neuron i through live weights) and output-side reachability b_l[j] (neuron j reaches some
+        output). Both are one boolean sweep each, which is the fixed point of repeatedly removing weights
+        into dead-end neurons and out of source-less neurons.
+        """
+        ts = list(self._layers.values())
+        forward = [torch.ones(ts[0].shape[1], dtype=torch.bool)]
+        for m in ts:
+            forward.append((m & forward[-1][None, :]).any(dim=1))
+        backward = [torch.ones(ts[-1].shape[0], dtype=torch.bool)]
+        for m in reversed(ts):
+            backward.append((m & backward[-1][:, None]).any(dim=0))
+        backward.reverse()  # backward[l] is reachability of the neurons feeding layer l
+        return Mask(
+            {
+                n: m & backward[i + 1][:, None] & forward[i][None, :]
+                for i, (n, m) in enumerate(self._layers.items())
+            }
+        )
+
+    def effective_density(self) -> float:
+        return self.effective().density()
+
+    def collapsed_layers(self) -> list[str]:
+        """Layers with no weight left on any input→output path (layer collapse, Tanaka et al. 2020).
+
+        Either the layer is empty, or another layer cut every path; in both cases the network computes
+        a constant.
+        """
+        return [n for n, k in self.effective().layer_kept().items() if k == 0]
+
+    def is_collapsed(self) -> bool:
+        return bool(self.collapsed_layers())
+
+    # ---- validation ---------------------------------------------------------------------------
+    def check_fits(self, model: nn.Module) -> Mask:
+        """Raise ``MaskError`` unless the layer names and shapes equal the model's prunable weights."""
+        from lotterysearch.models import prunable_layers
+
+        expected = {n: tuple(layer.weight.shape) for n, layer in prunable_layers(model).items()}
+        if list(expected) != self.names:
+            raise MaskError(
+                f"mask layers {self.names} do not match the model's prunable layers {list(expected)}"
+            )
+        for n, shape in expected.items():
+            if self.shapes[n] != shape:
+                raise MaskError(
+                    f"mask layer '{n}' has shape {list(self.shapes[n])}, the model's weight {list(shape)}"
+                )
+        return self
+
+    # ---- serialisation ------------------------------------------------------------------------
+    def to_numpy(self) -> dict[str, np.ndarray]:
+        return {n: t.numpy().copy() for n, t in self._layers.items()}
+
+    def pack(self) -> bytes:
+        """All layers as one bit string (``np.packbits``); shapes travel separately (see ``unpack``)."""
+        flat = np.concatenate([t.numpy().ravel() for t in self._layers.values()])
+        return np.packbits(flat).tobytes()
+
+    @classmethod
+    def unpack(cls, data: bytes, shapes: Mapping[str, tuple[int, ...]]) -> Mask:
+        sizes = [int(np.prod(s)) for s in shapes.values()]
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=sum(sizes)).astype(bool)
+        if bits.size != sum(sizes):
+            raise MaskError(f"packed mask holds {bits.size} bits, the shapes need {sum(sizes)}")
+        out, start = {}, 0
+        for (name, shape), size in zip(shapes.items(), sizes, strict=True):
+            out[name] = bits[start : start + size].reshape(shape)
+            start += size
+        return cls(out)
+
+    def save(self, path: str | Path) -> Path:
+        """Save as ``.npz`` with one bool array per layer and the layer order."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = self.to_numpy()
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **arrays, **{_ORDER_KEY: np.array(self.names)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mask:
+        """Load a mask saved by ``save``; a missing, truncated or foreign file raises ``MaskError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise MaskError(f"mask file '{path}' does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                if _ORDER_KEY not in npz.files:
+                    raise MaskError(f"'{path}' is not a lotterysearch mask (no {_ORDER_KEY} entry)")
+                order = [str(n) for n in npz[_ORDER_KEY]]
+                missing = [n for n in order if n not in npz.files]
+                if missing:
+                    raise MaskError(f"mask file '{path}' lacks layers {missing}")
+                return cls({n: npz[n] for n in order})
+        except MaskError:
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            raise MaskError(
+                f"mask file '{path}' is damaged or not an .npz file ({type(e).__name__})"
+            ) from None
