@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-
 from lotterysearch.data import Dataset
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
@@ -59,7 +57,6 @@ def evaluate_mask(mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig
             lr=cfg.lr,
             batch_size=cfg.batch_size,
             seed=seed,
-            device=torch.device("cpu") if not torch.cuda.is_available() else None,
         )
         accs.append(r.val_accuracy)
         losses.append(r.val_loss)
