@@ -228,6 +228,10 @@ DATASETS: dict[str, Callable[[int, str | Path | None], Dataset]] = {
 
 def load_dataset(name: str, seed: int = 0, *, data_dir: str | Path | None = None) -> Dataset:
     """Load a built-in dataset; ``seed`` picks the validation split, ``data_dir`` locates MNIST."""
+    return DATASETS[check_dataset_name(name)](seed, data_dir)
+
+
+def check_dataset_name(name: str) -> str:
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
-    return DATASETS[name](seed, data_dir)
+    return name

@@ -112,7 +112,9 @@ def train(
         opt.step()
         if record_every and (step % record_every == 0 or step == steps):
             acc, vloss = evaluate(model, mask, xv, yv, mode)
-            curve.append({"step": step, "train_loss": float(loss), "val_accuracy": acc, "val_loss": vloss})
+            curve.append(
+                {"step": step, "train_loss": float(loss.detach()), "val_accuracy": acc, "val_loss": vloss}
+            )
     model.eval()
     val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
     result = TrainResult(val_acc, val_loss, steps, curve=curve)

@@ -1,0 +1,171 @@
+"""``lotterysearch`` command line. Every error a user can cause prints one line and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from lotterysearch.errors import LotterySearchError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _layer_table(mask) -> str:  # noqa: ANN001 - Mask
+    eff = mask.effective()
+    rows = [f"{'layer':<8}{'kept':>10}{'total':>10}{'density':>10}{'effective':>11}"]
+    for name in mask:
+        kept, total = int(mask[name].sum()), mask[name].numel()
+        rows.append(
+            f"{name:<8}{kept:>10}{total:>10}{kept / total:>10.4f}{int(eff[name].sum()) / total:>11.4f}"
+        )
+    rows.append(
+        f"{'all':<8}{mask.kept():>10}{mask.total():>10}{mask.density():>10.4f}{eff.density():>11.4f}"
+        f"   compression {mask.compression_ratio():.4g}x"
+    )
+    collapsed = mask.collapsed_layers()
+    rows.append(f"layer collapse: {'yes (' + ', '.join(collapsed) + ')' if collapsed else 'no'}")
+    return "\n".join(rows)
+
+
+def spec_from_mask(mask) -> str:  # noqa: ANN001 - Mask
+    """The MLP spec a mask of layers fc1..fcL implies: widths from the weight shapes [out, in]."""
+    shapes = list(mask.shapes.values())
+    return "mlp:" + "-".join(str(w) for w in [shapes[0][1], *(s[0] for s in shapes)])
+
+
+def cmd_prune(args: argparse.Namespace) -> None:
+    from lotterysearch.data import check_dataset_name, load_dataset
+    from lotterysearch.models import build_model
+    from lotterysearch.pruning import prune
+
+    model = build_model(args.model, args.seed)
+    check_dataset_name(args.dataset)
+    data = (
+        load_dataset(args.dataset, args.seed, data_dir=args.data_dir)
+        if args.pruner in ("snip", "imp")
+        else None
+    )
+    mask = prune(
+        model,
+        args.pruner,
+        args.compression,
+        iterations=args.iterations,
+        scope=args.scope,
+        data=data,
+        seed=args.seed,
+        rounding=args.rounding,
+    )
+    print(f"{args.pruner} on {args.model} (seed {args.seed}), target compression {args.compression:g}x")
+    print(_layer_table(mask))
+    if args.out:
+        print(f"saved {mask.save(args.out)}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from lotterysearch.data import load_dataset
+    from lotterysearch.masks import Mask
+    from lotterysearch.models import build_model
+    from lotterysearch.training import train
+
+    mask = Mask.load(args.mask) if args.mask else None
+    spec = args.model or (spec_from_mask(mask) if mask is not None else None)
+    if spec is None:
+        from lotterysearch.errors import ConfigError
+
+        raise ConfigError("train needs --mask or --model")
+    data = load_dataset(args.dataset, args.data_seed, data_dir=args.data_dir)
+    model = build_model(spec, args.seed)
+    if mask is not None:
+        mask.check_fits(model)
+    if model.layers.fc1.weight.shape[1] != data.input_dim:
+        from lotterysearch.errors import ConfigError
+
+        raise ConfigError(
+            f"model {spec} takes {model.layers.fc1.weight.shape[1]} inputs, dataset {args.dataset} has {data.input_dim}"
+        )
+    r = train(
+        model,
+        mask,
+        data,
+        steps=args.steps,
+        mode=args.mode,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        evaluate_test=args.test,
+    )
+    density = f"density {mask.density():.4f} (effective {mask.effective_density():.4f})" if mask else "dense"
+    print(f"{spec} on {args.dataset}, {density}, mode {args.mode}, {args.steps} steps")
+    print(f"validation accuracy {r.val_accuracy:.4f}  loss {r.val_loss:.4f}")
+    if args.test:
+        print(f"test accuracy {r.test_accuracy:.4f}  loss {r.test_loss:.4f}")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lotterysearch", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    q = sub.add_parser("prune", help="prune a freshly initialised network and save its mask")
+    q.add_argument("--dataset", default="mnist1d")
+    q.add_argument(
+        "--data-dir", default=None, help="directory of the MNIST IDX files (or $LOTTERYSEARCH_DATA)"
+    )
+    q.add_argument("--model", default="mlp:40-100-100-10")
+    q.add_argument("--pruner", default="synflow")
+    q.add_argument(
+        "--compression", type=_positive_float, default=100.0, help="rho = |theta| / |theta_pruned|"
+    )
+    q.add_argument("--iterations", type=int, default=None, help="pruning iterations (synflow: 100)")
+    q.add_argument("--scope", default="global", help="global or layerwise")
+    q.add_argument("--rounding", default="round", help="round (exact) or reference (the authors' code)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default=None, help="save the mask as .npz")
+    q.set_defaults(func=cmd_prune)
+
+    t = sub.add_parser("train", help="train a masked network and print its accuracy")
+    t.add_argument("--mask", default=None, help=".npz mask (from prune or export)")
+    t.add_argument("--model", default=None, help="model spec (default: implied by the mask)")
+    t.add_argument("--dataset", default="mnist1d")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument("--steps", type=int, default=575)
+    t.add_argument("--mode", default="forward", help="forward, gradient or straight_through")
+    t.add_argument("--optimizer", default="adam")
+    t.add_argument("--lr", type=float, default=1e-2)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
+    t.add_argument("--data-seed", type=int, default=0, help="validation split")
+    t.add_argument("--test", action="store_true", help="also evaluate on the test split")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except LotterySearchError as e:
+        print(f"lotterysearch: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lotterysearch: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

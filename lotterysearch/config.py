@@ -1,0 +1,261 @@
+"""Search configuration: plain dataclasses loaded from TOML and validated with one-line errors.
+
+As in OpenLTH, a run's identity is a hash of its non-default fields (``config_hash``), so adding a field with
+a default never renames old runs. Where a search runs (workspace, Ray address) is not part of its identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lotterysearch.errors import ConfigError, LotterySearchError
+
+
+@dataclass(frozen=True)
+class SeedingConfig:
+    """The initial population: SynFlow masks from each init seed at each compression, plus random controls
+    with the same per-layer densities (``random_share`` of the population)."""
+
+    pruner: str = "synflow"
+    init_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    compressions: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0)
+    random_share: float = 0.25
+    iterations: int = 100
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """NSGA-II on (validation accuracy ↑, density ↓) with mask crossover and mutation."""
+
+    population: int = 24
+    generations: int = 6
+    crossover_rate: float = 0.7
+    mutation_rate: float = 0.3
+    mutation_strength: float = 0.05  # share of a layer's live weights a mutation moves, grows or prunes
+    crossovers: tuple[str, ...] = ("layer", "neuron")
+    align: bool = True  # align hidden neurons before crossover (competing conventions)
+
+
+@dataclass(frozen=True)
+class FitnessSection:
+    """The short training run that scores a mask (see ``lotterysearch.fitness``)."""
+
+    steps: int = 115
+    optimizer: str = "adam"
+    lr: float = 0.01
+    batch_size: int = 128
+    init_seeds: tuple[int, ...] = (0,)
+    successive_halving: bool = False
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str = ""  # empty: a local Ray (or $RAY_ADDRESS)
+    cpus_per_eval: float = 1.0
+    num_evaluators: int = 0  # 0: one per available CPU
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str = "search"
+    dataset: str = "mnist1d"
+    model: str = "mlp:40-100-100-10"
+    mode: str = "forward"
+    seed: int = 0
+    workspace: str = "workspace"
+    data_dir: str = ""
+    seeding: SeedingConfig = field(default_factory=SeedingConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    fitness: FitnessSection = field(default_factory=FitnessSection)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+# Fields that say where a search runs, not what it computes: left out of the hash.
+_PLACEMENT = {"workspace", "data_dir", "ray"}
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[tp]
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, str, bool or tuple[...] of them)."""
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"field '{path}' must be {_type_name(tp)}, got {value!r}")
+        return tuple(_coerce(path, v, typing.get_args(tp)[0]) for v in value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ConfigError(f"field '{path}' must be {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            where = f"section [{prefix.rstrip('.')}]" if prefix else "the top level"
+            raise ConfigError(f"unknown field '{prefix}{key}' in {where} (allowed: {', '.join(names)})")
+    kwargs = {}
+    for name in names:
+        if name not in table:
+            continue
+        tp, value = hints[name], table[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"field '{prefix}{name}' must be a [{name}] section")
+            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+        else:
+            if isinstance(tp, types.UnionType):  # not used yet; keep the loader honest
+                raise ConfigError(f"field '{prefix}{name}' has an unsupported type")
+            kwargs[name] = _coerce(prefix + name, value, tp)
+    return cls(**kwargs)
+
+
+def _one_of(path: str, value: str, allowed: typing.Iterable[str]) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(f"field '{path}' must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _check(path: str, ok: bool, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"field '{path}' must be {requirement}, got {value!r}")
+
+
+def validate(cfg: SearchConfig) -> SearchConfig:
+    """Check values against what the registries know; the first problem found raises ``ConfigError``."""
+    from lotterysearch.data import DATASETS
+    from lotterysearch.masks import MODES
+    from lotterysearch.models import build_model
+    from lotterysearch.pruning import SCORERS
+    from lotterysearch.training import OPTIMIZERS
+
+    _one_of("dataset", cfg.dataset, DATASETS)
+    _one_of("mode", cfg.mode, MODES)
+    try:
+        build_model(cfg.model, 0)
+    except LotterySearchError as e:
+        raise ConfigError(f"field 'model': {e}") from None
+    _check(
+        "name",
+        bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
+        "letters, digits, - _ .",
+        cfg.name,
+    )
+    s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
+    _one_of("seeding.pruner", s.pruner, SCORERS)
+    _check("seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds))
+    _check(
+        "seeding.compressions",
+        len(s.compressions) >= 1 and min(s.compressions) >= 1,
+        "a non-empty list of numbers >= 1",
+        list(s.compressions),
+    )
+    _check("seeding.random_share", 0 <= s.random_share < 1, "in [0, 1)", s.random_share)
+    _check("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
+    _check("ga.population", g.population >= 2, "an integer >= 2", g.population)
+    n_random = round(s.random_share * g.population)
+    need = len(s.init_seeds) * len(s.compressions)
+    _check(
+        "ga.population",
+        g.population - n_random >= need,
+        f"at least {need} SynFlow seeds + {n_random} random controls",
+        g.population,
+    )
+    _check("ga.generations", g.generations >= 0, "an integer >= 0", g.generations)
+    _check("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
+    _check("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
+    _check("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
+    for op in g.crossovers:
+        _one_of("ga.crossovers", op, CROSSOVERS)
+    _check("fitness.steps", f.steps >= 1, "an integer >= 1", f.steps)
+    _one_of("fitness.optimizer", f.optimizer, OPTIMIZERS)
+    _check("fitness.lr", f.lr > 0, "a number > 0", f.lr)
+    _check("fitness.batch_size", f.batch_size >= 1, "an integer >= 1", f.batch_size)
+    _check("fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds))
+    _check("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
+    _check("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
+    return cfg
+
+
+CROSSOVERS = ("layer", "neuron")
+
+
+def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source} is not valid TOML: {e}") from None
+    return validate(_build(SearchConfig, table, ""))
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
+    return parse_config(text, str(path))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists), the JSON form stored with a run."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def to_toml(cfg: SearchConfig) -> str:
+    """A TOML text that ``parse_config`` reads back to ``cfg`` (stored with every run)."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        return json.dumps(v)
+
+    d = to_dict(cfg)
+    top = [f"{k} = {scalar(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    sections = [
+        f"\n[{k}]\n" + "\n".join(f"{kk} = {scalar(vv)}" for kk, vv in v.items())
+        for k, v in d.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n" + "\n".join(sections) + "\n"
+
+
+def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v, dv = getattr(cfg, f.name), getattr(default, f.name)
+        if dataclasses.is_dataclass(v):
+            sub = _non_default(v, dv)
+            if sub:
+                out[f.name] = sub
+        elif v != dv:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_hash(cfg: SearchConfig) -> str:
+    """sha256 of the non-default fields that define what a search computes (OpenLTH's run naming)."""
+    fields = {k: v for k, v in _non_default(cfg, SearchConfig()).items() if k not in _PLACEMENT}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
