@@ -1,0 +1,826 @@
+"""The workspace and its SQLite store: runs, trained classes, individuals and generations.
+
+A workspace is a directory holding one SQLite file (``workspace_paths``: every on-disk location is derived
+here, as in OpenLTH). The store is what makes a search durable (DESIGN.md):
+
+* each trained isomorphism class is committed the moment its evaluation returns (``record_evaluation``), so
+  a driver killed mid-generation loses no training: on resume the loop finds the class here;
+* each generation (its new individuals, population, front, hypervolume and the RNG states) is committed in
+  one transaction (``commit_generation``), so a resumed run restarts exactly after the last whole generation.
+
+The file is in WAL mode, so ``lotterysearch runs`` / ``front`` read while the driver (the only writer)
+commits. It carries a fixed ``PRAGMA application_id`` and a ``meta`` table; a file that is not ours, or is
+damaged, is refused with a one-line ``StoreError`` and never written to. This module imports neither torch
+nor numpy: masks are stored packed (``Mask.pack``) with the model's layer shapes on the run, so a reader
+unpacks them with ``Mask.unpack(record.mask, run.shapes)``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lotterysearch.errors import StoreError
+
+STORE_FILENAME = "lotterysearch.sqlite"
+APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
+SCHEMA_VERSION = 1
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
+BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_HEADER_SIZE = 100
+_CHUNK = 500  # ids per ``IN (...)`` list, well under SQLite's bound on host parameters
+
+_SCHEMA = f"""
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({", ".join(f"'{s}'" for s in RUN_STATUSES)})),
+    config_toml TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    ref_point TEXT NOT NULL,
+    shapes TEXT NOT NULL
+);
+CREATE TABLE classes (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    algo_version TEXT NOT NULL,
+    individual_id INTEGER NOT NULL,
+    representative BLOB NOT NULL,
+    accuracy REAL NOT NULL,
+    loss REAL,
+    effective_density REAL NOT NULL,
+    steps INTEGER NOT NULL,
+    fidelity REAL NOT NULL,
+    node TEXT NOT NULL,
+    wall_time REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE individuals (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    mask BLOB NOT NULL,
+    parents TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    class_key TEXT NOT NULL,
+    accuracy REAL NOT NULL,
+    density REAL NOT NULL,
+    effective_density REAL NOT NULL,
+    evaluated INTEGER NOT NULL CHECK (evaluated IN (0, 1)),
+    fidelity REAL NOT NULL,
+    PRIMARY KEY (run_id, id),
+    FOREIGN KEY (run_id, class_key) REFERENCES classes(run_id, key)
+);
+CREATE INDEX individuals_by_class ON individuals(run_id, class_key);
+CREATE TABLE generations (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    gen INTEGER NOT NULL,
+    population TEXT NOT NULL,
+    front TEXT NOT NULL,
+    hypervolume REAL NOT NULL,
+    evaluated INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    best_accuracy REAL NOT NULL,
+    rng_state TEXT NOT NULL,
+    elapsed REAL NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, gen)
+);
+"""
+
+
+# ---- paths ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Where a workspace keeps things: the directory and its one SQLite file."""
+
+    root: Path
+    store: Path
+
+
+def workspace_paths(workspace: str | Path) -> WorkspacePaths:
+    """All on-disk locations of a workspace, derived in this one place."""
+    root = Path(workspace).expanduser()
+    return WorkspacePaths(root=root, store=root / STORE_FILENAME)
+
+
+# ---- records --------------------------------------------------------------------------------------
+def _set(obj: object, name: str, value: object) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _ids(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One search run: its config (as given, TOML and JSON), identity hash, versions and progress."""
+
+    id: str
+    name: str
+    created: str
+    updated: str
+    status: str
+    config_toml: str
+    config_json: str
+    config_hash: str
+    versions: dict[str, str | None]
+    seed: int
+    ref_point: tuple[float, ...]
+    shapes: dict[str, tuple[int, ...]]  # layer name -> weight shape, in packing order (``Mask.unpack``)
+    generations: int  # generations committed
+
+
+@dataclass(frozen=True)
+class ClassRecord:
+    """One trained isomorphism class: its objectives are those of every mask in the class.
+
+    ``individual_id`` is the individual whose evaluation trained it (the class's first member). A resumed
+    run replays the interrupted generation with the same ids, so that individual is again the one marked
+    ``evaluated`` while the class comes from here instead of from training.
+    ``fidelity`` is the fraction of the full training budget the accuracy was measured at. A NaN ``loss``
+    (diverged training) is kept as NaN.
+    """
+
+    run_id: str
+    key: str
+    algo_version: str
+    individual_id: int
+    representative: bytes  # packed mask of the first member trained
+    accuracy: float
+    loss: float
+    effective_density: float
+    steps: int
+    node: str  # the Ray node that ran the evaluation
+    wall_time: float  # seconds
+    attempts: int = 1  # 1 + retries after worker loss
+    fidelity: float = 1.0
+    created: str | None = None  # set by the store when recorded
+
+    def __post_init__(self) -> None:
+        _set(self, "representative", bytes(self.representative))
+        for name in ("individual_id", "steps", "attempts"):
+            _set(self, name, int(getattr(self, name)))
+        for name in ("accuracy", "loss", "effective_density", "wall_time", "fidelity"):
+            _set(self, name, float(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class IndividualRecord:
+    """One individual of the search: a packed mask, where it came from and its objectives.
+
+    ``evaluated`` is True when its class was trained for it, False when the class's objectives were reused
+    from the archive (an isomorph hit). ``origin`` says which seed or operator made it, e.g.
+    ``"synflow:seed=2:rho=100"``, ``"random:rho=10"``, ``"child"``.
+    """
+
+    run_id: str
+    id: int
+    generation: int  # born
+    mask: bytes
+    parents: tuple[int, ...]
+    operator: str
+    origin: str
+    class_key: str
+    accuracy: float
+    density: float
+    effective_density: float
+    evaluated: bool
+    fidelity: float = 1.0
+
+    def __post_init__(self) -> None:
+        _set(self, "mask", bytes(self.mask))
+        _set(self, "parents", _ids(self.parents))
+        _set(self, "id", int(self.id))
+        _set(self, "generation", int(self.generation))
+        _set(self, "evaluated", bool(self.evaluated))
+        for name in ("accuracy", "density", "effective_density", "fidelity"):
+            _set(self, name, float(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One finished generation: enough to resume the search exactly after it.
+
+    ``rng_state`` is opaque JSON from the loop (numpy bit generator state and the like); numpy arrays and
+    scalars are stored as lists and numbers, and tuples come back as lists.
+    """
+
+    run_id: str
+    gen: int
+    population: tuple[int, ...]  # individual ids, in the loop's order
+    front: tuple[int, ...]
+    hypervolume: float
+    evaluated: int  # classes trained in this generation
+    skipped: int  # isomorph hits: individuals whose class was already known
+    best_accuracy: float
+    rng_state: Any
+    elapsed: float  # seconds since the run started
+    created: str | None = None  # set by the store when committed
+
+    def __post_init__(self) -> None:
+        _set(self, "population", _ids(self.population))
+        _set(self, "front", _ids(self.front))
+        for name in ("gen", "evaluated", "skipped"):
+            _set(self, name, int(getattr(self, name)))
+        for name in ("hypervolume", "best_accuracy", "elapsed"):
+            _set(self, name, float(getattr(self, name)))
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _json_default(o: object) -> object:
+    if hasattr(o, "tolist"):  # numpy arrays and scalars, without importing numpy
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def _dumps(value: object, what: str) -> str:
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"{what} cannot be stored as JSON: {e}") from None
+
+
+def _loss_in(x: float) -> float | None:
+    return None if math.isnan(x) else x  # SQLite has no NaN (it would store NULL anyway)
+
+
+def _loss_out(x: float | None) -> float:
+    return math.nan if x is None else x
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", name).strip("-.") or "run"
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for pkg in VERSIONED_PACKAGES:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = None
+    out["python"] = platform.python_version()
+    out["sqlite"] = sqlite3.sqlite_version
+    return out
+
+
+def _check_run_id(run_id: str, records: Sequence[ClassRecord | IndividualRecord | GenerationRecord]) -> None:
+    wrong = sorted({r.run_id for r in records} - {run_id})
+    if wrong:
+        raise StoreError(f"records of run {wrong} were passed to store for run '{run_id}'")
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    ids = list(ids)
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _check_header(db: Path) -> None:
+    """Refuse a file that is not one of our stores, reading its header with plain file I/O.
+
+    SQLite is not let near a foreign file: even a read-only connection leaves ``-wal``/``-shm`` files
+    beside a WAL database, and a hot journal would be rolled back into it.
+    """
+    if not db.is_file():
+        raise StoreError(f"'{db}' is not a regular file; move it away or use another workspace")
+    with open(db, "rb") as f:
+        header = f.read(_HEADER_SIZE)
+    size = db.stat().st_size
+    if not header.startswith(_SQLITE_MAGIC):
+        what = "an empty file" if size == 0 else "not an SQLite database"
+        raise StoreError(
+            f"'{db}' is not a lotterysearch store ({what}); move it away or use another workspace"
+        )
+    if len(header) < _HEADER_SIZE:
+        raise StoreError(
+            f"lotterysearch store '{db}' is corrupt (truncated to {size} bytes); restore it from a backup"
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != APPLICATION_ID:
+        raise StoreError(
+            f"'{db}' is an SQLite database but not a lotterysearch store (application_id {app_id:#x}); "
+            "use another workspace"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    size_valid = header[24:28] == header[92:96] and pages > 0
+    wal = db.with_name(db.name + "-wal")
+    wal_has_frames = wal.is_file() and wal.stat().st_size > 0  # then SQLite recovers from the WAL
+    if size_valid and not wal_has_frames and (size < pages * page_size or size % page_size):
+        raise StoreError(
+            f"lotterysearch store '{db}' is corrupt (truncated: {size} bytes, its header says "
+            f"{pages * page_size}); restore it from a backup"
+        )
+
+
+def _create_store(paths: WorkspacePaths) -> None:
+    """Write the schema into a temporary file and link it into place: a store is whole or absent."""
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create workspace '{paths.root}': {e.strerror}") from None
+    tmp = paths.store.with_name(f"{STORE_FILENAME}.creating-{os.getpid()}")
+    try:
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(_SCHEMA)  # a private file: atomicity comes from linking it into place below
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema_version", str(SCHEMA_VERSION)),
+                    ("created", _now()),
+                    ("created_by", _versions()["lotterysearch"] or "unknown"),
+                ],
+            )
+        finally:
+            conn.close()  # checkpoints: the file's header now holds the application id
+    except (OSError, sqlite3.Error) as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot create a store in workspace '{paths.root}': {e}") from None
+    try:
+        os.link(tmp, paths.store)  # never replaces a store another process created meanwhile
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        if not paths.store.exists():
+            os.replace(tmp, paths.store)
+    tmp.unlink(missing_ok=True)
+
+
+# ---- the store ------------------------------------------------------------------------------------
+class Store:
+    """An open workspace store. Use ``Store.open(workspace, create=...)`` as a context manager.
+
+    One process writes (the search driver); any number read at the same time (WAL). Every write method
+    is one transaction, committed before it returns.
+    """
+
+    def __init__(self, paths: WorkspacePaths, conn: sqlite3.Connection) -> None:
+        self.paths = paths
+        self._conn: sqlite3.Connection | None = conn
+
+    # ---- opening and closing -----------------------------------------------------------------------
+    @classmethod
+    def open(cls, workspace: str | Path, create: bool = False) -> Store:
+        """Open the store of ``workspace``; with ``create`` make the directory and schema if absent.
+
+        A file that is not ours or is damaged raises ``StoreError`` and is left untouched.
+        """
+        paths = workspace_paths(workspace)
+        if paths.root.exists() and not paths.root.is_dir():
+            raise StoreError(f"workspace '{paths.root}' is a file, not a directory")
+        if not os.path.lexists(paths.store):
+            if not create:
+                raise StoreError(
+                    f"no lotterysearch workspace at '{paths.root}' (no {STORE_FILENAME}); "
+                    "a search creates one"
+                )
+            _create_store(paths)
+        try:
+            _check_header(paths.store)
+            conn = sqlite3.connect(paths.store, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open store '{paths.store}': {e}") from None
+        store = cls(paths, conn)
+        try:
+            cls._check_meta(paths.store, conn)
+            with store._sql():
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _check_meta(db: Path, conn: sqlite3.Connection) -> None:
+        try:
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+            ).fetchone()
+            if not has_meta:
+                raise StoreError(
+                    f"'{db}' is not a lotterysearch store (no meta table); use another workspace"
+                )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"cannot read store '{db}': {e}") from None
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"lotterysearch store '{db}' is corrupt ({e}); restore it from a backup"
+            ) from None
+        if row is None or not str(row[0]).isdigit():
+            raise StoreError(f"lotterysearch store '{db}' is corrupt (no schema_version in meta)")
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store '{db}' has schema version {version}, newer than this lotterysearch reads "
+                f"({SCHEMA_VERSION}); upgrade lotterysearch"
+            )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._conn is not None else "closed"
+        return f"Store('{self.paths.root}', {state})"
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store '{self.paths.store}' is closed")
+        return self._conn
+
+    @contextmanager
+    def _sql(self) -> Iterator[sqlite3.Connection]:
+        """SQLite errors as one-line ``StoreError``s naming the file."""
+        conn = self._db
+        try:
+            yield conn
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise StoreError(
+                    f"store '{self.paths.store}' stayed locked by another writer for {BUSY_TIMEOUT_S:g} s; "
+                    "is another search writing to this workspace?"
+                ) from None
+            raise StoreError(f"store '{self.paths.store}': {e}") from None
+        except sqlite3.Error as e:
+            if type(e) is sqlite3.DatabaseError:  # SQLITE_CORRUPT, SQLITE_NOTADB
+                raise StoreError(
+                    f"lotterysearch store '{self.paths.store}' is corrupt ({e}); restore it from a backup"
+                ) from None
+            raise StoreError(f"store '{self.paths.store}': {e}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with self._sql() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+            return
+        known = [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY rowid")]
+        if not known:
+            listing = "the workspace has no runs yet"
+        elif len(known) > 10:
+            listing = f"known: {', '.join(known[-10:])} and {len(known) - 10} older"
+        else:
+            listing = f"known: {', '.join(known)}"
+        raise StoreError(f"unknown run '{run_id}' in workspace '{self.paths.root}'; {listing}")
+
+    def _committed_ids(self, conn: sqlite3.Connection, run_id: str) -> str:
+        lo, hi = conn.execute(
+            "SELECT MIN(id), MAX(id) FROM individuals WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return "it has no individuals yet" if lo is None else f"its ids run from {lo} to {hi}"
+
+    def _existing_ids(self, conn: sqlite3.Connection, run_id: str, ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for chunk in _chunks(sorted(set(ids))):
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT id FROM individuals WHERE run_id = ? AND id IN ({marks})", (run_id, *chunk)
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    # ---- runs --------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        name: str,
+        config_toml: str,
+        config_json: str,
+        config_hash: str,
+        seed: int,
+        ref_point: Sequence[float],
+        shapes: Mapping[str, Sequence[int]],
+    ) -> str:
+        """Record a new run (status ``running``) with the package versions; returns its id ``name-NNN``."""
+        if not shapes:
+            raise StoreError("a run needs the mask's layer shapes (got none)")
+        slug = _slug(name)
+        shape_json = _dumps({str(k): [int(d) for d in v] for k, v in shapes.items()}, "shapes")
+        ref_json = _dumps([float(x) for x in ref_point], "ref_point")
+        now = _now()
+        with self._write() as conn:
+            taken = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM runs WHERE substr(id, 1, ?) = ?", (len(slug) + 1, slug + "-")
+                )
+            ]
+            numbers = [int(t[len(slug) + 1 :]) for t in taken if t[len(slug) + 1 :].isdigit()]
+            run_id = f"{slug}-{max(numbers, default=0) + 1:03d}"
+            conn.execute(
+                "INSERT INTO runs (id, name, created, updated, status, config_toml, config_json, config_hash,"
+                " versions, seed, ref_point, shapes) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    name,
+                    now,
+                    now,
+                    config_toml,
+                    config_json,
+                    config_hash,
+                    _dumps(_versions(), "versions"),
+                    int(seed),
+                    ref_json,
+                    shape_json,
+                ),
+            )
+        return run_id
+
+    _RUN_SELECT = (
+        "SELECT id, name, created, updated, status, config_toml, config_json, config_hash, versions, seed,"
+        " ref_point, shapes, (SELECT COUNT(*) FROM generations g WHERE g.run_id = runs.id) FROM runs"
+    )
+
+    @staticmethod
+    def _run_record(row: tuple) -> RunRecord:
+        shapes = {k: tuple(v) for k, v in json.loads(row[11]).items()}
+        return RunRecord(*row[:8], json.loads(row[8]), row[9], tuple(json.loads(row[10])), shapes, row[12])
+
+    def run(self, run_id: str) -> RunRecord:
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            return self._run_record(conn.execute(f"{self._RUN_SELECT} WHERE id = ?", (run_id,)).fetchone())
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        with self._sql() as conn:
+            return [self._run_record(r) for r in conn.execute(f"{self._RUN_SELECT} ORDER BY rowid")]
+
+    def set_status(self, run_id: str, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise StoreError(f"run status '{status}' is not one of {', '.join(RUN_STATUSES)}")
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            conn.execute("UPDATE runs SET status = ?, updated = ? WHERE id = ?", (status, _now(), run_id))
+
+    # ---- classes -----------------------------------------------------------------------------------
+    def record_evaluation(self, run_id: str, record: ClassRecord) -> None:
+        """Commit one trained class now, so a driver that dies later does not train it again.
+
+        Recording a known class again is an error unless the new record has a higher ``fidelity`` (a class
+        promoted to a longer training budget), which replaces the old one.
+        """
+        _check_run_id(run_id, [record])
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            old = conn.execute(
+                "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, record.key)
+            ).fetchone()
+            if old is not None and record.fidelity <= old[0]:
+                raise StoreError(
+                    f"class '{record.key}' of run '{run_id}' is already recorded at fidelity {old[0]:g}; "
+                    "look classes up before training them"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO classes (run_id, key, algo_version, individual_id, representative,"
+                " accuracy, loss, effective_density, steps, fidelity, node, wall_time, attempts, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    record.key,
+                    record.algo_version,
+                    record.individual_id,
+                    record.representative,
+                    record.accuracy,
+                    _loss_in(record.loss),
+                    record.effective_density,
+                    record.steps,
+                    record.fidelity,
+                    record.node,
+                    record.wall_time,
+                    record.attempts,
+                    record.created or _now(),
+                ),
+            )
+
+    def classes(self, run_id: str) -> dict[str, ClassRecord]:
+        """Every trained class of the run by key, in the order they were recorded."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                "SELECT run_id, key, algo_version, individual_id, representative, accuracy, loss,"
+                " effective_density,"
+                " steps, node, wall_time, attempts, fidelity, created FROM classes WHERE run_id = ?"
+                " ORDER BY rowid",
+                (run_id,),
+            )
+            return {r[1]: ClassRecord(*r[:6], _loss_out(r[6]), *r[7:]) for r in rows}
+
+    # ---- generations and individuals ---------------------------------------------------------------
+    def commit_generation(
+        self,
+        run_id: str,
+        gen: int,
+        individuals: Sequence[IndividualRecord],
+        generation: GenerationRecord,
+    ) -> None:
+        """Commit a generation's new individuals and its summary in one transaction: all or nothing.
+
+        Generations are numbered 0, 1, 2, ... without gaps; individual ids must be new (``next_individual_id``);
+        every individual's class must already be recorded (``record_evaluation``), and every id in the
+        population and front must be committed, before or in this call.
+        """
+        _check_run_id(run_id, [*individuals, generation])
+        if gen != generation.gen:
+            raise StoreError(
+                f"commit_generation got gen {gen} but a GenerationRecord for gen {generation.gen}"
+            )
+        rows = [
+            (
+                run_id,
+                i.id,
+                i.generation,
+                i.mask,
+                _dumps(list(i.parents), "parents"),
+                i.operator,
+                i.origin,
+                i.class_key,
+                i.accuracy,
+                i.density,
+                i.effective_density,
+                int(i.evaluated),
+                i.fidelity,
+            )
+            for i in individuals
+        ]
+        gen_row = (
+            run_id,
+            generation.gen,
+            _dumps(list(generation.population), "population"),
+            _dumps(list(generation.front), "front"),
+            generation.hypervolume,
+            generation.evaluated,
+            generation.skipped,
+            generation.best_accuracy,
+            _dumps(generation.rng_state, "rng_state"),
+            generation.elapsed,
+            generation.created or _now(),
+        )
+        new_ids = [i.id for i in individuals]
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            (last,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
+            expected = 0 if last is None else last + 1
+            if gen != expected:
+                raise StoreError(f"run '{run_id}' expects generation {expected} next, not {gen}")
+            dup = sorted(
+                {i for i in new_ids if new_ids.count(i) > 1} | self._existing_ids(conn, run_id, new_ids)
+            )
+            if dup:
+                raise StoreError(
+                    f"individual ids {dup} already exist in run '{run_id}'; take ids from next_individual_id"
+                )
+            known = {r[0] for r in conn.execute("SELECT key FROM classes WHERE run_id = ?", (run_id,))}
+            unknown = sorted({i.class_key for i in individuals} - known)
+            if unknown:
+                raise StoreError(
+                    f"run '{run_id}' has no recorded class {unknown[:3]}; record_evaluation before committing"
+                )
+            conn.executemany(
+                "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
+                " accuracy, density, effective_density, evaluated, fidelity)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            wanted = set(generation.population) | set(generation.front)
+            missing = sorted(wanted - self._existing_ids(conn, run_id, wanted))
+            if missing:
+                raise StoreError(
+                    f"generation {gen} of run '{run_id}' names individuals {missing} that are not committed"
+                )
+            conn.execute(
+                "INSERT INTO generations (run_id, gen, population, front, hypervolume, evaluated, skipped,"
+                " best_accuracy, rng_state, elapsed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                gen_row,
+            )
+            conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (gen_row[-1], run_id))
+
+    _GEN_SELECT = (
+        "SELECT run_id, gen, population, front, hypervolume, evaluated, skipped, best_accuracy, rng_state, elapsed,"
+        " created FROM generations WHERE run_id = ?"
+    )
+
+    @staticmethod
+    def _generation_record(r: tuple) -> GenerationRecord:
+        return GenerationRecord(*r[:2], json.loads(r[2]), json.loads(r[3]), *r[4:8], json.loads(r[8]), *r[9:])
+
+    def last_generation(self, run_id: str) -> GenerationRecord | None:
+        """The last committed generation (where a resumed run continues from), or None before the first."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            row = conn.execute(f"{self._GEN_SELECT} ORDER BY gen DESC LIMIT 1", (run_id,)).fetchone()
+            return None if row is None else self._generation_record(row)
+
+    def generations(self, run_id: str) -> list[GenerationRecord]:
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            return [
+                self._generation_record(r)
+                for r in conn.execute(f"{self._GEN_SELECT} ORDER BY gen", (run_id,))
+            ]
+
+    _IND_SELECT = (
+        "SELECT run_id, id, generation, mask, parents, operator, origin, class_key, accuracy, density,"
+        " effective_density, evaluated, fidelity FROM individuals WHERE run_id = ?"
+    )
+
+    @staticmethod
+    def _individual_record(r: tuple) -> IndividualRecord:
+        return IndividualRecord(*r[:4], json.loads(r[4]), *r[5:])
+
+    def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[IndividualRecord]:
+        """Committed individuals: all by id, or those of ``ids`` in that order (a missing id raises)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            if ids is None:
+                rows = conn.execute(f"{self._IND_SELECT} ORDER BY id", (run_id,))
+                return [self._individual_record(r) for r in rows]
+            ids = [int(i) for i in ids]
+            found: dict[int, IndividualRecord] = {}
+            for chunk in _chunks(sorted(set(ids))):
+                marks = ", ".join("?" * len(chunk))
+                for r in conn.execute(f"{self._IND_SELECT} AND id IN ({marks})", (run_id, *chunk)):
+                    found[r[1]] = self._individual_record(r)
+            missing = sorted(set(ids) - found.keys())
+            if missing:
+                raise StoreError(
+                    f"no individuals {missing} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
+                )
+            return [found[i] for i in ids]
+
+    def individual(self, run_id: str, id: int) -> IndividualRecord:
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            row = conn.execute(f"{self._IND_SELECT} AND id = ?", (run_id, int(id))).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
+                )
+            return self._individual_record(row)
+
+    def next_individual_id(self, run_id: str) -> int:
+        """One past the largest committed id: ids of an interrupted generation are handed out again."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            (hi,) = conn.execute("SELECT MAX(id) FROM individuals WHERE run_id = ?", (run_id,)).fetchone()
+            return 0 if hi is None else hi + 1
