@@ -16,7 +16,7 @@ Masking modes (``MODES``), each exactly as written in the notes:
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -161,18 +161,18 @@ class Mask:
         output). Both are one boolean sweep each, which is the fixed point of repeatedly removing weights
         into dead-end neurons and out of source-less neurons.
         """
-        ts = list(self._layers.values())
-        forward = [torch.ones(ts[0].shape[1], dtype=torch.bool)]
+        ts = [t.numpy() for t in self._layers.values()]  # numpy: torch's threads stall under Ray load
+        forward = [np.ones(ts[0].shape[1], dtype=bool)]
         for m in ts:
-            forward.append((m & forward[-1][None, :]).any(dim=1))
-        backward = [torch.ones(ts[-1].shape[0], dtype=torch.bool)]
+            forward.append((m & forward[-1][None, :]).any(axis=1))
+        backward = [np.ones(ts[-1].shape[0], dtype=bool)]
         for m in reversed(ts):
-            backward.append((m & backward[-1][:, None]).any(dim=0))
+            backward.append((m & backward[-1][:, None]).any(axis=0))
         backward.reverse()  # backward[l] is reachability of the neurons feeding layer l
         return Mask(
             {
                 n: m & backward[i + 1][:, None] & forward[i][None, :]
-                for i, (n, m) in enumerate(self._layers.items())
+                for i, (n, m) in enumerate(zip(self._layers, ts, strict=True))
             }
         )
 
@@ -258,3 +258,33 @@ class Mask:
             raise MaskError(
                 f"mask file '{path}' is damaged or not an .npz file ({type(e).__name__})"
             ) from None
+
+
+# ---- masks of MLP chains as numpy arrays (operators, alignment) ----------------------------------
+
+
+def chain_arrays(mask: Mask) -> list[np.ndarray]:
+    """Fresh bool copies of the layers (``Mask.to_numpy`` copies), so writing to them is safe."""
+    return list(mask.to_numpy().values())
+
+
+def check_same_shapes(a: Mask, b: Mask) -> None:
+    if a.shapes != b.shapes:
+        raise MaskError(f"parents have different layers or shapes: {a.shapes} and {b.shapes}")
+
+
+def check_chain(mask: Mask) -> None:
+    """Neuron-level operators need an MLP chain: 2-D layers whose widths join up."""
+    shapes = list(mask.shapes.items())
+    for name, shape in shapes:
+        if len(shape) != 2:
+            raise MaskError(f"mask layer '{name}' has shape {list(shape)}, expected a 2-D [out, in] weight")
+    for (n1, s1), (n2, s2) in zip(shapes, shapes[1:], strict=False):
+        if s1[0] != s2[1]:
+            raise MaskError(
+                f"mask layers '{n1}' {list(s1)} and '{n2}' {list(s2)} do not chain (out of one != in of next)"
+            )
+
+
+def mask_from_arrays(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Mask:
+    return Mask(dict(zip(names, arrays, strict=True)))
