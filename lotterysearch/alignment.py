@@ -1,0 +1,222 @@
+"""Aligning hidden neurons of two masks: the answer to the "competing conventions" problem.
+
+Two masks pruned from different initializations number their hidden neurons arbitrarily; before they are
+crossed, or compared position by position (the stability study), one is relabelled to match the other.
+Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` together with column ``j`` of ``fc_{l+1}``;
+inputs and outputs are fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from lotterysearch.errors import MaskError
+from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
+
+Colouring = tuple[list[np.ndarray], list[np.ndarray]]  # neuron colours per layer: reference, other
+
+
+def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
+    """Relabel hidden neurons: new neuron ``i`` of hidden layer ``h`` is old neuron ``perms[h][i]``.
+
+    Rows of ``fc_{h+1}`` and columns of ``fc_{h+2}`` move together, so the result is isomorphic to ``mask``.
+    """
+    check_chain(mask)
+    xs = chain_arrays(mask)
+    if len(perms) != len(xs) - 1:
+        raise MaskError(f"need {len(xs) - 1} hidden-layer permutations, got {len(perms)}")
+    for h, perm in enumerate(perms):
+        perm = np.asarray(perm)
+        if not np.array_equal(np.sort(perm), np.arange(xs[h].shape[0])):
+            raise MaskError(
+                f"perms[{h}] is not a permutation of the {xs[h].shape[0]} neurons of hidden layer {h + 1}"
+            )
+        xs[h] = xs[h][perm, :]
+        xs[h + 1] = xs[h + 1][:, perm]
+    return mask_from_arrays(mask.names, xs)
+
+
+def _colour_weights(n: int) -> np.ndarray:
+    """A fixed pseudo-random integer weight in [1, 2^30) per colour (SplitMix64 finaliser), so that
+    Σ weight over a neighbourhood names its colour multiset; sums stay exact in float64 (< 2^53)."""
+    with np.errstate(over="ignore"):
+        x = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(34)).astype(np.float64) + 1
+
+
+def _refine(rs: list[np.ndarray], os_: list[np.ndarray], cr: list[np.ndarray], co: list[np.ndarray]) -> bool:
+    """Colour refinement (1-WL) on the disjoint union of two masks, in place, to the stable colouring;
+    False as soon as the two masks' colour histograms differ (then they are not isomorphic).
+
+    ``cr[t]``/``co[t]`` are the colours of the neurons of layer ``t`` (0 = inputs, L = outputs) in the
+    reference and the other mask, from one shared id space per layer. Inputs and outputs keep their
+    distinct colours (they are fixed); a hidden neuron's new colour is its colour with (a hash of) the
+    multisets of its in- and out-neighbours' colours. A hash collision only merges colours: coarser, never
+    wrong, since a found bijection is verified.
+    """
+    depth = len(rs)
+    while True:
+        split = False
+        new_r, new_o = list(cr), list(co)
+        for t in range(1, depth):
+            below = _colour_weights(int(max(cr[t - 1].max(), co[t - 1].max())) + 1)
+            above = _colour_weights(int(max(cr[t + 1].max(), co[t + 1].max())) + 1)
+            feats = np.vstack(
+                [
+                    np.column_stack([cs[t], ms[t - 1] @ below[cs[t - 1]], ms[t].T @ above[cs[t + 1]]])
+                    for ms, cs in ((rs, cr), (os_, co))
+                ]
+            )
+            ids = np.unique(feats, axis=0, return_inverse=True)[1].reshape(-1)
+            n = len(cr[t])
+            new_r[t], new_o[t] = ids[:n], ids[n:]
+            if not np.array_equal(np.sort(new_r[t]), np.sort(new_o[t])):
+                return False
+            split |= int(ids.max()) + 1 > len(np.unique(cr[t]))
+        cr[:], co[:] = new_r, new_o
+        if not split:
+            return True
+
+
+def _twins(m_in: np.ndarray, m_out: np.ndarray, cell: np.ndarray) -> bool:
+    """All neurons of ``cell`` have the same incoming row and outgoing column: interchangeable."""
+    return bool((m_in[cell] == m_in[cell[0]]).all() and (m_out[:, cell] == m_out[:, cell[:1]]).all())
+
+
+def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> list[np.ndarray] | None:
+    """Hidden-neuron permutations that map ``os_`` exactly onto ``rs``, or None if there is none (or the
+    search spent ``budget`` refinements). Individualization-refinement, the idea of nauty: refine colours;
+    while a colour class has several neurons, give one reference neuron and one candidate of the other
+    mask a fresh shared colour and refine again, backtracking when the histograms part. Classes of twins
+    are paired all at once (any pairing is an isomorphism there)."""
+    depth = len(rs)
+    start = [np.arange(rs[0].shape[1])] + [np.zeros(m.shape[0], dtype=np.int64) for m in rs[:-1]]
+    start.append(np.arange(rs[-1].shape[0]))
+
+    def children(cr: list[np.ndarray], co: list[np.ndarray], t: int, colour: int) -> Iterator[Colouring]:
+        ref_cell, other_cell = np.flatnonzero(cr[t] == colour), np.flatnonzero(co[t] == colour)
+        fresh = int(max(cr[t].max(), co[t].max())) + 1
+        twins = _twins(rs[t - 1], rs[t], ref_cell) and _twins(os_[t - 1], os_[t], other_cell)
+        for candidate in other_cell[:1] if twins else other_cell:
+            cr2, co2 = [c.copy() for c in cr], [c.copy() for c in co]
+            if twins:
+                cr2[t][ref_cell] = fresh + np.arange(len(ref_cell))
+                co2[t][other_cell] = fresh + np.arange(len(other_cell))
+            else:
+                cr2[t][ref_cell[0]] = fresh
+                co2[t][candidate] = fresh
+            yield cr2, co2
+
+    stack: list[Iterator[Colouring]] = [iter([(start, [c.copy() for c in start])])]
+    spent = 0
+    while stack:  # depth-first, without recursion (one level per individualized neuron)
+        node = next(stack[-1], None)
+        if node is None:
+            stack.pop()
+            continue
+        if spent == budget:
+            return None
+        spent += 1
+        cr, co = node
+        if not _refine(rs, os_, cr, co):
+            continue
+        cell = next(
+            (
+                (t, c)
+                for t in range(1, depth)
+                for c, n in zip(*np.unique(cr[t], return_counts=True), strict=True)
+                if n > 1
+            ),
+            None,
+        )
+        if cell is not None:
+            stack.append(children(cr, co, *cell))
+            continue
+        # discrete: equal colours name the bijection
+        perms = [np.argsort(co[t])[np.argsort(np.argsort(cr[t]))] for t in range(1, depth)]
+        if all(np.array_equal(r, o) for r, o in zip(rs, _permuted(os_, perms), strict=True)):
+            return perms
+    return None
+
+
+def _permuted(xs: list[np.ndarray], perms: Sequence[np.ndarray]) -> list[np.ndarray]:
+    out = list(xs)
+    for h, perm in enumerate(perms):
+        out[h] = out[h][perm, :]
+        out[h + 1] = out[h + 1][:, perm]
+    return out
+
+
+def _weight_matching(rs: list[np.ndarray], os_: list[np.ndarray], max_sweeps: int) -> list[np.ndarray]:
+    """Coordinate ascent on the agreement Σ_l ⟨R_l, P_l O_l P_{l-1}ᵀ⟩ (Git Re-Basin weight matching)."""
+    hidden = len(rs) - 1
+    perms = [np.arange(rs[h].shape[0]) for h in range(hidden)]
+
+    def solve(h: int, outgoing: bool, keep_ties: bool) -> bool:
+        g = rs[h] @ (os_[h] if h == 0 else os_[h][:, perms[h - 1]]).T  # [reference, other] neuron
+        if outgoing:
+            g += rs[h + 1].T @ (os_[h + 1] if h + 1 == hidden else os_[h + 1][perms[h + 1], :])
+        n = g.shape[0]
+        if keep_ties:  # bonus < 1 in total: changes only on a strict integer gain
+            g[np.arange(n), perms[h]] += 0.5 / n
+        cols = linear_sum_assignment(g, maximize=True)[1]
+        changed = not np.array_equal(cols, perms[h])
+        perms[h] = cols
+        return changed
+
+    for h in range(hidden):
+        solve(h, outgoing=False, keep_ties=False)
+    for sweep in range(max_sweeps):
+        layers = range(hidden - 1, -1, -1) if sweep % 2 == 0 else range(hidden)
+        if not any([solve(h, outgoing=True, keep_ties=True) for h in layers]):
+            break
+    return perms
+
+
+def alignment(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> list[np.ndarray]:
+    """Permutations of ``other``'s hidden neurons that best match ``reference`` (``permute_hidden`` applies
+    them).
+
+    Weight matching (Ainsworth et al. 2023, Git Re-Basin, Alg. 1) on connection patterns: for binary masks,
+    minimising the Hamming distance Σ_l ‖R_l − P_l O_l P_{l-1}ᵀ‖₁ is maximising the agreement
+    Σ_l ⟨R_l, P_l O_l P_{l-1}ᵀ⟩, which is linear in one P_l when its neighbours are fixed: a linear
+    assignment over incoming rows and outgoing columns (``linear_sum_assignment``). A first forward sweep
+    matches incoming rows only (the previous layer already aligned, the next not yet); then backward and
+    forward sweeps over both terms until no permutation changes (ties keep the current match, so the
+    agreement rises until it stops).
+
+    Coordinate ascent can stop short of a perfect match when neurons share incoming rows, so when colour
+    refinement cannot tell the two masks apart an exact isomorphism is searched first: a permuted copy of
+    ``reference`` is always mapped back onto it exactly.
+    """
+    check_same_shapes(reference, other)
+    check_chain(reference)
+    rs, os_ = chain_arrays(reference), chain_arrays(other)
+    rs_f, os_f = [x.astype(np.float64) for x in rs], [x.astype(np.float64) for x in os_]  # BLAS, exact
+    if [int(x.sum()) for x in rs] == [int(x.sum()) for x in os_]:
+        exact = _isomorphism(rs_f, os_f, budget=64 + 4 * sum(x.shape[0] for x in rs[:-1]))
+        if exact is not None:
+            return exact
+    return _weight_matching(rs_f, os_f, max_sweeps)
+
+
+def align(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> Mask:
+    """``other`` with its hidden neurons relabelled to best match ``reference``.
+
+    Parents seeded from different initializations number their hidden neurons differently (the
+    "competing conventions" problem of neuroevolution); crossing them unaligned mixes unrelated neurons.
+    The result is isomorphic to ``other`` and equals ``reference`` when ``other`` is a permuted copy of it.
+    """
+    return permute_hidden(other, alignment(reference, other, max_sweeps=max_sweeps))
+
+
+def agreement(a: Mask, b: Mask) -> int:
+    """Number of positions where the two masks agree (total size minus Hamming distance)."""
+    check_same_shapes(a, b)
+    return sum(int((x == y).sum()) for x, y in zip(chain_arrays(a), chain_arrays(b), strict=True))

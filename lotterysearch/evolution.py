@@ -1,0 +1,432 @@
+"""Genetic operators on masks and the NSGA-II pieces of the search (issue 4, "Evolution").
+
+Individuals are :class:`~lotterysearch.masks.Mask` objects of an MLP chain ``fc1 .. fcL`` (weights
+``[out, in]``). Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` (its incoming weights) together
+with column ``j`` of ``fc_{l+1}`` (its outgoing weights); inputs and outputs are fixed.
+
+Operators are small pure functions in DEAP's style: they take masks and a ``numpy.random.Generator`` and
+return new masks, never mutating or aliasing their inputs. All randomness comes from that generator (never
+Python's ``random`` nor numpy's global RNG), so a search is reproducible and resumes from a stored generator
+state. Objectives are plain ``(accuracy, density)`` tuples: accuracy is maximised, density minimised.
+DEAP's classes are built here, on the driver, and never leave this module.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from deap import base, tools
+
+from lotterysearch.alignment import align
+from lotterysearch.errors import ConfigError
+from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
+
+Objective = tuple[float, float]  # (validation accuracy ↑, density ↓)
+
+
+def _check_probability(value: float, what: str) -> float:
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"{what} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _how_many(rate: float, kept: int, room: int) -> int:
+    """round(rate * kept) (half up), at least 1 when rate > 0, at most ``room``."""
+    if rate == 0 or room == 0:
+        return 0
+    return min(room, max(1, math.floor(rate * kept + 0.5)))
+
+
+# ---- crossover --------------------------------------------------------------------------------------
+
+
+def layer_crossover(a: Mask, b: Mask, rng: np.random.Generator) -> tuple[Mask, Mask]:
+    """Layerwise uniform crossover: each layer of child 1 comes whole from ``a`` or ``b`` (p = 1/2), child 2
+    gets the other parent's layer. A layer's connectivity pattern is inherited intact."""
+    check_same_shapes(a, b)
+    from_b = rng.random(len(a)) < 0.5
+    xs, ys = chain_arrays(a), chain_arrays(b)
+    c1 = [y if swap else x for x, y, swap in zip(xs, ys, from_b, strict=True)]
+    c2 = [x if swap else y for x, y, swap in zip(xs, ys, from_b, strict=True)]
+    return mask_from_arrays(a.names, c1), mask_from_arrays(a.names, c2)
+
+
+def neuron_crossover(a: Mask, b: Mask, rng: np.random.Generator, p: float = 0.5) -> tuple[Mask, Mask]:
+    """Swap whole hidden neurons: each hidden neuron of child 1 is, with probability ``p``, taken from ``b``
+    with its incoming row in ``fc_l`` and its outgoing column in ``fc_{l+1}``.
+
+    A weight joins two neurons; it comes from ``b`` when either end is swapped:
+    S_l = s_l ⊗ 1 ∨ 1 ⊗ s_{l-1}, with s = 0 on inputs and outputs. Child 1 = where(S, b, a) and child 2 =
+    where(S, a, b), so the children are complementary. Use on aligned parents (see ``align``).
+    """
+    check_same_shapes(a, b)
+    check_chain(a)
+    p = _check_probability(p, "neuron swap probability p")
+    xs, ys = chain_arrays(a), chain_arrays(b)
+    swapped = [np.zeros(xs[0].shape[1], dtype=bool)]
+    swapped += [rng.random(x.shape[0]) < p for x in xs[:-1]]
+    swapped.append(np.zeros(xs[-1].shape[0], dtype=bool))
+    c1, c2 = [], []
+    for layer, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        take = swapped[layer + 1][:, None] | swapped[layer][None, :]
+        c1.append(np.where(take, y, x))
+        c2.append(np.where(take, x, y))
+    return mask_from_arrays(a.names, c1), mask_from_arrays(a.names, c2)
+
+
+# ---- mutation ---------------------------------------------------------------------------------------
+
+
+def move_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Density-preserving mutation: in each layer move round(rate · kept) live weights (at least 1 when
+    ``rate`` > 0 and the layer has both live and dead positions) to dead positions. Every layer keeps its
+    exact kept count, so the search explores topologies at fixed per-layer density."""
+    rate = _check_probability(rate, "mutation rate")
+    xs = chain_arrays(mask)
+    for x in xs:
+        flat = x.reshape(-1)  # a view: x is our own copy
+        live, dead = np.flatnonzero(flat), np.flatnonzero(~flat)
+        m = _how_many(rate, live.size, min(live.size, dead.size))
+        if m:
+            off = rng.choice(live, size=m, replace=False)
+            on = rng.choice(dead, size=m, replace=False)
+            flat[off] = False
+            flat[on] = True
+    return mask_from_arrays(mask.names, xs)
+
+
+def _switch(mask: Mask, rng: np.random.Generator, rate: float, grow: bool) -> Mask:
+    rate = _check_probability(rate, "mutation rate")
+    xs = chain_arrays(mask)
+    for x in xs:
+        flat = x.reshape(-1)
+        live = np.flatnonzero(flat)
+        candidates = np.flatnonzero(~flat) if grow else live
+        m = _how_many(rate, live.size, candidates.size)
+        if m:
+            flat[rng.choice(candidates, size=m, replace=False)] = grow
+    return mask_from_arrays(mask.names, xs)
+
+
+def grow_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Switch on round(rate · kept) dead positions per layer (at least 1 when possible): density rises."""
+    return _switch(mask, rng, rate, grow=True)
+
+
+def prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Switch off round(rate · kept) live weights per layer (at least 1 when possible): density falls."""
+    return _switch(mask, rng, rate, grow=False)
+
+
+def grow_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """With p = 1/2 ``grow_mutation``, else ``prune_mutation``: lets the GA move along the density axis."""
+    grow = bool(rng.random() < 0.5)
+    return _switch(mask, rng, rate, grow=grow)
+
+
+def repair(mask: Mask, rng: np.random.Generator) -> Mask:
+    """Keep every layer alive: a collapsed mask (Tanaka et al. 2020) computes a constant, so add live
+    weights along one random input→output path (one weight per layer, chained neurons). A mask that is
+    not collapsed comes back as an equal copy."""
+    if not mask.is_collapsed():
+        return mask.copy()
+    check_chain(mask)
+    xs = chain_arrays(mask)
+    widths = [xs[0].shape[1]] + [x.shape[0] for x in xs]
+    path = [int(rng.integers(w)) for w in widths]
+    for layer, x in enumerate(xs):
+        x[path[layer + 1], path[layer]] = True
+    return mask_from_arrays(mask.names, xs)
+
+
+# ---- variation (DEAP's varAnd on masks) --------------------------------------------------------------
+
+
+CROSSOVERS: dict[str, Callable[[Mask, Mask, np.random.Generator, VariationConfig], tuple[Mask, Mask]]] = {
+    "layer_crossover": lambda a, b, rng, cfg: layer_crossover(a, b, rng),
+    "neuron_crossover": lambda a, b, rng, cfg: neuron_crossover(a, b, rng, p=cfg.neuron_swap_prob),
+}
+MUTATIONS: dict[str, Callable[[Mask, np.random.Generator, float], Mask]] = {
+    "move_mutation": move_mutation,
+    "grow_prune_mutation": grow_prune_mutation,
+    "grow_mutation": grow_mutation,
+    "prune_mutation": prune_mutation,
+}
+
+
+def _operators(names: Sequence[str], known: dict, suffix: str, field: str) -> tuple[str, ...]:
+    """Full operator names; a short name ('neuron') stands for its full one ('neuron_crossover')."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    full = tuple(n if n in known or f"{n}_{suffix}" not in known else f"{n}_{suffix}" for n in names)
+    if not full:
+        raise ConfigError(f"{field} must name at least one operator (known: {', '.join(known)})")
+    for name in full:
+        if name not in known:
+            raise ConfigError(f"unknown operator '{name}' in {field} (known: {', '.join(known)})")
+    return full
+
+
+def _weights(weights: Sequence[float] | None, names: tuple[str, ...], field: str) -> tuple[float, ...]:
+    if weights is None:
+        return (1.0,) * len(names)
+    weights = tuple(weights)
+    if len(weights) != len(names):
+        raise ConfigError(f"{field} has {len(weights)} entries for {len(names)} operators")
+    if any(not (isinstance(w, int | float) and w >= 0) for w in weights) or not sum(weights) > 0:
+        raise ConfigError(f"{field} must be non-negative numbers with a positive sum, got {list(weights)}")
+    return tuple(float(w) for w in weights)
+
+
+@dataclass(frozen=True)
+class VariationConfig:
+    """How offspring are made: DEAP's varAnd rates, the operators and their relative weights (None: equal)."""
+
+    cx_rate: float = 0.7  # probability that a pair of parents is crossed
+    mut_rate: float = 0.3  # probability that a child is mutated
+    mutation_strength: float = 0.05  # share of a layer's kept weights one mutation moves, grows or prunes
+    crossovers: tuple[str, ...] = ("layer_crossover", "neuron_crossover")
+    crossover_weights: tuple[float, ...] | None = None
+    mutations: tuple[str, ...] = ("move_mutation", "grow_prune_mutation")
+    mutation_weights: tuple[float, ...] | None = None
+    neuron_swap_prob: float = 0.5  # per-neuron swap probability of neuron_crossover
+    align: bool = True  # align the second parent to the first before crossover
+
+    def __post_init__(self) -> None:
+        for name in ("cx_rate", "mut_rate", "mutation_strength", "neuron_swap_prob"):
+            _check_probability(getattr(self, name), name)
+        if not isinstance(self.align, bool):
+            raise ConfigError(f"align must be true or false, got {self.align!r}")
+        crossovers = _operators(self.crossovers, CROSSOVERS, "crossover", "crossovers")
+        mutations = _operators(self.mutations, MUTATIONS, "mutation", "mutations")
+        object.__setattr__(self, "crossovers", crossovers)
+        object.__setattr__(self, "mutations", mutations)
+        object.__setattr__(
+            self, "crossover_weights", _weights(self.crossover_weights, crossovers, "crossover_weights")
+        )
+        object.__setattr__(
+            self, "mutation_weights", _weights(self.mutation_weights, mutations, "mutation_weights")
+        )
+
+
+@dataclass(frozen=True)
+class Child:
+    """One offspring: its mask, the indices of its parents in the list given to ``vary``, and the operators
+    that made it, joined by '+' (e.g. 'neuron_crossover+move_mutation'; 'clone' when none applied)."""
+
+    mask: Mask
+    parents: tuple[int, ...]
+    operator: str
+
+
+def _pick(names: tuple[str, ...], weights: tuple[float, ...], rng: np.random.Generator) -> str:
+    p = np.asarray(weights, dtype=np.float64)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def vary(
+    parents: Sequence[Mask], rng: np.random.Generator, cfg: VariationConfig | None = None
+) -> list[Child]:
+    """Offspring as DEAP's ``varAnd`` makes them: consecutive pairs (0, 1), (2, 3), ... are crossed with
+    probability ``cx_rate`` by an operator drawn from ``cfg.crossovers`` (the second parent aligned to the
+    first unless ``align=False``); then each child is mutated with probability ``mut_rate``; then repaired.
+
+    One child per parent, in order. ``parents`` is usually ``select_parents``'s pick; ``Child.parents``
+    indexes this list.
+    """
+    cfg = cfg or VariationConfig()
+    masks = list(parents)
+    origins: list[tuple[int, ...]] = [(i,) for i in range(len(masks))]
+    applied: list[list[str]] = [[] for _ in masks]
+    for i in range(1, len(masks), 2):
+        if rng.random() < cfg.cx_rate:
+            name = _pick(cfg.crossovers, cfg.crossover_weights, rng)
+            a, b = masks[i - 1], masks[i]
+            if cfg.align:
+                b = align(a, b)
+            masks[i - 1], masks[i] = CROSSOVERS[name](a, b, rng, cfg)
+            origins[i - 1] = origins[i] = (i - 1, i)
+            applied[i - 1].append(name)
+            applied[i].append(name)
+    children = []
+    for i, mask in enumerate(masks):
+        if rng.random() < cfg.mut_rate:
+            name = _pick(cfg.mutations, cfg.mutation_weights, rng)
+            mask = MUTATIONS[name](mask, rng, cfg.mutation_strength)
+            applied[i].append(name)
+        repaired = repair(mask, rng)  # always a fresh copy: no child aliases a parent
+        if repaired != mask:
+            applied[i].append("repair")
+        children.append(Child(repaired, origins[i], "+".join(applied[i]) or "clone"))
+    return children
+
+
+# ---- objectives: Pareto front, NSGA-II, hypervolume --------------------------------------------------
+
+
+def _objectives(objectives: Sequence[Objective]) -> np.ndarray:
+    if not len(objectives):
+        return np.zeros((0, 2))
+    try:
+        obj = np.asarray(objectives, dtype=np.float64).reshape(len(objectives), -1)
+    except (TypeError, ValueError):
+        obj = np.zeros((0, 0))
+    if obj.shape != (len(objectives), 2):
+        raise ConfigError("objectives must be a list of (accuracy, density) pairs of numbers")
+    bad = np.flatnonzero(~np.isfinite(obj).all(axis=1))
+    if bad.size:
+        i = int(bad[0])
+        raise ConfigError(
+            f"objectives[{i}] = {tuple(objectives[i])} is not finite: accuracy and density must be numbers"
+        )
+    return obj
+
+
+def pareto_front(objectives: Sequence[Objective]) -> list[int]:
+    """Indices (ascending) of the non-dominated points: no other point has accuracy ≥ and density ≤ with one
+    strict. Equal points do not dominate each other, so duplicates on the front are all returned."""
+    obj = _objectives(objectives)
+    order = np.lexsort((obj[:, 1], -obj[:, 0]))  # accuracy descending, then density ascending
+    front: list[int] = []
+    best_density = math.inf  # lowest density among strictly more accurate points
+    start = 0
+    while start < len(order):
+        acc = obj[order[start], 0]
+        end = start
+        while end < len(order) and obj[order[end], 0] == acc:
+            end += 1
+        lowest = obj[order[start], 1]
+        if lowest < best_density:
+            front += [int(i) for i in order[start:end] if obj[i, 1] == lowest]
+            best_density = lowest
+        start = end
+    return sorted(front)
+
+
+def hypervolume(objectives: Sequence[Objective], ref: Objective = (0.0, 1.0)) -> float:
+    """Exact 2-D hypervolume: the area of {(a, d): ref_a ≤ a ≤ a_i and d_i ≤ d ≤ ref_d for some point i}.
+
+    With the front sorted by density d_1 < ... < d_n (so a_1 < ... < a_n), the area is the staircase
+    Σ_i (a_i − ref_a)(d_{i+1} − d_i) with d_{n+1} = ref_d. Points no better than ``ref`` add nothing.
+    """
+    ref_a, ref_d = (float(v) for v in ref)
+    if not (math.isfinite(ref_a) and math.isfinite(ref_d)):
+        raise ConfigError(f"hypervolume reference point must be finite, got {tuple(ref)}")
+    obj = _objectives(objectives)
+    obj = obj[(obj[:, 0] > ref_a) & (obj[:, 1] < ref_d)]
+    if not len(obj):
+        return 0.0
+    front = obj[pareto_front([tuple(o) for o in obj])]
+    front = front[np.argsort(front[:, 1], kind="stable")]
+    densities = np.append(front[:, 1], ref_d)
+    return float(np.sum((front[:, 0] - ref_a) * np.diff(densities)))
+
+
+def nondominated_sort(objectives: Sequence[Objective]) -> list[list[int]]:
+    """Pareto fronts F_1, F_2, ... (Deb et al. 2002, fast non-dominated sort), each in ascending index."""
+    obj = _objectives(objectives)
+    acc, den = obj[:, 0], obj[:, 1]
+    ge = (acc[:, None] >= acc[None, :]) & (den[:, None] <= den[None, :])
+    strict = (acc[:, None] > acc[None, :]) | (den[:, None] < den[None, :])
+    dominates = ge & strict  # dominates[i, j]: i dominates j
+    count = dominates.sum(axis=0)
+    remaining = np.ones(len(obj), dtype=bool)
+    fronts = []
+    while remaining.any():
+        front = np.flatnonzero(remaining & (count == 0))
+        fronts.append([int(i) for i in front])
+        remaining[front] = False
+        count = count - dominates[front].sum(axis=0)
+    return fronts
+
+
+def crowding_distances(objectives: Sequence[Objective], front: Sequence[int]) -> dict[int, float]:
+    """Crowding distance of each member of one front, as ``deap.tools.assignCrowdingDist`` computes it:
+    boundary points get ∞, others the sum over objectives of the gap between neighbours over
+    (number of objectives × range)."""
+    obj = _objectives(objectives)
+    members = list(front)
+    dist = dict.fromkeys(members, 0.0)
+    if not members:
+        return dist
+    for m in range(2):
+        ranked = sorted(members, key=lambda i: obj[i, m])  # stable, as DEAP's sort
+        dist[ranked[0]] = dist[ranked[-1]] = math.inf
+        span = obj[ranked[-1], m] - obj[ranked[0], m]
+        if span == 0:
+            continue
+        for prev, cur, nxt in zip(ranked, ranked[1:], ranked[2:], strict=False):
+            dist[cur] += (obj[nxt, m] - obj[prev, m]) / (2 * span)
+    return dist
+
+
+def select_parents(objectives: Sequence[Objective], k: int, rng: np.random.Generator) -> list[int]:
+    """Parent selection: ``k`` binary tournaments by the crowded-comparison operator of NSGA-II (Deb et al.
+    2002): lower front rank wins, then larger crowding distance, then a fair coin from ``rng``.
+
+    As in ``deap.tools.selTournamentDCD``, contestants are consecutive pairs of fresh shuffles of the
+    population (n // 2 tournaments per shuffle), so for k ≤ n every individual enters at most two
+    tournaments. Unlike it, the rank (not pairwise dominance) decides first, any ``k`` works, and the
+    randomness is ``rng``'s (a population of one is picked k times).
+    """
+    if not (isinstance(k, int) and k >= 0):
+        raise ConfigError(f"number of parents k must be a non-negative integer, got {k!r}")
+    n = len(objectives)
+    if k and not n:
+        raise ConfigError("cannot select parents from an empty population")
+    rank = np.empty(n, dtype=np.int64)
+    crowd = np.empty(n, dtype=np.float64)
+    for r, front in enumerate(nondominated_sort(objectives)):
+        rank[front] = r
+        for i, d in crowding_distances(objectives, front).items():
+            crowd[i] = d
+
+    def winner(x: int, y: int) -> int:
+        if rank[x] != rank[y]:
+            return x if rank[x] < rank[y] else y
+        if crowd[x] != crowd[y]:
+            return x if crowd[x] > crowd[y] else y
+        return x if rng.random() < 0.5 else y
+
+    chosen: list[int] = []
+    while len(chosen) < k:
+        if n == 1:
+            chosen.append(0)
+            continue
+        perm = [int(i) for i in rng.permutation(n)]
+        for x, y in zip(perm[0::2], perm[1::2], strict=False):
+            if len(chosen) == k:
+                break
+            chosen.append(winner(x, y))
+    return chosen
+
+
+class _Fitness(base.Fitness):
+    """(accuracy ↑, density ↓) as DEAP weights. A module-level subclass instead of ``creator.create``:
+    same class, but no run-time global registration (which warns on re-creation)."""
+
+    weights = (1.0, -1.0)
+
+
+class _Individual:
+    """What ``selNSGA2`` needs: a ``fitness``; ``index`` maps it back to the caller's list."""
+
+    __slots__ = ("fitness", "index")
+
+    def __init__(self, index: int, values: Objective) -> None:
+        self.index = index
+        self.fitness = _Fitness(values)
+
+
+def select_nsga2(objectives: Sequence[Objective], k: int) -> list[int]:
+    """Survivor selection with ``deap.tools.selNSGA2`` (Deb et al. 2002): whole fronts by rank, the last
+    one cut by crowding distance. Returns indices in DEAP's order (by front, the cut front by decreasing
+    crowding). Deterministic: selNSGA2 draws no random numbers (DEAP 1.4) and its sorts are stable."""
+    obj = _objectives(objectives)
+    if not (isinstance(k, int) and 0 <= k <= len(obj)):
+        raise ConfigError(f"number of survivors k must be an integer in [0, {len(obj)}], got {k!r}")
+    individuals = [_Individual(i, (float(a), float(d))) for i, (a, d) in enumerate(obj)]
+    return [ind.index for ind in tools.selNSGA2(individuals, k)]

@@ -1,0 +1,481 @@
+"""Genetic operators on masks and the NSGA-II pieces: invariants, hand computations, DEAP as oracle."""
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from deap import base, tools
+from deap.benchmarks.tools import hypervolume as deap_hypervolume
+from deap.tools.emo import assignCrowdingDist
+from masktools import random_mask, random_perms
+
+from lotterysearch.alignment import permute_hidden
+from lotterysearch.errors import ConfigError, MaskError
+from lotterysearch.evolution import (
+    Child,
+    VariationConfig,
+    crowding_distances,
+    grow_mutation,
+    grow_prune_mutation,
+    hypervolume,
+    layer_crossover,
+    move_mutation,
+    neuron_crossover,
+    nondominated_sort,
+    pareto_front,
+    prune_mutation,
+    repair,
+    select_nsga2,
+    select_parents,
+    vary,
+)
+from lotterysearch.masks import Mask
+
+
+def storages(mask: Mask) -> set[int]:
+    return {t.untyped_storage().data_ptr() for _, t in mask.items()}
+
+
+def assert_no_alias(children: list[Mask], parents: list[Mask]) -> None:
+    """Children own their storage (the cxTwoPoint-on-numpy pitfall: slices are views)."""
+    parent_ptrs = set().union(*(storages(p) for p in parents))
+    seen: set[int] = set()
+    for c in children:
+        ptrs = storages(c)
+        assert not ptrs & parent_ptrs
+        assert not ptrs & seen
+        seen |= ptrs
+    before = [p.copy() for p in parents]
+    for c in children:
+        for _, t in c.items():
+            t.logical_not_()  # writing to a child ...
+    assert parents == before  # ... never reaches a parent
+    for c in children:
+        for _, t in c.items():
+            t.logical_not_()
+
+
+@pytest.fixture
+def pair() -> tuple[Mask, Mask]:
+    rng = np.random.default_rng(0)
+    return random_mask(rng), random_mask(rng)
+
+
+# ---- crossover --------------------------------------------------------------------------------------
+
+
+def test_layer_crossover_takes_whole_layers_complementarily(pair) -> None:
+    a, b = pair
+    a0, b0 = a.copy(), b.copy()
+    seen = set()
+    for seed in range(64):
+        c1, c2 = layer_crossover(a, b, np.random.default_rng(seed))
+        assert c1.shapes == c2.shapes == a.shapes
+        pattern = []
+        for n in a:
+            assert (torch.equal(c1[n], a[n]) and torch.equal(c2[n], b[n])) or (
+                torch.equal(c1[n], b[n]) and torch.equal(c2[n], a[n])
+            )
+            pattern.append(torch.equal(c1[n], b[n]))
+        seen.add(tuple(pattern))
+        assert_no_alias([c1, c2], [a, b])
+    assert len(seen) == 2 ** len(a)  # all 8 layerwise choices occur
+    assert (a, b) == (a0, b0)
+    assert layer_crossover(a, b, np.random.default_rng(3)) == layer_crossover(a, b, np.random.default_rng(3))
+
+
+def test_neuron_crossover_children_are_complementary(pair) -> None:
+    a, b = pair
+    a0, b0 = a.copy(), b.copy()
+    c1, c2 = neuron_crossover(a, b, np.random.default_rng(1))
+    for n in a:
+        from_a = c1[n] == a[n]
+        assert torch.all(from_a | (c1[n] == b[n]))
+        assert torch.equal(c1[n].int() + c2[n].int(), a[n].int() + b[n].int())  # child 2 has the rest
+    assert (a, b) == (a0, b0)
+    assert_no_alias([c1, c2], [a, b])
+    assert neuron_crossover(a, b, np.random.default_rng(1)) == (c1, c2)
+    assert neuron_crossover(a, b, np.random.default_rng(2), p=0.0) == (a, b)
+    assert neuron_crossover(a, b, np.random.default_rng(2), p=1.0) == (b, a)  # every hidden neuron swapped
+
+
+def test_neuron_crossover_moves_a_neuron_with_its_row_and_column() -> None:
+    """One hidden layer, b = ¬a: each neuron's (row in fc1, column in fc2) comes whole from one parent."""
+    rng = np.random.default_rng(5)
+    a = Mask({"fc1": rng.random((12, 4)) < 0.5, "fc2": rng.random((3, 12)) < 0.5})
+    b = Mask({n: ~t for n, t in a.items()})
+    c1, _ = neuron_crossover(a, b, rng)
+    swapped = [torch.equal(c1["fc1"][j], b["fc1"][j]) for j in range(12)]
+    for j in range(12):
+        source = b if swapped[j] else a
+        assert torch.equal(c1["fc1"][j], source["fc1"][j])
+        assert torch.equal(c1["fc2"][:, j], source["fc2"][:, j])
+    assert 0 < sum(swapped) < 12
+
+
+def test_neuron_crossover_takes_a_weight_from_b_when_either_end_is_swapped() -> None:
+    """a = 0, b = 1 makes child 1 the selector: S_l[j, k] = s_l[j] ∨ s_{l-1}[k] (inputs, outputs never)."""
+    widths = (5, 8, 8, 4)
+    a = Mask({f"fc{i}": np.zeros((widths[i], widths[i - 1]), bool) for i in range(1, 4)})
+    b = Mask({n: ~t for n, t in a.items()})
+    rng = np.random.default_rng(11)
+    c1, c2 = neuron_crossover(a, b, rng)
+    replay = np.random.default_rng(11)
+    s = [np.zeros(5, bool), replay.random(8) < 0.5, replay.random(8) < 0.5, np.zeros(4, bool)]
+    for i in range(1, 4):
+        expected = s[i][:, None] | s[i - 1][None, :]
+        assert np.array_equal(c1[f"fc{i}"].numpy(), expected)
+        assert np.array_equal(c2[f"fc{i}"].numpy(), ~expected)
+    assert 0 < s[1].sum() < 8 and 0 < s[2].sum() < 8
+
+
+def test_crossover_rejects_mismatched_parents_and_bad_p(pair) -> None:
+    a, _ = pair
+    other = random_mask(np.random.default_rng(0), widths=(7, 4, 5, 3))
+    with pytest.raises(MaskError, match=r"^parents have different layers or shapes: "):
+        layer_crossover(a, other, np.random.default_rng(0))
+    with pytest.raises(
+        ConfigError, match=r"^neuron swap probability p must be a number in \[0, 1\], got 1\.5$"
+    ):
+        neuron_crossover(a, a, np.random.default_rng(0), p=1.5)
+    broken = Mask({"fc1": np.ones((3, 2), bool), "fc2": np.ones((2, 4), bool)})
+    with pytest.raises(MaskError, match=r"^mask layers 'fc1' \[3, 2\] and 'fc2' \[2, 4\] do not chain"):
+        neuron_crossover(broken, broken, np.random.default_rng(0))
+
+
+# ---- mutation ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.5, 1.0])
+def test_move_mutation_keeps_every_layer_count_and_moves_round_rate_kept(rate: float) -> None:
+    rng = np.random.default_rng(2)
+    m = random_mask(rng, (20, 15, 10, 4), density=0.3)
+    full = Mask({**m.to_numpy(), "fc3": np.ones((4, 10), bool)})  # no dead position: nothing can move
+    m0 = full.copy()
+    out = move_mutation(full, rng, rate)
+    assert out.layer_kept() == full.layer_kept()
+    assert full == m0
+    for n, kept in full.layer_kept().items():
+        dead = full.layer_total()[n] - kept
+        moved = 0 if rate == 0 or dead == 0 else min(kept, dead, max(1, math.floor(rate * kept + 0.5)))
+        assert int((out[n] != full[n]).sum()) == 2 * moved, n
+    assert_no_alias([out], [full])
+
+
+def test_mutation_counts_round_half_up() -> None:
+    """kept = 5, rate = 0.5: 2.5 rounds to 3 (half up, not Python's half-to-even 2)."""
+    m = Mask({"fc1": np.array([[1] * 5, [0] * 5], dtype=bool)})
+    assert int((move_mutation(m, np.random.default_rng(0), 0.5)["fc1"] != m["fc1"]).sum()) == 6
+    assert prune_mutation(m, np.random.default_rng(0), 0.5).kept() == 2
+    assert grow_mutation(m, np.random.default_rng(0), 0.5).kept() == 8
+
+
+def test_move_mutation_is_deterministic_and_uses_only_the_given_generator() -> None:
+    m = random_mask(np.random.default_rng(0))
+    np.random.seed(123)
+    random.seed(123)
+    np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
+    a = move_mutation(m, np.random.default_rng(9), 0.2)
+    b = grow_prune_mutation(m, np.random.default_rng(9), 0.2)
+    vary([m, m, m], np.random.default_rng(9), VariationConfig(cx_rate=1.0, mut_rate=1.0))
+    select_parents([(0.5, 0.1), (0.4, 0.2), (0.3, 0.3)], 3, np.random.default_rng(9))
+    assert np.array_equal(np.random.get_state()[1], np_state) and random.getstate() == py_state
+    assert a == move_mutation(m, np.random.default_rng(9), 0.2)
+    assert b == grow_prune_mutation(m, np.random.default_rng(9), 0.2)
+    assert a != move_mutation(m, np.random.default_rng(10), 0.2)
+
+
+def test_grow_and_prune_change_each_layer_by_round_rate_kept() -> None:
+    rng = np.random.default_rng(1)
+    m = random_mask(rng, (20, 15, 10, 4), density=0.3)
+    grown, pruned = grow_mutation(m, rng, 0.1), prune_mutation(m, rng, 0.1)
+    for n, kept in m.layer_kept().items():
+        step = max(1, math.floor(0.1 * kept + 0.5))
+        assert grown.layer_kept()[n] == kept + step
+        assert pruned.layer_kept()[n] == kept - step
+        assert torch.all(grown[n] >= m[n]) and torch.all(pruned[n] <= m[n])  # only switched on / off
+    empty = Mask({"fc1": np.zeros((2, 3), bool)})
+    assert grow_mutation(empty, rng, 0.5).kept() == 1  # at least one even from nothing
+    assert prune_mutation(empty, rng, 0.5) == empty
+    with pytest.raises(ConfigError, match=r"^mutation rate must be a number in \[0, 1\], got -0\.1$"):
+        prune_mutation(m, rng, -0.1)
+
+
+def test_grow_prune_mutation_moves_both_ways_along_density() -> None:
+    m = random_mask(np.random.default_rng(0), density=0.5)
+    directions = {
+        np.sign(grow_prune_mutation(m, np.random.default_rng(s), 0.2).kept() - m.kept()) for s in range(10)
+    }
+    assert directions == {-1, 1}
+
+
+def test_repair_uncollapses_with_one_path_and_leaves_live_masks_alone() -> None:
+    rng = np.random.default_rng(0)
+    live = random_mask(rng, density=0.6)
+    assert not live.is_collapsed()
+    fixed = repair(live, rng)
+    assert fixed == live and fixed is not live
+    assert_no_alias([fixed], [live])
+
+    cut = Mask({**live.to_numpy(), "fc2": np.zeros((5, 6), bool)})  # empty middle layer
+    sparse = Mask(
+        {"fc1": np.eye(6, 7, dtype=bool), "fc2": np.eye(5, 6, k=1, dtype=bool), "fc3": np.zeros((3, 5), bool)}
+    )
+    for broken in (cut, sparse):
+        assert broken.is_collapsed()
+        fixed = repair(broken, np.random.default_rng(1))
+        assert not fixed.is_collapsed()
+        added = {n: int(fixed[n].sum() - broken[n].sum()) for n in broken}
+        assert all(0 <= k <= 1 for k in added.values()) and sum(added.values()) >= 1
+        assert all(torch.all(fixed[n] >= broken[n]) for n in broken)  # only adds
+        assert repair(broken, np.random.default_rng(1)) == fixed
+
+
+# ---- vary -------------------------------------------------------------------------------------------
+
+
+def test_vary_without_operators_clones_the_parents() -> None:
+    rng = np.random.default_rng(0)
+    parents = [random_mask(rng, density=0.6) for _ in range(5)]
+    children = vary(parents, rng, VariationConfig(cx_rate=0.0, mut_rate=0.0))
+    assert [c.mask for c in children] == parents
+    assert [c.parents for c in children] == [(i,) for i in range(5)]
+    assert {c.operator for c in children} == {"clone"}
+    assert_no_alias([c.mask for c in children], parents)
+
+
+def test_vary_crosses_pairs_then_mutates_then_repairs() -> None:
+    rng = np.random.default_rng(1)
+    parents = [random_mask(rng, density=0.6) for _ in range(5)]
+    snapshot = [p.copy() for p in parents]
+    cfg = VariationConfig(cx_rate=1.0, mut_rate=1.0, crossovers=("neuron",), mutations=("move_mutation",))
+    children = vary(parents, np.random.default_rng(7), cfg)
+    assert len(children) == 5 and all(isinstance(c, Child) for c in children)
+    assert [c.parents for c in children] == [(0, 1), (0, 1), (2, 3), (2, 3), (4,)]
+    assert [c.operator for c in children] == ["neuron_crossover+move_mutation"] * 4 + ["move_mutation"]
+    assert all(c.mask != p for c, p in zip(children, parents, strict=True))
+    assert children[4].mask.layer_kept() == parents[4].layer_kept()  # move mutation keeps the counts
+    assert parents == snapshot
+    assert_no_alias([c.mask for c in children], parents)
+    again = vary(parents, np.random.default_rng(7), cfg)
+    assert [(c.mask, c.parents, c.operator) for c in again] == [
+        (c.mask, c.parents, c.operator) for c in children
+    ]
+
+
+def test_vary_names_repair_when_it_had_to_add_a_path() -> None:
+    collapsed = Mask(
+        {"fc1": np.ones((6, 7), bool), "fc2": np.zeros((5, 6), bool), "fc3": np.ones((3, 5), bool)}
+    )
+    (child,) = vary([collapsed], np.random.default_rng(0), VariationConfig(cx_rate=0.0, mut_rate=0.0))
+    assert child.operator == "repair" and not child.mask.is_collapsed()
+
+
+def test_aligned_crossover_of_a_relabelled_copy_gives_back_the_parent() -> None:
+    """Competing conventions: a parent and its relabelled copy are the same network. Aligned, any
+    crossover returns that network; unaligned, neuron crossover mixes unrelated neurons."""
+    rng = np.random.default_rng(2)
+    a = random_mask(rng, (10, 12, 12, 4), density=0.4)
+    b = permute_hidden(a, random_perms(rng, a))
+    aligned = VariationConfig(cx_rate=1.0, mut_rate=0.0, crossovers=("neuron_crossover",))
+    unaligned = VariationConfig(cx_rate=1.0, mut_rate=0.0, crossovers=("neuron_crossover",), align=False)
+    assert all(c.mask == a for c in vary([a, b], np.random.default_rng(0), aligned))
+    mixed = vary([a, b], np.random.default_rng(0), unaligned)
+    assert all(c.mask != a and c.mask != b for c in mixed)
+
+
+def test_variation_config_validates_with_one_line_errors() -> None:
+    cfg = VariationConfig(crossovers=["layer", "neuron_crossover"], crossover_weights=[1, 3])
+    assert cfg.crossovers == ("layer_crossover", "neuron_crossover") and cfg.crossover_weights == (1.0, 3.0)
+    assert VariationConfig().mutation_weights == (1.0, 1.0)
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown operator 'uniform' in crossovers \(known: layer_crossover, neuron_crossover\)$",
+    ):
+        VariationConfig(crossovers=("uniform",))
+    with pytest.raises(ConfigError, match=r"^mutation_weights has 1 entries for 2 operators$"):
+        VariationConfig(mutation_weights=(1.0,))
+    with pytest.raises(ConfigError, match=r"^cx_rate must be a number in \[0, 1\], got 1\.2$"):
+        VariationConfig(cx_rate=1.2)
+    with pytest.raises(
+        ConfigError, match=r"^crossover_weights must be non-negative numbers with a positive sum"
+    ):
+        VariationConfig(crossover_weights=(0, 0))
+    with pytest.raises(ConfigError, match=r"^mutations must name at least one operator"):
+        VariationConfig(mutations=())
+
+
+# ---- Pareto front, hypervolume, NSGA-II ---------------------------------------------------------------
+
+# (accuracy ↑, density ↓). F1 = {0, 1, 2}; F2 = {3, 5, 6, 7}; F3 = {4}; 8 duplicates 1.
+POINTS = [
+    (0.90, 0.50),
+    (0.80, 0.20),
+    (0.70, 0.10),
+    (0.85, 0.60),
+    (0.60, 0.30),
+    (0.65, 0.25),
+    (0.75, 0.40),
+    (0.72, 0.35),
+]
+
+
+def brute_front(objs) -> list[int]:
+    def dominates(p, q):
+        return p[0] >= q[0] and p[1] <= q[1] and p != q
+
+    return [i for i, q in enumerate(objs) if not any(dominates(p, q) for p in objs)]
+
+
+def test_pareto_front_hand_case_with_duplicates() -> None:
+    assert pareto_front(POINTS) == [0, 1, 2]
+    assert pareto_front([*POINTS, (0.80, 0.20)]) == [0, 1, 2, 8]  # an equal point is not dominated
+    assert pareto_front([(0.5, 0.3), (0.5, 0.2), (0.5, 0.2)]) == [1, 2]  # same accuracy: lower density
+    assert pareto_front([]) == []
+
+
+def test_pareto_front_matches_brute_force_on_tied_grid_points() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        objs = [(float(a), float(d)) for a, d in rng.integers(0, 5, size=(30, 2)) / 4]
+        assert pareto_front(objs) == brute_front(objs)
+
+
+def test_hypervolume_is_the_hand_computed_staircase() -> None:
+    front = [(0.5, 0.2), (0.8, 0.5), (0.9, 0.8)]
+    # 0.5·(0.5 − 0.2) + 0.8·(0.8 − 0.5) + 0.9·(1 − 0.8) = 0.15 + 0.24 + 0.18
+    assert hypervolume(front) == pytest.approx(0.57, abs=1e-12)
+    assert hypervolume([*front, (0.4, 0.6), (0.5, 0.2)]) == pytest.approx(0.57, abs=1e-12)  # dominated, dup
+    assert hypervolume([(0.8, 0.5), (-0.1, 0.1), (0.9, 1.0)]) == pytest.approx(0.4)  # outside the box: 0
+    assert hypervolume(front, ref=(0.5, 0.9)) == pytest.approx(0.3 * 0.3 + 0.4 * 0.1)  # (0.5, 0.2): no gain
+    assert hypervolume([]) == 0.0
+
+
+def test_hypervolume_matches_deap_benchmarks() -> None:
+    class Fit(base.Fitness):
+        weights = (1.0, -1.0)
+
+    class Ind:
+        def __init__(self, values):
+            self.fitness = Fit(values)
+
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        objs = [(float(a), float(d)) for a, d in rng.random((25, 2))]
+        front = [Ind(objs[i]) for i in pareto_front(objs)]
+        ours = hypervolume(objs, ref=(0.0, 1.0))
+        assert ours == pytest.approx(deap_hypervolume(front, ref=[0.0, 1.0]), rel=1e-12)
+
+
+class _Fit(base.Fitness):
+    weights = (1.0, -1.0)
+
+
+class _Ind:
+    def __init__(self, i, values):
+        self.i, self.fitness = i, _Fit(values)
+
+
+def test_nondominated_sort_and_crowding_match_deap() -> None:
+    rng = np.random.default_rng(2)
+    for objs in (POINTS, [(float(a), float(d)) for a, d in rng.integers(0, 6, size=(40, 2)) / 5]):
+        inds = [_Ind(i, o) for i, o in enumerate(objs)]
+        fronts = tools.sortNondominated(inds, len(inds))
+        assert nondominated_sort(objs) == [sorted(ind.i for ind in f) for f in fronts]
+        for f in fronts:
+            assignCrowdingDist(f)
+            ours = crowding_distances(objs, [ind.i for ind in f])
+            assert ours == {ind.i: pytest.approx(ind.fitness.crowding_dist) for ind in f}
+    assert nondominated_sort(POINTS) == [[0, 1, 2], [3, 5, 6, 7], [4]]
+
+
+def test_select_nsga2_hand_case() -> None:
+    # F2 crowding: 3 and 5 are extremes (∞); 6: (0.85−0.72)/0.4 + (0.60−0.35)/0.7 = 0.682;
+    # 7: (0.75−0.65)/0.4 + (0.40−0.25)/0.7 = 0.464. So 6 survives before 7.
+    d = crowding_distances(POINTS, [3, 5, 6, 7])
+    assert d[3] == d[5] == math.inf
+    assert d[6] == pytest.approx(0.13 / 0.4 + 0.25 / 0.7) and d[7] == pytest.approx(0.10 / 0.4 + 0.15 / 0.7)
+    assert set(select_nsga2(POINTS, 3)) == {0, 1, 2}
+    chosen = select_nsga2(POINTS, 6)
+    assert set(chosen[:3]) == {0, 1, 2} and set(chosen[3:5]) == {3, 5} and chosen[5] == 6
+    assert set(select_nsga2(POINTS, 7)) == set(range(8)) - {4}
+    assert sorted(select_nsga2(POINTS, 8)) == list(range(8))
+    assert select_nsga2(POINTS, 0) == []
+
+
+def brute_nsga2(objs, k) -> set[int] | None:
+    """Deb et al. 2002 from the definitions; None when the cut falls on a crowding tie."""
+    left, fronts = list(range(len(objs))), []
+    while left:
+        sub = [objs[i] for i in left]
+        front = [left[i] for i in brute_front(sub)]
+        fronts.append(front)
+        left = [i for i in left if i not in front]
+    chosen: list[int] = []
+    for front in fronts:
+        if len(chosen) + len(front) <= k:
+            chosen += front
+            continue
+        dist = dict.fromkeys(front, 0.0)
+        for m in range(2):
+            vals = sorted(objs[i][m] for i in front)
+            span = vals[-1] - vals[0]
+            for i in front:
+                if objs[i][m] in (vals[0], vals[-1]):
+                    dist[i] = math.inf
+                elif span:
+                    below = max(v for v in vals if v < objs[i][m])
+                    above = min(v for v in vals if v > objs[i][m])
+                    dist[i] += (above - below) / (2 * span)
+        ranked = sorted(front, key=lambda i: -dist[i])
+        need = k - len(chosen)
+        if need < len(ranked) and dist[ranked[need - 1]] == dist[ranked[need]]:
+            return None
+        chosen += ranked[:need]
+        break
+    return set(chosen)
+
+
+def test_select_nsga2_matches_brute_force_and_is_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(40):
+        objs = [(float(a), float(d)) for a, d in rng.random((12, 2))]
+        k = int(rng.integers(1, 12))
+        state = random.getstate()
+        chosen = select_nsga2(objs, k)
+        assert random.getstate() == state  # selNSGA2 draws nothing from Python's random
+        assert select_nsga2(objs, k) == chosen
+        expected = brute_nsga2(objs, k)
+        if expected is not None:
+            assert set(chosen) == expected
+            checked += 1
+    assert checked >= 20
+
+
+def test_select_nsga2_rejects_bad_k_nan_and_malformed_objectives() -> None:
+    with pytest.raises(ConfigError, match=r"^number of survivors k must be an integer in \[0, 8\], got 9$"):
+        select_nsga2(POINTS, 9)
+    with pytest.raises(ConfigError, match=r"^objectives\[1\] = \(nan, 0\.2\) is not finite"):
+        select_nsga2([(0.5, 0.1), (float("nan"), 0.2)], 1)
+    with pytest.raises(
+        ConfigError, match=r"^objectives must be a list of \(accuracy, density\) pairs of numbers$"
+    ):
+        pareto_front([(0.5, 0.1, 3.0)])
+
+
+def test_select_parents_tournaments_by_rank_then_crowding() -> None:
+    # 0 dominates everyone, 3 is dominated by everyone: 0 wins both its tournaments, 3 never wins.
+    objs = [(0.9, 0.1), (0.8, 0.3), (0.7, 0.2), (0.5, 0.5)]
+    for seed in range(20):
+        chosen = select_parents(objs, 4, np.random.default_rng(seed))
+        assert chosen.count(0) == 2 and 3 not in chosen
+    picks = select_parents(POINTS, 13, np.random.default_rng(0))
+    assert len(picks) == 13 and 4 not in picks  # rank 2 loses every tournament
+    assert picks == select_parents(POINTS, 13, np.random.default_rng(0))
+    assert select_parents([(0.5, 0.5)], 3, np.random.default_rng(0)) == [0, 0, 0]
+    # Equal rank and crowding: a fair coin from rng decides.
+    ties = [select_parents([(0.5, 0.5), (0.5, 0.5)], 1, np.random.default_rng(s))[0] for s in range(40)]
+    assert 10 < sum(ties) < 30
