@@ -1,19 +1,29 @@
-"""lotterysearch: search for lottery tickets with SynFlow and a genetic algorithm on Ray."""
+"""lotterysearch: search for lottery tickets with SynFlow and a genetic algorithm on Ray.
 
-from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.errors import LotterySearchError
-from lotterysearch.masks import MODES, Mask
-from lotterysearch.models import build_model
-from lotterysearch.training import TrainResult, train
+The public API is imported lazily (PEP 562), so ``import lotterysearch`` and light commands such as
+``lotterysearch runs`` do not pay for importing torch.
+"""
 
-__all__ = [
-    "MODES",
-    "Dataset",
-    "LotterySearchError",
-    "Mask",
-    "TrainResult",
-    "build_model",
-    "load_dataset",
-    "train",
-]
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = {
+    "build_model": "lotterysearch.models",
+    "load_dataset": "lotterysearch.data",
+    "Dataset": "lotterysearch.data",
+    "prune": "lotterysearch.pruning",
+    "train": "lotterysearch.training",
+    "TrainResult": "lotterysearch.training",
+    "Mask": "lotterysearch.masks",
+    "MODES": "lotterysearch.masks",
+    "LotterySearchError": "lotterysearch.errors",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'lotterysearch' has no attribute {name!r}")

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression", type=_positive_float, default=100.0, help="rho = |theta| / |theta_pruned|"
     )
     q.add_argument("--iterations", type=int, default=None, help="pruning iterations (synflow: 100)")
-    q.add_argument("--scope", default="global", help="global or layerwise")
+    q.add_argument("--scope", default=None, help="global or layerwise (default: the pruner's own; imp: layerwise)")
     q.add_argument("--rounding", default="round", help="round (exact) or reference (the authors' code)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="save the mask as .npz")
