@@ -1,0 +1,617 @@
+"""Reports that read a store: the runs of a workspace, the Pareto front of a run, its plot and HTML page,
+and exporting one mask (issue 4, "CLI": ``runs``, ``front``, ``export``).
+
+Nothing here writes to the store. The front is computed afresh from every individual of the run (each has
+objectives: trained for it, or reused from its isomorphism class), not from the ``front`` the loop stored,
+so it holds whatever the store holds ("Every front returned is non-dominated and contains every
+non-dominated evaluated mask"). Objectives are (validation accuracy ↑, density ↓), as in the search.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lotterysearch.errors import ConfigError, MaskError
+from lotterysearch.evolution import hypervolume, pareto_front
+from lotterysearch.masks import Mask
+from lotterysearch.store import GenerationRecord, IndividualRecord, RunRecord, Store
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FORMATS = ("table", "json", "csv")
+FRONT_FIELDS = (
+    "id",
+    "accuracy",
+    "density",
+    "effective_density",
+    "compression",
+    "class_key",
+    "generation",
+    "origin",
+)
+RUN_FIELDS = ("id", "name", "status", "generations", "created", "individuals", "trained", "best_accuracy")
+
+Row = dict[str, Any]
+
+
+# ---- rows -------------------------------------------------------------------------------------------
+
+
+def origin_label(rec: IndividualRecord) -> str:
+    """Where an individual came from: its seed origin (``synflow:seed=2:rho=100``, ``...+move``,
+    ``random:...``) or, for a child, ``child:`` + the operators that made it."""
+    if rec.origin == "child":
+        return f"child:{rec.operator}" if rec.operator else "child"
+    return rec.origin
+
+
+def individual_row(rec: IndividualRecord) -> Row:
+    """One front row (``FRONT_FIELDS``); compression is 1/density (ρ of Eq. 4), infinite for an empty mask."""
+    return {
+        "id": rec.id,
+        "accuracy": rec.accuracy,
+        "density": rec.density,
+        "effective_density": rec.effective_density,
+        "compression": 1.0 / rec.density if rec.density > 0 else math.inf,
+        "class_key": rec.class_key,
+        "generation": rec.generation,
+        "origin": origin_label(rec),
+    }
+
+
+def _front_order(row: Row) -> tuple[float, float, int]:
+    return (row["density"], -row["accuracy"], row["id"])
+
+
+def front_of(records: Sequence[IndividualRecord], *, all: bool = False) -> list[Row]:
+    """The non-dominated rows of ``records``, sorted by density (then accuracy descending, then id).
+
+    Non-dominated: no other individual has accuracy ≥ and density ≤ with one strict (equal points do not
+    dominate each other). Individuals with identical (accuracy, density, class_key) are one topology seen
+    several times (an isomorph reusing its class's accuracy at the same density, a survivor's clone):
+    the front lists only the first of them (lowest id, the earliest born); distinct classes that tie
+    are all listed. With ``all`` every individual is listed, duplicates included, with ``is_pareto``
+    True for every non-dominated one (so duplicates of a front row are marked too).
+    """
+    front = {records[i].id for i in pareto_front([(r.accuracy, r.density) for r in records])}
+    if all:
+        rows = [individual_row(r) | {"is_pareto": r.id in front} for r in records]
+        return sorted(rows, key=_front_order)
+    first: dict[tuple[float, float, str], IndividualRecord] = {}
+    for r in sorted(records, key=lambda r: r.id):
+        if r.id in front:
+            first.setdefault((r.accuracy, r.density, r.class_key), r)
+    return sorted((individual_row(r) for r in first.values()), key=_front_order)
+
+
+def front_rows(store: Store, run_id: str, *, all: bool = False) -> list[Row]:
+    """The Pareto front over every individual of the run (see ``front_of`` for duplicates and ``all``)."""
+    return front_of(store.individuals(run_id), all=all)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run amounts to, read once from the store (for titles, the runs table and the HTML page)."""
+
+    run: RunRecord
+    individuals: list[IndividualRecord]
+    generations: list[GenerationRecord]
+    trained: int  # classes trained (isomorphism classes), each once
+    front: list[Row]
+
+    @property
+    def last_generation(self) -> int | None:
+        """The last committed generation, as the progress line counts it (0 = the seeded population)."""
+        return self.generations[-1].gen if self.generations else None
+
+    @property
+    def hypervolume(self) -> float:
+        """Area dominated by the front above the run's reference point (exact 2-D staircase)."""
+        return hypervolume([(r["accuracy"], r["density"]) for r in self.front], tuple(self.run.ref_point))
+
+    @property
+    def best_accuracy(self) -> float | None:
+        return max((r.accuracy for r in self.individuals), default=None)
+
+    @property
+    def isomorph_hits(self) -> int:
+        """Individuals whose objectives came from an already trained class instead of training."""
+        return sum(not r.evaluated for r in self.individuals)
+
+
+def run_summary(store: Store, run_id: str) -> RunSummary:
+    individuals = store.individuals(run_id)
+    return RunSummary(
+        run=store.run(run_id),
+        individuals=individuals,
+        generations=store.generations(run_id),
+        trained=len(store.classes(run_id)),
+        front=front_of(individuals),
+    )
+
+
+def runs_rows(store: Store) -> list[Row]:
+    """The runs of a workspace, oldest first (``RUN_FIELDS``): ``generations`` is the last committed
+    generation (None before the first), ``individuals`` those evaluated (trained or isomorph hits),
+    ``trained`` the classes actually trained."""
+    rows = []
+    for run in store.runs():
+        s = run_summary(store, run.id)
+        rows.append(
+            {
+                "id": run.id,
+                "name": run.name,
+                "status": run.status,
+                "generations": s.last_generation,
+                "created": run.created,
+                "individuals": len(s.individuals),
+                "trained": s.trained,
+                "best_accuracy": s.best_accuracy,
+            }
+        )
+    return rows
+
+
+# ---- formatting -------------------------------------------------------------------------------------
+
+_TABLE_FORMATS = {
+    "accuracy": "{:.4f}",
+    "best_accuracy": "{:.4f}",
+    "density": "{:.5f}",
+    "effective_density": "{:.5f}",
+    "compression": "{:.1f}",
+}
+
+
+def _cell(field: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if field == "created" and isinstance(value, str):
+        return value[:19].replace("T", " ")  # the store writes UTC ISO timestamps
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "inf" if value > 0 else ("-inf" if value < 0 else "nan")
+        return _TABLE_FORMATS.get(field, "{:.6g}").format(value)
+    return str(value)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], title: str | None) -> str:
+    lines = [title] if title else []
+    if not rows:
+        return "\n".join([*lines, "(no rows)"])
+    cells = [[_cell(f, row.get(f)) for f in fields] for row in rows]
+    widths = [max(len(f), *(len(c[i]) for c in cells)) for i, f in enumerate(fields)]
+    numeric = [
+        all(isinstance(row.get(f), int | float) or row.get(f) is None for row in rows)
+        and not all(isinstance(row.get(f), bool) for row in rows)
+        for f in fields
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([*lines, line(fields), line(["-" * w for w in widths]), *(line(c) for c in cells)])
+
+
+def _json_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)  # repr: floats round-trip exactly
+
+
+def format_rows(
+    rows: Sequence[Mapping[str, Any]],
+    fmt: str,
+    *,
+    title: str | None = None,
+    fields: Sequence[str] | None = None,
+) -> str:
+    """Rows as ``table`` (aligned, with ``title`` as its first line), ``json`` (a list of objects; infinite
+    numbers become null) or ``csv`` (a header of ``fields``, then one line per row; floats exactly).
+
+    ``fields`` defaults to the keys of the first row, so pass it when there may be no rows.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+    fields = list(fields if fields is not None else (rows[0].keys() if rows else ()))
+    if fmt == "table":
+        return _table(rows, fields, title)
+    if fmt == "json":
+        return json.dumps([{f: _json_value(row.get(f)) for f in fields} for row in rows], indent=2)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([_csv_value(row.get(f)) for f in fields] for row in rows)
+    return out.getvalue().rstrip("\n")
+
+
+def format_runs(store: Store, fmt: str = "table") -> str:
+    """``lotterysearch runs``: the runs table with a title naming the workspace."""
+    rows = runs_rows(store)
+    title = f"{len(rows)} run{'s' * (len(rows) != 1)} in workspace {store.paths.root}"
+    return format_rows(rows, fmt, title=title, fields=RUN_FIELDS)
+
+
+def front_title(summary: RunSummary, *, all: bool = False) -> str:
+    """The table's first line: run, status, last generation, front size and hypervolume."""
+    gen = summary.last_generation
+    at = "no generation committed" if gen is None else f"after generation {gen}"
+    n, k = len(summary.individuals), len(summary.front)
+    listed = (
+        f"all {n} evaluated masks, {k} on the Pareto front"
+        if all
+        else f"Pareto front: {k} of {n} evaluated masks"
+    )
+    return (
+        f"run {summary.run.id} ({summary.run.status}, {at}): {listed}, hypervolume {summary.hypervolume:.4f}"
+    )
+
+
+def format_front(store: Store, run_id: str, fmt: str = "table", *, all: bool = False) -> str:
+    """``lotterysearch front RUN [--all]``: the front (or every mask with ``is_pareto``) in ``fmt``."""
+    if fmt not in FORMATS:  # before reading the store
+        raise ConfigError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+    summary = run_summary(store, run_id)
+    rows = front_of(summary.individuals, all=all)
+    fields = [*FRONT_FIELDS, "is_pareto"] if all else list(FRONT_FIELDS)
+    return format_rows(rows, fmt, title=front_title(summary, all=all), fields=fields)
+
+
+# ---- plot -------------------------------------------------------------------------------------------
+
+_FRONT_COLOR = "#1f4e9c"
+_SEED_COLOR = "#e07b00"
+_RANDOM_COLOR = "#8e3ca8"
+_POINT_COLOR = "#9a9a9a"
+_HV_COLOR = "#1f4e9c"
+_ACC_COLOR = "#2a8a3a"
+
+
+def _kind(origin: str) -> str:
+    """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control) or ``child``."""
+    if origin.startswith("child"):
+        return "child"
+    if origin.startswith("random"):
+        return "random"
+    return "seed+" if "+" in origin else "seed"
+
+
+def _write_error(path: Path, e: OSError) -> ConfigError:
+    return ConfigError(f"cannot write '{path}': {e.strerror or e}")
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(path, e) from None
+
+
+def front_figure(summary: RunSummary) -> Figure:
+    """Accuracy vs density (log-x) with the front as a staircase, seeds and random controls marked; beside
+    it the hypervolume and best accuracy per generation. Built without pyplot (no display, no global state).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12.5, 5.2), dpi=110, layout="constrained")
+    ax, ax_gen = fig.subplots(1, 2, width_ratios=[1.75, 1])
+    run = summary.run
+    gen = summary.last_generation
+    fig.suptitle(
+        f"{run.id}  ·  {'no generation' if gen is None else f'generation {gen}'}  ·  "
+        f"{len(summary.individuals)} evaluated, {summary.trained} trained  ·  "
+        f"hypervolume {summary.hypervolume:.4f}",
+        fontsize=12,
+        fontweight="bold",
+    )
+
+    rows = [individual_row(r) for r in summary.individuals if r.density > 0]  # log axis
+    by_kind: dict[str, list[Row]] = {"child": [], "seed+": [], "seed": [], "random": []}
+    for row in rows:
+        by_kind[_kind(row["origin"])].append(row)
+    pruner = next((r["origin"].split(":")[0] for r in by_kind["seed"] + by_kind["seed+"]), "")
+    pruner = pruner if re.fullmatch(r"[A-Za-z0-9_]{1,20}", pruner) else "pruner"  # no mathtext ($) in labels
+    styles = {
+        "child": dict(marker="o", s=14, color=_POINT_COLOR, alpha=0.35, lw=0, label="children"),
+        "seed+": dict(
+            marker="D",
+            s=22,
+            facecolors="none",
+            edgecolors=_SEED_COLOR,
+            alpha=0.7,
+            lw=0.9,
+            label=f"mutated {pruner} seeds",
+        ),
+        "random": dict(marker="x", s=34, color=_RANDOM_COLOR, alpha=0.85, lw=1.2, label="random controls"),
+        "seed": dict(
+            marker="*", s=110, color=_SEED_COLOR, edgecolors="black", lw=0.5, label=f"{pruner} seeds"
+        ),
+    }
+    for kind, style in styles.items():
+        pts = by_kind[kind]
+        if pts:
+            label = f"{style.pop('label')} ({len(pts)})"
+            ax.scatter(
+                [p["density"] for p in pts],
+                [p["accuracy"] for p in pts],
+                label=label,
+                zorder=2 if kind == "child" else 5,
+                **style,
+            )
+    front = [r for r in summary.front if r["density"] > 0]
+    if front:
+        ax.plot(
+            [r["density"] for r in front],
+            [r["accuracy"] for r in front],
+            drawstyle="steps-post",
+            color=_FRONT_COLOR,
+            lw=1.8,
+            marker="o",
+            ms=6.5,
+            mfc=_FRONT_COLOR,
+            mec="white",
+            mew=0.9,
+            zorder=4,
+            label=f"Pareto front ({len(summary.front)})",
+        )
+        for r in _apart(front, rows):
+            ax.annotate(
+                str(r["id"]),
+                (r["density"], r["accuracy"]),
+                xytext=(-3, 6),
+                textcoords="offset points",
+                ha="right",
+                fontsize=7,
+                color=_FRONT_COLOR,
+            )
+    if rows:
+        ax.set_xscale("log")
+        top = ax.secondary_xaxis("top", functions=(_reciprocal, _reciprocal))
+        top.set_xlabel("compression ρ = 1 / density")
+        for axis, suffix in ((ax.xaxis, ""), (top.xaxis, "×")):  # plain numbers, not 2×10⁻¹
+            axis.set_major_formatter(_plain_log_formatter(suffix))
+            axis.set_minor_formatter(_plain_log_formatter(suffix, minor=True))
+        ax.legend(loc="best", fontsize=8.5, framealpha=0.9)
+    else:
+        ax.text(0.5, 0.5, "no evaluated masks yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("density (kept / total weights, log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.1)
+
+    gens = summary.generations
+    ax_gen.set_title("progress per generation", fontsize=10)
+    ax_gen.set_xlabel("generation")
+    if gens:
+        g = [r.gen for r in gens]
+        (l1,) = ax_gen.plot(g, [r.hypervolume for r in gens], "o-", color=_HV_COLOR, label="hypervolume")
+        ax_acc = ax_gen.twinx()
+        (l2,) = ax_acc.plot(
+            g, [r.best_accuracy for r in gens], "s--", color=_ACC_COLOR, label="best accuracy (population)"
+        )
+        ax_gen.set_ylabel("hypervolume", color=_HV_COLOR)
+        ax_acc.set_ylabel("best validation accuracy", color=_ACC_COLOR)
+        ax_gen.tick_params(axis="y", colors=_HV_COLOR)
+        ax_acc.tick_params(axis="y", colors=_ACC_COLOR)
+        ax_gen.xaxis.get_major_locator().set_params(integer=True)
+        ax_gen.legend(handles=[l1, l2], loc="lower right", fontsize=8.5)
+        ax_gen.grid(True, alpha=0.3)
+    else:
+        ax_gen.text(
+            0.5, 0.5, "no generation committed yet", ha="center", va="center", transform=ax_gen.transAxes
+        )
+    return fig
+
+
+def _apart(front: Sequence[Row], rows: Sequence[Row]) -> list[Row]:
+    """Front points to label with their id (what ``export`` takes): greedily, those at least ~3% of the
+    plot's width or height from every label already placed, so labels do not overprint."""
+    xs = [math.log10(r["density"]) for r in rows]
+    ys = [r["accuracy"] for r in rows]
+    dx, dy = 0.035 * (max(xs) - min(xs) or 1.0), 0.04 * (max(ys) - min(ys) or 1.0)
+    placed: list[Row] = []
+    for r in front:
+        x, y = math.log10(r["density"]), r["accuracy"]
+        if all(abs(x - math.log10(p["density"])) > dx or abs(y - p["accuracy"]) > dy for p in placed):
+            placed.append(r)
+    return placed
+
+
+def _plain_log_formatter(suffix: str, minor: bool = False) -> Any:
+    """Matplotlib's log formatter (which labels minor ticks only when few decades are shown) writing plain
+    numbers (0.2, 30) with ``suffix``."""
+    from matplotlib.ticker import LogFormatter
+
+    class Plain(LogFormatter):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}{suffix}" if super().__call__(x, pos) else ""
+
+    return Plain(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)) if minor else Plain()
+
+
+def _reciprocal(x: Any) -> Any:
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(x > 0, 1.0 / np.maximum(x, 1e-300), np.inf)
+
+
+def _png_bytes(summary: RunSummary) -> bytes:
+    buf = io.BytesIO()
+    front_figure(summary).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def plot_front(store: Store, run_id: str, path: str | Path) -> Path:
+    """Write the front plot of a run as PNG (see ``front_figure``); returns the path."""
+    path = Path(path)
+    summary = run_summary(store, run_id)
+    _make_parent(path)  # fail before spending a second on rendering
+    png = _png_bytes(summary)
+    try:
+        path.write_bytes(png)
+    except OSError as e:
+        raise _write_error(path, e) from None
+    return path
+
+
+# ---- HTML -------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #1d1d1f; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+.sub { color: #666; margin-top: 0; }
+img { max-width: 100%; border: 1px solid #ddd; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: left; }
+td.num { text-align: right; }
+table.front th { cursor: pointer; user-select: none; background: #f3f5f9; position: sticky; top: 0; }
+table.front th:hover { background: #e3e8f2; }
+table.front th.asc::after { content: " ▲"; } table.front th.desc::after { content: " ▼"; }
+table.summary th { font-weight: normal; color: #555; }
+pre { background: #f6f8fa; padding: 1em; overflow-x: auto; border: 1px solid #e4e4e4; }
+code { font-size: .95em; }
+"""
+
+# Click a header to sort by it (numbers by data-v, text otherwise); click again to reverse.
+_JS = """
+document.querySelectorAll("table.front").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = !th.classList.contains("asc");
+      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("asc", "desc"); });
+      th.classList.add(asc ? "asc" : "desc");
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+        var c = (x !== undefined && y !== undefined) ? Number(x) - Number(y)
+          : a.cells[col].textContent.localeCompare(b.cells[col].textContent);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+# Only inline styles, inline script and data: images may load: the page works offline by construction.
+_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _html_cell(field: str, value: Any) -> str:
+    text = _e(_cell(field, value))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        v = value if math.isfinite(value) else (1e308 if value > 0 else -1e308)
+        return f'<td class="num" data-v="{_e(repr(v))}">{text}</td>'
+    return f"<td>{text}</td>"
+
+
+def _html_table(rows: Sequence[Mapping[str, Any]], fields: Sequence[str], css_class: str) -> str:
+    head = "".join(f"<th>{_e(f)}</th>" for f in fields)
+    body = "\n".join("<tr>" + "".join(_html_cell(f, r.get(f)) for f in fields) + "</tr>" for r in rows)
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>'
+
+
+def front_html(summary: RunSummary, png: bytes) -> str:
+    """The self-contained page: plot (base64 PNG), summary, front table and stored config, all escaped."""
+    run = summary.run
+    gen = summary.last_generation
+    facts = [
+        ("run", run.id),
+        ("name", run.name),
+        ("status", run.status),
+        ("created", _cell("created", run.created) + " UTC"),
+        ("last generation", "-" if gen is None else gen),
+        ("masks evaluated", len(summary.individuals)),
+        ("classes trained", summary.trained),
+        ("isomorph hits (training skipped)", summary.isomorph_hits),
+        ("Pareto front", f"{len(summary.front)} masks"),
+        ("hypervolume", f"{summary.hypervolume:.6f} (reference point {tuple(run.ref_point)})"),
+        ("best accuracy", _cell("accuracy", summary.best_accuracy)),
+        ("seed", run.seed),
+        ("config hash", run.config_hash),
+        ("versions", ", ".join(f"{k} {v}" for k, v in run.versions.items() if v)),
+    ]
+    summary_table = "\n".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
+    image = base64.b64encode(png).decode("ascii")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lotterysearch front: {_e(run.id)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>Pareto front of run <code>{_e(run.id)}</code></h1>
+<p class="sub">{_e(run.name)} · objectives: validation accuracy (maximised) and density (minimised)</p>
+<img alt="accuracy vs density of every evaluated mask, the Pareto front, and progress per generation"
+ src="data:image/png;base64,{image}">
+<h2>Summary</h2>
+<table class="summary">
+{summary_table}
+</table>
+<h2>Front ({len(summary.front)} masks; click a column to sort)</h2>
+<p class="sub">Export one with <code>lotterysearch export {_e(run.id)} ID --out mask.npz</code>.</p>
+{_html_table(summary.front, FRONT_FIELDS, "front")}
+<h2>Config</h2>
+<pre><code>{_e(run.config_toml)}</code></pre>
+<script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+def html_front(store: Store, run_id: str, path: str | Path) -> Path:
+    """Write one HTML file that works offline (no external JS, CSS, fonts or images); returns the path."""
+    path = Path(path)
+    summary = run_summary(store, run_id)
+    _make_parent(path)
+    page = front_html(summary, _png_bytes(summary))
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise _write_error(path, e) from None
+    return path
+
+
+# ---- export -----------------------------------------------------------------------------------------
+
+
+def export_mask(store: Store, run_id: str, individual_id: int, out_path: str | Path) -> Path:
+    """Write an individual's mask as ``.npz`` (``Mask.save``), the file ``lotterysearch train --mask``
+    reads; an unknown run or id raises the store's one-line ``StoreError``."""
+    rec = store.individual(run_id, individual_id)
+    mask = Mask.unpack(rec.mask, store.run(run_id).shapes)
+    try:
+        return mask.save(out_path)
+    except OSError as e:
+        raise MaskError(f"cannot write mask file '{out_path}': {e.strerror or e}") from None
