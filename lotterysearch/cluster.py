@@ -1,0 +1,547 @@
+"""Ray at the edge of the search: connect to a cluster, evaluator actors, a pool that keeps them busy.
+
+DESIGN.md: the driver keeps every DEAP object; an evaluator receives packed mask bytes and returns plain
+numbers (DEAP's ``creator`` classes do not unpickle on workers). The dataset is ``ray.put`` once per pool and
+each evaluator actor keeps its own copy as torch tensors, so an evaluation ships only a few hundred bytes. The
+pool keeps every actor busy with ``ray.wait`` and retries an evaluation whose worker process or node died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray.exceptions import (
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayActorError,
+    RayTaskError,
+    WorkerCrashedError,
+)
+
+from lotterysearch.data import Dataset
+from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_mask
+from lotterysearch.masks import Mask, check_mode
+from lotterysearch.models import build_model
+from lotterysearch.training import make_optimizer
+
+# Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
+# ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
+CONNECT_TIMEOUT_S = 5.0
+
+# The failures of a worker process or node, as opposed to an exception raised by the evaluation itself:
+# only these are retried.
+WORKER_LOST = (
+    RayActorError,
+    WorkerCrashedError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    LocalRayletDiedError,
+)
+
+
+class EvaluationError(LotterySearchError):
+    """An evaluation could not be completed: its workers kept dying, or it raised."""
+
+
+# ---- connecting ------------------------------------------------------------------------------------
+_initialised_here = False  # whether ``connect`` called ``ray.init`` (then ``disconnect`` undoes it)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``host:port`` (also ``ray://host:port`` and ``[v6]:port``) → (host, port); ``ConfigError`` otherwise."""
+    rest = address.strip()
+    if rest.startswith("ray://"):
+        rest = rest[len("ray://") :]
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"Ray address '{address}' is not host:port (e.g. 127.0.0.1:6379, the port `ray start --head` printed)"
+        )
+    return host, int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise ``ConfigError`` unless something accepts a TCP connection at ``address`` within ``timeout`` s.
+
+    Ray resolves a loopback host to this machine's own IP, so both are checked.
+    """
+    host, port = parse_address(address)
+    hosts = [host]
+    try:
+        from ray._private.services import resolve_ip_for_localhost
+
+        hosts.append(resolve_ip_for_localhost(host))
+    except Exception:  # a private helper: checking the given host alone is still useful
+        pass
+    for h in dict.fromkeys(hosts):
+        try:
+            socket.create_connection((h, port), timeout=timeout).close()
+        except socket.gaierror:
+            raise ConfigError(f"cannot reach the Ray cluster at '{address}': unknown host '{h}'") from None
+        except ConnectionRefusedError:
+            raise ConfigError(
+                f"cannot reach the Ray cluster at '{address}': nothing listens on {h}:{port}"
+                " (is `ray start --head` running there?)"
+            ) from None
+        except OSError as e:  # timeout, no route, ...
+            reason = f"no answer within {timeout:g} s" if isinstance(e, TimeoutError) else str(e)
+            raise ConfigError(f"cannot reach the Ray cluster at '{address}': {reason}") from None
+
+
+def cluster_summary() -> dict[str, Any]:
+    """Alive nodes and their CPUs, for the progress display (read again when nodes join or leave)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return {
+        "address": ray.get_runtime_context().gcs_address,
+        "nodes": len(nodes),
+        "cpus": sum(float(n["Resources"].get("CPU", 0.0)) for n in nodes),
+    }
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
+    """Make sure this process talks to a Ray cluster and return ``cluster_summary()``.
+
+    An initialised Ray is reused as it is. Otherwise ``address`` (else ``$RAY_ADDRESS``) names a cluster to
+    join; ``None`` or ``"local"`` starts a private local Ray with ``num_cpus`` CPUs (all by default). The local
+    case passes ``address="local"`` on purpose: a bare ``ray.init()`` would join whatever cluster
+    ``ray start`` last launched on this machine. Joining first checks the address with a TCP connect
+    (``CONNECT_TIMEOUT_S``); past that, Ray's own budget applies (about 20 s when the port answers but is not
+    a Ray cluster we may join, e.g. a token mismatch), and every failure is a one-line ``ConfigError``.
+    """
+    global _initialised_here
+    if ray.is_initialized():
+        return cluster_summary()
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in (None, "local"):
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+        _initialised_here = True
+        return cluster_summary()
+    if num_cpus is not None:
+        raise ConfigError(
+            f"num_cpus sizes a local Ray only; the cluster at '{address}' has its own CPUs (drop one of the two)"
+        )
+    if address != "auto":
+        check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (
+        ConnectionError,
+        RuntimeError,
+        ValueError,
+        TimeoutError,
+        ray.exceptions.RayError,
+        SystemExit,
+    ) as e:
+        ray.shutdown()
+        hint = ""
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = (
+                "; if the cluster uses token authentication (Ray's default), set RAY_AUTH_MODE=token and"
+                " provide its token (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN)"
+            )
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"cannot join the Ray cluster at '{address}': {first}{hint}") from None
+    _initialised_here = True
+    return cluster_summary()
+
+
+def disconnect() -> None:
+    """Undo ``connect``: shut down (or leave) the Ray it initialised; a Ray someone else started stays."""
+    global _initialised_here
+    if _initialised_here:
+        ray.shutdown()
+        _initialised_here = False
+
+
+# ---- the evaluator actor ---------------------------------------------------------------------------
+def dataset_arrays(data: Dataset) -> dict[str, Any]:
+    """What evaluators need of a dataset, as numpy arrays: train and validation (fitness never reads test)."""
+    empty = np.zeros((0, *data.x_test.shape[1:]), dtype=np.float32)
+    return {
+        "name": data.name,
+        "num_classes": data.num_classes,
+        "x_train": data.x_train.detach().cpu().numpy(),
+        "y_train": data.y_train.detach().cpu().numpy(),
+        "x_val": data.x_val.detach().cpu().numpy(),
+        "y_val": data.y_val.detach().cpu().numpy(),
+        "x_test": empty,
+        "y_test": np.zeros(0, dtype=np.int64),
+    }
+
+
+def dataset_from_arrays(arrays: Mapping[str, Any]) -> Dataset:
+    """Inverse of ``dataset_arrays``. Arrays from Ray's object store are read-only views: copy them."""
+
+    def t(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(arrays[key], copy=True))
+
+    return Dataset(
+        str(arrays["name"]),
+        t("x_train"),
+        t("y_train"),
+        t("x_val"),
+        t("y_val"),
+        t("x_test"),
+        t("y_test"),
+        int(arrays["num_classes"]),
+    )
+
+
+class Evaluator:
+    """Holds the dataset, model spec and fitness config; scores packed masks (``evaluate_mask``).
+
+    Made a Ray actor by ``EvaluatorPool`` (``ray.remote`` with the pool's CPUs per evaluation). Torch uses
+    as many threads as the actor has CPUs, one by default: one evaluator per CPU, no oversubscription, and
+    the result equals an in-process ``evaluate_mask`` under one thread bit for bit.
+
+    Every call carries ``data = [ray.put(dataset_arrays(...))]``, fetched and copied into torch tensors on
+    the first call only. Nested in a list the reference is not resolved by Ray, and keeping it out of the
+    constructor keeps restarts safe: Ray cannot restart an actor whose constructor arguments live in the
+    object store (ray-project/ray#53727), and a restarted process simply loads the data again.
+    """
+
+    def __init__(self, model_spec: str, fitness_cfg: FitnessConfig, threads: int = 1) -> None:
+        torch.set_num_threads(max(1, int(threads)))
+        self.model_spec, self.fitness_cfg = model_spec, fitness_cfg
+        self.data: Dataset | None = None
+        self.error: LotterySearchError | None = None
+        try:  # fail on the first call with the config's own message, not as a dead actor
+            check_mode(fitness_cfg.mode)
+            build_model(model_spec, 0)
+            # Warm-up: the first optimizer imports torch._dynamo (seconds), paid here once per process.
+            make_optimizer(fitness_cfg.optimizer, [torch.zeros(1, requires_grad=True)], fitness_cfg.lr)
+        except LotterySearchError as e:
+            self.error = e
+
+    def _prepare(self, data: list[Any]) -> Dataset:
+        if self.error is not None:
+            raise self.error
+        if self.data is None:
+            self.data = dataset_from_arrays(ray.get(data[0]))
+        return self.data
+
+    def info(self, data: list[Any]) -> dict[str, Any]:
+        """Load the data; say where this evaluator runs (Ray node id, hostname, process id)."""
+        self._prepare(data)
+        return {
+            "node": ray.get_runtime_context().get_node_id(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def evaluate(
+        self, packed: bytes, shapes: Mapping[str, tuple[int, ...]], data: list[Any]
+    ) -> dict[str, Any]:
+        """Objectives of one packed mask (``Mask.pack``) as plain numbers, plus where and how long."""
+        dataset = self._prepare(data)
+        mask = Mask.unpack(packed, shapes)
+        start = time.perf_counter()
+        objectives = evaluate_mask(mask, self.model_spec, dataset, self.fitness_cfg)
+        return {
+            "objectives": objectives.as_dict(),
+            "wall_time": time.perf_counter() - start,
+            **self.info(data),
+        }
+
+
+# ---- the pool --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalResult:
+    """One finished evaluation: the caller's key, the objectives and where and how it ran."""
+
+    key: str
+    objectives: Objectives
+    node: str  # Ray node id
+    hostname: str
+    wall_time: float  # seconds of the successful attempt, measured in the actor
+    attempts: int  # 1 unless a worker died under this evaluation
+    pid: int
+
+
+@dataclass(eq=False)
+class _Actor:
+    handle: Any
+    busy: int = 0
+    ready: bool = False  # answered ``info`` since it was created or last lost an evaluation
+    failures: int = 0  # ``info`` calls failed in a row
+
+
+@dataclass(eq=False)
+class _Job:
+    key: str
+    packed: bytes
+    attempts: int = 0
+    losses: list[str] = field(default_factory=list)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+class EvaluatorPool:
+    """Evaluator actors over the cluster, started on first use; ``evaluate`` streams results.
+
+    ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node, and the pool
+    grows when nodes join (checked at each ``evaluate``). An actor whose process dies is restarted by Ray
+    (``max_restarts=-1``); the evaluation it held is retried on the next ready actor, up to ``max_attempts``
+    times in all, and an actor receives work again only after it answers ``info`` (so nothing waits on an
+    actor stuck restarting after its node left). If no evaluator is ready for ``ready_timeout`` seconds
+    while work waits (all CPUs taken, say by another pool), ``evaluate`` raises instead of hanging.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        model_spec: str,
+        fitness_cfg: FitnessConfig,
+        *,
+        num_evaluators: int | None = None,
+        cpus_per_eval: float = 1.0,
+        max_attempts: int = 3,
+        in_flight_per_evaluator: int = 1,
+        ready_timeout: float = 300.0,
+    ) -> None:
+        if num_evaluators is not None and num_evaluators < 1:
+            raise ConfigError(f"num_evaluators must be >= 1 (or None for one per CPU), got {num_evaluators}")
+        if not cpus_per_eval > 0:
+            raise ConfigError(f"cpus_per_eval must be > 0, got {cpus_per_eval}")
+        if max_attempts < 1:
+            raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
+        if in_flight_per_evaluator < 1:
+            raise ConfigError(f"in_flight_per_evaluator must be >= 1, got {in_flight_per_evaluator}")
+        self.dataset, self.model_spec, self.fitness_cfg = dataset, model_spec, fitness_cfg
+        self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
+        self.max_attempts, self.in_flight = max_attempts, in_flight_per_evaluator
+        self.ready_timeout = float(ready_timeout)
+        self._actor_class: Any = None
+        self._data_ref: Any = None
+        self._actors: list[_Actor] = []
+        self._probes: dict[Any, _Actor] = {}  # info() call → actor, while it (re)starts
+        self._orphans: dict[Any, _Actor] = {}  # calls left running by an abandoned ``evaluate``
+        self._replaced = 0  # actors replaced since the last finished evaluation
+
+    # ---- actors -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._actor_class is not None:
+            return
+        if not ray.is_initialized():
+            connect()
+        self._data_ref = ray.put(dataset_arrays(self.dataset))
+        self._actor_class = ray.remote(Evaluator).options(
+            num_cpus=self.cpus_per_eval,
+            max_restarts=-1,
+            max_task_retries=0,  # the pool retries, so that it can count attempts
+            scheduling_strategy="SPREAD",
+        )
+
+    def _target_size(self) -> int:
+        if self.num_evaluators is not None:
+            return self.num_evaluators
+        cpus = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
+        if max(cpus, default=0.0) < self.cpus_per_eval:
+            raise ConfigError(
+                f"each evaluation asks for {self.cpus_per_eval:g} CPUs but no node of the Ray cluster has that"
+                f" many (largest: {max(cpus, default=0.0):g}); lower cpus_per_eval"
+            )
+        return max(1, sum(int(c // self.cpus_per_eval) for c in cpus))
+
+    def _grow(self) -> None:
+        self._start()
+        target = self._target_size()
+        while len(self._actors) < target:
+            self._add_actor()
+
+    def _add_actor(self) -> None:
+        threads = max(1, int(self.cpus_per_eval))
+        handle = self._actor_class.remote(self.model_spec, self.fitness_cfg, threads)
+        actor = _Actor(handle)
+        self._actors.append(actor)
+        self._probe(actor)
+
+    def _probe(self, actor: _Actor) -> None:
+        actor.ready = False
+        # Ray retries the call across restarts: it answers once the (restarted) process is up.
+        self._probes[actor.handle.info.options(max_task_retries=-1).remote([self._data_ref])] = actor
+
+    def _settle_probe(self, ref: Any) -> None:
+        actor = self._probes.pop(ref)
+        if actor not in self._actors:
+            return
+        try:
+            ray.get(ref)
+        except RayTaskError as e:  # the evaluator could not take its config: no retry will help
+            raise _task_failure(e, "an evaluator could not start") from None
+        except WORKER_LOST as e:
+            if isinstance(e, RayActorError) and e.actor_init_failed:
+                raise EvaluationError(f"an evaluator could not start: {_first_line(e)}") from e
+            actor.failures += 1
+            if actor.failures < self.max_attempts:
+                self._probe(actor)  # a call that reached the dying process; the restarted one answers
+            else:
+                self._replace(actor, e)  # fails at once every time: dead for good, start a fresh one
+        else:
+            actor.failures, actor.ready = 0, True
+
+    def _replace(self, actor: _Actor, cause: BaseException) -> None:
+        self._replaced += 1
+        if self._replaced > self.max_attempts * max(1, len(self._actors)):
+            raise EvaluationError(
+                f"evaluator actors keep dying before they can work ({self._replaced} replaced without a"
+                f" finished evaluation; last: {_first_line(cause)})"
+            )
+        self._actors.remove(actor)
+        self._add_actor()
+
+    def _stalled_message(self) -> str:
+        free = ray.available_resources().get("CPU", 0.0)
+        return (
+            f"no evaluator became ready within {self.ready_timeout:g} s (each needs {self.cpus_per_eval:g} CPUs,"
+            f" the Ray cluster has {free:g} free): are its CPUs taken by other work?"
+        )
+
+    def _settle_orphan(self, ref: Any) -> None:
+        self._orphans.pop(ref).busy -= 1
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def evaluate(
+        self, jobs: Iterable[tuple[str, bytes]], shapes: Mapping[str, tuple[int, ...]]
+    ) -> Iterator[EvalResult]:
+        """Yield one ``EvalResult`` per ``(key, packed mask)`` job, in order of completion.
+
+        A freed actor gets its next job before the result is yielded, so the caller's bookkeeping overlaps
+        with training. An evaluation whose worker died is retried; one that died ``max_attempts`` times, or
+        that raised, raises (``EvaluationError``, or the ``LotterySearchError`` the evaluation raised).
+        """
+        queue = deque(_Job(str(key), bytes(packed)) for key, packed in jobs)
+        if not queue:
+            return
+        shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
+        self._grow()
+        running: dict[Any, tuple[_Job, _Actor]] = {}
+        remaining, stalled_since = len(queue), None
+        try:
+            while remaining:
+                self._dispatch(queue, running, shapes)
+                waiting = [*running, *self._probes, *self._orphans]
+                if not waiting:
+                    raise EvaluationError("no evaluator is left to run the remaining evaluations")
+                timeout = None
+                if not running and not self._orphans:  # every evaluator (re)starts or waits for a CPU
+                    stalled_since = stalled_since or time.monotonic()
+                    timeout = max(0.0, stalled_since + self.ready_timeout - time.monotonic())
+                else:
+                    stalled_since = None
+                ready, _ = ray.wait(waiting, num_returns=1, timeout=timeout)
+                if not ready:
+                    raise EvaluationError(self._stalled_message())
+                ref = ready[0]
+                if ref in self._probes:
+                    self._settle_probe(ref)
+                    continue
+                if ref in self._orphans:
+                    self._settle_orphan(ref)
+                    continue
+                job, actor = running.pop(ref)
+                actor.busy -= 1
+                try:
+                    out = ray.get(ref)
+                except RayTaskError as e:
+                    raise _task_failure(e, f"evaluation of '{job.key}' failed") from None
+                except WORKER_LOST as e:
+                    job.losses.append(_first_line(e))
+                    if job.attempts >= self.max_attempts:
+                        raise EvaluationError(
+                            f"evaluation of '{job.key}' lost its worker {job.attempts} times"
+                            f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
+                        ) from e
+                    queue.appendleft(job)
+                    if actor.ready:
+                        self._probe(actor)
+                    continue
+                remaining -= 1
+                self._replaced = 0
+                self._dispatch(queue, running, shapes)
+                yield EvalResult(
+                    key=job.key,
+                    objectives=Objectives(**out["objectives"]),
+                    node=out["node"],
+                    hostname=out["hostname"],
+                    wall_time=float(out["wall_time"]),
+                    attempts=job.attempts,
+                    pid=int(out["pid"]),
+                )
+        finally:  # abandoned early: remember the calls still running so the actors' counts stay right
+            for ref, (_, actor) in running.items():
+                self._orphans[ref] = actor
+
+    def _dispatch(self, queue: deque[_Job], running: dict[Any, tuple[_Job, _Actor]], shapes: dict) -> None:
+        for actor in self._actors:
+            while queue and actor.ready and actor.busy < self.in_flight:
+                job = queue.popleft()
+                job.attempts += 1
+                running[actor.handle.evaluate.remote(job.packed, shapes, [self._data_ref])] = (job, actor)
+                actor.busy += 1
+
+    def warm_up(self, timeout: float | None = None) -> int:
+        """Start the evaluators now and wait until each has loaded the data, at most ``timeout`` seconds.
+
+        Returns how many are ready. ``evaluate`` does not need it (it uses each evaluator as soon as it is
+        ready); benchmarks and tests use it to measure or exercise the steady state.
+        """
+        self._grow()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._probes:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _ = ray.wait(list(self._probes), num_returns=1, timeout=left)
+            if not ready:
+                break
+            self._settle_probe(ready[0])
+        return sum(a.ready for a in self._actors)
+
+    @property
+    def size(self) -> int:
+        """Number of evaluator actors (0 before first use)."""
+        return len(self._actors)
+
+    def shutdown(self) -> None:
+        """Kill the evaluator actors and free the dataset; a later ``evaluate`` starts afresh."""
+        for actor in self._actors:
+            try:
+                ray.kill(actor.handle, no_restart=True)
+            except Exception:  # already gone with its node
+                pass
+        self._actors.clear()
+        self._probes.clear()
+        self._orphans.clear()
+        self._actor_class = self._data_ref = None
+        self._replaced = 0
+
+    def __enter__(self) -> EvaluatorPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _task_failure(e: RayTaskError, what: str) -> LotterySearchError:
+    """The evaluation itself raised: our own errors keep their one-line message, others are wrapped."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, LotterySearchError):
+        return cause
+    name = type(cause).__name__ if cause is not None else "error"
+    return EvaluationError(f"{what}: {name}: {_first_line(cause) if cause is not None else _first_line(e)}")
