@@ -107,6 +107,92 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"test accuracy {r.test_accuracy:.4f}  loss {r.test_loss:.4f}")
 
 
+def cmd_canon(args: argparse.Namespace) -> None:
+    from lotterysearch.canon import canon_report
+
+    print(canon_report(args.masks))
+
+
+def _workspace(args: argparse.Namespace) -> str:
+    import os
+
+    return args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or "workspace"
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    import os
+
+    from lotterysearch.config import load_config
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.search import Search, check_resumable
+    from lotterysearch.store import Store
+
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if args.resume:
+        workspace = args.workspace or (
+            load_config(args.config).workspace if args.config else _workspace(args)
+        )
+        with Store.open(workspace) as store:
+            check_resumable(store, args.resume)
+        search = Search.resume(args.resume, workspace, address)
+        print(f"resuming run {search.run_id} after generation {search.generation} in {workspace}", flush=True)
+    else:
+        if not args.config:
+            raise ConfigError("search needs a CONFIG file (or --resume RUN)")
+        cfg = load_config(args.config)
+        workspace = args.workspace or cfg.workspace
+        search = Search.start(cfg, workspace, address)
+        print(
+            f"run {search.run_id} in {workspace}: {cfg.model} on {cfg.dataset}, "
+            f"population {cfg.ga.population}, {cfg.ga.generations} generations",
+            flush=True,
+        )
+    search.listeners.append(lambda report: print(report.line(), flush=True))
+    try:
+        run_id = search.run()
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; resume with: lotterysearch search --resume {search.run_id} --workspace {workspace}",
+            file=sys.stderr,
+        )
+        raise
+    from lotterysearch import report
+
+    with Store.open(workspace) as store:
+        print(report.format_front(store, run_id, "table"))
+    print(
+        f"front: lotterysearch front {run_id} --workspace {workspace} [--plot front.png] [--html front.html]"
+    )
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    with Store.open(_workspace(args)) as store:
+        print(report.format_runs(store, args.format))
+
+
+def cmd_front(args: argparse.Namespace) -> None:
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    with Store.open(_workspace(args)) as store:
+        print(report.format_front(store, args.run, args.format, all=args.all))
+        if args.plot:
+            print(f"wrote {report.plot_front(store, args.run, args.plot)}", file=sys.stderr)
+        if args.html:
+            print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    with Store.open(_workspace(args)) as store:
+        print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
+
+
 def _positive_float(text: str) -> float:
     try:
         return float(text)
@@ -129,7 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--compression", type=_positive_float, default=100.0, help="rho = |theta| / |theta_pruned|"
     )
     q.add_argument("--iterations", type=int, default=None, help="pruning iterations (synflow: 100)")
-    q.add_argument("--scope", default=None, help="global or layerwise (default: the pruner's own; imp: layerwise)")
+    q.add_argument(
+        "--scope", default=None, help="global or layerwise (default: the pruner's own; imp: layerwise)"
+    )
     q.add_argument("--rounding", default="round", help="round (exact) or reference (the authors' code)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default=None, help="save the mask as .npz")
@@ -149,6 +237,46 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-seed", type=int, default=0, help="validation split")
     t.add_argument("--test", action="store_true", help="also evaluate on the test split")
     t.set_defaults(func=cmd_train)
+
+    c = sub.add_parser("canon", help="effective density, twins and class key of masks; are two isomorphic?")
+    c.add_argument("masks", nargs="+", metavar="MASK.npz")
+    c.set_defaults(func=cmd_canon)
+
+    ws = {
+        "default": None,
+        "help": "workspace directory (default: the config's, $LOTTERYSEARCH_WORKSPACE or ./workspace)",
+    }
+    s = sub.add_parser("search", help="run (or resume) a genetic search for lottery tickets")
+    s.add_argument("config", nargs="?", metavar="CONFIG.toml")
+    s.add_argument("--workspace", **ws)
+    s.add_argument(
+        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
+    )
+    s.add_argument(
+        "--resume", default=None, metavar="RUN", help="continue a stopped run from its last generation"
+    )
+    s.set_defaults(func=cmd_search)
+
+    r = sub.add_parser("runs", help="list the runs in a workspace")
+    r.add_argument("--workspace", **ws)
+    r.add_argument("--format", default="table", help="table or json")
+    r.set_defaults(func=cmd_runs)
+
+    f = sub.add_parser("front", help="the Pareto front of a run: table, json, csv, PNG plot, HTML page")
+    f.add_argument("run", metavar="RUN")
+    f.add_argument("--workspace", **ws)
+    f.add_argument("--format", default="table", help="table, json or csv")
+    f.add_argument("--all", action="store_true", help="every evaluated mask, with is_pareto")
+    f.add_argument("--plot", default=None, metavar="FILE.png")
+    f.add_argument("--html", default=None, metavar="FILE.html")
+    f.set_defaults(func=cmd_front)
+
+    e = sub.add_parser("export", help="write one individual's mask as .npz (accepted by train)")
+    e.add_argument("run", metavar="RUN")
+    e.add_argument("id", type=int, metavar="ID")
+    e.add_argument("--workspace", **ws)
+    e.add_argument("--out", required=True, metavar="MASK.npz")
+    e.set_defaults(func=cmd_export)
     return p
 
 

@@ -1,0 +1,370 @@
+"""The search: SynFlow-seeded NSGA-II over masks, isomorphs skipped, fitness on Ray, every step durable.
+
+One generation (``Search.step``):
+  parents (binary tournament on rank and crowding) ─► variation (align, crossover, mutation, repair)
+  ─► class key of each child ─► known class: reuse its objectives │ new class: train it on Ray
+  ─► NSGA-II survivor selection over parents + children ─► one store transaction (children, population,
+  front, hypervolume, RNG state).
+Every trained class is committed the moment its result arrives, so a driver killed mid-generation loses no
+training; resuming replays the generation from the stored RNG state and finds those classes in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lotterysearch import canon, evolution
+from lotterysearch.cluster import EvaluatorPool, connect
+from lotterysearch.config import SearchConfig, config_hash, parse_config, to_dict, to_toml
+from lotterysearch.data import Dataset, load_dataset
+from lotterysearch.errors import StoreError
+from lotterysearch.fitness import FitnessConfig
+from lotterysearch.masks import Mask
+from lotterysearch.models import build_model
+from lotterysearch.pruning import prune
+from lotterysearch.store import ClassRecord, GenerationRecord, IndividualRecord, Store
+
+REF_POINT = (0.0, 1.0)  # (accuracy, density): hypervolume is the area the front dominates above it
+
+
+@dataclass
+class Individual:
+    id: int
+    mask: Mask
+    generation: int
+    origin: str
+    parents: tuple[int, ...] = ()
+    operator: str = ""
+    class_key: str = ""
+    accuracy: float = float("nan")
+    evaluated: bool = False
+    fidelity: float = 1.0
+    density: float = field(init=False)
+    effective_density: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.density = self.mask.density()
+        self.effective_density = self.mask.effective_density()
+
+    @property
+    def objectives(self) -> tuple[float, float]:
+        return (self.accuracy, self.density)
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    """What one generation did; the progress display and tests subscribe to these."""
+
+    run_id: str
+    generation: int
+    generations: int
+    evaluated: int
+    skipped: int
+    best_accuracy: float
+    hypervolume: float
+    front_size: int
+    elapsed: float
+
+    def line(self) -> str:
+        return (
+            f"gen {self.generation:>3}/{self.generations}  evaluated {self.evaluated:>3}  "
+            f"skipped {self.skipped:>3} (isomorphs)  best acc {self.best_accuracy:.4f}  "
+            f"HV {self.hypervolume:.4f}  front {self.front_size:>3}  {self.elapsed:7.1f} s"
+        )
+
+
+def fitness_config(cfg: SearchConfig) -> FitnessConfig:
+    f = cfg.fitness
+    return FitnessConfig(f.steps, f.optimizer, f.lr, f.batch_size, f.init_seeds, cfg.mode)
+
+
+def variation_config(cfg: SearchConfig) -> evolution.VariationConfig:
+    g = cfg.ga
+    return evolution.VariationConfig(
+        cx_rate=g.crossover_rate,
+        mut_rate=g.mutation_rate,
+        mutation_strength=g.mutation_strength,
+        crossovers=g.crossovers,
+        align=g.align,
+    )
+
+
+def random_like(mask: Mask, rng: np.random.Generator) -> Mask:
+    """A random mask with exactly the per-layer kept counts of ``mask`` (the control for SynFlow seeds)."""
+    out = {}
+    for name, m in mask.items():
+        flat = np.zeros(m.numel(), dtype=bool)
+        flat[rng.choice(m.numel(), size=int(m.sum()), replace=False)] = True
+        out[name] = flat.reshape(tuple(m.shape))
+    return Mask(out)
+
+
+class Search:
+    """A running search. Use ``Search.start`` or ``Search.resume``, then ``run()``."""
+
+    def __init__(self, cfg: SearchConfig, store: Store, run_id: str, address: str | None) -> None:
+        self.cfg, self.store, self.run_id, self.address = cfg, store, run_id, address
+        self.model_shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+        self.rng = np.random.default_rng(cfg.seed)
+        self.population: list[Individual] = []
+        self.everyone: dict[int, Individual] = {}
+        self.archive = canon.ClassArchive()
+        for rec in store.classes(run_id).values():
+            self.archive.add(Mask.unpack(rec.representative, self.model_shapes), rec)
+        self.generation = -1
+        self.listeners: list[Callable[[GenerationReport], None]] = []
+        self._data: Dataset | None = None
+        self._pool: EvaluatorPool | None = None
+        self._t0 = time.monotonic()
+        self._elapsed_before = 0.0
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def start(cls, cfg: SearchConfig, workspace: str | Path, address: str | None = None) -> Search:
+        store = Store.open(workspace, create=True)
+        shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+        run_id = store.create_run(
+            cfg.name,
+            to_toml(cfg),
+            json.dumps(to_dict(cfg)),
+            config_hash(cfg),
+            cfg.seed,
+            list(REF_POINT),
+            {n: list(s) for n, s in shapes.items()},
+        )
+        return cls(cfg, store, run_id, address)
+
+    @classmethod
+    def resume(cls, run_id: str, workspace: str | Path, address: str | None = None) -> Search:
+        store = Store.open(workspace, create=False)
+        run = store.run(run_id)
+        cfg = parse_config(run.config_toml, f"run {run_id}")
+        search = cls(cfg, store, run_id, address)
+        last = store.last_generation(run_id)
+        if last is not None:
+            for rec in store.individuals(run_id):
+                ind = Individual(
+                    rec.id,
+                    Mask.unpack(rec.mask, search.model_shapes),
+                    rec.generation,
+                    rec.origin,
+                    tuple(rec.parents),
+                    rec.operator,
+                    rec.class_key,
+                    rec.accuracy,
+                    bool(rec.evaluated),
+                    rec.fidelity,
+                )
+                search.everyone[ind.id] = ind
+            search.population = [search.everyone[i] for i in last.population]
+            search.rng.bit_generator.state = last.rng_state["numpy"]
+            search.generation = last.gen
+            search._elapsed_before = last.elapsed
+        return search
+
+    # ---- data and evaluation ------------------------------------------------------------------
+    @property
+    def data(self) -> Dataset:
+        if self._data is None:
+            self._data = load_dataset(self.cfg.dataset, self.cfg.seed, data_dir=self.cfg.data_dir or None)
+        return self._data
+
+    @property
+    def pool(self) -> EvaluatorPool:
+        if self._pool is None:
+            connect(self.address or self.cfg.ray.address or None)
+            r = self.cfg.ray
+            self._pool = EvaluatorPool(
+                self.data,
+                self.cfg.model,
+                fitness_config(self.cfg),
+                num_evaluators=r.num_evaluators or None,
+                cpus_per_eval=r.cpus_per_eval,
+            )
+        return self._pool
+
+    def _evaluate(self, individuals: list[Individual]) -> tuple[int, int]:
+        """Give every individual objectives; train only classes never seen. Returns (trained, skipped)."""
+        waiting: dict[str, list[Individual]] = {}
+        jobs: list[tuple[str, bytes]] = []
+        for ind in individuals:
+            ind.class_key = canon.class_key(ind.mask)
+            if ind.class_key in self.archive or ind.class_key in waiting:
+                waiting.setdefault(ind.class_key, []).append(ind)
+                continue
+            waiting[ind.class_key] = [ind]
+            jobs.append((ind.class_key, ind.mask.pack()))
+        if jobs:
+            for res in self.pool.evaluate(jobs, self.model_shapes):
+                first = waiting[res.key][0]
+                o = res.objectives
+                rec = ClassRecord(
+                    run_id=self.run_id,
+                    key=res.key,
+                    algo_version=canon.VERSION,
+                    representative=first.mask.pack(),
+                    accuracy=o.accuracy,
+                    loss=o.loss,
+                    effective_density=o.effective_density,
+                    steps=o.steps,
+                    fidelity=1.0,
+                    node=res.node,
+                    wall_time=res.wall_time,
+                    attempts=res.attempts,
+                    individual_id=first.id,
+                )
+                self.store.record_evaluation(self.run_id, rec)
+                self.archive.add(first.mask, rec)
+        trained = 0
+        for ind in individuals:
+            rec = self.archive.get(ind.class_key)
+            ind.accuracy, ind.fidelity = rec.accuracy, rec.fidelity
+            ind.evaluated = rec.individual_id == ind.id
+            trained += ind.evaluated
+        return trained, len(individuals) - trained
+
+    # ---- generations --------------------------------------------------------------------------
+    def _new_id(self) -> int:
+        return max(self.everyone, default=-1) + 1
+
+    def seed_population(self) -> list[Individual]:
+        """SynFlow masks from every init seed at every compression, random controls, then move-mutated
+        copies of SynFlow masks to fill the population (see ``config.SeedingConfig``)."""
+        s, size = self.cfg.seeding, self.cfg.ga.population
+        synflow: list[tuple[str, Mask]] = []
+        for rho in s.compressions:
+            for seed in s.init_seeds:
+                mask = prune(
+                    build_model(self.cfg.model, seed), s.pruner, rho, iterations=s.iterations, seed=seed
+                )
+                synflow.append((f"{s.pruner}:seed={seed}:rho={rho:g}", mask))
+        n_random = round(s.random_share * size)
+        chosen = list(synflow)
+        for i in range(size - n_random - len(synflow)):
+            origin, mask = synflow[i % len(synflow)]
+            moved = evolution.move_mutation(mask, self.rng, self.cfg.ga.mutation_strength)
+            chosen.append((origin + "+move", moved))
+        for i in range(n_random):
+            origin, mask = synflow[i % len(synflow)]
+            chosen.append(("random" + origin[len(s.pruner) :], random_like(mask, self.rng)))
+        first = self._new_id()
+        return [Individual(first + i, m, 0, origin) for i, (origin, m) in enumerate(chosen)]
+
+    def _offspring(self) -> list[Individual]:
+        objs = [ind.objectives for ind in self.population]
+        picks = evolution.select_parents(objs, len(self.population), self.rng)
+        children = evolution.vary(
+            [self.population[i].mask for i in picks], self.rng, variation_config(self.cfg)
+        )
+        first = self._new_id()
+        return [
+            Individual(
+                first + k,
+                child.mask,
+                self.generation + 1,
+                "child",
+                tuple(self.population[picks[p]].id for p in child.parents),
+                child.operator,
+            )
+            for k, child in enumerate(children)
+        ]
+
+    def step(self) -> GenerationReport:
+        """Run one generation (generation 0 seeds and evaluates the initial population) and commit it."""
+        if self.generation < 0:
+            new = self.seed_population()
+        else:
+            new = self._offspring()
+        trained, skipped = self._evaluate(new)
+        for ind in new:
+            self.everyone[ind.id] = ind
+        if self.generation < 0:
+            self.population = new
+        else:
+            pool = self.population + new
+            keep = evolution.select_nsga2([ind.objectives for ind in pool], self.cfg.ga.population)
+            self.population = [pool[i] for i in keep]
+        self.generation += 1
+        everyone = list(self.everyone.values())
+        front_idx = evolution.pareto_front([ind.objectives for ind in everyone])
+        front = [everyone[i] for i in front_idx]
+        hv = evolution.hypervolume([ind.objectives for ind in front], REF_POINT)
+        elapsed = self._elapsed_before + time.monotonic() - self._t0
+        report = GenerationReport(
+            self.run_id,
+            self.generation,
+            self.cfg.ga.generations,
+            trained,
+            skipped,
+            max(ind.accuracy for ind in self.population),
+            hv,
+            len(front),
+            elapsed,
+        )
+        self.store.commit_generation(
+            self.run_id,
+            self.generation,
+            [self._record(ind) for ind in new],
+            GenerationRecord(
+                run_id=self.run_id,
+                gen=self.generation,
+                population=[i.id for i in self.population],
+                front=[i.id for i in front],
+                hypervolume=hv,
+                evaluated=trained,
+                skipped=skipped,
+                best_accuracy=report.best_accuracy,
+                rng_state={"numpy": self.rng.bit_generator.state},
+                elapsed=elapsed,
+            ),
+        )
+        for listener in self.listeners:
+            listener(report)
+        return report
+
+    def _record(self, ind: Individual) -> IndividualRecord:
+        return IndividualRecord(
+            run_id=self.run_id,
+            id=ind.id,
+            generation=ind.generation,
+            mask=ind.mask.pack(),
+            parents=list(ind.parents),
+            operator=ind.operator,
+            origin=ind.origin,
+            class_key=ind.class_key,
+            accuracy=ind.accuracy,
+            density=ind.density,
+            effective_density=ind.effective_density,
+            evaluated=int(ind.evaluated),
+            fidelity=ind.fidelity,
+        )
+
+    def run(self) -> str:
+        """Run the remaining generations; the run ends 'finished', or 'interrupted' / 'failed'."""
+        self.store.set_status(self.run_id, "running")
+        try:
+            while self.generation < self.cfg.ga.generations:
+                self.step()
+        except KeyboardInterrupt:
+            self.store.set_status(self.run_id, "interrupted")
+            raise
+        except BaseException:
+            self.store.set_status(self.run_id, "failed")
+            raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+        self.store.set_status(self.run_id, "finished")
+        return self.run_id
+
+
+def check_resumable(store: Store, run_id: str) -> None:
+    run = store.run(run_id)
+    if run.status == "finished":
+        raise StoreError(f"run '{run_id}' has already finished; nothing to resume")
