@@ -148,6 +148,12 @@ def cmd_search(args: argparse.Namespace) -> None:
             flush=True,
         )
     search.listeners.append(lambda report: print(report.line(), flush=True))
+    if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
+        search.evaluation_listeners.append(
+            lambda res, done, total: print(
+                f"\r  training {done}/{total}", end="" if done < total else "\r", file=sys.stderr, flush=True
+            )
+        )
     try:
         run_id = search.run()
     except KeyboardInterrupt:

@@ -84,7 +84,7 @@ _PLACEMENT = {"workspace", "data_dir", "ray"}
 
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}[typing.get_args(tp)[0]]
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[tp]
 
 

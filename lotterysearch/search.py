@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lotterysearch import canon, evolution
-from lotterysearch.cluster import EvaluatorPool, connect
+from lotterysearch.cluster import EvalResult, EvaluatorPool, connect
 from lotterysearch.config import SearchConfig, config_hash, parse_config, to_dict, to_toml
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.errors import StoreError
@@ -119,6 +119,8 @@ class Search:
             self.archive.add(Mask.unpack(rec.representative, self.model_shapes), rec)
         self.generation = -1
         self.listeners: list[Callable[[GenerationReport], None]] = []
+        # called as each training returns: (result, trained so far, to train this generation)
+        self.evaluation_listeners: list[Callable[[EvalResult, int, int], None]] = []
         self._data: Dataset | None = None
         self._pool: EvaluatorPool | None = None
         self._t0 = time.monotonic()
@@ -201,7 +203,7 @@ class Search:
             waiting[ind.class_key] = [ind]
             jobs.append((ind.class_key, ind.mask.pack()))
         if jobs:
-            for res in self.pool.evaluate(jobs, self.model_shapes):
+            for done, res in enumerate(self.pool.evaluate(jobs, self.model_shapes), start=1):
                 first = waiting[res.key][0]
                 o = res.objectives
                 rec = ClassRecord(
@@ -221,6 +223,8 @@ class Search:
                 )
                 self.store.record_evaluation(self.run_id, rec)
                 self.archive.add(first.mask, rec)
+                for listener in self.evaluation_listeners:
+                    listener(res, done, len(jobs))
         trained = 0
         for ind in individuals:
             rec = self.archive.get(ind.class_key)
@@ -291,9 +295,7 @@ class Search:
             keep = evolution.select_nsga2([ind.objectives for ind in pool], self.cfg.ga.population)
             self.population = [pool[i] for i in keep]
         self.generation += 1
-        everyone = list(self.everyone.values())
-        front_idx = evolution.pareto_front([ind.objectives for ind in everyone])
-        front = [everyone[i] for i in front_idx]
+        front = self.front()
         hv = evolution.hypervolume([ind.objectives for ind in front], REF_POINT)
         elapsed = self._elapsed_before + time.monotonic() - self._t0
         report = GenerationReport(
@@ -327,6 +329,18 @@ class Search:
         for listener in self.listeners:
             listener(report)
         return report
+
+    def front(self) -> list[Individual]:
+        """Non-dominated individuals over everything evaluated so far; copies with the same class and
+        objectives are listed once (the earliest), as ``report.front_rows`` lists them."""
+        everyone = sorted(self.everyone.values(), key=lambda ind: ind.id)
+        front, seen = [], set()
+        for i in evolution.pareto_front([ind.objectives for ind in everyone]):
+            ind = everyone[i]
+            if (ind.class_key, *ind.objectives) not in seen:
+                seen.add((ind.class_key, *ind.objectives))
+                front.append(ind)
+        return front
 
     def _record(self, ind: Individual) -> IndividualRecord:
         return IndividualRecord(

@@ -1,0 +1,247 @@
+"""The command line: outputs a user reads, and one-line errors with exit 2 for every bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lotterysearch.alignment import permute_hidden
+from lotterysearch.cli import main
+from lotterysearch.masks import Mask
+
+TINY = """
+name = "cli"
+dataset = "synthetic"
+model = "mlp:16-12-12-4"
+[seeding]
+init_seeds = [0, 1]
+compressions = [3, 10]
+iterations = 10
+[ga]
+population = 8
+generations = 1
+[fitness]
+steps = 20
+[ray]
+num_evaluators = 2
+"""
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv: str) -> str:
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lotterysearch: error: "), err
+    return lines[0].removeprefix("lotterysearch: error: ")
+
+
+def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_path) -> None:
+    path = tmp_path / "m.npz"
+    code, out, _ = run(
+        capsys,
+        "prune",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "mlp:16-12-4",
+        "--compression",
+        "5",
+        "--out",
+        str(path),
+    )
+    assert code == 0
+    # 16*12 + 12*4 = 240 weights; rho = 5 keeps round(240 / 5) = 48
+    assert "all" in out and "48       240    0.2000" in out
+    assert "layer collapse: no" in out
+    code, out, _ = run(
+        capsys, "train", "--mask", str(path), "--dataset", "synthetic", "--steps", "30", "--test"
+    )
+    assert code == 0
+    acc = float(out.split("validation accuracy ")[1].split()[0])
+    assert 0.25 < acc <= 1.0 and "test accuracy" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "--pruner", "obd"], "unknown pruner 'obd' (known: synflow, snip, magnitude, random, imp)"),
+        (
+            ["prune", "--dataset", "cifar"],
+            "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic)",
+        ),
+        (
+            ["prune", "--model", "resnet:18"],
+            "unknown model spec 'resnet:18' (known: 'mlp:...', e.g. 'mlp:40-100-100-10')",
+        ),
+        (["prune", "--compression", "0.5"], "compression must be >= 1 (ρ = |θ| / |θ_pruned|), got 0.5"),
+        (
+            ["prune", "--compression", "1e6"],
+            "compression 1e+06 would keep no weight of the 15000 (global scope allows at most ρ = 15000)",
+        ),
+        (
+            ["train", "--model", "mlp:40-10", "--mode", "sideways", "--steps", "1"],
+            "unknown masking mode 'sideways' (known: forward, gradient, straight_through)",
+        ),
+        (
+            ["train", "--model", "mlp:30-10", "--steps", "1"],
+            "model mlp:30-10 takes 30 inputs, dataset mnist1d has 40",
+        ),
+        (["train"], "train needs --mask or --model"),
+        (["canon", "a.npz", "b.npz", "c.npz"], None),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(capsys, argv, message) -> None:
+    got = one_line_error(capsys, *argv)
+    if message is not None:
+        assert got == message
+
+
+def test_mask_files_that_do_not_fit(capsys, tmp_path) -> None:
+    mask = Mask({"fc1": np.ones((12, 16)), "fc2": np.ones((4, 12))})
+    path = mask.save(tmp_path / "m.npz")
+    msg = one_line_error(
+        capsys, "train", "--mask", str(path), "--model", "mlp:16-10-4", "--dataset", "synthetic"
+    )
+    assert msg == "mask layer 'fc1' has shape [12, 16], the model's weight [10, 16]"
+    truncated = tmp_path / "t.npz"
+    truncated.write_bytes(path.read_bytes()[:50])
+    assert one_line_error(capsys, "train", "--mask", str(truncated)).startswith(
+        f"mask file '{truncated}' is damaged"
+    )
+    np.savez(tmp_path / "w.npz", w=np.ones(3))
+    assert "is not a lotterysearch mask" in one_line_error(capsys, "canon", str(tmp_path / "w.npz"))
+
+
+def test_errors_reach_the_shell_as_one_line_without_traceback(tmp_path) -> None:
+    for argv in (["prune", "--pruner", "obd"], ["prune", "--frobnicate"]):
+        p = subprocess.run([sys.executable, "-m", "lotterysearch.cli", *argv], capture_output=True, text=True)
+        assert p.returncode == 2
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_canon_says_whether_two_masks_are_isomorphic(capsys, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    mask = Mask(
+        {"fc1": rng.random((8, 6)) < 0.5, "fc2": rng.random((5, 8)) < 0.5, "fc3": rng.random((3, 5)) < 0.6}
+    )
+    a = mask.save(tmp_path / "a.npz")
+    b = permute_hidden(mask, [rng.permutation(8), rng.permutation(5)]).save(tmp_path / "b.npz")
+    code, out, _ = run(capsys, "canon", str(a), str(b))
+    assert code == 0 and out.strip().endswith("isomorphic: yes")
+    flipped = mask.to_numpy()
+    live = np.argwhere(mask.effective()["fc1"].numpy())[0]
+    flipped["fc1"][tuple(live)] = False
+    c = Mask(flipped).save(tmp_path / "c.npz")
+    code, out, _ = run(capsys, "canon", str(a), str(c))
+    assert out.strip().endswith("isomorphic: no")
+
+
+@pytest.fixture(scope="module")
+def finished_run(ray_local, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.toml").write_text(TINY)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["search", str(root / "tiny.toml"), "--workspace", str(root / "ws")])
+    assert code == 0
+    (root / "printed.txt").write_text(printed.getvalue())
+    return root
+
+
+def test_search_prints_progress_and_the_front(finished_run, capsys) -> None:
+    lines = (finished_run / "printed.txt").read_text().splitlines()
+    assert lines[0].startswith("run cli-001 in ") and "population 8, 1 generations" in lines[0]
+    assert lines[1].startswith("gen   0/1  evaluated ") and lines[2].startswith("gen   1/1  evaluated ")
+    assert "skipped" in lines[1] and "best acc" in lines[1] and "HV" in lines[1]
+    assert lines[3].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
+    assert lines[-1].startswith("front: lotterysearch front cli-001 --workspace ")
+    code, out, _ = run(capsys, "runs", "--workspace", str(finished_run / "ws"), "--format", "json")
+    runs = json.loads(out)
+    assert code == 0 and [r["id"] for r in runs] == ["cli-001"] and runs[0]["status"] == "finished"
+
+
+def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> None:
+    ws = str(finished_run / "ws")
+    code, out, _ = run(capsys, "front", "cli-001", "--workspace", ws, "--format", "csv")
+    header, *rows = out.strip().splitlines()
+    assert header == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
+    assert rows
+    code, out, err = run(
+        capsys,
+        "front",
+        "cli-001",
+        "--workspace",
+        ws,
+        "--format",
+        "json",
+        "--plot",
+        str(tmp_path / "f.png"),
+        "--html",
+        str(tmp_path / "f.html"),
+    )
+    front = json.loads(out)  # stdout stays clean JSON; "wrote" lines go to stderr
+    assert code == 0 and len(front) == len(rows) and "wrote" in err
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data:image/png;base64," in (tmp_path / "f.html").read_text()
+    best = max(front, key=lambda r: r["accuracy"])
+    out_mask = tmp_path / "best.npz"
+    code, out, _ = run(
+        capsys, "export", "cli-001", str(best["id"]), "--workspace", ws, "--out", str(out_mask)
+    )
+    assert code == 0 and Mask.load(out_mask).density() == pytest.approx(best["density"])
+    code, out, _ = run(capsys, "train", "--mask", str(out_mask), "--dataset", "synthetic", "--steps", "20")
+    assert code == 0 and "validation accuracy" in out
+
+
+def test_store_errors_are_one_line_and_write_nothing(finished_run, capsys, tmp_path) -> None:
+    ws = str(finished_run / "ws")
+    assert one_line_error(capsys, "front", "nope-001", "--workspace", ws).startswith("unknown run 'nope-001'")
+    assert "individual 999" in one_line_error(
+        capsys, "export", "cli-001", "999", "--workspace", ws, "--out", str(tmp_path / "x.npz")
+    )
+    assert not (tmp_path / "x.npz").exists()
+    assert one_line_error(capsys, "runs", "--workspace", str(tmp_path / "missing")).startswith(
+        "no lotterysearch workspace at"
+    )
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "lotterysearch.sqlite") as db:
+        db.execute("create table t (x)")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "lotterysearch.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x07" * 300)
+    for ws_dir in (foreign, corrupt):
+        before = hashlib.sha256((ws_dir / "lotterysearch.sqlite").read_bytes()).hexdigest()
+        one_line_error(capsys, "runs", "--workspace", str(ws_dir))
+        (tmp_path / "c.toml").write_text(TINY)
+        one_line_error(capsys, "search", str(tmp_path / "c.toml"), "--workspace", str(ws_dir))
+        assert hashlib.sha256((ws_dir / "lotterysearch.sqlite").read_bytes()).hexdigest() == before
+        assert sorted(p.name for p in ws_dir.iterdir()) == ["lotterysearch.sqlite"]
+
+
+def test_search_argument_errors(finished_run, capsys, tmp_path) -> None:
+    ws = str(finished_run / "ws")
+    assert one_line_error(capsys, "search") == "search needs a CONFIG file (or --resume RUN)"
+    assert one_line_error(capsys, "search", "--resume", "cli-001", "--workspace", ws) == (
+        "run 'cli-001' has already finished; nothing to resume"
+    )
+    assert one_line_error(capsys, "search", "--resume", "zzz-001", "--workspace", ws).startswith(
+        "unknown run 'zzz-001'"
+    )
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("population = 8", "population = 'x'"))
+    assert one_line_error(capsys, "search", str(bad)) == "field 'ga.population' must be an integer, got 'x'"

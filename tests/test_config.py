@@ -1,0 +1,89 @@
+"""Search configs: TOML to validated dataclasses, one-line errors naming the field, stable run hashes."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lotterysearch.config import SearchConfig, config_hash, load_config, parse_config, to_toml
+from lotterysearch.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if "stability" not in p.name], ids=lambda p: p.name)
+def test_example_configs_load_and_round_trip(path: Path) -> None:
+    cfg = load_config(path)
+    assert parse_config(to_toml(cfg)) == cfg
+
+
+def test_defaults_and_overrides() -> None:
+    cfg = parse_config('dataset = "synthetic"\nmodel = "mlp:16-8-4"\n[ga]\npopulation = 22\n')
+    assert cfg.ga.population == 22 and cfg.ga.generations == SearchConfig().ga.generations
+    assert cfg.seeding.compressions == (3.0, 10.0, 30.0, 100.0)  # ints in TOML become floats where declared
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'datset = "mnist1d"',
+            r"^unknown field 'datset' in the top level \(allowed: name, dataset, model, mode, seed, ",
+        ),
+        (
+            "[ga]\npopulaton = 3",
+            r"^unknown field 'ga.populaton' in section \[ga\] \(allowed: population, generations, ",
+        ),
+        (
+            'dataset = "cifar"',
+            r"^field 'dataset' must be one of mnist1d, mnist, digits, synthetic, got 'cifar'$",
+        ),
+        ('mode = "both"', r"^field 'mode' must be one of forward, gradient, straight_through, got 'both'$"),
+        ('model = "mlp:40"', r"^field 'model': model spec 'mlp:40': need at least input and output widths"),
+        ("[ga]\npopulation = 'many'", r"^field 'ga.population' must be an integer, got 'many'$"),
+        ("[ga]\ncrossover_rate = 1.5", r"^field 'ga.crossover_rate' must be in \[0, 1\], got 1.5$"),
+        (
+            "[ga]\ncrossovers = ['uniform']",
+            r"^field 'ga.crossovers' must be one of layer, neuron, got 'uniform'$",
+        ),
+        (
+            "[seeding]\npruner = 'imp'",
+            r"^field 'seeding.pruner' must be one of synflow, snip, magnitude, random, got 'imp'$",
+        ),
+        (
+            "[seeding]\ncompressions = [0.5]",
+            r"^field 'seeding.compressions' must be a non-empty list of numbers >= 1",
+        ),
+        (
+            "[fitness]\noptimizer = 'rmsprop'",
+            r"^field 'fitness.optimizer' must be one of adam, sgd, got 'rmsprop'$",
+        ),
+        ("[fitness]\ninit_seeds = 3", r"^field 'fitness.init_seeds' must be a list of integers, got 3$"),
+        ("ga = 3", r"^field 'ga' must be a \[ga\] section$"),
+        (
+            "[ga]\npopulation = 10",
+            r"^field 'ga.population' must be at least 16 SynFlow seeds \+ 2 random controls, got 10$",
+        ),
+        ("name = [", r"^<config> is not valid TOML: "),
+    ],
+)
+def test_bad_configs_are_one_line_errors(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as e:
+        parse_config(text)
+    assert "\n" not in str(e.value)
+
+
+def test_missing_config_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"^config file '.*nope.toml' does not exist$"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_hash_names_what_is_computed_not_where() -> None:
+    base = SearchConfig()
+    assert config_hash(replace(base, workspace="elsewhere", data_dir="/data")) == config_hash(base)
+    assert config_hash(replace(base, ray=replace(base.ray, address="10.0.0.1:6379"))) == config_hash(base)
+    assert config_hash(replace(base, seed=1)) != config_hash(base)
+    # only non-default fields enter the hash, so a new field with a default never renames old runs
+    import hashlib
+
+    assert config_hash(base) == config_hash(parse_config("")) == hashlib.sha256(b"{}").hexdigest()
