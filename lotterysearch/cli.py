@@ -199,6 +199,15 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
 
 
+def cmd_stability(args: argparse.Namespace) -> None:
+    import torch
+
+    from lotterysearch.stability import stability_command
+
+    torch.set_num_threads(args.threads)  # small networks: one thread each is fastest, and fair under load
+    stability_command(args.config, args.out)
+
+
 def _positive_float(text: str) -> float:
     try:
         return float(text)
@@ -283,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workspace", **ws)
     e.add_argument("--out", required=True, metavar="MASK.npz")
     e.set_defaults(func=cmd_export)
+
+    st = sub.add_parser(
+        "stability", help="do masks from different initializations agree? (report, metrics, plots)"
+    )
+    st.add_argument("config", metavar="CONFIG.toml")
+    st.add_argument("--out", required=True, metavar="DIR")
+    st.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    st.set_defaults(func=cmd_stability)
     return p
 
 

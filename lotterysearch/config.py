@@ -53,7 +53,11 @@ class FitnessSection:
     lr: float = 0.01
     batch_size: int = 128
     init_seeds: tuple[int, ...] = (0,)
+    # Successive halving inside a generation (``search.halving_rungs``): every new class is trained for
+    # steps·η^-(rungs-1), the best 1/η by non-dominated rank continue to ×η the budget, ... up to ``steps``.
     successive_halving: bool = False
+    halving_rate: int = 3  # η
+    halving_rungs: int = 3
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     return float(value) if tp is float else value
 
 
-def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
+def build_config(cls: type, table: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in table:
@@ -120,7 +124,7 @@ def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
                 raise ConfigError(f"field '{prefix}{name}' must be a [{name}] section")
-            kwargs[name] = _build(tp, value, f"{prefix}{name}.")
+            kwargs[name] = build_config(tp, value, f"{prefix}{name}.")
         else:
             if isinstance(tp, types.UnionType):  # not used yet; keep the loader honest
                 raise ConfigError(f"field '{prefix}{name}' has an unsupported type")
@@ -128,13 +132,13 @@ def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _one_of(path: str, value: str, allowed: typing.Iterable[str]) -> None:
+def check_one_of(path: str, value: str, allowed: typing.Iterable[str]) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise ConfigError(f"field '{path}' must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def _check(path: str, ok: bool, requirement: str, value: Any) -> None:
+def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
     if not ok:
         raise ConfigError(f"field '{path}' must be {requirement}, got {value!r}")
 
@@ -147,51 +151,65 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     from lotterysearch.pruning import SCORERS
     from lotterysearch.training import OPTIMIZERS
 
-    _one_of("dataset", cfg.dataset, DATASETS)
-    _one_of("mode", cfg.mode, MODES)
+    check_one_of("dataset", cfg.dataset, DATASETS)
+    check_one_of("mode", cfg.mode, MODES)
     try:
         build_model(cfg.model, 0)
     except LotterySearchError as e:
         raise ConfigError(f"field 'model': {e}") from None
-    _check(
+    check_field(
         "name",
         bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
         "letters, digits, - _ .",
         cfg.name,
     )
     s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
-    _one_of("seeding.pruner", s.pruner, SCORERS)
-    _check("seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds))
-    _check(
+    check_one_of("seeding.pruner", s.pruner, SCORERS)
+    check_field(
+        "seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds)
+    )
+    check_field(
         "seeding.compressions",
         len(s.compressions) >= 1 and min(s.compressions) >= 1,
         "a non-empty list of numbers >= 1",
         list(s.compressions),
     )
-    _check("seeding.random_share", 0 <= s.random_share < 1, "in [0, 1)", s.random_share)
-    _check("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
-    _check("ga.population", g.population >= 2, "an integer >= 2", g.population)
+    check_field("seeding.random_share", 0 <= s.random_share < 1, "in [0, 1)", s.random_share)
+    check_field("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
+    check_field("ga.population", g.population >= 2, "an integer >= 2", g.population)
     n_random = round(s.random_share * g.population)
     need = len(s.init_seeds) * len(s.compressions)
-    _check(
+    check_field(
         "ga.population",
         g.population - n_random >= need,
         f"at least {need} SynFlow seeds + {n_random} random controls",
         g.population,
     )
-    _check("ga.generations", g.generations >= 0, "an integer >= 0", g.generations)
-    _check("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
-    _check("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
-    _check("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
+    check_field("ga.generations", g.generations >= 0, "an integer >= 0", g.generations)
+    check_field("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
+    check_field("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
+    check_field("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
     for op in g.crossovers:
-        _one_of("ga.crossovers", op, CROSSOVERS)
-    _check("fitness.steps", f.steps >= 1, "an integer >= 1", f.steps)
-    _one_of("fitness.optimizer", f.optimizer, OPTIMIZERS)
-    _check("fitness.lr", f.lr > 0, "a number > 0", f.lr)
-    _check("fitness.batch_size", f.batch_size >= 1, "an integer >= 1", f.batch_size)
-    _check("fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds))
-    _check("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
-    _check("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
+        check_one_of("ga.crossovers", op, CROSSOVERS)
+    check_field("fitness.steps", f.steps >= 1, "an integer >= 1", f.steps)
+    check_one_of("fitness.optimizer", f.optimizer, OPTIMIZERS)
+    check_field("fitness.lr", f.lr > 0, "a number > 0", f.lr)
+    check_field("fitness.batch_size", f.batch_size >= 1, "an integer >= 1", f.batch_size)
+    check_field(
+        "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
+    )
+    check_field("fitness.halving_rate", f.halving_rate >= 2, "an integer >= 2", f.halving_rate)
+    check_field("fitness.halving_rungs", f.halving_rungs >= 1, "an integer >= 1", f.halving_rungs)
+    if f.successive_halving:
+        check_field(
+            "fitness.steps",
+            f.steps >= f.halving_rate ** (f.halving_rungs - 1),
+            f"at least halving_rate^(halving_rungs-1) = {f.halving_rate ** (f.halving_rungs - 1)} with"
+            " successive halving (every rung needs a step)",
+            f.steps,
+        )
+    check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
+    check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
     return cfg
 
 
@@ -203,7 +221,7 @@ def parse_config(text: str, source: str = "<config>") -> SearchConfig:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source} is not valid TOML: {e}") from None
-    return validate(_build(SearchConfig, table, ""))
+    return validate(build_config(SearchConfig, table, ""))
 
 
 def load_config(path: str | Path) -> SearchConfig:

@@ -288,3 +288,14 @@ def check_chain(mask: Mask) -> None:
 
 def mask_from_arrays(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Mask:
     return Mask(dict(zip(names, arrays, strict=True)))
+
+
+def layerwise_shuffle(mask: Mask, rng: np.random.Generator) -> Mask:
+    """A uniformly random mask with exactly the per-layer kept counts of ``mask``: the control that
+    separates "which positions" from "how many per layer" (random seeds of the search, stability study)."""
+    out = {}
+    for name, m in mask.items():
+        flat = np.zeros(m.numel(), dtype=bool)
+        flat[rng.choice(m.numel(), size=int(m.sum()), replace=False)] = True
+        out[name] = flat.reshape(tuple(m.shape))
+    return Mask(out)

@@ -102,6 +102,7 @@ def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_pat
         ),
         (["train"], "train needs --mask or --model"),
         (["canon", "a.npz", "b.npz", "c.npz"], None),
+        (["stability", "missing.toml", "--out", "x"], None),
     ],
 )
 def test_bad_arguments_are_one_line_errors(capsys, argv, message) -> None:

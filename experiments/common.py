@@ -1,0 +1,102 @@
+"""What every section of ``experiments/REPORT.md`` shares: where files go, the section protocol, and the
+small formatting helpers that turn measured numbers into table cells and sentences.
+
+A section is two functions: ``run(ctx) -> dict`` computes and returns JSON-able results (saved to
+``experiments/results/<key>.json``), and ``render(results, ctx) -> Rendered`` turns saved results into
+markdown: the section body and a short written answer to its question. Rendering reads only the saved
+results, so ``python -m experiments.run_all --report-only`` rewrites REPORT.md with text and numbers that
+agree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a section writes, at which settings ("small" or "large"), and how it reports progress."""
+
+    settings: str
+    root: Path
+    data_dir: str
+    progress: Callable[[str], None] = print
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    def figure_link(self, path: Path) -> str:
+        """The path REPORT.md (in ``root``) uses for a figure."""
+        return path.resolve().relative_to(self.root.resolve()).as_posix()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str  # the section's markdown, without its title
+    answer: str  # the short written answer to the section's question
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str  # results/<key>.json
+    title: str
+    question: int
+    run: Callable[[Context], dict[str, Any]]
+    render: Callable[[Mapping[str, Any], Context], Rendered]
+
+
+def save_results(ctx: Context, key: str, results: Mapping[str, Any]) -> Path:
+    ctx.results.mkdir(parents=True, exist_ok=True)
+    path = ctx.results / f"{key}.json"
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    return path
+
+
+def load_results(ctx: Context, key: str) -> dict[str, Any] | None:
+    path = ctx.results / f"{key}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+# ---- numbers to text -----------------------------------------------------------------------------------
+def stats(values: Iterable[float]) -> dict[str, float]:
+    """Mean, sample std (ddof 1; 0 for one value) and n."""
+    v = np.asarray(list(values), dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
+
+
+def pm(s: Mapping[str, float] | None, digits: int = 3) -> str:
+    if not s or s.get("n", 1) == 0 or s.get("mean") is None or math.isnan(s["mean"]):
+        return "–"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def differs(a: Mapping[str, float], b: Mapping[str, float], z: float = 2.0) -> bool:
+    """Whether two means differ by more than ``z`` standard errors of their difference (Welch's SE)."""
+    se = math.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
+    return abs(a["mean"] - b["mean"]) > z * se if se > 0 else a["mean"] != b["mean"]
+
+
+def difference(a: Mapping[str, float], b: Mapping[str, float]) -> str:
+    """``a − b`` with its standard error, e.g. ``+0.012 ± 0.008 (SE)``."""
+    se = math.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
+    return f"{a['mean'] - b['mean']:+.3f} ± {se:.3f} (SE)"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""Question 1: does SynFlow (or another pruner) give the same network from different initializations?
+
+Runs ``lotterysearch.stability.run_stability`` on the configs below (their full reports land in
+``results/<name>/report.md``, their plots in ``figures/``) and writes the answer from the numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from experiments.common import ROOT, Context, Rendered, Section, difference, differs, pm
+from lotterysearch.stability import (
+    accuracy_table,
+    load_stability_config,
+    overlap_table,
+    rounding_table,
+    run_stability,
+)
+
+CONFIGS = {
+    "small": ("stability_mnist1d.toml", "stability_lenet.toml"),
+    "large": ("stability_mnist1d_large.toml", "stability_lenet_large.toml"),
+}
+AT_CHANCE = 0.05  # |κ| below this counts as "no more overlap than chance"
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    names = []
+    for file in CONFIGS[ctx.settings]:
+        cfg = load_stability_config(ROOT / "configs" / file)
+        if not cfg.data_dir and ctx.data_dir:
+            cfg = dataclasses.replace(cfg, data_dir=ctx.data_dir)
+        ctx.progress(f"[stability] {file}")
+        run_stability(
+            cfg, ctx.results / cfg.name, progress=lambda s: ctx.progress(f"  {s}"), figures_dir=ctx.figures
+        )
+        names.append(cfg.name)
+    return {"runs": names, "configs": list(CONFIGS[ctx.settings])}
+
+
+def _metrics(ctx: Context, name: str) -> dict[str, Any]:
+    import json
+
+    return json.loads((ctx.results / name / "metrics.json").read_text())
+
+
+def _rows(m: Mapping[str, Any], pruner: str) -> list[Mapping[str, Any]]:
+    return sorted((r for r in m["results"] if r["pruner"] == pruner), key=lambda r: r["compression"])
+
+
+def _span(values: Sequence[float], digits: int = 3) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if math.isclose(lo, hi) else f"{lo:.{digits}f} to {hi:.{digits}f}"
+
+
+def _rhos(rows: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{r['compression']:g}" for r in rows)
+
+
+def _cv(row: Mapping[str, Any]) -> float:
+    """Largest coefficient of variation (std/mean) of a layer's density across seeds."""
+    return max((s["std"] / s["mean"] for s in row["layer_density"].values() if s["mean"] > 0), default=0.0)
+
+
+def model_answer(m: Mapping[str, Any]) -> list[str]:
+    """Sentences about SynFlow (and the other pruners) on one model, generated from its metrics."""
+    n = len(m["init_seeds"])
+    sf = [r for r in _rows(m, "synflow") if r["collapsed"] == 0]
+    out = []
+    if not sf:
+        return [f"On `{m['model']}` no uncollapsed SynFlow masks were measured."]
+    kappas = [r["excess_overlap"]["mean"] for r in sf]
+    at_chance = all(abs(k) < AT_CHANCE for k in kappas)
+    mid = min(sf, key=lambda r: abs(math.log10(r["compression"]) - 2))  # the row nearest ρ = 100
+    out.append(
+        f"On `{m['model']}` / {m['dataset']} ({n} inits, ρ = {_rhos(sf)}), SynFlow's masks from different "
+        f"initializations overlap {'no more than chance' if at_chance else 'more than chance'} as sets of "
+        f"weights: κ = (J − J_chance)/(1 − J_chance) is {_span(kappas)} across ρ (at ρ = {mid['compression']:g}: "
+        f"J = {pm(mid['jaccard'])} against {mid['chance_jaccard']['mean']:.3f} for independent random masks with "
+        "the same per-layer counts)."
+    )
+    classes = [r["classes"] for r in sf]
+    above = [
+        r
+        for r in sf
+        if differs(r["aligned_jaccard"], r["aligned_chance_jaccard"])
+        and r["aligned_jaccard"]["mean"] > r["aligned_chance_jaccard"]["mean"]
+    ]
+    aligned = _span([r["aligned_jaccard"]["mean"] for r in sf])
+    aligned_chance = _span([r["aligned_chance_jaccard"]["mean"] for r in sf])
+    if all(c == n for c in classes):
+        text = f"Nor are they one network up to relabelling: the {n} masks are {n} distinct isomorphism classes at every ρ"
+    else:
+        text = f"Up to relabelling, the {n} masks form {_span(classes, 0)} isomorphism classes per ρ"
+    text += (
+        f", and aligning hidden neurons raises J only to {aligned}, against {aligned_chance} for the same "
+        "alignment on layerwise-shuffled copies: "
+    )
+    if above:
+        text += (
+            f"above that level at ρ = {_rhos(above)} (2 SE), so the masks share some structure beyond the layer "
+            "densities (e.g. which neurons keep many weights), but they are far from identical."
+        )
+    else:
+        text += "no structure beyond the layer densities is detected."
+    out.append(text)
+    cvs = [_cv(r) for r in sf]
+    low_cv = max((_cv(r) for r in sf if r["compression"] <= 100), default=max(cvs))
+    if low_cv < 0.1:
+        out.append(
+            "What SynFlow does reproduce is the per-layer density profile: across seeds a layer's density "
+            f"varies by a coefficient of variation of at most {low_cv:.1%} for ρ ≤ 100 ({max(cvs):.1%} over all ρ)."
+        )
+    else:
+        out.append(
+            f"Even the per-layer density profile varies across seeds: coefficient of variation up to {low_cv:.1%} "
+            f"for ρ ≤ 100 ({max(cvs):.1%} over all ρ)."
+        )
+    trained = [r for r in sf if r["accuracy"] is not None]
+    for r in trained:
+        a = r["accuracy"]
+        own, other, shuffled, perm = a["own"], a["other"], a["shuffled"], a["permuted"]
+        tied = differs(own, other)
+        positions = differs(own, shuffled)
+        out.append(
+            f"At ρ = {r['compression']:g}, trained from their own init the masks reach {pm(own)} test "
+            f"accuracy, from another seed's init {pm(other)} (difference {difference(own, other)}: "
+            f"{'a mask is tied to its init' if tied else 'no sign that a mask is tied to the init it came from'}); "
+            f"layerwise-shuffled copies reach {pm(shuffled)} ({difference(own, shuffled)}: "
+            + (
+                "the positions matter, not only the per-layer densities"
+                if positions and own["mean"] > shuffled["mean"]
+                else "within noise, so here only the per-layer densities matter"
+                if not positions
+                else "the shuffled copies do better"
+            )
+            + f"). Isomorphic (permuted) copies of one mask spread by σ = {perm['std']:.3f} "
+            f"({perm['n']} copies, mean {perm['mean']:.3f}) against σ = {own['std']:.3f} across seeds."
+        )
+    snip = [r for r in _rows(m, "snip") if r["collapsed"] == 0]
+    if snip:
+        pairs = n * (n - 1) / 2
+        over = [
+            r for r in snip if r["excess_overlap"]["mean"] > 2 * r["excess_overlap"]["std"] / math.sqrt(pairs)
+        ]
+        out.append(
+            f"SNIP, the one data-dependent pruner here, has κ = {_span([r['excess_overlap']['mean'] for r in snip])} "
+            f"over its uncollapsed ρ ({_rhos(snip)}): "
+            + (
+                f"above chance at ρ = {_rhos(over)} (κ > 2 SE over pairs), far from identity."
+                if over
+                else "at chance."
+            )
+        )
+    rnd = m.get("rounding")
+    if rnd:
+        js = [p["jaccard"] for p in rnd["per_seed"]]
+        bigger = rnd["jaccard"]["mean"] > rnd["cross_seed_jaccard"]["mean"]
+        out.append(
+            f"The procedure itself: on one init, SynFlow's two rounding rules (`round` vs the reference code's, "
+            f"which differ by one weight in {rnd['schedule_steps_differing']} of {rnd['iterations']} steps) end "
+            f"at J = {pm(rnd['jaccard'])} (range {min(js):.2f} to {max(js):.2f} over seeds "
+            f"{', '.join(str(p['seed']) for p in rnd['per_seed'])}) at ρ = {rnd['compression']:g}, against "
+            f"J = {pm(rnd['cross_seed_jaccard'])} between inits. "
+            + (
+                "One weight of rounding moves the mask a long way, but less than a new initialization does."
+                if bigger
+                else "One weight of rounding moves the mask as much as a new initialization."
+            )
+        )
+    return out
+
+
+def headline(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The one-paragraph verdict, chosen from the numbers of all runs (SynFlow, uncollapsed ρ)."""
+    rows = [(m, r) for m in runs for r in _rows(m, "synflow") if r["collapsed"] == 0]
+    if not rows:
+        return "**Not measured**: no uncollapsed SynFlow masks."
+    chance = all(abs(r["excess_overlap"]["mean"]) < AT_CHANCE for _, r in rows)
+    distinct = all(r["classes"] == len(m["init_seeds"]) for m, r in rows)
+    low = [_cv(r) for _, r in rows if r["compression"] <= 100]
+    if chance and distinct:
+        verdict = (
+            "**No.** From different initializations SynFlow gives different masks: their raw overlap is at "
+            "chance level at every ρ measured, and no two of them are the same network up to relabelling "
+            "hidden neurons."
+        )
+    elif distinct:
+        verdict = (
+            "**No, though not at random.** SynFlow's masks from different inits overlap more than chance, "
+            "but no two are the same network up to relabelling hidden neurons."
+        )
+    else:
+        verdict = "**Partly.** Some inits give isomorphic masks (see the class counts)."
+    if low and max(low) < 0.1:
+        verdict += (
+            f" What is reproducible is the per-layer density profile (coefficient of variation across seeds "
+            f"≤ {max(low):.1%} per layer for ρ ≤ 100)."
+        )
+    same, matter = [], []
+    for m, r in rows:
+        a = r["accuracy"]
+        if a is None:
+            continue
+        where = f"ρ = {r['compression']:g} on {m['dataset']}"
+        if differs(a["own"], a["shuffled"]) and a["own"]["mean"] > a["shuffled"]["mean"]:
+            matter.append(where)
+        elif not differs(a["own"], a["shuffled"]):
+            same.append(where)
+    if same:
+        verdict += (
+            f" In accuracy, shuffling positions within layers costs nothing measurable at {', '.join(same)}"
+        )
+        verdict += f"; it does at {', '.join(matter)}." if matter else "."
+    elif matter:
+        verdict += f" Shuffling positions within layers costs accuracy at {', '.join(matter)}: positions matter there."
+    return verdict
+
+
+SYMMETRY = (
+    "Why the raw overlap must sit at chance for SynFlow, magnitude and random pruning: these pruners do not "
+    "look at data, and PyTorch's i.i.d. initialization is unchanged in distribution by permuting the inputs "
+    "or outputs of any layer, so every position of a layer is kept with the same probability; masks from "
+    "independent seeds are independent, hence E|A∩B| = Σ_l E[a_l]·E[b_l]/n_l, the chance level. The "
+    "question is only open up to relabelling of neurons (aligned overlap, isomorphism classes) and at the "
+    "level of per-layer densities, which is what the table separates."
+)
+
+
+def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
+    parts, answer = [], []
+    for name in results["runs"]:
+        m = _metrics(ctx, name)
+        cfg = m["config"]
+        t = cfg["training"]
+        parts += [
+            f"### `{m['model']}` on {m['dataset']}",
+            "",
+            f"{len(m['init_seeds'])} init seeds, ρ ∈ {{{', '.join(f'{c:g}' for c in cfg['pruning']['compressions'])}}}, "
+            f"ρ_max = {m['max_compression']:g}; training {t['steps']} steps of {t['optimizer']} (lr {t['lr']:g}, "
+            f"batch {t['batch_size']}) at ρ ∈ {{{', '.join(f'{c:g}' for c in t['compressions']) or 'all'}}}; "
+            f"runtime {m['elapsed_s']:.0f} s. Full report: [results/{name}/report.md](results/{name}/report.md).",
+            "",
+            overlap_table(m),
+            "",
+            f"![overlap]({ctx.figure_link(ctx.figures / f'{name}_overlap.png')})",
+            "",
+            f"![per-layer densities]({ctx.figure_link(ctx.figures / f'{name}_layer_density.png')})",
+            "",
+        ]
+        acc = accuracy_table(m)
+        if acc:
+            dense = m["dense_accuracy"]
+            parts += [
+                f"Test accuracy (dense: {pm(dense)}):",
+                "",
+                acc,
+                "",
+                f"![accuracy]({ctx.figure_link(ctx.figures / f'{name}_accuracy.png')})",
+                "",
+            ]
+        if m.get("rounding"):
+            parts += [
+                "Rounding rule, SynFlow on one init (`round` vs `reference`):",
+                "",
+                rounding_table(m["rounding"]),
+                "",
+            ]
+        answer += model_answer(m)
+    head = headline([_metrics(ctx, name) for name in results["runs"]])
+    body = "\n".join(parts) + "\n"
+    return Rendered(body=body, answer=head + "\n\n" + "\n\n".join(answer) + "\n\n" + SYMMETRY)
+
+
+SECTION = Section("stability", "Mask stability across initializations", 1, run, render)
