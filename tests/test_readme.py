@@ -18,7 +18,9 @@ def test_public_api_names() -> None:
 
 def test_readme_python_example_runs(tmp_path) -> None:
     block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
-    p = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-2000:]
     density, rho = p.stdout.split()[:2]
     assert float(density) == 0.01 and float(rho) == 100.0  # exact compression: round(15000 / 100) kept
