@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -129,9 +131,8 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if args.resume:
-        workspace = args.workspace or (
-            load_config(args.config).workspace if args.config else _workspace(args)
-        )
+        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
+        workspace = workspace or (load_config(args.config).workspace if args.config else "workspace")
         with Store.open(workspace) as store:
             check_resumable(store, args.resume)
         search = Search.resume(args.resume, workspace, address)
@@ -140,7 +141,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         if not args.config:
             raise ConfigError("search needs a CONFIG file (or --resume RUN)")
         cfg = load_config(args.config)
-        workspace = args.workspace or cfg.workspace
+        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
         search = Search.start(cfg, workspace, address)
         print(
             f"run {search.run_id} in {workspace}: {cfg.model} on {cfg.dataset}, "
@@ -259,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ws = {
         "default": None,
-        "help": "workspace directory (default: the config's, $LOTTERYSEARCH_WORKSPACE or ./workspace)",
+        "help": "workspace directory (default: $LOTTERYSEARCH_WORKSPACE, else the config's, else ./workspace)",
     }
     s = sub.add_parser("search", help="run (or resume) a genetic search for lottery tickets")
     s.add_argument("config", nargs="?", metavar="CONFIG.toml")
@@ -303,10 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `ray job stop` and `kill` end a search as 'interrupted', resumable
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
+    if args.command == "search" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         func(args)
     except LotterySearchError as e:
