@@ -1,35 +1,1278 @@
-"""Question 2: can a genetic algorithm find the lottery ticket? — the hook for the GA experiment.
+"""Question 2: can a genetic algorithm find the lottery ticket?
 
-Pending. The engineer who adds it replaces ``run`` and ``render`` here (same protocol as the other sections,
-see ``experiments/common.py``): ``run(ctx)`` should compare, at equal training compute (count training
-steps), the GA front against the SynFlow masks alone, the IMP ticket (``pruning.imp``) and random masks with
-SynFlow's per-layer densities (``lotterysearch.masks.layerwise_shuffle``), as hypervolume and as accuracy
-at fixed densities (e.g. 10%, 3%, 1%), and aligned vs unaligned crossover (``ga.align``); ``render`` returns
-the markdown body with its figures under ``ctx.figures`` and a short written answer. ``PENDING`` tells
-``run_all`` to skip the section's runtime and say so in the report.
+The SynFlow-seeded NSGA-II search (``lotterysearch.search``) against three baselines at equal training
+compute, counted in training steps:
+
+* the GA: the sum of ``steps`` over the isomorphism classes it trained (``Store.classes``); isomorph hits
+  cost nothing and SynFlow seeding trains nothing;
+* SynFlow masks alone: SynFlow from more inits on a grid of densities (the GA's own seeds first), each
+  scored with the GA's fitness, as many as the GA's steps pay for;
+* random masks with SynFlow's per-layer densities (``masks.layerwise_shuffle`` of those SynFlow masks);
+* IMP tickets (Frankle & Carbin 2019, rewinding to init): trajectories from successive inits, every round
+  of training counted, tickets landed at the grid densities and scored with the same fitness.
+
+Each baseline gets the steps the aligned-crossover GA spent in the same replicate (GA seed: its RNG and its
+validation split). Fronts are compared as hypervolume of (validation accuracy, density) and as A(d), the
+best accuracy among masks of density ≤ d, at fixed d. Selection used validation accuracy, so the selected
+masks are then retrained from fresh init seeds and scored on the test split: a method is not credited for
+the noise it selected on (the winner's curse). The same search with ``ga.align = false`` measures what
+aligning hidden neurons before crossover buys.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import dataclasses
+import itertools
+import math
+import tempfile
+import time
+from bisect import bisect_right
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from experiments.common import Context, Rendered, Section
+import numpy as np
+import torch
+from torch import nn
 
-PENDING = True
+from experiments.common import Context, Rendered, Section, pm, stats, table
+from lotterysearch.config import FitnessSection, GAConfig, SearchConfig, SeedingConfig, validate
+from lotterysearch.data import Dataset, load_dataset
+from lotterysearch.errors import LotterySearchError
+from lotterysearch.evolution import hypervolume
+from lotterysearch.fitness import FitnessConfig, evaluate_mask
+from lotterysearch.masks import Mask, layerwise_shuffle
+from lotterysearch.models import build_model
+from lotterysearch.pruning import imp_schedule, keep_highest, kept_count, magnitude_scores, prune
+from lotterysearch.training import train
+
+PENDING = False
+
+Point = tuple[float, float]  # (accuracy, density), as the search's objectives
+REF_POINT = (0.0, 1.0)  # the search's hypervolume reference point (search.REF_POINT)
+OTHER_ORDER = 7919  # batch seed offset for "own init, another batch order"
+
+
+# ---- settings ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GAModel:
+    """One model/dataset: the search, its fitness recipe (also IMP's round) and the baselines' grid."""
+
+    model: str
+    dataset: str
+    population: int
+    generations: int
+    seed_compressions: tuple[float, ...]  # the GA's SynFlow seeds (ρ); include 1/d of the fixed densities
+    grid_compressions: tuple[float, ...]  # SynFlow-alone, random and IMP masks are made at these ρ
+    fitness_steps: int = 115
+    lr: float = 0.01
+    batch_size: int = 128
+    optimizer: str = "adam"
+    seed_inits: int = 4  # SynFlow inits seeding the GA (per replicate)
+    imp_rate: float = 0.2  # IMP prunes this share of each layer per round (the output layer half of it)
+    synflow_iterations: int = 100
+
+
+@dataclass(frozen=True)
+class GASettings:
+    models: tuple[GAModel, ...]
+    replicates: tuple[int, ...]  # GA seeds; replicate r finds its masks from inits 1000·(r+1) on
+    retrain_seeds: tuple[int, ...]  # fresh inits for the test retraining
+    densities: tuple[float, ...] = (0.1, 0.03, 0.01)  # A(d) is reported here
+    sparse_density: float = 0.1  # HV restricted to density ≤ this (the ticket regime)
+
+
+GRID = (3.0, 5.0, 20 / 3, 10.0, 100 / 7, 20.0, 100 / 3, 50.0, 200 / 3, 100.0)  # densities 1/3 ... 1%
+MNIST1D = GAModel(
+    "mlp:40-100-100-10",
+    "mnist1d",
+    population=24,
+    generations=8,
+    seed_compressions=(3.0, 10.0, 100 / 3, 100.0),
+    grid_compressions=GRID,
+)
+MNIST1D_LARGE = dataclasses.replace(MNIST1D, population=48, generations=25)
+LENET = GAModel(
+    "mlp:784-300-100-10",
+    "mnist",
+    population=24,
+    generations=10,
+    seed_compressions=(3.0, 10.0, 100 / 3, 100.0),
+    grid_compressions=GRID,
+    fitness_steps=200,
+    lr=0.0012,
+    batch_size=60,
+)
+SETTINGS = {
+    "small": GASettings(models=(MNIST1D,), replicates=(0, 1, 2), retrain_seeds=(100_000, 100_001, 100_002)),
+    "large": GASettings(
+        models=(MNIST1D_LARGE, LENET),
+        replicates=(0, 1, 2, 3, 4),
+        retrain_seeds=tuple(range(100_000, 100_005)),
+    ),
+}
+METHODS = ("ga_aligned", "ga_unaligned", "synflow", "random", "imp")
+LABELS = {
+    "ga_aligned": "GA, aligned crossover",
+    "ga_unaligned": "GA, unaligned crossover",
+    "synflow": "SynFlow masks alone",
+    "random": "random, SynFlow's layer densities",
+    "imp": "IMP tickets",
+}
+STYLE = {
+    "ga_aligned": ("#1f77b4", "-"),
+    "ga_unaligned": ("#17becf", "--"),
+    "synflow": ("#2ca02c", "-"),
+    "random": ("#7f7f7f", ":"),
+    "imp": ("#d62728", "-."),
+}
+
+
+def describe(s: GASettings) -> str:
+    """One table cell for ``run_all``'s settings table."""
+    models = "; ".join(
+        f"`{m.model}`/{m.dataset}: population {m.population}, {m.generations} generations, fitness "
+        f"{m.fitness_steps} steps"
+        for m in s.models
+    )
+    return (
+        f"{models}; {len(s.replicates)} GA seeds × aligned/unaligned; baselines at equal steps on "
+        f"{len(s.models[0].grid_compressions)} densities; {len(s.retrain_seeds)} fresh inits for the test retraining"
+    )
+
+
+# ---- pure helpers (tests/test_experiments_ga.py) ---------------------------------------------------------
+def spread_order(n: int) -> list[int]:
+    """0..n-1 ordered so that every prefix spreads over the range: both ends, then midpoints by bisection.
+    A budget that runs out inside one init's grid still buys dense and sparse masks alike."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [0]
+    order, queue = [0, n - 1], deque([(0, n - 1)])
+    while queue:
+        lo, hi = queue.popleft()
+        if hi - lo >= 2:
+            mid = (lo + hi) // 2
+            order.append(mid)
+            queue += [(lo, mid), (mid, hi)]
+    return order
+
+
+def affordable(costs: Sequence[int], budget: int) -> int:
+    """How many of ``costs``, paid in order, fit in ``budget``: the longest prefix with sum ≤ budget."""
+    total = 0
+    for i, cost in enumerate(costs):
+        total += cost
+        if total > budget:
+            return i
+    return len(costs)
+
+
+def best_at_density(points: Sequence[Point], density: float) -> int | None:
+    """Index of the most accurate point with density ≤ ``density`` (ties: the sparser, then the first), or
+    None when no point is that sparse. Its accuracy is A(d), the accuracy reported at a fixed density."""
+    best = None
+    for i, (acc, d) in enumerate(points):
+        if d <= density * (1 + 1e-9) and (
+            best is None or acc > points[best][0] or (acc == points[best][0] and d < points[best][1])
+        ):
+            best = i
+    return best
+
+
+def accuracy_at_density(points: Sequence[Point], density: float) -> float:
+    """A(d): the best accuracy among points with density ≤ d; NaN when there is none."""
+    i = best_at_density(points, density)
+    return math.nan if i is None else points[i][0]
+
+
+def mean_best_accuracy(points: Sequence[Point], max_density: float) -> float:
+    """(1/d_max)·∫₀^d_max A(d) dd with A(d) = 0 below the sparsest point: the hypervolume of the points of
+    density < d_max against the reference (0, d_max), over d_max. At d_max = 1 it is the search's
+    hypervolume (reference (0, 1)), i.e. hypervolume is the integral of A over all densities."""
+    return hypervolume([p for p in points if p[1] < max_density], (0.0, max_density)) / max_density
+
+
+def generation_steps(class_generations: Sequence[tuple[int, int]], generations: int) -> list[int]:
+    """Cumulative training steps at the end of generations 0..``generations``, from (generation in which
+    the class was first trained, its steps) of every trained class."""
+    per = [0] * (generations + 1)
+    for gen, steps in class_generations:
+        per[gen] += steps
+    return list(itertools.accumulate(per))
+
+
+def step_value(xs: Sequence[float], ys: Sequence[float], x: float, before: float = 0.0) -> float:
+    """The step function through (xs, ys) (xs ascending) at x: the y of the last xs ≤ x, ``before`` left of
+    the first. Used to read a method's hypervolume at a given number of training steps."""
+    i = bisect_right(list(xs), x) - 1
+    return float(ys[i]) if i >= 0 else before
+
+
+def hypervolume_curve(items: Sequence[tuple[int, Point | None]]) -> tuple[list[int], list[float]]:
+    """Cumulative steps and hypervolume of the points scored so far, after each item paid in order: an item
+    is (its steps, the point it scored or None for training that scores nothing, e.g. an IMP trajectory)."""
+    steps, hvs, points, total = [], [], [], 0
+    for cost, point in items:
+        total += cost
+        if point is not None:
+            points.append(point)
+        steps.append(total)
+        hvs.append(hypervolume(points, REF_POINT) if points else 0.0)
+    return steps, hvs
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Mean, std and n of the per-replicate differences a_r − b_r (same GA seed, split and budget)."""
+    return stats(x - y for x, y in zip(a, b, strict=True))
+
+
+def verdict(diff: Mapping[str, float], z: float = 2.0) -> str:
+    """'better' / 'worse' when a paired mean difference lies beyond ``z`` standard errors of zero, else
+    'indistinguishable' (also with fewer than two replicates: no error estimate); 'no data' when a method
+    had no mask to compare (NaN)."""
+    n, mean, std = diff["n"], diff["mean"], diff["std"]
+    if math.isnan(mean):
+        return "no data"
+    if n < 2:
+        return "indistinguishable"
+    se = std / math.sqrt(n)
+    if abs(mean) <= z * se:
+        return "indistinguishable"
+    return "better" if mean > 0 else "worse"
+
+
+def paired_text(diff: Mapping[str, float]) -> str:
+    se = diff["std"] / math.sqrt(diff["n"]) if diff["n"] > 1 else math.nan
+    return f"{diff['mean']:+.3f} ± {se:.3f} (SE)"
+
+
+# ---- IMP: every ticket of one trajectory ----------------------------------------------------------------
+def imp_tickets(
+    model: nn.Module,
+    compressions: Sequence[float],
+    data: Dataset,
+    *,
+    steps: int,
+    rate: float = 0.2,
+    output_rate: float | None = None,
+    mode: str = "forward",
+    optimizer: str = "adam",
+    lr: float = 1.2e-3,
+    batch_size: int = 60,
+    seed: int = 0,
+) -> tuple[dict[float, Mask], int]:
+    """``pruning.imp(model, ρ, data, ...)`` for every ρ at once (layerwise, rewinding to init), and the
+    rounds of training they cost together.
+
+    IMP's schedules for different targets share every round but their last (``imp_schedule`` lands the
+    last round on the target), so one trajectory to the sparsest target trains every round any of them
+    needs; each ticket is cut from the round where its own schedule ends. The masks equal ``imp``'s
+    (tests/test_experiments_ga.py), at the training cost of the longest schedule alone.
+    """
+    output_rate = rate / 2 if output_rate is None else output_rate
+    ones = Mask.ones(model)
+    names = ones.names
+    sizes = ones.layer_total()
+    total = sum(sizes.values())
+    rates = {n: output_rate if n == names[-1] else rate for n in names}
+    schedules = {c: imp_schedule(sizes, kept_count(total, c), rates) for c in compressions}
+    longest = max(schedules.values(), key=len)
+    for c, s in schedules.items():
+        if s[:-1] != longest[: len(s) - 1]:
+            raise LotterySearchError(f"IMP schedule for ρ = {c:g} is not a prefix of the longest one")
+    tickets = {c: ones for c, s in schedules.items() if not s}
+
+    def cut(magnitudes: dict[str, torch.Tensor], mask: Mask, kept: Mapping[str, int]) -> Mask:
+        out = {}
+        for n in names:
+            scores = magnitudes[n].reshape(-1).cpu().masked_fill(~mask[n].reshape(-1), -math.inf)
+            out[n] = keep_highest(scores, kept[n]).view(mask[n].shape)
+        return Mask(out)
+
+    net = copy.deepcopy(model)
+    rewind = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    mask = ones
+    options = {"mode": mode, "optimizer": optimizer, "lr": lr, "batch_size": batch_size}
+    for k, kept in enumerate(longest):
+        net.load_state_dict(rewind)
+        train(net, mask, data, steps=steps, seed=seed, **options)
+        magnitudes = magnitude_scores(net, mask, None, torch.Generator())
+        for c, s in schedules.items():
+            if len(s) == k + 1:
+                tickets[c] = cut(magnitudes, mask, s[k])
+        mask = cut(magnitudes, mask, kept)
+    return tickets, len(longest)
+
+
+def imp_rounds(model: nn.Module, compression: float, rate: float, output_rate: float | None = None) -> int:
+    """Rounds IMP trains to reach ``compression`` (pure: from ``imp_schedule``, before any training)."""
+    ones = Mask.ones(model)
+    sizes, names = ones.layer_total(), ones.names
+    output_rate = rate / 2 if output_rate is None else output_rate
+    rates = {n: output_rate if n == names[-1] else rate for n in names}
+    return len(imp_schedule(sizes, kept_count(sum(sizes.values()), compression), rates))
+
+
+# ---- work done on Ray (one CPU, one torch thread each) -------------------------------------------------
+def _one_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    torch.set_num_threads(1)
+    return fn(*args)
+
+
+def _submit(fn: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+    """Start ``fn(*args)`` for each args on the local Ray the search started; ``ray.get`` the refs."""
+    import ray
+
+    remote = ray.remote(num_cpus=1, max_retries=2)(_one_thread)
+    return [remote.remote(fn, *args) for args in calls]
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _synflow_masks(spec: str, seed: int, compressions: Sequence[float], iterations: int) -> list[bytes]:
+    model = build_model(spec, seed)
+    return [prune(model, "synflow", c, iterations=iterations, seed=seed).pack() for c in compressions]
+
+
+def _fitness(
+    spec: str,
+    packed: Sequence[bytes],
+    shapes: Mapping[str, tuple[int, ...]],
+    data: Dataset,
+    cfg: FitnessConfig,
+) -> list[float]:
+    return [evaluate_mask(Mask.unpack(p, shapes), spec, data, cfg).accuracy for p in packed]
+
+
+def _test_accuracy(
+    spec: str,
+    jobs: Sequence[tuple[bytes, int]],
+    shapes: Mapping[str, tuple[int, ...]],
+    test_as_val: Dataset,
+    cfg: FitnessConfig,
+) -> list[float]:
+    """Test accuracy of each (mask, init seed): the fitness training from that init, scored on the test split
+    (``test_as_val`` holds the test split in place of the validation one)."""
+    return [
+        evaluate_mask(
+            Mask.unpack(p, shapes), spec, test_as_val, dataclasses.replace(cfg, init_seeds=(s,))
+        ).accuracy
+        for p, s in jobs
+    ]
+
+
+def _other_batch_order(
+    spec: str,
+    packed: bytes,
+    shapes: Mapping[str, tuple[int, ...]],
+    data: Dataset,
+    seed: int,
+    cfg: FitnessConfig,
+) -> float:
+    """Test accuracy of a ticket trained from its own init ``seed`` but on another batch order than IMP's."""
+    model = build_model(spec, seed)
+    r = train(
+        model,
+        Mask.unpack(packed, shapes),
+        data,
+        steps=cfg.steps,
+        mode=cfg.mode,
+        optimizer=cfg.optimizer,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seed=seed + OTHER_ORDER,
+        evaluate_test=True,
+    )
+    return float(r.test_accuracy)
+
+
+def _imp_trajectory(spec: str, seed: int, grid: Sequence[float], m: GAModel, data: Dataset) -> dict[str, Any]:
+    tickets, rounds = imp_tickets(
+        build_model(spec, seed),
+        grid,
+        data,
+        steps=m.fitness_steps,
+        rate=m.imp_rate,
+        optimizer=m.optimizer,
+        lr=m.lr,
+        batch_size=m.batch_size,
+        seed=seed,
+    )
+    return {"tickets": {c: t.pack() for c, t in tickets.items()}, "rounds": rounds}
+
+
+# ---- one replicate --------------------------------------------------------------------------------------
+def init_base(replicate: int) -> int:
+    """First init seed of a replicate: 1000·(r+1), so no mask is found from the fitness's init seed 0 (an
+    IMP ticket scored from its own init would get its ticket advantage in the fitness) nor from another
+    replicate's or the retraining's inits."""
+    return 1000 * (replicate + 1)
+
+
+def search_config(m: GAModel, replicate: int, align: bool, data_dir: str) -> SearchConfig:
+    base = init_base(replicate)
+    return validate(
+        SearchConfig(
+            name=f"ga-{'aligned' if align else 'unaligned'}-r{replicate}",
+            dataset=m.dataset,
+            model=m.model,
+            seed=replicate,
+            data_dir=data_dir,
+            seeding=SeedingConfig(
+                init_seeds=tuple(base + j for j in range(m.seed_inits)),
+                compressions=m.seed_compressions,
+                iterations=m.synflow_iterations,
+            ),
+            ga=GAConfig(population=m.population, generations=m.generations, align=align),
+            fitness=FitnessSection(
+                steps=m.fitness_steps,
+                optimizer=m.optimizer,
+                lr=m.lr,
+                batch_size=m.batch_size,
+                init_seeds=(0,),
+                # every class at the full budget: its ``steps`` in the store are then all it cost
+                successive_halving=False,
+            ),
+        )
+    )
+
+
+@dataclass
+class Candidate:
+    """A scored mask of one method: where it came from, its objectives, the packed mask."""
+
+    packed: bytes
+    density: float
+    accuracy: float  # validation (the fitness)
+    origin: str
+    own_seed: int | None = None  # IMP: the init its ticket was found from
+
+
+def run_search(cfg: SearchConfig, workspace: Path, ctx: Context) -> dict[str, Any]:
+    """Run one search to the end and read back what the comparison needs (public API only)."""
+    from lotterysearch.report import front_rows
+    from lotterysearch.search import Search
+    from lotterysearch.store import Store
+
+    search = Search.start(cfg, workspace)
+    search.listeners.append(
+        lambda g: ctx.progress(f"  [ga] {cfg.name} {g.line()}") if g.generation % 4 == 0 else None
+    )
+    run_id = search.run()
+    search.store.close()
+    with Store.open(workspace) as store:
+        classes = store.classes(run_id)
+        individuals = {r.id: r for r in store.individuals(run_id)}
+        generations = store.generations(run_id)
+        front = front_rows(store, run_id)
+        shapes = store.run(run_id).shapes
+    cum = generation_steps(
+        [(individuals[c.individual_id].generation, c.steps) for c in classes.values()], cfg.ga.generations
+    )
+    synflow_seeds = {
+        r.origin: r.accuracy
+        for r in individuals.values()
+        if r.origin.startswith("synflow:") and "+" not in r.origin
+    }
+    return {
+        "run_id": run_id,
+        "shapes": shapes,
+        "steps": sum(c.steps for c in classes.values()),
+        "classes": len(classes),
+        "individuals": len(individuals),
+        "generation_steps": cum,
+        "generation_hv": [g.hypervolume for g in generations],
+        "front": [
+            Candidate(individuals[r["id"]].mask, r["density"], r["accuracy"], r["origin"]) for r in front
+        ],
+        "synflow_seeds": synflow_seeds,
+    }
+
+
+def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
+    """The non-dominated candidates (first of duplicates), sorted by density: a method's front."""
+    from lotterysearch.evolution import pareto_front
+
+    seen, out = set(), []
+    for i in pareto_front([(c.accuracy, c.density) for c in cands]):
+        if (cands[i].accuracy, cands[i].density) not in seen:
+            seen.add((cands[i].accuracy, cands[i].density))
+            out.append(cands[i])
+    return sorted(out, key=lambda c: c.density)
+
+
+def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Context) -> dict[str, Any]:
+    import ray
+
+    from lotterysearch.search import fitness_config
+
+    t0 = time.monotonic()
+    tag = f"[ga] {m.model} replicate {r}"
+    ga = {
+        align: run_search(search_config(m, r, align, ctx.data_dir), workspace, ctx) for align in (True, False)
+    }
+    cfg = search_config(m, r, True, ctx.data_dir)
+    fit = fitness_config(cfg)
+    shapes = ga[True]["shapes"]
+    budget = ga[True]["steps"]
+    unit = fit.steps * len(fit.init_seeds)
+    t_ga = time.monotonic() - t0
+    ctx.progress(f"{tag}: GA aligned {budget} steps, unaligned {ga[False]['steps']} steps ({t_ga:.0f} s)")
+
+    data = load_dataset(m.dataset, r, data_dir=ctx.data_dir or None)
+    data_ref = ray.put(data)
+    test_ref = ray.put(dataclasses.replace(data, x_val=data.x_test, y_val=data.y_test))
+    base = init_base(r)
+    grid = list(m.grid_compressions)
+    order = spread_order(len(grid))
+
+    # IMP: whole trajectories from successive inits (every round counted, charged before any ticket), then
+    # their tickets in spread order, as far as the budget goes. Submitted first: they are the longest tasks.
+    rounds = imp_rounds(build_model(m.model, 0), max(grid), m.imp_rate)
+    items = [
+        (("trajectory", j, 0.0), rounds * m.fitness_steps) if i < 0 else (("ticket", j, grid[order[i]]), unit)
+        for j in range(budget // (rounds * m.fitness_steps) + 1)
+        for i in [-1, *range(len(grid))]
+    ]
+    chosen = items[: affordable([cost for _, cost in items], budget)]
+    imp_seeds = sorted({base + j for (what, j, _), _ in chosen if what == "trajectory"})
+    imp_refs = _submit(_imp_trajectory, [(m.model, seed, grid, m, data_ref) for seed in imp_seeds])
+
+    # SynFlow alone and random: as many masks as the budget pays for, init-major (the GA's inits first).
+    n = affordable([unit] * (budget // unit + 1), budget)
+    plan = [(base + k // len(grid), grid[order[k % len(grid)]]) for k in range(n)]
+    by_seed: dict[int, list[float]] = {}
+    for seed, c in plan:
+        by_seed.setdefault(seed, []).append(c)
+    pruned = ray.get(
+        _submit(_synflow_masks, [(m.model, seed, cs, m.synflow_iterations) for seed, cs in by_seed.items()])
+    )
+    packed_of = {
+        (seed, c): p
+        for (seed, cs), ps in zip(by_seed.items(), pruned, strict=True)
+        for c, p in zip(cs, ps, strict=True)
+    }
+    synflow = [packed_of[key] for key in plan]
+    rng = np.random.default_rng([r, 2])
+    random = [layerwise_shuffle(Mask.unpack(p, shapes), rng).pack() for p in synflow]
+    fit_refs = _submit(
+        _fitness, [(m.model, ch, shapes, data_ref, fit) for ch in _chunks(synflow + random, 8)]
+    )
+    trajectories = dict(zip(imp_seeds, ray.get(imp_refs), strict=True))
+    tickets = [(base + j, c) for (what, j, c), _ in chosen if what == "ticket"]
+    ticket_packed = [trajectories[seed]["tickets"][c] for seed, c in tickets]
+    ticket_refs = _submit(
+        _fitness, [(m.model, ch, shapes, data_ref, fit) for ch in _chunks(ticket_packed, 8)]
+    )
+    accs = list(itertools.chain.from_iterable(ray.get(fit_refs)))
+    ticket_acc = list(itertools.chain.from_iterable(ray.get(ticket_refs)))
+    sf_acc, rnd_acc = accs[:n], accs[n:]
+
+    def cands(packed: Sequence[bytes], acc: Sequence[float], origin: str) -> list[Candidate]:
+        return [
+            Candidate(p, Mask.unpack(p, shapes).density(), a, f"{origin}:seed={seed}:rho={c:g}")
+            for p, a, (seed, c) in zip(packed, acc, plan, strict=True)
+        ]
+
+    methods: dict[str, dict[str, Any]] = {
+        "synflow": {"all": cands(synflow, sf_acc, "synflow"), "steps": n * unit},
+        "random": {"all": cands(random, rnd_acc, "random"), "steps": n * unit},
+    }
+    for key in ("synflow", "random"):
+        methods[key]["curve"] = hypervolume_curve(
+            [(unit, (c.accuracy, c.density)) for c in methods[key]["all"]]
+        )
+    # the GA's SynFlow seeds are among the SynFlow-alone masks: their fitness must agree exactly
+    seeded = {f"synflow:seed={seed}:rho={c:g}": a for (seed, c), a in zip(plan, sf_acc, strict=True)}
+    consistency = [
+        abs(a - seeded[o]) for g in ga.values() for o, a in g["synflow_seeds"].items() if o in seeded
+    ]
+
+    imp_all = [
+        Candidate(p, Mask.unpack(p, shapes).density(), a, f"imp:seed={seed}:rho={c:g}", own_seed=seed)
+        for p, a, (seed, c) in zip(ticket_packed, ticket_acc, tickets, strict=True)
+    ]
+    scored = iter(imp_all)
+    curve_items: list[tuple[int, Point | None]] = []
+    for (what, _, _), cost in chosen:
+        t = None if what == "trajectory" else next(scored)
+        curve_items.append((cost, None if t is None else (t.accuracy, t.density)))
+    methods["imp"] = {
+        "all": imp_all,
+        "steps": sum(cost for _, cost in chosen),
+        "curve": hypervolume_curve(curve_items),
+        "trajectories": len(imp_seeds),
+        "rounds": rounds,
+    }
+    for align, key in ((True, "ga_aligned"), (False, "ga_unaligned")):
+        g = ga[align]
+        methods[key] = {
+            "front": g["front"],
+            "steps": g["steps"],
+            "curve": (g["generation_steps"], g["generation_hv"]),
+            "classes": g["classes"],
+            "individuals": g["individuals"],
+        }
+    for key in ("synflow", "random", "imp"):
+        methods[key]["front"] = pareto(methods[key]["all"])
+    t_base = time.monotonic() - t0 - t_ga
+    ctx.progress(
+        f"{tag}: baselines {n} SynFlow + {n} random masks, {len(imp_seeds)} IMP trajectories of {rounds} "
+        f"rounds + {len(tickets)} tickets ({t_base:.0f} s)"
+    )
+
+    # Test retraining: every front mask from the fresh inits and from the selection init (0); IMP's also
+    # from their own init. The IMP picks once more from their own init with another batch order.
+    jobs: list[tuple[bytes, int]] = []
+    for key in METHODS:
+        for c in methods[key]["front"]:
+            jobs += [(c.packed, seed) for seed in (*s.retrain_seeds, fit.init_seeds[0])]
+            if c.own_seed is not None:
+                jobs.append((c.packed, c.own_seed))
+    unique = list(dict.fromkeys(jobs))
+    test_refs = _submit(_test_accuracy, [(m.model, ch, shapes, test_ref, fit) for ch in _chunks(unique, 6)])
+    imp_picks = {}
+    for d in s.densities:
+        i = best_at_density([(c.accuracy, c.density) for c in methods["imp"]["front"]], d)
+        if i is not None:
+            imp_picks[d] = methods["imp"]["front"][i]
+    order_refs = _submit(
+        _other_batch_order,
+        [(m.model, c.packed, shapes, data_ref, c.own_seed, fit) for c in imp_picks.values()],
+    )
+    test = dict(zip(unique, itertools.chain.from_iterable(ray.get(test_refs)), strict=True))
+    other_order = {c.packed: a for c, a in zip(imp_picks.values(), ray.get(order_refs), strict=True)}
+    out: dict[str, Any] = {}
+    for key in METHODS:
+        meth = methods[key]
+        front = []
+        for c in meth["front"]:
+            front.append(
+                {
+                    "density": c.density,
+                    "val": c.accuracy,
+                    "test": [test[(c.packed, seed)] for seed in s.retrain_seeds],
+                    "test_selection_init": test[(c.packed, fit.init_seeds[0])],
+                    "test_own_init": None if c.own_seed is None else test[(c.packed, c.own_seed)],
+                    "test_own_init_other_order": other_order.get(c.packed),
+                    "origin": c.origin,
+                }
+            )
+        val_points = [(f["val"], f["density"]) for f in front]
+        test_points = [(float(np.mean(f["test"])), f["density"]) for f in front]
+        picks = {}
+        for d in s.densities:
+            i = best_at_density(val_points, d)
+            picks[f"{d:g}"] = None if i is None else front[i]
+        out[key] = {
+            "steps": meth["steps"],
+            "hv": hypervolume(val_points, REF_POINT),
+            "hv_sparse": mean_best_accuracy(val_points, s.sparse_density),
+            "test_hv": hypervolume(test_points, REF_POINT),
+            "test_hv_sparse": mean_best_accuracy(test_points, s.sparse_density),
+            "curve": {"steps": list(meth["curve"][0]), "hv": list(meth["curve"][1])},
+            "front": front,
+            "picks": picks,
+            **{k: meth[k] for k in ("classes", "individuals", "trajectories", "rounds") if k in meth},
+        }
+    t_test = time.monotonic() - t0 - t_ga - t_base
+    ctx.progress(f"{tag}: test retraining of {len(unique)} (mask, init) pairs ({t_test:.0f} s)")
+    return {
+        "replicate": r,
+        "init_base": base,
+        "budget": budget,
+        "unit": unit,
+        "methods": out,
+        "seed_consistency": max(consistency, default=math.nan),
+        "seed_consistency_n": len(consistency),
+        "seconds": {"ga": t_ga, "baselines": t_base, "test": t_test, "total": time.monotonic() - t0},
+    }
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    return {"pending": True}
+    from lotterysearch.cluster import connect, disconnect
+
+    s = SETTINGS[ctx.settings]
+    out: dict[str, Any] = {"settings": asdict(s), "models": []}
+    connect()
+    try:
+        for m in s.models:
+            with tempfile.TemporaryDirectory(prefix="ga-experiment-") as ws:
+                reps = [run_replicate(m, s, r, Path(ws), ctx) for r in s.replicates]
+            out["models"].append({**asdict(m), "replicates": reps})
+    finally:
+        disconnect()
+    return out
+
+
+# ---- rendering (reads only the saved results) -----------------------------------------------------------
+def _nan_stats(values: Sequence[float]) -> dict[str, float]:
+    v = [x for x in values if x is not None and not math.isnan(x)]
+    return stats(v) if len(v) == len(values) and v else {"mean": math.nan, "std": math.nan, "n": 0}
+
+
+def _field(reps: Sequence[Mapping[str, Any]], method: str, field: str) -> list[float]:
+    return [float(rep["methods"][method][field]) for rep in reps]
+
+
+def _pick(reps: Sequence[Mapping[str, Any]], method: str, d: float, what: str) -> list[float]:
+    """Per replicate, one number of the mask chosen at density ≤ d: "val", "density", "test" (mean over the
+    fresh inits), "test_selection_init", "test_own_init" or "test_own_init_other_order"; NaN where the method
+    has no mask that sparse."""
+    out = []
+    for rep in reps:
+        p = rep["methods"][method]["picks"][f"{d:g}"]
+        if p is None or p.get(what) is None:
+            out.append(math.nan)
+        else:
+            out.append(float(np.mean(p[what])) if what == "test" else float(p[what]))
+    return out
+
+
+def _band(ax: Any, x: np.ndarray, ys: np.ndarray, method: str, label: str) -> None:
+    color, ls = STYLE[method]
+    mean = ys.mean(0)
+    ax.plot(x, mean, ls, color=color, lw=1.8, label=label)
+    if len(ys) > 1:
+        sd = ys.std(0, ddof=1)
+        ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+
+
+def hypervolume_figure(res: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
+    from matplotlib.figure import Figure
+
+    reps = res["replicates"]
+    fig = Figure(figsize=(11.5, 4.3), dpi=110, layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, sharey=True)
+    gens = np.arange(res["generations"] + 1)
+    for method in ("ga_aligned", "ga_unaligned"):
+        ys = np.array([rep["methods"][method]["curve"]["hv"] for rep in reps])
+        _band(ax1, gens, ys, method, LABELS[method])
+    for method in ("synflow", "random", "imp"):
+        color, ls = STYLE[method]
+        ax1.axhline(
+            np.mean(_field(reps, method, "hv")),
+            color=color,
+            ls=ls,
+            lw=1.3,
+            label=f"{LABELS[method]}, at equal steps",
+        )
+    ax1.set_xlabel("generation")
+    ax1.set_ylabel(f"hypervolume, validation (mean ± std, {len(reps)} GA seeds)")
+    ax1.set_title("Per generation (baselines: at the GA's final steps)", fontsize=10)
+    # against steps, up to the budget (the aligned GA's steps); a method that stopped spending stays flat
+    top = max(rep["budget"] for rep in reps)
+    x = np.linspace(0, top, 400)
+    for method in METHODS:
+        ys = np.array(
+            [[step_value(rep["methods"][method]["curve"]["steps"], rep["methods"][method]["curve"]["hv"], v) for v in x]
+             for rep in reps]
+        )  # fmt: skip
+        _band(ax2, x / 1000, ys, method, LABELS[method])
+    ax2.set_xlabel("training steps spent (thousands); the right edge is the GA's budget")
+    ax2.set_title("Against training compute", fontsize=10)
+    ga_hv = [
+        v for rep in reps for m in ("ga_aligned", "ga_unaligned") for v in rep["methods"][m]["curve"]["hv"]
+    ]
+    hi = max(v for rep in reps for m in METHODS for v in rep["methods"][m]["curve"]["hv"])
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7.5, loc="lower right")
+    ax1.set_ylim(min(ga_hv) - 0.04, hi + 0.01)
+    fig.suptitle(f"Hypervolume of the (accuracy, density) front: {res['model']} on {res['dataset']}")
+    return fig
+
+
+def fronts_figure(res: Mapping[str, Any], densities: Sequence[float]):  # noqa: ANN201 - matplotlib Figure
+    from matplotlib.figure import Figure
+
+    rep = res["replicates"][0]
+    fig = Figure(figsize=(15.5, 4.6), dpi=110, layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    right = 1.15 * max(f["density"] for m in METHODS for f in rep["methods"][m]["front"])
+    for method in METHODS:
+        color, ls = STYLE[method]
+        front = rep["methods"][method]["front"]
+        if not front:
+            continue
+        d = [f["density"] for f in front]
+        a = [f["val"] for f in front]
+        axes[0].step([*d, right], [*a, a[-1]], where="post", color=color, ls=ls, lw=1.6, label=LABELS[method])
+        axes[0].plot(d, a, "o", color=color, ms=3)
+        t = np.array([f["test"] for f in front])
+        sd = t.std(1, ddof=1) if t.shape[1] > 1 else np.zeros(len(t))
+        axes[1].errorbar(d, t.mean(1), yerr=sd, color=color, ls=ls, lw=1.2, marker="o", ms=3, capsize=2,
+                         label=LABELS[method])  # fmt: skip
+        own = "test_own_init" if method == "imp" else "test_selection_init"
+        label = "IMP tickets, own init" if method == "imp" else f"{LABELS[method]}, init 0"
+        axes[2].plot(d, [f[own] for f in front], ls, color=color, lw=1.2, marker="o", ms=3, label=label)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("density (kept weights / all)")
+        ax.grid(True, which="both", alpha=0.25)
+        for d in densities:
+            ax.axvline(d, color="black", lw=0.7, ls=":", alpha=0.6)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_title("Validation fronts A(d): what each method selects", fontsize=10)
+    n = len(rep["methods"]["ga_aligned"]["front"][0]["test"])
+    axes[1].set_title(f"The same masks from {n} fresh inits: test (mean ± std)", fontsize=10)
+    axes[2].set_title("With the init they were found (IMP) or selected (init 0) with: test", fontsize=10)
+    fig.suptitle(
+        f"Accuracy–density fronts at equal training steps, GA seed {rep['replicate']}: {res['model']} on "
+        f"{res['dataset']}"
+    )
+    return fig
+
+
+def _steps_text(reps: Sequence[Mapping[str, Any]], method: str) -> str:
+    return f"{np.mean(_field(reps, method, 'steps')) / 1000:.1f}k"
+
+
+def fronts_table(res: Mapping[str, Any], sparse: float) -> str:
+    reps = res["replicates"]
+    rows = []
+    for method in METHODS:
+        ref, mine = _field(reps, "ga_aligned", "test_hv"), _field(reps, method, "test_hv")
+        rows.append(
+            (
+                LABELS[method],
+                _steps_text(reps, method),
+                pm(stats(_field(reps, method, "hv"))),
+                pm(stats(_field(reps, method, "hv_sparse"))),
+                pm(stats(mine)),
+                pm(stats(_field(reps, method, "test_hv_sparse"))),
+                "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
+            )
+        )
+    return table(
+        [
+            "method",
+            "training steps",
+            "HV (val)",
+            f"mean A(d), d ≤ {sparse:g} (val)",
+            "HV (test, fresh inits)",
+            f"mean A(d), d ≤ {sparse:g} (test)",
+            "GA aligned − method, HV test",
+        ],
+        rows,
+    )
+
+
+def density_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
+    reps = res["replicates"]
+    rows = []
+    for d in densities:
+        ref = _pick(reps, "ga_aligned", d, "test")
+        for method in METHODS:
+            mine = _pick(reps, method, d, "test")
+            rows.append(
+                (
+                    f"{d:g}",
+                    LABELS[method],
+                    pm(_nan_stats(_pick(reps, method, d, "density")), 4),
+                    pm(_nan_stats(_pick(reps, method, d, "val"))),
+                    pm(_nan_stats(_pick(reps, method, d, "test_selection_init"))),
+                    pm(_nan_stats(mine)),
+                    "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
+                )
+            )
+    return table(
+        [
+            "d",
+            "method",
+            "density of the chosen mask",
+            "A(d) val (selection)",
+            "test, selection init (0)",
+            "test, fresh inits",
+            "GA aligned − method, test (fresh inits)",
+        ],
+        rows,
+    )
+
+
+def ticket_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
+    reps = res["replicates"]
+    rows = []
+    for d in densities:
+        own = _pick(reps, "imp", d, "test_own_init")
+        ga = _pick(reps, "ga_aligned", d, "test_selection_init")
+        rows.append(
+            (
+                f"{d:g}",
+                pm(_nan_stats(own)),
+                pm(_nan_stats(_pick(reps, "imp", d, "test_own_init_other_order"))),
+                pm(_nan_stats(_pick(reps, "imp", d, "test"))),
+                pm(_nan_stats(ga)),
+                pm(_nan_stats(_pick(reps, "ga_aligned", d, "test"))),
+                paired_text(paired(ga, own)),
+            )
+        )
+    return table(
+        [
+            "d",
+            "IMP ticket, own init",
+            "own init, another batch order",
+            "IMP mask, fresh inits",
+            "GA mask, selection init (0)",
+            "GA mask, fresh inits",
+            "GA (selection init) − IMP ticket (own init)",
+        ],
+        rows,
+    )
+
+
+def align_table(res: Mapping[str, Any]) -> str:
+    reps = res["replicates"]
+    rows = []
+    for method in ("ga_aligned", "ga_unaligned"):
+        rows.append(
+            (
+                LABELS[method],
+                pm(stats(_field(reps, method, "classes")), 1),
+                _steps_text(reps, method),
+                pm(stats([rep["methods"][method]["curve"]["hv"][-1] for rep in reps])),
+                pm(stats(_hv_at_common_steps(reps)[method])),
+                pm(stats(_field(reps, method, "test_hv"))),
+            )
+        )
+    return table(
+        [
+            "crossover",
+            "classes trained",
+            "training steps",
+            "final HV (val)",
+            "HV at equal steps (val)",
+            "HV (test)",
+        ],
+        rows,
+    )
+
+
+def _hv_at_common_steps(reps: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """Each GA's validation hypervolume at the steps the cheaper of the two spent, per replicate."""
+    out: dict[str, list[float]] = {"ga_aligned": [], "ga_unaligned": []}
+    for rep in reps:
+        common = min(rep["methods"][m]["steps"] for m in out)
+        for m in out:
+            c = rep["methods"][m]["curve"]
+            out[m].append(step_value(c["steps"], c["hv"], common, math.nan))
+    return out
+
+
+Verdicts = dict[float, tuple[str, dict[str, float]]]  # density → (verdict, paired difference)
+
+
+def _verdicts(
+    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], densities: Sequence[float]
+) -> Verdicts:
+    out = {}
+    for d, x, y in zip(densities, a, b, strict=True):
+        diff = paired(x, y)
+        out[d] = (verdict(diff), diff)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    v = [x for x in values if not math.isnan(x)]
+    return sum(v) / len(v) if v else math.nan
+
+
+def _list(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+VERDICTS = ("better", "worse", "indistinguishable", "no data")
+PHRASE = {
+    "better": "better than",
+    "worse": "worse than",
+    "indistinguishable": "indistinguishable from",
+    "no data": "not compared (no mask) with",
+}
+
+
+def _against(name: str, at: Verdicts) -> str:
+    """Where the GA is better than, worse than or indistinguishable from ``name``, with the differences."""
+    parts = []
+    for word in VERDICTS:
+        ds = [d for d, (v, _) in at.items() if v == word]
+        if ds:
+            diffs = ", ".join(paired_text(at[d][1]) for d in ds)
+            parts.append(f"{PHRASE[word]} {name} at d = {_list([f'{d:g}' for d in ds])} ({diffs})")
+    return "; ".join(parts)
+
+
+def _counts(words: Sequence[str]) -> str:
+    """e.g. 'better at 1, indistinguishable at 2 of 3 densities'."""
+    parts = [f"{w} at {words.count(w)}" for w in VERDICTS if w in words]
+    return ", ".join(parts) + f" of {len(words)} densities"
+
+
+def model_answer(res: Mapping[str, Any], s: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The paragraphs of one model's answer, and its verdicts for the headline."""
+    reps = res["replicates"]
+    ds = [float(d) for d in s["densities"]]
+
+    def picks(method: str, what: str) -> list[list[float]]:
+        return [_pick(reps, method, d, what) for d in ds]
+
+    ga_fresh = picks("ga_aligned", "test")
+    topo = {b: _verdicts(ga_fresh, picks(b, "test"), ds) for b in ("imp", "synflow", "random")}
+    hv = {b: paired(_field(reps, "ga_aligned", "test_hv"), _field(reps, b, "test_hv")) for b in topo}
+    ticket = _verdicts(picks("ga_aligned", "test_selection_init"), picks("imp", "test_own_init"), ds)
+    budget = stats([rep["budget"] for rep in reps])
+    word = {
+        "better": "higher than",
+        "worse": "lower than",
+        "indistinguishable": "indistinguishable from",
+        "no data": "not comparable with",
+    }
+    out = [
+        f"On `{res['model']}` / {res['dataset']}, every method spends {budget['mean'] / 1000:.1f}k ± "
+        f"{budget['std'] / 1000:.1f}k training steps ({len(reps)} GA seeds; differences are paired by GA seed, "
+        f"± SE). As topologies, i.e. the selected masks retrained from {len(s['retrain_seeds'])} fresh inits "
+        f"and scored on test, the GA's (aligned crossover) are {_against('the IMP tickets', topo['imp'])}; "
+        f"{_against('SynFlow masks alone', topo['synflow'])}; "
+        f"{_against('random masks with SynFlow’s layer densities', topo['random'])}. Their test hypervolume is "
+        + ", ".join(f"{word[verdict(hv[b])]} that of {LABELS[b]} ({paired_text(hv[b])})" for b in topo)
+        + "."
+    ]
+    own, other, imp_fresh = (
+        picks("imp", "test_own_init"),
+        picks("imp", "test_own_init_other_order"),
+        picks("imp", "test"),
+    )
+    ga_sel = picks("ga_aligned", "test_selection_init")
+    imp_gain = [paired(o, f) for o, f in zip(own, imp_fresh, strict=True)]
+    order_cost = [paired(o, x) for o, x in zip(own, other, strict=True)]
+    ga_gain = [paired(g, f) for g, f in zip(ga_sel, ga_fresh, strict=True)]
+    sf_gain = [
+        paired(g, f)
+        for g, f in zip(picks("synflow", "test_selection_init"), picks("synflow", "test"), strict=True)
+    ]
+    mean_imp, mean_ga = _mean([x["mean"] for x in imp_gain]), _mean([x["mean"] for x in ga_gain])
+    order_small = all(abs(c["mean"]) < abs(g["mean"]) / 2 for c, g in zip(order_cost, imp_gain, strict=True))
+    if all(math.isnan(g["mean"]) for g in imp_gain):
+        out.append("IMP scored no ticket within the GA's budget, so the ticket comparison is missing here.")
+    else:
+        out.append(
+            "The lottery ticket in Frankle & Carbin's sense is a mask *with its own init*. From their own (rewound) "
+            "init IMP's tickets reach "
+            + ", ".join(f"{pm(_nan_stats(o))} at d = {d:g}" for d, o in zip(ds, own, strict=True))
+            + " on test, "
+            + ", ".join(paired_text(g) for g in imp_gain)
+            + " over the same masks from fresh inits; from their own init with another batch order they reach "
+            + ", ".join(pm(_nan_stats(o)) for o in other)
+            + (
+                ", so the advantage belongs to the init, not to IMP's batch order."
+                if order_small
+                else f", so part of the advantage ({', '.join(paired_text(c) for c in order_cost)}) belongs to IMP's "
+                "batch order."
+            )
+            + " The GA's chosen masks, from the init they were selected with (init 0), reach "
+            + ", ".join(pm(_nan_stats(g)) for g in ga_sel)
+            + f": {_against('the IMP ticket', ticket)}. They gain "
+            + ", ".join(paired_text(g) for g in ga_gain)
+            + " from that init over fresh inits (SynFlow alone's chosen masks "
+            + ", ".join(paired_text(g) for g in sf_gain)
+            + f"), {mean_ga:+.3f} on average against IMP's {mean_imp:+.3f} from its own init: "
+            + (
+                "a search that scores masks from one shared init tunes them to it far less than IMP's masks are "
+                "tied to theirs."
+                if mean_ga < mean_imp / 2
+                else "the GA's masks are tuned to the fitness's init about as much as IMP's to their own."
+            )
+        )
+    curse = {}
+    for m in ("ga_aligned", "synflow", "imp"):
+        pairs = zip(sum(picks(m, "val"), []), sum(picks(m, "test_selection_init"), []), strict=True)
+        curse[m] = _nan_stats([v - t for v, t in pairs if not math.isnan(v)])
+    hv_val = paired(_field(reps, "ga_aligned", "hv"), _field(reps, "synflow", "hv"))
+    out.append(
+        "Selection noise: from validation to test, on the very networks that were selected (init 0), the chosen "
+        f"masks lose {curse['ga_aligned']['mean']:+.3f} (GA), {curse['synflow']['mean']:+.3f} (SynFlow alone) "
+        f"and {curse['imp']['mean']:+.3f} (IMP) on average over the fixed densities and seeds (the winner's "
+        "curse plus the validation/test shift). On validation the GA's hypervolume is "
+        f"{word[verdict(hv_val)]} SynFlow alone's ({paired_text(hv_val)}); after retraining, on test, it is "
+        f"{word[verdict(hv['synflow'])]} it ({paired_text(hv['synflow'])}). This is why the comparisons above "
+        "retrain and use the test split."
+    )
+    final = paired(
+        [rep["methods"]["ga_aligned"]["curve"]["hv"][-1] for rep in reps],
+        [rep["methods"]["ga_unaligned"]["curve"]["hv"][-1] for rep in reps],
+    )
+    equal = paired(*_hv_at_common_steps(reps).values())
+    test = paired(_field(reps, "ga_aligned", "test_hv"), _field(reps, "ga_unaligned", "test_hv"))
+    at = _verdicts(ga_fresh, picks("ga_unaligned", "test"), ds)
+    out.append(
+        f"Aligned vs unaligned crossover: after {res['generations']} generations the aligned GA's validation "
+        f"hypervolume is {word[verdict(final)]} the unaligned one's ({paired_text(final)}; at equal steps "
+        f"{paired_text(equal)}), its test hypervolume {word[verdict(test)]} it ({paired_text(test)}), and at "
+        f"the fixed densities the aligned GA is {_against('the unaligned one', at)}."
+    )
+    gain = [paired(o, f)["mean"] for o, f in zip(own, imp_fresh, strict=True)]
+    return out, {
+        "ticket": [v for v, _ in ticket.values()],
+        "own_gain": gain,
+        **{b: [v for v, _ in topo[b].values()] for b in topo},
+        "align": [verdict(final), verdict(test), *(v for v, _ in at.values())],
+    }
+
+
+def headline(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """The verdict over every model and fixed density, from the paired test comparisons: the ticket (IMP's
+    mask with its own init against the GA's mask with its selection init) first, then the masks alone."""
+
+    def words(key: str) -> list[str]:
+        return [w for v in verdicts for w in v[key]]
+
+    ticket, imp, sf, rnd = words("ticket"), words("imp"), words("synflow"), words("random")
+    topo = (
+        f"As topologies (retrained from fresh inits) the GA's masks are {_counts(imp)} against IMP's masks, "
+        f"{_counts(sf)} against SynFlow masks alone given the same steps, and {_counts(rnd)} against random "
+        "masks with SynFlow's layer densities"
+    )
+    gain = [g for v in verdicts for g in v["own_gain"] if not math.isnan(g)]
+    evolution = (
+        "evolving masks does not beat scoring more SynFlow masks"
+        if "better" not in sf
+        else f"evolving masks beats scoring more SynFlow masks at {sf.count('better')} of {len(sf)} densities"
+    )
+    if all(w == "no data" for w in ticket):
+        lead = (
+            "**Not measured at these settings.** The GA's budget paid for no IMP ticket to compare with. "
+            f"{topo}: at equal compute, {evolution}."
+        )
+    elif "worse" in ticket:
+        lead = (
+            "**No, not at equal training compute.** The lottery ticket, IMP's mask trained from its own init, "
+            f"beats the GA's best mask trained from the init the GA selected it with at {ticket.count('worse')} "
+            f"of {len(ticket)} fixed densities. Its edge comes with its init"
+            + (
+                f": retrained from fresh inits IMP's masks lose {min(gain):.2f} to {max(gain):.2f} of test accuracy"
+                if gain
+                else ""
+            )
+            + f". {topo}: at equal compute, {evolution}."
+        )
+    elif "worse" in imp or "no data" in ticket:
+        lead = (
+            f"**Partly.** With their selection init the GA's masks are {_counts(ticket)} against IMP's tickets "
+            f"with their own init. {topo}."
+        )
+    elif "better" in sf and "worse" not in sf:
+        lead = f"**Yes, at these settings.** The GA's masks match or beat IMP's tickets with their own init. {topo}."
+    else:
+        lead = (
+            "**As good as the ticket, but not beyond its seeds.** The GA's masks match or beat IMP's tickets with "
+            f"their own init; SynFlow masks alone, given the same steps, do as well. {topo}."
+        )
+    align = words("align")
+    lead += (
+        " Aligning hidden neurons before crossover "
+        + (
+            "makes no measurable difference."
+            if set(align) == {"indistinguishable"}
+            else f"matters somewhere: the aligned GA is {_counts(align)[: -len(' densities')]} comparisons "
+            "(hypervolume in validation and test, then the fixed densities)."
+        )
+        + ' With few GA seeds the uncertainty is large; "better"/"worse" means a paired difference beyond '
+        "2 standard errors, a screen rather than a test."
+    )
+    return lead
 
 
 def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
-    text = (
-        "*Pending the GA experiment.* This section will compare, at equal training compute, the GA front "
-        "with the SynFlow masks alone, the IMP ticket and random masks with SynFlow's per-layer densities "
-        "(hypervolume, and accuracy at densities 10%, 3%, 1%), and aligned with unaligned crossover."
-    )
-    return Rendered(body=text, answer="**Not yet answered**: pending the GA experiment (section 2).")
+    s = results["settings"]
+    parts, answers, verdicts = [], [], []
+    ctx.figures.mkdir(parents=True, exist_ok=True)
+    ds = [float(d) for d in s["densities"]]
+    for res in results["models"]:
+        reps = res["replicates"]
+        slug = res["dataset"]
+        hv_path, fronts_path = (
+            ctx.figures / f"ga_hypervolume_{slug}.png",
+            ctx.figures / f"ga_fronts_{slug}.png",
+        )
+        hypervolume_figure(res).savefig(hv_path)
+        fronts_figure(res, ds).savefig(fronts_path)
+        imp = reps[0]["methods"]["imp"]
+        parts += [
+            f"### `{res['model']}` on {res['dataset']}",
+            "",
+            f"**Design.** {len(reps)} replicates (GA seeds {', '.join(str(r['replicate']) for r in reps)}: the "
+            "search's RNG and validation split). In each, the search runs twice, with aligned and with unaligned "
+            f"crossover: population {res['population']}, {res['generations']} generations, seeded with SynFlow "
+            f"masks from {res['seed_inits']} inits at ρ = {', '.join(f'{c:g}' for c in res['seed_compressions'])} "
+            "plus random controls; fitness = validation accuracy after "
+            f"{res['fitness_steps']} steps of {res['optimizer']} (lr {res['lr']:g}, batch {res['batch_size']}) from "
+            "init seed 0. **Compute** is training steps: the GA's is the sum over the isomorphism classes it "
+            "trained (isomorph hits and SynFlow seeding cost none). Every baseline gets the steps the aligned GA "
+            "spent in the same replicate: *SynFlow alone* scores SynFlow masks from successive inits (the GA's "
+            f"seeds first) at the {len(res['grid_compressions'])} densities "
+            f"{', '.join(f'{1 / c:.3g}' for c in res['grid_compressions'])} with the same fitness; *random* scores "
+            "each of those masks layerwise shuffled; *IMP* runs trajectories from successive inits (prune "
+            f"{res['imp_rate']:g} of each layer per round, {res['imp_rate'] / 2:g} of the output layer, rewind to "
+            f"init; one round = one fitness training, {imp['rounds']} rounds to density "
+            f"{1 / max(res['grid_compressions']):.3g}; all its tickets come from one trajectory, "
+            "`experiments.ga.imp_tickets`) and scores its tickets at the same densities, the rounds charged "
+            "before any ticket. Masks are found from inits 1000·(r+1) on, never from the fitness's init 0. "
+            "*A(d)* is the best accuracy among a method's masks with density ≤ d; the hypervolume (reference "
+            "(0, 1), as the search) is ∫₀¹ A(d) dd, so it is dominated by the densest masks; *mean A(d), "
+            f"d ≤ {s['sparse_density']:g}* is the same integral over the sparse end, divided by its width. "
+            "Selection (fronts, A(d)) uses validation accuracy, so the selected masks (every front mask) are "
+            f"retrained from {len(s['retrain_seeds'])} fresh inits and scored on the test split: no method is "
+            "credited for the noise it selected on (the winner's curse). *Selection init (0)*: the very networks "
+            "that were selected, scored on test.",
+            "",
+            "Consistency check: the GA's SynFlow seeds and the same masks scored by the SynFlow-alone baseline got "
+            f"identical fitness (largest difference {max(r['seed_consistency'] for r in reps):.1g} over "
+            f"{sum(r['seed_consistency_n'] for r in reps)} pairs).",
+            "",
+            f"Fronts at equal compute (mean ± std over {len(reps)} GA seeds; the last column is the paired "
+            "difference, ± SE):",
+            "",
+            fronts_table(res, s["sparse_density"]),
+            "",
+            f"![hypervolume]({ctx.figure_link(hv_path)})",
+            "",
+            "Accuracy at fixed densities: the mask each method selects (best validation accuracy at density "
+            "≤ d), then its test accuracy:",
+            "",
+            density_table(res, ds),
+            "",
+            "The lottery ticket, mask *and* init: IMP's chosen tickets from their own init (the rewind point, "
+            "with IMP's batch order), from their own init with another batch order, and from fresh inits; the "
+            "GA's chosen masks from their selection init and from fresh inits (test):",
+            "",
+            ticket_table(res, ds),
+            "",
+            f"![fronts]({ctx.figure_link(fronts_path)})",
+            "",
+            "Aligned vs unaligned crossover (the same search, `ga.align` on and off):",
+            "",
+            align_table(res),
+            "",
+            "Per replicate, wall time (shared machine, noisy): "
+            + ", ".join(
+                f"{rep['seconds']['total']:.0f} s (GA {rep['seconds']['ga']:.0f} s, baselines "
+                f"{rep['seconds']['baselines']:.0f} s, test retraining {rep['seconds'].get('test', 0):.0f} s)"
+                for rep in reps
+            )
+            + ".",
+            "",
+        ]
+        text, v = model_answer(res, s)
+        answers += text
+        verdicts.append(v)
+    return Rendered(body="\n".join(parts), answer=headline(verdicts) + "\n\n" + "\n\n".join(answers))
 
 
 SECTION = Section("ga", "Genetic algorithm vs lottery tickets", 2, run, render)

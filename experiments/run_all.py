@@ -62,7 +62,9 @@ def settings_text() -> str:
             + f"; {', '.join(s.pruners)}; with and without biases"
         )
 
-    lines.append("| 2. GA vs tickets | pending | pending |")
+    lines.append(
+        f"| 2. GA vs tickets | {ga.describe(ga.SETTINGS['small'])} | {ga.describe(ga.SETTINGS['large'])} |"
+    )
     lines.append(
         f"| 3. masking modes | {modes(masking_modes.SETTINGS['small'])} | {modes(masking_modes.SETTINGS['large'])} |"
     )
