@@ -4,10 +4,16 @@ DESIGN.md: the driver keeps every DEAP object; an evaluator receives packed mask
 numbers (DEAP's ``creator`` classes do not unpickle on workers). The dataset is ``ray.put`` once per pool and
 each evaluator actor keeps its own copy as torch tensors, so an evaluation ships only a few hundred bytes. The
 pool keeps every actor busy with ``ray.wait`` and retries an evaluation whose worker process or node died.
+
+Small networks are trained a population at a time (``population.py``): the pool hands an evaluator up to
+``population`` masks per call, splitting the queue evenly over the evaluators' slots. Which masks share a
+call depends on timing, and it does not matter: a mask's objectives do not depend on its companions
+(``fitness.evaluate_masks``), so results are the same bit for bit whatever the scheduling.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -31,10 +37,10 @@ from ray.exceptions import (
 
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
-from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_mask
+from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_masks, with_steps
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
-from lotterysearch.training import make_optimizer
+from lotterysearch.population import check_run_args, mlp_widths, population_size
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
@@ -202,7 +208,7 @@ def dataset_from_arrays(arrays: Mapping[str, Any]) -> Dataset:
 
 
 class Evaluator:
-    """Holds the dataset, model spec and fitness config; scores packed masks (``evaluate_mask``).
+    """Holds the dataset, model spec and fitness config; scores packed masks (``evaluate_masks``).
 
     Made a Ray actor by ``EvaluatorPool`` (``ray.remote`` with the pool's CPUs per evaluation). Torch uses
     as many threads as the actor has CPUs, one by default: one evaluator per CPU, no oversubscription, and
@@ -222,8 +228,7 @@ class Evaluator:
         try:  # fail on the first call with the config's own message, not as a dead actor
             check_mode(fitness_cfg.mode)
             build_model(model_spec, 0)
-            # Warm-up: the first optimizer imports torch._dynamo (seconds), paid here once per process.
-            make_optimizer(fitness_cfg.optimizer, [torch.zeros(1, requires_grad=True)], fitness_cfg.lr)
+            check_run_args(fitness_cfg.optimizer, fitness_cfg.lr, fitness_cfg.steps, fitness_cfg.batch_size)
         except LotterySearchError as e:
             self.error = e
 
@@ -244,18 +249,30 @@ class Evaluator:
         }
 
     def evaluate(
-        self, packed: bytes, shapes: Mapping[str, tuple[int, ...]], data: list[Any]
+        self, packed: bytes, shapes: Mapping[str, tuple[int, ...]], data: list[Any], steps: int | None = None
     ) -> dict[str, Any]:
         """Objectives of one packed mask (``Mask.pack``) as plain numbers, plus where and how long."""
+        return self.evaluate_batch([packed], shapes, data, steps)[0]
+
+    def evaluate_batch(
+        self,
+        packed: list[bytes],
+        shapes: Mapping[str, tuple[int, ...]],
+        data: list[Any],
+        steps: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget.
+        Each result's ``wall_time`` is its share of the call (the call's time over the masks)."""
         dataset = self._prepare(data)
-        mask = Mask.unpack(packed, shapes)
+        masks = [Mask.unpack(p, shapes) for p in packed]
+        cfg = self.fitness_cfg if steps is None else with_steps(self.fitness_cfg, steps)
         start = time.perf_counter()
-        objectives = evaluate_mask(mask, self.model_spec, dataset, self.fitness_cfg)
-        return {
-            "objectives": objectives.as_dict(),
-            "wall_time": time.perf_counter() - start,
-            **self.info(data),
-        }
+        objectives = evaluate_masks(masks, self.model_spec, dataset, cfg)
+        share = (time.perf_counter() - start) / max(1, len(masks))
+        where = self.info(data)
+        return [
+            {"objectives": o.as_dict(), "wall_time": share, "batch": len(masks), **where} for o in objectives
+        ]
 
 
 # ---- the pool --------------------------------------------------------------------------------------
@@ -270,6 +287,7 @@ class EvalResult:
     wall_time: float  # seconds of the successful attempt, measured in the actor
     attempts: int  # 1 unless a worker died under this evaluation
     pid: int
+    batch: int = 1  # masks trained in the same call (a population), this one included
 
 
 @dataclass(eq=False)
@@ -296,6 +314,10 @@ def _first_line(e: BaseException) -> str:
 class EvaluatorPool:
     """Evaluator actors over the cluster, started on first use; ``evaluate`` streams results.
 
+    Each evaluator runs up to ``in_flight_per_evaluator`` calls at a time (the next one waits in the actor,
+    so it starts without a round trip), each with up to ``population`` masks (``None``: chosen from the
+    network's size by ``population.population_size``).
+
     ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node, and the pool
     grows when nodes join (checked at each ``evaluate``). An actor whose process dies is restarted by Ray
     (``max_restarts=-1``); the evaluation it held is retried on the next ready actor, up to ``max_attempts``
@@ -313,8 +335,9 @@ class EvaluatorPool:
         num_evaluators: int | None = None,
         cpus_per_eval: float = 1.0,
         max_attempts: int = 3,
-        in_flight_per_evaluator: int = 1,
+        in_flight_per_evaluator: int = 2,
         ready_timeout: float = 300.0,
+        population: int | None = None,
     ) -> None:
         if num_evaluators is not None and num_evaluators < 1:
             raise ConfigError(f"num_evaluators must be >= 1 (or None for one per CPU), got {num_evaluators}")
@@ -324,10 +347,22 @@ class EvaluatorPool:
             raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
         if in_flight_per_evaluator < 1:
             raise ConfigError(f"in_flight_per_evaluator must be >= 1, got {in_flight_per_evaluator}")
+        if population is not None and population < 1:
+            raise ConfigError(
+                f"population must be >= 1 (or None to choose from the network), got {population}"
+            )
         self.dataset, self.model_spec, self.fitness_cfg = dataset, model_spec, fitness_cfg
         self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
         self.max_attempts, self.in_flight = max_attempts, in_flight_per_evaluator
         self.ready_timeout = float(ready_timeout)
+        if population is None:
+            try:
+                population = population_size(
+                    mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size
+                )
+            except LotterySearchError:
+                population = 1  # a bad spec: the evaluators report it with their own message
+        self.population = int(population)
         self._actor_class: Any = None
         self._data_ref: Any = None
         self._actors: list[_Actor] = []
@@ -419,24 +454,28 @@ class EvaluatorPool:
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(
-        self, jobs: Iterable[tuple[str, bytes]], shapes: Mapping[str, tuple[int, ...]]
+        self,
+        jobs: Iterable[tuple[str, bytes]],
+        shapes: Mapping[str, tuple[int, ...]],
+        steps: int | None = None,
     ) -> Iterator[EvalResult]:
         """Yield one ``EvalResult`` per ``(key, packed mask)`` job, in order of completion.
 
-        A freed actor gets its next job before the result is yielded, so the caller's bookkeeping overlaps
-        with training. An evaluation whose worker died is retried; one that died ``max_attempts`` times, or
-        that raised, raises (``EvaluationError``, or the ``LotterySearchError`` the evaluation raised).
+        ``steps`` trains for that many steps instead of the config's (successive halving). A freed actor gets
+        its next call before results are yielded, so the caller's bookkeeping overlaps with training. An
+        evaluation whose worker died is retried (with the rest of its call); one that died ``max_attempts``
+        times, or that raised, raises (``EvaluationError``, or the ``LotterySearchError`` it raised).
         """
         queue = deque(_Job(str(key), bytes(packed)) for key, packed in jobs)
         if not queue:
             return
         shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
         self._grow()
-        running: dict[Any, tuple[_Job, _Actor]] = {}
+        running: dict[Any, tuple[list[_Job], _Actor]] = {}
         remaining, stalled_since = len(queue), None
         try:
             while remaining:
-                self._dispatch(queue, running, shapes)
+                self._dispatch(queue, running, shapes, steps)
                 waiting = [*running, *self._probes, *self._orphans]
                 if not waiting:
                     raise EvaluationError("no evaluator is left to run the remaining evaluations")
@@ -456,45 +495,63 @@ class EvaluatorPool:
                 if ref in self._orphans:
                     self._settle_orphan(ref)
                     continue
-                job, actor = running.pop(ref)
+                batch, actor = running.pop(ref)
                 actor.busy -= 1
                 try:
-                    out = ray.get(ref)
+                    outs = ray.get(ref)
                 except RayTaskError as e:
-                    raise _task_failure(e, f"evaluation of '{job.key}' failed") from None
+                    keys = ", ".join(f"'{job.key}'" for job in batch)
+                    raise _task_failure(e, f"evaluation of {keys} failed") from None
                 except WORKER_LOST as e:
-                    job.losses.append(_first_line(e))
-                    if job.attempts >= self.max_attempts:
-                        raise EvaluationError(
-                            f"evaluation of '{job.key}' lost its worker {job.attempts} times"
-                            f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
-                        ) from e
-                    queue.appendleft(job)
+                    for job in batch:
+                        job.losses.append(_first_line(e))
+                        if job.attempts >= self.max_attempts:
+                            raise EvaluationError(
+                                f"evaluation of '{job.key}' lost its worker {job.attempts} times"
+                                f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
+                            ) from e
+                    queue.extendleft(reversed(batch))
                     if actor.ready:
                         self._probe(actor)
                     continue
-                remaining -= 1
+                remaining -= len(batch)
                 self._replaced = 0
-                self._dispatch(queue, running, shapes)
-                yield EvalResult(
-                    key=job.key,
-                    objectives=Objectives(**out["objectives"]),
-                    node=out["node"],
-                    hostname=out["hostname"],
-                    wall_time=float(out["wall_time"]),
-                    attempts=job.attempts,
-                    pid=int(out["pid"]),
-                )
+                self._dispatch(queue, running, shapes, steps)
+                for job, out in zip(batch, outs, strict=True):
+                    yield EvalResult(
+                        key=job.key,
+                        objectives=Objectives(**out["objectives"]),
+                        node=out["node"],
+                        hostname=out["hostname"],
+                        wall_time=float(out["wall_time"]),
+                        attempts=job.attempts,
+                        pid=int(out["pid"]),
+                        batch=int(out["batch"]),
+                    )
         finally:  # abandoned early: remember the calls still running so the actors' counts stay right
             for ref, (_, actor) in running.items():
                 self._orphans[ref] = actor
 
-    def _dispatch(self, queue: deque[_Job], running: dict[Any, tuple[_Job, _Actor]], shapes: dict) -> None:
+    def _dispatch(
+        self,
+        queue: deque[_Job],
+        running: dict[Any, tuple[list[_Job], _Actor]],
+        shapes: dict,
+        steps: int | None,
+    ) -> None:
+        """Hand ready actors calls of up to ``population`` jobs: the queue split evenly over all slots
+        (every actor's ``in_flight`` calls), so that the work ends on every evaluator at about the same time."""
+        slots = self.in_flight * max(1, len(self._actors))
         for actor in self._actors:
             while queue and actor.ready and actor.busy < self.in_flight:
-                job = queue.popleft()
-                job.attempts += 1
-                running[actor.handle.evaluate.remote(job.packed, shapes, [self._data_ref])] = (job, actor)
+                n = max(1, min(self.population, math.ceil(len(queue) / slots)))
+                batch = [queue.popleft() for _ in range(min(n, len(queue)))]
+                for job in batch:
+                    job.attempts += 1
+                ref = actor.handle.evaluate_batch.remote(
+                    [j.packed for j in batch], shapes, [self._data_ref], steps
+                )
+                running[ref] = (batch, actor)
                 actor.busy += 1
 
     def warm_up(self, timeout: float | None = None) -> int:

@@ -4,16 +4,44 @@ Fitness is a property of the topology (DESIGN.md): the masked network is trained
 weights drawn from the configured ``init_seeds`` (the same seeds for the whole population: common random
 numbers), and the accuracy is the mean over those seeds. Isomorphic masks therefore have the same expected
 fitness, which is what makes skipping isomorphs sound.
+
+How a mask is trained is chosen per mask, from the mask alone (``fitness_plan``), never from which other
+masks are evaluated with it, so a mask's objectives are the same number whatever batch the scheduler put it
+in (the search's resume-to-the-same-result guarantee rests on this):
+
+* ``dense``: population-batched training (``population.py``) of the masked network, K masks at once, for
+  networks small enough that batching pays (``population_size`` > 1) and in ``gradient`` mode (a dense
+  forward pass). A mask's numbers do not depend on K or on its companions, and equal ``training.train``'s
+  under one thread.
+* otherwise the mask is trained alone, ``compact`` when its exact compaction (``compaction.py``) does at
+  most ``COMPACT_BELOW`` of the dense work, with ``csr`` layers where few weights are live
+  (``population.sparse_layers``). Same function and gradients as the dense masked network; the sums
+  differ in rounding only, so the objectives agree with ``dense`` training to float rounding, amplified
+  by the training's chaos (a few tenths of a percent of accuracy after 115 steps), as between machines.
+
+``straight_through`` is trained as ``forward``: with a fixed mask both give the kept weights the same
+gradients and the pruned ones never reach the forward pass, so the objectives are identical (the pruned
+weights' final values, which differ, are not an objective).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
+from torch import nn
+
+from lotterysearch.compaction import Compaction, compact_mask, compact_model, compaction, work
 from lotterysearch.data import Dataset
-from lotterysearch.masks import Mask
+from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
-from lotterysearch.training import train
+from lotterysearch.population import Population, mlp_widths, population_size, run, sparse_layers
+from lotterysearch.training import TrainResult, default_device
+
+# Compact a mask when its compacted network does at most this share of the dense network's work: below it
+# the smaller matmuls win over the gather of the input columns (benchmarks/fitness.py, LeNet-300-100).
+COMPACT_BELOW = 0.75
 
 
 @dataclass(frozen=True)
@@ -42,28 +70,112 @@ class Objectives:
         return asdict(self)
 
 
-def evaluate_mask(mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig) -> Objectives:
-    """Train ``mask`` from each init seed and average the validation accuracy (Objective 1)."""
-    accs, losses = [], []
+@dataclass(frozen=True)
+class FitnessPlan:
+    """How one mask is trained: in a population (``batched``), or alone, compacted and/or with CSR layers."""
+
+    batched: bool
+    compaction: Compaction | None = None  # None: the full network
+    sparse: tuple[bool, ...] | None = None  # per layer of the (compacted) network: CSR
+
+    @property
+    def kernel(self) -> str:
+        """``dense``, ``compact``, ``csr`` or ``compact+csr``, for reports and benchmarks."""
+        if self.batched:
+            return "dense"
+        name = "compact" if self.compaction is not None else "dense"
+        if self.sparse is not None and any(self.sparse):
+            return "csr" if self.compaction is None else "compact+csr"
+        return name
+
+
+def fitness_plan(mask: Mask, widths: Sequence[int], mode: str, batch_size: int) -> FitnessPlan:
+    """How to train ``mask``: a function of the mask and the config only (see the module docstring)."""
+    check_mode(mode)
+    if mode == "gradient" or population_size(widths, batch_size) > 1:
+        return FitnessPlan(batched=True)
+    comp = compaction(mask)
+    if work(comp.widths) > COMPACT_BELOW * work(tuple(widths)):
+        comp = None
+    sparse = tuple(sparse_layers(mask if comp is None else compact_mask(mask, comp)))
+    return FitnessPlan(False, comp, sparse if any(sparse) else None)
+
+
+def fitness_kernel(mask: Mask, widths: Sequence[int], mode: str, batch_size: int) -> str:
+    """The name of ``fitness_plan``'s kernel for ``mask``."""
+    return fitness_plan(mask, widths, mode, batch_size).kernel
+
+
+def _train_alone(
+    mask: Mask,
+    plan: FitnessPlan,
+    model: nn.Module,
+    data: Dataset,
+    mode: str,
+    seed: int,
+    train: dict[str, Any],
+) -> TrainResult:
+    """One mask trained alone as ``plan`` says: compacted (reading only the kept input columns) or not."""
+    comp = plan.compaction
+    if comp is None:
+        (result,) = run(Population([model], [mask], mode, sparse=plan.sparse), data, seed=seed, **train)
+        return result
+    pop = Population([compact_model(model, comp)], [compact_mask(mask, comp)], mode, sparse=plan.sparse)
+    inputs = None if len(comp.inputs) == data.input_dim else comp.inputs
+    (result,) = run(pop, data, seed=seed, inputs=inputs, **train)
+    return result
+
+
+def evaluate_masks(
+    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig
+) -> list[Objectives]:
+    """``evaluate_mask`` of every mask, the batched ones ``population_size`` at a time.
+
+    The result for each mask is the same number, bit for bit under one torch thread, as ``evaluate_mask`` of
+    that mask alone.
+    """
+    if not masks:
+        return []
+    widths, _ = mlp_widths(build_model(model_spec, 0))
+    mode = "forward" if cfg.mode == "straight_through" else cfg.mode
+    plans = [fitness_plan(m, widths, mode, cfg.batch_size) for m in masks]
+    batched = [j for j, p in enumerate(plans) if p.batched]
+    k_max = population_size(widths, cfg.batch_size)
+    pad_to = k_max if default_device().type == "cuda" else None  # see ``Population``: fixed K on CUDA
+    accs: list[list[float]] = [[] for _ in masks]
+    losses: list[list[float]] = [[] for _ in masks]
+    train = {"steps": cfg.steps, "optimizer": cfg.optimizer, "lr": cfg.lr, "batch_size": cfg.batch_size}
     for seed in cfg.init_seeds:
         model = build_model(model_spec, seed)
-        r = train(
-            model,
-            mask,
-            data,
-            steps=cfg.steps,
-            mode=cfg.mode,
-            optimizer=cfg.optimizer,
-            lr=cfg.lr,
-            batch_size=cfg.batch_size,
-            seed=seed,
+        results = {}
+        for start in range(0, len(batched), k_max):
+            chunk = batched[start : start + k_max]
+            pop = Population([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
+            results.update(zip(chunk, run(pop, data, seed=seed, **train), strict=True))
+        for j, plan in enumerate(plans):
+            if not plan.batched:
+                results[j] = _train_alone(masks[j], plan, model, data, mode, seed, train)
+        for j, r in results.items():
+            accs[j].append(r.val_accuracy)
+            losses[j].append(r.val_loss)
+    return [
+        Objectives(
+            accuracy=sum(a) / len(a),
+            density=m.density(),
+            effective_density=m.effective_density(),
+            loss=sum(lo) / len(lo),
+            steps=cfg.steps * len(cfg.init_seeds),
         )
-        accs.append(r.val_accuracy)
-        losses.append(r.val_loss)
-    return Objectives(
-        accuracy=sum(accs) / len(accs),
-        density=mask.density(),
-        effective_density=mask.effective_density(),
-        loss=sum(losses) / len(losses),
-        steps=cfg.steps * len(cfg.init_seeds),
-    )
+        for m, a, lo in zip(masks, accs, losses, strict=True)
+    ]
+
+
+def evaluate_mask(mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig) -> Objectives:
+    """Train ``mask`` from each init seed and average the validation accuracy (Objective 1)."""
+    (objectives,) = evaluate_masks([mask], model_spec, data, cfg)
+    return objectives
+
+
+def with_steps(cfg: FitnessConfig, steps: int) -> FitnessConfig:
+    """The same fitness at another training budget (successive halving's rungs)."""
+    return replace(cfg, steps=int(steps))

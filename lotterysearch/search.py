@@ -7,11 +7,17 @@ One generation (``Search.step``):
   front, hypervolume, RNG state).
 Every trained class is committed the moment its result arrives, so a driver killed mid-generation loses no
 training; resuming replays the generation from the stored RNG state and finds those classes in the store.
+
+With ``[fitness] successive_halving = true`` the children's new classes are trained in rungs (``_evaluate``):
+all for steps/η^(R-1), the best 1/η by non-dominated rank for η times longer, ... up to the full budget.
+Each class records the fidelity (share of the full budget) its objectives were measured at; survivor
+selection ranks full-fidelity individuals first (``select_survivors``) and only they make the front.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +76,7 @@ class GenerationReport:
     hypervolume: float
     front_size: int
     elapsed: float
+    steps: int = 0  # training steps spent in this generation (all rungs, all init seeds)
 
     def line(self) -> str:
         return (
@@ -82,6 +89,29 @@ class GenerationReport:
 def fitness_config(cfg: SearchConfig) -> FitnessConfig:
     f = cfg.fitness
     return FitnessConfig(f.steps, f.optimizer, f.lr, f.batch_size, f.init_seeds, cfg.mode)
+
+
+def halving_rungs(cfg: SearchConfig) -> list[int]:
+    """Training steps of each rung of successive halving, smallest first: steps·η^-(R-1), ..., steps·η^-1,
+    steps. Without halving, one rung of the full budget."""
+    f = cfg.fitness
+    if not f.successive_halving:
+        return [f.steps]
+    eta, n = f.halving_rate, f.halving_rungs
+    return sorted({max(1, round(f.steps / eta ** (n - 1 - r))) for r in range(n)})
+
+
+def select_survivors(objectives: list[tuple[float, float]], fidelities: list[float], k: int) -> list[int]:
+    """NSGA-II survivor selection that ranks every individual measured at the full budget before any measured
+    at a lower fidelity (a class successive halving stopped early): a short run's accuracy is a pessimistic
+    estimate, not comparable with a full one. Without halving every fidelity is 1 and this is ``select_nsga2``.
+    """
+    full = [i for i, f in enumerate(fidelities) if f >= 1.0]
+    rest = [i for i, f in enumerate(fidelities) if f < 1.0]
+    chosen = [full[j] for j in evolution.select_nsga2([objectives[i] for i in full], min(k, len(full)))]
+    if len(chosen) < k:
+        chosen += [rest[j] for j in evolution.select_nsga2([objectives[i] for i in rest], k - len(chosen))]
+    return chosen
 
 
 def variation_config(cfg: SearchConfig) -> evolution.VariationConfig:
@@ -123,6 +153,7 @@ class Search:
         self.evaluation_listeners: list[Callable[[EvalResult, int, int], None]] = []
         self._data: Dataset | None = None
         self._pool: EvaluatorPool | None = None
+        self.steps_spent = 0  # training steps since this object was made (all rungs, all init seeds)
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
 
@@ -191,40 +222,36 @@ class Search:
             )
         return self._pool
 
-    def _evaluate(self, individuals: list[Individual]) -> tuple[int, int]:
-        """Give every individual objectives; train only classes never seen. Returns (trained, skipped)."""
-        waiting: dict[str, list[Individual]] = {}
-        jobs: list[tuple[str, bytes]] = []
+    def _evaluate(self, individuals: list[Individual], halving: bool = True) -> tuple[int, int]:
+        """Give every individual objectives; train only what is not known. Returns (trained, skipped).
+
+        The candidates are this generation's classes not already measured at the full budget in an earlier
+        generation. With successive halving (configured, and ``halving``: the children of a generation, not
+        the seeds) each rung measures the candidates left at its budget, and the best 1/η by non-dominated
+        rank (``select_nsga2`` on accuracy at that rung and density) go on to the next. A class measured
+        only at a low fidelity in an earlier generation is a candidate again: it competes at every rung with
+        numbers measured at that rung's budget, so comparisons stay fair.
+
+        Accuracy at a budget is a pure function of the class, the budget and the config, so the store serves
+        as a cache: it keeps each class at the highest fidelity measured (its objectives), lower rungs that
+        it no longer holds are trained again. A driver killed mid-generation therefore replays the generation
+        to exactly the decisions of an uninterrupted run, training again only what it cannot look up.
+        """
+        first_id = min(ind.id for ind in individuals)
+        reps: dict[str, Individual] = {}  # class → its first individual in this generation
         for ind in individuals:
             ind.class_key = canon.class_key(ind.mask)
-            if ind.class_key in self.archive or ind.class_key in waiting:
-                waiting.setdefault(ind.class_key, []).append(ind)
-                continue
-            waiting[ind.class_key] = [ind]
-            jobs.append((ind.class_key, ind.mask.pack()))
-        if jobs:
-            for done, res in enumerate(self.pool.evaluate(jobs, self.model_shapes), start=1):
-                first = waiting[res.key][0]
-                o = res.objectives
-                rec = ClassRecord(
-                    run_id=self.run_id,
-                    key=res.key,
-                    algo_version=canon.VERSION,
-                    representative=first.mask.pack(),
-                    accuracy=o.accuracy,
-                    loss=o.loss,
-                    effective_density=o.effective_density,
-                    steps=o.steps,
-                    fidelity=1.0,
-                    node=res.node,
-                    wall_time=res.wall_time,
-                    attempts=res.attempts,
-                    individual_id=first.id,
-                )
-                self.store.record_evaluation(self.run_id, rec)
-                self.archive.add(first.mask, rec)
-                for listener in self.evaluation_listeners:
-                    listener(res, done, len(jobs))
+            reps.setdefault(ind.class_key, ind)
+        candidates = [k for k in reps if not self._settled(k, first_id)]
+        rungs = halving_rungs(self.cfg) if halving else [self.cfg.fitness.steps]
+        for r, steps in enumerate(rungs):
+            if not candidates:
+                break
+            accuracy = self._measure(candidates, reps, steps)
+            if r < len(rungs) - 1:
+                keep = math.ceil(len(candidates) / self.cfg.fitness.halving_rate)
+                objectives = [(accuracy[k], reps[k].density) for k in candidates]
+                candidates = [candidates[i] for i in sorted(evolution.select_nsga2(objectives, keep))]
         trained = 0
         for ind in individuals:
             rec = self.archive.get(ind.class_key)
@@ -232,6 +259,57 @@ class Search:
             ind.evaluated = rec.individual_id == ind.id
             trained += ind.evaluated
         return trained, len(individuals) - trained
+
+    def _settled(self, key: str, first_id: int) -> bool:
+        """Measured at the full budget before this generation began (an isomorph hit: nothing to train)."""
+        rec = self.archive.get(key)
+        return rec is not None and rec.fidelity >= 1.0 and rec.individual_id < first_id
+
+    def _measure(self, keys: list[str], reps: dict[str, Individual], steps: int) -> dict[str, float]:
+        """Accuracy of each class after ``steps`` steps: from the store when it holds that fidelity, else
+        trained (on the class's first mask ever seen) and recorded when it raises the stored fidelity."""
+        fidelity = steps / self.cfg.fitness.steps
+        accuracy: dict[str, float] = {}
+        masks: dict[str, Mask] = {}
+        for key in keys:
+            rec = self.archive.get(key)
+            if rec is not None and rec.fidelity == fidelity:
+                accuracy[key] = rec.accuracy
+            else:
+                masks[key] = self.archive.representative(key) if key in self.archive else reps[key].mask
+        if not masks:
+            return accuracy
+        jobs = [(key, mask.pack()) for key, mask in masks.items()]
+        override = None if steps == self.cfg.fitness.steps else steps
+        for done, res in enumerate(self.pool.evaluate(jobs, self.model_shapes, override), start=1):
+            o = res.objectives
+            accuracy[res.key] = o.accuracy
+            self.steps_spent += o.steps
+            old = self.archive.get(res.key)
+            if old is None or fidelity > old.fidelity:
+                rec = ClassRecord(
+                    run_id=self.run_id,
+                    key=res.key,
+                    algo_version=canon.VERSION,
+                    representative=masks[res.key].pack(),
+                    accuracy=o.accuracy,
+                    loss=o.loss,
+                    effective_density=o.effective_density,
+                    steps=o.steps,
+                    fidelity=fidelity,
+                    node=res.node,
+                    wall_time=res.wall_time,
+                    attempts=res.attempts,
+                    individual_id=reps[res.key].id,
+                )
+                self.store.record_evaluation(self.run_id, rec)
+                if old is None:
+                    self.archive.add(masks[res.key], rec)
+                else:
+                    self.archive.set_payload(res.key, rec)
+            for listener in self.evaluation_listeners:
+                listener(res, done, len(jobs))
+        return accuracy
 
     # ---- generations --------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -285,14 +363,19 @@ class Search:
             new = self.seed_population()
         else:
             new = self._offspring()
-        trained, skipped = self._evaluate(new)
+        steps_before = self.steps_spent
+        # The seeds are trained fully: every later generation descends from them, and the front starts from
+        # SynFlow masks measured at every compression. Halving stops hopeless *children* early.
+        trained, skipped = self._evaluate(new, halving=self.generation >= 0)
         for ind in new:
             self.everyone[ind.id] = ind
         if self.generation < 0:
             self.population = new
         else:
             pool = self.population + new
-            keep = evolution.select_nsga2([ind.objectives for ind in pool], self.cfg.ga.population)
+            keep = select_survivors(
+                [ind.objectives for ind in pool], [ind.fidelity for ind in pool], self.cfg.ga.population
+            )
             self.population = [pool[i] for i in keep]
         self.generation += 1
         front = self.front()
@@ -308,6 +391,7 @@ class Search:
             hv,
             len(front),
             elapsed,
+            self.steps_spent - steps_before,
         )
         self.store.commit_generation(
             self.run_id,
@@ -331,9 +415,10 @@ class Search:
         return report
 
     def front(self) -> list[Individual]:
-        """Non-dominated individuals over everything evaluated so far; copies with the same class and
-        objectives are listed once (the earliest), as ``report.front_rows`` lists them."""
-        everyone = sorted(self.everyone.values(), key=lambda ind: ind.id)
+        """Non-dominated individuals over everything measured at the full budget so far (a class successive
+        halving stopped early is not on it); copies with the same class and objectives are listed once (the
+        earliest), as ``report.front_rows`` lists them."""
+        everyone = sorted((i for i in self.everyone.values() if i.fidelity >= 1.0), key=lambda ind: ind.id)
         front, seen = [], set()
         for i in evolution.pareto_front([ind.objectives for ind in everyone]):
             ind = everyone[i]

@@ -35,7 +35,7 @@ from lotterysearch.cluster import (
 )
 from lotterysearch.data import load_dataset
 from lotterysearch.errors import ConfigError
-from lotterysearch.fitness import FitnessConfig, evaluate_mask
+from lotterysearch.fitness import FitnessConfig, evaluate_mask, with_steps
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 
@@ -340,3 +340,34 @@ def test_two_node_cluster_spreads_evaluations_and_survives_losing_a_node(ray_nod
     first = {x["key"]: x["objectives"] for x in phase1}
     assert all(x["objectives"] == first[x["key"]] for x in phase2)  # same numbers on either node
     assert lines[-1] == {"event": "done", "size": 2}
+
+
+# ---- populations: several masks per call -----------------------------------------------------------
+def test_calls_carry_populations_and_results_do_not_depend_on_the_company(pool, data, shapes):
+    """12 jobs over 2 evaluators x 2 calls in flight: calls of 3 masks trained together, each result the
+    same bits as the mask trained alone in this process."""
+    assert pool.population == 16  # mlp:16-8-4 is small: batching pays
+    masks = random_masks(shapes, 12, seed=4)
+    results = {r.key: r for r in pool.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes)}
+    assert max(r.batch for r in results.values()) > 1
+    assert sum(r.batch == 1 for r in results.values()) < 12
+    for i, mask in enumerate(masks):
+        assert results[f"m{i}"].objectives == direct(mask, data)
+
+
+def test_a_shorter_budget_is_passed_to_the_evaluators(pool, data, shapes):
+    masks = random_masks(shapes, 3, seed=5)
+    results = {
+        r.key: r for r in pool.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes, 10)
+    }
+    for i, mask in enumerate(masks):
+        assert results[f"m{i}"].objectives == direct(mask, data, with_steps(CFG, 10))
+        assert results[f"m{i}"].objectives.steps == 20  # 10 steps from each of 2 init seeds
+
+
+def test_population_size_of_the_pool(data):
+    assert EvaluatorPool(data, "mlp:784-300-100-10", CFG).population == 1  # LeNet-sized: no batching
+    assert EvaluatorPool(data, SPEC, CFG, population=3).population == 3
+    with pytest.raises(ConfigError) as e:
+        EvaluatorPool(data, SPEC, CFG, population=0)
+    assert str(e.value) == "population must be >= 1 (or None to choose from the network), got 0"

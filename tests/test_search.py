@@ -11,11 +11,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lotterysearch.config import load_config, parse_config
-from lotterysearch.evolution import hypervolume, pareto_front
-from lotterysearch.search import REF_POINT, Search
+from lotterysearch.errors import ConfigError
+from lotterysearch.evolution import hypervolume, pareto_front, select_nsga2
+from lotterysearch.masks import Mask
+from lotterysearch.search import REF_POINT, Individual, Search, halving_rungs, select_survivors
 from lotterysearch.store import Store
 
 TINY = """
@@ -186,3 +189,174 @@ def test_a_worker_killed_mid_evaluation_costs_a_retry_not_an_individual(ray_loca
     assert all(not math.isnan(i.accuracy) for i in individuals)
     assert any(c.attempts == 2 for c in classes.values())
     assert sum(i.evaluated for i in individuals) == len(classes)
+
+
+# ---- successive halving ------------------------------------------------------------------------------
+HALVING = TINY.replace(
+    "steps = {steps}\n", "steps = {steps}\nsuccessive_halving = true\nhalving_rate = 3\nhalving_rungs = 3\n"
+)
+
+
+def halving(steps: int = 30, generations: int = 2, **fitness):
+    cfg = parse_config(HALVING.format(steps=steps))
+    return replace(cfg, ga=replace(cfg.ga, generations=generations), fitness=replace(cfg.fitness, **fitness))
+
+
+def test_halving_rungs_and_survivors_rank_full_fidelity_first() -> None:
+    assert halving_rungs(tiny()) == [30]
+    assert halving_rungs(halving()) == [3, 10, 30]
+    assert halving_rungs(halving(steps=115, halving_rate=2, halving_rungs=2)) == [58, 115]
+    # a low-fidelity individual that would dominate everything still ranks after the full-fidelity ones
+    objectives = [(0.5, 0.5), (0.9, 0.01), (0.6, 0.2), (0.4, 0.9)]
+    fidelities = [1.0, 1 / 3, 1.0, 1.0]
+    assert sorted(select_survivors(objectives, fidelities, 2)) == [0, 2]
+    assert sorted(select_survivors(objectives, fidelities, 4)) == [0, 1, 2, 3]
+    assert select_survivors(objectives, [1.0] * 4, 2) == select_nsga2(objectives, 2)
+
+
+def test_halving_config_is_checked() -> None:
+    with pytest.raises(ConfigError) as e:
+        halving(steps=8)
+    assert str(e.value) == (
+        "field 'fitness.steps' must be at least halving_rate^(halving_rungs-1) = 9 with successive halving"
+        " (every rung needs a step), got 8"
+    )
+    with pytest.raises(ConfigError, match=r"^field 'fitness.halving_rate' must be an integer >= 2, got 1$"):
+        parse_config(HALVING.format(steps=30).replace("halving_rate = 3", "halving_rate = 1"))
+
+
+class RungLog:
+    """Every training the search asks for: (generation, key, steps, accuracy)."""
+
+    def __init__(self, search: Search) -> None:
+        self.search, self.rows = search, []
+        search.evaluation_listeners.append(self)
+
+    def __call__(self, result, done, total) -> None:
+        steps = result.objectives.steps // len(self.search.cfg.fitness.init_seeds)
+        self.rows.append((self.search.generation + 1, result.key, steps, result.objectives.accuracy))
+
+
+def test_successive_halving_trains_the_best_third_further_and_records_fidelity(ray_local, tmp_path) -> None:
+    search = Search.start(halving(), tmp_path)
+    log, reports, rungs = RungLog(search), [], []
+    search.listeners.append(reports.append)
+    measure = search._measure
+
+    def recording_measure(
+        keys, reps, steps
+    ):  # what each rung compared: (generation, steps, [(key, acc, density)])
+        accuracy = measure(keys, reps, steps)
+        rungs.append((search.generation + 1, steps, [(k, accuracy[k], reps[k].density) for k in keys]))
+        return accuracy
+
+    search._measure = recording_measure
+    run_id = search.run()
+    with Store.open(tmp_path) as store:
+        individuals = store.individuals(run_id)
+        classes = store.classes(run_id)
+        gens = store.generations(run_id)
+    for g in range(3):
+        mine = [(steps, rows) for gen, steps, rows in rungs if gen == g]
+        assert [steps for steps, _ in mine] == (
+            [30] if g == 0 else [3, 10, 30]
+        )  # the seeds are trained fully
+        # each rung goes on with ceil(n/3) of the one before: those select_nsga2 keeps by (accuracy, density)
+        for (_, low), (_, high) in zip(mine, mine[1:], strict=False):
+            kept = select_nsga2([(a, d) for _, a, d in low], math.ceil(len(low) / 3))
+            assert [k for k, _, _ in high] == [low[i][0] for i in sorted(kept)]
+        assert reports[g].steps == sum(st for gen, _, st, _ in log.rows if gen == g)
+        if g:
+            assert reports[g].steps <= 30 * len(mine[0][1]) / 2  # at most half of training every class fully
+    # the store keeps each class at the highest fidelity measured; an individual keeps the objectives its
+    # class had when it was born (a class met again later may since have been trained further)
+    assert {c.fidelity for c in classes.values()} == {0.1, 1 / 3, 1.0}
+    for i in individuals:
+        c = classes[i.class_key]
+        assert i.fidelity <= c.fidelity
+        if c.individual_id == i.id:
+            assert (i.accuracy, i.fidelity, i.evaluated) == (c.accuracy, c.fidelity, True)
+    # only full-fidelity individuals make the front and the hypervolume
+    by_id = {i.id: i for i in individuals}
+    full = [(i.accuracy, i.density) for i in individuals if i.fidelity == 1.0]
+    assert all(by_id[i].fidelity == 1.0 for g in gens for i in g.front)
+    assert {(by_id[i].accuracy, by_id[i].density) for i in gens[-1].front} == {
+        full[k] for k in pareto_front(full)
+    }
+    assert gens[-1].hypervolume == pytest.approx(hypervolume(full, REF_POINT))
+
+
+def test_a_halving_search_interrupted_mid_rung_resumes_to_the_same_result(ray_local, tmp_path) -> None:
+    """Stop the driver in generation 1 once one class is recorded at the second rung and another is not;
+    the resumed run ends exactly where an uninterrupted one ends. (An exception from a listener stands in
+    for SIGKILL: every result is committed as it arrives, so the store is what a killed driver leaves.)"""
+    cfg = halving(generations=3)
+    search = Search.start(cfg, tmp_path / "killed")
+
+    class Crash(Exception):
+        pass
+
+    def crash_mid_second_rung(result, done, total) -> None:
+        if search.generation == 0 and result.objectives.steps == 10 and done == 1 < total:
+            raise Crash
+
+    search.evaluation_listeners.append(crash_mid_second_rung)
+    with pytest.raises(Crash):
+        search.run()
+    run_id = search.run_id
+    with Store.open(tmp_path / "killed") as store:
+        assert store.last_generation(run_id).gen == 0
+        recorded = store.classes(run_id)
+    assert sum(c.fidelity == 1 / 3 and c.individual_id >= cfg.ga.population for c in recorded.values()) == 1
+    resumed = Search.resume(run_id, tmp_path / "killed")
+    log = RungLog(resumed)
+    resumed.run()
+    clean = Search.start(cfg, tmp_path / "clean")
+    clean.run()
+    assert final_state(tmp_path / "killed", run_id) == final_state(tmp_path / "clean", clean.run_id)
+    # the replay trained nothing the store held at that fidelity; it did retrain lower rungs it no longer held
+    replayed = [(k, s) for g, k, s, _ in log.rows if g == 1]
+    assert not [(k, s) for k, s in replayed if k in recorded and recorded[k].fidelity == s / 30]
+    assert [(k, s) for k, s in replayed if k in recorded and recorded[k].fidelity > s / 30]
+
+
+def test_a_class_stopped_early_competes_again_when_met_later(ray_local, tmp_path) -> None:
+    """Generation A stops two of four classes at half the budget. Generation B meets one of them again (as
+    a permuted copy) beside a worse new mask: its stored half-budget accuracy is reused at the first rung,
+    it wins, and it is trained to the full budget on its first mask, recorded for the new individual."""
+    cfg = halving(steps=30, halving_rate=2, halving_rungs=2)
+    search = Search.start(cfg, tmp_path)
+    log = RungLog(search)
+    shapes = search.model_shapes
+    rng = np.random.default_rng(0)
+    masks = [Mask({n: rng.random(s) < d for n, s in shapes.items()}) for d in (0.6, 0.4, 0.25, 0.15)]
+    gen_a = [Individual(i, m, 0, "test") for i, m in enumerate(masks)]
+    search._evaluate(gen_a)
+    assert sorted(ind.fidelity for ind in gen_a) == [0.5, 0.5, 1.0, 1.0]
+    loser = max((ind for ind in gen_a if ind.fidelity == 0.5), key=lambda ind: ind.accuracy)
+    winner = next(ind for ind in gen_a if ind.fidelity == 1.0)
+    # a permuted copy of the loser (same class), a copy of a winner, and a collapsed denser mask
+    perm = rng.permutation(shapes["fc1"][0])
+    arrays = {n: loser.mask[n].numpy().copy() for n in shapes}
+    arrays["fc1"], arrays["fc2"] = arrays["fc1"][perm], arrays["fc2"][:, perm]
+    copy = Mask(arrays)
+    collapsed = {n: np.ones(s, dtype=bool) for n, s in shapes.items()}
+    collapsed["fc3"][:] = False
+    gen_b = [
+        Individual(10, copy, 1, "test"),
+        Individual(11, winner.mask.copy(), 1, "test"),
+        Individual(12, Mask(collapsed), 1, "test"),
+    ]
+    log.rows.clear()
+    search._evaluate(gen_b)
+    assert gen_b[0].class_key == loser.class_key
+    trained = [(k, s) for _, k, s, _ in log.rows]
+    # rung 1: only the new mask is trained (the loser's half-budget accuracy is in the store; the winner
+    # is settled); rung 2: the loser beats the collapsed mask and is trained fully
+    assert trained == [(gen_b[2].class_key, 15), (loser.class_key, 30)]
+    rec = search.archive.get(loser.class_key)
+    assert (rec.fidelity, rec.individual_id, rec.representative) == (1.0, 10, loser.mask.pack())
+    assert (gen_b[0].fidelity, gen_b[0].evaluated) == (1.0, True)
+    assert (gen_b[1].fidelity, gen_b[1].evaluated) == (1.0, False)  # an isomorph hit
+    assert (gen_b[2].fidelity, gen_b[2].evaluated) == (0.5, True)
+    search.pool.shutdown()
