@@ -39,11 +39,10 @@ from lotterysearch.compaction import compact_mask, compact_model, compaction, wo
 from lotterysearch.data import load_dataset
 from lotterysearch.evolution import move_mutation
 from lotterysearch.fitness import FitnessConfig, fitness_kernel
-from lotterysearch.masks import Mask
+from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.population import mlp_widths
 from lotterysearch.pruning import prune
-from lotterysearch.search import random_like
 from lotterysearch.training import train
 
 CASES = [("mlp:40-100-100-10", "mnist1d"), ("mlp:784-300-100-10", "mnist")]
@@ -151,7 +150,7 @@ def kernel_table(repeats: int) -> None:
     print(header + "\n" + "-" * len(header))
     for density in DENSITIES:
         syn = prune(build_model(spec, 0), "synflow", 1 / density)
-        for name, mask in [("synflow", syn), ("random", random_like(syn, np.random.default_rng(0)))]:
+        for name, mask in [("synflow", syn), ("random", layerwise_shuffle(syn, np.random.default_rng(0)))]:
             model = build_model(spec, 0)
             ws = [layer.weight.detach() for layer in model.layers.values()]
             bs = [layer.bias.detach() for layer in model.layers.values()]

@@ -148,6 +148,8 @@ def cmd_search(args: argparse.Namespace) -> None:
             f"population {cfg.ga.population}, {cfg.ga.generations} generations",
             flush=True,
         )
+    if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     search.listeners.append(lambda report: print(report.line(), flush=True))
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
         search.evaluation_listeners.append(
@@ -312,8 +314,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], None] = args.func
-    if args.command == "search" and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         func(args)
     except LotterySearchError as e:

@@ -83,8 +83,12 @@ def front_of(records: Sequence[IndividualRecord], *, all: bool = False) -> list[
     the front lists only the first of them (lowest id, the earliest born); distinct classes that tie
     are all listed. With ``all`` every individual is listed, duplicates included, with ``is_pareto``
     True for every non-dominated one (so duplicates of a front row are marked too).
+
+    Only individuals measured at the full training budget (fidelity 1) compete: a class that successive
+    halving stopped early has a pessimistic accuracy, as in ``search.Search.front``.
     """
-    front = {records[i].id for i in pareto_front([(r.accuracy, r.density) for r in records])}
+    full = [r for r in records if r.fidelity >= 1.0]
+    front = {full[i].id for i in pareto_front([(r.accuracy, r.density) for r in full])}
     if all:
         rows = [individual_row(r) | {"is_pareto": r.id in front} for r in records]
         return sorted(rows, key=_front_order)

@@ -29,10 +29,10 @@ from lotterysearch import canon, evolution
 from lotterysearch.cluster import EvalResult, EvaluatorPool, connect
 from lotterysearch.config import SearchConfig, config_hash, parse_config, to_dict, to_toml
 from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.errors import StoreError
+from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.fitness import FitnessConfig
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
+from lotterysearch.masks import Mask, layerwise_shuffle
+from lotterysearch.models import build_model, input_width
 from lotterysearch.pruning import prune
 from lotterysearch.store import ClassRecord, GenerationRecord, IndividualRecord, Store
 
@@ -125,16 +125,6 @@ def variation_config(cfg: SearchConfig) -> evolution.VariationConfig:
     )
 
 
-def random_like(mask: Mask, rng: np.random.Generator) -> Mask:
-    """A random mask with exactly the per-layer kept counts of ``mask`` (the control for SynFlow seeds)."""
-    out = {}
-    for name, m in mask.items():
-        flat = np.zeros(m.numel(), dtype=bool)
-        flat[rng.choice(m.numel(), size=int(m.sum()), replace=False)] = True
-        out[name] = flat.reshape(tuple(m.shape))
-    return Mask(out)
-
-
 class Search:
     """A running search. Use ``Search.start`` or ``Search.resume``, then ``run()``."""
 
@@ -160,8 +150,17 @@ class Search:
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def start(cls, cfg: SearchConfig, workspace: str | Path, address: str | None = None) -> Search:
+        """Check what can fail before anything is written (the data, the model's input width, the Ray
+        address), then create the run."""
+        data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
+        model = build_model(cfg.model, 0)
+        if input_width(model) != data.input_dim:
+            raise ConfigError(
+                f"field 'model': {cfg.model} takes {input_width(model)} inputs, dataset {cfg.dataset} has {data.input_dim}"
+            )
+        connect(address or cfg.ray.address or None)
         store = Store.open(workspace, create=True)
-        shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+        shapes = Mask.ones(model).shapes
         run_id = store.create_run(
             cfg.name,
             to_toml(cfg),
@@ -171,13 +170,16 @@ class Search:
             list(REF_POINT),
             {n: list(s) for n, s in shapes.items()},
         )
-        return cls(cfg, store, run_id, address)
+        search = cls(cfg, store, run_id, address)
+        search._data = data
+        return search
 
     @classmethod
     def resume(cls, run_id: str, workspace: str | Path, address: str | None = None) -> Search:
         store = Store.open(workspace, create=False)
         run = store.run(run_id)
         cfg = parse_config(run.config_toml, f"run {run_id}")
+        connect(address or cfg.ray.address or None)
         search = cls(cfg, store, run_id, address)
         last = store.last_generation(run_id)
         if last is not None:
@@ -334,7 +336,7 @@ class Search:
             chosen.append((origin + "+move", moved))
         for i in range(n_random):
             origin, mask = synflow[i % len(synflow)]
-            chosen.append(("random" + origin[len(s.pruner) :], random_like(mask, self.rng)))
+            chosen.append(("random" + origin[len(s.pruner) :], layerwise_shuffle(mask, self.rng)))
         first = self._new_id()
         return [Individual(first + i, m, 0, origin) for i, (origin, m) in enumerate(chosen)]
 

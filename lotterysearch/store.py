@@ -162,7 +162,8 @@ class RunRecord:
 class ClassRecord:
     """One trained isomorphism class: its objectives are those of every mask in the class.
 
-    ``individual_id`` is the individual whose evaluation trained it (the class's first member). A resumed
+    ``individual_id`` is the individual whose evaluation trained it at its current fidelity (the class's
+    first member; with successive halving, the one that last raised the fidelity). A resumed
     run replays the interrupted generation with the same ids, so that individual is again the one marked
     ``evaluated`` while the class comes from here instead of from training.
     ``fidelity`` is the fraction of the full training budget the accuracy was measured at. A NaN ``loss``

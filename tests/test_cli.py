@@ -246,3 +246,60 @@ def test_search_argument_errors(finished_run, capsys, tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(TINY.replace("population = 8", "population = 'x'"))
     assert one_line_error(capsys, "search", str(bad)) == "field 'ga.population' must be an integer, got 'x'"
+
+
+def test_search_checks_data_and_address_before_writing_a_run(capsys, tmp_path) -> None:
+    cfg = tmp_path / "wide.toml"
+    cfg.write_text(TINY.replace('"mlp:16-12-12-4"', '"mlp:30-12-12-4"'))
+    ws = tmp_path / "ws"
+    msg = one_line_error(capsys, "search", str(cfg), "--workspace", str(ws))
+    assert msg == "field 'model': mlp:30-12-12-4 takes 30 inputs, dataset synthetic has 16"
+    (tmp_path / "ok.toml").write_text(TINY)
+    msg = one_line_error(
+        capsys, "search", str(tmp_path / "ok.toml"), "--workspace", str(ws), "--address", "127.0.0.1:9"
+    )
+    assert "127.0.0.1:9" in msg
+    assert not ws.exists()  # nothing was written for either
+
+
+def test_sigterm_stops_a_search_as_interrupted_and_resumable(ray_local, tmp_path) -> None:
+    """`ray job stop` and `kill` send SIGTERM: the run must end 'interrupted', not 'failed', and resume."""
+    import os
+    import signal
+    import time
+
+    from lotterysearch.store import Store
+
+    (tmp_path / "t.toml").write_text(TINY.replace("generations = 1", "generations = 50"))
+    ws = tmp_path / "ws"
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lotterysearch.cli",
+            "search",
+            str(tmp_path / "t.toml"),
+            "--workspace",
+            str(ws),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if (ws / "lotterysearch.sqlite").exists():
+                with Store.open(ws) as store:
+                    if store.runs() and store.last_generation(store.runs()[0].id) is not None:
+                        break
+            time.sleep(0.1)
+        os.kill(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130
+    assert "interrupted; resume with: lotterysearch search --resume cli-001" in err
+    with Store.open(ws) as store:
+        assert store.run("cli-001").status == "interrupted"

@@ -8,10 +8,10 @@ import pytest
 from lotterysearch.config import load_config
 from lotterysearch.data import load_dataset
 from lotterysearch.fitness import FitnessConfig, evaluate_mask
-from lotterysearch.masks import Mask
+from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.pruning import prune
-from lotterysearch.search import fitness_config, random_like
+from lotterysearch.search import fitness_config
 from lotterysearch.training import train
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.toml"
@@ -23,7 +23,9 @@ def test_demo_fitness_ranks_synflow_10_percent_above_random_1_percent() -> None:
     data = load_dataset(cfg.dataset, cfg.seed)
     fit = fitness_config(cfg)
     synflow = prune(build_model(cfg.model, 0), "synflow", 10)
-    sparse_random = random_like(prune(build_model(cfg.model, 0), "synflow", 100), np.random.default_rng(0))
+    sparse_random = layerwise_shuffle(
+        prune(build_model(cfg.model, 0), "synflow", 100), np.random.default_rng(0)
+    )
     good, bad = (
         evaluate_mask(synflow, cfg.model, data, fit),
         evaluate_mask(sparse_random, cfg.model, data, fit),
@@ -44,7 +46,7 @@ def test_objectives_average_the_trainer_over_init_seeds() -> None:
     assert got.effective_density == mask.effective_density()
 
 
-def test_random_like_keeps_every_layer_count() -> None:
+def test_layerwise_shuffle_keeps_every_layer_count() -> None:
     mask = Mask({"fc1": np.eye(6, 8), "fc2": np.ones((3, 6))})
-    other = random_like(mask, np.random.default_rng(1))
+    other = layerwise_shuffle(mask, np.random.default_rng(1))
     assert other.layer_kept() == mask.layer_kept() and other != mask
