@@ -1,7 +1,7 @@
 """Benchmark: the same search with and without successive halving (issue 5, multi-fidelity fitness).
 
-Runs the README's demo search (``experiments/configs/demo.toml``: MNIST-1D, ``mlp:40-100-100-10``, a
-population of 24 seeded by SynFlow) twice in this process on a local Ray with every core: once training
+Runs the README's demo search (``experiments/configs/demo.toml``: MNIST-1D, ``mlp:40-100-100-10``,
+a population seeded by SynFlow) twice in this process on a local Ray with every core: once training
 every new class for the full budget, once with ``[fitness] successive_halving = true`` (every new class
 trained for steps/η^(R-1), the best 1/η by non-dominated rank continued, up to the full budget). Prints,
 per generation and at the end, the hypervolume reached (of the front measured at the full budget) and the
@@ -42,7 +42,7 @@ def run(cfg, workspace: Path) -> tuple[list[GenerationReport], float]:  # noqa: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 generations instead of the demo's 8")
+    parser.add_argument("--quick", action="store_true", help="3 generations instead of the demo's")
     parser.add_argument("--generations", type=int, default=None)
     parser.add_argument("--rate", type=int, default=None, help="halving rate η (default: the config's)")
     parser.add_argument("--rungs", type=int, default=None, help="rungs R (default: the config's)")
