@@ -14,13 +14,14 @@ uniformly random masks of the same kept count. For each mask, in one process:
 
 Goals (issue 3): class_key under 50 ms on every case and under 5% of one fitness evaluation.
 
-    python benchmarks/canon.py [--repeats 10] [--timeout 10] [--data-dir /work/shared/data/mnist] [--no-fitness]
+    python benchmarks/canon.py [--repeats 10] [--timeout 10] [--data-dir DIR (default $LOTTERYSEARCH_DATA)] [--no-fitness]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import time
 import warnings
 
@@ -88,9 +89,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--data-dir", default="/work/shared/data/mnist")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("LOTTERYSEARCH_DATA"),
+        help="MNIST IDX files (default $LOTTERYSEARCH_DATA)",
+    )
     parser.add_argument("--no-fitness", action="store_true", help="skip the fitness evaluations")
     args = parser.parse_args()
+    if not args.data_dir and not args.no_fitness:
+        parser.error(
+            "the fitness comparison needs MNIST: pass --data-dir DIR, set LOTTERYSEARCH_DATA or --no-fitness"
+        )
     warnings.filterwarnings("ignore", message="The hashes produced for directed graphs changed")
 
     from lotterysearch.pruning import prune

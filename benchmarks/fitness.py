@@ -21,7 +21,7 @@ Each of (a) and (b) is the best of two passes over the masks (one with ``--quick
 
 Goals (issue 5, this 2-core machine): b/a >= 4 for the MNIST-1D MLP, >= 2 for LeNet-300-100 at <= 5% density.
 
-    python benchmarks/fitness.py [--quick] [--data-dir /work/shared/data/mnist] [--threads-split]
+    python benchmarks/fitness.py [--quick] [--data-dir DIR (default $LOTTERYSEARCH_DATA)] [--threads-split]
 """
 
 from __future__ import annotations
@@ -246,9 +246,15 @@ def dense_flops(widths: tuple[int, ...], n_val: int, cfg: FitnessConfig) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer masks and repeats (a minute or two)")
-    parser.add_argument("--data-dir", default="/work/shared/data/mnist")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("LOTTERYSEARCH_DATA"),
+        help="MNIST IDX files (default $LOTTERYSEARCH_DATA)",
+    )
     parser.add_argument("--threads-split", action="store_true", help="also one evaluator with every core")
     args = parser.parse_args()
+    if not args.data_dir:
+        parser.error("the LeNet-300-100 cases need MNIST: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
     import ray
 
     from lotterysearch.cluster import connect

@@ -118,10 +118,27 @@ def cluster_summary() -> dict[str, Any]:
     }
 
 
+def _same_endpoint(address: str, gcs_address: str) -> bool:
+    """Whether ``address`` names the GCS this process already talks to (hosts compared as resolved IPs).
+
+    A ``ray://`` client address names a different port than the GCS, so it is taken as given."""
+    if address.startswith("ray://"):
+        return True
+    (h1, p1), (h2, p2) = parse_address(address), parse_address(gcs_address)
+
+    def ip(host: str) -> str:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            return host
+
+    return p1 == p2 and (h1 == h2 or ip(h1) == ip(h2))
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
     """Make sure this process talks to a Ray cluster and return ``cluster_summary()``.
 
-    An initialised Ray is reused as it is. Otherwise ``address`` (else ``$RAY_ADDRESS``) names a cluster to
+    An initialised Ray is reused, unless ``address`` names another cluster (a one-line error). Otherwise ``address`` (else ``$RAY_ADDRESS``) names a cluster to
     join; ``None`` or ``"local"`` starts a private local Ray with ``num_cpus`` CPUs (all by default). The local
     case passes ``address="local"`` on purpose: a bare ``ray.init()`` would join whatever cluster
     ``ray start`` last launched on this machine. Joining first checks the address with a TCP connect
@@ -129,9 +146,16 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict[
     a Ray cluster we may join, e.g. a token mismatch), and every failure is a one-line ``ConfigError``.
     """
     global _initialised_here
-    if ray.is_initialized():
-        return cluster_summary()
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        if address not in (None, "local", "auto") and not _same_endpoint(
+            address, ray.get_runtime_context().gcs_address
+        ):
+            raise ConfigError(
+                f"this process is already connected to the Ray cluster at "
+                f"'{ray.get_runtime_context().gcs_address}'; it cannot also join '{address}'"
+            )
+        return cluster_summary()
     if address in (None, "local"):
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
         _initialised_here = True

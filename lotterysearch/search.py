@@ -125,6 +125,17 @@ def variation_config(cfg: SearchConfig) -> evolution.VariationConfig:
     )
 
 
+def search_data(cfg: SearchConfig) -> Dataset:
+    """The search's dataset (validation split seeded by ``cfg.seed``), checked against the model's inputs."""
+    data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
+    width = input_width(build_model(cfg.model, 0))
+    if width != data.input_dim:
+        raise ConfigError(
+            f"field 'model': {cfg.model} takes {width} inputs, dataset {cfg.dataset} has {data.input_dim}"
+        )
+    return data
+
+
 class Search:
     """A running search. Use ``Search.start`` or ``Search.resume``, then ``run()``."""
 
@@ -152,15 +163,10 @@ class Search:
     def start(cls, cfg: SearchConfig, workspace: str | Path, address: str | None = None) -> Search:
         """Check what can fail before anything is written (the data, the model's input width, the Ray
         address), then create the run."""
-        data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-        model = build_model(cfg.model, 0)
-        if input_width(model) != data.input_dim:
-            raise ConfigError(
-                f"field 'model': {cfg.model} takes {input_width(model)} inputs, dataset {cfg.dataset} has {data.input_dim}"
-            )
+        data = search_data(cfg)
         connect(address or cfg.ray.address or None)
         store = Store.open(workspace, create=True)
-        shapes = Mask.ones(model).shapes
+        shapes = Mask.ones(build_model(cfg.model, 0)).shapes
         run_id = store.create_run(
             cfg.name,
             to_toml(cfg),
@@ -207,7 +213,7 @@ class Search:
     @property
     def data(self) -> Dataset:
         if self._data is None:
-            self._data = load_dataset(self.cfg.dataset, self.cfg.seed, data_dir=self.cfg.data_dir or None)
+            self._data = search_data(self.cfg)
         return self._data
 
     @property

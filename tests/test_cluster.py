@@ -156,7 +156,13 @@ def test_connect_reuses_the_running_ray_and_disconnect_leaves_it(ray_local):
     summary = connect()
     assert summary == ray_local
     assert summary["nodes"] == 1 and summary["cpus"] == 2.0
-    assert connect(f"127.0.0.1:{free_port()}") == summary  # already initialised: reused, not re-joined
+    assert connect(summary["address"]) == summary  # already initialised: its own address reuses it
+    other = f"127.0.0.1:{free_port()}"
+    with pytest.raises(ConfigError) as e:  # another address is refused, never silently ignored
+        connect(other)
+    assert str(e.value) == (
+        f"this process is already connected to the Ray cluster at '{summary['address']}'; it cannot also join '{other}'"
+    )
     disconnect()  # connect did not start this Ray
     assert ray.is_initialized() and ray.get_runtime_context().get_node_id() == node
 
