@@ -71,7 +71,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from lotterysearch.data import load_dataset
     from lotterysearch.masks import Mask
-    from lotterysearch.models import build_model
+    from lotterysearch.models import build_model, input_width
     from lotterysearch.training import train
 
     mask = Mask.load(args.mask) if args.mask else None
@@ -84,12 +84,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     model = build_model(spec, args.seed)
     if mask is not None:
         mask.check_fits(model)
-    if model.layers.fc1.weight.shape[1] != data.input_dim:
-        from lotterysearch.errors import ConfigError
-
-        raise ConfigError(
-            f"model {spec} takes {model.layers.fc1.weight.shape[1]} inputs, dataset {args.dataset} has {data.input_dim}"
-        )
+    data.check_input_width(spec, input_width(model))
     r = train(
         model,
         mask,

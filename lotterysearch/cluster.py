@@ -40,7 +40,8 @@ from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_masks, with_steps
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
-from lotterysearch.population import check_run_args, mlp_widths, population_size
+from lotterysearch.population import mlp_widths, population_size
+from lotterysearch.training import check_run_args
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.

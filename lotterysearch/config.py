@@ -217,23 +217,31 @@ def validate(cfg: SearchConfig) -> SearchConfig:
 CROSSOVERS = ("layer", "neuron")
 
 
-def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML table of a config text; invalid TOML is a one-line ``ConfigError`` naming ``source``."""
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source} is not valid TOML: {e}") from None
-    return validate(build_config(SearchConfig, table, ""))
 
 
-def load_config(path: str | Path) -> SearchConfig:
+def read_config_file(path: str | Path) -> str:
+    """The text of a config file; a missing or unreadable file is a one-line ``ConfigError``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        text = path.read_text()
+        return path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
-    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+    return validate(build_config(SearchConfig, parse_toml(text, source), ""))
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    return parse_config(read_config_file(path), str(path))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

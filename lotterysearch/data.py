@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lotterysearch.errors import DataError
+from lotterysearch.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,13 @@ class Dataset:
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def check_input_width(self, spec: str, width: int, label: str = "model") -> None:
+        """A model whose first layer takes ``width`` features cannot read this dataset: one-line error."""
+        if width != self.input_dim:
+            raise ConfigError(
+                f"{label} {spec} takes {width} inputs, dataset {self.name} has {self.input_dim}"
+            )
 
 
 def cache_dir() -> Path:

@@ -39,7 +39,7 @@ from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, ModelError
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import prunable_layers
-from lotterysearch.training import OPTIMIZERS, TrainResult, batch_indices, default_device
+from lotterysearch.training import OPTIMIZERS, TrainResult, batch_indices, check_run_args, default_device
 
 ALIGN = 64  # floats: each layer's block in the flat buffers starts at a multiple of this (256 bytes)
 
@@ -237,18 +237,6 @@ class _SGD:
 
 FLAT_OPTIMIZERS = {"adam": _Adam, "sgd": _SGD}
 assert set(FLAT_OPTIMIZERS) == set(OPTIMIZERS), "every optimizer of training.OPTIMIZERS needs a flat twin"
-
-
-def check_run_args(optimizer: str, lr: float, steps: int, batch_size: int) -> None:
-    """The checks ``train`` makes of its arguments, with the same messages."""
-    if optimizer not in FLAT_OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
-    if not lr > 0:
-        raise ConfigError(f"learning rate must be > 0, got {lr}")
-    if steps < 0:
-        raise ConfigError(f"steps must be >= 0, got {steps}")
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
 
 
 # ---- the population ------------------------------------------------------------------------------

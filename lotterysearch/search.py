@@ -29,7 +29,7 @@ from lotterysearch import canon, evolution
 from lotterysearch.cluster import EvalResult, EvaluatorPool, connect
 from lotterysearch.config import SearchConfig, config_hash, parse_config, to_dict, to_toml
 from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.errors import ConfigError, StoreError
+from lotterysearch.errors import StoreError
 from lotterysearch.fitness import FitnessConfig
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model, input_width
@@ -128,11 +128,7 @@ def variation_config(cfg: SearchConfig) -> evolution.VariationConfig:
 def search_data(cfg: SearchConfig) -> Dataset:
     """The search's dataset (validation split seeded by ``cfg.seed``), checked against the model's inputs."""
     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-    width = input_width(build_model(cfg.model, 0))
-    if width != data.input_dim:
-        raise ConfigError(
-            f"field 'model': {cfg.model} takes {width} inputs, dataset {cfg.dataset} has {data.input_dim}"
-        )
+    data.check_input_width(cfg.model, input_width(build_model(cfg.model, 0)), label="field 'model':")
     return data
 
 

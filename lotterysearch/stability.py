@@ -29,7 +29,6 @@ import json
 import math
 import os
 import time
-import tomllib
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +41,14 @@ from scipy.stats import hypergeom
 
 from lotterysearch.alignment import align, permute_hidden
 from lotterysearch.canon import class_key
-from lotterysearch.config import build_config, check_field, check_one_of, to_dict
+from lotterysearch.config import (
+    build_config,
+    check_field,
+    check_one_of,
+    parse_toml,
+    read_config_file,
+    to_dict,
+)
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.masks import Mask, check_same_shapes, layerwise_shuffle
@@ -273,22 +279,11 @@ def validate_stability(cfg: StabilityConfig) -> StabilityConfig:
 
 
 def parse_stability_config(text: str, source: str = "<config>") -> StabilityConfig:
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source} is not valid TOML: {e}") from None
-    return validate_stability(build_config(StabilityConfig, table, ""))
+    return validate_stability(build_config(StabilityConfig, parse_toml(text, source), ""))
 
 
 def load_stability_config(path: str | Path) -> StabilityConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
-    return parse_stability_config(text, str(path))
+    return parse_stability_config(read_config_file(path), str(path))
 
 
 # ---- the study -----------------------------------------------------------------------------------------
@@ -351,11 +346,7 @@ def _rng(cfg: StabilityConfig, *parts: object) -> np.random.Generator:
 
 def _load_data(cfg: StabilityConfig) -> Dataset:
     data = load_dataset(cfg.dataset, cfg.data_seed, data_dir=cfg.data_dir or None)
-    width = input_width(build_model(cfg.model, 0, bias=cfg.bias))
-    if width != data.input_dim:
-        raise ConfigError(
-            f"model {cfg.model} takes {width} inputs, dataset {cfg.dataset} has {data.input_dim}"
-        )
+    data.check_input_width(cfg.model, input_width(build_model(cfg.model, 0, bias=cfg.bias)))
     return data
 
 

@@ -23,12 +23,16 @@ OPTIMIZERS: dict[str, Callable[[Sequence[torch.Tensor], float], torch.optim.Opti
 }
 
 
-def make_optimizer(name: str, params: Sequence[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer '{name}' (known: {', '.join(OPTIMIZERS)})")
+def check_run_args(optimizer: str, lr: float, steps: int, batch_size: int) -> None:
+    """The checks every trainer (``train``, the population trainers, the evaluators) makes of its arguments."""
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
     if not lr > 0:
         raise ConfigError(f"learning rate must be > 0, got {lr}")
-    return OPTIMIZERS[name](list(params), lr)
+    if steps < 0:
+        raise ConfigError(f"steps must be >= 0, got {steps}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
 
 
 def default_device() -> torch.device:
@@ -91,17 +95,14 @@ def train(
     ``record_every > 0`` records validation accuracy and the training loss along the way.
     """
     check_mode(mode)
-    if steps < 0:
-        raise ConfigError(f"steps must be >= 0, got {steps}")
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+    check_run_args(optimizer, lr, steps, batch_size)
     if mask is not None:
         mask.check_fits(model)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     x, y = data.x_train.to(device), data.y_train.to(device)
     xv, yv = data.x_val.to(device), data.y_val.to(device)
-    opt = make_optimizer(optimizer, model.parameters(), lr)
+    opt = OPTIMIZERS[optimizer](list(model.parameters()), lr)
     curve: list[dict[str, float]] = []
     model.train()
     for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):
