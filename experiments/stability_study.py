@@ -25,6 +25,7 @@ CONFIGS = {
     "large": ("stability_mnist1d_large.toml", "stability_lenet_large.toml"),
 }
 AT_CHANCE = 0.05  # |κ| below this counts as "no more overlap than chance"
+ROUNDING_STABLE_J = 0.9  # mean J between the two rounding rules at or above this counts as "barely moves"
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -166,9 +167,11 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
             f"{', '.join(str(p['seed']) for p in rnd['per_seed'])}) at ρ = {rnd['compression']:g}, against "
             f"J = {pm(rnd['cross_seed_jaccard'])} between inits. "
             + (
-                "One weight of rounding moves the mask a long way, but less than a new initialization does."
-                if bigger
-                else "One weight of rounding moves the mask as much as a new initialization."
+                "One weight of rounding moves the mask as much as a new initialization."
+                if not bigger
+                else "One weight of rounding barely moves the mask; a new initialization replaces it."
+                if rnd["jaccard"]["mean"] >= ROUNDING_STABLE_J
+                else "One weight of rounding moves the mask a long way, but less than a new initialization does."
             )
         )
     return out
