@@ -151,17 +151,17 @@ def runs_rows(store: Store) -> list[Row]:
     ``trained`` the classes actually trained."""
     rows = []
     for run in store.runs():
-        s = run_summary(store, run.id)
+        c = store.run_counts(run.id)
         rows.append(
             {
                 "id": run.id,
                 "name": run.name,
                 "status": run.status,
-                "generations": s.last_generation,
+                "generations": c["generation"],
                 "created": run.created,
-                "individuals": len(s.individuals),
-                "trained": s.trained,
-                "best_accuracy": s.best_accuracy,
+                "individuals": c["individuals"],
+                "trained": c["trained"],
+                "best_accuracy": c["best_accuracy"],
             }
         )
     return rows

@@ -789,6 +789,18 @@ class Store:
     def _individual_record(r: tuple) -> IndividualRecord:
         return IndividualRecord(*r[:4], json.loads(r[4]), *r[5:])
 
+    def run_counts(self, run_id: str) -> dict[str, Any]:
+        """What a runs listing shows, by SQL aggregates (no mask is read): ``generation`` the last committed
+        one (None before the first), ``individuals``, ``trained`` classes, ``best_accuracy`` (None if empty)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            n, best = conn.execute(
+                "SELECT COUNT(*), MAX(accuracy) FROM individuals WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            (trained,) = conn.execute("SELECT COUNT(*) FROM classes WHERE run_id = ?", (run_id,)).fetchone()
+            (gen,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
+        return {"generation": gen, "individuals": n, "trained": trained, "best_accuracy": best}
+
     def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[IndividualRecord]:
         """Committed individuals: all by id, or those of ``ids`` in that order (a missing id raises)."""
         with self._sql() as conn:

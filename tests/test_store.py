@@ -224,9 +224,21 @@ def test_set_status_and_generations_done(tmp_path):
         with pytest.raises(StoreError) as e:
             s.set_status(run_id, "done")
         assert str(e.value) == "run status 'done' is not one of running, finished, failed, interrupted"
+        assert s.run_counts(run_id) == {
+            "generation": None,
+            "individuals": 0,
+            "trained": 0,
+            "best_accuracy": None,
+        }
         commit_simple(s, run_id, 0)
-        commit_simple(s, run_id, 1)
+        commit_simple(s, run_id, 1, per_gen=3)
         assert [r.generations for r in s.runs()] == [2]
+        assert s.run_counts(run_id) == {  # the aggregates agree with loading everything
+            "generation": 1,
+            "individuals": 5,
+            "trained": 2,
+            "best_accuracy": max(r.accuracy for r in s.individuals(run_id)),
+        }
 
 
 def test_unknown_run_messages(tmp_path):
@@ -246,6 +258,7 @@ def test_unknown_run_messages(tmp_path):
             lambda: s.last_generation("x"),
             lambda: s.generations("x"),
             lambda: s.individuals("x"),
+            lambda: s.run_counts("x"),
             lambda: s.individual("x", 0),
             lambda: s.next_individual_id("x"),
             lambda: s.commit_generation("x", 0, [], a_generation(0, [], run_id="x")),
