@@ -449,21 +449,25 @@ class Search:
         )
 
     def run(self) -> str:
-        """Run the remaining generations; the run ends 'finished', or 'interrupted' / 'failed'."""
-        self.store.set_status(self.run_id, "running")
-        try:
-            while self.generation < self.cfg.ga.generations:
-                self.step()
-        except KeyboardInterrupt:
-            self.store.set_status(self.run_id, "interrupted")
-            raise
-        except BaseException:
-            self.store.set_status(self.run_id, "failed")
-            raise
-        finally:
-            if self._pool is not None:
-                self._pool.shutdown()
-        self.store.set_status(self.run_id, "finished")
+        """Run the remaining generations; the run ends 'finished', or 'interrupted' / 'failed'.
+
+        Holds the run's driver lock throughout (``Store.driving``): a second driver of the same run fails
+        before writing anything."""
+        with self.store.driving(self.run_id):
+            self.store.set_status(self.run_id, "running")
+            try:
+                while self.generation < self.cfg.ga.generations:
+                    self.step()
+            except KeyboardInterrupt:
+                self.store.set_status(self.run_id, "interrupted")
+                raise
+            except BaseException:
+                self.store.set_status(self.run_id, "failed")
+                raise
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown()
+            self.store.set_status(self.run_id, "finished")
         return self.run_id
 
 

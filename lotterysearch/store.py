@@ -1,7 +1,7 @@
 """The workspace and its SQLite store: runs, trained classes, individuals and generations.
 
-A workspace is a directory holding one SQLite file (``workspace_paths``: every on-disk location is derived
-here, as in OpenLTH). The store is what makes a search durable (DESIGN.md):
+A workspace is a directory holding one SQLite file and a driver lock per run (``workspace_paths``: every
+on-disk location is derived here, as in OpenLTH). The store is what makes a search durable (DESIGN.md):
 
 * each trained isomorphism class is committed the moment its evaluation returns (``record_evaluation``), so
   a driver killed mid-generation loses no training: on resume the loop finds the class here;
@@ -17,6 +17,7 @@ unpacks them with ``Mask.unpack(record.mask, run.shapes)``.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.metadata
 import json
 import math
@@ -118,16 +119,20 @@ CREATE TABLE generations (
 # ---- paths ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WorkspacePaths:
-    """Where a workspace keeps things: the directory and its one SQLite file."""
+    """Where a workspace keeps things: the directory, its one SQLite file, the runs' driver locks."""
 
     root: Path
     store: Path
+    locks: Path
+
+    def driver_lock(self, run_id: str) -> Path:
+        return self.locks / f"{run_id}.lock"
 
 
 def workspace_paths(workspace: str | Path) -> WorkspacePaths:
     """All on-disk locations of a workspace, derived in this one place."""
     root = Path(workspace).expanduser()
-    return WorkspacePaths(root=root, store=root / STORE_FILENAME)
+    return WorkspacePaths(root=root, store=root / STORE_FILENAME, locks=root / "locks")
 
 
 # ---- records --------------------------------------------------------------------------------------
@@ -606,6 +611,40 @@ class Store:
         """Every run, oldest first."""
         with self._sql() as conn:
             return [self._run_record(r) for r in conn.execute(f"{self._RUN_SELECT} ORDER BY rowid")]
+
+    @contextmanager
+    def driving(self, run_id: str) -> Iterator[None]:
+        """Hold the run's driver lock for the block: one process at a time drives a run.
+
+        An exclusive ``flock`` on ``locks/<run>.lock``, which the OS releases when the holder exits, however
+        it exits: a crashed driver never leaves a stale lock, and a second driver (say, a resume started while
+        the first still runs) fails at once with a one-line ``StoreError`` instead of writing beside it. The
+        file is kept afterwards: removing it would let two processes lock two different files of one name.
+        """
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+        path = self.paths.driver_lock(run_id)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            f = open(path, "a+")  # noqa: SIM115 - held open for the whole block
+        except OSError as e:
+            raise StoreError(f"cannot create the driver lock '{path}': {e.strerror}") from None
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise StoreError(
+                    f"run '{run_id}' is being driven by {holder}; stop that process or wait for it to end"
+                ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {platform.node()}")
+            f.flush()
+            yield
+        finally:
+            f.close()  # releases the lock
 
     def set_status(self, run_id: str, status: str) -> None:
         if status not in RUN_STATUSES:

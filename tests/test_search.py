@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from lotterysearch.config import load_config, parse_config
-from lotterysearch.errors import ConfigError
+from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evolution import hypervolume, pareto_front, select_nsga2
 from lotterysearch.masks import Mask
 from lotterysearch.search import REF_POINT, Individual, Search, halving_rungs, select_survivors
@@ -147,6 +148,9 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
             return n_classes > state["classes_at_1"]
 
         _wait_for(mid_generation_two, 300, "generation 2 to start training")
+        with Store.open(killed_ws) as store, pytest.raises(StoreError) as e:  # a second driver is refused
+            with store.driving(state["run_id"]):
+                pass
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(30)
     finally:
@@ -154,6 +158,10 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait(30)
     run_id = state["run_id"]
+    assert str(e.value) == (
+        f"run '{run_id}' is being driven by pid {driver.pid} on {platform.node()}; stop that process or wait"
+        " for it to end"
+    )
     with Store.open(killed_ws) as store:
         assert store.run(run_id).status == "running"  # the driver had no chance to say otherwise
         assert store.last_generation(run_id).gen == 1

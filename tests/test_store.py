@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import sqlite3
 import subprocess
 import sys
@@ -259,6 +260,7 @@ def test_unknown_run_messages(tmp_path):
             lambda: s.generations("x"),
             lambda: s.individuals("x"),
             lambda: s.run_counts("x"),
+            lambda: s.driving("x").__enter__(),
             lambda: s.individual("x", 0),
             lambda: s.next_individual_id("x"),
             lambda: s.commit_generation("x", 0, [], a_generation(0, [], run_id="x")),
@@ -701,3 +703,44 @@ def test_reader_process_during_writes(tmp_path):
     assert writer.returncode == 0, err
     assert seen == sorted(seen) and seen[-1] == n
     assert len(set(seen)) >= 3  # reads interleaved with the writer's commits
+
+
+# ---- the driver lock -------------------------------------------------------------------------------
+HOLD_LOCK = r"""
+import sys, time
+from lotterysearch.store import Store
+with Store.open(sys.argv[1]) as s, s.driving(sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_one_driver_per_run_and_a_killed_driver_leaves_no_stale_lock(tmp_path):
+    with Store.open(tmp_path, create=True) as s:
+        run_id, other = new_run(s), new_run(s, "other")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path), run_id], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with Store.open(tmp_path) as s:
+            with pytest.raises(StoreError) as e, s.driving(run_id):
+                pass
+            assert str(e.value) == (
+                f"run '{run_id}' is being driven by pid {holder.pid} on {platform.node()}; stop that process"
+                " or wait for it to end"
+            )
+            with s.driving(other):  # runs lock independently
+                pass
+            holder.kill()  # SIGKILL: no cleanup runs, the OS drops the lock
+            holder.wait(30)
+            with s.driving(run_id):
+                with Store.open(tmp_path) as s2, pytest.raises(StoreError), s2.driving(run_id):
+                    pass  # held by this process now: a second holder in the same process is refused too
+            with s.driving(run_id):  # released at the end of the block
+                pass
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(30)
+    assert sorted(os.listdir(tmp_path / "locks")) == sorted([f"{run_id}.lock", f"{other}.lock"])
