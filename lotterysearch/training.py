@@ -92,35 +92,41 @@ def train(
     """Train ``model`` in place for ``steps`` minibatches with ``mask`` applied in ``mode``.
 
     ``seed`` fixes the batch order; the initial weights are the model's own (see ``build_model``).
-    ``record_every > 0`` records validation accuracy and the training loss along the way.
+    ``record_every > 0`` records validation accuracy and the training loss along the way. The work runs on
+    ``device`` (default: CUDA where there is one); the trained model is handed back on the device it came
+    on, so the caller's tensors (masks, saved weights) still meet it there.
     """
     check_mode(mode)
     check_run_args(optimizer, lr, steps, batch_size)
     if mask is not None:
         mask.check_fits(model)
     device = torch.device(device) if device is not None else default_device()
-    model.to(device)
-    x, y = data.x_train.to(device), data.y_train.to(device)
-    xv, yv = data.x_val.to(device), data.y_val.to(device)
-    opt = OPTIMIZERS[optimizer](list(model.parameters()), lr)
-    curve: list[dict[str, float]] = []
-    model.train()
-    for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):
-        idx = idx.to(device)
-        loss = F.cross_entropy(masked_call(model, mask, x[idx], mode), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if record_every and (step % record_every == 0 or step == steps):
-            acc, vloss = evaluate(model, mask, xv, yv, mode)
-            curve.append(
-                {"step": step, "train_loss": float(loss.detach()), "val_accuracy": acc, "val_loss": vloss}
+    home = next(model.parameters()).device
+    try:
+        model.to(device)
+        x, y = data.x_train.to(device), data.y_train.to(device)
+        xv, yv = data.x_val.to(device), data.y_val.to(device)
+        opt = OPTIMIZERS[optimizer](list(model.parameters()), lr)
+        curve: list[dict[str, float]] = []
+        model.train()
+        for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):
+            idx = idx.to(device)
+            loss = F.cross_entropy(masked_call(model, mask, x[idx], mode), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if record_every and (step % record_every == 0 or step == steps):
+                acc, vloss = evaluate(model, mask, xv, yv, mode)
+                curve.append(
+                    {"step": step, "train_loss": float(loss.detach()), "val_accuracy": acc, "val_loss": vloss}
+                )
+        model.eval()
+        val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
+        result = TrainResult(val_acc, val_loss, steps, curve=curve)
+        if evaluate_test:
+            result.test_accuracy, result.test_loss = evaluate(
+                model, mask, data.x_test.to(device), data.y_test.to(device), mode
             )
-    model.eval()
-    val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
-    result = TrainResult(val_acc, val_loss, steps, curve=curve)
-    if evaluate_test:
-        result.test_accuracy, result.test_loss = evaluate(
-            model, mask, data.x_test.to(device), data.y_test.to(device), mode
-        )
-    return result
+        return result
+    finally:
+        model.to(home)
