@@ -343,8 +343,9 @@ class EvaluatorPool:
     so it starts without a round trip), each with up to ``population`` masks (``None``: chosen from the
     network's size by ``population.population_size``).
 
-    ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node, and the pool
-    grows when nodes join (checked at each ``evaluate``). An actor whose process dies is restarted by Ray
+    ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node (and, with
+    ``gpus_per_eval > 0``, no more than its GPUs hold shares of ``gpus_per_eval``), and the pool grows when
+    nodes join (checked at each ``evaluate``). An actor whose process dies is restarted by Ray
     (``max_restarts=-1``); the evaluation it held is retried on the next ready actor, up to ``max_attempts``
     times in all, and an actor receives work again only after it answers ``info`` (so nothing waits on an
     actor stuck restarting after its node left). If no evaluator is ready for ``ready_timeout`` seconds
@@ -359,6 +360,7 @@ class EvaluatorPool:
         *,
         num_evaluators: int | None = None,
         cpus_per_eval: float = 1.0,
+        gpus_per_eval: float = 0.0,
         max_attempts: int = 3,
         in_flight_per_evaluator: int = 2,
         ready_timeout: float = 300.0,
@@ -368,6 +370,8 @@ class EvaluatorPool:
             raise ConfigError(f"num_evaluators must be >= 1 (or None for one per CPU), got {num_evaluators}")
         if not cpus_per_eval > 0:
             raise ConfigError(f"cpus_per_eval must be > 0, got {cpus_per_eval}")
+        if not gpus_per_eval >= 0:
+            raise ConfigError(f"gpus_per_eval must be >= 0, got {gpus_per_eval}")
         if max_attempts < 1:
             raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
         if in_flight_per_evaluator < 1:
@@ -378,6 +382,7 @@ class EvaluatorPool:
             )
         self.dataset, self.model_spec, self.fitness_cfg = dataset, model_spec, fitness_cfg
         self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
+        self.gpus_per_eval = float(gpus_per_eval)
         self.max_attempts, self.in_flight = max_attempts, in_flight_per_evaluator
         self.ready_timeout = float(ready_timeout)
         if population is None:
@@ -404,6 +409,7 @@ class EvaluatorPool:
         self._data_ref = ray.put(dataset_arrays(self.dataset))
         self._actor_class = ray.remote(Evaluator).options(
             num_cpus=self.cpus_per_eval,
+            num_gpus=self.gpus_per_eval,
             max_restarts=-1,
             max_task_retries=0,  # the pool retries, so that it can count attempts
             scheduling_strategy="SPREAD",
@@ -412,13 +418,35 @@ class EvaluatorPool:
     def _target_size(self) -> int:
         if self.num_evaluators is not None:
             return self.num_evaluators
-        cpus = [float(n["Resources"].get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive")]
-        if max(cpus, default=0.0) < self.cpus_per_eval:
-            raise ConfigError(
-                f"each evaluation asks for {self.cpus_per_eval:g} CPUs but no node of the Ray cluster has that"
-                f" many (largest: {max(cpus, default=0.0):g}); lower cpus_per_eval"
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        slots = [self._slots(r, "CPU", self.cpus_per_eval) for r in nodes]
+        if self.gpus_per_eval > 0:
+            slots = [
+                min(s, self._slots(r, "GPU", self.gpus_per_eval)) for s, r in zip(slots, nodes, strict=True)
+            ]
+        if max(slots, default=0) < 1:
+            for kind, need in (("CPU", self.cpus_per_eval), ("GPU", self.gpus_per_eval)):
+                have = max((float(r.get(kind, 0.0)) for r in nodes), default=0.0)
+                if have < need:
+                    raise ConfigError(
+                        f"each evaluation asks for {need:g} {kind}s but no node of the Ray cluster has that"
+                        f" many (largest: {have:g}); "
+                        + (
+                            "lower cpus_per_eval"
+                            if kind == "CPU"
+                            else "set gpus_per_eval = 0 to train on CPUs"
+                        )
+                    )
+            raise ConfigError(  # enough of each, never on one node
+                f"each evaluation asks for {self.cpus_per_eval:g} CPUs and {self.gpus_per_eval:g} GPUs, but no"
+                " node of the Ray cluster has both; lower cpus_per_eval or gpus_per_eval"
             )
-        return max(1, sum(int(c // self.cpus_per_eval) for c in cpus))
+        return sum(slots)
+
+    @staticmethod
+    def _slots(resources: Mapping[str, float], kind: str, need: float) -> int:
+        """Evaluators asking for ``need`` of ``kind`` that fit in a node's ``resources``."""
+        return int(float(resources.get(kind, 0.0)) // need)
 
     def _grow(self) -> None:
         self._start()
@@ -468,10 +496,16 @@ class EvaluatorPool:
         self._add_actor()
 
     def _stalled_message(self) -> str:
-        free = ray.available_resources().get("CPU", 0.0)
+        free = ray.available_resources()
+        need, has = f"{self.cpus_per_eval:g} CPUs", f"{free.get('CPU', 0.0):g}"
+        if self.gpus_per_eval > 0:
+            need, has = (
+                f"{need} and {self.gpus_per_eval:g} GPUs",
+                f"{has} CPUs and {free.get('GPU', 0.0):g} GPUs",
+            )
         return (
-            f"no evaluator became ready within {self.ready_timeout:g} s (each needs {self.cpus_per_eval:g} CPUs,"
-            f" the Ray cluster has {free:g} free): are its CPUs taken by other work?"
+            f"no evaluator became ready within {self.ready_timeout:g} s (each needs {need}, the Ray cluster has"
+            f" {has} free): are its {'CPUs' if self.gpus_per_eval == 0 else 'CPUs or GPUs'} taken by other work?"
         )
 
     def _settle_orphan(self, ref: Any) -> None:

@@ -65,7 +65,10 @@ class FitnessSection:
 class RayConfig:
     address: str = ""  # empty: a local Ray (or $RAY_ADDRESS)
     cpus_per_eval: float = 1.0
-    num_evaluators: int = 0  # 0: one per available CPU
+    # GPUs each evaluator holds (0.25: four share one). 0 keeps evaluators on CPUs: Ray hides the GPUs from an
+    # actor that asks for none (CUDA_VISIBLE_DEVICES=""), and fitness then trains on the CPU.
+    gpus_per_eval: float = 0.0
+    num_evaluators: int = 0  # 0: one per available CPU (and GPU share, with gpus_per_eval)
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             f.steps,
         )
     check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
+    check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
     check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
     return cfg
 

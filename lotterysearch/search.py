@@ -223,6 +223,7 @@ class Search:
                 fitness_config(self.cfg),
                 num_evaluators=r.num_evaluators or None,
                 cpus_per_eval=r.cpus_per_eval,
+                gpus_per_eval=r.gpus_per_eval,
             )
         return self._pool
 

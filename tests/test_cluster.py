@@ -252,6 +252,7 @@ def test_pool_arguments_are_checked(data):
     for kw, msg in [
         ({"num_evaluators": 0}, "num_evaluators must be >= 1 (or None for one per CPU), got 0"),
         ({"cpus_per_eval": 0}, "cpus_per_eval must be > 0, got 0"),
+        ({"gpus_per_eval": -1}, "gpus_per_eval must be >= 0, got -1"),
         ({"max_attempts": 0}, "max_attempts must be >= 1, got 0"),
     ]:
         with pytest.raises(ConfigError) as e:
@@ -266,6 +267,13 @@ def test_an_evaluation_too_big_for_any_node_is_refused(ray_local, data, shapes):
     assert str(e.value) == (
         "each evaluation asks for 3 CPUs but no node of the Ray cluster has that many (largest: 2);"
         " lower cpus_per_eval"
+    )
+    with EvaluatorPool(data, SPEC, CFG, gpus_per_eval=0.5) as p:  # this cluster has no GPU
+        with pytest.raises(ConfigError) as e:
+            list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
+    assert str(e.value) == (
+        "each evaluation asks for 0.5 GPUs but no node of the Ray cluster has that many (largest: 0);"
+        " set gpus_per_eval = 0 to train on CPUs"
     )
 
 

@@ -60,6 +60,7 @@ def test_defaults_and_overrides() -> None:
         ),
         ("[fitness]\ninit_seeds = 3", r"^field 'fitness.init_seeds' must be a list of integers, got 3$"),
         ("ga = 3", r"^field 'ga' must be a \[ga\] section$"),
+        ("[ray]\ngpus_per_eval = -0.5", r"^field 'ray.gpus_per_eval' must be a number >= 0, got -0.5$"),
         (
             "[ga]\npopulation = 10",
             r"^field 'ga.population' must be at least 16 SynFlow seeds \+ 2 random controls, got 10$",
