@@ -139,22 +139,20 @@ def _same_endpoint(address: str, gcs_address: str) -> bool:
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> dict[str, Any]:
     """Make sure this process talks to a Ray cluster and return ``cluster_summary()``.
 
-    An initialised Ray is reused, unless ``address`` names another cluster (a one-line error). Otherwise ``address`` (else ``$RAY_ADDRESS``) names a cluster to
-    join; ``None`` or ``"local"`` starts a private local Ray with ``num_cpus`` CPUs (all by default). The local
-    case passes ``address="local"`` on purpose: a bare ``ray.init()`` would join whatever cluster
-    ``ray start`` last launched on this machine. Joining first checks the address with a TCP connect
+    An initialised Ray is reused, unless ``address`` names another cluster (a one-line error). Otherwise
+    ``address`` (else ``$RAY_ADDRESS``) names a cluster to join; ``None`` or ``"local"`` starts a private
+    local Ray with ``num_cpus`` CPUs (all by default). The local case passes ``address="local"`` on purpose:
+    a bare ``ray.init()`` would join whatever cluster ``ray start`` last launched on this machine. Joining first checks the address with a TCP connect
     (``CONNECT_TIMEOUT_S``); past that, Ray's own budget applies (about 20 s when the port answers but is not
     a Ray cluster we may join, e.g. a token mismatch), and every failure is a one-line ``ConfigError``.
     """
     global _initialised_here
     address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
-        if address not in (None, "local", "auto") and not _same_endpoint(
-            address, ray.get_runtime_context().gcs_address
-        ):
+        joined = ray.get_runtime_context().gcs_address
+        if address not in (None, "local", "auto") and not _same_endpoint(address, joined):
             raise ConfigError(
-                f"this process is already connected to the Ray cluster at "
-                f"'{ray.get_runtime_context().gcs_address}'; it cannot also join '{address}'"
+                f"this process is already connected to the Ray cluster at '{joined}'; it cannot also join '{address}'"
             )
         return cluster_summary()
     if address in (None, "local"):
