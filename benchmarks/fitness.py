@@ -1,4 +1,4 @@
-"""Benchmark: fitness evaluations per second, the project's evaluator path against a naive loop (issue 5).
+"""Benchmark: fitness evaluations per second, the project's evaluator path against a naive loop.
 
 For ``mlp:40-100-100-10`` on MNIST-1D and LeNet-300-100 (``mlp:784-300-100-10``) on MNIST, at densities 20%,
 5% and 1% (SynFlow masks from several init seeds plus move-mutated copies: what a search evaluates), with the
@@ -19,7 +19,7 @@ gradient), and exact compaction (dense on the smaller network), for SynFlow and 
 Each of (a) and (b) is the best of two passes over the masks (one with ``--quick``): the machine is shared.
 ``--threads-split`` also times the other way to use every core: one evaluator with all of them.
 
-Goals (issue 5, this 2-core machine): b/a >= 4 for the MNIST-1D MLP, >= 2 for LeNet-300-100 at <= 5% density.
+Goals (this 2-core machine): b/a >= 4 for the MNIST-1D MLP, >= 2 for LeNet-300-100 at <= 5% density.
 
     python benchmarks/fitness.py [--quick] [--data-dir DIR (default $LOTTERYSEARCH_DATA)] [--threads-split]
 """
@@ -35,19 +35,21 @@ from collections import Counter
 import numpy as np
 import torch
 
+from lotterysearch.batched import mlp_widths
 from lotterysearch.compaction import compact_mask, compact_model, compaction, work
+from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import load_dataset
-from lotterysearch.evolution import move_mutation
-from lotterysearch.fitness import FitnessConfig, fitness_kernel
+from lotterysearch.fitness import fitness_kernel
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
-from lotterysearch.population import mlp_widths
+from lotterysearch.operators import move_mutation
 from lotterysearch.pruning import prune
 from lotterysearch.training import train
 
 CASES = [("mlp:40-100-100-10", "mnist1d"), ("mlp:784-300-100-10", "mnist")]
 DENSITIES = (0.2, 0.05, 0.01)
 B = 128
+MODE = "forward"  # the search default (``SearchConfig.mode``)
 
 
 def load() -> str:
@@ -87,7 +89,7 @@ def search_masks(spec: str, density: float, n: int) -> list[Mask]:
 
 # ---- kernels: one training step of LeNet-300-100, three ways ----------------------------------------------
 def dense_step(ws, ms, bs, x):  # noqa: ANN001, ANN201
-    """Forward and backward of the dense masked network (what ``Population`` does with K = 1)."""
+    """Forward and backward of the dense masked network (what ``NetworkBatch`` does with K = 1)."""
     used = [w * m for w, m in zip(ws, ms, strict=True)]
     hs, h = [x], x
     for i, (w, b) in enumerate(zip(used, bs, strict=True)):
@@ -191,23 +193,15 @@ def kernel_table(repeats: int) -> None:
 # ---- throughput: naive loop against the evaluators ----------------------------------------------------------
 def naive(masks: list[Mask], spec: str, data, cfg: FitnessConfig, rounds: int) -> float:  # noqa: ANN001
     """Evaluations per second of a loop over ``training.train``, default torch threads (best of ``rounds``)."""
-    train(build_model(spec, 0), masks[0], data, steps=2, seed=0)  # warm-up (imports, allocator)
+    train(
+        build_model(spec, 0), masks[0], data, TrainingConfig(steps=2), seed=0
+    )  # warm-up (imports, allocator)
     best = 0.0
     for _ in range(rounds):
         t0 = time.perf_counter()
         for mask in masks:
             for seed in cfg.init_seeds:
-                train(
-                    build_model(spec, seed),
-                    mask,
-                    data,
-                    steps=cfg.steps,
-                    mode=cfg.mode,
-                    optimizer=cfg.optimizer,
-                    lr=cfg.lr,
-                    batch_size=cfg.batch_size,
-                    seed=seed,
-                )
+                train(build_model(spec, seed), mask, data, cfg.training(), mode=MODE, seed=seed)
         best = max(best, len(masks) / (time.perf_counter() - t0))
     return best
 
@@ -289,7 +283,7 @@ def main() -> None:
         widths, _ = mlp_widths(build_model(spec, 0))
         for density in DENSITIES:
             masks = search_masks(spec, density, counts[dataset])
-            kernels = Counter(fitness_kernel(m, widths, cfg.mode, cfg.batch_size) for m in masks)
+            kernels = Counter(fitness_kernel(m, widths, MODE, cfg.batch_size) for m in masks)
             mix = " ".join(f"{n} {k}" for k, n in sorted(kernels.items()))
             a = naive(masks, spec, data, cfg, rounds)
             b, k = evaluators(masks, spec, data, cfg, rounds)

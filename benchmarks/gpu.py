@@ -17,11 +17,12 @@ import time
 import numpy as np
 import torch
 
+from lotterysearch.config import FitnessConfig
 from lotterysearch.data import load_dataset
-from lotterysearch.evolution import move_mutation
-from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_mask, evaluate_masks
+from lotterysearch.fitness import Objectives, evaluate_mask, evaluate_masks
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
+from lotterysearch.operators import move_mutation
 from lotterysearch.pruning import prune
 
 SPEC = "mlp:40-100-100-10"

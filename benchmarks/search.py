@@ -1,4 +1,4 @@
-"""Benchmark: the same search with and without successive halving (issue 5, multi-fidelity fitness).
+"""Benchmark: the same search with and without successive halving (multi-fidelity fitness).
 
 Runs the README's demo search (``experiments/configs/demo.toml``: MNIST-1D, ``mlp:40-100-100-10``,
 a population seeded by SynFlow) twice in this process on a local Ray with every core: once training
@@ -9,7 +9,7 @@ training steps spent, and the ratios halving/full. With ``--seeds N`` both searc
 (``seed`` of the config: SynFlow seeding and the GA's random numbers) and the ratios are of the means, since
 one GA run's hypervolume varies from seed to seed by about as much as the goal's 1%.
 
-Goal (issue 5): the same hypervolume within 1% with at most half the steps. The seeds (generation 0) are
+Goal: the same hypervolume within 1% with at most half the steps. The seeds (generation 0) are
 always trained fully, so the steps ratio falls with the generations: ``--quick`` (3 generations, one seed) is
 a smoke run, not a measurement of the goal.
 
@@ -25,19 +25,19 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from lotterysearch import api
 from lotterysearch.config import load_config
-from lotterysearch.search import GenerationReport, Search, halving_rungs
+from lotterysearch.loop import GenerationReport, halving_rungs
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.toml"
 
 
 def run(cfg, workspace: Path) -> tuple[list[GenerationReport], float]:  # noqa: ANN001
-    search = Search.start(cfg, workspace)
     reports: list[GenerationReport] = []
-    search.listeners.append(reports.append)
-    t0 = time.perf_counter()
-    search.run()
-    return reports, time.perf_counter() - t0
+    with api.create_run(cfg, workspace) as run:
+        t0 = time.perf_counter()
+        run.optimize(progress=reports.append)
+        return reports, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
     connect(num_cpus=cores)
     print(
         f"demo search: {base.model} on {base.dataset}, population {base.ga.population}, {generations} generations,"
-        f" {f.steps} steps; halving η = {halving.fitness.halving_rate}, rungs {halving_rungs(halving)};"
+        f" {f.steps} steps; halving η = {halving.fitness.halving_rate}, rungs {halving_rungs(f.steps, True, halving.fitness.halving_rate, halving.fitness.halving_rungs)};"
         f" {cores} cores; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
     )

@@ -19,6 +19,15 @@ _API = {
     "Mask": "lotterysearch.masks",
     "MODES": "lotterysearch.masks",
     "LotterySearchError": "lotterysearch.errors",
+    "TrainingConfig": "lotterysearch.config",
+    "FitnessConfig": "lotterysearch.config",
+    "SearchConfig": "lotterysearch.config",
+    "load_config": "lotterysearch.config",
+    "Individual": "lotterysearch.store",
+    "Run": "lotterysearch.api",
+    "search": "lotterysearch.api",
+    "create_run": "lotterysearch.api",
+    "open_run": "lotterysearch.api",
 }
 __all__ = sorted(_API)
 

@@ -3,7 +3,7 @@
 Two masks of one MLP describe *the same subnetwork* when a permutation of the hidden neurons within each
 hidden layer maps the effective subnetwork of one onto the other. Inputs and outputs stay fixed (input pixel
 3 is not output class 3), and weights on no input→output path do not count. Fitness is a property of the
-topology (DESIGN.md), so the search trains one mask per class and reuses the result for its isomorphs.
+topology, so the search trains one mask per class and reuses the result for its isomorphs.
 
 ``class_key`` is a canonical form built the nauty/Traces way on the layered structure, in numpy:
 

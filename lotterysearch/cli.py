@@ -69,6 +69,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from lotterysearch.config import TrainingConfig
     from lotterysearch.data import load_dataset
     from lotterysearch.masks import Mask
     from lotterysearch.models import build_model, input_width
@@ -85,15 +86,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     if mask is not None:
         mask.check_fits(model)
     data.check_input_width(spec, input_width(model))
+    training = TrainingConfig(args.steps, args.optimizer, args.lr, args.batch_size)
     r = train(
         model,
         mask,
         data,
-        steps=args.steps,
+        training,
         mode=args.mode,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        batch_size=args.batch_size,
         seed=args.seed,
         evaluate_test=args.test,
     )
@@ -119,53 +118,53 @@ def _workspace(args: argparse.Namespace) -> str:
 def cmd_search(args: argparse.Namespace) -> None:
     import os
 
+    from lotterysearch import api, report
     from lotterysearch.config import load_config
     from lotterysearch.errors import ConfigError
-    from lotterysearch.search import Search, check_resumable
     from lotterysearch.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
+    local = True if args.local else None
     if args.resume:
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
         workspace = workspace or (load_config(args.config).workspace if args.config else "workspace")
-        with Store.open(workspace) as store:
-            check_resumable(store, args.resume)
-        search = Search.resume(args.resume, workspace, address)
-        print(f"resuming run {search.run_id} after generation {search.generation} in {workspace}", flush=True)
+        run = api.open_run(workspace, args.resume, local=local, address=address)
+        api.check_resumable(run.store, run.id)
+        print(f"resuming run {run.id} after generation {run.generation} in {workspace}", flush=True)
     else:
         if not args.config:
             raise ConfigError("search needs a CONFIG file (or --resume RUN)")
         cfg = load_config(args.config)
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
-        search = Search.start(cfg, workspace, address)
+        run = api.create_run(cfg, workspace, local=local, address=address)
         print(
-            f"run {search.run_id} in {workspace}: {cfg.model} on {cfg.dataset}, "
+            f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
             f"population {cfg.ga.population}, {cfg.ga.generations} generations",
             flush=True,
         )
     if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    search.listeners.append(lambda report: print(report.line(), flush=True))
+    counter = None
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
-        search.evaluation_listeners.append(
-            lambda res, done, total: print(
+
+        def counter(res, done: int, total: int) -> None:  # noqa: ANN001 - EvalResult
+            print(
                 f"\r  training {done}/{total}", end="" if done < total else "\r", file=sys.stderr, flush=True
             )
-        )
-    try:
-        run_id = search.run()
-    except KeyboardInterrupt:
-        print(
-            f"interrupted; resume with: lotterysearch search --resume {search.run_id} --workspace {workspace}",
-            file=sys.stderr,
-        )
-        raise
-    from lotterysearch import report
 
+    with run:
+        try:
+            run.optimize(progress=lambda r: print(r.line(), flush=True), on_evaluation=counter)
+        except KeyboardInterrupt:
+            print(
+                f"interrupted; resume with: lotterysearch search --resume {run.id} --workspace {workspace}",
+                file=sys.stderr,
+            )
+            raise
     with Store.open(workspace) as store:
-        print(report.format_front(store, run_id, "table"))
+        print(report.format_front(store, run.id, "table"))
     print(
-        f"front: lotterysearch front {run_id} --workspace {workspace} [--plot front.png] [--html front.html]"
+        f"front: lotterysearch front {run.id} --workspace {workspace} [--plot front.png] [--html front.html]"
     )
 
 
@@ -267,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--resume", default=None, metavar="RUN", help="continue a stopped run from its last generation"
+    )
+    s.add_argument(
+        "--local",
+        action="store_true",
+        help='train in this process, without Ray (config: evaluator = "local")',
     )
     s.set_defaults(func=cmd_search)
 

@@ -1,12 +1,12 @@
 """Ray at the edge of the search: connect to a cluster, evaluator actors, a pool that keeps them busy.
 
-DESIGN.md: the driver keeps every DEAP object; an evaluator receives packed mask bytes and returns plain
+The driver keeps every DEAP object; an evaluator receives packed mask bytes and returns plain
 numbers (DEAP's ``creator`` classes do not unpickle on workers). The dataset is ``ray.put`` once per pool and
 each evaluator actor keeps its own copy as torch tensors, so an evaluation ships only a few hundred bytes. The
 pool keeps every actor busy with ``ray.wait`` and retries an evaluation whose worker process or node died.
 
-Small networks are trained a population at a time (``population.py``): the pool hands an evaluator up to
-``population`` masks per call, splitting the queue evenly over the evaluators' slots. Which masks share a
+Small networks are trained a batch at a time (``batched.py``): the pool hands an evaluator up to
+``batch`` masks per call, splitting the queue evenly over the evaluators' slots. Which masks share a
 call depends on timing, and it does not matter: a mask's objectives do not depend on its companions
 (``fitness.evaluate_masks``), so results are the same bit for bit whatever the scheduling.
 """
@@ -35,13 +35,14 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from lotterysearch.batched import mlp_widths, networks_per_batch
+from lotterysearch.config import FitnessConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
-from lotterysearch.fitness import FitnessConfig, Objectives, evaluate_masks, with_steps
+from lotterysearch.evaluators import EvalResult
+from lotterysearch.fitness import Objectives, evaluate_masks
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
-from lotterysearch.population import mlp_widths, population_size
-from lotterysearch.training import check_run_args
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
@@ -230,7 +231,7 @@ def dataset_from_arrays(arrays: Mapping[str, Any]) -> Dataset:
     )
 
 
-class Evaluator:
+class EvaluatorActor:
     """Holds the dataset, model spec and fitness config; scores packed masks (``evaluate_masks``).
 
     Made a Ray actor by ``EvaluatorPool`` (``ray.remote`` with the pool's CPUs per evaluation). Torch uses
@@ -243,15 +244,16 @@ class Evaluator:
     object store (ray-project/ray#53727), and a restarted process simply loads the data again.
     """
 
-    def __init__(self, model_spec: str, fitness_cfg: FitnessConfig, threads: int = 1) -> None:
+    def __init__(
+        self, model_spec: str, fitness_cfg: FitnessConfig, mode: str = "forward", threads: int = 1
+    ) -> None:
         torch.set_num_threads(max(1, int(threads)))
-        self.model_spec, self.fitness_cfg = model_spec, fitness_cfg
+        self.model_spec, self.fitness_cfg, self.mode = model_spec, fitness_cfg, mode
         self.data: Dataset | None = None
         self.error: LotterySearchError | None = None
         try:  # fail on the first call with the config's own message, not as a dead actor
-            check_mode(fitness_cfg.mode)
+            check_mode(mode)
             build_model(model_spec, 0)
-            check_run_args(fitness_cfg.optimizer, fitness_cfg.lr, fitness_cfg.steps, fitness_cfg.batch_size)
         except LotterySearchError as e:
             self.error = e
 
@@ -288,9 +290,9 @@ class Evaluator:
         Each result's ``wall_time`` is its share of the call (the call's time over the masks)."""
         dataset = self._prepare(data)
         masks = [Mask.unpack(p, shapes) for p in packed]
-        cfg = self.fitness_cfg if steps is None else with_steps(self.fitness_cfg, steps)
+        cfg = self.fitness_cfg if steps is None else self.fitness_cfg.with_steps(steps)
         start = time.perf_counter()
-        objectives = evaluate_masks(masks, self.model_spec, dataset, cfg)
+        objectives = evaluate_masks(masks, self.model_spec, dataset, cfg, self.mode)
         share = (time.perf_counter() - start) / max(1, len(masks))
         where = self.info(data)
         return [
@@ -299,20 +301,6 @@ class Evaluator:
 
 
 # ---- the pool --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EvalResult:
-    """One finished evaluation: the caller's key, the objectives and where and how it ran."""
-
-    key: str
-    objectives: Objectives
-    node: str  # Ray node id
-    hostname: str
-    wall_time: float  # seconds of the successful attempt, measured in the actor
-    attempts: int  # 1 unless a worker died under this evaluation
-    pid: int
-    batch: int = 1  # masks trained in the same call (a population), this one included
-
-
 @dataclass(eq=False)
 class _Actor:
     handle: Any
@@ -338,8 +326,8 @@ class EvaluatorPool:
     """Evaluator actors over the cluster, started on first use; ``evaluate`` streams results.
 
     Each evaluator runs up to ``in_flight_per_evaluator`` calls at a time (the next one waits in the actor,
-    so it starts without a round trip), each with up to ``population`` masks (``None``: chosen from the
-    network's size by ``population.population_size``).
+    so it starts without a round trip), each with up to ``batch`` masks (``None``: chosen from the
+    network's size by ``batched.networks_per_batch``).
 
     ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node (and, with
     ``gpus_per_eval > 0``, no more than its GPUs hold shares of ``gpus_per_eval``), and the pool grows when
@@ -356,13 +344,14 @@ class EvaluatorPool:
         model_spec: str,
         fitness_cfg: FitnessConfig,
         *,
+        mode: str = "forward",
         num_evaluators: int | None = None,
         cpus_per_eval: float = 1.0,
         gpus_per_eval: float = 0.0,
         max_attempts: int = 3,
         in_flight_per_evaluator: int = 2,
         ready_timeout: float = 300.0,
-        population: int | None = None,
+        batch: int | None = None,
     ) -> None:
         if num_evaluators is not None and num_evaluators < 1:
             raise ConfigError(f"num_evaluators must be >= 1 (or None for one per CPU), got {num_evaluators}")
@@ -374,23 +363,23 @@ class EvaluatorPool:
             raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
         if in_flight_per_evaluator < 1:
             raise ConfigError(f"in_flight_per_evaluator must be >= 1, got {in_flight_per_evaluator}")
-        if population is not None and population < 1:
+        if batch is not None and batch < 1:
             raise ConfigError(
-                f"population must be >= 1 (or None to choose from the network), got {population}"
+                f"batch must be >= 1 (or None to choose from the network), got {batch}"
             )
-        self.dataset, self.model_spec, self.fitness_cfg = dataset, model_spec, fitness_cfg
+        self.dataset, self.model_spec, self.fitness_cfg, self.mode = dataset, model_spec, fitness_cfg, mode
         self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
         self.gpus_per_eval = float(gpus_per_eval)
         self.max_attempts, self.in_flight = max_attempts, in_flight_per_evaluator
         self.ready_timeout = float(ready_timeout)
-        if population is None:
+        if batch is None:
             try:
-                population = population_size(
+                batch = networks_per_batch(
                     mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size
                 )
             except LotterySearchError:
-                population = 1  # a bad spec: the evaluators report it with their own message
-        self.population = int(population)
+                batch = 1  # a bad spec: the evaluators report it with their own message
+        self.batch = int(batch)
         self._actor_class: Any = None
         self._data_ref: Any = None
         self._actors: list[_Actor] = []
@@ -405,7 +394,7 @@ class EvaluatorPool:
         if not ray.is_initialized():
             connect()
         self._data_ref = ray.put(dataset_arrays(self.dataset))
-        self._actor_class = ray.remote(Evaluator).options(
+        self._actor_class = ray.remote(EvaluatorActor).options(
             num_cpus=self.cpus_per_eval,
             num_gpus=self.gpus_per_eval,
             max_restarts=-1,
@@ -454,7 +443,7 @@ class EvaluatorPool:
 
     def _add_actor(self) -> None:
         threads = max(1, int(self.cpus_per_eval))
-        handle = self._actor_class.remote(self.model_spec, self.fitness_cfg, threads)
+        handle = self._actor_class.remote(self.model_spec, self.fitness_cfg, self.mode, threads)
         actor = _Actor(handle)
         self._actors.append(actor)
         self._probe(actor)
@@ -596,12 +585,12 @@ class EvaluatorPool:
         shapes: dict,
         steps: int | None,
     ) -> None:
-        """Hand ready actors calls of up to ``population`` jobs: the queue split evenly over all slots
+        """Hand ready actors calls of up to ``batch`` jobs: the queue split evenly over all slots
         (every actor's ``in_flight`` calls), so that the work ends on every evaluator at about the same time."""
         slots = self.in_flight * max(1, len(self._actors))
         for actor in self._actors:
             while queue and actor.ready and actor.busy < self.in_flight:
-                n = max(1, min(self.population, math.ceil(len(queue) / slots)))
+                n = max(1, min(self.batch, math.ceil(len(queue) / slots)))
                 batch = [queue.popleft() for _ in range(min(n, len(queue)))]
                 for job in batch:
                     job.attempts += 1

@@ -44,14 +44,58 @@ class GAConfig:
     align: bool = True  # align hidden neurons before crossover (competing conventions)
 
 
+OPTIMIZERS = ("adam", "sgd")  # the trainers' registry (``training.OPTIMIZERS``) has these keys
+
+
+def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
+    """What every trainer needs of its settings; a one-line ``ConfigError`` naming the field otherwise (the
+    config loader adds the section: ``field 'fitness.lr'``)."""
+    check_one_of("optimizer", cfg.optimizer, OPTIMIZERS)
+    number = isinstance(cfg.lr, int | float) and not isinstance(cfg.lr, bool)
+    check_field("lr", number and cfg.lr > 0, "a number > 0", cfg.lr)
+    for name, low in (("steps", min_steps), ("batch_size", 1)):
+        v = getattr(cfg, name)
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
+        check_field(name, ok, f"an integer >= {low}", v)
+
+
 @dataclass(frozen=True)
-class FitnessSection:
-    """The short training run that scores a mask (see ``lotterysearch.fitness``)."""
+class TrainingConfig:
+    """One training run's settings, used as they are by ``training.train``, the batched trainers, fitness,
+    IMP, the stability study and the experiments. Checks itself on construction (``check_training``)."""
+
+    MIN_STEPS: typing.ClassVar[int] = 0
 
     steps: int = 115
     optimizer: str = "adam"
     lr: float = 0.01
     batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        check_training(self, self.MIN_STEPS)
+
+    def with_steps(self, steps: int) -> TrainingConfig:
+        """The same settings at another budget (successive halving's rungs, IMP's rewinding)."""
+        return dataclasses.replace(self, steps=int(steps))
+
+    def training(self) -> TrainingConfig:
+        """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say)."""
+        return TrainingConfig(self.steps, self.optimizer, self.lr, self.batch_size)
+
+
+def _in_section(e: ConfigError, prefix: str) -> ConfigError:
+    """A settings type's own ``field 'lr'`` message, named as the config file has it: ``field 'fitness.lr'``."""
+    text = str(e)
+    return ConfigError(text.replace("field '", f"field '{prefix}", 1) if prefix else text)
+
+
+@dataclass(frozen=True)
+class FitnessConfig(TrainingConfig):
+    """The short training run that scores a mask (see ``lotterysearch.fitness``): ``TrainingConfig`` plus the
+    init seeds every mask is trained from (common random numbers) and successive halving."""
+
+    MIN_STEPS: typing.ClassVar[int] = 1
+
     init_seeds: tuple[int, ...] = (0,)
     # Successive halving inside a generation (``search.halving_rungs``): every new class of the children is
     # trained for steps·η^-(rungs-1), the best 1/η by non-dominated rank go on to η times the budget, ... up
@@ -78,16 +122,18 @@ class SearchConfig:
     model: str = "mlp:40-100-100-10"
     mode: str = "forward"
     seed: int = 0
+    evaluator: str = "ray"  # ray: a pool of Ray actors (local Ray or a cluster); local: in this process
     workspace: str = "workspace"
     data_dir: str = ""
     seeding: SeedingConfig = field(default_factory=SeedingConfig)
     ga: GAConfig = field(default_factory=GAConfig)
-    fitness: FitnessSection = field(default_factory=FitnessSection)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 
 
 # Fields that say where a search runs, not what it computes: left out of the hash.
-_PLACEMENT = {"workspace", "data_dir", "ray"}
+_PLACEMENT = {"workspace", "data_dir", "ray", "evaluator"}
+EVALUATORS = ("ray", "local")
 
 
 def _type_name(tp: Any) -> str:
@@ -133,7 +179,10 @@ def build_config(cls: type, table: dict[str, Any], prefix: str) -> Any:
             if isinstance(tp, types.UnionType):  # not used yet; keep the loader honest
                 raise ConfigError(f"field '{prefix}{name}' has an unsupported type")
             kwargs[name] = _coerce(prefix + name, value, tp)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a self-checking section (``TrainingConfig``)
+        raise _in_section(e, prefix) from None
 
 
 def check_one_of(path: str, value: str, allowed: typing.Iterable[str]) -> None:
@@ -152,11 +201,12 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     from lotterysearch.data import DATASETS
     from lotterysearch.masks import MODES
     from lotterysearch.models import build_model
+    from lotterysearch.operators import CROSSOVERS
     from lotterysearch.pruning import SCORERS
-    from lotterysearch.training import OPTIMIZERS
 
     check_one_of("dataset", cfg.dataset, DATASETS)
     check_one_of("mode", cfg.mode, MODES)
+    check_one_of("evaluator", cfg.evaluator, EVALUATORS)
     try:
         build_model(cfg.model, 0)
     except LotterySearchError as e:
@@ -193,12 +243,9 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
     check_field("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
     check_field("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
+    short = [name.removesuffix("_crossover") for name in CROSSOVERS]
     for op in g.crossovers:
-        check_one_of("ga.crossovers", op, CROSSOVERS)
-    check_field("fitness.steps", f.steps >= 1, "an integer >= 1", f.steps)
-    check_one_of("fitness.optimizer", f.optimizer, OPTIMIZERS)
-    check_field("fitness.lr", f.lr > 0, "a number > 0", f.lr)
-    check_field("fitness.batch_size", f.batch_size >= 1, "an integer >= 1", f.batch_size)
+        check_one_of("ga.crossovers", op, short)
     check_field(
         "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
     )
@@ -216,9 +263,6 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
     check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
     return cfg
-
-
-CROSSOVERS = ("layer", "neuron")
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Fitness of a mask: validation accuracy after a short training run, and density.
 
-Fitness is a property of the topology (DESIGN.md): the masked network is trained from i.i.d. initial
+Fitness is a property of the topology: the masked network is trained from i.i.d. initial
 weights drawn from the configured ``init_seeds`` (the same seeds for the whole population: common random
 numbers), and the accuracy is the mean over those seeds. Isomorphic masks therefore have the same expected
 fitness, which is what makes skipping isomorphs sound.
@@ -9,13 +9,13 @@ How a mask is trained is chosen per mask, from the mask alone (``fitness_plan``)
 masks are evaluated with it, so a mask's objectives are the same number whatever batch the scheduler put it
 in (the search's resume-to-the-same-result guarantee rests on this):
 
-* ``dense``: population-batched training (``population.py``) of the masked network, K masks at once, for
-  networks small enough that batching pays (``population_size`` > 1) and in ``gradient`` mode (a dense
+* ``dense``: batched training (``batched.py``) of the masked network, K masks at once, for
+  networks small enough that batching pays (``networks_per_batch`` > 1) and in ``gradient`` mode (a dense
   forward pass). A mask's numbers do not depend on K or on its companions, and equal ``training.train``'s
   under one thread.
 * otherwise the mask is trained alone, ``compact`` when its exact compaction (``compaction.py``) does at
   most ``COMPACT_BELOW`` of the dense work, with ``csr`` layers where few weights are live
-  (``population.sparse_layers``). Same function and gradients as the dense masked network; the sums
+  (``batched.sparse_layers``). Same function and gradients as the dense masked network; the sums
   differ in rounding only, so the objectives agree with ``dense`` training to float rounding, amplified
   by the training's chaos (a few tenths of a percent of accuracy after 115 steps), as between machines.
 
@@ -27,33 +27,21 @@ weights' final values, which differ, are not an objective).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from lotterysearch.batched import NetworkBatch, mlp_widths, networks_per_batch, sparse_layers, train_batch
 from lotterysearch.compaction import Compaction, compact_mask, compact_model, compaction, work
+from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
-from lotterysearch.population import Population, mlp_widths, population_size, run, sparse_layers
 from lotterysearch.training import TrainResult, default_device
 
 # Compact a mask when its compacted network does at most this share of the dense network's work: below it
 # the smaller matmuls win over the gather of the input columns (benchmarks/fitness.py, LeNet-300-100).
 COMPACT_BELOW = 0.75
-
-
-@dataclass(frozen=True)
-class FitnessConfig:
-    """The short training run that scores a mask (defaults: ~5 epochs of Adam at lr 1e-2 on MNIST-1D)."""
-
-    steps: int = 115
-    optimizer: str = "adam"
-    lr: float = 1e-2
-    batch_size: int = 128
-    init_seeds: tuple[int, ...] = (0,)
-    mode: str = "forward"
 
 
 @dataclass(frozen=True)
@@ -72,7 +60,7 @@ class Objectives:
 
 @dataclass(frozen=True)
 class FitnessPlan:
-    """How one mask is trained: in a population (``batched``), or alone, compacted and/or with CSR layers."""
+    """How one mask is trained: in a batch of networks (``batched``), or alone, compacted and/or with CSR layers."""
 
     batched: bool
     compaction: Compaction | None = None  # None: the full network
@@ -92,7 +80,7 @@ class FitnessPlan:
 def fitness_plan(mask: Mask, widths: Sequence[int], mode: str, batch_size: int) -> FitnessPlan:
     """How to train ``mask``: a function of the mask and the config only (see the module docstring)."""
     check_mode(mode)
-    if mode == "gradient" or population_size(widths, batch_size) > 1:
+    if mode == "gradient" or networks_per_batch(widths, batch_size) > 1:
         return FitnessPlan(batched=True)
     comp = compaction(mask)
     if work(comp.widths) > COMPACT_BELOW * work(tuple(widths)):
@@ -113,23 +101,25 @@ def _train_alone(
     data: Dataset,
     mode: str,
     seed: int,
-    train: dict[str, Any],
+    training: TrainingConfig,
 ) -> TrainResult:
     """One mask trained alone as ``plan`` says: compacted (reading only the kept input columns) or not."""
     comp = plan.compaction
     if comp is None:
-        (result,) = run(Population([model], [mask], mode, sparse=plan.sparse), data, seed=seed, **train)
+        (result,) = train_batch(
+            NetworkBatch([model], [mask], mode, sparse=plan.sparse), data, training, seed=seed
+        )
         return result
-    pop = Population([compact_model(model, comp)], [compact_mask(mask, comp)], mode, sparse=plan.sparse)
+    pop = NetworkBatch([compact_model(model, comp)], [compact_mask(mask, comp)], mode, sparse=plan.sparse)
     inputs = None if len(comp.inputs) == data.input_dim else comp.inputs
-    (result,) = run(pop, data, seed=seed, inputs=inputs, **train)
+    (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs)
     return result
 
 
 def evaluate_masks(
-    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig
+    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
 ) -> list[Objectives]:
-    """``evaluate_mask`` of every mask, the batched ones ``population_size`` at a time.
+    """``evaluate_mask`` of every mask, the batched ones ``networks_per_batch`` at a time.
 
     The result for each mask is the same number, bit for bit under one torch thread, as ``evaluate_mask`` of
     that mask alone.
@@ -137,24 +127,25 @@ def evaluate_masks(
     if not masks:
         return []
     widths, _ = mlp_widths(build_model(model_spec, 0))
-    mode = "forward" if cfg.mode == "straight_through" else cfg.mode
+    check_mode(mode)
+    mode = "forward" if mode == "straight_through" else mode
     plans = [fitness_plan(m, widths, mode, cfg.batch_size) for m in masks]
     batched = [j for j, p in enumerate(plans) if p.batched]
-    k_max = population_size(widths, cfg.batch_size)
-    pad_to = k_max if default_device().type == "cuda" else None  # see ``Population``: fixed K on CUDA
+    k_max = networks_per_batch(widths, cfg.batch_size)
+    pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
     accs: list[list[float]] = [[] for _ in masks]
     losses: list[list[float]] = [[] for _ in masks]
-    train = {"steps": cfg.steps, "optimizer": cfg.optimizer, "lr": cfg.lr, "batch_size": cfg.batch_size}
+    training = cfg.training()
     for seed in cfg.init_seeds:
         model = build_model(model_spec, seed)
         results = {}
         for start in range(0, len(batched), k_max):
             chunk = batched[start : start + k_max]
-            pop = Population([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
-            results.update(zip(chunk, run(pop, data, seed=seed, **train), strict=True))
+            pop = NetworkBatch([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
+            results.update(zip(chunk, train_batch(pop, data, training, seed=seed), strict=True))
         for j, plan in enumerate(plans):
             if not plan.batched:
-                results[j] = _train_alone(masks[j], plan, model, data, mode, seed, train)
+                results[j] = _train_alone(masks[j], plan, model, data, mode, seed, training)
         for j, r in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
@@ -170,12 +161,9 @@ def evaluate_masks(
     ]
 
 
-def evaluate_mask(mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig) -> Objectives:
+def evaluate_mask(
+    mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
+) -> Objectives:
     """Train ``mask`` from each init seed and average the validation accuracy (Objective 1)."""
-    (objectives,) = evaluate_masks([mask], model_spec, data, cfg)
+    (objectives,) = evaluate_masks([mask], model_spec, data, cfg, mode)
     return objectives
-
-
-def with_steps(cfg: FitnessConfig, steps: int) -> FitnessConfig:
-    """The same fitness at another training budget (successive halving's rungs)."""
-    return replace(cfg, steps=int(steps))

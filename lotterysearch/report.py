@@ -1,10 +1,9 @@
 """Reports that read a store: the runs of a workspace, the Pareto front of a run, its plot and HTML page,
-and exporting one mask (issue 4, "CLI": ``runs``, ``front``, ``export``).
+and exporting one mask (the CLI's ``runs``, ``front``, ``export``).
 
-Nothing here writes to the store. The front is computed afresh from every individual of the run (each has
-objectives: trained for it, or reused from its isomorphism class), not from the ``front`` the loop stored,
-so it holds whatever the store holds ("Every front returned is non-dominated and contains every
-non-dominated evaluated mask"). Objectives are (validation accuracy ↑, density ↓), as in the search.
+Nothing here writes to the store. The front is the one the search committed with its last generation
+(``pareto.front`` over every individual up to it); ``--all`` lists every individual with ``is_pareto``.
+Objectives are (validation accuracy ↑, density ↓), as in the search.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lotterysearch import pareto
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.evolution import hypervolume, pareto_front
-from lotterysearch.masks import Mask
-from lotterysearch.store import GenerationRecord, IndividualRecord, RunRecord, Store
+from lotterysearch.store import GenerationRecord, Individual, RunRecord, Store
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -48,7 +46,7 @@ Row = dict[str, Any]
 # ---- rows -------------------------------------------------------------------------------------------
 
 
-def origin_label(rec: IndividualRecord) -> str:
+def origin_label(rec: Individual) -> str:
     """Where an individual came from: its seed origin (``synflow:seed=2:rho=100``, ``...+move``,
     ``random:...``) or, for a child, ``child:`` + the operators that made it."""
     if rec.origin == "child":
@@ -56,52 +54,42 @@ def origin_label(rec: IndividualRecord) -> str:
     return rec.origin
 
 
-def individual_row(rec: IndividualRecord) -> Row:
+def individual_row(rec: Individual) -> Row:
     """One front row (``FRONT_FIELDS``); compression is 1/density (ρ of Eq. 4), infinite for an empty mask."""
     return {
         "id": rec.id,
         "accuracy": rec.accuracy,
         "density": rec.density,
         "effective_density": rec.effective_density,
-        "compression": 1.0 / rec.density if rec.density > 0 else math.inf,
+        "compression": rec.compression,
         "class_key": rec.class_key,
         "generation": rec.generation,
         "origin": origin_label(rec),
     }
 
 
-def _front_order(row: Row) -> tuple[float, float, int]:
-    return (row["density"], -row["accuracy"], row["id"])
-
-
-def front_of(records: Sequence[IndividualRecord], *, all: bool = False) -> list[Row]:
-    """The non-dominated rows of ``records``, sorted by density (then accuracy descending, then id).
-
-    Non-dominated: no other individual has accuracy ≥ and density ≤ with one strict (equal points do not
-    dominate each other). Individuals with identical (accuracy, density, class_key) are one topology seen
-    several times (an isomorph reusing its class's accuracy at the same density, a survivor's clone):
-    the front lists only the first of them (lowest id, the earliest born); distinct classes that tie
-    are all listed. With ``all`` every individual is listed, duplicates included, with ``is_pareto``
-    True for every non-dominated one (so duplicates of a front row are marked too).
-
-    Only individuals measured at the full training budget (fidelity 1) compete: a class that successive
-    halving stopped early has a pessimistic accuracy, as in ``search.Search.front``.
-    """
-    full = [r for r in records if r.fidelity >= 1.0]
-    front = {full[i].id for i in pareto_front([(r.accuracy, r.density) for r in full])}
+def front_of(records: Sequence[Individual], *, all: bool = False) -> list[Row]:
+    """The rows of ``pareto.front(records)`` (density, then accuracy descending, then id). With ``all`` every
+    individual is listed, duplicates included, with ``is_pareto`` True for every non-dominated one (so
+    duplicates of a front row are marked too)."""
     if all:
-        rows = [individual_row(r) | {"is_pareto": r.id in front} for r in records]
-        return sorted(rows, key=_front_order)
-    first: dict[tuple[float, float, str], IndividualRecord] = {}
-    for r in sorted(records, key=lambda r: r.id):
-        if r.id in front:
-            first.setdefault((r.accuracy, r.density, r.class_key), r)
-    return sorted((individual_row(r) for r in first.values()), key=_front_order)
+        ids = pareto.on_front(records)
+        rows = [individual_row(r) | {"is_pareto": r.id in ids} for r in records]
+        return sorted(rows, key=lambda row: (row["density"], -row["accuracy"], row["id"]))
+    return [individual_row(r) for r in pareto.front(records)]
+
+
+def stored_front(store: Store, run_id: str) -> list[Individual]:
+    """The front committed with the run's last generation, by density (empty before the first)."""
+    last = store.last_generation(run_id)
+    return pareto.front(store.individuals(run_id, last.front)) if last is not None else []
 
 
 def front_rows(store: Store, run_id: str, *, all: bool = False) -> list[Row]:
-    """The Pareto front over every individual of the run (see ``front_of`` for duplicates and ``all``)."""
-    return front_of(store.individuals(run_id), all=all)
+    """The run's stored front as rows, or with ``all`` every individual (see ``front_of``)."""
+    if all:
+        return front_of(store.individuals(run_id), all=True)
+    return [individual_row(r) for r in stored_front(store, run_id)]
 
 
 @dataclass(frozen=True)
@@ -109,7 +97,7 @@ class RunSummary:
     """What one run amounts to, read once from the store (for titles, the runs table and the HTML page)."""
 
     run: RunRecord
-    individuals: list[IndividualRecord]
+    individuals: list[Individual]
     generations: list[GenerationRecord]
     trained: int  # classes trained (isomorphism classes), each once
     front: list[Row]
@@ -122,7 +110,9 @@ class RunSummary:
     @property
     def hypervolume(self) -> float:
         """Area dominated by the front above the run's reference point (exact 2-D staircase)."""
-        return hypervolume([(r["accuracy"], r["density"]) for r in self.front], tuple(self.run.ref_point))
+        return pareto.hypervolume(
+            [(r["accuracy"], r["density"]) for r in self.front], tuple(self.run.ref_point)
+        )
 
     @property
     def best_accuracy(self) -> float | None:
@@ -141,7 +131,7 @@ def run_summary(store: Store, run_id: str) -> RunSummary:
         individuals=individuals,
         generations=store.generations(run_id),
         trained=len(store.classes(run_id)),
-        front=front_of(individuals),
+        front=[individual_row(r) for r in stored_front(store, run_id)],
     )
 
 
@@ -614,7 +604,7 @@ def export_mask(store: Store, run_id: str, individual_id: int, out_path: str | P
     """Write an individual's mask as ``.npz`` (``Mask.save``), the file ``lotterysearch train --mask``
     reads; an unknown run or id raises the store's one-line ``StoreError``."""
     rec = store.individual(run_id, individual_id)
-    mask = Mask.unpack(rec.mask, store.run(run_id).shapes)
+    mask = rec.mask
     try:
         return mask.save(out_path)
     except OSError as e:

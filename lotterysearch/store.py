@@ -1,7 +1,7 @@
 """The workspace and its SQLite store: runs, trained classes, individuals and generations.
 
 A workspace is a directory holding one SQLite file and a driver lock per run (``workspace_paths``: every
-on-disk location is derived here, as in OpenLTH). The store is what makes a search durable (DESIGN.md):
+on-disk location is derived here, as in OpenLTH). The store is what makes a search durable:
 
 * each trained isomorphism class is committed the moment its evaluation returns (``record_evaluation``), so
   a driver killed mid-generation loses no training: on resume the loop finds the class here;
@@ -12,7 +12,7 @@ The file is in WAL mode, so ``lotterysearch runs`` / ``front`` read while the dr
 commits. It carries a fixed ``PRAGMA application_id`` and a ``meta`` table; a file that is not ours, or is
 damaged, is refused with a one-line ``StoreError`` and never written to. This module imports neither torch
 nor numpy: masks are stored packed (``Mask.pack``) with the model's layer shapes on the run, so a reader
-unpacks them with ``Mask.unpack(record.mask, run.shapes)``.
+unpacks them with ``Mask.unpack(record.packed, run.shapes)``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lotterysearch.errors import StoreError
+
+if TYPE_CHECKING:
+    from lotterysearch.masks import Mask
 
 STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
@@ -199,18 +203,20 @@ class ClassRecord:
 
 
 @dataclass(frozen=True)
-class IndividualRecord:
-    """One individual of the search: a packed mask, where it came from and its objectives.
+class Individual:
+    """One individual of a run: a mask (packed), where it came from and its objectives.
 
-    ``evaluated`` is True when its class was trained for it, False when the class's objectives were reused
-    from the archive (an isomorph hit). ``origin`` says which seed or operator made it, e.g.
-    ``"synflow:seed=2:rho=100"``, ``"random:rho=10"``, ``"child"``.
+    The one record of an evaluated mask, for the search loop, the store, the reports and the Python API.
+    ``mask`` unpacks ``packed`` on first use (the store gives every individual its run's layer ``shapes``;
+    ``Individual.of`` keeps the mask it was made from). ``evaluated`` is True when its class was trained for
+    it, False when the class's objectives were reused from the archive (an isomorph hit). ``origin`` says
+    which seed or operator made it, e.g. ``"synflow:seed=2:rho=100"``, ``"random:rho=10"``, ``"child"``.
     """
 
     run_id: str
     id: int
     generation: int  # born
-    mask: bytes
+    packed: bytes
     parents: tuple[int, ...]
     operator: str
     origin: str
@@ -220,15 +226,47 @@ class IndividualRecord:
     effective_density: float
     evaluated: bool
     fidelity: float = 1.0
+    shapes: Mapping[str, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _set(self, "mask", bytes(self.mask))
+        _set(self, "packed", bytes(self.packed))
         _set(self, "parents", _ids(self.parents))
         _set(self, "id", int(self.id))
         _set(self, "generation", int(self.generation))
         _set(self, "evaluated", bool(self.evaluated))
         for name in ("accuracy", "density", "effective_density", "fidelity"):
             _set(self, name, float(getattr(self, name)))
+
+    @classmethod
+    def of(cls, mask: Mask, **fields: Any) -> Individual:
+        """An individual of ``mask`` (packed, its density and effective density measured here)."""
+        ind = cls(
+            packed=mask.pack(),
+            density=mask.density(),
+            effective_density=mask.effective_density(),
+            shapes=mask.shapes,
+            **fields,
+        )
+        ind.__dict__["mask"] = mask  # ``cached_property``'s slot: no unpacking of what we hold
+        return ind
+
+    @cached_property
+    def mask(self) -> Mask:
+        from lotterysearch.masks import Mask
+
+        if self.shapes is None:
+            raise StoreError(f"individual {self.id} has no layer shapes to unpack its mask with")
+        return Mask.unpack(self.packed, self.shapes)
+
+    @property
+    def objectives(self) -> tuple[float, float]:
+        """(validation accuracy ↑, density ↓)."""
+        return (self.accuracy, self.density)
+
+    @property
+    def compression(self) -> float:
+        """ρ = 1/density (Eq. 4), infinite for an empty mask."""
+        return 1.0 / self.density if self.density > 0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -302,7 +340,7 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
-def _check_run_id(run_id: str, records: Sequence[ClassRecord | IndividualRecord | GenerationRecord]) -> None:
+def _check_run_id(run_id: str, records: Sequence[ClassRecord | Individual | GenerationRecord]) -> None:
     wrong = sorted({r.run_id for r in records} - {run_id})
     if wrong:
         raise StoreError(f"records of run {wrong} were passed to store for run '{run_id}'")
@@ -711,7 +749,7 @@ class Store:
         self,
         run_id: str,
         gen: int,
-        individuals: Sequence[IndividualRecord],
+        individuals: Sequence[Individual],
         generation: GenerationRecord,
     ) -> None:
         """Commit a generation's new individuals and its summary in one transaction: all or nothing.
@@ -730,7 +768,7 @@ class Store:
                 run_id,
                 i.id,
                 i.generation,
-                i.mask,
+                i.packed,
                 _dumps(list(i.parents), "parents"),
                 i.operator,
                 i.origin,
@@ -825,8 +863,13 @@ class Store:
     )
 
     @staticmethod
-    def _individual_record(r: tuple) -> IndividualRecord:
-        return IndividualRecord(*r[:4], json.loads(r[4]), *r[5:])
+    def _individual_record(r: tuple, shapes: Mapping[str, tuple[int, ...]]) -> Individual:
+        return Individual(*r[:4], json.loads(r[4]), *r[5:], shapes=shapes)
+
+    @staticmethod
+    def _shapes(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, ...]]:
+        (text,) = conn.execute("SELECT shapes FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return {k: tuple(v) for k, v in json.loads(text).items()}
 
     def run_counts(self, run_id: str) -> dict[str, Any]:
         """What a runs listing shows, by SQL aggregates (no mask is read): ``generation`` the last committed
@@ -840,19 +883,20 @@ class Store:
             (gen,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
         return {"generation": gen, "individuals": n, "trained": trained, "best_accuracy": best}
 
-    def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[IndividualRecord]:
+    def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[Individual]:
         """Committed individuals: all by id, or those of ``ids`` in that order (a missing id raises)."""
         with self._sql() as conn:
             self._require_run(conn, run_id)
+            shapes = self._shapes(conn, run_id)
             if ids is None:
                 rows = conn.execute(f"{self._IND_SELECT} ORDER BY id", (run_id,))
-                return [self._individual_record(r) for r in rows]
+                return [self._individual_record(r, shapes) for r in rows]
             ids = [int(i) for i in ids]
-            found: dict[int, IndividualRecord] = {}
+            found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
                 marks = ", ".join("?" * len(chunk))
                 for r in conn.execute(f"{self._IND_SELECT} AND id IN ({marks})", (run_id, *chunk)):
-                    found[r[1]] = self._individual_record(r)
+                    found[r[1]] = self._individual_record(r, shapes)
             missing = sorted(set(ids) - found.keys())
             if missing:
                 raise StoreError(
@@ -860,7 +904,7 @@ class Store:
                 )
             return [found[i] for i in ids]
 
-    def individual(self, run_id: str, id: int) -> IndividualRecord:
+    def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
             self._require_run(conn, run_id)
             row = conn.execute(f"{self._IND_SELECT} AND id = ?", (run_id, int(id))).fetchone()
@@ -868,7 +912,7 @@ class Store:
                 raise StoreError(
                     f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return self._individual_record(row)
+            return self._individual_record(row, self._shapes(conn, run_id))
 
     def next_individual_id(self, run_id: str) -> int:
         """One past the largest committed id: ids of an interrupted generation are handed out again."""

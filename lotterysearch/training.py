@@ -13,26 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lotterysearch.config import OPTIMIZERS as OPTIMIZER_NAMES
+from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset
-from lotterysearch.errors import ConfigError
 from lotterysearch.masks import Mask, check_mode, masked_call
 
 OPTIMIZERS: dict[str, Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]] = {
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
 }
-
-
-def check_run_args(optimizer: str, lr: float, steps: int, batch_size: int) -> None:
-    """The checks every trainer (``train``, the population trainers, the evaluators) makes of its arguments."""
-    if optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
-    if not lr > 0:
-        raise ConfigError(f"learning rate must be > 0, got {lr}")
-    if steps < 0:
-        raise ConfigError(f"steps must be >= 0, got {steps}")
-    if batch_size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "config.OPTIMIZERS names the trainers' optimizers"
 
 
 def default_device() -> torch.device:
@@ -78,18 +68,16 @@ def train(
     model: nn.Module,
     mask: Mask | None,
     data: Dataset,
+    training: TrainingConfig | None = None,
     *,
-    steps: int,
     mode: str = "forward",
-    optimizer: str = "adam",
-    lr: float = 1e-2,
-    batch_size: int = 128,
     seed: int = 0,
     evaluate_test: bool = False,
     record_every: int = 0,
     device: torch.device | str | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place for ``steps`` minibatches with ``mask`` applied in ``mode``.
+    """Train ``model`` in place as ``training`` says (default: ``TrainingConfig()``, 115 steps of Adam) with
+    ``mask`` applied in ``mode``.
 
     ``seed`` fixes the batch order; the initial weights are the model's own (see ``build_model``).
     ``record_every > 0`` records validation accuracy and the training loss along the way. The work runs on
@@ -97,7 +85,8 @@ def train(
     on, so the caller's tensors (masks, saved weights) still meet it there.
     """
     check_mode(mode)
-    check_run_args(optimizer, lr, steps, batch_size)
+    training = training or TrainingConfig()
+    steps, batch_size = training.steps, training.batch_size
     if mask is not None:
         mask.check_fits(model)
     device = torch.device(device) if device is not None else default_device()
@@ -106,7 +95,7 @@ def train(
         model.to(device)
         x, y = data.x_train.to(device), data.y_train.to(device)
         xv, yv = data.x_val.to(device), data.y_val.to(device)
-        opt = OPTIMIZERS[optimizer](list(model.parameters()), lr)
+        opt = OPTIMIZERS[training.optimizer](list(model.parameters()), training.lr)
         curve: list[dict[str, float]] = []
         model.train()
         for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):

@@ -1,4 +1,8 @@
-"""Shared fixtures: one local Ray per test session, and real multi-node clusters started with `ray start`.
+"""Shared fixtures: the synthetic dataset, one local Ray per test session, and real multi-node clusters
+started with `ray start`.
+
+``synthetic``: the synthetic dataset with validation split 0 (``load_dataset("synthetic", 0)``), loaded once
+per session. ``Dataset`` is frozen; tests must not write into its tensors.
 
 ``ray_local``: ``ray.init`` costs ~3 s and ~1.4 GB here, so every test that needs Ray shares one local
 instance (2 CPUs, no dashboard), started by the first such test and shut down at the end of the session.
@@ -7,6 +11,9 @@ Code under test calls ``cluster.connect()``, which reuses it; its ``disconnect()
 
 ``ray_nodes``: a ``RayNodes`` to start a head and more nodes on this machine with the real ``ray start``, as a
 user would; everything it started is stopped at teardown, even when the test fails.
+
+Plain helpers, imported by name, live beside this file: ``helpers`` (the tiny search config, a hand-checked set
+of objectives) and ``masktools`` (small random masks).
 """
 
 from __future__ import annotations
@@ -29,6 +36,14 @@ import pytest
 
 RAY_TEST_CPUS = 2
 OBJECT_STORE_BYTES = 200 * 2**20  # small: the machine is shared
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """The synthetic dataset (split seed 0), shared by every test that trains on it."""
+    from lotterysearch.data import load_dataset
+
+    return load_dataset("synthetic", 0)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from masktools import degree_multisets, random_mask, random_perms, structured_ma
 from lotterysearch.alignment import agreement, align, alignment, permute_hidden
 from lotterysearch.canon import class_key
 from lotterysearch.errors import MaskError
-from lotterysearch.evolution import move_mutation
+from lotterysearch.operators import move_mutation
 
 
 @pytest.mark.parametrize("seed", range(60))

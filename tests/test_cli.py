@@ -6,33 +6,35 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import sqlite3
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from helpers import tiny_toml
 
 from lotterysearch.alignment import permute_hidden
 from lotterysearch.cli import main
 from lotterysearch.masks import Mask
 
-TINY = """
-name = "cli"
-dataset = "synthetic"
-model = "mlp:16-12-12-4"
-[seeding]
-init_seeds = [0, 1]
-compressions = [3, 10]
-iterations = 10
-[ga]
-population = 8
-generations = 1
-[fitness]
-steps = 20
-[ray]
-num_evaluators = 2
-"""
+
+def cli_toml(ga: dict | None = None, **overrides) -> str:
+    """The tiny config as this file's searches use it: run ``cli-001``, a 16-12-12-4 MLP on synthetic,
+    1 generation of 8 (what the printed lines below check), short seeding and fitness budgets."""
+    specifics = {
+        "name": "cli",
+        "dataset": "synthetic",
+        "model": "mlp:16-12-12-4",
+        "seeding": {"iterations": 10},
+        "ga": {"population": 8, "generations": 1, **(ga or {})},
+        "fitness": {"steps": 20},
+    }
+    return tiny_toml(**{**specifics, **overrides})
+
+
+TINY = cli_toml()
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -101,6 +103,14 @@ def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_pat
             "model mlp:30-10 takes 30 inputs, dataset mnist1d has 40",
         ),
         (["train"], "train needs --mask or --model"),
+        (
+            ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--optimizer", "lbfgs"],
+            "field 'optimizer' must be one of adam, sgd, got 'lbfgs'",
+        ),
+        (
+            ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--lr", "-1"],
+            "field 'lr' must be a number > 0, got -1.0",
+        ),
         (["canon", "a.npz", "b.npz", "c.npz"], None),
         (["stability", "missing.toml", "--out", "x"], None),
     ],
@@ -175,6 +185,45 @@ def test_search_prints_progress_and_the_front(finished_run, capsys) -> None:
     assert code == 0 and [r["id"] for r in runs] == ["cli-001"] and runs[0]["status"] == "finished"
 
 
+# The CLI in a fresh interpreter, reporting at exit whether anything imported Ray.
+_CLI_WITHOUT_RAY = (
+    "import sys\n"
+    "from lotterysearch.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('ray imported:', 'ray' in sys.modules)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_search_local_trains_in_process_without_ray(tmp_path) -> None:
+    """``--local``: the whole search runs in the CLI's process. RAY_ADDRESS names a port where nothing
+    listens, so a search that went to Ray would fail with a one-line error instead of finishing."""
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    ws = tmp_path / "ws"
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}
+    argv = ["search", str(tmp_path / "tiny.toml"), "--workspace", str(ws), "--local"]
+    p = subprocess.run(
+        [sys.executable, "-c", _CLI_WITHOUT_RAY, *argv], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[-1] == "ray imported: False"
+    assert lines[0] == f"run cli-001 in {ws}: mlp:16-12-12-4 on synthetic, population 8, 1 generations"
+    assert lines[1].startswith("gen   0/1  evaluated ") and lines[2].startswith("gen   1/1  evaluated ")
+    assert lines[3].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
+    assert lines[-2].startswith("front: lotterysearch front cli-001 --workspace ")
+    printed_ids = [int(line.split()[0]) for line in lines[6:-2]]  # the table after title, header, rule
+    with Store.open(ws) as store:
+        assert store.run("cli-001").status == "finished"
+        front = report.front_rows(store, "cli-001")
+        assert len(store.individuals("cli-001")) == 16
+    assert printed_ids == [r["id"] for r in front] and front
+    assert f"Pareto front: {len(front)} of 16 evaluated masks" in lines[3]
+
+
 def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> None:
     ws = str(finished_run / "ws")
     code, out, _ = run(capsys, "front", "cli-001", "--workspace", ws, "--format", "csv")
@@ -244,13 +293,13 @@ def test_search_argument_errors(finished_run, capsys, tmp_path) -> None:
         "unknown run 'zzz-001'"
     )
     bad = tmp_path / "bad.toml"
-    bad.write_text(TINY.replace("population = 8", "population = 'x'"))
+    bad.write_text(cli_toml(ga={"population": "x"}))
     assert one_line_error(capsys, "search", str(bad)) == "field 'ga.population' must be an integer, got 'x'"
 
 
 def test_search_checks_data_and_address_before_writing_a_run(capsys, tmp_path) -> None:
     cfg = tmp_path / "wide.toml"
-    cfg.write_text(TINY.replace('"mlp:16-12-12-4"', '"mlp:30-12-12-4"'))
+    cfg.write_text(cli_toml(model="mlp:30-12-12-4"))
     ws = tmp_path / "ws"
     msg = one_line_error(capsys, "search", str(cfg), "--workspace", str(ws))
     assert msg == "field 'model': mlp:30-12-12-4 takes 30 inputs, dataset synthetic has 16"
@@ -270,7 +319,7 @@ def test_sigterm_stops_a_search_as_interrupted_and_resumable(ray_local, tmp_path
 
     from lotterysearch.store import Store
 
-    (tmp_path / "t.toml").write_text(TINY.replace("generations = 1", "generations = 50"))
+    (tmp_path / "t.toml").write_text(cli_toml(ga={"generations": 50}))
     ws = tmp_path / "ws"
     p = subprocess.Popen(
         [

@@ -23,7 +23,6 @@ import torch
 from conftest import RayNodes, free_port
 
 from lotterysearch.cluster import (
-    EvalResult,
     EvaluationError,
     EvaluatorPool,
     check_reachable,
@@ -33,9 +32,10 @@ from lotterysearch.cluster import (
     disconnect,
     parse_address,
 )
-from lotterysearch.data import load_dataset
-from lotterysearch.errors import ConfigError
-from lotterysearch.fitness import FitnessConfig, evaluate_mask, with_steps
+from lotterysearch.config import FitnessConfig
+from lotterysearch.errors import ConfigError, MaskError
+from lotterysearch.evaluators import EvalResult
+from lotterysearch.fitness import evaluate_mask
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 
@@ -45,8 +45,9 @@ CFG = FitnessConfig(steps=100, batch_size=64, init_seeds=(0, 1))
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("synthetic", 0)
+def data(synthetic):
+    """The session's synthetic dataset (split seed 0, the split TWO_NODE_DRIVER loads too); read only."""
+    return synthetic
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +60,12 @@ def random_masks(shapes, n: int, seed: int = 0) -> list[Mask]:
     return [Mask({k: rng.random(s) < rng.uniform(0.2, 0.9) for k, s in shapes.items()}) for _ in range(n)]
 
 
-def direct(mask: Mask, data, cfg: FitnessConfig = CFG):
+def direct(mask: Mask, data, cfg: FitnessConfig = CFG, mode: str = "forward"):
     """The in-process reference under one torch thread, as inside an evaluator."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return evaluate_mask(mask, SPEC, data, cfg)
+        return evaluate_mask(mask, SPEC, data, cfg, mode)
     finally:
         torch.set_num_threads(threads)
 
@@ -174,7 +175,9 @@ def test_dataset_round_trip_through_the_object_store(ray_local, data):
     back = dataset_from_arrays(arrays)
     for split in ["x_train", "y_train", "x_val", "y_val"]:
         assert torch.equal(getattr(back, split), getattr(data, split))
-    back.x_train[0, 0] += 1.0  # a private, writable copy
+    before = float(data.x_train[0, 0])
+    back.x_train[0, 0] += 1.0  # a private, writable copy: the session's dataset is not touched
+    assert float(data.x_train[0, 0]) == before
     assert back.sizes() == (data.sizes()[0], data.sizes()[1], 0)  # fitness never reads test
     assert (back.name, back.num_classes, back.input_dim) == (data.name, data.num_classes, data.input_dim)
 
@@ -230,11 +233,25 @@ def test_a_killed_worker_costs_a_retry_not_a_result(pool, data, shapes):
 
 
 def test_a_config_the_evaluators_reject_raises_its_own_error(ray_local, data, shapes):
-    bad = FitnessConfig(steps=1, optimizer="lbfgs")
-    with EvaluatorPool(data, SPEC, bad, num_evaluators=1, cpus_per_eval=0.5) as p:
-        with pytest.raises(ConfigError) as e:
+    # a bad training setting cannot reach an evaluator: the config refuses to be made
+    with pytest.raises(ConfigError) as e:
+        FitnessConfig(steps=1, optimizer="lbfgs")
+    assert str(e.value) == "field 'optimizer' must be one of adam, sgd, got 'lbfgs'"
+    with EvaluatorPool(data, SPEC, CFG, mode="sideways", num_evaluators=1, cpus_per_eval=0.5) as p:
+        with pytest.raises(MaskError) as e:
             list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
-    assert str(e.value) == "unknown optimizer 'lbfgs' (known: adam, sgd)"
+    assert str(e.value) == "unknown masking mode 'sideways' (known: forward, gradient, straight_through)"
+
+
+def test_the_pool_trains_in_its_mode(ray_local, data, shapes):
+    masks = random_masks(shapes, 2, seed=6)
+    cfg = CFG.with_steps(20)
+    with EvaluatorPool(data, SPEC, cfg, mode="gradient", num_evaluators=1, cpus_per_eval=0.5) as p:
+        results = {r.key: r for r in p.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes)}
+    for i, mask in enumerate(masks):
+        got = results[f"m{i}"].objectives
+        assert got == direct(mask, data, cfg, "gradient")
+        assert got != direct(mask, data, cfg, "forward")  # pruned weights act in gradient mode's forward
 
 
 def test_a_pool_that_gets_no_cpu_says_so_instead_of_hanging(pool, data, shapes):
@@ -283,7 +300,7 @@ import json, sys
 import numpy as np, ray
 from lotterysearch.cluster import EvaluatorPool, connect
 from lotterysearch.data import load_dataset
-from lotterysearch.fitness import FitnessConfig
+from lotterysearch.config import FitnessConfig
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 
@@ -356,11 +373,11 @@ def test_two_node_cluster_spreads_evaluations_and_survives_losing_a_node(ray_nod
     assert lines[-1] == {"event": "done", "size": 2}
 
 
-# ---- populations: several masks per call -----------------------------------------------------------
-def test_calls_carry_populations_and_results_do_not_depend_on_the_company(pool, data, shapes):
+# ---- batches: several masks per call ---------------------------------------------------------------
+def test_calls_carry_batches_and_results_do_not_depend_on_the_company(pool, data, shapes):
     """12 jobs over 2 evaluators x 2 calls in flight: calls of 3 masks trained together, each result the
     same bits as the mask trained alone in this process."""
-    assert pool.population == 16  # mlp:16-8-4 is small: batching pays
+    assert pool.batch == 16  # mlp:16-8-4 is small: batching pays
     masks = random_masks(shapes, 12, seed=4)
     results = {r.key: r for r in pool.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes)}
     assert max(r.batch for r in results.values()) > 1
@@ -375,13 +392,13 @@ def test_a_shorter_budget_is_passed_to_the_evaluators(pool, data, shapes):
         r.key: r for r in pool.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes, 10)
     }
     for i, mask in enumerate(masks):
-        assert results[f"m{i}"].objectives == direct(mask, data, with_steps(CFG, 10))
+        assert results[f"m{i}"].objectives == direct(mask, data, CFG.with_steps(10))
         assert results[f"m{i}"].objectives.steps == 20  # 10 steps from each of 2 init seeds
 
 
-def test_population_size_of_the_pool(data):
-    assert EvaluatorPool(data, "mlp:784-300-100-10", CFG).population == 1  # LeNet-sized: no batching
-    assert EvaluatorPool(data, SPEC, CFG, population=3).population == 3
+def test_batch_size_of_the_pool(data):
+    assert EvaluatorPool(data, "mlp:784-300-100-10", CFG).batch == 1  # LeNet-sized: no batching
+    assert EvaluatorPool(data, SPEC, CFG, batch=3).batch == 3
     with pytest.raises(ConfigError) as e:
-        EvaluatorPool(data, SPEC, CFG, population=0)
-    assert str(e.value) == "population must be >= 1 (or None to choose from the network), got 0"
+        EvaluatorPool(data, SPEC, CFG, batch=0)
+    assert str(e.value) == "batch must be >= 1 (or None to choose from the network), got 0"

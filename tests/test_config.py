@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from lotterysearch.config import SearchConfig, config_hash, load_config, parse_config, to_toml
+from lotterysearch.config import (
+    FitnessConfig,
+    SearchConfig,
+    TrainingConfig,
+    config_hash,
+    load_config,
+    parse_config,
+    to_toml,
+)
 from lotterysearch.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.toml"))
@@ -59,6 +67,12 @@ def test_defaults_and_overrides() -> None:
             r"^field 'fitness.optimizer' must be one of adam, sgd, got 'rmsprop'$",
         ),
         ("[fitness]\ninit_seeds = 3", r"^field 'fitness.init_seeds' must be a list of integers, got 3$"),
+        # the section's own check (``TrainingConfig``), named as the file has it; the loader has made the
+        # TOML integer a float by then
+        ("[fitness]\nlr = -1", r"^field 'fitness\.lr' must be a number > 0, got -1\.0$"),
+        ("[fitness]\nsteps = 0", r"^field 'fitness\.steps' must be an integer >= 1, got 0$"),
+        ("[fitness]\nbatch_size = 0", r"^field 'fitness\.batch_size' must be an integer >= 1, got 0$"),
+        ('evaluator = "gpu"', r"^field 'evaluator' must be one of ray, local, got 'gpu'$"),
         ("ga = 3", r"^field 'ga' must be a \[ga\] section$"),
         ("[ray]\ngpus_per_eval = -0.5", r"^field 'ray.gpus_per_eval' must be a number >= 0, got -0.5$"),
         (
@@ -88,3 +102,44 @@ def test_hash_names_what_is_computed_not_where() -> None:
     import hashlib
 
     assert config_hash(base) == config_hash(parse_config("")) == hashlib.sha256(b"{}").hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"optimizer": "lbfgs"}, "field 'optimizer' must be one of adam, sgd, got 'lbfgs'"),
+        ({"lr": -1.0}, "field 'lr' must be a number > 0, got -1.0"),
+        ({"lr": 0}, "field 'lr' must be a number > 0, got 0"),
+        ({"lr": True}, "field 'lr' must be a number > 0, got True"),
+        ({"steps": -1}, "field 'steps' must be an integer >= 0, got -1"),
+        ({"steps": 1.5}, "field 'steps' must be an integer >= 0, got 1.5"),
+        ({"batch_size": 0}, "field 'batch_size' must be an integer >= 1, got 0"),
+    ],
+)
+def test_training_config_checks_itself(fields: dict, message: str) -> None:
+    """Every trainer takes its settings as a ``TrainingConfig``, so a bad value fails where it is made."""
+    with pytest.raises(ConfigError) as e:
+        TrainingConfig(**fields)
+    assert str(e.value) == message
+
+
+def test_fitness_config_is_a_training_config_that_needs_a_step() -> None:
+    assert TrainingConfig(steps=0).steps == 0  # an untrained baseline is a valid training run
+    with pytest.raises(ConfigError) as e:
+        FitnessConfig(steps=0)
+    assert str(e.value) == "field 'steps' must be an integer >= 1, got 0"
+    f = FitnessConfig(steps=40, lr=0.02, init_seeds=(1, 2), successive_halving=True)
+    assert f.training() == TrainingConfig(steps=40, lr=0.02) and type(f.training()) is TrainingConfig
+    short = f.with_steps(7)
+    assert type(short) is FitnessConfig and short.steps == 7
+    assert replace(short, steps=40) == f  # nothing else changed
+    with pytest.raises(ConfigError, match=r"^field 'steps' must be an integer >= 1, got 0$"):
+        f.with_steps(0)
+
+
+def test_the_fitness_section_is_the_fitness_config() -> None:
+    cfg = parse_config('mode = "gradient"\nevaluator = "local"\n[fitness]\nsteps = 30\nlr = 0.05\n')
+    assert cfg.fitness == FitnessConfig(steps=30, lr=0.05) and cfg.mode == "gradient"
+    assert cfg.evaluator == "local" and SearchConfig().evaluator == "ray"
+    # where the fitness runs is placement, not identity
+    assert config_hash(cfg) == config_hash(replace(cfg, evaluator="ray"))

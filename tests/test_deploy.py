@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import RayNodes, free_port
+from helpers import tiny_toml
 
 from lotterysearch.errors import StoreError
 from lotterysearch.store import Store
@@ -171,22 +172,15 @@ GENERATIONS = 10
 POPULATION = 8
 # ~0.3-0.8 s per evaluation here, ~35 s for the search: on 2 busy cores the worker node's evaluator needs
 # 10-25 s to start (a fresh process importing torch), and the search must outlast that with generations left.
-TINY = f"""
-name = "deploy"
-dataset = "synthetic"
-model = "mlp:16-12-12-4"
-[seeding]
-init_seeds = [0, 1]
-compressions = [3, 10]
-iterations = 10
-[ga]
-population = {POPULATION}
-generations = {GENERATIONS}
-[fitness]
-steps = 200
-[ray]
-num_evaluators = 2
-"""
+TINY = tiny_toml(
+    name="deploy",
+    dataset="synthetic",
+    model="mlp:16-12-12-4",
+    seeding={"iterations": 10},
+    ga={"population": POPULATION, "generations": GENERATIONS},
+    fitness={"steps": 200},
+    ray={"num_evaluators": 2},
+)
 
 
 class JobCluster(RayNodes):

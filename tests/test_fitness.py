@@ -5,13 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotterysearch.config import load_config
+from lotterysearch.config import FitnessConfig, TrainingConfig, load_config
 from lotterysearch.data import load_dataset
-from lotterysearch.fitness import FitnessConfig, evaluate_mask
+from lotterysearch.fitness import evaluate_mask
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.pruning import prune
-from lotterysearch.search import fitness_config
 from lotterysearch.training import train
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.toml"
@@ -21,26 +20,28 @@ def test_demo_fitness_ranks_synflow_10_percent_above_random_1_percent() -> None:
     """One epoch leaves 10%-density masks at chance; the demo's budget must separate them."""
     cfg = load_config(DEMO)
     data = load_dataset(cfg.dataset, cfg.seed)
-    fit = fitness_config(cfg)
+    fit = cfg.fitness
     synflow = prune(build_model(cfg.model, 0), "synflow", 10)
     sparse_random = layerwise_shuffle(
         prune(build_model(cfg.model, 0), "synflow", 100), np.random.default_rng(0)
     )
     good, bad = (
-        evaluate_mask(synflow, cfg.model, data, fit),
-        evaluate_mask(sparse_random, cfg.model, data, fit),
+        evaluate_mask(synflow, cfg.model, data, fit, cfg.mode),
+        evaluate_mask(sparse_random, cfg.model, data, fit, cfg.mode),
     )
     assert good.density == pytest.approx(0.1) and bad.density == pytest.approx(0.01)
     assert good.accuracy > bad.accuracy + 0.1
     assert good.accuracy > 0.3  # chance is 0.1
 
 
-def test_objectives_average_the_trainer_over_init_seeds() -> None:
-    data = load_dataset("synthetic")
+def test_objectives_average_the_trainer_over_init_seeds(synthetic) -> None:
+    data = synthetic
     mask = prune(build_model("mlp:16-12-4", 0), "magnitude", 4)
     cfg = FitnessConfig(steps=15, init_seeds=(1, 2), lr=0.02)
-    got = evaluate_mask(mask, "mlp:16-12-4", data, cfg)
-    runs = [train(build_model("mlp:16-12-4", s), mask, data, steps=15, lr=0.02, seed=s) for s in (1, 2)]
+    got = evaluate_mask(mask, "mlp:16-12-4", data, cfg, "forward")
+    training = TrainingConfig(steps=15, lr=0.02)
+    assert cfg.training() == training
+    runs = [train(build_model("mlp:16-12-4", s), mask, data, training, seed=s) for s in (1, 2)]
     assert got.accuracy == pytest.approx(sum(r.val_accuracy for r in runs) / 2, abs=1e-12)
     assert got.steps == 30 and got.density == pytest.approx(0.25)
     assert got.effective_density == mask.effective_density()

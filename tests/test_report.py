@@ -18,15 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lotterysearch import report
+from lotterysearch import api, pareto, report
 from lotterysearch.cli import spec_from_mask
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
-from lotterysearch.store import ClassRecord, GenerationRecord, IndividualRecord, Store
+from lotterysearch.store import ClassRecord, GenerationRecord, Individual, Store
 
 SHAPES = {"fc1": (6, 8), "fc2": (6, 6), "fc3": (3, 6)}  # an MLP 8-6-6-3
 CONFIG_TOML = '# demo\nname = "demo"\n[ga]\npopulation = 6\n'
@@ -41,8 +42,16 @@ def new_run(store: Store, name: str = "demo", config_toml: str = CONFIG_TOML) ->
     return store.create_run(name, config_toml, "{}", "0123abcd", 0, (0.0, 1.0), SHAPES)
 
 
-def commit(store: Store, run_id: str, gen: int, individuals: list[dict], hypervolume: float = 0.0) -> None:
-    """Commit one generation of individuals given as dicts of (id, accuracy, density, key, origin, ...)."""
+def commit(
+    store: Store,
+    run_id: str,
+    gen: int,
+    individuals: list[dict],
+    hypervolume: float = 0.0,
+    front: list[int] | None = None,
+) -> None:
+    """Commit one generation of individuals given as dicts of (id, accuracy, density, key, origin, ...), with
+    the front over everything committed so far, as the search loop stores it (or ``front`` as given)."""
     known = store.classes(run_id)
     records = []
     for spec in individuals:
@@ -54,11 +63,11 @@ def commit(store: Store, run_id: str, gen: int, individuals: list[dict], hypervo
             )
             store.record_evaluation(run_id, known[key])
         records.append(
-            IndividualRecord(
+            Individual(
                 run_id=run_id,
                 id=i,
                 generation=gen,
-                mask=mask.pack(),
+                packed=mask.pack(),
                 parents=spec.get("parents", ()),
                 operator=spec.get("operator", ""),
                 origin=spec.get("origin", "child"),
@@ -71,8 +80,10 @@ def commit(store: Store, run_id: str, gen: int, individuals: list[dict], hypervo
         )
     ids = [r.id for r in records]
     best = max(r.accuracy for r in records)
+    if front is None:
+        front = sorted(r.id for r in pareto.front(store.individuals(run_id) + records))
     store.commit_generation(
-        run_id, gen, records, GenerationRecord(run_id, gen, ids, ids[:1], hypervolume, 1, 0, best, {}, 1.0)
+        run_id, gen, records, GenerationRecord(run_id, gen, ids, front, hypervolume, 1, 0, best, {}, 1.0)
     )
 
 
@@ -155,6 +166,57 @@ def test_front_summary_hypervolume_matches_hand_staircase(demo):
     assert s.best_accuracy == 0.70
 
 
+def test_front_listing_is_the_front_committed_with_the_last_generation(tmp_path):
+    """What a finished generation stored is what the listing shows: read back, not recomputed."""
+    with Store.open(tmp_path / "ws", create=True) as store:
+        run_id = new_run(store)
+        assert report.stored_front(store, run_id) == [] and report.front_rows(store, run_id) == []
+        commit(store, run_id, 0, GEN0)
+        assert store.last_generation(run_id).front == (0, 2)  # 3 duplicates 0: stored once
+        assert [r.id for r in report.stored_front(store, run_id)] == [2, 0]
+        # a generation that committed another front (an older run's, say): the listing follows it
+        commit(store, run_id, 1, GEN1, front=[9, 6])
+        assert [r.id for r in report.stored_front(store, run_id)] == [9, 6]  # by density
+        assert [r["id"] for r in report.front_rows(store, run_id)] == [9, 6]
+        assert [r["id"] for r in report.run_summary(store, run_id).front] == [9, 6]
+        # --all lists every individual, marked against the front over all of them
+        rows = report.front_rows(store, run_id, all=True)
+        assert {r["id"] for r in rows if r["is_pareto"]} == {0, 2, 3, 6, 8, 9}
+
+
+# The tiny search cut down further (a 16-12-4 MLP, 4 individuals, 2 generations), in this process.
+TINY_RUN = {
+    "name": "real",
+    "model": "mlp:16-12-4",
+    "seed": 1,
+    "evaluator": "local",
+    "seeding": {"init_seeds": [0], "iterations": 5},
+    "ga": {"population": 4, "generations": 2},
+    "fitness": {"steps": 8},
+}
+
+
+def test_front_of_a_real_run_is_the_front_over_all_its_individuals(tmp_path):
+    """A search in this process (no Ray): the stored front of its last generation is ``pareto.front`` over
+    every individual it evaluated, and ``all`` marks every copy of a front point."""
+    with api.search(tiny_config(**TINY_RUN), tmp_path / "ws") as run:
+        assert run.status == "finished" and run.generation == 2
+        individuals = run.individuals()
+        expected = pareto.front(individuals)
+        rows = report.front_rows(run.store, run.id)
+        assert [r["id"] for r in rows] == [r.id for r in expected] and rows
+        assert rows == [report.individual_row(r) for r in expected]
+        assert [r["id"] for r in report.front_of(individuals)] == [r["id"] for r in rows]
+        assert [r.id for r in run.front()] == [r["id"] for r in rows]
+        rows_all = report.front_rows(run.store, run.id, all=True)
+        assert len(rows_all) == len(individuals)
+        marked = {r["id"] for r in rows_all if r["is_pareto"]}
+        assert marked == pareto.on_front(individuals)
+        points = {(r["accuracy"], r["density"]) for r in rows}
+        full = [i for i in individuals if pareto.is_full(i.fidelity)]
+        assert marked == {i.id for i in full if i.objectives in points}  # duplicates of front rows too
+
+
 objective_sets = st.lists(
     st.tuples(
         st.sampled_from([0.1, 0.25, 0.5, 0.5000000000000001, 0.75, 0.9]),  # small grids: many ties
@@ -166,9 +228,9 @@ objective_sets = st.lists(
 )
 
 
-def records_of(objs) -> list[IndividualRecord]:
+def records_of(objs) -> list[Individual]:
     return [
-        IndividualRecord("r-001", i, 0, b"\x00", (), "", "child", k, a, d, d, True)
+        Individual("r-001", i, 0, b"\x00", (), "", "child", k, a, d, d, True)
         for i, (a, d, k) in enumerate(objs)
     ]
 

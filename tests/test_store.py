@@ -28,7 +28,7 @@ from lotterysearch.store import (
     STORE_FILENAME,
     ClassRecord,
     GenerationRecord,
-    IndividualRecord,
+    Individual,
     Store,
     StoreError,
     workspace_paths,
@@ -67,12 +67,12 @@ def a_class(key: str, individual_id: int = 0, run_id: str = "demo-001", **kw) ->
     return ClassRecord(**(fields | kw))
 
 
-def an_individual(i: int, gen: int, key: str, run_id: str = "demo-001", **kw) -> IndividualRecord:
+def an_individual(i: int, gen: int, key: str, run_id: str = "demo-001", **kw) -> Individual:
     fields = dict(
         run_id=run_id,
         id=i,
         generation=gen,
-        mask=bytes([i % 256]) * 3 + b"\x00\xff",
+        packed=bytes([i % 256]) * 3 + b"\x00\xff",
         parents=(i - 2, i - 1) if i >= 2 else (),
         operator="layer_crossover" if gen else "seed",
         origin="child" if gen else f"synflow:seed={i}:rho=10",
@@ -82,7 +82,7 @@ def an_individual(i: int, gen: int, key: str, run_id: str = "demo-001", **kw) ->
         effective_density=1e-300,
         evaluated=i % 2 == 0,
     )
-    return IndividualRecord(**(fields | kw))
+    return Individual(**(fields | kw))
 
 
 def a_generation(gen: int, population, front=None, run_id: str = "demo-001", **kw) -> GenerationRecord:
@@ -345,6 +345,50 @@ def test_generation_and_individual_round_trip(tmp_path):
         assert s.next_individual_id(run_id) == 4
 
 
+def test_individuals_hand_back_their_masks(tmp_path):
+    """``Individual.of`` measures and packs a real mask; the store's records unpack to the mask stored."""
+    from lotterysearch.masks import Mask
+
+    g = np.random.default_rng(5)
+    # fc2 before fc1, as in SHAPES: the layer order of the run, not sorted names, must come back
+    shapes = {"fc2": (5, 7), "fc1": (3, 5)}
+    arrays = {n: g.random(shape) < 0.4 for n, shape in shapes.items()}
+    arrays["fc2"][4] = True  # hidden neuron 4 is fed ...
+    arrays["fc1"][:, 4] = False  # ... but feeds nothing: its weights are live yet not effective
+    live = Mask(arrays)
+    empty = Mask({n: np.zeros(shape, bool) for n, shape in shapes.items()})
+    base = dict(run_id="demo-001", generation=0, parents=(), operator="seed", origin="random:rho=3")
+    a = Individual.of(live, id=0, class_key="a", accuracy=0.625, evaluated=True, **base)
+    b = Individual.of(empty, id=1, class_key="b", accuracy=0.1, evaluated=False, fidelity=0.5, **base)
+    assert a.mask is live and a.packed == live.pack() and a.shapes == shapes
+    assert a.density == live.kept() / 50 and a.effective_density == live.effective_density()
+    assert a.effective_density < a.density
+    assert a.objectives == (0.625, a.density)
+    assert a.compression == 50 / live.kept() == live.compression_ratio()
+    assert (b.density, b.effective_density, b.compression) == (0.0, 0.0, math.inf)
+
+    with Store.open(tmp_path, create=True) as s:
+        run_id = s.create_run("demo", "", "{}", "0", 0, (0.0, 1.0), shapes)
+        s.record_evaluation(run_id, a_class("a"))
+        s.record_evaluation(run_id, a_class("b", 1))
+        s.commit_generation(run_id, 0, [a, b], a_generation(0, [0, 1]))
+        got = s.individuals(run_id)
+        one = s.individual(run_id, 0)
+    assert got == [a, b] and one == a
+    for rec, mask in ((got[0], live), (got[1], empty), (one, live)):
+        assert rec.shapes == shapes and list(rec.mask.shapes) == ["fc2", "fc1"]
+        assert rec.mask == mask and rec.mask is not mask
+        assert rec.mask is rec.mask  # unpacked once
+    assert got[0].compression == a.compression and got[1].compression == math.inf
+    assert got[1].fidelity == 0.5 and not got[1].evaluated
+
+    orphan = dataclasses.replace(a, shapes=None)
+    assert orphan == a  # shapes are not compared
+    with pytest.raises(StoreError) as e:
+        orphan.mask  # noqa: B018
+    assert str(e.value) == "individual 0 has no layer shapes to unpack its mask with"
+
+
 def test_empty_run_has_no_generations(tmp_path):
     with Store.open(tmp_path, create=True) as s:
         run_id = new_run(s)
@@ -482,7 +526,7 @@ _KILLED_WRITER = textwrap.dedent(
         return 0
 
     # 40 masks of 200 kB overflow SQLite's 2 MB page cache, so pages spill into the WAL before COMMIT.
-    big = [an_individual(i, 3, "k3", mask=bytes(range(256)) * 800) for i in range(6, 46)]
+    big = [an_individual(i, 3, "k3", packed=bytes(range(256)) * 800) for i in range(6, 46)]
     s._db.set_progress_handler(kill_once_uncommitted_pages_reach_the_wal, 2000)
     s.commit_generation(run_id, 3, big, a_generation(3, list(range(6, 46))))
     print("not killed", flush=True)

@@ -3,16 +3,17 @@
 import pytest
 import torch
 
-from lotterysearch.data import load_dataset
-from lotterysearch.errors import ConfigError
+from lotterysearch.config import TrainingConfig
+from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 from lotterysearch.training import batch_indices, train
 
 
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("synthetic")
+@pytest.fixture
+def data(synthetic):
+    """The session's synthetic dataset (split seed 0, as ``load_dataset("synthetic")`` was); read only."""
+    return synthetic
 
 
 def test_batch_indices_cover_each_epoch_once() -> None:
@@ -27,7 +28,9 @@ def test_training_is_deterministic_and_learns(data) -> None:
     results = []
     for _ in range(2):
         model = build_model("mlp:16-32-4", 3)
-        results.append((train(model, None, data, steps=60, seed=1), model.layers.fc1.weight.clone()))
+        results.append(
+            (train(model, None, data, TrainingConfig(steps=60), seed=1), model.layers.fc1.weight.clone())
+        )
     (r1, w1), (r2, w2) = results
     assert torch.equal(w1, w2) and r1.val_accuracy == r2.val_accuracy
     assert r1.val_accuracy > 0.85  # the synthetic task is linearly separable; chance is ~0.25
@@ -45,7 +48,7 @@ def test_pruned_weights_move_only_under_straight_through(data, mode: str, pruned
         }
     )
     before = model.layers.fc1.weight.detach().clone()
-    train(model, mask, data, steps=20, mode=mode)
+    train(model, mask, data, TrainingConfig(steps=20), mode=mode)
     after = model.layers.fc1.weight.detach()
     pruned = ~mask["fc1"]
     assert torch.equal(after[pruned], before[pruned]) != pruned_moves
@@ -53,13 +56,27 @@ def test_pruned_weights_move_only_under_straight_through(data, mode: str, pruned
 
 
 def test_curve_and_test_evaluation(data) -> None:
-    r = train(build_model("mlp:16-8-4", 0), None, data, steps=10, record_every=5, evaluate_test=True)
+    r = train(
+        build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=10), record_every=5, evaluate_test=True
+    )
     assert [c["step"] for c in r.curve] == [5, 10]
     assert r.test_accuracy is not None and 0 <= r.test_accuracy <= 1
 
 
+def test_default_settings_are_the_training_config_defaults(data) -> None:
+    """``train(.., None)`` is ``TrainingConfig()``: 115 steps of Adam at lr 0.01, batches of 128."""
+    a, b = build_model("mlp:16-8-4", 0), build_model("mlp:16-8-4", 0)
+    ra, rb = train(a, None, data, seed=2), train(b, None, data, TrainingConfig(), seed=2)
+    assert ra.steps == rb.steps == 115
+    assert torch.equal(a.layers.fc1.weight, b.layers.fc1.weight) and ra.val_loss == rb.val_loss
+
+
 def test_bad_arguments(data) -> None:
-    with pytest.raises(ConfigError, match=r"^unknown optimizer 'lbfgs' \(known: adam, sgd\)$"):
-        train(build_model("mlp:16-8-4", 0), None, data, steps=1, optimizer="lbfgs")
-    with pytest.raises(ConfigError, match=r"^learning rate must be > 0, got -1.0$"):
-        train(build_model("mlp:16-8-4", 0), None, data, steps=1, lr=-1.0)
+    with pytest.raises(ConfigError, match=r"^field 'optimizer' must be one of adam, sgd, got 'lbfgs'$"):
+        train(build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=1, optimizer="lbfgs"))
+    with pytest.raises(ConfigError, match=r"^field 'lr' must be a number > 0, got -1.0$"):
+        train(build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=1, lr=-1.0))
+    with pytest.raises(
+        MaskError, match=r"^unknown masking mode 'both' \(known: forward, gradient, straight_through\)$"
+    ):
+        train(build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=1), mode="both")

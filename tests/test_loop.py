@@ -1,4 +1,6 @@
-"""The search end to end on a real local Ray: generations, isomorph skipping, kill and resume, lost workers."""
+"""The search end to end on a real local Ray: generations, isomorph skipping, kill and resume, lost workers,
+the driver lock and successive halving, driven through the Python API (``api.create_run``, ``api.open_run``)
+and, for the killed driver, the CLI."""
 
 from __future__ import annotations
 
@@ -14,37 +16,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_config, tiny_toml
 
-from lotterysearch.config import load_config, parse_config
+from lotterysearch import api
+from lotterysearch.config import SearchConfig, load_config
 from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.evolution import hypervolume, pareto_front, select_nsga2
+from lotterysearch.evaluators import LocalEvaluator
+from lotterysearch.loop import SearchLoop, halving_rungs
 from lotterysearch.masks import Mask
-from lotterysearch.search import REF_POINT, Individual, Search, halving_rungs, select_survivors
+from lotterysearch.nsga2 import select_nsga2, select_survivors
+from lotterysearch.pareto import REF_POINT, hypervolume, pareto_front
+from lotterysearch.problem import Candidate, MaskProblem
 from lotterysearch.store import Store
 
-TINY = """
-name = "tiny"
-dataset = "synthetic"
-model = "mlp:16-24-24-4"
-seed = 3
-[seeding]
-init_seeds = [0, 1]
-compressions = [3, 10]
-random_share = 0.25
-iterations = 20
-[ga]
-population = 8
-generations = 3
-[fitness]
-steps = {steps}
-[ray]
-num_evaluators = 2
-"""
 
-
-def tiny(steps: int = 30, generations: int = 3):
-    cfg = parse_config(TINY.format(steps=steps))
-    return replace(cfg, ga=replace(cfg.ga, generations=generations))
+def tiny(steps: int = 30, generations: int = 3) -> SearchConfig:
+    return tiny_config(fitness={"steps": steps}, ga={"generations": generations})
 
 
 def final_state(workspace: Path, run_id: str) -> dict:
@@ -68,11 +55,12 @@ def final_state(workspace: Path, run_id: str) -> dict:
 
 
 def test_search_end_to_end(ray_local, tmp_path) -> None:
-    cfg = tiny()
-    search = Search.start(cfg, tmp_path)
     reports = []
-    search.listeners.append(reports.append)
-    run_id = search.run()
+    with api.create_run(tiny(), tmp_path) as run:
+        assert run.status == "running" and run.generation == -1  # created, nothing committed yet
+        run.optimize(progress=reports.append)
+        run_id, run_front = run.id, run.front()
+        assert run.status == "finished" and run.generation == 3
     assert [r.generation for r in reports] == [0, 1, 2, 3]
     with Store.open(tmp_path) as store:
         assert store.run(run_id).status == "finished"
@@ -102,6 +90,8 @@ def test_search_end_to_end(ray_local, tmp_path) -> None:
     assert last.hypervolume == pytest.approx(hypervolume(sorted(true_front), REF_POINT))
     assert sum(g.skipped for g in gens) > 0  # clones and re-found masks are not trained again
     assert reports[-1].hypervolume == last.hypervolume
+    # the API's front (over everything stored) is the front committed with the last generation
+    assert [i.id for i in run_front] == sorted(last.front, key=lambda i: (by_id[i].density, i))
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -113,10 +103,10 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_path) -> None:
-    """SIGKILL the driver after generation 1 is committed and some of generation 2 is trained; --resume
+    """SIGKILL the CLI driver after generation 1 is committed and some of generation 2 is trained; resuming
     must end exactly where an uninterrupted run with the same seed ends, training nothing twice."""
     config = tmp_path / "tiny.toml"
-    config.write_text(TINY.format(steps=400))
+    config.write_text(tiny_toml(fitness={"steps": 400}))
     killed_ws, clean_ws = tmp_path / "killed", tmp_path / "clean"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(
@@ -148,9 +138,9 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
             return n_classes > state["classes_at_1"]
 
         _wait_for(mid_generation_two, 300, "generation 2 to start training")
-        with Store.open(killed_ws) as store, pytest.raises(StoreError) as e:  # a second driver is refused
-            with store.driving(state["run_id"]):
-                pass
+        # a second driver of the live run is refused before it writes anything
+        with api.open_run(killed_ws, state["run_id"]) as second, pytest.raises(StoreError) as e:
+            second.optimize()
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait(30)
     finally:
@@ -166,10 +156,15 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
         assert store.run(run_id).status == "running"  # the driver had no chance to say otherwise
         assert store.last_generation(run_id).gen == 1
 
-    resumed = Search.resume(run_id, killed_ws)
-    assert resumed.generation == 1
-    resumed.run()
-    Search.start(load_config(config), clean_ws).run()
+    with api.open_run(killed_ws, run_id) as resumed:
+        assert resumed.generation == 1
+        resumed.optimize()
+        with pytest.raises(StoreError) as done:
+            resumed.resume()
+    assert str(done.value) == f"run '{run_id}' has already finished; nothing to resume"
+    with api.create_run(load_config(config), clean_ws) as clean:
+        clean.optimize()
+        assert clean.id == "tiny-001"
     a, b = final_state(killed_ws, run_id), final_state(clean_ws, "tiny-001")
     assert a == b
     assert a["status"] == "finished" and a["generation"] == 3
@@ -177,7 +172,6 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
 
 
 def test_a_worker_killed_mid_evaluation_costs_a_retry_not_an_individual(ray_local, tmp_path) -> None:
-    search = Search.start(tiny(steps=300, generations=1), tmp_path)
     victims: list[int] = []
 
     def kill_first_worker(result, done, total) -> None:
@@ -187,9 +181,10 @@ def test_a_worker_killed_mid_evaluation_costs_a_retry_not_an_individual(ray_loca
             time.sleep(0.05)
             os.kill(result.pid, signal.SIGKILL)
 
-    search.evaluation_listeners.append(kill_first_worker)
-    run_id = search.run()
-    assert victims
+    with api.create_run(tiny(steps=300, generations=1), tmp_path) as run:
+        run.optimize(on_evaluation=kill_first_worker)
+        run_id = run.id
+    assert victims and victims[0] != os.getpid()
     with Store.open(tmp_path) as store:
         individuals = store.individuals(run_id)
         classes = store.classes(run_id)
@@ -200,20 +195,31 @@ def test_a_worker_killed_mid_evaluation_costs_a_retry_not_an_individual(ray_loca
 
 
 # ---- successive halving ------------------------------------------------------------------------------
-HALVING = TINY.replace(
-    "steps = {steps}\n", "steps = {steps}\nsuccessive_halving = true\nhalving_rate = 3\nhalving_rungs = 3\n"
-)
 
 
-def halving(steps: int = 30, generations: int = 2, **fitness):
-    cfg = parse_config(HALVING.format(steps=steps))
-    return replace(cfg, ga=replace(cfg.ga, generations=generations), fitness=replace(cfg.fitness, **fitness))
+def halving(steps: int = 30, generations: int = 2, **fitness) -> SearchConfig:
+    return tiny_config(
+        ga={"generations": generations},
+        fitness={
+            "steps": steps,
+            "successive_halving": True,
+            "halving_rate": 3,
+            "halving_rungs": 3,
+            **fitness,
+        },
+    )
+
+
+def rungs(cfg: SearchConfig) -> list[int]:
+    f = cfg.fitness
+    return halving_rungs(f.steps, f.successive_halving, f.halving_rate, f.halving_rungs)
 
 
 def test_halving_rungs_and_survivors_rank_full_fidelity_first() -> None:
-    assert halving_rungs(tiny()) == [30]
-    assert halving_rungs(halving()) == [3, 10, 30]
-    assert halving_rungs(halving(steps=115, halving_rate=2, halving_rungs=2)) == [58, 115]
+    assert rungs(tiny()) == [30]
+    assert rungs(halving()) == [3, 10, 30]
+    assert rungs(halving(steps=115, halving_rate=2, halving_rungs=2)) == [58, 115]
+    assert halving_rungs(30, False, 3, 3) == [30]  # the rungs count only with halving on
     # a low-fidelity individual that would dominate everything still ranks after the full-fidelity ones
     objectives = [(0.5, 0.5), (0.9, 0.01), (0.6, 0.2), (0.4, 0.9)]
     fidelities = [1.0, 1 / 3, 1.0, 1.0]
@@ -230,42 +236,42 @@ def test_halving_config_is_checked() -> None:
         " (every rung needs a step), got 8"
     )
     with pytest.raises(ConfigError, match=r"^field 'fitness.halving_rate' must be an integer >= 2, got 1$"):
-        parse_config(HALVING.format(steps=30).replace("halving_rate = 3", "halving_rate = 1"))
+        halving(halving_rate=1)
 
 
 class RungLog:
-    """Every training the search asks for: (generation, key, steps, accuracy)."""
+    """Every training the loop asks for: (generation, key, steps, accuracy)."""
 
-    def __init__(self, search: Search) -> None:
-        self.search, self.rows = search, []
-        search.evaluation_listeners.append(self)
+    def __init__(self, loop: SearchLoop) -> None:
+        self.loop, self.rows = loop, []
+        loop.evaluation_listeners.append(self)
 
     def __call__(self, result, done, total) -> None:
-        steps = result.objectives.steps // len(self.search.cfg.fitness.init_seeds)
-        self.rows.append((self.search.generation + 1, result.key, steps, result.objectives.accuracy))
+        steps = result.objectives.steps // len(self.loop.cfg.fitness.init_seeds)
+        self.rows.append((self.loop.generation + 1, result.key, steps, result.objectives.accuracy))
 
 
 def test_successive_halving_trains_the_best_third_further_and_records_fidelity(ray_local, tmp_path) -> None:
-    search = Search.start(halving(), tmp_path)
-    log, reports, rungs = RungLog(search), [], []
-    search.listeners.append(reports.append)
-    measure = search._measure
+    run = api.create_run(halving(), tmp_path)
+    loop = run._loop()
+    log, reports, measured = RungLog(loop), [], []
+    measure = loop._measure
 
-    def recording_measure(
-        keys, reps, steps
-    ):  # what each rung compared: (generation, steps, [(key, acc, density)])
+    def recording_measure(keys, reps, steps):  # what each rung compared: (generation, steps, [(key, acc, d)])
         accuracy = measure(keys, reps, steps)
-        rungs.append((search.generation + 1, steps, [(k, accuracy[k], reps[k].density) for k in keys]))
+        measured.append((loop.generation + 1, steps, [(k, accuracy[k], reps[k][1].density()) for k in keys]))
         return accuracy
 
-    search._measure = recording_measure
-    run_id = search.run()
+    loop._measure = recording_measure
+    with run:
+        run.optimize(progress=reports.append)
+        run_id = run.id
     with Store.open(tmp_path) as store:
         individuals = store.individuals(run_id)
         classes = store.classes(run_id)
         gens = store.generations(run_id)
     for g in range(3):
-        mine = [(steps, rows) for gen, steps, rows in rungs if gen == g]
+        mine = [(steps, rows) for gen, steps, rows in measured if gen == g]
         assert [steps for steps, _ in mine] == (
             [30] if g == 0 else [3, 10, 30]
         )  # the seeds are trained fully
@@ -276,6 +282,7 @@ def test_successive_halving_trains_the_best_third_further_and_records_fidelity(r
         assert reports[g].steps == sum(st for gen, _, st, _ in log.rows if gen == g)
         if g:
             assert reports[g].steps <= 30 * len(mine[0][1]) / 2  # at most half of training every class fully
+    assert loop.steps_spent == sum(r.steps for r in reports) == sum(st for _, _, st, _ in log.rows)
     # the store keeps each class at the highest fidelity measured; an individual keeps the objectives its
     # class had when it was born (a class met again later may since have been trained further)
     assert {c.fidelity for c in classes.values()} == {0.1, 1 / 3, 1.0}
@@ -299,72 +306,82 @@ def test_a_halving_search_interrupted_mid_rung_resumes_to_the_same_result(ray_lo
     the resumed run ends exactly where an uninterrupted one ends. (An exception from a listener stands in
     for SIGKILL: every result is committed as it arrives, so the store is what a killed driver leaves.)"""
     cfg = halving(generations=3)
-    search = Search.start(cfg, tmp_path / "killed")
+    run = api.create_run(cfg, tmp_path / "killed")
+    loop = run._loop()
 
     class Crash(Exception):
         pass
 
     def crash_mid_second_rung(result, done, total) -> None:
-        if search.generation == 0 and result.objectives.steps == 10 and done == 1 < total:
+        if loop.generation == 0 and result.objectives.steps == 10 and done == 1 < total:
             raise Crash
 
-    search.evaluation_listeners.append(crash_mid_second_rung)
-    with pytest.raises(Crash):
-        search.run()
-    run_id = search.run_id
+    with run, pytest.raises(Crash):
+        run.optimize(on_evaluation=crash_mid_second_rung)
+    run_id = run.id
     with Store.open(tmp_path / "killed") as store:
+        assert store.run(run_id).status == "failed"
         assert store.last_generation(run_id).gen == 0
         recorded = store.classes(run_id)
     assert sum(c.fidelity == 1 / 3 and c.individual_id >= cfg.ga.population for c in recorded.values()) == 1
-    resumed = Search.resume(run_id, tmp_path / "killed")
-    log = RungLog(resumed)
-    resumed.run()
-    clean = Search.start(cfg, tmp_path / "clean")
-    clean.run()
-    assert final_state(tmp_path / "killed", run_id) == final_state(tmp_path / "clean", clean.run_id)
+    with api.open_run(tmp_path / "killed", run_id) as resumed:
+        log = RungLog(resumed._loop())
+        resumed.optimize()
+    with api.create_run(cfg, tmp_path / "clean") as clean:
+        clean.optimize()
+        clean_id = clean.id
+    assert final_state(tmp_path / "killed", run_id) == final_state(tmp_path / "clean", clean_id)
     # the replay trained nothing the store held at that fidelity; it did retrain lower rungs it no longer held
     replayed = [(k, s) for g, k, s, _ in log.rows if g == 1]
     assert not [(k, s) for k, s in replayed if k in recorded and recorded[k].fidelity == s / 30]
     assert [(k, s) for k, s in replayed if k in recorded and recorded[k].fidelity > s / 30]
 
 
-def test_a_class_stopped_early_competes_again_when_met_later(ray_local, tmp_path) -> None:
+def test_a_class_stopped_early_competes_again_when_met_later(tmp_path) -> None:
     """Generation A stops two of four classes at half the budget. Generation B meets one of them again (as
     a permuted copy) beside a worse new mask: its stored half-budget accuracy is reused at the first rung,
     it wins, and it is trained to the full budget on its first mask, recorded for the new individual."""
     cfg = halving(steps=30, halving_rate=2, halving_rungs=2)
-    search = Search.start(cfg, tmp_path)
-    log = RungLog(search)
-    shapes = search.model_shapes
-    rng = np.random.default_rng(0)
-    masks = [Mask({n: rng.random(s) < d for n, s in shapes.items()}) for d in (0.6, 0.4, 0.25, 0.15)]
-    gen_a = [Individual(i, m, 0, "test") for i, m in enumerate(masks)]
-    search._evaluate(gen_a)
-    assert sorted(ind.fidelity for ind in gen_a) == [0.5, 0.5, 1.0, 1.0]
-    loser = max((ind for ind in gen_a if ind.fidelity == 0.5), key=lambda ind: ind.accuracy)
-    winner = next(ind for ind in gen_a if ind.fidelity == 1.0)
-    # a permuted copy of the loser (same class), a copy of a winner, and a collapsed denser mask
-    perm = rng.permutation(shapes["fc1"][0])
-    arrays = {n: loser.mask[n].numpy().copy() for n in shapes}
-    arrays["fc1"], arrays["fc2"] = arrays["fc1"][perm], arrays["fc2"][:, perm]
-    copy = Mask(arrays)
-    collapsed = {n: np.ones(s, dtype=bool) for n, s in shapes.items()}
-    collapsed["fc3"][:] = False
-    gen_b = [
-        Individual(10, copy, 1, "test"),
-        Individual(11, winner.mask.copy(), 1, "test"),
-        Individual(12, Mask(collapsed), 1, "test"),
-    ]
-    log.rows.clear()
-    search._evaluate(gen_b)
-    assert gen_b[0].class_key == loser.class_key
-    trained = [(k, s) for _, k, s, _ in log.rows]
-    # rung 1: only the new mask is trained (the loser's half-budget accuracy is in the store; the winner
-    # is settled); rung 2: the loser beats the collapsed mask and is trained fully
-    assert trained == [(gen_b[2].class_key, 15), (loser.class_key, 30)]
-    rec = search.archive.get(loser.class_key)
-    assert (rec.fidelity, rec.individual_id, rec.representative) == (1.0, 10, loser.mask.pack())
-    assert (gen_b[0].fidelity, gen_b[0].evaluated) == (1.0, True)
-    assert (gen_b[1].fidelity, gen_b[1].evaluated) == (1.0, False)  # an isomorph hit
-    assert (gen_b[2].fidelity, gen_b[2].evaluated) == (0.5, True)
-    search.pool.shutdown()
+    with api.create_run(cfg, tmp_path, local=True) as run:  # in process: no Ray
+        problem = MaskProblem(cfg)
+        loop = SearchLoop(problem, run.store, run.id, problem.evaluator(local=True)).restore()
+        assert isinstance(loop.evaluator, LocalEvaluator) and loop.generation == -1
+        log = RungLog(loop)
+        shapes = problem.shapes
+        rng = np.random.default_rng(0)
+        masks = [Mask({n: rng.random(s) < d for n, s in shapes.items()}) for d in (0.6, 0.4, 0.25, 0.15)]
+        gen_a = loop._evaluate([Candidate(m, "test") for m in masks], 0, halving=True)
+        assert [ind.id for ind in gen_a] == [0, 1, 2, 3]
+        assert sorted(ind.fidelity for ind in gen_a) == [0.5, 0.5, 1.0, 1.0]
+        loser = max((ind for ind in gen_a if ind.fidelity == 0.5), key=lambda ind: ind.accuracy)
+        winner = next(ind for ind in gen_a if ind.fidelity == 1.0)
+        # a permuted copy of the loser (same class), a copy of a winner, and a collapsed denser mask
+        perm = rng.permutation(shapes["fc1"][0])
+        arrays = {n: loser.mask[n].numpy().copy() for n in shapes}
+        arrays["fc1"], arrays["fc2"] = arrays["fc1"][perm], arrays["fc2"][:, perm]
+        copy = Mask(arrays)
+        collapsed = {n: np.ones(s, dtype=bool) for n, s in shapes.items()}
+        collapsed["fc3"][:] = False
+        log.rows.clear()
+        gen_b = loop._evaluate(
+            [
+                Candidate(copy, "test"),
+                Candidate(winner.mask.copy(), "test"),
+                Candidate(Mask(collapsed), "test"),
+            ],
+            10,
+            halving=True,
+        )
+        assert [ind.id for ind in gen_b] == [10, 11, 12]
+        assert gen_b[0].class_key == loser.class_key
+        trained = [(k, s) for _, k, s, _ in log.rows]
+        # rung 1: only the new mask is trained (the loser's half-budget accuracy is in the store; the winner
+        # is settled); rung 2: the loser beats the collapsed mask and is trained fully
+        assert trained == [(gen_b[2].class_key, 15), (loser.class_key, 30)]
+        rec = loop.archive.get(loser.class_key)
+        assert (rec.fidelity, rec.individual_id, rec.representative) == (1.0, 10, loser.mask.pack())
+        assert replace(run.store.classes(run.id)[loser.class_key], created=None) == rec  # committed at once
+        assert (gen_b[0].fidelity, gen_b[0].evaluated) == (1.0, True)
+        assert (gen_b[1].fidelity, gen_b[1].evaluated) == (1.0, False)  # an isomorph hit
+        assert (gen_b[2].fidelity, gen_b[2].evaluated) == (0.5, True)
+        loop.evaluator.close()

@@ -1,7 +1,7 @@
-"""Population-batched training and exact compaction against the single-network trainer.
+"""Batched training (``batched.py``) and exact compaction against the single-network trainer.
 
 Every test runs under one torch thread, as the evaluators do: that is where a mask's objectives must not
-depend on the other masks of its population.
+depend on the other masks of its batch.
 """
 
 from __future__ import annotations
@@ -11,12 +11,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lotterysearch.batched import (
+    _CSR,
+    ALIGN,
+    Layout,
+    NetworkBatch,
+    networks_per_batch,
+    sparse_layers,
+    train_batch,
+    train_networks,
+)
 from lotterysearch.compaction import compact_mask, compact_model, compaction, expand_into, work
-from lotterysearch.data import Dataset, load_dataset
+from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.errors import ConfigError, ModelError
 from lotterysearch.fitness import (
     COMPACT_BELOW,
-    FitnessConfig,
     evaluate_mask,
     evaluate_masks,
     fitness_kernel,
@@ -24,16 +33,6 @@ from lotterysearch.fitness import (
 )
 from lotterysearch.masks import MODES, Mask, masked_call
 from lotterysearch.models import build_model
-from lotterysearch.population import (
-    _CSR,
-    ALIGN,
-    Layout,
-    Population,
-    population_size,
-    run,
-    sparse_layers,
-    train_population,
-)
 from lotterysearch.training import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
@@ -50,9 +49,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def data() -> Dataset:
-    return load_dataset("synthetic", 0)
+@pytest.fixture
+def data(synthetic):
+    """The session's synthetic dataset (split seed 0); read only."""
+    return synthetic
 
 
 def random_masks(spec: str, densities: list[float], seed: int = 0) -> list[Mask]:
@@ -72,20 +72,17 @@ PAD = 8 if torch.cuda.is_available() else None
 # ---- equal to the single-network trainer ---------------------------------------------------------
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", 1e-2), ("sgd", 0.05)])
-def test_population_weights_equal_the_single_trainer(data, mode: str, optimizer: str, lr: float) -> None:
+def test_batched_weights_equal_the_single_trainer(data, mode: str, optimizer: str, lr: float) -> None:
     masks = random_masks(SPEC, [0.6, 0.2, 0.05])
     steps = 25
+    training = TrainingConfig(steps=steps, optimizer=optimizer, lr=lr)
     singles, single_results = [], []
     for m in masks:
         model = build_model(SPEC, 1)
-        single_results.append(
-            train(model, m, data, steps=steps, mode=mode, optimizer=optimizer, lr=lr, seed=4)
-        )
+        single_results.append(train(model, m, data, training, mode=mode, seed=4))
         singles.append(model)
     models = [build_model(SPEC, 1) for _ in masks]
-    results = train_population(
-        models, masks, data, steps=steps, mode=mode, optimizer=optimizer, lr=lr, seed=4
-    )
+    results = train_networks(models, masks, data, training, mode=mode, seed=4)
     for single, batched, r1, r2 in zip(singles, models, single_results, results, strict=True):
         for a, b in zip(params(single), params(batched), strict=True):
             assert float((a - b).abs().max()) <= 1e-6
@@ -102,7 +99,7 @@ def test_pruned_weights_follow_each_mode(data) -> None:
     init = params(build_model(SPEC, 0))[0]
     for mode, moves in [("forward", False), ("gradient", False), ("straight_through", True)]:
         model = build_model(SPEC, 0)
-        train_population([model], [mask], data, steps=10, mode=mode)
+        train_networks([model], [mask], data, TrainingConfig(steps=10), mode=mode)
         pruned = ~mask["fc1"]
         assert torch.equal(params(model)[0][pruned], init[pruned]) != moves
 
@@ -110,21 +107,20 @@ def test_pruned_weights_follow_each_mode(data) -> None:
 # ---- independent of K and of the companions ------------------------------------------------------
 @pytest.mark.parametrize(("spec", "batch_size"), [(SPEC, 128), (ODD, 37)])
 @pytest.mark.parametrize("mode", MODES)
-def test_a_mask_trains_to_the_same_bits_in_any_population(
-    data, spec: str, batch_size: int, mode: str
-) -> None:
+def test_a_mask_trains_to_the_same_bits_in_any_batch(data, spec: str, batch_size: int, mode: str) -> None:
     """Alone, or among others in any order and number: the same weights, accuracy and loss, bit for bit.
     (ODD with B = 37 gives matrices of 7x16, 37x7, 5x7, ...: blocks that a packed layout would misalign.)"""
     masks = random_masks(spec, [0.5, 0.2, 0.9, 0.05, 0.3, 0.7], seed=2)
-    kw = {"steps": 20, "mode": mode, "seed": 1, "batch_size": batch_size, "pad_to": PAD}
+    training = TrainingConfig(steps=20, batch_size=batch_size)
+    kw = {"mode": mode, "seed": 1, "pad_to": PAD}
     reference = []
     for m in masks:  # each alone
         model = build_model(spec, 0)
-        (r,) = train_population([model], [m], data, **kw)
+        (r,) = train_networks([model], [m], data, training, **kw)
         reference.append((params(model), r))
     for order in ([5, 4, 3, 2, 1, 0], [2, 0], [1, 1, 3], [0, 2, 4]):
         models = [build_model(spec, 0) for _ in order]
-        results = train_population(models, [masks[j] for j in order], data, **kw)
+        results = train_networks(models, [masks[j] for j in order], data, training, **kw)
         for j, model, r in zip(order, models, results, strict=True):
             ref_params, ref = reference[j]
             assert all(torch.equal(a, b) for a, b in zip(params(model), ref_params, strict=True))
@@ -143,20 +139,20 @@ def test_layout_starts_every_block_on_the_alignment() -> None:
     assert w[1][1, 0, 0] == layout.size + layout.weight_offsets[1]
 
 
-def test_population_size_batches_small_networks_only() -> None:
-    assert population_size((40, 100, 100, 10), 128) == 11
-    assert population_size((784, 300, 100, 10), 128) == 1
-    assert population_size((16, 8, 4), 64) == 16  # capped
+def test_networks_per_batch_batches_small_networks_only() -> None:
+    assert networks_per_batch((40, 100, 100, 10), 128) == 11
+    assert networks_per_batch((784, 300, 100, 10), 128) == 1
+    assert networks_per_batch((16, 8, 4), 64) == 16  # capped
 
 
-def test_population_arguments_are_checked(data) -> None:
+def test_batch_arguments_are_checked(data) -> None:
     (mask,) = random_masks(SPEC, [0.5])
-    with pytest.raises(ConfigError, match=r"^unknown optimizer 'lbfgs' \(known: adam, sgd\)$"):
-        train_population([build_model(SPEC, 0)], [mask], data, steps=1, optimizer="lbfgs")
+    with pytest.raises(ConfigError, match=r"^field 'optimizer' must be one of adam, sgd, got 'lbfgs'$"):
+        train_networks([build_model(SPEC, 0)], [mask], data, TrainingConfig(steps=1, optimizer="lbfgs"))
     with pytest.raises(ConfigError, match=r"^got 2 networks but 1 masks$"):
-        train_population([build_model(SPEC, 0)] * 2, [mask], data, steps=1)
-    with pytest.raises(ModelError, match=r"^population networks differ: \(16, 8, 4\) and \(16, 24, 24, 4\)$"):
-        Population([build_model(SPEC, 0), build_model("mlp:16-8-4", 0)], [None, None])
+        train_networks([build_model(SPEC, 0)] * 2, [mask], data, TrainingConfig(steps=1))
+    with pytest.raises(ModelError, match=r"^batched networks differ: \(16, 8, 4\) and \(16, 24, 24, 4\)$"):
+        NetworkBatch([build_model(SPEC, 0), build_model("mlp:16-8-4", 0)], [None, None])
 
 
 # ---- exact compaction ----------------------------------------------------------------------------
@@ -218,10 +214,10 @@ def test_compacted_training_tracks_dense_training(data, mode: str) -> None:
     comp = compaction(mask)
     assert work(comp.widths) < 0.5 * work((16, 64, 64, 4))
     dense = build_model(spec, 0)
-    (rd,) = train_population([dense], [mask], data, steps=8, mode=mode, seed=2)
+    (rd,) = train_networks([dense], [mask], data, TrainingConfig(steps=8), mode=mode, seed=2)
     small = compact_model(build_model(spec, 0), comp)
-    pop = Population([small], [compact_mask(mask, comp)], mode)
-    (rc,) = run(pop, data, steps=8, seed=2, inputs=comp.inputs)
+    pop = NetworkBatch([small], [compact_mask(mask, comp)], mode)
+    (rc,) = train_batch(pop, data, TrainingConfig(steps=8), seed=2, inputs=comp.inputs)
     pop.write_back([small])
     assert rc.val_loss == pytest.approx(rd.val_loss, abs=1e-5)
     assert rc.val_accuracy == rd.val_accuracy
@@ -254,13 +250,12 @@ def test_fitness_kernel_depends_on_the_mask_and_mode_only() -> None:
 def test_evaluate_masks_equals_evaluate_mask_of_each(data) -> None:
     masks = random_masks(SPEC, [0.5, 0.1, 0.3, 0.02, 0.8], seed=5)
     cfg = FitnessConfig(steps=15, init_seeds=(0, 2))
-    together = evaluate_masks(masks, SPEC, data, cfg)
-    assert together == [evaluate_mask(m, SPEC, data, cfg) for m in masks]
+    together = evaluate_masks(masks, SPEC, data, cfg, "forward")
+    assert together == [evaluate_mask(m, SPEC, data, cfg, "forward") for m in masks]
     assert [o.density for o in together] == [m.density() for m in masks]
     assert all(o.steps == 30 for o in together)
     # straight_through is trained as forward: same objectives
-    st = FitnessConfig(steps=15, init_seeds=(0, 2), mode="straight_through")
-    assert evaluate_masks(masks, SPEC, data, st) == together
+    assert evaluate_masks(masks, SPEC, data, cfg, "straight_through") == together
 
 
 # ---- CSR layers ----------------------------------------------------------------------------------------
@@ -281,11 +276,11 @@ def test_csr_layers_train_like_dense_masked_ones(data, sparse: tuple[bool, ...])
     spec = "mlp:16-64-64-4"
     (mask,) = random_masks(spec, [0.1], seed=6)
     dense = build_model(spec, 0)
-    (rd,) = train_population([dense], [mask], data, steps=8, seed=2)
+    (rd,) = train_networks([dense], [mask], data, TrainingConfig(steps=8), seed=2)
     model = build_model(spec, 0)
-    pop = Population([model], [mask], "forward", sparse=sparse)
+    pop = NetworkBatch([model], [mask], "forward", sparse=sparse)
     assert pop.layout.nnz[0] == int(mask["fc1"].sum())
-    (rs,) = run(pop, data, steps=8, seed=2)
+    (rs,) = train_batch(pop, data, TrainingConfig(steps=8), seed=2)
     pop.write_back([model])
     assert rs.val_loss == pytest.approx(rd.val_loss, abs=1e-5)
     assert rs.val_accuracy == rd.val_accuracy
@@ -301,7 +296,7 @@ def test_csr_layers_train_like_dense_masked_ones(data, sparse: tuple[bool, ...])
     with pytest.raises(
         ConfigError, match=r"^sparse layers need one network with a mask, trained in forward mode$"
     ):
-        Population([model], [mask], "gradient", sparse=sparse)
+        NetworkBatch([model], [mask], "gradient", sparse=sparse)
 
 
 def test_sparse_layers_are_large_and_mostly_pruned() -> None:

@@ -1,9 +1,9 @@
-"""Population-batched training: K masked copies of one MLP trained at once on the same minibatches.
+"""Batched training: K masked copies of one MLP trained at once on the same minibatches.
 
 Why: a search trains many small networks of one architecture, and one at a time a step of a small MLP costs
 more in per-operation overhead (Python, dispatch, autograd) than in arithmetic. Stacking the K networks'
 weights as ``[K, out, in]`` and running one batched matmul (``torch.bmm``) per layer pays that overhead once
-for all K. Large networks gain nothing (the matmuls already dominate): ``population_size`` picks K from the
+for all K. Large networks gain nothing (the matmuls already dominate): ``networks_per_batch`` picks K from the
 network's size.
 
 The step is the single-network trainer's (``training.train``) written out by hand, with the same seeded batch
@@ -16,7 +16,7 @@ applies each masking mode's gradient rule directly (masks.py):
 * ``gradient``: forward with W, gradient M ⊙ δhᵀ;
 * ``straight_through``: forward with M⊙W, gradient δhᵀ.
 
-A network's numbers do not depend on K or on which other networks share its population (checked bit for bit
+A network's numbers do not depend on K or on which other networks share its batch (checked bit for bit
 in the tests, under one torch thread as in the evaluators): every matmul is a per-network gemm of the same
 shape inside ``bmm``, each matrix in memory that starts at a multiple of ``ALIGN`` floats (MKL rounds by
 alignment, see ``_bmm``); every reduction runs within one network; and all elementwise work (masking,
@@ -35,15 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, ModelError
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import prunable_layers
-from lotterysearch.training import OPTIMIZERS, TrainResult, batch_indices, check_run_args, default_device
+from lotterysearch.training import OPTIMIZERS, TrainResult, batch_indices, default_device
 
 ALIGN = 64  # floats: each layer's block in the flat buffers starts at a multiple of this (256 bytes)
 
-# torch says so once per process, on the first CSR tensor; the kernels used here are tested (test_population).
+# torch says so once per process, on the first CSR tensor; the kernels used here are tested (test_batched).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 # A single network's layer is trained in CSR form when at most this share of it is live and it is large
@@ -51,9 +52,9 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 CSR_BELOW = 0.1
 CSR_MIN_SIZE = 20_000
 
-# A population grows until one step of it does about this much arithmetic (see ``population_size``).
-POPULATION_STEP_FLOPS = 128_000_000
-MAX_POPULATION = 16
+# A batch grows until one step of it does about this much arithmetic (see ``networks_per_batch``).
+BATCH_STEP_FLOPS = 128_000_000
+MAX_NETWORKS_PER_BATCH = 16
 
 
 def _round_up(n: int) -> int:
@@ -134,7 +135,7 @@ def mlp_widths(model: nn.Module) -> tuple[tuple[int, ...], bool]:
         widths.append(int(out))
     biases = {layer.bias is not None for layer in layers}
     if len(biases) != 1:
-        raise ModelError("population training needs every layer with a bias or none")
+        raise ModelError("batched training needs every layer with a bias or none")
     return tuple(widths), biases.pop()
 
 
@@ -143,16 +144,18 @@ def step_flops(widths: Sequence[int], batch_size: int) -> int:
     return 6 * batch_size * sum(a * b for a, b in zip(widths, widths[1:], strict=False))
 
 
-def population_size(widths: Sequence[int], batch_size: int) -> int:
+def networks_per_batch(widths: Sequence[int], batch_size: int) -> int:
     """How many networks of ``widths`` to train at once: batching pays while a step's arithmetic is small.
 
-    A step of a small network costs more in per-operation overhead than in arithmetic; a population of K
-    pays that overhead once. So K grows until a step does about ``POPULATION_STEP_FLOPS`` (a few ms on one
-    core), at most ``MAX_POPULATION``. Measured here (one thread per process, benchmarks/fitness.py):
+    A step of a small network costs more in per-operation overhead than in arithmetic; a batch of K
+    pays that overhead once. So K grows until a step does about ``BATCH_STEP_FLOPS`` (a few ms on one
+    core), at most ``MAX_NETWORKS_PER_BATCH``. Measured here (one thread per process, benchmarks/fitness.py):
     ``mlp:40-100-100-10`` at B = 128 (1.2e7 flops a step, K = 11) trains 1.5-2× the networks per second of
     K = 1, saturating from K ≈ 8; LeNet-300-100 (2e8 flops, K = 1) gains 10-20% from K = 2-4, within noise.
     """
-    return int(max(1, min(MAX_POPULATION, POPULATION_STEP_FLOPS // max(1, step_flops(widths, batch_size)))))
+    return int(
+        max(1, min(MAX_NETWORKS_PER_BATCH, BATCH_STEP_FLOPS // max(1, step_flops(widths, batch_size))))
+    )
 
 
 def sparse_layers(mask: Mask) -> list[bool]:
@@ -239,8 +242,8 @@ FLAT_OPTIMIZERS = {"adam": _Adam, "sgd": _SGD}
 assert set(FLAT_OPTIMIZERS) == set(OPTIMIZERS), "every optimizer of training.OPTIMIZERS needs a flat twin"
 
 
-# ---- the population ------------------------------------------------------------------------------
-class Population:
+# ---- the batch of networks ------------------------------------------------------------------------------
+class NetworkBatch:
     """K networks of one MLP architecture as flat buffers: parameters, masks, gradients.
 
     ``theta`` is ``[K, layout.size]``; ``mask`` holds 1.0 for kept and 0.0 for pruned weights (1.0 on biases,
@@ -251,7 +254,7 @@ class Population:
 
     ``pad_to`` adds copies of the first network up to that many (trained, never reported): on CUDA, cuBLAS
     picks its batched-gemm algorithm by the batch count, so a network's bits depend on K there, but not on
-    the other networks once K is fixed (measured on an H100). ``fitness`` pads to ``population_size`` on CUDA.
+    the other networks once K is fixed (measured on an H100). ``fitness`` pads to ``networks_per_batch`` on CUDA.
     """
 
     def __init__(
@@ -265,13 +268,13 @@ class Population:
     ) -> None:
         check_mode(mode)
         if not models:
-            raise ConfigError("a population needs at least one network")
+            raise ConfigError("a batch needs at least one network")
         if len(models) != len(masks):
             raise ConfigError(f"got {len(models)} networks but {len(masks)} masks")
         widths, bias = mlp_widths(models[0])
         for m in models[1:]:
             if mlp_widths(m) != (widths, bias):
-                raise ModelError(f"population networks differ: {mlp_widths(m)[0]} and {widths}")
+                raise ModelError(f"batched networks differ: {mlp_widths(m)[0]} and {widths}")
         self.csr: list[_CSR | None] = [None] * (len(widths) - 1)
         if sparse is not None and any(sparse):
             if len(models) != 1 or masks[0] is None or mode != "forward":
@@ -420,51 +423,45 @@ class Population:
         ]
 
 
-def run(
-    pop: Population,
+def train_batch(
+    pop: NetworkBatch,
     data: Dataset,
+    training: TrainingConfig,
     *,
-    steps: int,
-    optimizer: str = "adam",
-    lr: float = 1e-2,
-    batch_size: int = 128,
     seed: int = 0,
     inputs: torch.Tensor | None = None,
 ) -> list[TrainResult]:
-    """Train every network of ``pop`` for ``steps`` minibatches of ``batch_indices(.., seed)``, then score each
-    on the validation split. ``inputs`` (feature indices) makes the networks read only those columns."""
-    check_run_args(optimizer, lr, steps, batch_size)
+    """Train every network of ``pop`` for ``training.steps`` minibatches of ``batch_indices(.., seed)``, then
+    score each on the validation split. ``inputs`` (feature indices) makes the networks read only those
+    columns."""
+    steps, batch_size = training.steps, training.batch_size
     device = pop.device
     x, y = data.x_train.to(device), data.y_train.to(device)
     xv, yv = data.x_val.to(device), data.y_val.to(device)
     if inputs is not None:
         inputs = inputs.to(device)
         xv = xv[:, inputs]
-    pop.optimizer = FLAT_OPTIMIZERS[optimizer](pop.theta, lr)
+    pop.optimizer = FLAT_OPTIMIZERS[training.optimizer](pop.theta, training.lr)
     for idx in batch_indices(len(y), batch_size, steps, seed):
         idx = idx.to(device)
         pop.train_step(x[idx] if inputs is None else x[idx[:, None], inputs], y[idx])
     return [TrainResult(acc, loss, steps) for acc, loss in pop.evaluate(xv, yv)]
 
 
-def train_population(
+def train_networks(
     models: Sequence[nn.Module],
     masks: Sequence[Mask | None],
     data: Dataset,
+    training: TrainingConfig,
     *,
-    steps: int,
     mode: str = "forward",
-    optimizer: str = "adam",
-    lr: float = 1e-2,
-    batch_size: int = 128,
     seed: int = 0,
     device: torch.device | str | None = None,
     pad_to: int | None = None,
 ) -> list[TrainResult]:
     """Train ``models[j]`` with ``masks[j]`` for every j at once, in place: what ``train`` does one by one.
-    (``pad_to``: see ``Population``.)"""
-    check_run_args(optimizer, lr, steps, batch_size)
-    pop = Population(models, masks, mode, device, pad_to=pad_to)
-    results = run(pop, data, steps=steps, optimizer=optimizer, lr=lr, batch_size=batch_size, seed=seed)
+    (``pad_to``: see ``NetworkBatch``.)"""
+    pop = NetworkBatch(models, masks, mode, device, pad_to=pad_to)
+    results = train_batch(pop, data, training, seed=seed)
     pop.write_back(models)
     return results

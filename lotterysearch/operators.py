@@ -1,14 +1,13 @@
-"""Genetic operators on masks and the NSGA-II pieces of the search (issue 4, "Evolution").
+"""Genetic operators on masks: crossover, mutation, repair, and DEAP's varAnd over a list of parents.
 
-Individuals are :class:`~lotterysearch.masks.Mask` objects of an MLP chain ``fc1 .. fcL`` (weights
-``[out, in]``). Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` (its incoming weights) together
-with column ``j`` of ``fc_{l+1}`` (its outgoing weights); inputs and outputs are fixed.
+Masks are :class:`~lotterysearch.masks.Mask` objects of an MLP chain ``fc1 .. fcL`` (weights ``[out, in]``).
+Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` (its incoming weights) together with column ``j``
+of ``fc_{l+1}`` (its outgoing weights); inputs and outputs are fixed.
 
 Operators are small pure functions in DEAP's style: they take masks and a ``numpy.random.Generator`` and
 return new masks, never mutating or aliasing their inputs. All randomness comes from that generator (never
 Python's ``random`` nor numpy's global RNG), so a search is reproducible and resumes from a stored generator
-state. Objectives are plain ``(accuracy, density)`` tuples: accuracy is maximised, density minimised.
-DEAP's classes are built here, on the driver, and never leave this module.
+state.
 """
 
 from __future__ import annotations
@@ -19,13 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from deap import base, tools
 
 from lotterysearch.alignment import align
 from lotterysearch.errors import ConfigError
 from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
-
-Objective = tuple[float, float]  # (validation accuracy ↑, density ↓)
 
 
 def _check_probability(value: float, what: str) -> float:
@@ -262,171 +258,3 @@ def vary(
             applied[i].append("repair")
         children.append(Child(repaired, origins[i], "+".join(applied[i]) or "clone"))
     return children
-
-
-# ---- objectives: Pareto front, NSGA-II, hypervolume --------------------------------------------------
-
-
-def _objectives(objectives: Sequence[Objective]) -> np.ndarray:
-    if not len(objectives):
-        return np.zeros((0, 2))
-    try:
-        obj = np.asarray(objectives, dtype=np.float64).reshape(len(objectives), -1)
-    except (TypeError, ValueError):
-        obj = np.zeros((0, 0))
-    if obj.shape != (len(objectives), 2):
-        raise ConfigError("objectives must be a list of (accuracy, density) pairs of numbers")
-    bad = np.flatnonzero(~np.isfinite(obj).all(axis=1))
-    if bad.size:
-        i = int(bad[0])
-        raise ConfigError(
-            f"objectives[{i}] = {tuple(objectives[i])} is not finite: accuracy and density must be numbers"
-        )
-    return obj
-
-
-def pareto_front(objectives: Sequence[Objective]) -> list[int]:
-    """Indices (ascending) of the non-dominated points: no other point has accuracy ≥ and density ≤ with one
-    strict. Equal points do not dominate each other, so duplicates on the front are all returned."""
-    obj = _objectives(objectives)
-    order = np.lexsort((obj[:, 1], -obj[:, 0]))  # accuracy descending, then density ascending
-    front: list[int] = []
-    best_density = math.inf  # lowest density among strictly more accurate points
-    start = 0
-    while start < len(order):
-        acc = obj[order[start], 0]
-        end = start
-        while end < len(order) and obj[order[end], 0] == acc:
-            end += 1
-        lowest = obj[order[start], 1]
-        if lowest < best_density:
-            front += [int(i) for i in order[start:end] if obj[i, 1] == lowest]
-            best_density = lowest
-        start = end
-    return sorted(front)
-
-
-def hypervolume(objectives: Sequence[Objective], ref: Objective = (0.0, 1.0)) -> float:
-    """Exact 2-D hypervolume: the area of {(a, d): ref_a ≤ a ≤ a_i and d_i ≤ d ≤ ref_d for some point i}.
-
-    With the front sorted by density d_1 < ... < d_n (so a_1 < ... < a_n), the area is the staircase
-    Σ_i (a_i − ref_a)(d_{i+1} − d_i) with d_{n+1} = ref_d. Points no better than ``ref`` add nothing.
-    """
-    ref_a, ref_d = (float(v) for v in ref)
-    if not (math.isfinite(ref_a) and math.isfinite(ref_d)):
-        raise ConfigError(f"hypervolume reference point must be finite, got {tuple(ref)}")
-    obj = _objectives(objectives)
-    obj = obj[(obj[:, 0] > ref_a) & (obj[:, 1] < ref_d)]
-    if not len(obj):
-        return 0.0
-    front = obj[pareto_front([tuple(o) for o in obj])]
-    front = front[np.argsort(front[:, 1], kind="stable")]
-    densities = np.append(front[:, 1], ref_d)
-    return float(np.sum((front[:, 0] - ref_a) * np.diff(densities)))
-
-
-def nondominated_sort(objectives: Sequence[Objective]) -> list[list[int]]:
-    """Pareto fronts F_1, F_2, ... (Deb et al. 2002, fast non-dominated sort), each in ascending index."""
-    obj = _objectives(objectives)
-    acc, den = obj[:, 0], obj[:, 1]
-    ge = (acc[:, None] >= acc[None, :]) & (den[:, None] <= den[None, :])
-    strict = (acc[:, None] > acc[None, :]) | (den[:, None] < den[None, :])
-    dominates = ge & strict  # dominates[i, j]: i dominates j
-    count = dominates.sum(axis=0)
-    remaining = np.ones(len(obj), dtype=bool)
-    fronts = []
-    while remaining.any():
-        front = np.flatnonzero(remaining & (count == 0))
-        fronts.append([int(i) for i in front])
-        remaining[front] = False
-        count = count - dominates[front].sum(axis=0)
-    return fronts
-
-
-def crowding_distances(objectives: Sequence[Objective], front: Sequence[int]) -> dict[int, float]:
-    """Crowding distance of each member of one front, as ``deap.tools.assignCrowdingDist`` computes it:
-    boundary points get ∞, others the sum over objectives of the gap between neighbours over
-    (number of objectives × range)."""
-    obj = _objectives(objectives)
-    members = list(front)
-    dist = dict.fromkeys(members, 0.0)
-    if not members:
-        return dist
-    for m in range(2):
-        ranked = sorted(members, key=lambda i: obj[i, m])  # stable, as DEAP's sort
-        dist[ranked[0]] = dist[ranked[-1]] = math.inf
-        span = obj[ranked[-1], m] - obj[ranked[0], m]
-        if span == 0:
-            continue
-        for prev, cur, nxt in zip(ranked, ranked[1:], ranked[2:], strict=False):
-            dist[cur] += (obj[nxt, m] - obj[prev, m]) / (2 * span)
-    return dist
-
-
-def select_parents(objectives: Sequence[Objective], k: int, rng: np.random.Generator) -> list[int]:
-    """Parent selection: ``k`` binary tournaments by the crowded-comparison operator of NSGA-II (Deb et al.
-    2002): lower front rank wins, then larger crowding distance, then a fair coin from ``rng``.
-
-    As in ``deap.tools.selTournamentDCD``, contestants are consecutive pairs of fresh shuffles of the
-    population (n // 2 tournaments per shuffle), so for k ≤ n every individual enters at most two
-    tournaments. Unlike it, the rank (not pairwise dominance) decides first, any ``k`` works, and the
-    randomness is ``rng``'s (a population of one is picked k times).
-    """
-    if not (isinstance(k, int) and k >= 0):
-        raise ConfigError(f"number of parents k must be a non-negative integer, got {k!r}")
-    n = len(objectives)
-    if k and not n:
-        raise ConfigError("cannot select parents from an empty population")
-    rank = np.empty(n, dtype=np.int64)
-    crowd = np.empty(n, dtype=np.float64)
-    for r, front in enumerate(nondominated_sort(objectives)):
-        rank[front] = r
-        for i, d in crowding_distances(objectives, front).items():
-            crowd[i] = d
-
-    def winner(x: int, y: int) -> int:
-        if rank[x] != rank[y]:
-            return x if rank[x] < rank[y] else y
-        if crowd[x] != crowd[y]:
-            return x if crowd[x] > crowd[y] else y
-        return x if rng.random() < 0.5 else y
-
-    chosen: list[int] = []
-    while len(chosen) < k:
-        if n == 1:
-            chosen.append(0)
-            continue
-        perm = [int(i) for i in rng.permutation(n)]
-        for x, y in zip(perm[0::2], perm[1::2], strict=False):
-            if len(chosen) == k:
-                break
-            chosen.append(winner(x, y))
-    return chosen
-
-
-class _Fitness(base.Fitness):
-    """(accuracy ↑, density ↓) as DEAP weights. A module-level subclass instead of ``creator.create``:
-    same class, but no run-time global registration (which warns on re-creation)."""
-
-    weights = (1.0, -1.0)
-
-
-class _Individual:
-    """What ``selNSGA2`` needs: a ``fitness``; ``index`` maps it back to the caller's list."""
-
-    __slots__ = ("fitness", "index")
-
-    def __init__(self, index: int, values: Objective) -> None:
-        self.index = index
-        self.fitness = _Fitness(values)
-
-
-def select_nsga2(objectives: Sequence[Objective], k: int) -> list[int]:
-    """Survivor selection with ``deap.tools.selNSGA2`` (Deb et al. 2002): whole fronts by rank, the last
-    one cut by crowding distance. Returns indices in DEAP's order (by front, the cut front by decreasing
-    crowding). Deterministic: selNSGA2 draws no random numbers (DEAP 1.4) and its sorts are stable."""
-    obj = _objectives(objectives)
-    if not (isinstance(k, int) and 0 <= k <= len(obj)):
-        raise ConfigError(f"number of survivors k must be an integer in [0, {len(obj)}], got {k!r}")
-    individuals = [_Individual(i, (float(a), float(d))) for i, (a, d) in enumerate(obj)]
-    return [ind.index for ind in tools.selNSGA2(individuals, k)]

@@ -1,0 +1,78 @@
+"""Shared test inputs: the tiny search config on the synthetic dataset, and a hand-checked objective set.
+
+``tiny_config`` is a config a whole search finishes in seconds with (8 individuals, 3 generations of a
+16-24-24-4 MLP); ``tiny_toml`` is the same as TOML text, for tests that hand a config file to the CLI.
+Overrides are top-level fields (``name="cli"``) or section tables merged into the defaults
+(``fitness={"steps": 400}``), and go through the real loader, so a bad override fails as a user's would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from lotterysearch.config import SearchConfig, parse_config
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-24-4",
+    "seed": 3,
+    "seeding": {"init_seeds": [0, 1], "compressions": [3, 10], "random_share": 0.25, "iterations": 20},
+    "ga": {"population": 8, "generations": 3},
+    "fitness": {"steps": 30},
+    "ray": {"num_evaluators": 2},
+}
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+def tiny_toml(**overrides: Any) -> str:
+    """The tiny config as TOML, with ``overrides`` (a dict merges into its section, anything else replaces)."""
+    table = copy.deepcopy(TINY)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            table.setdefault(key, {}).update(value)
+        else:
+            table[key] = value
+    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    sections = [
+        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
+        for k, v in table.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n" + "".join(sections)
+
+
+def tiny_config(**overrides: Any) -> SearchConfig:
+    """The tiny config, loaded (and validated) as ``load_config`` loads a file."""
+    return parse_config(tiny_toml(**overrides), "<tiny config>")
+
+
+# (accuracy ↑, density ↓). F1 = {0, 1, 2}; F2 = {3, 5, 6, 7}; F3 = {4}.
+POINTS = [
+    (0.90, 0.50),
+    (0.80, 0.20),
+    (0.70, 0.10),
+    (0.85, 0.60),
+    (0.60, 0.30),
+    (0.65, 0.25),
+    (0.75, 0.40),
+    (0.72, 0.35),
+]
+
+
+def brute_front(objs) -> list[int]:
+    """Indices of the non-dominated points, straight from the definition."""
+
+    def dominates(p, q):
+        return p[0] >= q[0] and p[1] <= q[1] and p != q
+
+    return [i for i, q in enumerate(objs) if not any(dominates(p, q) for p in objs)]

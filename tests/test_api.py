@@ -1,0 +1,93 @@
+"""The Python API: a run is created, driven, interrupted, resumed and read as a user would, in process."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from helpers import tiny_config
+
+import lotterysearch as ls
+from lotterysearch import pareto, report
+from lotterysearch.config import SearchConfig
+from lotterysearch.errors import ConfigError, StoreError
+from lotterysearch.loop import GenerationReport
+from lotterysearch.store import STORE_FILENAME
+
+
+def tiny(generations: int = 3) -> SearchConfig:
+    return tiny_config(evaluator="local", ga={"generations": generations})
+
+
+def fields(ind: ls.Individual) -> tuple:
+    return (ind.id, ind.generation, ind.packed, ind.parents, ind.operator, ind.class_key, ind.accuracy)
+
+
+def test_search_front_history_and_individuals_agree(tmp_path) -> None:
+    reports: list[GenerationReport] = []
+    with ls.search(tiny(), tmp_path, progress=reports.append) as run:
+        assert (run.id, run.status, run.generation) == ("tiny-001", "finished", 3)
+        assert [r.generation for r in reports] == [0, 1, 2, 3]
+        everyone = run.individuals()
+        assert len(everyone) == 8 * 4 and [i.id for i in everyone] == list(range(32))
+        front = run.front()
+        assert front == pareto.front(everyone)
+        assert [r["id"] for r in report.front_rows(run.store, run.id)] == [i.id for i in front]
+        for ind in front:  # a typed result: the mask itself and its measured numbers
+            assert ind.mask.density() == ind.density and ind.mask.effective_density() == ind.effective_density
+        history = run.history()
+        assert [g.gen for g in history] == [0, 1, 2, 3]
+        for g in history:  # each generation's hypervolume is that of everything born up to it
+            upto = [i for i in everyone if i.generation <= g.gen]
+            assert g.hypervolume == pytest.approx(pareto.front_hypervolume(upto))
+            assert g.hypervolume == reports[g.gen].hypervolume
+        children = [i for i in everyone if i.generation > 0]
+        assert all(i.origin == "child" and len(i.parents) in (1, 2) for i in children)
+        assert all(p < i.id for i in children for p in i.parents)
+    with pytest.raises(StoreError, match="is closed"):
+        run.individuals()
+
+
+def test_optimize_in_steps_then_resume_equals_one_uninterrupted_run(tmp_path) -> None:
+    run = ls.create_run(tiny(), tmp_path / "a")
+    assert run.generation == -1 and run.individuals() == []
+    run.optimize(2)  # the seeded generation 0, then generation 1
+    assert (run.status, run.generation) == ("interrupted", 1)
+    run.close()
+    with ls.open_run(tmp_path / "a", "tiny-001") as again:
+        again.resume()
+        assert (again.status, again.generation) == ("finished", 3)
+        stepped = [fields(i) for i in again.individuals()]
+        with pytest.raises(StoreError, match=r"^run 'tiny-001' has already finished; nothing to resume$"):
+            again.resume()
+    with ls.search(tiny(), tmp_path / "b") as whole:
+        assert [fields(i) for i in whole.individuals()] == stepped
+
+
+def test_a_second_driver_is_refused_while_the_first_drives(tmp_path) -> None:
+    refused: list[str] = []
+
+    def meanwhile(r: GenerationReport) -> None:
+        if r.generation == 0:
+            with ls.open_run(tmp_path, r.run_id) as other:
+                with pytest.raises(StoreError) as e:
+                    other.optimize()
+                refused.append(str(e.value))
+
+    with ls.search(tiny(1), tmp_path, progress=meanwhile) as run:
+        assert run.status == "finished"
+    (message,) = refused
+    assert message.startswith("run 'tiny-001' is being driven by pid ")
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^field 'model': mlp:20-12-4 takes 20 inputs, dataset synthetic has 16$"
+    ):
+        ls.create_run(replace(tiny(), model="mlp:20-12-4"), tmp_path / "ws")
+    assert not (tmp_path / "ws" / STORE_FILENAME).exists()
+    ls.search(tiny(0), tmp_path / "ws").close()
+    with pytest.raises(StoreError, match=r"^unknown run 'tiny-009' in workspace '.*ws'; known: tiny-001$"):
+        ls.open_run(tmp_path / "ws", "tiny-009")
+    with pytest.raises(ConfigError, match=r"^config file 'missing.toml' does not exist$"):
+        ls.search("missing.toml", tmp_path / "ws")
