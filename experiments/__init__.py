@@ -1,1 +1,2 @@
-"""The experiments behind experiments/REPORT.md (issue 6): ``python -m experiments.run_all``."""
+"""The experiments behind experiments/REPORT.md, which answers the research questions of this project:
+``python -m experiments.run_all``."""

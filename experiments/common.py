@@ -1,5 +1,6 @@
 """What every section of ``experiments/REPORT.md`` shares: where files go, the section protocol, and the
-small formatting helpers that turn measured numbers into table cells and sentences.
+comparison of two mean ± std summaries in sentences. The summaries, their ``mean ± std`` text and markdown
+tables come from ``lotterysearch.stats``, as in the library's own reports.
 
 A section is two functions: ``run(ctx) -> dict`` computes and returns JSON-able results (saved to
 ``experiments/results/<key>.json``), and ``render(results, ctx) -> Rendered`` turns saved results into
@@ -12,12 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 
@@ -71,19 +70,7 @@ def load_results(ctx: Context, key: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-# ---- numbers to text -----------------------------------------------------------------------------------
-def stats(values: Iterable[float]) -> dict[str, float]:
-    """Mean, sample std (ddof 1; 0 for one value) and n."""
-    v = np.asarray(list(values), dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
-
-
-def pm(s: Mapping[str, float] | None, digits: int = 3) -> str:
-    if not s or s.get("n", 1) == 0 or s.get("mean") is None or math.isnan(s["mean"]):
-        return "–"
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
-
-
+# ---- numbers to text (mean ± std itself: ``lotterysearch.stats``) -------------------------------------
 def differs(a: Mapping[str, float], b: Mapping[str, float], z: float = 2.0) -> bool:
     """Whether two means differ by more than ``z`` standard errors of their difference (Welch's SE)."""
     se = math.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
@@ -94,9 +81,3 @@ def difference(a: Mapping[str, float], b: Mapping[str, float]) -> str:
     """``a − b`` with its standard error, e.g. ``+0.012 ± 0.008 (SE)``."""
     se = math.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
     return f"{a['mean'] - b['mean']:+.3f} ± {se:.3f} (SE)"
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -1,15 +1,16 @@
 """Question 2: can a genetic algorithm find the lottery ticket?
 
-The SynFlow-seeded NSGA-II search (``lotterysearch.search``) against three baselines at equal training
+The SynFlow-seeded NSGA-II search (``lotterysearch.api``) against three baselines at equal training
 compute, counted in training steps:
 
-* the GA: the sum of ``steps`` over the isomorphism classes it trained (``Store.classes``); isomorph hits
-  cost nothing and SynFlow seeding trains nothing;
+* the GA: the steps its generations report (``GenerationReport.steps``: one fitness training per isomorphism
+  class it trained); isomorph hits cost nothing and SynFlow seeding trains nothing;
 * SynFlow masks alone: SynFlow from more inits on a grid of densities (the GA's own seeds first), each
   scored with the GA's fitness, as many as the GA's steps pay for;
 * random masks with SynFlow's per-layer densities (``masks.layerwise_shuffle`` of those SynFlow masks);
 * IMP tickets (Frankle & Carbin 2019, rewinding to init): trajectories from successive inits, every round
-  of training counted, tickets landed at the grid densities and scored with the same fitness.
+  of training counted, tickets landed at the grid densities (``pruning.imp(..., tickets_at=grid)``: one
+  trajectory per init cuts every grid ticket) and scored with the same fitness.
 
 Each baseline gets the steps the aligned-crossover GA spent in the same replicate (GA seed: its RNG and its
 validation split). Fronts are compared as hypervolume of (validation accuracy, density) and as A(d), the
@@ -21,7 +22,6 @@ aligning hidden neurons before crossover buys.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 import math
@@ -30,36 +30,45 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from experiments.common import Context, Rendered, Section, pm, stats, table
-from lotterysearch.config import FitnessSection, GAConfig, SearchConfig, SeedingConfig, validate
+from experiments.common import Context, Rendered, Section
+from lotterysearch import pareto
+from lotterysearch.api import create_run
+from lotterysearch.config import (
+    FitnessConfig,
+    GAConfig,
+    SearchConfig,
+    SeedingConfig,
+    TrainingConfig,
+    validate,
+)
 from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.errors import LotterySearchError
-from lotterysearch.evolution import hypervolume
-from lotterysearch.fitness import FitnessConfig, evaluate_mask
+from lotterysearch.fitness import evaluate_mask
+from lotterysearch.loop import GenerationReport
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
-from lotterysearch.pruning import imp_schedule, keep_highest, kept_count, magnitude_scores, prune
+from lotterysearch.pareto import REF_POINT, hypervolume
+from lotterysearch.pruning import imp, imp_plan, prune
+from lotterysearch.report import origin_label
+from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.training import train
 
 PENDING = False
 
 Point = tuple[float, float]  # (accuracy, density), as the search's objectives
-REF_POINT = (0.0, 1.0)  # the search's hypervolume reference point (search.REF_POINT)
 OTHER_ORDER = 7919  # batch seed offset for "own init, another batch order"
 
 
 # ---- settings ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GAModel:
-    """One model/dataset: the search, its fitness recipe (also IMP's round) and the baselines' grid."""
+    """One model/dataset: the search, its fitness training (also IMP's round) and the baselines' grid."""
 
     model: str
     dataset: str
@@ -67,10 +76,7 @@ class GAModel:
     generations: int
     seed_compressions: tuple[float, ...]  # the GA's SynFlow seeds (ρ); include 1/d of the fixed densities
     grid_compressions: tuple[float, ...]  # SynFlow-alone, random and IMP masks are made at these ρ
-    fitness_steps: int = 115
-    lr: float = 0.01
-    batch_size: int = 128
-    optimizer: str = "adam"
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # fitness, IMP rounds, retraining
     seed_inits: int = 4  # SynFlow inits seeding the GA (per replicate)
     imp_rate: float = 0.2  # IMP prunes this share of each layer per round (the output layer half of it)
     synflow_iterations: int = 100
@@ -102,9 +108,7 @@ LENET = GAModel(
     generations=10,
     seed_compressions=(3.0, 10.0, 100 / 3, 100.0),
     grid_compressions=GRID,
-    fitness_steps=200,
-    lr=0.0012,
-    batch_size=60,
+    training=TrainingConfig(steps=200, lr=0.0012, batch_size=60),
 )
 SETTINGS = {
     "small": GASettings(models=(MNIST1D,), replicates=(0, 1, 2), retrain_seeds=(100_000, 100_001, 100_002)),
@@ -135,7 +139,7 @@ def describe(s: GASettings) -> str:
     """One table cell for ``run_all``'s settings table."""
     models = "; ".join(
         f"`{m.model}`/{m.dataset}: population {m.population}, {m.generations} generations, fitness "
-        f"{m.fitness_steps} steps"
+        f"{m.training.steps} steps"
         for m in s.models
     )
     return (
@@ -197,15 +201,6 @@ def mean_best_accuracy(points: Sequence[Point], max_density: float) -> float:
     return hypervolume([p for p in points if p[1] < max_density], (0.0, max_density)) / max_density
 
 
-def generation_steps(class_generations: Sequence[tuple[int, int]], generations: int) -> list[int]:
-    """Cumulative training steps at the end of generations 0..``generations``, from (generation in which
-    the class was first trained, its steps) of every trained class."""
-    per = [0] * (generations + 1)
-    for gen, steps in class_generations:
-        per[gen] += steps
-    return list(itertools.accumulate(per))
-
-
 def step_value(xs: Sequence[float], ys: Sequence[float], x: float, before: float = 0.0) -> float:
     """The step function through (xs, ys) (xs ascending) at x: the y of the last xs ≤ x, ``before`` left of
     the first. Used to read a method's hypervolume at a given number of training steps."""
@@ -228,7 +223,7 @@ def hypervolume_curve(items: Sequence[tuple[int, Point | None]]) -> tuple[list[i
 
 def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     """Mean, std and n of the per-replicate differences a_r − b_r (same GA seed, split and budget)."""
-    return stats(x - y for x, y in zip(a, b, strict=True))
+    return mean_std(x - y for x, y in zip(a, b, strict=True))
 
 
 def verdict(diff: Mapping[str, float], z: float = 2.0) -> str:
@@ -249,73 +244,6 @@ def verdict(diff: Mapping[str, float], z: float = 2.0) -> str:
 def paired_text(diff: Mapping[str, float]) -> str:
     se = diff["std"] / math.sqrt(diff["n"]) if diff["n"] > 1 else math.nan
     return f"{diff['mean']:+.3f} ± {se:.3f} (SE)"
-
-
-# ---- IMP: every ticket of one trajectory ----------------------------------------------------------------
-def imp_tickets(
-    model: nn.Module,
-    compressions: Sequence[float],
-    data: Dataset,
-    *,
-    steps: int,
-    rate: float = 0.2,
-    output_rate: float | None = None,
-    mode: str = "forward",
-    optimizer: str = "adam",
-    lr: float = 1.2e-3,
-    batch_size: int = 60,
-    seed: int = 0,
-) -> tuple[dict[float, Mask], int]:
-    """``pruning.imp(model, ρ, data, ...)`` for every ρ at once (layerwise, rewinding to init), and the
-    rounds of training they cost together.
-
-    IMP's schedules for different targets share every round but their last (``imp_schedule`` lands the
-    last round on the target), so one trajectory to the sparsest target trains every round any of them
-    needs; each ticket is cut from the round where its own schedule ends. The masks equal ``imp``'s
-    (tests/test_experiments_ga.py), at the training cost of the longest schedule alone.
-    """
-    output_rate = rate / 2 if output_rate is None else output_rate
-    ones = Mask.ones(model)
-    names = ones.names
-    sizes = ones.layer_total()
-    total = sum(sizes.values())
-    rates = {n: output_rate if n == names[-1] else rate for n in names}
-    schedules = {c: imp_schedule(sizes, kept_count(total, c), rates) for c in compressions}
-    longest = max(schedules.values(), key=len)
-    for c, s in schedules.items():
-        if s[:-1] != longest[: len(s) - 1]:
-            raise LotterySearchError(f"IMP schedule for ρ = {c:g} is not a prefix of the longest one")
-    tickets = {c: ones for c, s in schedules.items() if not s}
-
-    def cut(magnitudes: dict[str, torch.Tensor], mask: Mask, kept: Mapping[str, int]) -> Mask:
-        out = {}
-        for n in names:
-            scores = magnitudes[n].reshape(-1).cpu().masked_fill(~mask[n].reshape(-1), -math.inf)
-            out[n] = keep_highest(scores, kept[n]).view(mask[n].shape)
-        return Mask(out)
-
-    net = copy.deepcopy(model)
-    rewind = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    mask = ones
-    options = {"mode": mode, "optimizer": optimizer, "lr": lr, "batch_size": batch_size}
-    for k, kept in enumerate(longest):
-        net.load_state_dict(rewind)
-        train(net, mask, data, steps=steps, seed=seed, **options)
-        magnitudes = magnitude_scores(net, mask, None, torch.Generator())
-        for c, s in schedules.items():
-            if len(s) == k + 1:
-                tickets[c] = cut(magnitudes, mask, s[k])
-        mask = cut(magnitudes, mask, kept)
-    return tickets, len(longest)
-
-
-def imp_rounds(model: nn.Module, compression: float, rate: float, output_rate: float | None = None) -> int:
-    """Rounds IMP trains to reach ``compression`` (pure: from ``imp_schedule``, before any training)."""
-    ones = Mask.ones(model)
-    sizes, names = ones.layer_total(), ones.names
-    output_rate = rate / 2 if output_rate is None else output_rate
-    rates = {n: output_rate if n == names[-1] else rate for n in names}
-    return len(imp_schedule(sizes, kept_count(sum(sizes.values()), compression), rates))
 
 
 # ---- work done on Ray (one CPU, one torch thread each) -------------------------------------------------
@@ -347,8 +275,9 @@ def _fitness(
     shapes: Mapping[str, tuple[int, ...]],
     data: Dataset,
     cfg: FitnessConfig,
+    mode: str,
 ) -> list[float]:
-    return [evaluate_mask(Mask.unpack(p, shapes), spec, data, cfg).accuracy for p in packed]
+    return [evaluate_mask(Mask.unpack(p, shapes), spec, data, cfg, mode).accuracy for p in packed]
 
 
 def _test_accuracy(
@@ -357,12 +286,13 @@ def _test_accuracy(
     shapes: Mapping[str, tuple[int, ...]],
     test_as_val: Dataset,
     cfg: FitnessConfig,
+    mode: str,
 ) -> list[float]:
     """Test accuracy of each (mask, init seed): the fitness training from that init, scored on the test split
     (``test_as_val`` holds the test split in place of the validation one)."""
     return [
         evaluate_mask(
-            Mask.unpack(p, shapes), spec, test_as_val, dataclasses.replace(cfg, init_seeds=(s,))
+            Mask.unpack(p, shapes), spec, test_as_val, dataclasses.replace(cfg, init_seeds=(s,)), mode
         ).accuracy
         for p, s in jobs
     ]
@@ -375,37 +305,25 @@ def _other_batch_order(
     data: Dataset,
     seed: int,
     cfg: FitnessConfig,
+    mode: str,
 ) -> float:
     """Test accuracy of a ticket trained from its own init ``seed`` but on another batch order than IMP's."""
     model = build_model(spec, seed)
-    r = train(
-        model,
-        Mask.unpack(packed, shapes),
-        data,
-        steps=cfg.steps,
-        mode=cfg.mode,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
-        batch_size=cfg.batch_size,
-        seed=seed + OTHER_ORDER,
-        evaluate_test=True,
-    )
+    mask = Mask.unpack(packed, shapes)
+    r = train(model, mask, data, cfg.training(), mode=mode, seed=seed + OTHER_ORDER, evaluate_test=True)
     return float(r.test_accuracy)
 
 
-def _imp_trajectory(spec: str, seed: int, grid: Sequence[float], m: GAModel, data: Dataset) -> dict[str, Any]:
-    tickets, rounds = imp_tickets(
-        build_model(spec, seed),
-        grid,
-        data,
-        steps=m.fitness_steps,
-        rate=m.imp_rate,
-        optimizer=m.optimizer,
-        lr=m.lr,
-        batch_size=m.batch_size,
-        seed=seed,
+def _imp_trajectory(
+    spec: str, seed: int, grid: Sequence[float], m: GAModel, data: Dataset, mode: str
+) -> dict[str, Any]:
+    """One IMP trajectory from init ``seed`` to the sparsest grid point, with every grid ticket cut on the
+    way (layerwise, rewinding to init, one fitness training per round)."""
+    model = build_model(spec, seed)
+    result = imp(
+        model, max(grid), data, training=m.training, rate=m.imp_rate, mode=mode, seed=seed, tickets_at=grid
     )
-    return {"tickets": {c: t.pack() for c, t in tickets.items()}, "rounds": rounds}
+    return {"tickets": {c: t.pack() for c, t in result.tickets.items()}, "rounds": result.rounds}
 
 
 # ---- one replicate --------------------------------------------------------------------------------------
@@ -431,13 +349,10 @@ def search_config(m: GAModel, replicate: int, align: bool, data_dir: str) -> Sea
                 iterations=m.synflow_iterations,
             ),
             ga=GAConfig(population=m.population, generations=m.generations, align=align),
-            fitness=FitnessSection(
-                steps=m.fitness_steps,
-                optimizer=m.optimizer,
-                lr=m.lr,
-                batch_size=m.batch_size,
+            fitness=FitnessConfig(
+                **asdict(m.training),
                 init_seeds=(0,),
-                # every class at the full budget: its ``steps`` in the store are then all it cost
+                # every class at the full budget: the steps the generations report are then all it cost
                 successive_halving=False,
             ),
         )
@@ -446,72 +361,60 @@ def search_config(m: GAModel, replicate: int, align: bool, data_dir: str) -> Sea
 
 @dataclass
 class Candidate:
-    """A scored mask of one method: where it came from, its objectives, the packed mask."""
+    """A scored mask of one method: where it came from, its objectives, the packed mask.
 
+    With ``id`` (its place among the method's masks), ``fidelity`` and ``class_key`` it is a
+    ``pareto.Scored``, so a method's front is ``pareto.front`` of its candidates; the key is left empty, so
+    the front lists one mask per (accuracy, density), the first.
+    """
+
+    id: int
     packed: bytes
     density: float
     accuracy: float  # validation (the fitness)
     origin: str
     own_seed: int | None = None  # IMP: the init its ticket was found from
+    fidelity: float = 1.0
+    class_key: str = ""
 
 
 def run_search(cfg: SearchConfig, workspace: Path, ctx: Context) -> dict[str, Any]:
-    """Run one search to the end and read back what the comparison needs (public API only)."""
-    from lotterysearch.report import front_rows
-    from lotterysearch.search import Search
-    from lotterysearch.store import Store
+    """Run one search to the end and read back what the comparison needs: the steps each generation
+    trained and its hypervolume, the front, and the fitness of the SynFlow seeds."""
+    reports: list[GenerationReport] = []
 
-    search = Search.start(cfg, workspace)
-    search.listeners.append(
-        lambda g: ctx.progress(f"  [ga] {cfg.name} {g.line()}") if g.generation % 4 == 0 else None
-    )
-    run_id = search.run()
-    search.store.close()
-    with Store.open(workspace) as store:
-        classes = store.classes(run_id)
-        individuals = {r.id: r for r in store.individuals(run_id)}
-        generations = store.generations(run_id)
-        front = front_rows(store, run_id)
-        shapes = store.run(run_id).shapes
-    cum = generation_steps(
-        [(individuals[c.individual_id].generation, c.steps) for c in classes.values()], cfg.ga.generations
-    )
+    def progress(g: GenerationReport) -> None:
+        reports.append(g)
+        if g.generation % 4 == 0:
+            ctx.progress(f"  [ga] {cfg.name} {g.line()}")
+
+    with create_run(cfg, workspace) as run:
+        run.optimize(progress=progress)
+        individuals = run.individuals()
+        front = run.front()
+        history = run.history()
     synflow_seeds = {
-        r.origin: r.accuracy
-        for r in individuals.values()
-        if r.origin.startswith("synflow:") and "+" not in r.origin
+        ind.origin: ind.accuracy
+        for ind in individuals
+        if ind.origin.startswith("synflow:") and "+" not in ind.origin
     }
     return {
-        "run_id": run_id,
-        "shapes": shapes,
-        "steps": sum(c.steps for c in classes.values()),
-        "classes": len(classes),
+        "run_id": run.id,
+        "steps": sum(g.steps for g in reports),
+        "classes": sum(g.evaluated for g in reports),
         "individuals": len(individuals),
-        "generation_steps": cum,
-        "generation_hv": [g.hypervolume for g in generations],
+        "generation_steps": list(itertools.accumulate(g.steps for g in reports)),
+        "generation_hv": [g.hypervolume for g in history],
         "front": [
-            Candidate(individuals[r["id"]].mask, r["density"], r["accuracy"], r["origin"]) for r in front
+            Candidate(i, ind.packed, ind.density, ind.accuracy, origin_label(ind))
+            for i, ind in enumerate(front)
         ],
         "synflow_seeds": synflow_seeds,
     }
 
 
-def pareto(cands: Sequence[Candidate]) -> list[Candidate]:
-    """The non-dominated candidates (first of duplicates), sorted by density: a method's front."""
-    from lotterysearch.evolution import pareto_front
-
-    seen, out = set(), []
-    for i in pareto_front([(c.accuracy, c.density) for c in cands]):
-        if (cands[i].accuracy, cands[i].density) not in seen:
-            seen.add((cands[i].accuracy, cands[i].density))
-            out.append(cands[i])
-    return sorted(out, key=lambda c: c.density)
-
-
 def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Context) -> dict[str, Any]:
     import ray
-
-    from lotterysearch.search import fitness_config
 
     t0 = time.monotonic()
     tag = f"[ga] {m.model} replicate {r}"
@@ -519,8 +422,8 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
         align: run_search(search_config(m, r, align, ctx.data_dir), workspace, ctx) for align in (True, False)
     }
     cfg = search_config(m, r, True, ctx.data_dir)
-    fit = fitness_config(cfg)
-    shapes = ga[True]["shapes"]
+    fit, mode = cfg.fitness, cfg.mode
+    shapes = Mask.ones(build_model(m.model, 0)).shapes
     budget = ga[True]["steps"]
     unit = fit.steps * len(fit.init_seeds)
     t_ga = time.monotonic() - t0
@@ -535,15 +438,16 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
 
     # IMP: whole trajectories from successive inits (every round counted, charged before any ticket), then
     # their tickets in spread order, as far as the budget goes. Submitted first: they are the longest tasks.
-    rounds = imp_rounds(build_model(m.model, 0), max(grid), m.imp_rate)
+    rounds = len(imp_plan(build_model(m.model, 0), max(grid), rate=m.imp_rate))
+    trajectory = rounds * m.training.steps
     items = [
-        (("trajectory", j, 0.0), rounds * m.fitness_steps) if i < 0 else (("ticket", j, grid[order[i]]), unit)
-        for j in range(budget // (rounds * m.fitness_steps) + 1)
+        (("trajectory", j, 0.0), trajectory) if i < 0 else (("ticket", j, grid[order[i]]), unit)
+        for j in range(budget // trajectory + 1)
         for i in [-1, *range(len(grid))]
     ]
     chosen = items[: affordable([cost for _, cost in items], budget)]
     imp_seeds = sorted({base + j for (what, j, _), _ in chosen if what == "trajectory"})
-    imp_refs = _submit(_imp_trajectory, [(m.model, seed, grid, m, data_ref) for seed in imp_seeds])
+    imp_refs = _submit(_imp_trajectory, [(m.model, seed, grid, m, data_ref, mode) for seed in imp_seeds])
 
     # SynFlow alone and random: as many masks as the budget pays for, init-major (the GA's inits first).
     n = affordable([unit] * (budget // unit + 1), budget)
@@ -563,13 +467,13 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
     rng = np.random.default_rng([r, 2])
     random = [layerwise_shuffle(Mask.unpack(p, shapes), rng).pack() for p in synflow]
     fit_refs = _submit(
-        _fitness, [(m.model, ch, shapes, data_ref, fit) for ch in _chunks(synflow + random, 8)]
+        _fitness, [(m.model, ch, shapes, data_ref, fit, mode) for ch in _chunks(synflow + random, 8)]
     )
     trajectories = dict(zip(imp_seeds, ray.get(imp_refs), strict=True))
     tickets = [(base + j, c) for (what, j, c), _ in chosen if what == "ticket"]
     ticket_packed = [trajectories[seed]["tickets"][c] for seed, c in tickets]
     ticket_refs = _submit(
-        _fitness, [(m.model, ch, shapes, data_ref, fit) for ch in _chunks(ticket_packed, 8)]
+        _fitness, [(m.model, ch, shapes, data_ref, fit, mode) for ch in _chunks(ticket_packed, 8)]
     )
     accs = list(itertools.chain.from_iterable(ray.get(fit_refs)))
     ticket_acc = list(itertools.chain.from_iterable(ray.get(ticket_refs)))
@@ -577,8 +481,8 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
 
     def cands(packed: Sequence[bytes], acc: Sequence[float], origin: str) -> list[Candidate]:
         return [
-            Candidate(p, Mask.unpack(p, shapes).density(), a, f"{origin}:seed={seed}:rho={c:g}")
-            for p, a, (seed, c) in zip(packed, acc, plan, strict=True)
+            Candidate(i, p, Mask.unpack(p, shapes).density(), a, f"{origin}:seed={seed}:rho={c:g}")
+            for i, (p, a, (seed, c)) in enumerate(zip(packed, acc, plan, strict=True))
         ]
 
     methods: dict[str, dict[str, Any]] = {
@@ -596,8 +500,8 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
     ]
 
     imp_all = [
-        Candidate(p, Mask.unpack(p, shapes).density(), a, f"imp:seed={seed}:rho={c:g}", own_seed=seed)
-        for p, a, (seed, c) in zip(ticket_packed, ticket_acc, tickets, strict=True)
+        Candidate(i, p, Mask.unpack(p, shapes).density(), a, f"imp:seed={seed}:rho={c:g}", own_seed=seed)
+        for i, (p, a, (seed, c)) in enumerate(zip(ticket_packed, ticket_acc, tickets, strict=True))
     ]
     scored = iter(imp_all)
     curve_items: list[tuple[int, Point | None]] = []
@@ -621,7 +525,7 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
             "individuals": g["individuals"],
         }
     for key in ("synflow", "random", "imp"):
-        methods[key]["front"] = pareto(methods[key]["all"])
+        methods[key]["front"] = pareto.front(methods[key]["all"])
     t_base = time.monotonic() - t0 - t_ga
     ctx.progress(
         f"{tag}: baselines {n} SynFlow + {n} random masks, {len(imp_seeds)} IMP trajectories of {rounds} "
@@ -637,7 +541,9 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
             if c.own_seed is not None:
                 jobs.append((c.packed, c.own_seed))
     unique = list(dict.fromkeys(jobs))
-    test_refs = _submit(_test_accuracy, [(m.model, ch, shapes, test_ref, fit) for ch in _chunks(unique, 6)])
+    test_refs = _submit(
+        _test_accuracy, [(m.model, ch, shapes, test_ref, fit, mode) for ch in _chunks(unique, 6)]
+    )
     imp_picks = {}
     for d in s.densities:
         i = best_at_density([(c.accuracy, c.density) for c in methods["imp"]["front"]], d)
@@ -645,7 +551,7 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
             imp_picks[d] = methods["imp"]["front"][i]
     order_refs = _submit(
         _other_batch_order,
-        [(m.model, c.packed, shapes, data_ref, c.own_seed, fit) for c in imp_picks.values()],
+        [(m.model, c.packed, shapes, data_ref, c.own_seed, fit, mode) for c in imp_picks.values()],
     )
     test = dict(zip(unique, itertools.chain.from_iterable(ray.get(test_refs)), strict=True))
     other_order = {c.packed: a for c, a in zip(imp_picks.values(), ray.get(order_refs), strict=True)}
@@ -715,7 +621,7 @@ def run(ctx: Context) -> dict[str, Any]:
 # ---- rendering (reads only the saved results) -----------------------------------------------------------
 def _nan_stats(values: Sequence[float]) -> dict[str, float]:
     v = [x for x in values if x is not None and not math.isnan(x)]
-    return stats(v) if len(v) == len(values) and v else {"mean": math.nan, "std": math.nan, "n": 0}
+    return mean_std(v if len(v) == len(values) else [])
 
 
 def _field(reps: Sequence[Mapping[str, Any]], method: str, field: str) -> list[float]:
@@ -845,14 +751,14 @@ def fronts_table(res: Mapping[str, Any], sparse: float) -> str:
             (
                 LABELS[method],
                 _steps_text(reps, method),
-                pm(stats(_field(reps, method, "hv"))),
-                pm(stats(_field(reps, method, "hv_sparse"))),
-                pm(stats(mine)),
-                pm(stats(_field(reps, method, "test_hv_sparse"))),
+                pm(mean_std(_field(reps, method, "hv"))),
+                pm(mean_std(_field(reps, method, "hv_sparse"))),
+                pm(mean_std(mine)),
+                pm(mean_std(_field(reps, method, "test_hv_sparse"))),
                 "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
             )
         )
-    return table(
+    return markdown_table(
         [
             "method",
             "training steps",
@@ -884,7 +790,7 @@ def density_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
                     "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
                 )
             )
-    return table(
+    return markdown_table(
         [
             "d",
             "method",
@@ -915,7 +821,7 @@ def ticket_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
                 paired_text(paired(ga, own)),
             )
         )
-    return table(
+    return markdown_table(
         [
             "d",
             "IMP ticket, own init",
@@ -936,14 +842,14 @@ def align_table(res: Mapping[str, Any]) -> str:
         rows.append(
             (
                 LABELS[method],
-                pm(stats(_field(reps, method, "classes")), 1),
+                pm(mean_std(_field(reps, method, "classes")), 1),
                 _steps_text(reps, method),
-                pm(stats([rep["methods"][method]["curve"]["hv"][-1] for rep in reps])),
-                pm(stats(_hv_at_common_steps(reps)[method])),
-                pm(stats(_field(reps, method, "test_hv"))),
+                pm(mean_std([rep["methods"][method]["curve"]["hv"][-1] for rep in reps])),
+                pm(mean_std(_hv_at_common_steps(reps)[method])),
+                pm(mean_std(_field(reps, method, "test_hv"))),
             )
         )
-    return table(
+    return markdown_table(
         [
             "crossover",
             "classes trained",
@@ -1027,7 +933,7 @@ def model_answer(res: Mapping[str, Any], s: Mapping[str, Any]) -> tuple[list[str
     topo = {b: _verdicts(ga_fresh, picks(b, "test"), ds) for b in ("imp", "synflow", "random")}
     hv = {b: paired(_field(reps, "ga_aligned", "test_hv"), _field(reps, b, "test_hv")) for b in topo}
     ticket = _verdicts(picks("ga_aligned", "test_selection_init"), picks("imp", "test_own_init"), ds)
-    budget = stats([rep["budget"] for rep in reps])
+    budget = mean_std([rep["budget"] for rep in reps])
     word = {
         "better": "higher than",
         "worse": "lower than",
@@ -1203,7 +1109,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         )
         hypervolume_figure(res).savefig(hv_path)
         fronts_figure(res, ds).savefig(fronts_path)
-        imp = reps[0]["methods"]["imp"]
+        imp_method, t = reps[0]["methods"]["imp"], res["training"]
         parts += [
             f"### `{res['model']}` on {res['dataset']}",
             "",
@@ -1212,7 +1118,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"crossover: population {res['population']}, {res['generations']} generations, seeded with SynFlow "
             f"masks from {res['seed_inits']} inits at ρ = {', '.join(f'{c:g}' for c in res['seed_compressions'])} "
             "plus random controls; fitness = validation accuracy after "
-            f"{res['fitness_steps']} steps of {res['optimizer']} (lr {res['lr']:g}, batch {res['batch_size']}) from "
+            f"{t['steps']} steps of {t['optimizer']} (lr {t['lr']:g}, batch {t['batch_size']}) from "
             "init seed 0. **Compute** is training steps: the GA's is the sum over the isomorphism classes it "
             "trained (isomorph hits and SynFlow seeding cost none). Every baseline gets the steps the aligned GA "
             "spent in the same replicate: *SynFlow alone* scores SynFlow masks from successive inits (the GA's "
@@ -1220,9 +1126,9 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"{', '.join(f'{1 / c:.3g}' for c in res['grid_compressions'])} with the same fitness; *random* scores "
             "each of those masks layerwise shuffled; *IMP* runs trajectories from successive inits (prune "
             f"{res['imp_rate']:g} of each layer per round, {res['imp_rate'] / 2:g} of the output layer, rewind to "
-            f"init; one round = one fitness training, {imp['rounds']} rounds to density "
+            f"init; one round = one fitness training, {imp_method['rounds']} rounds to density "
             f"{1 / max(res['grid_compressions']):.3g}; all its tickets come from one trajectory, "
-            "`experiments.ga.imp_tickets`) and scores its tickets at the same densities, the rounds charged "
+            "`pruning.imp(..., tickets_at=grid)`) and scores its tickets at the same densities, the rounds charged "
             "before any ticket. Masks are found from inits 1000·(r+1) on, never from the fitness's init 0. "
             "*A(d)* is the best accuracy among a method's masks with density ≤ d; the hypervolume (reference "
             "(0, 1), as the search) is ∫₀¹ A(d) dd, so it is dominated by the densest masks; *mean A(d), "

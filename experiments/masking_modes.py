@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import Context, Rendered, Section, difference, differs, pm, stats, table
+from experiments.common import Context, Rendered, Section, difference, differs
+from lotterysearch.config import TrainingConfig
 from lotterysearch.data import load_dataset
 from lotterysearch.masks import MODES, Mask
 from lotterysearch.models import build_model
 from lotterysearch.pruning import prune
+from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.training import evaluate, train
 
 
@@ -29,11 +31,8 @@ from lotterysearch.training import evaluate, train
 class ModelRun:
     model: str
     dataset: str
-    steps: int
-    lr: float
-    batch_size: int
-    record_every: int
-    optimizer: str = "adam"
+    training: TrainingConfig
+    record_every: int  # validation accuracy recorded every this many steps (the curves)
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,8 @@ class ModesSettings:
     pruner: str = "synflow"
 
 
-MNIST1D = ModelRun("mlp:40-100-100-10", "mnist1d", steps=575, lr=0.01, batch_size=128, record_every=23)
-LENET = ModelRun("mlp:784-300-100-10", "mnist", steps=2000, lr=0.0012, batch_size=60, record_every=100)
+MNIST1D = ModelRun("mlp:40-100-100-10", "mnist1d", TrainingConfig(steps=575, lr=0.01, batch_size=128), 23)
+LENET = ModelRun("mlp:784-300-100-10", "mnist", TrainingConfig(steps=2000, lr=0.0012, batch_size=60), 100)
 SETTINGS = {
     "small": ModesSettings(models=(MNIST1D,), densities=(0.1, 0.03, 0.01), seeds=(0, 1, 2, 3, 4)),
     "large": ModesSettings(
@@ -62,11 +61,8 @@ def _train(spec: ModelRun, mask: Mask | None, mode: str, seed: int, data: Any) -
         model,
         mask,
         data,
-        steps=spec.steps,
+        spec.training,
         mode=mode,
-        optimizer=spec.optimizer,
-        lr=spec.lr,
-        batch_size=spec.batch_size,
         seed=seed,
         evaluate_test=True,
         record_every=spec.record_every,
@@ -85,7 +81,7 @@ def _train(spec: ModelRun, mask: Mask | None, mode: str, seed: int, data: Any) -
     return out
 
 
-def _curve_stats(curves: Sequence[Sequence[Mapping[str, float]]]) -> dict[str, list[float]]:
+def _curve_mean_std(curves: Sequence[Sequence[Mapping[str, float]]]) -> dict[str, list[float]]:
     acc = np.array([[p["val_accuracy"] for p in c] for c in curves])
     return {
         "step": [p["step"] for p in curves[0]],
@@ -104,8 +100,8 @@ def run(ctx: Context) -> dict[str, Any]:
         res: dict[str, Any] = {
             **asdict(spec),
             "dense": {
-                "test": stats(d["test"] for d in dense),
-                "curve": _curve_stats([d["curve"] for d in dense]),
+                "test": mean_std(d["test"] for d in dense),
+                "curve": _curve_mean_std([d["curve"] for d in dense]),
             },
             "densities": [],
         }
@@ -118,14 +114,14 @@ def run(ctx: Context) -> dict[str, Any]:
             for mode in MODES:
                 runs = [_train(spec, masks[seed], mode, seed, data) for seed in s.seeds]
                 per_mode[mode] = {
-                    "test": {**stats(r["test"] for r in runs), "values": [r["test"] for r in runs]},
+                    "test": {**mean_std(r["test"] for r in runs), "values": [r["test"] for r in runs]},
                     "deployed": {
-                        **stats(r["deployed"] for r in runs),
+                        **mean_std(r["deployed"] for r in runs),
                         "values": [r["deployed"] for r in runs],
                     },
-                    "seconds": stats(r["seconds"] for r in runs),
-                    "pruned_moved": stats(r["pruned_moved"] for r in runs),
-                    "curve": _curve_stats([r["curve"] for r in runs]),
+                    "seconds": mean_std(r["seconds"] for r in runs),
+                    "pruned_moved": mean_std(r["pruned_moved"] for r in runs),
+                    "curve": _curve_mean_std([r["curve"] for r in runs]),
                 }
                 ctx.progress(
                     f"[modes] {spec.model} density {density:g} {mode}: test {pm(per_mode[mode]['test'])}, "
@@ -182,6 +178,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
     s = results["settings"]
     parts, answers = [], []
     for res in results["models"]:
+        t = res["training"]
         fig = curves_figure(res, len(s["seeds"]))
         path = ctx.figures / f"modes_{res['dataset']}.png"
         ctx.figures.mkdir(parents=True, exist_ok=True)
@@ -196,13 +193,13 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         parts += [
             f"### `{res['model']}` on {res['dataset']}",
             "",
-            f"{s['pruner']} masks from each of {len(s['seeds'])} init seeds, trained from that init for {res['steps']} "
-            f"steps ({res['optimizer']}, lr {res['lr']:g}, batch {res['batch_size']}); test accuracy mean ± std "
+            f"{s['pruner']} masks from each of {len(s['seeds'])} init seeds, trained from that init for {t['steps']} "
+            f"steps ({t['optimizer']}, lr {t['lr']:g}, batch {t['batch_size']}); test accuracy mean ± std "
             f"over seeds. Dense: {pm(res['dense']['test'])}. *deployed*: the trained weights evaluated with the "
             "mask applied (the sparse network). *pruned moved*: share of pruned weights changed by training. "
             "Seconds per run are wall time on a shared machine (noisy).",
             "",
-            table(
+            markdown_table(
                 [
                     "density",
                     "mode",
@@ -303,7 +300,7 @@ def mode_answer(res: Mapping[str, Any]) -> list[str]:
             + f"; its pruned weights move ({st['pruned_moved']['mean']:.0%} changed) under the dense gradient "
             "without ever entering the forward pass."
         )
-    seconds = {k: stats(d["modes"][k]["seconds"]["mean"] for d in res["densities"])["mean"] for k in MODES}
+    seconds = {k: mean_std(d["modes"][k]["seconds"]["mean"] for d in res["densities"])["mean"] for k in MODES}
     out.append(
         "Wall time per run (shared machine, noisy; all three modes compute the dense matrix product on CPU): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items())

@@ -1,4 +1,4 @@
-"""Regenerate ``experiments/REPORT.md``: the answers to the four research questions of issue 6.
+"""Regenerate ``experiments/REPORT.md``: the answers to the project's four research questions.
 
     python -m experiments.run_all                 # default small settings (~10-15 min on 2 cores)
     python -m experiments.run_all --large         # the larger settings (hours on 2 cores)
@@ -51,7 +51,7 @@ def settings_text() -> str:
     )
 
     def modes(s: masking_modes.ModesSettings) -> str:
-        models = "; ".join(f"`{m.model}`/{m.dataset} {m.steps} steps" for m in s.models)
+        models = "; ".join(f"`{m.model}`/{m.dataset} {m.training.steps} steps" for m in s.models)
         return f"{models}; {s.pruner} at densities {', '.join(f'{d:g}' for d in s.densities)}; {len(s.seeds)} seeds"
 
     def coll(s: collapse.CollapseSettings) -> str:

@@ -1,7 +1,8 @@
 """Question 1: does SynFlow (or another pruner) give the same network from different initializations?
 
-Runs ``lotterysearch.stability.run_stability`` on the configs below (their full reports land in
-``results/<name>/report.md``, their plots in ``figures/``) and writes the answer from the numbers.
+Runs the library's study (``lotterysearch.stability.run_stability``, what ``lotterysearch stability`` runs)
+on the configs below (their full reports land in ``results/<name>/report.md``, their plots in ``figures/``)
+and composes this report's section: the tables of each run and the answer written from the numbers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from experiments.common import ROOT, Context, Rendered, Section, difference, differs, pm
+from experiments.common import ROOT, Context, Rendered, Section, difference, differs
 from lotterysearch.stability import (
     accuracy_table,
     load_stability_config,
@@ -19,6 +20,7 @@ from lotterysearch.stability import (
     rounding_table,
     run_stability,
 )
+from lotterysearch.stats import pm
 
 CONFIGS = {
     "small": ("stability_mnist1d.toml", "stability_lenet.toml"),

@@ -9,8 +9,9 @@ with the lower flat index (layers in forward order, rows then columns), so the k
 reference code's ``score <= threshold`` over-prunes. Pruned weights score -inf and stay pruned.
 
 ``imp`` is iterative magnitude pruning with rewinding (Frankle & Carbin 2019): train, prune a fraction of the
-remaining weights by magnitude, rewind, repeat. No function here changes the model it is given, nor the
-global torch RNG (randomness comes from a ``torch.Generator`` seeded by ``seed``).
+remaining weights by magnitude, rewind, repeat; it hands back every round. ``collapse_sweep`` prunes at each
+ρ of a grid and says where layers collapse (``critical_compression``: ρ_cr). No function here changes the
+model it is given, nor the global torch RNG (randomness comes from a ``torch.Generator`` seeded by ``seed``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import PruningError
 from lotterysearch.masks import Mask
@@ -173,7 +175,7 @@ def kept_schedule(total: int, compression: float, iterations: int = 1, rounding:
     """Weights kept after each step k = 1..n of the exponential schedule s_k = ρ^(-k/n).
 
     ``round`` keeps round(N·s_k), and exactly round(N/ρ) at the last step; ``reference`` keeps
-    N − int((1 − s_k)·N) with s_k = (1/ρ)^(k/n), as the authors' code does (issue 6 compares the two).
+    N − int((1 − s_k)·N) with s_k = (1/ρ)^(k/n), as the authors' code does; the two differ by one weight at some steps, which moves SynFlow's mask.
     """
     _check_choice(rounding, ROUNDINGS, "rounding rule")
     _check_compression(compression)
@@ -356,60 +358,55 @@ def imp_schedule(
     return rounds
 
 
+# F&C's LeNet setup (Adam, lr 1.2e-3, batch 60) at a CPU-sized 1000 steps per round.
+IMP_TRAINING = TrainingConfig(steps=1000, optimizer="adam", lr=1.2e-3, batch_size=60)
+
+
+@dataclass(frozen=True)
+class IMPRound:
+    """One round of IMP: the mask it pruned to, and the validation accuracy of the network it trained (under
+    the previous round's mask, from the rewind point) whose magnitudes chose that mask."""
+
+    mask: Mask
+    kept: int
+    density: float
+    trained_accuracy: float
+
+
 @dataclass(frozen=True)
 class IMPResult:
-    """The ticket: its mask, the rounds it took, kept weights after each round, the rewind weights."""
+    """The ticket: its mask, the rounds it took, kept weights after each round, the rewind weights; every
+    round (``history``) and the tickets cut on the way (``tickets``: ρ → mask, ``compression`` included)."""
 
     mask: Mask
     rounds: int
     kept: tuple[int, ...]
     rewind_state: dict[str, torch.Tensor]
+    history: tuple[IMPRound, ...] = ()
+    tickets: Mapping[float, Mask] = field(default_factory=dict)
 
 
-IMP_OPTIONS = ("rate", "output_rate", "steps", "rewind_step", "mode", "optimizer", "lr", "batch_size")
+IMP_OPTIONS = ("training", "rate", "output_rate", "rewind_step", "mode")
 
 
-def imp(
+def imp_plan(
     model: nn.Module,
     compression: float,
-    data: Dataset | None,
     *,
     rate: float = 0.2,
     output_rate: float | None = None,
     scope: str = "layerwise",
-    steps: int = 1000,
-    rewind_step: int = 0,
-    mode: str = "forward",
-    optimizer: str = "adam",
-    lr: float = 1.2e-3,
-    batch_size: int = 60,
-    seed: int = 0,
     rounding: str = "round",
-) -> IMPResult:
-    """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; rewinding: Frankle et al. 2020).
-
-    Each round trains a copy of ``model`` from the rewind point for ``steps - rewind_step`` steps under the
-    current mask, prunes ``rate`` of each layer's remaining weights by |θ| (the output layer at
-    ``output_rate``, default rate/2), and rewinds: to the initial weights, or to those after
-    ``rewind_step`` dense steps. ``scope="global"`` prunes ``rate`` of all remaining weights by one global
-    magnitude threshold instead (OpenLTH's ``sparse_global``; ``output_rate`` does not apply). The last
-    round lands on exactly ``kept_count(|θ|, compression)`` weights (see ``imp_schedule``). Defaults follow
-    F&C's LeNet setup (Adam, lr 1.2e-3, batch 60) at a CPU-sized 1000 steps per round. Batches: the rewind
-    phase and every round use ``seed`` (``seed + 1`` for the rounds when ``rewind_step > 0``, so they do
-    not replay the rewind phase's batches). ``model`` itself is not changed.
-    """
-    if data is None:
-        raise PruningError("pruner 'imp' needs training data: pass data=load_dataset(...)")
+) -> list[dict[str, int] | int]:
+    """The kept counts after each round ``imp`` trains to reach ``compression`` (``imp_schedule`` with IMP's
+    rates: ``rate`` per layer, ``output_rate`` (default rate/2) for the output layer when layerwise). Known
+    before any training, so a caller can budget the rounds first."""
     _check_choice(scope, SCOPES, "scope")
     _check_compression(compression)
     output_rate = rate / 2 if output_rate is None else output_rate
     for what, value in (("rate", rate), ("output_rate", output_rate)):
         if not 0 < value < 1:
             raise PruningError(f"IMP {what} must be in (0, 1), got {value:g}")
-    if not 0 <= rewind_step < steps:
-        raise PruningError(
-            f"IMP needs 0 <= rewind_step < steps, got rewind_step={rewind_step}, steps={steps}"
-        )
     sizes = {n: math.prod(s) for n, s in _layer_sizes(model).items()}
     names = list(sizes)
     total = sum(sizes.values())
@@ -419,31 +416,97 @@ def imp(
             f"compression {compression:g} would keep no weight of the {total} (IMP allows at most ρ = {total})"
         )
     rates = {n: (output_rate if n == names[-1] and scope == "layerwise" else rate) for n in names}
-    schedule = imp_schedule(sizes, target, rates, scope)
-    options = {"mode": mode, "optimizer": optimizer, "lr": lr, "batch_size": batch_size}
+    return imp_schedule(sizes, target, rates, scope)
+
+
+def _keep_largest(magnitudes: Scores, mask: Mask, kept: dict[str, int] | int) -> Mask:
+    """The ``kept`` largest magnitudes among ``mask``'s weights: one global count, or one per layer."""
+    names = list(mask)
+    sizes = [mask[n].numel() for n in names]
+    device = magnitudes[names[0]].device
+    flat_alive = torch.cat([mask[n].reshape(-1) for n in names]).to(device)
+    flat = torch.cat([magnitudes[n].reshape(-1) for n in names]).masked_fill(~flat_alive, -math.inf)
+    if isinstance(kept, int):
+        keep = keep_highest(flat, kept)
+    else:
+        parts = flat.split(sizes)
+        keep = torch.cat([keep_highest(part, kept[n]) for n, part in zip(names, parts, strict=True)])
+    return Mask({n: part.view(mask[n].shape) for n, part in zip(names, keep.cpu().split(sizes), strict=True)})
+
+
+def imp(
+    model: nn.Module,
+    compression: float,
+    data: Dataset | None,
+    *,
+    training: TrainingConfig | None = None,
+    rate: float = 0.2,
+    output_rate: float | None = None,
+    scope: str = "layerwise",
+    rewind_step: int = 0,
+    mode: str = "forward",
+    seed: int = 0,
+    rounding: str = "round",
+    tickets_at: Sequence[float] = (),
+) -> IMPResult:
+    """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; rewinding: Frankle et al. 2020).
+
+    Each round trains a copy of ``model`` from the rewind point for ``training.steps - rewind_step`` steps
+    (default ``IMP_TRAINING``) under the current mask, prunes ``rate`` of each layer's remaining weights by
+    |θ| (the output layer at ``output_rate``, default rate/2), and rewinds: to the initial weights, or to
+    those after ``rewind_step`` dense steps. ``scope="global"`` prunes ``rate`` of all remaining weights by
+    one global magnitude threshold instead (OpenLTH's ``sparse_global``; ``output_rate`` does not apply).
+    The last round lands on exactly ``kept_count(|θ|, compression)`` weights (see ``imp_schedule``).
+    Batches: the rewind phase and every round use ``seed`` (``seed + 1`` for the rounds when
+    ``rewind_step > 0``, so they do not replay the rewind phase's batches). ``model`` itself is not changed.
+
+    ``tickets_at`` (each ρ ≤ ``compression``) also cuts, on the way, the ticket ``imp(model, ρ, ...)`` would
+    return: the schedules for different targets share every round but their last, so one trajectory trains
+    every round any of them needs and each ticket is cut from the round where its own schedule ends.
+    """
+    if data is None:
+        raise PruningError("pruner 'imp' needs training data: pass data=load_dataset(...)")
+    training = IMP_TRAINING if training is None else training
+    if not isinstance(training, TrainingConfig):
+        raise PruningError(f"IMP training must be a TrainingConfig, got {training!r}")
+    options = {"rate": rate, "output_rate": output_rate, "scope": scope, "rounding": rounding}
+    schedule = imp_plan(model, compression, **options)
+    if not 0 <= rewind_step < training.steps:
+        raise PruningError(
+            f"IMP needs 0 <= rewind_step < steps, got rewind_step={rewind_step}, steps={training.steps}"
+        )
+    plans = {}
+    for c in tickets_at:
+        _check_compression(c)
+        if c > compression:
+            raise PruningError(
+                f"IMP ticket at ρ = {c:g} lies past the trajectory's compression {compression:g}"
+            )
+        plans[float(c)] = imp_plan(model, c, **options)
+    # A smaller target lands later on the same rounds: each plan is the trajectory's prefix plus its landing.
+    assert all(not p or p[:-1] == schedule[: len(p) - 1] for p in plans.values())
 
     net = copy.deepcopy(model)
     if rewind_step:
-        train(net, None, data, steps=rewind_step, seed=seed, **options)
+        train(net, None, data, training.with_steps(rewind_step), mode=mode, seed=seed)
     rewind_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    rounds_training = training.with_steps(training.steps - rewind_step)
     mask = Mask.ones(model)
-    for kept in schedule:
+    tickets = {c: mask for c, p in plans.items() if not p}
+    history = []
+    for k, kept in enumerate(schedule):
         net.load_state_dict(rewind_state)
-        train(net, mask, data, steps=steps - rewind_step, seed=seed + int(rewind_step > 0), **options)
+        trained = train(net, mask, data, rounds_training, mode=mode, seed=seed + int(rewind_step > 0))
         magnitudes = magnitude_scores(net, mask, None, torch.Generator())
-        flat_alive = torch.cat([mask[n].reshape(-1) for n in names]).to(_device(net))
-        flat = torch.cat([magnitudes[n].reshape(-1) for n in names]).masked_fill(~flat_alive, -math.inf)
-        if isinstance(kept, int):
-            keep = keep_highest(flat, kept)
-        else:
-            bounds = np.cumsum([0, *sizes.values()]).tolist()
-            keep = torch.cat(
-                [keep_highest(flat[bounds[i] : bounds[i + 1]], kept[n]) for i, n in enumerate(names)]
-            )
-        parts = keep.cpu().split(list(sizes.values()))
-        mask = Mask({n: part.view(mask[n].shape) for n, part in zip(names, parts, strict=True)})
+        pruned = _keep_largest(magnitudes, mask, kept)
+        for c, p in plans.items():
+            if len(p) == k + 1:
+                tickets[c] = pruned if p[k] == kept else _keep_largest(magnitudes, mask, p[k])
+        mask = pruned
+        history.append(IMPRound(mask, mask.kept(), mask.density(), trained.val_accuracy))
+    tickets[float(compression)] = mask
     kept_totals = tuple(k if isinstance(k, int) else sum(k.values()) for k in schedule)
-    return IMPResult(mask, len(schedule), kept_totals, rewind_state)
+    return IMPResult(mask, len(schedule), kept_totals, rewind_state, tuple(history), tickets)
 
 
 # ---- the public entry point --------------------------------------------------------------------------
@@ -463,7 +526,8 @@ def prune(
 
     ``iterations=None`` is the pruner's default (100 for synflow, 1 for snip, magnitude and random);
     ``scope=None`` is the pruner's default ("global"; "layerwise" for imp, as Frankle & Carbin).
-    ``imp`` needs ``data`` and takes the training options of :func:`imp` as keywords.
+    ``imp`` needs ``data`` and takes :func:`imp`'s ``IMP_OPTIONS`` (``training=TrainingConfig(...)``, ``rate``, ...)
+    as keywords.
     """
     _check_choice(pruner, PRUNERS, "pruner")
     if pruner == "imp":
@@ -498,6 +562,63 @@ def max_compression(model: nn.Module) -> float:
     return sum(math.prod(s) for s in sizes.values()) / len(sizes)
 
 
+def compression_grid(rho_max: float, step: float = 0.25, *, include_max: bool = False) -> list[float]:
+    """Exponents x = 0, step, 2·step, ... ≤ log10 ρ_max (ρ = 10^x), and log10 ρ_max itself with
+    ``include_max`` (when it is not on the grid already)."""
+    top = math.log10(rho_max)
+    xs = [round(k * step, 10) for k in range(int(math.floor(top / step + 1e-9)) + 1)]
+    return xs + ([top] if include_max and top - xs[-1] > 1e-9 else [])
+
+
+@dataclass(frozen=True)
+class CollapseSweep:
+    """One pruner on one init at ρ = 10^x for each exponent x (ascending): whether each mask collapsed, and
+    the share of its kept weights that lie on an input→output path (0 when collapsed)."""
+
+    exponents: tuple[float, ...]
+    collapsed: tuple[bool, ...]
+    effective_fraction: tuple[float, ...]
+
+    @property
+    def critical(self) -> float:
+        """ρ_cr: the largest 10^x with no collapse at or below it (1.0 when the first point collapses)."""
+        rho = 1.0
+        for x, c in zip(self.exponents, self.collapsed, strict=True):
+            if c:
+                break
+            rho = 10.0**x
+        return rho
+
+
+def collapse_sweep(
+    model_spec: str,
+    pruner: str,
+    *,
+    grid: Sequence[float] | None = None,
+    data: Dataset | None = None,
+    seed: int = 0,
+    iterations: int | None = None,
+    bias: bool = True,
+    until_collapse: bool = False,
+) -> CollapseSweep:
+    """Prune ``build_model(model_spec, seed, bias=bias)`` with ``pruner`` at ρ = 10^x for each x of ``grid``
+    (exponents; default ``compression_grid(ρ_max)``: 0, 0.25, ... up to log10 ρ_max). Collapse is
+    ``Mask.is_collapsed()`` (a layer with no weight on any input→output path). ``until_collapse`` stops at
+    the first collapsed point, enough for ρ_cr."""
+    _check_choice(pruner, PRUNERS, "pruner")
+    model = build_model(model_spec, seed, bias=bias)
+    xs = sorted(compression_grid(max_compression(model)) if grid is None else grid)
+    done, collapsed, effective = [], [], []
+    for x in xs:
+        mask = prune(model, pruner, 10.0**x, iterations=iterations, data=data, seed=seed)
+        done.append(x)
+        collapsed.append(mask.is_collapsed())
+        effective.append(mask.effective().kept() / mask.kept())
+        if until_collapse and collapsed[-1]:
+            break
+    return CollapseSweep(tuple(done), tuple(collapsed), tuple(effective))
+
+
 def critical_compression(
     model_spec: str,
     pruner: str,
@@ -508,23 +629,20 @@ def critical_compression(
     iterations: int | None = None,
     bias: bool = True,
 ) -> float:
-    """ρ_cr of the notes: the largest ρ = 10^x on ``grid`` (exponents x) with no collapse at or below it.
+    """ρ_cr of the notes: the largest ρ = 10^x on ``grid`` (exponents x) with no collapse at or below it
+    (``collapse_sweep(...).critical``, stopping at the first collapse).
 
-    Default grid: x = 0, 0.25, ... up to log10(ρ_max). The model is ``build_model(model_spec, seed,
-    bias=bias)``; collapse is ``Mask.is_collapsed()`` (a layer with no weight on any input→output path).
     Returns 1.0 when the smallest grid point already collapses. Note that with biases SynFlow's flow also
     runs through |b|, so it can cut the first layers before ρ_max (bias-free it reached ρ_max in our tests).
     """
-    _check_choice(pruner, PRUNERS, "pruner")
-    model = build_model(model_spec, seed, bias=bias)
-    if grid is None:
-        top = math.log10(max_compression(model))
-        grid = [i / 4 for i in range(int(math.floor(top * 4 + 1e-9)) + 1)]
-    critical = 1.0
-    for x in sorted(grid):
-        rho = 10.0**x
-        mask = prune(model, pruner, rho, iterations=iterations, data=data, seed=seed)
-        if mask.is_collapsed():
-            break
-        critical = rho
-    return critical
+    sweep = collapse_sweep(
+        model_spec,
+        pruner,
+        grid=grid,
+        data=data,
+        seed=seed,
+        iterations=iterations,
+        bias=bias,
+        until_collapse=True,
+    )
+    return sweep.critical

@@ -1,19 +1,12 @@
-"""The mask-stability study (issue 6, question 1): does a pruner give the same network from different inits?
+"""The mask-stability study that ``lotterysearch stability CONFIG --out DIR`` runs: does a pruner give the
+same network from different initializations?
 
-For init seeds s1..sN and each configured pruner and compression ρ, the N masks are compared pairwise:
+For init seeds s1..sN and each configured pruner and compression ρ, the N masks are compared pairwise with
+the metrics of ``lotterysearch.overlap``: raw Jaccard overlap, its chance level for masks with the same
+per-layer kept counts, the overlap after aligning hidden neurons, and, since alignment also raises the
+overlap of unrelated masks, the *aligned chance* level (the same alignment applied to two layerwise-shuffled
+copies, simulated, one draw per pair); isomorphism classes and direct vs effective density. Then:
 
-* **raw overlap**: Jaccard J(A, B) = |A∩B| / |A∪B| of the kept weights;
-* **chance overlap**: the expected Jaccard of two *independent* masks drawn uniformly among the masks with
-  the same per-layer kept counts as A and B (``chance_jaccard``). Per layer l with n_l positions and kept
-  counts a_l, b_l the intersection is hypergeometric with E|A_l∩B_l| = a_l·b_l/n_l; the total
-  intersection I is their (independent) sum and the chance Jaccard is E[I / (|A| + |B| − I)], computed
-  exactly from the distribution of I (the plug-in ratio at E[I] is only a first-order approximation);
-* **aligned overlap**: J(A, align(A, B)) after relabelling B's hidden neurons to best match A (Hungarian
-  weight matching plus exact isomorphism recovery, ``lotterysearch.alignment``). For fixed kept counts,
-  maximising agreement (what ``align`` does) is maximising |A∩B| and hence J. Alignment also raises the
-  overlap of unrelated masks, so the same alignment applied to two layerwise-shuffled copies gives the
-  *aligned chance* level (simulated, one draw per pair);
-* the number of distinct isomorphism classes (``canon.class_key``) and direct vs effective density;
 * accuracy after training each mask from its own init, from another seed's init, and a layerwise-shuffled
   copy (same per-layer counts, random positions); and across isomorphic (hidden-neuron permuted) copies of
   the first seed's mask, all from one init, beside the spread across seeds;
@@ -26,22 +19,21 @@ and PNG plots. Std is the sample standard deviation (ddof = 1; 0 for a single va
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import hypergeom
 
-from lotterysearch.alignment import align, permute_hidden
+from lotterysearch.alignment import permute_hidden
 from lotterysearch.canon import class_key
 from lotterysearch.config import (
+    TrainingConfig,
     build_config,
     check_field,
     check_one_of,
@@ -51,119 +43,24 @@ from lotterysearch.config import (
 )
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
-from lotterysearch.masks import Mask, check_same_shapes, layerwise_shuffle
+from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model, input_width
-from lotterysearch.pruning import kept_schedule, max_compression, prune
+from lotterysearch.overlap import (
+    aligned_jaccard,
+    chance_jaccard,
+    class_count,
+    density_stats,
+    excess_overlap,
+    jaccard,
+    layer_chance_jaccard,
+    layer_jaccard,
+    random_hidden_perms,
+)
+from lotterysearch.pruning import IMP_TRAINING, kept_schedule, max_compression, prune
+from lotterysearch.stats import markdown_table, mean_std, pm
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-# ---- metrics (pure) ------------------------------------------------------------------------------------
-
-
-def mean_std(values: Iterable[float]) -> dict[str, float]:
-    """``{"mean", "std", "n"}`` with the sample std (ddof = 1), 0 for one value, NaN for none."""
-    v = np.asarray(list(values), dtype=np.float64)
-    if v.size == 0:
-        return {"mean": math.nan, "std": math.nan, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
-
-
-def _ratio(inter: int, union: int) -> float:
-    return inter / union if union else 1.0  # two empty sets are identical
-
-
-def jaccard(a: Mask, b: Mask) -> float:
-    """|A∩B| / |A∪B| of the kept weights over all layers; 1 when both masks are empty."""
-    check_same_shapes(a, b)
-    inter = sum(int((a[n] & b[n]).sum()) for n in a)
-    return _ratio(inter, a.kept() + b.kept() - inter)
-
-
-def layer_jaccard(a: Mask, b: Mask) -> dict[str, float]:
-    """Jaccard of each layer on its own."""
-    check_same_shapes(a, b)
-    out = {}
-    for n in a:
-        inter = int((a[n] & b[n]).sum())
-        out[n] = _ratio(inter, int(a[n].sum()) + int(b[n].sum()) - inter)
-    return out
-
-
-def chance_intersection(
-    kept_a: Mapping[str, int], kept_b: Mapping[str, int], totals: Mapping[str, int]
-) -> float:
-    """E|A∩B| = Σ_l a_l·b_l / n_l for independent masks, uniform given their per-layer kept counts."""
-    return float(sum(kept_a[n] * kept_b[n] / totals[n] for n in totals))
-
-
-def intersection_pmf(total: int, kept_a: int, kept_b: int) -> tuple[int, np.ndarray]:
-    """Distribution of |A∩B| for independent uniform subsets of sizes ``kept_a``, ``kept_b`` of ``total``
-    positions (hypergeometric). Returns (smallest value, probabilities), cut to mean ± (12 sd + 20), where
-    the tails left out weigh less than 1e-30, then renormalised."""
-    if not (0 <= kept_a <= total and 0 <= kept_b <= total):
-        raise ValueError(f"kept counts {kept_a}, {kept_b} must lie in [0, {total}]")
-    lo, hi = max(0, kept_a + kept_b - total), min(kept_a, kept_b)
-    mean = kept_a * kept_b / total if total else 0.0
-    var = mean * (1 - kept_a / total) * (total - kept_b) / (total - 1) if total > 1 else 0.0
-    reach = 12 * math.sqrt(max(var, 0.0)) + 20
-    lo, hi = max(lo, math.floor(mean - reach)), min(hi, math.ceil(mean + reach))
-    pmf = hypergeom.pmf(np.arange(lo, hi + 1), total, kept_a, kept_b)
-    return lo, pmf / pmf.sum()
-
-
-def expected_jaccard(
-    kept_a: Mapping[str, int], kept_b: Mapping[str, int], totals: Mapping[str, int]
-) -> float:
-    """E[I / (|A| + |B| − I)] with I = Σ_l |A_l∩B_l|, the layers independent hypergeometrics (module doc)."""
-    ka, kb = sum(kept_a[n] for n in totals), sum(kept_b[n] for n in totals)
-    if ka + kb == 0:
-        return 1.0
-    start, pmf = 0, np.ones(1)
-    for n in totals:
-        lo, p = intersection_pmf(totals[n], kept_a[n], kept_b[n])
-        start, pmf = start + lo, np.convolve(pmf, p)
-    inter = start + np.arange(pmf.size, dtype=np.float64)
-    return float(np.sum(pmf * inter / (ka + kb - inter)))
-
-
-def chance_jaccard(a: Mask, b: Mask) -> float:
-    """The Jaccard expected by chance for masks with the per-layer kept counts of ``a`` and ``b``."""
-    check_same_shapes(a, b)
-    return expected_jaccard(a.layer_kept(), b.layer_kept(), a.layer_total())
-
-
-def layer_chance_jaccard(a: Mask, b: Mask) -> dict[str, float]:
-    check_same_shapes(a, b)
-    ka, kb, tot = a.layer_kept(), b.layer_kept(), a.layer_total()
-    return {n: expected_jaccard({n: ka[n]}, {n: kb[n]}, {n: tot[n]}) for n in a}
-
-
-def excess_overlap(observed: float, chance: float) -> float:
-    """(J − J_chance) / (1 − J_chance): 0 at chance, 1 for identical masks (Cohen's kappa form)."""
-    return (observed - chance) / (1 - chance) if chance < 1 else math.nan
-
-
-def aligned_jaccard(reference: Mask, other: Mask) -> float:
-    """Jaccard after relabelling ``other``'s hidden neurons to best match ``reference``; 1 for a permuted
-    copy. Weight matching is a local search, so elsewhere this is a lower bound on the best relabelling."""
-    return jaccard(reference, align(reference, other))
-
-
-def random_hidden_perms(mask: Mask, rng: np.random.Generator) -> list[np.ndarray]:
-    """One random permutation per hidden layer (for ``alignment.permute_hidden``)."""
-    return [rng.permutation(s[0]) for s in list(mask.shapes.values())[:-1]]
-
-
-def density_stats(masks: Sequence[Mask]) -> dict[str, dict[str, float]]:
-    """Per-layer density across masks: ``{layer: {"mean", "std", "n"}}``."""
-    return {n: mean_std(m.layer_densities()[n] for m in masks) for n in masks[0]}
-
-
-def class_count(masks: Iterable[Mask]) -> int:
-    """Distinct isomorphism classes of the effective subnetworks (``canon.class_key``)."""
-    return len({class_key(m) for m in masks})
-
 
 # ---- configuration -------------------------------------------------------------------------------------
 
@@ -181,13 +78,11 @@ class PruningSection:
 
 
 @dataclass(frozen=True)
-class TrainingSection:
-    """The training run behind every accuracy; ``steps = 0`` skips training altogether."""
+class StabilityTraining(TrainingConfig):
+    """The training run behind every accuracy (``TrainingConfig``, checked as such; ``steps = 0`` skips
+    training altogether), the masking mode, and which masks are trained."""
 
     steps: int = 575
-    optimizer: str = "adam"
-    lr: float = 0.01
-    batch_size: int = 128
     mode: str = "forward"
     pruners: tuple[str, ...] = ()  # which pruners' masks to train; empty: all
     compressions: tuple[float, ...] = ()  # at which ρ; empty: all
@@ -214,7 +109,7 @@ class StabilityConfig:
     seed: int = 0  # the random controls: shuffled masks, permutations
     init_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     pruning: PruningSection = field(default_factory=PruningSection)
-    training: TrainingSection = field(default_factory=TrainingSection)
+    training: StabilityTraining = field(default_factory=StabilityTraining)
     rounding: RoundingSection = field(default_factory=RoundingSection)
 
 
@@ -223,7 +118,6 @@ def validate_stability(cfg: StabilityConfig) -> StabilityConfig:
     from lotterysearch.data import DATASETS
     from lotterysearch.masks import MODES
     from lotterysearch.pruning import PRUNERS, ROUNDINGS
-    from lotterysearch.training import OPTIMIZERS
 
     check_one_of("dataset", cfg.dataset, DATASETS)
     try:
@@ -257,11 +151,9 @@ def validate_stability(cfg: StabilityConfig) -> StabilityConfig:
     check_one_of("pruning.rounding", p.rounding, ROUNDINGS)
     check_field("pruning.imp_steps", p.imp_steps >= 1, "an integer >= 1", p.imp_steps)
     check_field("pruning.imp_rate", 0 < p.imp_rate < 1, "in (0, 1)", p.imp_rate)
-    check_field("training.steps", t.steps >= 0, "an integer >= 0 (0: no training)", t.steps)
-    check_one_of("training.optimizer", t.optimizer, OPTIMIZERS)
-    check_field("training.lr", t.lr > 0, "a number > 0", t.lr)
-    check_field("training.batch_size", t.batch_size >= 1, "an integer >= 1", t.batch_size)
-    check_one_of("training.mode", t.mode, MODES)
+    check_one_of(
+        "training.mode", t.mode, MODES
+    )  # steps, optimizer, lr, batch_size: checked by TrainingConfig
     for name in t.pruners:
         check_one_of("training.pruners", name, p.pruners)
     check_field(
@@ -356,8 +248,9 @@ def _prune(
     model = build_model(cfg.model, seed, bias=cfg.bias)
     p = cfg.pruning
     if pruner == "imp":
+        training = IMP_TRAINING.with_steps(p.imp_steps)
         return prune(
-            model, "imp", rho, data=data, seed=seed, rounding=rounding, steps=p.imp_steps, rate=p.imp_rate
+            model, "imp", rho, data=data, seed=seed, rounding=rounding, training=training, rate=p.imp_rate
         )
     return prune(model, pruner, rho, iterations=p.iterations or None, data=data, seed=seed, rounding=rounding)
 
@@ -370,18 +263,7 @@ def _train_accuracy(
 
     t = cfg.training
     model = build_model(cfg.model, init_seed, bias=cfg.bias)
-    r = train(
-        model,
-        mask,
-        data,
-        steps=t.steps,
-        mode=t.mode,
-        optimizer=t.optimizer,
-        lr=t.lr,
-        batch_size=t.batch_size,
-        seed=batch_seed,
-        evaluate_test=True,
-    )
+    r = train(model, mask, data, t.training(), mode=t.mode, seed=batch_seed, evaluate_test=True)
     return float(r.test_accuracy)
 
 
@@ -519,7 +401,7 @@ def run_stability(
         assert data is not None
         accs = [_train_accuracy(cfg, None, s, s, data) for s in seeds]
         dense = {**mean_std(accs), "values": accs}
-        progress(f"dense: test accuracy {_pm(dense)} over {len(seeds)} inits")
+        progress(f"dense: test accuracy {pm(dense)} over {len(seeds)} inits")
 
     results = []
     for pruner in cfg.pruning.pruners:
@@ -535,9 +417,9 @@ def run_stability(
             results.append({k: res[k] for k in RESULT_KEYS})
             acc = res["accuracy"]
             progress(
-                f"{pruner} ρ={rho:g}: J {_pm(res['jaccard'])} (chance {res['chance_jaccard']['mean']:.3f}, "
-                f"aligned {_pm(res['aligned_jaccard'])}), {res['classes']} classes"
-                + (f", acc own {_pm(acc['own'])}" if acc else "")
+                f"{pruner} ρ={rho:g}: J {pm(res['jaccard'])} (chance {res['chance_jaccard']['mean']:.3f}, "
+                f"aligned {pm(res['aligned_jaccard'])}), {res['classes']} classes"
+                + (f", acc own {pm(acc['own'])}" if acc else "")
                 + f"  [{time.monotonic() - t1:.1f} s]"
             )
 
@@ -545,8 +427,8 @@ def run_stability(
     if cfg.rounding.seeds:
         rounding = rounding_sensitivity(cfg)
         progress(
-            f"rounding round vs reference at ρ={cfg.rounding.compression:g}: J {_pm(rounding['jaccard'])}, "
-            f"cross-seed J {_pm(rounding['cross_seed_jaccard'])}"
+            f"rounding round vs reference at ρ={cfg.rounding.compression:g}: J {pm(rounding['jaccard'])}, "
+            f"cross-seed J {pm(rounding['cross_seed_jaccard'])}"
         )
 
     metrics = {
@@ -603,48 +485,35 @@ def _write(path: Path, text: str) -> None:
 # ---- the report ----------------------------------------------------------------------------------------
 
 
-def _pm(stat: Mapping[str, float] | None, digits: int = 3) -> str:
-    """``mean ± std`` (or ``–`` when missing)."""
-    if not stat or stat.get("n", 1) == 0 or stat["mean"] is None or math.isnan(stat["mean"]):
-        return "–"
-    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def overlap_table(metrics: Mapping[str, Any]) -> str:
     rows = [
         (
             r["pruner"],
             f"{r['compression']:g}",
-            _pm(r["density"], 4),
-            _pm(r["effective_density"], 4),
+            pm(r["density"], 4),
+            pm(r["effective_density"], 4),
             f"{r['collapsed']}/{len(metrics['init_seeds'])}",
             f"{r['classes']}/{len(metrics['init_seeds'])}",
-            _pm(r["jaccard"]),
+            pm(r["jaccard"]),
             f"{r['chance_jaccard']['mean']:.3f}",
-            _pm(r["excess_overlap"]),
-            _pm(r["aligned_jaccard"]),
-            _pm(r["aligned_chance_jaccard"]),
+            pm(r["excess_overlap"]),
+            pm(r["aligned_jaccard"]),
+            pm(r["aligned_chance_jaccard"]),
         )
         for r in metrics["results"]
     ]
     header = ["pruner", "ρ", "density", "effective density", "collapsed", "classes", "J raw", "J chance",
               "excess (κ)", "J aligned", "J aligned, chance"]  # fmt: skip
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def density_table(metrics: Mapping[str, Any]) -> str:
     layers = metrics["layers"]
     rows = [
-        (r["pruner"], f"{r['compression']:g}", *(_pm(r["layer_density"][n], 4) for n in layers))
+        (r["pruner"], f"{r['compression']:g}", *(pm(r["layer_density"][n], 4) for n in layers))
         for r in metrics["results"]
     ]
-    return _table(["pruner", "ρ", *layers], rows)
+    return markdown_table(["pruner", "ρ", *layers], rows)
 
 
 def layer_overlap_table(metrics: Mapping[str, Any]) -> str:
@@ -660,7 +529,7 @@ def layer_overlap_table(metrics: Mapping[str, Any]) -> str:
         )
         for r in metrics["results"]
     ]
-    return _table(["pruner", "ρ", *(f"{n}: J / chance" for n in layers)], rows)
+    return markdown_table(["pruner", "ρ", *(f"{n}: J / chance" for n in layers)], rows)
 
 
 def accuracy_table(metrics: Mapping[str, Any]) -> str:
@@ -673,10 +542,10 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
             (
                 r["pruner"],
                 f"{r['compression']:g}",
-                _pm(a["own"]),
-                _pm(a["other"]),
-                _pm(a["shuffled"]),
-                _pm(a["permuted"]) + ("" if a["permuted_same_class"] else " (not isomorphic!)"),
+                pm(a["own"]),
+                pm(a["other"]),
+                pm(a["shuffled"]),
+                pm(a["permuted"]) + ("" if a["permuted_same_class"] else " (not isomorphic!)"),
             )
         )
     header = [
@@ -687,16 +556,16 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
         "layerwise shuffled",
         "permuted copies (first seed)",
     ]
-    return _table(header, rows) if rows else ""
+    return markdown_table(header, rows) if rows else ""
 
 
 def rounding_table(rounding: Mapping[str, Any]) -> str:
     rows = [(p["seed"], f"{p['jaccard']:.3f}", f"{p['aligned_jaccard']:.3f}") for p in rounding["per_seed"]]
-    return _table(["seed", "J(round, reference)", "aligned J(round, reference)"], rows)
+    return markdown_table(["seed", "J(round, reference)", "aligned J(round, reference)"], rows)
 
 
 def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
-    """Sentences generated from the numbers (the report's reading, and experiments/REPORT.md's answer)."""
+    """Sentences generated from the numbers: the Findings of ``report.md``."""
     n = len(metrics["init_seeds"])
     out = []
     for r in metrics["results"]:
@@ -709,15 +578,15 @@ def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
             same = "above chance but far from identical" if j["mean"] < 0.5 else "similar but not identical"
         s = (
             f"{r['pruner']} at ρ = {r['compression']:g}: the {n} masks are {same} "
-            f"(raw J = {_pm(j)} vs {c['mean']:.3f} by chance, κ = {_pm(r['excess_overlap'])}); "
-            f"aligning hidden neurons gives J = {_pm(al)} vs {alc['mean']:.3f} for aligned random masks; "
+            f"(raw J = {pm(j)} vs {c['mean']:.3f} by chance, κ = {pm(r['excess_overlap'])}); "
+            f"aligning hidden neurons gives J = {pm(al)} vs {alc['mean']:.3f} for aligned random masks; "
             f"{r['classes']} isomorphism class{'es' if r['classes'] != 1 else ''} among {n}"
         )
         a = r["accuracy"]
         if a is not None:
             s += (
-                f"; accuracy own init {_pm(a['own'])}, another init {_pm(a['other'])}, "
-                f"shuffled positions {_pm(a['shuffled'])}, isomorphic copies {_pm(a['permuted'])}"
+                f"; accuracy own init {pm(a['own'])}, another init {pm(a['other'])}, "
+                f"shuffled positions {pm(a['shuffled'])}, isomorphic copies {pm(a['permuted'])}"
             )
         out.append(s + ".")
     rnd = metrics.get("rounding")
@@ -727,9 +596,9 @@ def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
             f"Rounding rule alone (SynFlow, ρ = {rnd['compression']:g}, {rnd['iterations']} iterations, one "
             f"init each): the two rules keep different counts in {rnd['schedule_steps_differing']} of "
             f"{rnd['iterations']} steps (at most {rnd['schedule_max_difference']} weight apart), and the "
-            f"final masks overlap with J = {_pm(rnd['jaccard'])} (range {min(js):.2f} to {max(js):.2f} over "
+            f"final masks overlap with J = {pm(rnd['jaccard'])} (range {min(js):.2f} to {max(js):.2f} over "
             f"seeds {', '.join(str(p['seed']) for p in rnd['per_seed'])}), against "
-            f"J = {_pm(rnd['cross_seed_jaccard'])} between inits (chance {rnd['cross_seed_chance_jaccard']['mean']:.3f})."
+            f"J = {pm(rnd['cross_seed_jaccard'])} between inits (chance {rnd['cross_seed_chance_jaccard']['mean']:.3f})."
         )
     return out
 
@@ -785,7 +654,7 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
             "## Accuracy",
             "",
             f"Test accuracy after {t['steps']} steps ({t['optimizer']}, lr {t['lr']:g}, batch "
-            f"{t['batch_size']}, mode `{t['mode']}`). Dense: {_pm(dense)}. *own init*: mask of seed s "
+            f"{t['batch_size']}, mode `{t['mode']}`). Dense: {pm(dense)}. *own init*: mask of seed s "
             "trained from the init of s; *another seed's init*: from the next seed's init; *layerwise "
             f"shuffled*: same per-layer counts, random positions, own init; *permuted copies*: "
             f"{t['permuted_copies']} random hidden-neuron relabellings of the first seed's mask (isomorphic), "
@@ -806,8 +675,8 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
             f"authors' code). The schedules differ in {rnd['schedule_steps_differing']} of "
             f"{rnd['iterations']} steps (by at most {rnd['schedule_max_difference']}); final kept "
             f"{rnd['final_kept']['round']} vs {rnd['final_kept']['reference']}. Beside it, the overlap "
-            f"between different inits (same seeds, rule `round`): J = {_pm(rnd['cross_seed_jaccard'])}, "
-            f"aligned {_pm(rnd['cross_seed_aligned_jaccard'])}, chance "
+            f"between different inits (same seeds, rule `round`): J = {pm(rnd['cross_seed_jaccard'])}, "
+            f"aligned {pm(rnd['cross_seed_aligned_jaccard'])}, chance "
             f"{rnd['cross_seed_chance_jaccard']['mean']:.3f}.",
             "",
             rounding_table(rnd),

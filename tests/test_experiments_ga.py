@@ -1,33 +1,28 @@
 """The GA experiment's helpers (experiments/ga.py) on hand-made cases: equal-compute accounting, A(d), the
-hypervolume read at a budget, paired verdicts, and IMP's tickets from one trajectory. No Ray; ~3 s."""
+hypervolume read at a budget, paired verdicts, and a method's front as ``pareto.front`` of its candidates.
+No Ray. (IMP's tickets from one trajectory, which the experiment uses: tests/test_pruning.py.)"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
-import torch
 
 from experiments.ga import (
+    Candidate,
     accuracy_at_density,
     affordable,
     best_at_density,
-    generation_steps,
     headline,
     hypervolume_curve,
-    imp_rounds,
-    imp_tickets,
     mean_best_accuracy,
     paired,
     spread_order,
     step_value,
     verdict,
 )
-from lotterysearch.data import load_dataset
-from lotterysearch.evolution import hypervolume
-from lotterysearch.models import build_model
-from lotterysearch.pruning import imp
+from lotterysearch import pareto
+from lotterysearch.pareto import hypervolume
 
 
 def test_spread_order_is_a_permutation_that_takes_both_ends_then_midpoints() -> None:
@@ -72,12 +67,6 @@ def test_mean_best_accuracy_integrates_a_of_d_and_is_the_hypervolume_at_one() ->
     assert mean_best_accuracy(points, 1.0) == pytest.approx(0.3 * 0.04 + 0.5 * 0.45 + 0.9 * 0.5)
     assert mean_best_accuracy(points, 1.0) == pytest.approx(hypervolume(points, (0.0, 1.0)))
     assert mean_best_accuracy([(0.9, 0.5)], 0.1) == 0.0
-
-
-def test_generation_steps_accumulates_the_classes_trained_in_each_generation() -> None:
-    classes = [(0, 115), (0, 115), (1, 115), (3, 230)]
-    assert generation_steps(classes, 3) == [230, 345, 345, 575]
-    assert generation_steps([], 2) == [0, 0, 0]
 
 
 def test_step_value_reads_the_last_value_at_or_before_x() -> None:
@@ -138,28 +127,15 @@ def test_headline_follows_the_paired_verdicts() -> None:
     assert seeds.startswith("**As good as the ticket, but not beyond its seeds.**")
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One torch thread, as the experiments run (two threads on the shared 2 cores are ~50x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("seed", [0, 3])
-def test_imp_tickets_equal_imp_at_every_target_from_one_trajectory(one_thread: None, seed: int) -> None:
-    data = load_dataset("synthetic", 0)
-    model = build_model("mlp:16-12-8-4", seed)
-    targets = [2.0, 5.0, 10.0]
-    opts = {"steps": 4, "lr": 0.01, "batch_size": 32, "seed": seed}
-    tickets, rounds = imp_tickets(model, targets, data, **opts)
-    longest = 0
-    for c in targets:
-        ref = imp(model, c, data, **opts)
-        assert tickets[c] == ref.mask
-        assert imp_rounds(model, c, 0.2) == ref.rounds
-        longest = max(longest, ref.rounds)
-    # all tickets together cost the rounds of the sparsest one, not the sum over targets
-    assert rounds == longest == imp_rounds(model, 10.0, 0.2)
-    assert tickets[10.0].kept() == round(tickets[10.0].total() / 10)
+def test_a_methods_front_lists_each_point_once_by_density() -> None:
+    """What the experiment retrains and scores: the non-dominated masks, duplicates of a point once (the
+    first), sparsest first."""
+    cands = [
+        Candidate(0, b"a", 0.10, 0.50, "synflow"),
+        Candidate(1, b"b", 0.10, 0.40, "synflow"),  # dominated by 0
+        Candidate(2, b"c", 0.01, 0.30, "synflow"),
+        Candidate(3, b"d", 0.10, 0.50, "random"),  # the same point as 0
+        Candidate(4, b"e", 0.50, 0.60, "synflow"),
+        Candidate(5, b"f", 0.60, 0.55, "synflow"),  # dominated by 4
+    ]
+    assert [c.id for c in pareto.front(cands)] == [2, 0, 4]

@@ -1,7 +1,9 @@
-"""Pruning: SynFlow's conservation laws and closed form, exact kept counts, rounding rules, IMP, collapse."""
+"""Pruning: SynFlow's conservation laws and closed form, exact kept counts, rounding rules, IMP (every
+round, tickets at several targets from one trajectory), collapse sweeps."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -9,15 +11,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.errors import PruningError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model, prunable_layers
 from lotterysearch.pruning import (
+    IMP_TRAINING,
     SCORERS,
     SynFlow,
+    collapse_sweep,
+    compression_grid,
     critical_compression,
     imp,
+    imp_plan,
     imp_schedule,
     iterative_prune,
     keep_highest,
@@ -242,7 +249,7 @@ def test_pruned_weights_stay_pruned_and_synflow_is_deterministic() -> None:
     assert prune(model, "synflow", 30) == prune(model, "synflow", 30)
 
 
-# ---- the two rounding rules (issue 6) -----------------------------------------------------------------
+# ---- the two rounding rules: round(N·s_k), and the reference code's N − int((1 − s_k)·N) -------------
 def test_rounding_rules_by_hand() -> None:
     # N = 320, ρ = 10, n = 2: s_1 = 10^-0.5 = 0.3162..., 320·s_1 = 101.19 → round 101;
     # reference keeps 320 − int(0.6838·320 = 218.8) = 102. Both end at 32 = 320/10.
@@ -297,7 +304,7 @@ def test_each_step_keeps_what_its_formula_says(rounding: str) -> None:
             {"pruner": "imp", "iterations": 5},
             "pruner 'imp' sets its rounds from rate; pass rate=..., not iterations",
         ),
-        ({"steps": 5}, "option(s) steps apply only to pruner 'imp'"),
+        ({"rate": 0.5}, "option(s) rate apply only to pruner 'imp'"),
     ],
 )
 def test_error_messages(kwargs: dict, message: str) -> None:
@@ -312,10 +319,15 @@ def test_imp_error_messages(synthetic: Dataset) -> None:
     cases = [
         (
             {"epochs": 3},
-            "unknown IMP option(s) epochs (known: rate, output_rate, steps, rewind_step, mode, optimizer, lr, batch_size)",
+            "unknown IMP option(s) epochs (known: training, rate, output_rate, rewind_step, mode)",
         ),
+        ({"steps": 5}, "unknown IMP option(s) steps (known: training, rate, output_rate, rewind_step, mode)"),
         ({"rate": 1.0}, "IMP rate must be in (0, 1), got 1"),
-        ({"rewind_step": 5, "steps": 5}, "IMP needs 0 <= rewind_step < steps, got rewind_step=5, steps=5"),
+        (
+            {"rewind_step": 5, "training": TrainingConfig(steps=5)},
+            "IMP needs 0 <= rewind_step < steps, got rewind_step=5, steps=5",
+        ),
+        ({"training": 5}, "IMP training must be a TrainingConfig, got 5"),
     ]
     for options, message in cases:
         with pytest.raises(PruningError) as e:
@@ -324,6 +336,15 @@ def test_imp_error_messages(synthetic: Dataset) -> None:
 
 
 # ---- IMP ----------------------------------------------------------------------------------------------
+def short(steps: int) -> TrainingConfig:
+    """IMP's own training settings (F&C's Adam, batch 60) at a test-sized budget and a faster lr."""
+    return dataclasses.replace(IMP_TRAINING, steps=steps, lr=1e-2)
+
+
+def test_imp_training_defaults_to_frankle_and_carbin() -> None:
+    assert IMP_TRAINING == TrainingConfig(steps=1000, optimizer="adam", lr=1.2e-3, batch_size=60)
+
+
 def test_imp_schedule_by_hand() -> None:
     # Layerwise, ρ = 4 → target 80; rates 0.2 / 0.2 / 0.1 (output at half rate), round(p·kept) per round:
     # 192,96,32 → 154,77,29 → 123,62,26 → 98,50,23 → 78,40,21 → 62,32,19 → 50,26,17 (=93); the next
@@ -347,25 +368,25 @@ def test_imp_reaches_target_in_expected_rounds(synthetic: Dataset) -> None:
     expected = next(r for r in range(1, 100) if sum(SIZES[n] * (1 - rates[n]) ** r for n in SIZES) <= target)
     assert expected == 7  # 192·0.8^7 + 96·0.8^7 + 32·0.9^7 = 75.7 <= 80 < 92.5 at r = 6
     rng = torch.get_rng_state()
-    result = imp(model, rho, synthetic, steps=15, lr=1e-2)
+    result = imp(model, rho, synthetic, training=short(15))
     assert torch.equal(torch.get_rng_state(), rng)
     assert result.rounds == expected
     assert result.mask.kept() == target and result.kept[-1] == target and len(result.kept) == expected
     assert result.mask.layer_kept() == {"fc1": 42, "fc2": 22, "fc3": 16}
     assert all(torch.equal(v, state(model)[k]) for k, v in before.items())  # model untouched
     assert all(torch.equal(result.rewind_state[k], v) for k, v in before.items())  # rewind to init
-    assert prune(model, "imp", rho, data=synthetic, steps=15, lr=1e-2) == result.mask
-    glob = prune(model, "imp", rho, data=synthetic, scope="global", steps=15, lr=1e-2)
+    assert prune(model, "imp", rho, data=synthetic, training=short(15)) == result.mask
+    glob = prune(model, "imp", rho, data=synthetic, scope="global", training=short(15))
     assert glob.kept() == target
 
 
 def test_imp_one_round_is_magnitude_of_the_trained_weights(synthetic: Dataset) -> None:
     """ρ = 320/260: one round removes 38, 19, 3 weights, the smallest |θ| after training."""
     model = build_model(SPEC, 2)
-    result = imp(model, 320 / 260, synthetic, steps=25, lr=1e-2, seed=3)
+    result = imp(model, 320 / 260, synthetic, training=short(25), seed=3)
     assert result.rounds == 1
     trained = build_model(SPEC, 2)
-    train(trained, Mask.ones(trained), synthetic, steps=25, lr=1e-2, batch_size=60, seed=3)
+    train(trained, Mask.ones(trained), synthetic, TrainingConfig(steps=25, lr=1e-2, batch_size=60), seed=3)
     counts = {"fc1": 154, "fc2": 77, "fc3": 29}
     expected = Mask(
         {
@@ -380,11 +401,72 @@ def test_imp_one_round_is_magnitude_of_the_trained_weights(synthetic: Dataset) -
 
 def test_imp_rewinds_to_step_k(synthetic: Dataset) -> None:
     model = build_model(SPEC, 0)
-    result = imp(model, 1.5, synthetic, steps=12, rewind_step=4, lr=1e-2)
+    result = imp(model, 1.5, synthetic, training=short(12), rewind_step=4)
     early = build_model(SPEC, 0)
-    train(early, None, synthetic, steps=4, lr=1e-2, batch_size=60, seed=0)
+    train(early, None, synthetic, TrainingConfig(steps=4, lr=1e-2, batch_size=60), seed=0)
     assert all(torch.equal(result.rewind_state[k], v) for k, v in state(early).items())
     assert result.mask.kept() == round(N / 1.5)
+
+
+def test_imp_hands_back_every_round(synthetic: Dataset) -> None:
+    """Each round's mask (nested: no weight comes back), its kept count and density, and the validation
+    accuracy of the network that round trained: round 1 trains the dense network from the init."""
+    model = build_model(SPEC, 1)
+    result = imp(model, 4.0, synthetic, training=short(10), seed=2)
+    assert len(result.history) == result.rounds == 7
+    assert tuple(r.kept for r in result.history) == result.kept
+    assert result.history[-1].mask == result.mask
+    previous = Mask.ones(model)
+    for r in result.history:
+        assert r.mask.kept() == r.kept and r.density == pytest.approx(r.kept / N)
+        assert all(not bool((r.mask[n] & ~previous[n]).any()) for n in r.mask)
+        assert 0 <= r.trained_accuracy <= 1
+        previous = r.mask
+    dense = build_model(SPEC, 1)
+    first = train(dense, Mask.ones(dense), synthetic, short(10), seed=2)
+    assert result.history[0].trained_accuracy == first.val_accuracy
+    second = build_model(SPEC, 1)
+    assert (
+        result.history[1].trained_accuracy
+        == train(second, result.history[0].mask, synthetic, short(10), seed=2).val_accuracy
+    )
+
+
+@pytest.mark.parametrize(("seed", "scope"), [(0, "layerwise"), (3, "layerwise"), (1, "global")])
+def test_imp_tickets_at_equal_imp_at_each_target_from_one_trajectory(
+    synthetic: Dataset, seed: int, scope: str
+) -> None:
+    """IMP's schedules for different targets share every round but their last: one trajectory to the
+    sparsest target cuts the very ticket ``imp`` returns for each, at the rounds of the longest alone."""
+    model = build_model(SPEC, seed)
+    options = {"training": TrainingConfig(steps=4, lr=0.01, batch_size=32), "seed": seed, "scope": scope}
+    result = imp(model, 10.0, synthetic, tickets_at=[1.0, 2.0, 5.0], **options)
+    assert set(result.tickets) == {1.0, 2.0, 5.0, 10.0}
+    assert result.tickets[1.0] == Mask.ones(model)  # no round at all
+    for c in (2.0, 5.0, 10.0):
+        ref = imp(model, c, synthetic, **options)
+        assert result.tickets[c] == ref.mask
+        assert ref.mask.kept() == round(N / c)
+        assert len(imp_plan(model, c, scope=scope)) == ref.rounds <= result.rounds
+    assert result.rounds == len(imp_plan(model, 10.0, scope=scope)) == len(result.history)
+    assert result.tickets[10.0] == result.mask
+
+
+def test_imp_plan_is_the_schedule_with_imps_rates() -> None:
+    model = build_model(SPEC, 0)
+    assert imp_plan(model, 4.0) == imp_schedule(SIZES, 80, {"fc1": 0.2, "fc2": 0.2, "fc3": 0.1})
+    assert imp_plan(model, 3.2, scope="global") == imp_schedule(
+        SIZES, 100, dict.fromkeys(SIZES, 0.2), "global"
+    )
+    assert imp_plan(model, 1.0) == []
+    with pytest.raises(PruningError, match=r"^IMP output_rate must be in \(0, 1\), got 1.5$"):
+        imp_plan(model, 4.0, output_rate=1.5)
+
+
+def test_imp_tickets_at_past_the_compression_is_an_error(synthetic: Dataset) -> None:
+    with pytest.raises(PruningError) as e:
+        imp(build_model(SPEC, 0), 10.0, synthetic, training=short(2), tickets_at=[5, 20])
+    assert str(e.value) == "IMP ticket at ρ = 20 lies past the trajectory's compression 10"
 
 
 # ---- collapse -----------------------------------------------------------------------------------------
@@ -400,6 +482,33 @@ def test_synflow_bias_free_reaches_max_compression() -> None:
     """
     assert critical_compression(SPEC, "synflow", bias=False) == 100.0
     assert not prune(build_model(SPEC, 0, bias=False), "synflow", 100.0).is_collapsed()
+
+
+def test_compression_grid() -> None:
+    assert compression_grid(320 / 3) == [0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert compression_grid(320 / 3, include_max=True)[-1] == pytest.approx(math.log10(320 / 3))
+    assert compression_grid(100.0, 0.5, include_max=True) == [0, 0.5, 1.0, 1.5, 2.0]  # ρ_max already on it
+    assert compression_grid(1000.0, 0.1)[-1] == 3.0 and len(compression_grid(1000.0, 0.1)) == 31
+
+
+def test_collapse_sweep_records_every_grid_point() -> None:
+    grid = [0, 0.5, 1, 1.5, 2]
+    sweep = collapse_sweep(SPEC, "magnitude", grid=[2, 0, 1.5, 1, 0.5], seed=1)  # sorted by the sweep
+    model = build_model(SPEC, 1)
+    masks = [prune(model, "magnitude", 10.0**x) for x in grid]
+    assert sweep.exponents == tuple(grid)
+    assert sweep.collapsed == tuple(m.is_collapsed() for m in masks)
+    assert sweep.effective_fraction == tuple(m.effective().kept() / m.kept() for m in masks)
+    assert sweep.effective_fraction[0] == 1.0  # ρ = 1: every weight on a path
+    first = sweep.collapsed.index(True)
+    assert sweep.effective_fraction[first] == 0.0  # a collapsed layer cuts every path
+    assert (
+        sweep.critical
+        == 10.0 ** grid[first - 1]
+        == critical_compression(SPEC, "magnitude", grid=grid, seed=1)
+    )
+    early = collapse_sweep(SPEC, "magnitude", grid=grid, seed=1, until_collapse=True)
+    assert early.exponents == tuple(grid[: first + 1]) and early.critical == sweep.critical
 
 
 def test_critical_compression_is_the_last_grid_point_before_collapse() -> None:
