@@ -31,8 +31,9 @@ from lotterysearch.training import evaluate, train
 class ModelRun:
     model: str
     dataset: str
-    training: TrainingConfig
-    record_every: int  # validation accuracy recorded every this many steps (the curves)
+    training: (
+        TrainingConfig  # its eval_every: validation accuracy recorded every this many steps (the curves)
+    )
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,12 @@ class ModesSettings:
     pruner: str = "synflow"
 
 
-MNIST1D = ModelRun("mlp:40-100-100-10", "mnist1d", TrainingConfig(steps=575, lr=0.01, batch_size=128), 23)
-LENET = ModelRun("mlp:784-300-100-10", "mnist", TrainingConfig(steps=2000, lr=0.0012, batch_size=60), 100)
+MNIST1D = ModelRun(
+    "mlp:40-100-100-10", "mnist1d", TrainingConfig(steps=575, lr=0.01, batch_size=128, eval_every=23)
+)
+LENET = ModelRun(
+    "mlp:784-300-100-10", "mnist", TrainingConfig(steps=2000, lr=0.0012, batch_size=60, eval_every=100)
+)
 SETTINGS = {
     "small": ModesSettings(models=(MNIST1D,), densities=(0.1, 0.03, 0.01), seeds=(0, 1, 2, 3, 4)),
     "large": ModesSettings(
@@ -65,7 +70,6 @@ def _train(spec: ModelRun, mask: Mask | None, mode: str, seed: int, data: Any) -
         mode=mode,
         seed=seed,
         evaluate_test=True,
-        record_every=spec.record_every,
     )
     seconds = time.monotonic() - t0
     out = {"test": r.test_accuracy, "seconds": seconds, "curve": r.curve}

@@ -53,10 +53,16 @@ def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
     check_one_of("optimizer", cfg.optimizer, OPTIMIZERS)
     number = isinstance(cfg.lr, int | float) and not isinstance(cfg.lr, bool)
     check_field("lr", number and cfg.lr > 0, "a number > 0", cfg.lr)
-    for name, low in (("steps", min_steps), ("batch_size", 1)):
+    for name, low in (("steps", min_steps), ("batch_size", 1), ("eval_every", 0)):
         v = getattr(cfg, name)
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
         check_field(name, ok, f"an integer >= {low}", v)
+    check_field(
+        "eval_every",
+        cfg.eval_every <= cfg.steps,
+        f"at most steps ({cfg.steps}): one evaluation or more",
+        cfg.eval_every,
+    )
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class TrainingConfig:
     optimizer: str = "adam"
     lr: float = 0.01
     batch_size: int = 128
+    # Evaluate on the validation split every this many steps (0: once, after the last): the curve and the
+    # early-stopping iteration of Frankle & Carbin's protocol (``training.EarlyStop``).
+    eval_every: int = 0
 
     def __post_init__(self) -> None:
         check_training(self, self.MIN_STEPS)
@@ -80,7 +89,7 @@ class TrainingConfig:
 
     def training(self) -> TrainingConfig:
         """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say)."""
-        return TrainingConfig(self.steps, self.optimizer, self.lr, self.batch_size)
+        return TrainingConfig(self.steps, self.optimizer, self.lr, self.batch_size, self.eval_every)
 
 
 def _in_section(e: ConfigError, prefix: str) -> ConfigError:
@@ -95,6 +104,15 @@ class FitnessConfig(TrainingConfig):
     init seeds every mask is trained from (common random numbers) and successive halving."""
 
     MIN_STEPS: typing.ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_field(
+            "eval_every",
+            self.eval_every == 0,
+            "0: a mask's fitness is measured after its last step",
+            self.eval_every,
+        )
 
     init_seeds: tuple[int, ...] = (0,)
     # Successive halving inside a generation (``search.halving_rungs``): every new class of the children is

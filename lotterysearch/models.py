@@ -1,6 +1,9 @@
 """Networks with named prunable layers in a fixed order.
 
-A model is given by a spec string, e.g. ``mlp:784-300-100-10`` (LeNet-300-100) or ``mlp:40-100-100-10``.
+A model is given by a spec string, e.g. ``mlp:784-300-100-10`` (LeNet-300-100) or ``mlp:40-100-100-10``,
+optionally followed by its initialization: ``mlp:784-300-100-10:glorot`` draws the weights from the Gaussian
+Glorot distribution N(0, 2/(fan_in + fan_out)) with zero biases, as Frankle & Carbin (2019) do; the default
+(``:torch``, or nothing) is PyTorch's Kaiming-uniform.
 The prunable layers are the weights of the fully connected layers, named ``fc1``, ``fc2``, ... from input to
 output; a :class:`~lotterysearch.masks.Mask` maps these names to boolean tensors of the weights' shapes.
 The ``MODELS`` registry leaves room for other families (small conv nets) under their own prefix.
@@ -80,8 +83,19 @@ def _build_mlp(body: str, bias: bool) -> nn.Module:
 MODELS: dict[str, Callable[[str, bool], nn.Module]] = {"mlp": _build_mlp}
 
 
+def _glorot_normal(model: nn.Module) -> None:
+    for layer in prunable_layers(model).values():
+        nn.init.xavier_normal_(layer.weight)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
+# initialization name → what it does to a freshly built model (``torch``: leave PyTorch's own)
+INITS: dict[str, Callable[[nn.Module], None]] = {"torch": lambda model: None, "glorot": _glorot_normal}
+
+
 def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
-    """Build the model of ``spec`` with weights drawn from ``seed`` (PyTorch's default init).
+    """Build the model of ``spec`` with weights drawn from ``seed`` (the spec's initialization, ``INITS``).
 
     The global torch RNG is left as it was, so building a model never perturbs other seeded work.
     """
@@ -89,10 +103,17 @@ def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
     if not sep or family not in MODELS:
         known = ", ".join(f"'{k}:...'" for k in MODELS)
         raise ModelError(f"unknown model spec '{spec}' (known: {known}, e.g. 'mlp:40-100-100-10')")
+    body, _, init = body.partition(":")
+    init = init or "torch"
+    if init not in INITS:
+        raise ModelError(f"model spec '{spec}': unknown initialization '{init}' (known: {', '.join(INITS)})")
     builder = MODELS[family]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return builder(body, bias)
+        model = builder(body, bias)
+        with torch.no_grad():
+            INITS[init](model)
+        return model
 
 
 def input_width(model: nn.Module) -> int:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: IMP rounds and confirmations (a version-1 store gains their tables on open)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -118,6 +118,33 @@ CREATE TABLE generations (
     PRIMARY KEY (run_id, gen)
 );
 """
+
+# Added in schema version 2; a version-1 store gets them when it is next opened (``_migrate``).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS imp_rounds (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    trajectory INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    individual_id INTEGER NOT NULL,
+    result TEXT NOT NULL,
+    pruned BLOB,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, trajectory, round),
+    FOREIGN KEY (run_id, individual_id) REFERENCES individuals(run_id, id)
+);
+CREATE TABLE IF NOT EXISTS confirmations (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    individual_id INTEGER NOT NULL,
+    init TEXT NOT NULL CHECK (init IN ('own', 'reinit')),
+    seed INTEGER NOT NULL,
+    protocol TEXT NOT NULL,
+    result TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, individual_id, init, seed, protocol),
+    FOREIGN KEY (run_id, individual_id) REFERENCES individuals(run_id, id)
+);
+"""
+_SCHEMA += _SCHEMA_V2
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -298,6 +325,38 @@ class GenerationRecord:
             _set(self, name, float(getattr(self, name)))
 
 
+@dataclass(frozen=True)
+class IMPRoundRecord:
+    """One round of one IMP trajectory (the init seed ``trajectory``): the mask trained in this round (an
+    individual of the run; round 0 is the dense network) and the protocol's numbers for that training
+    (``training.TrainResult.as_dict``). ``pruned`` is the packed mask this round's trained weights prune it
+    to, by magnitude: the next round's mask (None after the last), so a resumed trajectory goes on from it
+    without training this round again."""
+
+    run_id: str
+    trajectory: int
+    round: int
+    individual_id: int
+    result: dict[str, Any]
+    pruned: bytes | None = None
+    created: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmationRecord:
+    """One retraining of an individual's mask under a full protocol: from its own init (``own``) or from a
+    fresh one (``reinit``, the control), with init seed ``seed``. ``protocol`` names the training settings
+    (their hash), so confirmations under different protocols sit side by side."""
+
+    run_id: str
+    individual_id: int
+    init: str
+    seed: int
+    protocol: str
+    result: dict[str, Any]
+    created: str | None = None
+
+
 # ---- helpers --------------------------------------------------------------------------------------
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
@@ -464,7 +523,8 @@ class Store:
             raise StoreError(f"cannot open store '{paths.store}': {e}") from None
         store = cls(paths, conn)
         try:
-            cls._check_meta(paths.store, conn)
+            if cls._check_meta(paths.store, conn) < SCHEMA_VERSION:
+                store._migrate()
             with store._sql():
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
@@ -476,7 +536,7 @@ class Store:
         return store
 
     @staticmethod
-    def _check_meta(db: Path, conn: sqlite3.Connection) -> None:
+    def _check_meta(db: Path, conn: sqlite3.Connection) -> int:
         try:
             has_meta = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
@@ -500,6 +560,15 @@ class Store:
                 f"store '{db}' has schema version {version}, newer than this lotterysearch reads "
                 f"({SCHEMA_VERSION}); upgrade lotterysearch"
             )
+        return version
+
+    def _migrate(self) -> None:
+        """Bring a version-1 store to this version in one transaction: add the tables it lacks."""
+        with self._write() as conn:
+            for statement in _SCHEMA_V2.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -763,24 +832,6 @@ class Store:
             raise StoreError(
                 f"commit_generation got gen {gen} but a GenerationRecord for gen {generation.gen}"
             )
-        rows = [
-            (
-                run_id,
-                i.id,
-                i.generation,
-                i.packed,
-                _dumps(list(i.parents), "parents"),
-                i.operator,
-                i.origin,
-                i.class_key,
-                i.accuracy,
-                i.density,
-                i.effective_density,
-                int(i.evaluated),
-                i.fidelity,
-            )
-            for i in individuals
-        ]
         gen_row = (
             run_id,
             generation.gen,
@@ -814,12 +865,7 @@ class Store:
                 raise StoreError(
                     f"run '{run_id}' has no recorded class {unknown[:3]}; record_evaluation before committing"
                 )
-            conn.executemany(
-                "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
-                " accuracy, density, effective_density, evaluated, fidelity)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._insert_individuals(conn, run_id, individuals)
             wanted = set(generation.population) | set(generation.front)
             missing = sorted(wanted - self._existing_ids(conn, run_id, wanted))
             if missing:
@@ -832,6 +878,141 @@ class Store:
                 gen_row,
             )
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (gen_row[-1], run_id))
+
+    @staticmethod
+    def _insert_individuals(conn: sqlite3.Connection, run_id: str, individuals: Sequence[Individual]) -> None:
+        conn.executemany(
+            "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
+            " accuracy, density, effective_density, evaluated, fidelity)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    i.id,
+                    i.generation,
+                    i.packed,
+                    _dumps(list(i.parents), "parents"),
+                    i.operator,
+                    i.origin,
+                    i.class_key,
+                    i.accuracy,
+                    i.density,
+                    i.effective_density,
+                    int(i.evaluated),
+                    i.fidelity,
+                )
+                for i in individuals
+            ],
+        )
+
+    def commit_imp_round(self, record: IMPRoundRecord, individual: Individual, trained: ClassRecord) -> None:
+        """Commit one IMP round in one transaction: its mask as an individual (with its class, recorded if
+        new) and the round's numbers. A killed IMP run resumes after its last committed round."""
+        _check_run_id(record.run_id, [individual, trained])
+        with self._write() as conn:
+            self._require_run(conn, record.run_id)
+            done = conn.execute(
+                "SELECT 1 FROM imp_rounds WHERE run_id = ? AND trajectory = ? AND round = ?",
+                (record.run_id, record.trajectory, record.round),
+            ).fetchone()
+            if done:
+                raise StoreError(
+                    f"round {record.round} of IMP trajectory {record.trajectory} of run '{record.run_id}'"
+                    " is already committed"
+                )
+            if self._existing_ids(conn, record.run_id, [individual.id]):
+                raise StoreError(f"individual id {individual.id} already exists in run '{record.run_id}'")
+            conn.execute(
+                "INSERT OR IGNORE INTO classes (run_id, key, algo_version, individual_id, representative,"
+                " accuracy, loss, effective_density, steps, fidelity, node, wall_time, attempts, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    trained.run_id,
+                    trained.key,
+                    trained.algo_version,
+                    trained.individual_id,
+                    trained.representative,
+                    trained.accuracy,
+                    _loss_in(trained.loss),
+                    trained.effective_density,
+                    trained.steps,
+                    trained.fidelity,
+                    trained.node,
+                    trained.wall_time,
+                    trained.attempts,
+                    trained.created or _now(),
+                ),
+            )
+            self._insert_individuals(conn, record.run_id, [individual])
+            now = record.created or _now()
+            conn.execute(
+                "INSERT INTO imp_rounds (run_id, trajectory, round, individual_id, result, pruned, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.run_id,
+                    record.trajectory,
+                    record.round,
+                    individual.id,
+                    _dumps(record.result, "result"),
+                    None if record.pruned is None else bytes(record.pruned),
+                    now,
+                ),
+            )
+            conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, record.run_id))
+
+    def imp_rounds(self, run_id: str) -> list[IMPRoundRecord]:
+        """Every committed IMP round of the run, by trajectory then round."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                "SELECT run_id, trajectory, round, individual_id, result, pruned, created FROM imp_rounds"
+                " WHERE run_id = ? ORDER BY trajectory, round",
+                (run_id,),
+            )
+            return [IMPRoundRecord(*r[:4], json.loads(r[4]), *r[5:]) for r in rows]
+
+    def record_confirmation(self, record: ConfirmationRecord) -> None:
+        """Commit one confirmation now (a killed confirmation resumes without training it again)."""
+        if record.init not in ("own", "reinit"):
+            raise StoreError(f"a confirmation's init is 'own' or 'reinit', got {record.init!r}")
+        with self._write() as conn:
+            self._require_run(conn, record.run_id)
+            if not self._existing_ids(conn, record.run_id, [record.individual_id]):
+                raise StoreError(
+                    f"no individual {record.individual_id} in run '{record.run_id}'"
+                    f" ({self._committed_ids(conn, record.run_id)})"
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO confirmations (run_id, individual_id, init, seed, protocol, result, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.run_id,
+                        record.individual_id,
+                        record.init,
+                        int(record.seed),
+                        record.protocol,
+                        _dumps(record.result, "result"),
+                        record.created or _now(),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(
+                    f"individual {record.individual_id} of run '{record.run_id}' is already confirmed"
+                    f" ({record.init}, seed {record.seed}) under this protocol"
+                ) from None
+
+    def confirmations(self, run_id: str, protocol: str | None = None) -> list[ConfirmationRecord]:
+        """The run's confirmations (under ``protocol`` only, if given), by individual, init, seed."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            where, args = ("AND protocol = ?", (run_id, protocol)) if protocol else ("", (run_id,))
+            rows = conn.execute(
+                "SELECT run_id, individual_id, init, seed, protocol, result, created FROM confirmations"
+                f" WHERE run_id = ? {where} ORDER BY individual_id, init, seed",
+                args,
+            )
+            return [ConfirmationRecord(*r[:5], json.loads(r[5]), r[6]) for r in rows]
 
     _GEN_SELECT = (
         "SELECT run_id, gen, population, front, hypervolume, evaluated, skipped, best_accuracy, rng_state, elapsed,"

@@ -7,7 +7,8 @@ The batch order comes from ``batch_indices`` alone (a seeded ``torch.Generator``
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,8 +45,20 @@ def batch_indices(n: int, batch_size: int, steps: int, seed: int) -> Iterator[to
 
 
 @dataclass
+class EarlyStop:
+    """The early-stopping iteration of Frankle & Carbin (2019): the evaluation with the lowest validation
+    loss (the first such), and the accuracies there. Test accuracy is read, never used to choose."""
+
+    step: int
+    val_loss: float
+    val_accuracy: float
+    test_accuracy: float | None = None
+
+
+@dataclass
 class TrainResult:
-    """Accuracy and loss on validation (always) and test (when asked), and the curve if recorded."""
+    """Accuracy and loss on validation (always) and test (when asked) after the last step; with
+    ``eval_every`` the curve of evaluations and the early-stopping iteration among them."""
 
     val_accuracy: float
     val_loss: float
@@ -53,6 +66,16 @@ class TrainResult:
     test_accuracy: float | None = None
     test_loss: float | None = None
     curve: list[dict[str, float]] = field(default_factory=list)
+    early_stop: EarlyStop | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain numbers (JSON), the form stored for IMP rounds and confirmations."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainResult:
+        es = d.get("early_stop")
+        return cls(**{**d, "early_stop": EarlyStop(**es) if es else None})
 
 
 @torch.no_grad()
@@ -73,14 +96,15 @@ def train(
     mode: str = "forward",
     seed: int = 0,
     evaluate_test: bool = False,
-    record_every: int = 0,
     device: torch.device | str | None = None,
 ) -> TrainResult:
     """Train ``model`` in place as ``training`` says (default: ``TrainingConfig()``, 115 steps of Adam) with
     ``mask`` applied in ``mode``.
 
     ``seed`` fixes the batch order; the initial weights are the model's own (see ``build_model``).
-    ``record_every > 0`` records validation accuracy and the training loss along the way. The work runs on
+    With ``training.eval_every = k > 0`` the network is evaluated after every k steps (and the last) on the
+    validation split, and on the test split too with ``evaluate_test``: the curve, and the early-stopping
+    iteration (lowest validation loss) with its accuracies, as Frankle & Carbin report. The work runs on
     ``device`` (default: CUDA where there is one); the trained model is handed back on the device it came
     on, so the caller's tensors (masks, saved weights) still meet it there.
     """
@@ -97,6 +121,8 @@ def train(
         xv, yv = data.x_val.to(device), data.y_val.to(device)
         opt = OPTIMIZERS[training.optimizer](list(model.parameters()), training.lr)
         curve: list[dict[str, float]] = []
+        every = training.eval_every
+        xt, yt = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
         model.train()
         for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):
             idx = idx.to(device)
@@ -104,17 +130,28 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if record_every and (step % record_every == 0 or step == steps):
+            if every and (step % every == 0 or step == steps):
+                model.eval()
                 acc, vloss = evaluate(model, mask, xv, yv, mode)
-                curve.append(
-                    {"step": step, "train_loss": float(loss.detach()), "val_accuracy": acc, "val_loss": vloss}
-                )
+                point = {
+                    "step": step,
+                    "train_loss": float(loss.detach()),
+                    "val_accuracy": acc,
+                    "val_loss": vloss,
+                }
+                if xt is not None:
+                    point["test_accuracy"], point["test_loss"] = evaluate(model, mask, xt, yt, mode)
+                curve.append(point)
+                model.train()
         model.eval()
         val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
         result = TrainResult(val_acc, val_loss, steps, curve=curve)
-        if evaluate_test:
-            result.test_accuracy, result.test_loss = evaluate(
-                model, mask, data.x_test.to(device), data.y_test.to(device), mode
+        if xt is not None:
+            result.test_accuracy, result.test_loss = evaluate(model, mask, xt, yt, mode)
+        if curve:
+            best = min(curve, key=lambda c: c["val_loss"])  # the first of equals: min is stable
+            result.early_stop = EarlyStop(
+                int(best["step"]), best["val_loss"], best["val_accuracy"], best.get("test_accuracy")
             )
         return result
     finally:

@@ -38,3 +38,25 @@ def test_bias_free_option() -> None:
 def test_bad_specs_are_one_line_errors(spec: str, message: str) -> None:
     with pytest.raises(ModelError, match=message):
         build_model(spec, 0)
+
+
+def test_glorot_initialization_is_gaussian_with_the_glorot_variance_and_zero_biases() -> None:
+    model = build_model("mlp:784-300-100-10:glorot", 3)
+    for layer in model.layers.values():
+        fan_out, fan_in = layer.weight.shape
+        w = layer.weight.detach().double().flatten()
+        assert abs(float(w.mean())) < 4 * (2 / (fan_in + fan_out)) ** 0.5 / w.numel() ** 0.5
+        assert float(w.std()) == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.05)
+        assert float((w.abs() > 3 * w.std()).double().mean()) == pytest.approx(
+            0.0027, abs=0.002
+        )  # not uniform
+        assert torch.count_nonzero(layer.bias) == 0
+    again = build_model("mlp:784-300-100-10:glorot", 3)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), again.parameters(), strict=True))
+    torch_init = build_model("mlp:784-300-100-10:torch", 3)
+    plain = build_model("mlp:784-300-100-10", 3)
+    assert all(torch.equal(a, b) for a, b in zip(torch_init.parameters(), plain.parameters(), strict=True))
+    with pytest.raises(
+        ModelError, match=r"^model spec 'mlp:4-2:he': unknown initialization 'he' \(known: torch, glorot\)$"
+    ):
+        build_model("mlp:4-2:he", 0)

@@ -27,7 +27,9 @@ from lotterysearch.store import (
     SCHEMA_VERSION,
     STORE_FILENAME,
     ClassRecord,
+    ConfirmationRecord,
     GenerationRecord,
+    IMPRoundRecord,
     Individual,
     Store,
     StoreError,
@@ -138,7 +140,15 @@ def test_create_makes_directory_and_schema(tmp_path):
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"meta", "runs", "classes", "individuals", "generations"}
+        assert tables == {
+            "meta",
+            "runs",
+            "classes",
+            "individuals",
+            "generations",
+            "imp_rounds",
+            "confirmations",
+        }
     finally:
         conn.close()
     header = (ws / STORE_FILENAME).read_bytes()[:100]
@@ -641,7 +651,8 @@ FOREIGN = {
     ),
     "newer_schema": (
         _newer_schema,
-        "store '{db}' has schema version 99, newer than this lotterysearch reads (1); upgrade lotterysearch",
+        f"store '{{db}}' has schema version 99, newer than this lotterysearch reads ({SCHEMA_VERSION});"
+        " upgrade lotterysearch",
     ),
 }
 
@@ -788,3 +799,62 @@ def test_one_driver_per_run_and_a_killed_driver_leaves_no_stale_lock(tmp_path):
             holder.kill()
             holder.wait(30)
     assert sorted(os.listdir(tmp_path / "locks")) == sorted([f"{run_id}.lock", f"{other}.lock"])
+
+
+# ---- schema version 2: IMP rounds and confirmations ------------------------------------------------------
+def test_a_version_1_store_gains_the_new_tables_on_open_and_keeps_its_runs(tmp_path):
+    ws = tmp_path / "ws"
+    with Store.open(ws, create=True) as s:
+        run_id = new_run(s)
+    conn = sqlite3.connect(ws / STORE_FILENAME)  # what version 1 wrote: no IMP or confirmation tables
+    conn.executescript(
+        "DROP TABLE imp_rounds; DROP TABLE confirmations; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+    )
+    conn.close()
+    with Store.open(ws) as s:
+        assert s.run(run_id).id == run_id
+        assert s.imp_rounds(run_id) == [] and s.confirmations(run_id) == []
+    conn = sqlite3.connect(ws / STORE_FILENAME)
+    try:
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"imp_rounds", "confirmations"} <= tables
+    finally:
+        conn.close()
+
+
+def test_imp_rounds_and_confirmations_round_trip(tmp_path):
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        ind = an_individual(0, 0, "k0")
+        rec = IMPRoundRecord(run_id, 7, 0, 0, {"val_accuracy": 0.5, "early_stop_step": 300}, b"\x00\x01")
+        s.commit_imp_round(rec, ind, a_class("k0", 0))
+        (back,) = s.imp_rounds(run_id)
+        assert (back.trajectory, back.round, back.individual_id, back.result) == (7, 0, 0, rec.result)
+        assert back.pruned == b"\x00\x01"
+        assert s.individuals(run_id) == [ind] and list(s.classes(run_id)) == ["k0"]
+        with pytest.raises(
+            StoreError, match=rf"^round 0 of IMP trajectory 7 of run '{run_id}' is already committed$"
+        ):
+            s.commit_imp_round(rec, an_individual(1, 0, "k0"), a_class("k0", 1))
+        s.commit_imp_round(IMPRoundRecord(run_id, 7, 1, 1, {}), an_individual(1, 1, "k0"), a_class("k0", 1))
+        assert [r.round for r in s.imp_rounds(run_id)] == [0, 1] and len(s.classes(run_id)) == 1
+        assert s.imp_rounds(run_id)[1].pruned is None  # the last round prunes nothing
+
+        own = ConfirmationRecord(run_id, 1, "own", 7, "p1", {"test_accuracy": 0.9})
+        s.record_confirmation(own)
+        s.record_confirmation(ConfirmationRecord(run_id, 1, "reinit", 1000, "p1", {"test_accuracy": 0.8}))
+        s.record_confirmation(ConfirmationRecord(run_id, 1, "own", 7, "p2", {"test_accuracy": 0.95}))
+        assert [(c.init, c.seed, c.protocol) for c in s.confirmations(run_id)] == [
+            ("own", 7, "p1"),
+            ("own", 7, "p2"),
+            ("reinit", 1000, "p1"),
+        ]
+        assert [c.result for c in s.confirmations(run_id, protocol="p1")] == [
+            {"test_accuracy": 0.9},
+            {"test_accuracy": 0.8},
+        ]
+        with pytest.raises(StoreError, match=r"is already confirmed \(own, seed 7\) under this protocol$"):
+            s.record_confirmation(own)
+        with pytest.raises(StoreError, match=rf"^no individual 9 in run '{run_id}'"):
+            s.record_confirmation(ConfirmationRecord(run_id, 9, "own", 7, "p1", {}))

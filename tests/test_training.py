@@ -1,5 +1,7 @@
 """The seeded trainer: determinism, batch order, masking during training."""
 
+import json
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from lotterysearch.config import TrainingConfig
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
-from lotterysearch.training import batch_indices, train
+from lotterysearch.training import TrainResult, batch_indices, train
 
 
 @pytest.fixture
@@ -57,10 +59,46 @@ def test_pruned_weights_move_only_under_straight_through(data, mode: str, pruned
 
 def test_curve_and_test_evaluation(data) -> None:
     r = train(
-        build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=10), record_every=5, evaluate_test=True
+        build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=10, eval_every=4), evaluate_test=True
     )
-    assert [c["step"] for c in r.curve] == [5, 10]
+    assert [c["step"] for c in r.curve] == [4, 8, 10]  # every 4 steps, and the last
     assert r.test_accuracy is not None and 0 <= r.test_accuracy <= 1
+    last = r.curve[-1]  # the last evaluation is the final model's
+    assert (last["val_accuracy"], last["val_loss"], last["test_accuracy"]) == (
+        r.val_accuracy,
+        r.val_loss,
+        r.test_accuracy,
+    )
+
+
+def test_early_stop_is_the_first_evaluation_with_the_lowest_validation_loss(data) -> None:
+    """A learning rate that overshoots after a while: the validation loss is not monotone, so the early-stop
+    iteration is a real minimum, and its accuracies are the curve's at that step."""
+    r = train(
+        build_model("mlp:16-8-4", 0),
+        None,
+        data,
+        TrainingConfig(steps=60, lr=0.2, eval_every=5),
+        evaluate_test=True,
+    )
+    losses = [c["val_loss"] for c in r.curve]
+    first_min = losses.index(min(losses))
+    point = r.curve[first_min]
+    assert r.early_stop.step == point["step"] == 5 * (first_min + 1)
+    assert (r.early_stop.val_loss, r.early_stop.val_accuracy, r.early_stop.test_accuracy) == (
+        point["val_loss"],
+        point["val_accuracy"],
+        point["test_accuracy"],
+    )
+    assert TrainResult.from_dict(json.loads(json.dumps(r.as_dict()))) == r  # the stored form round-trips
+    plain = train(
+        build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=60, lr=0.2), evaluate_test=True
+    )
+    assert plain.early_stop is None and plain.curve == []
+    assert (plain.val_loss, plain.test_accuracy) == (
+        r.val_loss,
+        r.test_accuracy,
+    )  # evaluating changes nothing
 
 
 def test_default_settings_are_the_training_config_defaults(data) -> None:
