@@ -364,9 +364,7 @@ class EvaluatorPool:
         if in_flight_per_evaluator < 1:
             raise ConfigError(f"in_flight_per_evaluator must be >= 1, got {in_flight_per_evaluator}")
         if batch is not None and batch < 1:
-            raise ConfigError(
-                f"batch must be >= 1 (or None to choose from the network), got {batch}"
-            )
+            raise ConfigError(f"batch must be >= 1 (or None to choose from the network), got {batch}")
         self.dataset, self.model_spec, self.fitness_cfg, self.mode = dataset, model_spec, fitness_cfg, mode
         self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
         self.gpus_per_eval = float(gpus_per_eval)
@@ -374,9 +372,7 @@ class EvaluatorPool:
         self.ready_timeout = float(ready_timeout)
         if batch is None:
             try:
-                batch = networks_per_batch(
-                    mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size
-                )
+                batch = networks_per_batch(mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size)
             except LotterySearchError:
                 batch = 1  # a bad spec: the evaluators report it with their own message
         self.batch = int(batch)
