@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments import collapse, ga, masking_modes, stability_study
+from experiments import collapse, ga, lth, masking_modes, stability_study
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from lotterysearch.errors import LotterySearchError
 
@@ -28,6 +28,7 @@ SECTIONS: tuple[Section, ...] = (
     ga.SECTION,
     masking_modes.SECTION,
     collapse.SECTION,
+    lth.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -35,6 +36,8 @@ QUESTIONS = {
     3: "Can masking be applied only in the forward pass, or only in the gradient, and what does each cost?",
     4: "Does SynFlow avoid layer collapse up to the network's maximal compression (the Maximal Critical "
     "Compression axiom) where other pruners fail?",
+    5: "Do lottery tickets exist where we search (Frankle & Carbin on LeNet-300-100 / MNIST), and do the tickets of "
+    "different inits coincide?",
 }
 
 
@@ -69,6 +72,11 @@ def settings_text() -> str:
         f"| 3. masking modes | {modes(masking_modes.SETTINGS['small'])} | {modes(masking_modes.SETTINGS['large'])} |"
     )
     lines.append(f"| 4. collapse | {coll(collapse.SETTINGS['small'])} | {coll(collapse.SETTINGS['large'])} |")
+    lines.append(
+        "| 5. lottery tickets | "
+        + " | ".join(f"[{lth.CONFIGS[k]}](configs/{lth.CONFIGS[k]})" for k in ("small", "large"))
+        + " |"
+    )
     return "\n".join(lines)
 
 

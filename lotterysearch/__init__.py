@@ -28,6 +28,10 @@ _API = {
     "search": "lotterysearch.api",
     "create_run": "lotterysearch.api",
     "open_run": "lotterysearch.api",
+    "imp": "lotterysearch.api",
+    "create_imp_run": "lotterysearch.api",
+    "IMPConfig": "lotterysearch.config",
+    "confirm": "lotterysearch.confirmation",
 }
 __all__ = sorted(_API)
 

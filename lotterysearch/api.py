@@ -12,6 +12,8 @@ In Optuna's vocabulary a ``Run`` is the study and an ``Individual`` the trial::
 
 A run lives in the workspace's store (``store.Store``); its generation loop (``loop.SearchLoop``) is made
 only when the run is driven, with the evaluator the config names (Ray, or in-process with ``local=True``).
+An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too: ``run.kind == "imp"``, its
+tickets are its individuals and ``run.imp_rounds()`` its rounds; ``imp_runs.IMPDriver`` drives it.
 """
 
 from __future__ import annotations
@@ -20,15 +22,33 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from lotterysearch import pareto
-from lotterysearch.config import SearchConfig, config_hash, load_config, parse_config, to_dict, to_toml
-from lotterysearch.errors import StoreError
+from lotterysearch import confirmation, pareto
+from lotterysearch.config import (
+    IMPConfig,
+    SearchConfig,
+    TrainingConfig,
+    config_hash,
+    config_kind,
+    load_config,
+    load_imp_config,
+    parse_config,
+    parse_imp_config,
+    to_dict,
+    to_toml,
+)
+from lotterysearch.confirmation import Confirmation, Confirmed
+from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evaluators import EvalResult, RayEvaluator
+from lotterysearch.imp_runs import IMPDriver, IMPRoundReport, imp_data, imp_jobs
+from lotterysearch.jobs import Jobs
 from lotterysearch.loop import GenerationReport, SearchLoop
+from lotterysearch.masks import Mask
+from lotterysearch.models import build_model
 from lotterysearch.problem import MaskProblem
-from lotterysearch.store import GenerationRecord, Individual, RunRecord, Store
+from lotterysearch.store import GenerationRecord, IMPRoundRecord, Individual, RunRecord, Store
 
 Progress = Callable[[GenerationReport], None]
+IMPProgress = Callable[[IMPRoundReport], None]
 
 
 class Run:
@@ -41,9 +61,18 @@ class Run:
     def __init__(self, store: Store, run_id: str, *, local: bool | None = None, address: str | None = None):
         self.store, self.id = store, run_id
         self.local, self.address = local, address
-        self.config: SearchConfig = parse_config(store.run(run_id).config_toml, f"run {run_id}")
-        self.problem = MaskProblem(self.config)
+        record = store.run(run_id)
+        self.kind = config_kind(record.config_json)  # "search" or "imp"
+        self.config: SearchConfig | IMPConfig
+        self.problem: MaskProblem | None = None
+        if self.kind == "imp":  # rounds of iterative magnitude pruning (``imp_runs``), not generations
+            self.config = parse_imp_config(record.config_toml, f"run {run_id}")
+        else:
+            self.config = parse_config(record.config_toml, f"run {run_id}")
+            self.problem = MaskProblem(self.config)
         self._search: SearchLoop | None = None
+        self._imp_data = None  # an IMP run's dataset, loaded when first driven
+        self._imp_jobs: Jobs | None = None  # made (and its Ray address checked) by ``create_imp_run``
 
     # ---- reading ------------------------------------------------------------------------------
     @property
@@ -72,6 +101,23 @@ class Run:
         """One record per committed generation: population, front ids, hypervolume, counts, elapsed time."""
         return self.store.generations(self.id)
 
+    def imp_rounds(self) -> list[IMPRoundRecord]:
+        """An IMP run's committed rounds, by trajectory (init seed) then round: each round's individual id,
+        its training numbers (``TrainResult.as_dict``) and the mask it pruned to. Empty for a search."""
+        return self.store.imp_rounds(self.id) if self.kind == "imp" else []
+
+    def confirmations(self, protocol: str | TrainingConfig | None = None) -> list[Confirmation]:
+        """Every stored retraining of the run's masks under a full protocol (``ls.confirm``), or those under
+        ``protocol`` (its key, or the ``TrainingConfig``), by individual, init, seed."""
+        key = confirmation.protocol_key(self.store, self.id, protocol)
+        return [Confirmation.of(r) for r in self.store.confirmations(self.id, key)]
+
+    def confirmed(self, protocol: str | TrainingConfig | None = None) -> dict[int, Confirmed]:
+        """Per individual: test accuracy and iteration at early stop from its own init and the reinit
+        control, under ``protocol`` (default: the latest one used), by id."""
+        key = confirmation.protocol_key(self.store, self.id, protocol)
+        return confirmation.stored_confirmed(self.store, self.id, key)
+
     # ---- driving ------------------------------------------------------------------------------
     def _loop(self) -> SearchLoop:
         if self._search is None:
@@ -93,7 +139,14 @@ class Run:
         ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``, and can be resumed from its last generation.
         ``progress`` is called after each committed generation; ``on_evaluation`` as each training returns
         with (result, trained so far, to train in this rung).
+
+        An IMP run (``kind == "imp"``) runs every trajectory to its last round instead (``generations``
+        does not apply); ``progress`` is then called with an ``IMPRoundReport`` per committed round.
         """
+        if self.kind == "imp":
+            if generations is not None:
+                raise ConfigError(f"run '{self.id}' is an IMP run: it has rounds, not generations")
+            return self._optimize_imp(progress)
         loop = self._loop()
         with self.store.driving(self.id):
             self.store.set_status(self.id, "running")
@@ -115,6 +168,31 @@ class Run:
                     if fn is not None:
                         where.remove(fn)
             self.store.set_status(self.id, "finished" if loop.done else "interrupted")
+        return self
+
+    def _optimize_imp(self, progress: IMPProgress | None) -> Run:
+        """Drive an IMP run to its last round under the driver lock, with the statuses of ``optimize``."""
+        if self._imp_data is None:
+            self._imp_data = imp_data(self.config)
+        jobs = self._imp_jobs or imp_jobs(self.config, self._imp_data, local=self.local, address=self.address)
+        self._imp_jobs = None
+        driver = IMPDriver(self.config, self.store, self.id, jobs, self.record.shapes)
+        try:
+            with self.store.driving(self.id):
+                self.store.set_status(self.id, "running")
+                if progress is not None:
+                    driver.listeners.append(progress)
+                try:
+                    driver.restore().run()
+                except KeyboardInterrupt:
+                    self.store.set_status(self.id, "interrupted")
+                    raise
+                except BaseException:
+                    self.store.set_status(self.id, "failed")
+                    raise
+                self.store.set_status(self.id, "finished" if driver.done else "interrupted")
+        finally:
+            jobs.close()
         return self
 
     def resume(self, *, progress: Progress | None = None) -> Run:
@@ -200,3 +278,62 @@ def open_run(
 def check_resumable(store: Store, run_id: str) -> None:
     if store.run(run_id).status == "finished":
         raise StoreError(f"run '{run_id}' has already finished; nothing to resume")
+
+
+def create_imp_run(
+    config: IMPConfig | str | Path,
+    workspace: str | Path | None = None,
+    *,
+    local: bool | None = None,
+    address: str | None = None,
+) -> Run:
+    """A new IMP run of ``config`` (an ``IMPConfig`` or a TOML file with ``kind = "imp"``) in ``workspace``
+    (default: the config's), not yet started. The data, the model's input width and, for Ray, the cluster
+    address are checked before anything is written."""
+    cfg = config if isinstance(config, IMPConfig) else load_imp_config(config)
+    data = imp_data(cfg)
+    jobs = imp_jobs(cfg, data, local=local, address=address)
+    try:
+        store = Store.open(workspace or cfg.workspace, create=True)
+    except BaseException:
+        jobs.close()
+        raise
+    shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+    run_id = store.create_run(
+        cfg.name,
+        to_toml(cfg),
+        json.dumps(to_dict(cfg)),
+        config_hash(cfg),
+        cfg.seed,
+        list(pareto.REF_POINT),
+        {n: list(s) for n, s in shapes.items()},
+    )
+    run = Run(store, run_id, local=local, address=address)
+    run._imp_data, run._imp_jobs = data, jobs
+    return run
+
+
+def imp(
+    config: IMPConfig | str | Path,
+    workspace: str | Path | None = None,
+    *,
+    local: bool | None = None,
+    address: str | None = None,
+    progress: IMPProgress | None = None,
+) -> Run:
+    """Create an IMP run of ``config`` and run every trajectory to its last round; returns the finished
+    ``Run`` (its tickets are its individuals: ``run.individuals()``, ``run.front()``, ``run.imp_rounds()``)."""
+    return create_imp_run(config, workspace, local=local, address=address).optimize(progress=progress)
+
+
+def check_same_config(run: Run, config: SearchConfig | IMPConfig | str | Path, *, source: str = "") -> None:
+    """A resume given a config must be given the run's own: one whose hash is the stored one."""
+    if isinstance(config, str | Path):
+        source = source or str(config)
+        config = load_imp_config(config) if run.kind == "imp" else load_config(config)
+    if config_hash(config) != run.record.config_hash:
+        raise ConfigError(
+            f"run '{run.id}': the config changed ({source or 'the config'} hashes to"
+            f" {config_hash(config)[:12]}, the run to {run.record.config_hash[:12]}); resume without it,"
+            " or start a new run"
+        )

@@ -129,6 +129,11 @@ def cmd_search(args: argparse.Namespace) -> None:
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
         workspace = workspace or (load_config(args.config).workspace if args.config else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
+        if run.kind == "imp":
+            run.close()
+            raise ConfigError(
+                f"run '{run.id}' is an IMP run, not a search; resume it with: lotterysearch imp --resume {run.id}"
+            )
         api.check_resumable(run.store, run.id)
         print(f"resuming run {run.id} after generation {run.generation} in {workspace}", flush=True)
     else:
@@ -180,12 +185,107 @@ def cmd_front(args: argparse.Namespace) -> None:
     from lotterysearch import report
     from lotterysearch.store import Store
 
+    if args.overlay and not args.plot:
+        from lotterysearch.errors import ConfigError
+
+        raise ConfigError("--overlay draws on the plot: give --plot FILE.png too")
     with Store.open(_workspace(args)) as store:
         print(report.format_front(store, args.run, args.format, all=args.all))
-        if args.plot:
+        if args.plot and args.overlay:
+            _plot_with_overlay(args, store)
+        elif args.plot:
             print(f"wrote {report.plot_front(store, args.run, args.plot)}", file=sys.stderr)
         if args.html:
             print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
+
+
+def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001 - Store
+    """``front RUN --plot P --overlay OTHER``: OTHER's points (from ``--overlay-workspace``, else this
+    workspace) over RUN's front, and how many of them the front dominates."""
+    import contextlib
+
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    with contextlib.ExitStack() as stack:
+        other = store
+        if args.overlay_workspace:
+            other = stack.enter_context(Store.open(args.overlay_workspace))
+        other.run(args.overlay)  # an unknown run is the store's one-line error, before any rendering
+        path = report.plot_front(store, args.run, args.plot, overlay=(other, args.overlay))
+        sets = report.overlay_sets(
+            report.run_summary(store, args.run), report.run_summary(other, args.overlay)
+        )
+    print(f"wrote {path}", file=sys.stderr)
+    print(
+        f"overlay: {len(sets.dominated)} of {len(sets.other_points)} points of {args.overlay} lie below the"
+        f" front of {args.run}",
+        file=sys.stderr,
+    )
+
+
+def cmd_imp(args: argparse.Namespace) -> None:
+    import os
+
+    from lotterysearch import api, report
+    from lotterysearch.config import load_imp_config
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.store import Store
+
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    local = True if args.local else None
+    if args.resume:
+        cfg = load_imp_config(args.config) if args.config else None
+        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
+        workspace = workspace or (cfg.workspace if cfg is not None else "workspace")
+        run = api.open_run(workspace, args.resume, local=local, address=address)
+        try:
+            if run.kind != "imp":
+                raise ConfigError(
+                    f"run '{run.id}' is a search, not an IMP run; resume it with:"
+                    f" lotterysearch search --resume {run.id}"
+                )
+            if cfg is not None:
+                api.check_same_config(run, cfg, source=args.config)
+            api.check_resumable(run.store, run.id)
+        except BaseException:
+            run.close()
+            raise
+        i = run.config.imp
+        print(
+            f"resuming IMP run {run.id} in {workspace}: {len(run.imp_rounds())} of"
+            f" {len(i.init_seeds) * (i.rounds + 1)} rounds committed",
+            flush=True,
+        )
+    else:
+        if not args.config:
+            raise ConfigError("imp needs a CONFIG file (or --resume RUN)")
+        cfg = load_imp_config(args.config)
+        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
+        run = api.create_imp_run(cfg, workspace, local=local, address=address)
+        i, t = cfg.imp, cfg.training
+        print(
+            f"run {run.id} in {workspace}: IMP of {cfg.model} on {cfg.dataset}, {len(i.init_seeds)}"
+            f" trajectories (init seeds {', '.join(map(str, i.init_seeds))}), {i.rounds} rounds pruning"
+            f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round",
+            flush=True,
+        )
+    if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    with run:
+        try:
+            run.optimize(progress=lambda r: print(r.line(), flush=True))
+        except KeyboardInterrupt:
+            print(
+                f"interrupted; resume with: lotterysearch imp --resume {run.id} --workspace {workspace}",
+                file=sys.stderr,
+            )
+            raise
+    with Store.open(workspace) as store:
+        print(report.format_imp_tickets(store, run.id))
+    print(
+        f"front: lotterysearch front {run.id} --workspace {workspace} [--plot front.png] [--html front.html]"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -194,6 +294,45 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     with Store.open(_workspace(args)) as store:
         print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
+
+
+def cmd_confirm(args: argparse.Namespace) -> None:
+    import os
+
+    from lotterysearch import confirmation as confirm
+    from lotterysearch import report
+    from lotterysearch.store import Store
+
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    seeds = confirm.DEFAULT_REINIT_SEEDS if args.reinit_seeds is None else args.reinit_seeds
+    with Store.open(_workspace(args)) as store:
+        plan = confirm.plan(
+            store,
+            args.run,
+            ids=args.ids,
+            front=args.front,
+            origin=args.origin,
+            protocol=args.protocol,
+            reinit_seeds=seeds,
+        )
+        print(confirm.plan_line(plan), flush=True)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            confirm.run_plan(
+                store,
+                plan,
+                local=True if args.local else None,
+                address=address,
+                on_result=lambda job, result: print(confirm.job_line(job, result), flush=True),
+            )
+        except KeyboardInterrupt:
+            print(
+                "interrupted; run the same command again to train what is left (finished trainings are stored)",
+                file=sys.stderr,
+            )
+            raise
+        print(report.format_confirmed(plan, confirm.plan_summaries(store, plan)))
 
 
 def cmd_stability(args: argparse.Namespace) -> None:
@@ -274,6 +413,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_search)
 
+    m = sub.add_parser(
+        "imp", help="run (or resume) iterative magnitude pruning with rewinding, per init seed"
+    )
+    m.add_argument("config", nargs="?", metavar="CONFIG.toml", help='an IMP config (kind = "imp")')
+    m.add_argument("--workspace", **ws)
+    m.add_argument(
+        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
+    )
+    m.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="continue a stopped IMP run after each trajectory's last committed round (CONFIG, if given, must"
+        " be the run's own)",
+    )
+    m.add_argument(
+        "--local",
+        action="store_true",
+        help='train in this process, without Ray (config: evaluator = "local")',
+    )
+    m.set_defaults(func=cmd_imp)
+
     r = sub.add_parser("runs", help="list the runs in a workspace")
     r.add_argument("--workspace", **ws)
     r.add_argument("--format", default="table", help="table or json")
@@ -286,6 +447,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--all", action="store_true", help="every evaluated mask, with is_pareto")
     f.add_argument("--plot", default=None, metavar="FILE.png")
     f.add_argument("--html", default=None, metavar="FILE.html")
+    f.add_argument(
+        "--overlay",
+        default=None,
+        metavar="OTHER_RUN",
+        help="draw OTHER_RUN's points over this run's front in the --plot (e.g. IMP tickets on a GA front)",
+    )
+    f.add_argument(
+        "--overlay-workspace", default=None, metavar="DIR", help="OTHER_RUN's workspace (default: RUN's)"
+    )
     f.set_defaults(func=cmd_front)
 
     e = sub.add_parser("export", help="write one individual's mask as .npz (accepted by train)")
@@ -294,6 +464,42 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workspace", **ws)
     e.add_argument("--out", required=True, metavar="MASK.npz")
     e.set_defaults(func=cmd_export)
+
+    cf = sub.add_parser(
+        "confirm", help="retrain a run's masks under a full protocol, from their own init and from fresh ones"
+    )
+    cf.add_argument("run", metavar="RUN")
+    which = cf.add_mutually_exclusive_group()
+    which.add_argument(
+        "--front", action="store_true", help="the run's Pareto front (the default for a search run)"
+    )
+    which.add_argument("--ids", type=int, nargs="+", metavar="ID", help="these individuals")
+    which.add_argument(
+        "--origin",
+        metavar="NAME",
+        help="a pruner's seed masks (synflow), random, child, imp, or a pattern such as 'synflow:seed=0:*'",
+    )
+    cf.add_argument(
+        "--protocol",
+        metavar="FILE.toml",
+        help="the full training: the file's [training] table, with eval_every (default for an IMP run: its own)",
+    )
+    cf.add_argument(
+        "--reinit-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="fresh inits of the reinit control (default 1000 1001)",
+    )
+    cf.add_argument("--workspace", **ws)
+    cf.add_argument("--local", action="store_true", help="train in this process, without Ray")
+    cf.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address (default: $RAY_ADDRESS, else the run's, else a local Ray)",
+    )
+    cf.set_defaults(func=cmd_confirm)
 
     st = sub.add_parser(
         "stability", help="do masks from different initializations agree? (report, metrics, plots)"

@@ -1,7 +1,8 @@
-"""Search configuration: plain dataclasses loaded from TOML and validated with one-line errors.
+"""Run configuration: plain dataclasses loaded from TOML and validated with one-line errors.
 
-As in OpenLTH, a run's identity is a hash of its non-default fields (``config_hash``), so adding a field with
-a default never renames old runs. Where a search runs (workspace, Ray address) is not part of its identity.
+A search is a ``SearchConfig``; an IMP run an ``IMPConfig`` (its file says ``kind = "imp"``). As in OpenLTH,
+a run's identity is a hash of its non-default fields (``config_hash``), so adding a field with a default
+never renames old runs. Where a run runs (workspace, Ray address) is not part of its identity.
 """
 
 from __future__ import annotations
@@ -149,6 +150,42 @@ class SearchConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
+@dataclass(frozen=True)
+class IMPSettings:
+    """The ``[imp]`` section: one trajectory per init seed, each training ``rounds + 1`` masks (the dense
+    one, then each pruned one): every round prunes ``rate`` of each layer's remaining weights by |θ| (the
+    output layer at ``output_rate``; ``global``: ``rate`` of all by one threshold) and rewinds to the init
+    (``rewind_step = 0``) or to the weights after ``rewind_step`` dense steps (Frankle & Carbin; Frankle et
+    al. 2020)."""
+
+    init_seeds: tuple[int, ...] = (0,)
+    rounds: int = 10
+    rate: float = 0.2
+    output_rate: float = 0.1
+    scope: str = "layerwise"
+    rewind_step: int = 0
+
+
+@dataclass(frozen=True)
+class IMPConfig:
+    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
+    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
+    ``eval_every`` for the early-stopping iteration)."""
+
+    kind: str = "imp"
+    name: str = "imp"
+    dataset: str = "mnist1d"
+    model: str = "mlp:40-100-100-10"
+    mode: str = "forward"
+    seed: int = 0  # the validation split
+    evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
+    workspace: str = "workspace"
+    data_dir: str = ""
+    imp: IMPSettings = field(default_factory=IMPSettings)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
 # Fields that say where a search runs, not what it computes: left out of the hash.
 _PLACEMENT = {"workspace", "data_dir", "ray", "evaluator"}
 EVALUATORS = ("ray", "local")
@@ -216,25 +253,10 @@ def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
 
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against what the registries know; the first problem found raises ``ConfigError``."""
-    from lotterysearch.data import DATASETS
-    from lotterysearch.masks import MODES
-    from lotterysearch.models import build_model
     from lotterysearch.operators import CROSSOVERS
     from lotterysearch.pruning import SCORERS
 
-    check_one_of("dataset", cfg.dataset, DATASETS)
-    check_one_of("mode", cfg.mode, MODES)
-    check_one_of("evaluator", cfg.evaluator, EVALUATORS)
-    try:
-        build_model(cfg.model, 0)
-    except LotterySearchError as e:
-        raise ConfigError(f"field 'model': {e}") from None
-    check_field(
-        "name",
-        bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
-        "letters, digits, - _ .",
-        cfg.name,
-    )
+    _check_run_fields(cfg)
     s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
     check_one_of("seeding.pruner", s.pruner, SCORERS)
     check_field(
@@ -277,9 +299,78 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             " successive halving (every rung needs a step)",
             f.steps,
         )
+    _check_ray(r)
+    return cfg
+
+
+def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
+    """The top-level fields a search and an IMP run share: registries, the model spec, the run name."""
+    from lotterysearch.data import DATASETS
+    from lotterysearch.masks import MODES
+    from lotterysearch.models import build_model
+
+    check_one_of("dataset", cfg.dataset, DATASETS)
+    check_one_of("mode", cfg.mode, MODES)
+    check_one_of("evaluator", cfg.evaluator, EVALUATORS)
+    try:
+        build_model(cfg.model, 0)
+    except LotterySearchError as e:
+        raise ConfigError(f"field 'model': {e}") from None
+    check_field(
+        "name",
+        bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
+        "letters, digits, - _ .",
+        cfg.name,
+    )
+
+
+def _check_ray(r: RayConfig) -> None:
     check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
     check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
     check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
+
+
+def validate_imp(cfg: IMPConfig) -> IMPConfig:
+    """Check an IMP config; the first problem found raises a one-line ``ConfigError``. The pruning schedule
+    is worked out here (``pruning.imp_round_plan``), so rounds that would empty a layer fail before any run."""
+    from lotterysearch.errors import PruningError
+    from lotterysearch.models import build_model
+    from lotterysearch.pruning import SCOPES, imp_round_plan
+
+    check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
+    _check_run_fields(cfg)
+    i, t = cfg.imp, cfg.training
+    seeds = list(i.init_seeds)
+    check_field(
+        "imp.init_seeds",
+        len(seeds) >= 1 and len(set(seeds)) == len(seeds),
+        "a non-empty list of distinct integers (one trajectory each)",
+        seeds,
+    )
+    check_field("imp.rounds", i.rounds >= 0, "an integer >= 0", i.rounds)
+    check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
+    check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
+    check_one_of("imp.scope", i.scope, SCOPES)
+    check_field(
+        "imp.rewind_step",
+        0 <= i.rewind_step < t.steps,
+        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
+        i.rewind_step,
+    )
+    if i.rewind_step:
+        check_field(
+            "training.eval_every",
+            t.eval_every <= t.steps - i.rewind_step,
+            f"at most training.steps - imp.rewind_step ({t.steps - i.rewind_step}): the steps of a round",
+            t.eval_every,
+        )
+    _check_ray(cfg.ray)
+    try:
+        imp_round_plan(
+            build_model(cfg.model, 0), i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope
+        )
+    except PruningError as e:
+        raise ConfigError(f"[imp] {e}") from None
     return cfg
 
 
@@ -303,11 +394,33 @@ def read_config_file(path: str | Path) -> str:
 
 
 def parse_config(text: str, source: str = "<config>") -> SearchConfig:
-    return validate(build_config(SearchConfig, parse_toml(text, source), ""))
+    table = parse_toml(text, source)
+    if table.get("kind") == "imp":
+        raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
+    return validate(build_config(SearchConfig, table, ""))
 
 
 def load_config(path: str | Path) -> SearchConfig:
     return parse_config(read_config_file(path), str(path))
+
+
+def parse_imp_config(text: str, source: str = "<config>") -> IMPConfig:
+    """An IMP config from TOML text: it must say ``kind = "imp"`` (a file without it is a search's)."""
+    table = parse_toml(text, source)
+    if "kind" not in table:
+        raise ConfigError(
+            f'{source} is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
+        )
+    return validate_imp(build_config(IMPConfig, table, ""))
+
+
+def load_imp_config(path: str | Path) -> IMPConfig:
+    return parse_imp_config(read_config_file(path), str(path))
+
+
+def config_kind(config_json: str) -> str:
+    """The kind of a stored run from its config JSON: ``imp``, or ``search`` (whose config has no kind)."""
+    return json.loads(config_json).get("kind", "search")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -315,8 +428,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def to_toml(cfg: SearchConfig) -> str:
-    """A TOML text that ``parse_config`` reads back to ``cfg`` (stored with every run)."""
+def to_toml(cfg: SearchConfig | IMPConfig) -> str:
+    """A TOML text that ``parse_config`` (``parse_imp_config``) reads back to ``cfg`` (stored with every run)."""
 
     def scalar(v: Any) -> str:
         if isinstance(v, bool):
@@ -348,7 +461,10 @@ def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
     return out
 
 
-def config_hash(cfg: SearchConfig) -> str:
-    """sha256 of the non-default fields that define what a search computes (OpenLTH's run naming)."""
-    fields = {k: v for k, v in _non_default(cfg, SearchConfig()).items() if k not in _PLACEMENT}
+def config_hash(cfg: SearchConfig | IMPConfig) -> str:
+    """sha256 of the non-default fields that define what a run computes (OpenLTH's run naming). An IMP
+    config's kind is always hashed, so it never shares a name with a search."""
+    fields = {k: v for k, v in _non_default(cfg, type(cfg)()).items() if k not in _PLACEMENT}
+    if isinstance(cfg, IMPConfig):
+        fields["kind"] = cfg.kind
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

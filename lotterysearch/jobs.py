@@ -80,7 +80,9 @@ class RayJobs:
 
         connect(address)
         self.fn = fn
-        self._data = ray.put(dataset_arrays(data))
+        # Every split: unlike fitness, IMP rounds and confirmations read the test accuracy.
+        test = {"x_test": data.x_test.detach().cpu().numpy(), "y_test": data.y_test.detach().cpu().numpy()}
+        self._data = ray.put(dataset_arrays(data) | test)
         self._task = ray.remote(_remote_call).options(num_cpus=1, max_retries=max_retries)
         self._running: dict[Any, Hashable] = {}
 

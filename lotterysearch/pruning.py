@@ -17,6 +17,7 @@ model it is given, nor the global torch RNG (randomness comes from a ``torch.Gen
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from lotterysearch.data import Dataset
 from lotterysearch.errors import PruningError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model, input_width, prunable_layers, weight_names
-from lotterysearch.training import train
+from lotterysearch.training import TrainResult, train
 
 Scores = dict[str, torch.Tensor]
 Scorer = Callable[[nn.Module, Mask, Dataset | None, torch.Generator], Scores]
@@ -328,24 +329,42 @@ def _distribute(amount: int, weights: Sequence[float], caps: Sequence[int]) -> l
 
 
 def imp_schedule(
-    sizes: Mapping[str, int], target: int, rates: Mapping[str, float], scope: str = "layerwise"
+    sizes: Mapping[str, int],
+    target: int,
+    rates: Mapping[str, float],
+    scope: str = "layerwise",
+    *,
+    rounds: int | None = None,
 ) -> list[dict[str, int] | int]:
     """Kept counts after each IMP round (per layer for ``layerwise``, the total for ``global``).
 
     Each round prunes round(p_l · kept_l) weights of layer l (or round(p · kept) globally). When a round
     would reach or pass ``target`` (or would prune nothing), the last round prunes exactly down to
     ``target``, split across layers in proportion to p_l · kept_l. The counts do not depend on training.
+
+    With ``rounds``, exactly that many rounds of the plain rule and no landing (Frankle & Carbin's fixed
+    number of rounds; ``target`` is not used): a count may then reach 0, which the caller checks.
     """
-    rounds: list[dict[str, int] | int] = []
+    out: list[dict[str, int] | int] = []
     if scope == "global":  # one rate for all weights
         p = next(iter(rates.values()))
         kept_total = sum(sizes.values())
+        if rounds is not None:
+            for _ in range(rounds):
+                kept_total -= round(p * kept_total)
+                out.append(kept_total)
+            return out
         while kept_total > target:
             cut = round(p * kept_total)
             kept_total = target if cut == 0 or kept_total - cut <= target else kept_total - cut
-            rounds.append(kept_total)
-        return rounds
+            out.append(kept_total)
+        return out
     kept = dict(sizes)
+    if rounds is not None:
+        for _ in range(rounds):
+            kept = {n: k - round(rates[n] * k) for n, k in kept.items()}
+            out.append(dict(kept))
+        return out
     while sum(kept.values()) > target:
         cut = {n: round(rates[n] * k) for n, k in kept.items()}
         if sum(cut.values()) == 0 or sum(kept.values()) - sum(cut.values()) <= target:
@@ -354,8 +373,8 @@ def imp_schedule(
             )
             cut = dict(zip(kept, split, strict=True))
         kept = {n: k - cut[n] for n, k in kept.items()}
-        rounds.append(dict(kept))
-    return rounds
+        out.append(dict(kept))
+    return out
 
 
 # F&C's LeNet setup (Adam, lr 1.2e-3, batch 60) at a CPU-sized 1000 steps per round.
@@ -417,6 +436,92 @@ def imp_plan(
         )
     rates = {n: (output_rate if n == names[-1] and scope == "layerwise" else rate) for n in names}
     return imp_schedule(sizes, target, rates, scope)
+
+
+def imp_round_plan(
+    model: nn.Module,
+    rounds: int,
+    *,
+    rate: float = 0.2,
+    output_rate: float | None = None,
+    scope: str = "layerwise",
+) -> list[dict[str, int] | int]:
+    """Kept counts after each of ``rounds`` IMP rounds (``imp_schedule(..., rounds=rounds)``): Frankle &
+    Carbin's trajectory of a fixed number of rounds, each pruning ``rate`` of what is left (the output
+    layer at ``output_rate``, default rate/2, when layerwise). A round that would leave a layer (or, global,
+    the network) without weights is a one-line ``PruningError``, before any training."""
+    _check_choice(scope, SCOPES, "scope")
+    output_rate = rate / 2 if output_rate is None else output_rate
+    for what, value in (("rate", rate), ("output_rate", output_rate)):
+        if not 0 < value < 1:
+            raise PruningError(f"IMP {what} must be in (0, 1), got {value:g}")
+    sizes = {n: math.prod(s) for n, s in _layer_sizes(model).items()}
+    names = list(sizes)
+    rates = {n: (output_rate if n == names[-1] and scope == "layerwise" else rate) for n in names}
+    plan = imp_schedule(sizes, 0, rates, scope, rounds=rounds)
+    for r, kept in enumerate(plan, start=1):
+        empty = [n for n, k in kept.items() if k == 0] if isinstance(kept, dict) else ([] if kept else ["*"])
+        if empty:
+            what = f"the {sum(sizes.values())}" if empty == ["*"] else f"layer '{empty[0]}'"
+            raise PruningError(
+                f"rounds = {rounds} would keep no weight of {what} (none left after round {r})"
+            )
+    return plan
+
+
+def imp_rewind_state(
+    model: nn.Module,
+    data: Dataset,
+    training: TrainingConfig,
+    rewind_step: int,
+    *,
+    mode: str = "forward",
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """The weights every IMP round starts from: ``model``'s own (``rewind_step = 0``), or those after
+    ``rewind_step`` dense steps of ``training`` with batches from ``seed`` (no evaluations: they change
+    nothing in the weights). A pure function of its arguments; ``model`` is not changed."""
+    net = copy.deepcopy(model)
+    if rewind_step:
+        dense = dataclasses.replace(training, steps=rewind_step, eval_every=0)
+        train(net, None, data, dense, mode=mode, seed=seed)
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def train_round(
+    model: nn.Module,
+    rewind_state: Mapping[str, torch.Tensor],
+    mask: Mask,
+    data: Dataset,
+    training: TrainingConfig,
+    rewind_step: int = 0,
+    *,
+    mode: str = "forward",
+    seed: int = 0,
+    evaluate_test: bool = False,
+) -> tuple[nn.Module, TrainResult]:
+    """One IMP round's training: a copy of ``model`` at ``rewind_state`` trained under ``mask`` for the
+    ``training.steps - rewind_step`` steps after the rewind point. Batches come from ``seed``, or ``seed + 1``
+    after a rewind phase, so the rounds do not replay its batches. Returns the trained copy and its result."""
+    net = copy.deepcopy(model)
+    net.load_state_dict(rewind_state)
+    rounds_training = training.with_steps(training.steps - rewind_step)
+    result = train(
+        net,
+        mask,
+        data,
+        rounds_training,
+        mode=mode,
+        seed=seed + int(rewind_step > 0),
+        evaluate_test=evaluate_test,
+    )
+    return net, result
+
+
+def prune_round(trained: nn.Module, mask: Mask, kept: dict[str, int] | int) -> Mask:
+    """The mask one IMP round prunes ``mask`` to: the ``kept`` largest |θ| of the ``trained`` network among
+    ``mask``'s weights (one count per layer, or one global count). Pure: the network is only read."""
+    return _keep_largest(magnitude_scores(trained, mask, None, torch.Generator()), mask, kept)
 
 
 def _keep_largest(magnitudes: Scores, mask: Mask, kept: dict[str, int] | int) -> Mask:
@@ -486,22 +591,18 @@ def imp(
     # A smaller target lands later on the same rounds: each plan is the trajectory's prefix plus its landing.
     assert all(not p or p[:-1] == schedule[: len(p) - 1] for p in plans.values())
 
-    net = copy.deepcopy(model)
-    if rewind_step:
-        train(net, None, data, training.with_steps(rewind_step), mode=mode, seed=seed)
-    rewind_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    rounds_training = training.with_steps(training.steps - rewind_step)
+    rewind_state = imp_rewind_state(model, data, training, rewind_step, mode=mode, seed=seed)
     mask = Mask.ones(model)
     tickets = {c: mask for c, p in plans.items() if not p}
     history = []
     for k, kept in enumerate(schedule):
-        net.load_state_dict(rewind_state)
-        trained = train(net, mask, data, rounds_training, mode=mode, seed=seed + int(rewind_step > 0))
-        magnitudes = magnitude_scores(net, mask, None, torch.Generator())
-        pruned = _keep_largest(magnitudes, mask, kept)
+        net, trained = train_round(
+            model, rewind_state, mask, data, training, rewind_step, mode=mode, seed=seed
+        )
+        pruned = prune_round(net, mask, kept)
         for c, p in plans.items():
             if len(p) == k + 1:
-                tickets[c] = pruned if p[k] == kept else _keep_largest(magnitudes, mask, p[k])
+                tickets[c] = pruned if p[k] == kept else prune_round(net, mask, p[k])
         mask = pruned
         history.append(IMPRound(mask, mask.kept(), mask.density(), trained.val_accuracy))
     tickets[float(compression)] = mask

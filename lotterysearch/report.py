@@ -3,7 +3,9 @@ and exporting one mask (the CLI's ``runs``, ``front``, ``export``).
 
 Nothing here writes to the store. The front is the one the search committed with its last generation
 (``pareto.front`` over every individual up to it); ``--all`` lists every individual with ``is_pareto``.
-Objectives are (validation accuracy ↑, density ↓), as in the search.
+Objectives are (validation accuracy ↑, density ↓), as in the search. An IMP run (``imp_runs``) has no
+generations: its front is ``pareto.front`` over its tickets, every committed round of every trajectory.
+A plot can overlay another run's points on a run's front (``overlay_sets``: IMP tickets on a GA front).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lotterysearch import pareto
+from lotterysearch.config import config_kind
+from lotterysearch.confirmation import Confirmed, Plan, Retrained, stored_confirmed
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.store import GenerationRecord, Individual, RunRecord, Store
 
@@ -79,8 +83,18 @@ def front_of(records: Sequence[Individual], *, all: bool = False) -> list[Row]:
     return [individual_row(r) for r in pareto.front(records)]
 
 
+def run_kind(run: RunRecord) -> str:
+    """``search`` or ``imp``, from the run's stored config."""
+    return config_kind(run.config_json)
+
+
 def stored_front(store: Store, run_id: str) -> list[Individual]:
-    """The front committed with the run's last generation, by density (empty before the first)."""
+    """The front committed with the run's last generation, by density (empty before the first).
+
+    An IMP run has no generations: its front is ``pareto.front`` over its tickets (every committed round).
+    """
+    if run_kind(store.run(run_id)) == "imp":
+        return pareto.front(store.individuals(run_id))
     last = store.last_generation(run_id)
     return pareto.front(store.individuals(run_id, last.front)) if last is not None else []
 
@@ -101,6 +115,20 @@ class RunSummary:
     generations: list[GenerationRecord]
     trained: int  # classes trained (isomorphism classes), each once
     front: list[Row]
+    confirmed: Mapping[int, Confirmed] = field(default_factory=dict)  # by individual, latest protocol
+
+    @property
+    def kind(self) -> str:
+        """``search`` or ``imp`` (whose individuals are tickets, their generation the IMP round)."""
+        return run_kind(self.run)
+
+    @property
+    def stage(self) -> str:
+        """How far the run got, for titles: the last generation, or an IMP run's rounds committed."""
+        if self.kind == "imp":
+            return f"{len(self.individuals)} IMP rounds committed"
+        gen = self.last_generation
+        return "no generation committed" if gen is None else f"after generation {gen}"
 
     @property
     def last_generation(self) -> int | None:
@@ -132,6 +160,7 @@ def run_summary(store: Store, run_id: str) -> RunSummary:
         generations=store.generations(run_id),
         trained=len(store.classes(run_id)),
         front=[individual_row(r) for r in stored_front(store, run_id)],
+        confirmed=stored_confirmed(store, run_id),
     )
 
 
@@ -147,7 +176,7 @@ def runs_rows(store: Store) -> list[Row]:
                 "id": run.id,
                 "name": run.name,
                 "status": run.status,
-                "generations": c["generation"],
+                "generations": imp_rounds_reached(store, run) if run_kind(run) == "imp" else c["generation"],
                 "created": run.created,
                 "individuals": c["individuals"],
                 "trained": c["trained"],
@@ -160,11 +189,19 @@ def runs_rows(store: Store) -> list[Row]:
 # ---- formatting -------------------------------------------------------------------------------------
 
 _TABLE_FORMATS = {
+    "val_accuracy": "{:.4f}",
+    "test_accuracy": "{:.4f}",
+    "fitness": "{:.4f}",
     "accuracy": "{:.4f}",
     "best_accuracy": "{:.4f}",
     "density": "{:.5f}",
     "effective_density": "{:.5f}",
     "compression": "{:.1f}",
+    "confirmed_own": "{:.4f}",
+    "confirmed_reinit": "{:.4f}",
+    "reinit_std": "{:.4f}",
+    "own_stop": "{:.0f}",
+    "reinit_stop": "{:.0f}",
 }
 
 
@@ -240,6 +277,17 @@ def format_rows(
     return out.getvalue().rstrip("\n")
 
 
+def imp_rounds_reached(store: Store, run: RunRecord) -> int | None:
+    """The last IMP round every trajectory of ``run`` has committed (None before each has its dense round),
+    what the runs table shows as an IMP run's generations."""
+    seeds = json.loads(run.config_json).get("imp", {}).get("init_seeds", [0])
+    done: dict[int, int] = {}
+    for r in store.imp_rounds(run.id):
+        done[r.trajectory] = max(done.get(r.trajectory, -1), r.round)
+    reached = min((done.get(s, -1) for s in seeds), default=-1)
+    return None if reached < 0 else reached
+
+
 def format_runs(store: Store, fmt: str = "table") -> str:
     """``lotterysearch runs``: the runs table with a title naming the workspace."""
     rows = runs_rows(store)
@@ -249,8 +297,7 @@ def format_runs(store: Store, fmt: str = "table") -> str:
 
 def front_title(summary: RunSummary, *, all: bool = False) -> str:
     """The table's first line: run, status, last generation, front size and hypervolume."""
-    gen = summary.last_generation
-    at = "no generation committed" if gen is None else f"after generation {gen}"
+    at = summary.stage
     n, k = len(summary.individuals), len(summary.front)
     listed = (
         f"all {n} evaluated masks, {k} on the Pareto front"
@@ -269,7 +316,153 @@ def format_front(store: Store, run_id: str, fmt: str = "table", *, all: bool = F
     summary = run_summary(store, run_id)
     rows = front_of(summary.individuals, all=all)
     fields = [*FRONT_FIELDS, "is_pareto"] if all else list(FRONT_FIELDS)
-    return format_rows(rows, fmt, title=front_title(summary, all=all), fields=fields)
+    rows, extra, note = with_confirmed(rows, summary.confirmed)
+    return format_rows(rows, fmt, title=front_title(summary, all=all) + note, fields=[*fields, *extra])
+
+
+# ---- confirmations ----------------------------------------------------------------------------------
+
+# Test accuracy at the early-stopping iteration under the full protocol (``confirm``): own init, and the
+# reinit control's mean and sample std over its seeds; the iterations are means over seeds.
+CONFIRMED_FIELDS = ("confirmed_own", "own_stop", "confirmed_reinit", "reinit_std", "reinit_stop")
+
+
+def _stop(r: Retrained) -> float | int | None:
+    return r.stops[0] if r.n == 1 else r.stop
+
+
+def confirmed_row(c: Confirmed | None) -> Row:
+    """The ``CONFIRMED_FIELDS`` of one individual (all None when it is not confirmed)."""
+    if c is None:
+        return dict.fromkeys(CONFIRMED_FIELDS)
+    return {
+        "confirmed_own": c.own.mean,
+        "own_stop": _stop(c.own),
+        "confirmed_reinit": c.reinit.mean,
+        "reinit_std": c.reinit.std if c.reinit.n else None,
+        "reinit_stop": _stop(c.reinit),
+    }
+
+
+def with_confirmed(
+    rows: Sequence[Row], confirmed: Mapping[int, Confirmed]
+) -> tuple[list[Row], list[str], str]:
+    """Rows with the confirmation columns, those columns and a note for the title, when the run has
+    confirmations; the rows unchanged otherwise."""
+    if not confirmed:
+        return list(rows), [], ""
+    protocol = next(iter(confirmed.values())).protocol
+    out = [row | confirmed_row(confirmed.get(row["id"])) for row in rows]
+    n = sum(row["id"] in confirmed for row in rows)
+    note = f"; {n} confirmed under protocol {protocol} (test accuracy at early stop)"
+    return out, list(CONFIRMED_FIELDS), note
+
+
+CONFIRM_TABLE_FIELDS = (
+    "id",
+    "origin",
+    "density",
+    "fitness",
+    "own_seed",
+    "confirmed_own",
+    "own_stop",
+    "confirmed_reinit",
+    "reinit_stop",
+)
+
+
+def _mean_pm(r: Retrained) -> str | None:
+    if not r.n:
+        return None
+    return f"{r.mean:.4f} (n=1)" if r.n == 1 else f"{r.mean:.4f} ± {r.std:.4f} (n={r.n})"
+
+
+def format_confirmed(plan: Plan, summaries: Mapping[int, Confirmed]) -> str:
+    """``lotterysearch confirm``'s table: per individual its density, short-training fitness (the stored
+    validation accuracy) and confirmed test accuracy at early stop, own init and reinit mean ± std."""
+    rows = []
+    for ind in plan.individuals:
+        c = summaries.get(ind.id)
+        own = next(
+            (j.init.seed for j in plan.jobs if j.individual_id == ind.id and j.init.init == "own"), None
+        )
+        reinit = c.reinit if c is not None else Retrained()
+        rows.append(
+            {
+                "id": ind.id,
+                "origin": origin_label(ind),
+                "density": ind.density,
+                "fitness": ind.accuracy,
+                "own_seed": own,
+                "confirmed_own": c.own.mean if c is not None else None,
+                "own_stop": _stop(c.own) if c is not None else None,
+                "confirmed_reinit": _mean_pm(reinit),
+                "reinit_stop": _stop(reinit),
+            }
+        )
+    imp = plan.inits.kind == "imp"
+    fitness = (
+        "the round's validation accuracy" if imp else "validation accuracy after the search's short training"
+    )
+    k = plan.inits.rewind_step if imp else 0
+    title = (
+        f"run {plan.run_id}, protocol {plan.protocol.key}: test accuracy at the early-stopping iteration"
+        f"{f' (iterations after the rewind step {k})' if k else ''}; fitness: {fitness}"
+    )
+    return format_rows(rows, "table", title=title, fields=CONFIRM_TABLE_FIELDS)
+
+
+# ---- IMP tickets --------------------------------------------------------------------------------------
+
+# One row per committed IMP round: the ticket (the round's mask), its trajectory and round, and the
+# protocol's numbers at the early-stopping iteration (after the last step when eval_every = 0).
+IMP_FIELDS = (
+    "id",
+    "seed",
+    "round",
+    "density",
+    "effective_density",
+    "early_stop",
+    "val_accuracy",
+    "test_accuracy",
+    "is_pareto",
+)
+
+
+def imp_ticket_rows(store: Store, run_id: str) -> list[Row]:
+    """The tickets of an IMP run (``IMP_FIELDS``) by round, then seed; ``is_pareto`` marks the front's."""
+    individuals = {r.id: r for r in store.individuals(run_id)}
+    on_front = pareto.on_front(list(individuals.values()))
+    rows = []
+    for rec in store.imp_rounds(run_id):
+        ind, result, es = individuals[rec.individual_id], rec.result, rec.result.get("early_stop")
+        rows.append(
+            {
+                "id": ind.id,
+                "seed": rec.trajectory,
+                "round": rec.round,
+                "density": ind.density,
+                "effective_density": ind.effective_density,
+                "early_stop": es["step"] if es else result["steps"],
+                "val_accuracy": es["val_accuracy"] if es else result["val_accuracy"],
+                "test_accuracy": es["test_accuracy"] if es else result.get("test_accuracy"),
+                "is_pareto": ind.id in on_front,
+            }
+        )
+    return sorted(rows, key=lambda row: (row["round"], row["seed"]))
+
+
+def format_imp_tickets(store: Store, run_id: str, fmt: str = "table") -> str:
+    """``lotterysearch imp``'s closing table: every ticket of the run with its early-stop numbers."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+    run = store.run(run_id)
+    rows = imp_ticket_rows(store, run_id)
+    title = (
+        f"run {run_id} ({run.status}): {len(rows)} IMP tickets, {sum(r['is_pareto'] for r in rows)} on the"
+        " Pareto front (accuracies at the early-stopping iteration)"
+    )
+    return format_rows(rows, fmt, title=title, fields=IMP_FIELDS)
 
 
 # ---- plot -------------------------------------------------------------------------------------------
@@ -280,12 +473,18 @@ _RANDOM_COLOR = "#8e3ca8"
 _POINT_COLOR = "#9a9a9a"
 _HV_COLOR = "#1f4e9c"
 _ACC_COLOR = "#2a8a3a"
+_CONFIRM_COLOR = "#c0282d"
+_IMP_COLOR = "#10908a"
+_OVERLAY_COLOR = "#d4572a"
+_REINIT_DODGE = 1.03
 
 
 def _kind(origin: str) -> str:
     """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control) or ``child``."""
     if origin.startswith("child"):
         return "child"
+    if origin.startswith("imp:"):
+        return "imp"
     if origin.startswith("random"):
         return "random"
     return "seed+" if "+" in origin else "seed"
@@ -302,9 +501,11 @@ def _make_parent(path: Path) -> None:
         raise _write_error(path, e) from None
 
 
-def front_figure(summary: RunSummary) -> Figure:
+def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figure:
     """Accuracy vs density (log-x) with the front as a staircase, seeds and random controls marked; beside
-    it the hypervolume and best accuracy per generation. Built without pyplot (no display, no global state).
+    it the hypervolume and best accuracy per generation (for an IMP run: each trajectory's accuracy per
+    round). ``overlay``: another run's points and front drawn over this one's (``overlay_sets``). Built
+    without pyplot (no display, no global state).
     """
     from matplotlib.figure import Figure
 
@@ -312,16 +513,18 @@ def front_figure(summary: RunSummary) -> Figure:
     ax, ax_gen = fig.subplots(1, 2, width_ratios=[1.75, 1])
     run = summary.run
     gen = summary.last_generation
+    imp = summary.kind == "imp"
+    stage = summary.stage if imp else ("no generation" if gen is None else f"generation {gen}")
     fig.suptitle(
-        f"{run.id}  ·  {'no generation' if gen is None else f'generation {gen}'}  ·  "
-        f"{len(summary.individuals)} evaluated, {summary.trained} trained  ·  "
+        f"{run.id}  ·  {stage}  ·  "
+        f"{len(summary.individuals)} {'tickets' if imp else 'evaluated'}, {summary.trained} trained  ·  "
         f"hypervolume {summary.hypervolume:.4f}",
         fontsize=12,
         fontweight="bold",
     )
 
     rows = [individual_row(r) for r in summary.individuals if r.density > 0]  # log axis
-    by_kind: dict[str, list[Row]] = {"child": [], "seed+": [], "seed": [], "random": []}
+    by_kind: dict[str, list[Row]] = {"child": [], "seed+": [], "seed": [], "random": [], "imp": []}
     for row in rows:
         by_kind[_kind(row["origin"])].append(row)
     pruner = next((r["origin"].split(":")[0] for r in by_kind["seed"] + by_kind["seed+"]), "")
@@ -341,6 +544,7 @@ def front_figure(summary: RunSummary) -> Figure:
         "seed": dict(
             marker="*", s=110, color=_SEED_COLOR, edgecolors="black", lw=0.5, label=f"{pruner} seeds"
         ),
+        "imp": dict(marker="^", s=30, color=_IMP_COLOR, lw=0, label="IMP tickets"),
     }
     for kind, style in styles.items():
         pts = by_kind[kind]
@@ -379,7 +583,9 @@ def front_figure(summary: RunSummary) -> Figure:
                 fontsize=7,
                 color=_FRONT_COLOR,
             )
-    if rows:
+    confirmed = _plot_confirmed(ax, summary)
+    overlaid = _plot_overlay(ax, summary, overlay)
+    if rows or overlaid:
         ax.set_xscale("log")
         top = ax.secondary_xaxis("top", functions=(_reciprocal, _reciprocal))
         top.set_xlabel("compression ρ = 1 / density")
@@ -390,10 +596,13 @@ def front_figure(summary: RunSummary) -> Figure:
     else:
         ax.text(0.5, 0.5, "no evaluated masks yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("density (kept / total weights, log scale)")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel("validation accuracy" + ("; test accuracy at early stop (confirmed)" if confirmed else ""))
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
 
+    if summary.kind == "imp":  # an IMP run has rounds, not generations
+        _plot_imp_rounds(ax_gen, summary)
+        return fig
     gens = summary.generations
     ax_gen.set_title("progress per generation", fontsize=10)
     ax_gen.set_xlabel("generation")
@@ -416,6 +625,147 @@ def front_figure(summary: RunSummary) -> Figure:
             0.5, 0.5, "no generation committed yet", ha="center", va="center", transform=ax_gen.transAxes
         )
     return fig
+
+
+def _plot_confirmed(ax: Any, summary: RunSummary) -> bool:
+    """The confirmed test accuracies at early stop: own init filled, the reinit control's mean open with
+    its std, a thin line from each to the individual's short-training accuracy. True when any is drawn."""
+    by_id = {r.id: r for r in summary.individuals if r.density > 0}
+    shown = [(by_id[i], c) for i, c in summary.confirmed.items() if i in by_id]
+    if not shown:
+        return False
+    for ind, c in shown:
+        ys = [y for y in (c.own.mean, c.reinit.mean) if y is not None]
+        ax.plot([ind.density] * (len(ys) + 1), [ind.accuracy, *ys], color=_CONFIRM_COLOR, lw=0.6, alpha=0.4)
+    own = [(ind.density, c.own.mean) for ind, c in shown if c.own.n]
+    if own:
+        ax.scatter(
+            *zip(*own, strict=True),
+            marker="o",
+            s=38,
+            color=_CONFIRM_COLOR,
+            edgecolors="black",
+            lw=0.5,
+            zorder=6,
+            label=f"confirmed, own init ({len(own)})",
+        )
+    # Drawn 3% to the right of the density (a log axis: the same gap everywhere), so an own-init marker at
+    # the same accuracy does not hide it.
+    reinit = [(ind.density * _REINIT_DODGE, c.reinit.mean, c.reinit.std) for ind, c in shown if c.reinit.n]
+    if reinit:
+        x, y, err = zip(*reinit, strict=True)
+        ax.errorbar(
+            x,
+            y,
+            yerr=err,
+            fmt="o",
+            ms=6.5,
+            mfc="none",
+            mec=_CONFIRM_COLOR,
+            ecolor=_CONFIRM_COLOR,
+            elinewidth=0.8,
+            capsize=2,
+            zorder=6,
+            label=f"confirmed, reinit mean ± std ({len(reinit)})",
+        )
+    return True
+
+
+@dataclass(frozen=True)
+class OverlaySets:
+    """The point sets of one run drawn over another's front, each as (density, accuracy) by density: the
+    base run's front, the other run's points (all of them) and front, and the ids of the other run's
+    points that the base front dominates (as good or better on both objectives, better on one)."""
+
+    base_run: str
+    other_run: str
+    base_front: list[tuple[float, float]]
+    other_points: list[tuple[float, float]]
+    other_front: list[tuple[float, float]]
+    dominated: list[int]
+
+
+def overlay_sets(base: RunSummary, other: RunSummary) -> OverlaySets:
+    """What an overlay plot shows (``front --plot P --overlay OTHER``): ``other``'s points over ``base``'s
+    front. Only full-fidelity points of ``other`` (those that may stand on a front) are drawn."""
+    points = sorted(
+        (r for r in other.individuals if pareto.is_full(r.fidelity)),
+        key=lambda r: (r.density, -r.accuracy, r.id),
+    )
+    front = [(r["density"], r["accuracy"]) for r in base.front]
+
+    def dominated(r: Individual) -> bool:
+        return any(a >= r.accuracy and d <= r.density and (a > r.accuracy or d < r.density) for d, a in front)
+
+    return OverlaySets(
+        base.run.id,
+        other.run.id,
+        front,
+        [(r.density, r.accuracy) for r in points],
+        [(r["density"], r["accuracy"]) for r in other.front],
+        sorted(r.id for r in points if dominated(r)),
+    )
+
+
+def _plot_overlay(ax: Any, summary: RunSummary, overlay: RunSummary | None) -> bool:
+    """Draw ``overlay``'s points and front over the base plot; True when anything was drawn."""
+    if overlay is None:
+        return False
+    sets = overlay_sets(summary, overlay)
+    pts = [(d, a) for d, a in sets.other_points if d > 0]  # log axis
+    if not pts:
+        return False
+    n, k = len(sets.other_points), len(sets.dominated)
+    label = _plain_label(sets.other_run)
+    ax.scatter(
+        *zip(*pts, strict=True),
+        marker="v",
+        s=26,
+        facecolors="none",
+        edgecolors=_OVERLAY_COLOR,
+        lw=1.0,
+        zorder=6,
+        label=f"{label} ({n}; {k} below the front of {_plain_label(sets.base_run)})",
+    )
+    front = [(d, a) for d, a in sets.other_front if d > 0]
+    if front:
+        ax.plot(
+            *zip(*front, strict=True),
+            drawstyle="steps-post",
+            color=_OVERLAY_COLOR,
+            lw=1.2,
+            ls="--",
+            zorder=5,
+            label=f"{label} front ({len(front)})",
+        )
+    return True
+
+
+def _plain_label(text: str) -> str:
+    """A run id as a legend label: no mathtext ($) or other markup."""
+    return text if re.fullmatch(r"[A-Za-z0-9_.\-]{1,60}", text) else "run"
+
+
+def _plot_imp_rounds(ax: Any, summary: RunSummary) -> None:
+    """An IMP run's right panel: each trajectory's ticket accuracy (validation, at early stop when the
+    protocol evaluates along the way) per round, density on the top axis."""
+    ax.set_title("IMP: accuracy per round, one line per init seed", fontsize=10)
+    ax.set_xlabel("round (density ≈ (1 - rate)^round)")
+    ax.set_ylabel("validation accuracy of the round's ticket")
+    by_seed: dict[str, list[Individual]] = {}
+    for r in summary.individuals:
+        seed = r.origin.split(":")[1] if r.origin.count(":") >= 2 else "?"
+        by_seed.setdefault(seed, []).append(r)
+    if not by_seed:
+        ax.text(0.5, 0.5, "no round committed yet", ha="center", va="center", transform=ax.transAxes)
+        return
+    for seed, inds in sorted(by_seed.items()):
+        inds.sort(key=lambda r: r.generation)
+        label = seed if re.fullmatch(r"seed=-?[0-9]{1,12}", seed) else "seed"
+        ax.plot([r.generation for r in inds], [r.accuracy for r in inds], "o-", ms=3.5, lw=1.1, label=label)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(True, alpha=0.3)
 
 
 def _apart(front: Sequence[Row], rows: Sequence[Row]) -> list[Row]:
@@ -452,18 +802,22 @@ def _reciprocal(x: Any) -> Any:
         return np.where(x > 0, 1.0 / np.maximum(x, 1e-300), np.inf)
 
 
-def _png_bytes(summary: RunSummary) -> bytes:
+def _png_bytes(summary: RunSummary, overlay: RunSummary | None = None) -> bytes:
     buf = io.BytesIO()
-    front_figure(summary).savefig(buf, format="png")
+    front_figure(summary, overlay).savefig(buf, format="png")
     return buf.getvalue()
 
 
-def plot_front(store: Store, run_id: str, path: str | Path) -> Path:
-    """Write the front plot of a run as PNG (see ``front_figure``); returns the path."""
+def plot_front(
+    store: Store, run_id: str, path: str | Path, *, overlay: tuple[Store, str] | None = None
+) -> Path:
+    """Write the front plot of a run as PNG (see ``front_figure``), with ``overlay`` (a store and a run id:
+    another run's points over this run's front); returns the path."""
     path = Path(path)
     summary = run_summary(store, run_id)
+    other = run_summary(*overlay) if overlay is not None else None
     _make_parent(path)  # fail before spending a second on rendering
-    png = _png_bytes(summary)
+    png = _png_bytes(summary, other)
     try:
         path.write_bytes(png)
     except OSError as e:
@@ -542,7 +896,9 @@ def front_html(summary: RunSummary, png: bytes) -> str:
         ("name", run.name),
         ("status", run.status),
         ("created", _cell("created", run.created) + " UTC"),
-        ("last generation", "-" if gen is None else gen),
+        ("IMP rounds committed", len(summary.individuals))
+        if summary.kind == "imp"
+        else ("last generation", "-" if gen is None else gen),
         ("masks evaluated", len(summary.individuals)),
         ("classes trained", summary.trained),
         ("isomorph hits (training skipped)", summary.isomorph_hits),

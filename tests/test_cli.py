@@ -352,3 +352,78 @@ def test_sigterm_stops_a_search_as_interrupted_and_resumable(ray_local, tmp_path
     assert "interrupted; resume with: lotterysearch search --resume cli-001" in err
     with Store.open(ws) as store:
         assert store.run("cli-001").status == "interrupted"
+
+
+IMP_TOML = """kind = "imp"
+name = "imp"
+dataset = "synthetic"
+model = "mlp:16-12-12-4"
+[imp]
+init_seeds = [0, 1]
+rounds = 3
+rate = 0.5
+output_rate = 0.25
+[training]
+steps = 30
+lr = 0.01
+batch_size = 60
+eval_every = 10
+"""
+
+
+def test_front_overlays_an_imp_run_on_a_search_front(finished_run, capsys, tmp_path) -> None:
+    """``imp`` in process, then ``runs`` and ``front`` on the IMP run, and its tickets drawn over the GA
+    run's front from another workspace (``--overlay``, ``--overlay-workspace``)."""
+    from matplotlib.image import imread
+
+    from lotterysearch import pareto, report
+    from lotterysearch.store import Store
+
+    (tmp_path / "imp.toml").write_text(IMP_TOML)
+    imp_ws, ga_ws = str(tmp_path / "imp"), str(finished_run / "ws")
+    code, out, _ = run(capsys, "imp", str(tmp_path / "imp.toml"), "--workspace", imp_ws, "--local")
+    assert code == 0 and "run imp-001 (finished): 8 IMP tickets, " in out
+    code, out, _ = run(capsys, "runs", "--workspace", imp_ws, "--format", "json")
+    (row,) = json.loads(out)
+    assert (row["id"], row["status"], row["generations"], row["individuals"]) == ("imp-001", "finished", 3, 8)
+    code, out, _ = run(capsys, "front", "imp-001", "--workspace", imp_ws, "--format", "csv")
+    with Store.open(imp_ws) as store:
+        front = pareto.front(store.individuals("imp-001"))
+        imp_summary = report.run_summary(store, "imp-001")
+    assert [int(line.split(",")[0]) for line in out.strip().splitlines()[1:]] == [i.id for i in front]
+
+    png = tmp_path / "over.png"
+    code, out, err = run(
+        capsys,
+        "front",
+        "cli-001",
+        "--workspace",
+        ga_ws,
+        "--plot",
+        str(png),
+        "--overlay",
+        "imp-001",
+        "--overlay-workspace",
+        imp_ws,
+    )
+    assert code == 0 and out.startswith("run cli-001 (finished, after generation 1): Pareto front: ")
+    with Store.open(ga_ws) as store:
+        sets = report.overlay_sets(report.run_summary(store, "cli-001"), imp_summary)
+    assert len(sets.other_points) == 8 and sets.other_front == [(i.density, i.accuracy) for i in front]
+    assert err.splitlines() == [
+        f"wrote {png}",
+        f"overlay: {len(sets.dominated)} of 8 points of imp-001 lie below the front of cli-001",
+    ]
+    img = imread(png)
+    assert img.shape == (572, 1375, 4) and img[..., :3].std() > 0.05
+
+    ga = ["front", "cli-001", "--workspace", ga_ws]
+    assert (
+        one_line_error(capsys, *ga, "--overlay", "imp-001")
+        == "--overlay draws on the plot: give --plot FILE.png too"
+    )
+    missing = tmp_path / "missing.png"
+    msg = one_line_error(
+        capsys, *ga, "--plot", str(missing), "--overlay", "imp-001"
+    )  # not in the GA workspace
+    assert msg.startswith("unknown run 'imp-001'") and not missing.exists()

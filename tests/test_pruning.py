@@ -25,6 +25,8 @@ from lotterysearch.pruning import (
     critical_compression,
     imp,
     imp_plan,
+    imp_rewind_state,
+    imp_round_plan,
     imp_schedule,
     iterative_prune,
     keep_highest,
@@ -32,8 +34,10 @@ from lotterysearch.pruning import (
     kept_schedule,
     max_compression,
     prune,
+    prune_round,
     snip_scores,
     synflow_scores,
+    train_round,
 )
 from lotterysearch.training import train
 
@@ -461,6 +465,63 @@ def test_imp_plan_is_the_schedule_with_imps_rates() -> None:
     assert imp_plan(model, 1.0) == []
     with pytest.raises(PruningError, match=r"^IMP output_rate must be in \(0, 1\), got 1.5$"):
         imp_plan(model, 4.0, output_rate=1.5)
+
+
+def test_imp_schedule_with_a_fixed_number_of_rounds_by_hand() -> None:
+    # The plain rule with no landing: the rounds of test_imp_schedule_by_hand, and as many as asked.
+    rates = {"fc1": 0.2, "fc2": 0.2, "fc3": 0.1}
+    assert imp_schedule(SIZES, 0, rates, rounds=3) == [
+        {"fc1": 154, "fc2": 77, "fc3": 29},
+        {"fc1": 123, "fc2": 62, "fc3": 26},
+        {"fc1": 98, "fc2": 50, "fc3": 23},
+    ]
+    assert imp_schedule(SIZES, 0, dict.fromkeys(SIZES, 0.2), "global", rounds=4) == [256, 205, 164, 131]
+    assert imp_schedule(SIZES, 0, rates, rounds=0) == []
+    model = build_model(SPEC, 0)
+    assert imp_round_plan(model, 3) == imp_schedule(SIZES, 0, rates, rounds=3)
+    assert imp_round_plan(model, 4, scope="global") == [256, 205, 164, 131]
+    # at 0.9 per round fc3 goes 32 → 3 → 0 (round(2.7) = 3), an empty layer after round 2
+    with pytest.raises(PruningError) as e:
+        imp_round_plan(model, 5, rate=0.9, output_rate=0.9)
+    assert str(e.value) == "rounds = 5 would keep no weight of layer 'fc3' (none left after round 2)"
+    with pytest.raises(PruningError) as e:  # 320 → 32 → 3 → 0
+        imp_round_plan(model, 3, rate=0.9, scope="global")
+    assert str(e.value) == "rounds = 3 would keep no weight of the 320 (none left after round 3)"
+
+
+def test_a_round_is_the_trained_magnitudes_from_the_rewind_point(synthetic: Dataset) -> None:
+    """``imp_rewind_state`` (k dense steps, evaluating nothing), ``train_round`` (the steps after it, batches
+    from seed + 1) and ``prune_round`` (the largest |θ|) by hand; an interval longer than the rewind phase
+    does not matter there, only in the rounds."""
+    model = build_model(SPEC, 4)
+    training = TrainingConfig(steps=12, lr=1e-2, batch_size=60, eval_every=6)
+    rewind = imp_rewind_state(model, synthetic, training, 4, seed=3)
+    early = build_model(SPEC, 4)
+    train(early, None, synthetic, TrainingConfig(steps=4, lr=1e-2, batch_size=60), seed=3)
+    assert all(torch.equal(rewind[k], v) for k, v in state(early).items())
+    assert all(
+        torch.equal(imp_rewind_state(model, synthetic, training, 0)[k], v) for k, v in state(model).items()
+    )
+    mask = random_mask(model, 0, 0.7)
+    net, result = train_round(model, rewind, mask, synthetic, training, 4, seed=3, evaluate_test=True)
+    by_hand = train(early, mask, synthetic, training.with_steps(8), seed=4, evaluate_test=True)
+    assert result == by_hand and result.steps == 8 and [c["step"] for c in result.curve] == [6, 8]
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in state(early).items())
+    counts = {"fc1": 60, "fc2": 30, "fc3": 20}
+    pruned = prune_round(net, mask, counts)
+    expected = {
+        n: keep_highest((layer.weight.detach().abs().double() * mask[n]).reshape(-1), counts[n])
+        for n, layer in prunable_layers(early).items()
+    }
+    assert pruned.layer_kept() == counts and all(not bool((pruned[n] & ~mask[n]).any()) for n in pruned)
+    assert all(torch.equal(pruned[n].reshape(-1), expected[n]) for n in pruned)
+    assert prune_round(net, mask, 110).kept() == 110  # one global count
+
+
+def test_imp_rewinds_with_an_interval_longer_than_the_rewind_phase(synthetic: Dataset) -> None:
+    training = TrainingConfig(steps=12, lr=1e-2, batch_size=60, eval_every=6)
+    result = imp(build_model(SPEC, 0), 1.5, synthetic, training=training, rewind_step=4)
+    assert result.mask.kept() == round(N / 1.5)
 
 
 def test_imp_tickets_at_past_the_compression_is_an_error(synthetic: Dataset) -> None:

@@ -27,7 +27,7 @@ from lotterysearch.cli import spec_from_mask
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
-from lotterysearch.store import ClassRecord, GenerationRecord, Individual, Store
+from lotterysearch.store import ClassRecord, GenerationRecord, IMPRoundRecord, Individual, Store
 
 SHAPES = {"fc1": (6, 8), "fc2": (6, 6), "fc3": (3, 6)}  # an MLP 8-6-6-3
 CONFIG_TOML = '# demo\nname = "demo"\n[ga]\npopulation = 6\n'
@@ -502,3 +502,145 @@ def test_export_unknown_individual_is_the_stores_error(demo, tmp_path):
         report.export_mask(store, run_id, 99, tmp_path / "m.npz")
     assert str(e.value) == "no individual 99 in run 'demo-001' (its ids run from 0 to 9)"
     assert not (tmp_path / "m.npz").exists()
+
+
+# ---- IMP runs and overlays ---------------------------------------------------------------------------
+
+IMP_JSON = json.dumps({"kind": "imp", "imp": {"init_seeds": [0, 1]}})
+# (id, seed, round, validation accuracy at early stop, density): ids are round · 2 + trajectory index
+TICKETS = [
+    (0, 0, 0, 0.72, 1.00),
+    (1, 1, 0, 0.68, 1.00),  # below the GA front's (0.30, 0.70)
+    (2, 0, 1, 0.55, 0.05),
+    (3, 1, 1, 0.50, 0.05),  # ties the GA front's (0.05, 0.50): not below it
+    (4, 0, 2, 0.30, 0.02),  # below the GA front's (0.01, 0.40)
+]
+
+
+def imp_run(store: Store, tickets=TICKETS) -> str:
+    """An IMP run committed round by round through ``commit_imp_round``, as ``imp_runs`` stores it."""
+    run_id = store.create_run("imp", 'kind = "imp"\n', IMP_JSON, "feedbeef", 0, (0.0, 1.0), SHAPES)
+    for i, seed, r, acc, density in tickets:
+        mask = mask_for(100 + i)
+        key = f"K{i}"
+        ind = Individual(
+            run_id, i, r, mask.pack(), (), "", f"imp:seed={seed}:round={r}", key, acc, density, density, True
+        )
+        cls = ClassRecord(run_id, key, "canon-1", i, mask.pack(), acc, 0.5, density, 10, "node-a", 0.1)
+        es = {"step": 10 * (i + 1), "val_loss": 0.5, "val_accuracy": acc, "test_accuracy": acc - 0.01}
+        result = {
+            "val_accuracy": acc - 0.02,
+            "val_loss": 0.6,
+            "steps": 100,
+            "test_accuracy": acc - 0.03,
+            "test_loss": 0.7,
+            "curve": [],
+            "early_stop": es,
+        }
+        store.commit_imp_round(IMPRoundRecord(run_id, seed, r, i, result, None), ind, cls)
+    return run_id
+
+
+def test_an_imp_runs_front_is_the_front_over_its_tickets(demo):
+    store, _ = demo
+    run_id = imp_run(store)
+    assert [i.id for i in report.stored_front(store, run_id)] == [4, 2, 0]  # by density; 1 and 3 dominated
+    assert report.stored_front(store, run_id) == pareto.front(store.individuals(run_id))
+    lines = report.format_front(store, run_id).splitlines()
+    assert lines[0] == (
+        "run imp-001 (running, 5 IMP rounds committed): Pareto front: 3 of 5 evaluated masks, hypervolume "
+        f"{pareto.hypervolume([(0.30, 0.02), (0.55, 0.05), (0.72, 1.0)]):.4f}"
+    )
+    assert [line.split()[-1] for line in lines[3:]] == [
+        "imp:seed=0:round=2",
+        "imp:seed=0:round=1",
+        "imp:seed=0:round=0",
+    ]
+    rows = {r["id"]: r for r in report.runs_rows(store)}
+    assert rows[run_id]["generations"] == 1  # both trajectories have round 1; only seed 0 has round 2
+    assert rows[run_id]["individuals"] == 5
+
+
+def test_imp_ticket_rows_and_table(demo):
+    store, _ = demo
+    run_id = imp_run(store)
+    rows = report.imp_ticket_rows(store, run_id)
+    assert [(r["id"], r["seed"], r["round"]) for r in rows] == [
+        (0, 0, 0),
+        (1, 1, 0),
+        (2, 0, 1),
+        (3, 1, 1),
+        (4, 0, 2),
+    ]
+    assert rows[2] == {
+        "id": 2,
+        "seed": 0,
+        "round": 1,
+        "density": 0.05,
+        "effective_density": 0.05,
+        "early_stop": 30,
+        "val_accuracy": 0.55,
+        "test_accuracy": 0.54,
+        "is_pareto": True,
+    }
+    assert [r["is_pareto"] for r in rows] == [True, False, True, False, True]
+    lines = report.format_imp_tickets(store, run_id).splitlines()
+    assert (
+        lines[0]
+        == "run imp-001 (running): 5 IMP tickets, 3 on the Pareto front (accuracies at the early-stopping iteration)"
+    )
+    assert lines[1].split() == list(report.IMP_FIELDS)
+    assert lines[5].split() == ["2", "0", "1", "0.05000", "0.05000", "30", "0.5500", "0.5400", "yes"]
+    assert json.loads(report.format_imp_tickets(store, run_id, "json"))[4]["early_stop"] == 50
+
+
+def test_overlay_sets_by_hand(demo):
+    """The IMP tickets over the GA front: every point, the IMP front, and those the GA front dominates."""
+    store, ga = demo
+    run_id = imp_run(store)
+    sets = report.overlay_sets(report.run_summary(store, ga), report.run_summary(store, run_id))
+    assert (sets.base_run, sets.other_run) == (ga, run_id)
+    assert sets.base_front == [(0.01, 0.40), (0.01, 0.40), (0.05, 0.50), (0.10, 0.60), (0.30, 0.70)]
+    assert sets.other_points == [(0.02, 0.30), (0.05, 0.55), (0.05, 0.50), (1.0, 0.72), (1.0, 0.68)]
+    assert sets.other_front == [(0.02, 0.30), (0.05, 0.55), (1.0, 0.72)]
+    assert sets.dominated == [1, 4]
+    back = report.overlay_sets(report.run_summary(store, run_id), report.run_summary(store, ga))
+    # the GA's points the IMP front dominates: 1 (0.10, 0.55), 4 (0.10, 0.30), 9 (0.05, 0.50), all by the
+    # ticket (0.05, 0.55); 5 (0.01, 0.12) is sparser than every ticket
+    imp_front = [(0.02, 0.30), (0.05, 0.55), (1.0, 0.72)]
+    by_hand = sorted(
+        g["id"]
+        for g in GEN0 + GEN1
+        if any(
+            a >= g["accuracy"] and d <= g["density"] and (a > g["accuracy"] or d < g["density"])
+            for d, a in imp_front
+        )
+    )
+    assert back.dominated == by_hand == [1, 4, 9]
+
+
+def read_png(path: Path) -> np.ndarray:
+    from matplotlib.image import imread
+
+    return imread(path)
+
+
+def colour_pixels(img: np.ndarray, hex_colour: str, tol: float = 3 / 255) -> int:
+    rgb = np.array([int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    return int((np.abs(img[..., :3] - rgb) <= tol).all(axis=-1).sum())
+
+
+def test_plots_of_an_imp_run_and_of_an_overlay_read_back(demo, tmp_path):
+    store, ga = demo
+    run_id = imp_run(store)
+    plain = read_png(report.plot_front(store, ga, tmp_path / "ga.png"))
+    over = read_png(report.plot_front(store, ga, tmp_path / "over.png", overlay=(store, run_id)))
+    own = read_png(report.plot_front(store, run_id, tmp_path / "imp.png"))
+    for img in (plain, over, own):
+        assert img.shape == (572, 1375, 4) and img[..., :3].std() > 0.05  # drawn, not blank
+    # the overlay's colour is on the overlay plot only; the IMP tickets' colour on the IMP run's plot
+    assert colour_pixels(plain, report._OVERLAY_COLOR) == 0 < colour_pixels(over, report._OVERLAY_COLOR)
+    assert colour_pixels(own, report._IMP_COLOR) > colour_pixels(plain, report._IMP_COLOR)
+    page = report.html_front(store, run_id, tmp_path / "imp.html").read_text(encoding="utf-8")
+    assert "<tr><th>IMP rounds committed</th><td>5</td></tr>" in page
+    assert page.count("<tr><td") == 3  # the front's three tickets
