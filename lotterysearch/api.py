@@ -19,7 +19,7 @@ tickets are its individuals and ``run.imp_rounds()`` its rounds; ``imp_runs.IMPD
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from lotterysearch import confirmation, pareto
@@ -236,18 +236,22 @@ def create_run(
     if isinstance(evaluator, RayEvaluator):
         evaluator.connect()
     store = Store.open(workspace or cfg.workspace, create=True)
-    run_id = store.create_run(
+    run = Run(store, _record_run(store, cfg, problem.shapes), local=local, address=address)
+    run.problem = problem  # the data is loaded already
+    return run
+
+
+def _record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """The new run's record (its config as given, TOML and JSON, and its identity hash); returns its id."""
+    return store.create_run(
         cfg.name,
         to_toml(cfg),
         json.dumps(to_dict(cfg)),
         config_hash(cfg),
         cfg.seed,
         list(pareto.REF_POINT),
-        {n: list(s) for n, s in problem.shapes.items()},
+        {n: list(v) for n, v in shapes.items()},
     )
-    run = Run(store, run_id, local=local, address=address)
-    run.problem = problem  # the data is loaded already
-    return run
 
 
 def search(
@@ -299,16 +303,7 @@ def create_imp_run(
         jobs.close()
         raise
     shapes = Mask.ones(build_model(cfg.model, 0)).shapes
-    run_id = store.create_run(
-        cfg.name,
-        to_toml(cfg),
-        json.dumps(to_dict(cfg)),
-        config_hash(cfg),
-        cfg.seed,
-        list(pareto.REF_POINT),
-        {n: list(s) for n, s in shapes.items()},
-    )
-    run = Run(store, run_id, local=local, address=address)
+    run = Run(store, _record_run(store, cfg, shapes), local=local, address=address)
     run._imp_data, run._imp_jobs = data, jobs
     return run
 

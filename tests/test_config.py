@@ -1,5 +1,6 @@
 """Search configs: TOML to validated dataclasses, one-line errors naming the field, stable run hashes."""
 
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from lotterysearch.config import (
     TrainingConfig,
     config_hash,
     load_config,
+    load_imp_config,
     parse_config,
+    parse_imp_config,
     to_toml,
 )
 from lotterysearch.errors import ConfigError
@@ -21,8 +24,16 @@ CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if "stability" not in p.name], ids=lambda p: p.name)
 def test_example_configs_load_and_round_trip(path: Path) -> None:
-    cfg = load_config(path)
-    assert parse_config(to_toml(cfg)) == cfg
+    if config_kind_of(path) == "imp":
+        cfg = load_imp_config(path)
+        assert parse_imp_config(to_toml(cfg)) == cfg
+    else:
+        cfg = load_config(path)
+        assert parse_config(to_toml(cfg)) == cfg
+
+
+def config_kind_of(path: Path) -> str:
+    return tomllib.loads(path.read_text()).get("kind", "search")
 
 
 def test_defaults_and_overrides() -> None:
