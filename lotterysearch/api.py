@@ -148,27 +148,38 @@ class Run:
                 raise ConfigError(f"run '{self.id}' is an IMP run: it has rounds, not generations")
             return self._optimize_imp(progress)
         loop = self._loop()
-        with self.store.driving(self.id):
-            self.store.set_status(self.id, "running")
-            listeners = [(loop.listeners, progress), (loop.evaluation_listeners, on_evaluation)]
+        listeners = [(loop.listeners, progress), (loop.evaluation_listeners, on_evaluation)]
+
+        def body() -> bool:
             for where, fn in listeners:
                 if fn is not None:
                     where.append(fn)
             try:
                 loop.run(generations)
+            finally:
+                loop.evaluator.close()
+                for where, fn in listeners:
+                    if fn is not None:
+                        where.remove(fn)
+            return loop.done
+
+        self._drive(body)
+        return self
+
+    def _drive(self, body: Callable[[], bool]) -> None:
+        """Run ``body`` (True when the run is complete) under the run's driver lock, keeping its status:
+        ``running`` meanwhile, then ``finished`` or ``interrupted`` (also on Ctrl-C), or ``failed``."""
+        with self.store.driving(self.id):
+            self.store.set_status(self.id, "running")
+            try:
+                done = body()
             except KeyboardInterrupt:
                 self.store.set_status(self.id, "interrupted")
                 raise
             except BaseException:
                 self.store.set_status(self.id, "failed")
                 raise
-            finally:
-                loop.evaluator.close()
-                for where, fn in listeners:
-                    if fn is not None:
-                        where.remove(fn)
-            self.store.set_status(self.id, "finished" if loop.done else "interrupted")
-        return self
+            self.store.set_status(self.id, "finished" if done else "interrupted")
 
     def _optimize_imp(self, progress: IMPProgress | None) -> Run:
         """Drive an IMP run to its last round under the driver lock, with the statuses of ``optimize``."""
@@ -177,20 +188,15 @@ class Run:
         jobs = self._imp_jobs or imp_jobs(self.config, self._imp_data, local=self.local, address=self.address)
         self._imp_jobs = None
         driver = IMPDriver(self.config, self.store, self.id, jobs, self.record.shapes)
+        if progress is not None:
+            driver.listeners.append(progress)
+
+        def body() -> bool:
+            driver.restore().run()
+            return driver.done
+
         try:
-            with self.store.driving(self.id):
-                self.store.set_status(self.id, "running")
-                if progress is not None:
-                    driver.listeners.append(progress)
-                try:
-                    driver.restore().run()
-                except KeyboardInterrupt:
-                    self.store.set_status(self.id, "interrupted")
-                    raise
-                except BaseException:
-                    self.store.set_status(self.id, "failed")
-                    raise
-                self.store.set_status(self.id, "finished" if driver.done else "interrupted")
+            self._drive(body)
         finally:
             jobs.close()
         return self
