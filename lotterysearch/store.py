@@ -501,11 +501,16 @@ class Store:
 
     # ---- opening and closing -----------------------------------------------------------------------
     @classmethod
-    def open(cls, workspace: str | Path, create: bool = False) -> Store:
+    def open(cls, workspace: str | Path, create: bool = False, *, readonly: bool = False) -> Store:
         """Open the store of ``workspace``; with ``create`` make the directory and schema if absent.
 
-        A file that is not ours or is damaged raises ``StoreError`` and is left untouched.
+        A file that is not ours or is damaged raises ``StoreError`` and is left untouched. ``readonly``
+        opens it with SQLite's ``mode=ro`` and ``query_only``: every write fails, nothing is migrated (a
+        store of an older schema is refused with the command that upgrades it), and a WAL reader sees each
+        commit of a live writer without blocking it.
         """
+        if readonly and create:
+            raise StoreError("a store opened read-only cannot be created")
         paths = workspace_paths(workspace)
         if paths.root.exists() and not paths.root.is_dir():
             raise StoreError(f"workspace '{paths.root}' is a file, not a directory")
@@ -518,12 +523,26 @@ class Store:
             _create_store(paths)
         try:
             _check_header(paths.store)
-            conn = sqlite3.connect(paths.store, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if readonly:
+                uri = f"{paths.store.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            else:
+                conn = sqlite3.connect(paths.store, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open store '{paths.store}': {e}") from None
         store = cls(paths, conn)
         try:
-            if cls._check_meta(paths.store, conn) < SCHEMA_VERSION:
+            version = cls._check_meta(paths.store, conn)
+            if readonly:
+                if version < SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store '{paths.store}' has schema version {version}; upgrade it once with"
+                        f" `lotterysearch runs --workspace {paths.root}` before reading it read-only"
+                    )
+                with store._sql():
+                    conn.execute("PRAGMA query_only = ON")
+                return store
+            if version < SCHEMA_VERSION:
                 store._migrate()
             with store._sql():
                 conn.execute("PRAGMA foreign_keys = ON")
@@ -1063,6 +1082,15 @@ class Store:
             (trained,) = conn.execute("SELECT COUNT(*) FROM classes WHERE run_id = ?", (run_id,)).fetchone()
             (gen,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
         return {"generation": gen, "individuals": n, "trained": trained, "best_accuracy": best}
+
+    def isomorph_hits(self, run_id: str) -> int:
+        """Individuals whose objectives were reused from a class already trained (not ``evaluated``)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM individuals WHERE run_id = ? AND evaluated = 0", (run_id,)
+            ).fetchone()
+        return n
 
     def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[Individual]:
         """Committed individuals: all by id, or those of ``ids`` in that order (a missing id raises)."""
