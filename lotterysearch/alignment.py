@@ -140,12 +140,14 @@ def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> li
             continue
         # discrete: equal colours name the bijection
         perms = [np.argsort(co[t])[np.argsort(np.argsort(cr[t]))] for t in range(1, depth)]
-        if all(np.array_equal(r, o) for r, o in zip(rs, _permuted(os_, perms), strict=True)):
+        if all(np.array_equal(r, o) for r, o in zip(rs, permute_arrays(os_, perms), strict=True)):
             return perms
     return None
 
 
-def _permuted(xs: list[np.ndarray], perms: Sequence[np.ndarray]) -> list[np.ndarray]:
+def permute_arrays(xs: Sequence[np.ndarray], perms: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``permute_hidden`` on plain per-layer arrays (masks, trained weights): rows of layer ``h`` and
+    columns of layer ``h + 1`` take ``perms[h]``."""
     out = list(xs)
     for h, perm in enumerate(perms):
         out[h] = out[h][perm, :]

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from lotterysearch.alignment import align
-from lotterysearch.errors import ConfigError
+from lotterysearch.alignment import align, alignment, permute_arrays
+from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
 
 
@@ -124,6 +124,142 @@ def grow_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Ma
     return _switch(mask, rng, rate, grow=grow)
 
 
+def layer_density_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Change the density of one layer only (drawn uniformly): with p = 1/2 grow, else prune,
+    round(rate · kept) positions of it (at least 1 when possible). The other layers are returned intact, so
+    the search can move the per-layer densities SynFlow chose one layer at a time."""
+    rate = _check_probability(rate, "mutation rate")
+    xs = chain_arrays(mask)
+    flat = xs[int(rng.integers(len(xs)))].reshape(-1)
+    grow = bool(rng.random() < 0.5)
+    live = np.flatnonzero(flat)
+    candidates = np.flatnonzero(~flat) if grow else live
+    m = _how_many(rate, live.size, candidates.size)
+    if m:
+        flat[rng.choice(candidates, size=m, replace=False)] = grow
+    return mask_from_arrays(mask.names, xs)
+
+
+def _live_neurons(xs: list[np.ndarray], h: int) -> np.ndarray:
+    """Hidden neurons of hidden layer ``h`` with an incoming and an outgoing live weight."""
+    return xs[h].any(axis=1) & xs[h + 1].any(axis=0)
+
+
+def neuron_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Remove whole hidden neurons from one hidden layer (drawn uniformly): round(rate · live neurons) of its
+    live neurons (at least 1) lose their incoming row and outgoing column. One live neuron is always left,
+    so the layer never collapses. Structured pruning: the subnetwork gets narrower, not just sparser."""
+    rate = _check_probability(rate, "mutation rate")
+    check_chain(mask)
+    xs = chain_arrays(mask)
+    if len(xs) < 2:
+        return mask_from_arrays(mask.names, xs)
+    h = int(rng.integers(len(xs) - 1))
+    live = np.flatnonzero(_live_neurons(xs, h))
+    m = _how_many(rate, live.size, live.size - 1)
+    if m:
+        gone = rng.choice(live, size=m, replace=False)
+        xs[h][gone, :] = False
+        xs[h + 1][:, gone] = False
+    return mask_from_arrays(mask.names, xs)
+
+
+def neuron_grow_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
+    """Add hidden neurons to one hidden layer (drawn uniformly): round(rate · live neurons) dead neurons (at
+    least 1 when one is dead) get random incoming and outgoing weights, as many as a live neuron of that
+    layer has on average (at least 1 each way), so the layer widens at its current per-neuron density."""
+    rate = _check_probability(rate, "mutation rate")
+    check_chain(mask)
+    xs = chain_arrays(mask)
+    if len(xs) < 2:
+        return mask_from_arrays(mask.names, xs)
+    h = int(rng.integers(len(xs) - 1))
+    alive = _live_neurons(xs, h)
+    live, dead = np.flatnonzero(alive), np.flatnonzero(~alive)
+    m = _how_many(rate, live.size, dead.size)
+    if not m:
+        return mask_from_arrays(mask.names, xs)
+    n_in, n_out = xs[h].shape[1], xs[h + 1].shape[0]
+    fan_in = max(1, round(xs[h][live].sum() / live.size)) if live.size else 1
+    fan_out = max(1, round(xs[h + 1][:, live].sum() / live.size)) if live.size else 1
+    for j in rng.choice(dead, size=m, replace=False):
+        xs[h][j, rng.choice(n_in, size=min(fan_in, n_in), replace=False)] = True
+        xs[h + 1][rng.choice(n_out, size=min(fan_out, n_out), replace=False), j] = True
+    return mask_from_arrays(mask.names, xs)
+
+
+def _to_count(flat: np.ndarray, target: int, rng: np.random.Generator) -> None:
+    """Grow or prune random positions of ``flat`` in place until it keeps exactly ``target``."""
+    live = np.flatnonzero(flat)
+    if target < live.size:
+        flat[rng.choice(live, size=live.size - target, replace=False)] = False
+    elif target > live.size:
+        dead = np.flatnonzero(~flat)
+        flat[rng.choice(dead, size=target - live.size, replace=False)] = True
+
+
+def layer_density_crossover(a: Mask, b: Mask, rng: np.random.Generator) -> tuple[Mask, Mask]:
+    """Recombine per-layer densities, keep topologies: child 1 is ``a``'s connectivity with, in each layer
+    independently (p = 1/2), ``b``'s kept count for that layer, reached by growing or pruning random
+    positions of ``a``'s layer; child 2 is the same from ``b`` with the complementary choice. Per-layer
+    density is what SynFlow gets right (Tanaka et al. 2020 and the random-mask controls of the report), so
+    the GA can mix one parent's density profile with the other's wiring."""
+    check_same_shapes(a, b)
+    from_b = rng.random(len(a)) < 0.5
+    xs, ys = chain_arrays(a), chain_arrays(b)
+    counts_a, counts_b = [int(x.sum()) for x in xs], [int(y.sum()) for y in ys]
+    for x, y, ca, cb, swap in zip(xs, ys, counts_a, counts_b, from_b, strict=True):
+        _to_count(x.reshape(-1), cb if swap else ca, rng)
+        _to_count(y.reshape(-1), ca if swap else cb, rng)
+    return mask_from_arrays(a.names, xs), mask_from_arrays(a.names, ys)
+
+
+def magnitude_mutation(
+    mask: Mask, rng: np.random.Generator, rate: float, weights: Mapping[str, np.ndarray]
+) -> Mask:
+    """Lamarckian mutation: in each layer switch off the round(rate · kept) live weights with the smallest
+    trained magnitude |w| and switch on as many dead positions drawn at random. Density is kept per layer.
+
+    Without the regrowth this is one round of IMP (Frankle & Carbin 2019, Alg. 1: prune the smallest trained
+    weights); with it the search keeps exploring at a fixed density. ``weights`` are the trained weights of
+    ``mask``'s network (``trained_weights_for`` maps them from an isomorph); ties in |w| go to the lower
+    flat index, so the result is a function of the inputs and the generator.
+    """
+    rate = _check_probability(rate, "mutation rate")
+    xs = chain_arrays(mask)
+    for name, x in zip(mask.names, xs, strict=True):
+        w = np.abs(np.asarray(weights[name], dtype=np.float64))
+        if w.shape != x.shape:
+            raise MaskError(f"trained weights of '{name}' have shape {w.shape}, the mask {x.shape}")
+        flat = x.reshape(-1)
+        live, dead = np.flatnonzero(flat), np.flatnonzero(~flat)
+        m = _how_many(rate, live.size, min(live.size, dead.size))
+        if m:
+            weakest = live[np.argsort(w.reshape(-1)[live], kind="stable")[:m]]
+            on = rng.choice(dead, size=m, replace=False)
+            flat[weakest] = False
+            flat[on] = True
+    return mask_from_arrays(mask.names, xs)
+
+
+def trained_weights_for(
+    mask: Mask, trained: Mask, weights: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The trained weights of ``trained``'s network relabelled onto ``mask``'s hidden neurons.
+
+    A class is trained once, on its representative; a parent isomorphic to it numbers its hidden neurons
+    otherwise, so its weight at position (j, i) is the representative's at (π(j), π(i)). The permutations
+    come from ``alignment`` (exact when the two are permuted copies); positions live in ``mask`` but not in
+    ``trained`` get weight 0, so a magnitude mutation removes them first.
+    """
+    perms = alignment(mask, trained)
+    arrays = [
+        np.asarray(weights[n], dtype=np.float64) * chain_arrays(trained)[k] for k, n in enumerate(mask.names)
+    ]
+    moved = permute_arrays(arrays, perms)
+    return {n: w * x for n, w, x in zip(mask.names, moved, chain_arrays(mask), strict=True)}
+
+
 def repair(mask: Mask, rng: np.random.Generator) -> Mask:
     """Keep every layer alive: a collapsed mask (Tanaka et al. 2020) computes a constant, so add live
     weights along one random input→output path (one weight per layer, chained neurons). A mask that is
@@ -144,6 +280,7 @@ def repair(mask: Mask, rng: np.random.Generator) -> Mask:
 
 CROSSOVERS: dict[str, Callable[[Mask, Mask, np.random.Generator, VariationConfig], tuple[Mask, Mask]]] = {
     "layer_crossover": lambda a, b, rng, cfg: layer_crossover(a, b, rng),
+    "layer_density_crossover": lambda a, b, rng, cfg: layer_density_crossover(a, b, rng),
     "neuron_crossover": lambda a, b, rng, cfg: neuron_crossover(a, b, rng, p=cfg.neuron_swap_prob),
 }
 MUTATIONS: dict[str, Callable[[Mask, np.random.Generator, float], Mask]] = {
@@ -151,6 +288,9 @@ MUTATIONS: dict[str, Callable[[Mask, np.random.Generator, float], Mask]] = {
     "grow_prune_mutation": grow_prune_mutation,
     "grow_mutation": grow_mutation,
     "prune_mutation": prune_mutation,
+    "layer_density_mutation": layer_density_mutation,
+    "neuron_grow_mutation": neuron_grow_mutation,
+    "neuron_prune_mutation": neuron_prune_mutation,
 }
 
 

@@ -63,7 +63,7 @@ def test_defaults_and_overrides() -> None:
         ("[ga]\ncrossover_rate = 1.5", r"^field 'ga.crossover_rate' must be in \[0, 1\], got 1.5$"),
         (
             "[ga]\ncrossovers = ['uniform']",
-            r"^field 'ga.crossovers' must be one of layer, neuron, got 'uniform'$",
+            r"^field 'ga.crossovers' must be one of layer, layer_density, neuron, got 'uniform'$",
         ),
         (
             "[seeding]\npruner = 'imp'",

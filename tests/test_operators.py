@@ -8,7 +8,7 @@ import pytest
 import torch
 from masktools import random_mask, random_perms
 
-from lotterysearch.alignment import permute_hidden
+from lotterysearch.alignment import permute_arrays, permute_hidden
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
 from lotterysearch.nsga2 import select_parents
@@ -18,10 +18,16 @@ from lotterysearch.operators import (
     grow_mutation,
     grow_prune_mutation,
     layer_crossover,
+    layer_density_crossover,
+    layer_density_mutation,
+    magnitude_mutation,
     move_mutation,
     neuron_crossover,
+    neuron_grow_mutation,
+    neuron_prune_mutation,
     prune_mutation,
     repair,
+    trained_weights_for,
     vary,
 )
 
@@ -284,7 +290,7 @@ def test_variation_config_validates_with_one_line_errors() -> None:
     assert VariationConfig().mutation_weights == (1.0, 1.0)
     with pytest.raises(
         ConfigError,
-        match=r"^unknown operator 'uniform' in crossovers \(known: layer_crossover, neuron_crossover\)$",
+        match=r"^unknown operator 'uniform' in crossovers \(known: layer_crossover, layer_density_crossover, neuron_crossover\)$",
     ):
         VariationConfig(crossovers=("uniform",))
     with pytest.raises(ConfigError, match=r"^mutation_weights has 1 entries for 2 operators$"):
@@ -297,3 +303,139 @@ def test_variation_config_validates_with_one_line_errors() -> None:
         VariationConfig(crossover_weights=(0, 0))
     with pytest.raises(ConfigError, match=r"^mutations must name at least one operator"):
         VariationConfig(mutations=())
+
+
+# ---- layer-density, neuron-level and magnitude-informed operators -----------------------------------
+
+
+def changed_layers(a: Mask, b: Mask) -> list[str]:
+    return [n for n in a if not torch.equal(a[n], b[n])]
+
+
+def live_neurons(mask: Mask) -> list[np.ndarray]:
+    xs = list(mask.to_numpy().values())
+    return [xs[h].any(axis=1) & xs[h + 1].any(axis=0) for h in range(len(xs) - 1)]
+
+
+def test_layer_density_mutation_changes_one_layer_by_round_rate_kept() -> None:
+    rng = np.random.default_rng(5)
+    mask = random_mask(rng, widths=(30, 20, 20, 10), density=0.5)
+    directions = set()
+    for seed in range(40):
+        child = layer_density_mutation(mask, np.random.default_rng(seed), 0.1)
+        (name,) = changed_layers(mask, child)  # exactly one layer moves
+        kept, now = int(mask[name].sum()), int(child[name].sum())
+        assert abs(now - kept) == math.floor(0.1 * kept + 0.5)
+        grew = now > kept
+        directions.add(grew)
+        old, new = mask[name], child[name]
+        assert bool((old & ~new).any()) != grew and bool((new & ~old).any()) == grew  # one way only
+        assert_no_alias([child], [mask])
+    assert directions == {True, False}
+
+
+def test_neuron_prune_mutation_removes_whole_neurons_of_one_layer() -> None:
+    mask = Mask({"fc1": np.ones((10, 4), bool), "fc2": np.ones((6, 10), bool), "fc3": np.ones((3, 6), bool)})
+    for seed in range(20):
+        child = neuron_prune_mutation(mask, np.random.default_rng(seed), 0.25)
+        before, after = live_neurons(mask), live_neurons(child)
+        lost = [int(b.sum() - a.sum()) for b, a in zip(before, after, strict=True)]
+        # one hidden layer loses round(0.25 · live) neurons: 3 of 10 or 2 of 6 (half up: 1.5 → 2)
+        assert sorted(lost) in ([0, 3], [0, 2])
+        h = lost.index(max(lost))
+        xs = list(child.to_numpy().values())
+        gone = np.flatnonzero(~after[h])
+        assert not xs[h][gone].any() and not xs[h + 1][:, gone].any()  # row and column both off
+        assert int(child.kept()) == int(mask.kept()) - lost[h] * (xs[h].shape[1] + xs[h + 1].shape[0])
+    one = Mask(
+        {"fc1": np.eye(3, 2, dtype=bool)[:, :2] * [[1, 1], [0, 0], [0, 0]], "fc2": np.ones((2, 3), bool)}
+    )
+    assert neuron_prune_mutation(one, np.random.default_rng(0), 1.0) == one  # the last live neuron stays
+
+
+def test_neuron_grow_mutation_revives_dead_neurons_at_the_layer_fan() -> None:
+    fc1 = np.zeros((5, 8), bool)
+    fc1[0, :4] = fc1[1, 2:6] = True  # two live neurons, fan-in 4 each
+    fc2 = np.zeros((3, 5), bool)
+    fc2[:2, 0] = fc2[1:, 1] = True  # fan-out 2 each
+    mask = Mask({"fc1": fc1, "fc2": fc2})
+    child = neuron_grow_mutation(mask, np.random.default_rng(1), 0.5)  # round(0.5 · 2) = 1 neuron
+    xs = list(child.to_numpy().values())
+    born = np.flatnonzero(live_neurons(child)[0] & ~live_neurons(mask)[0])
+    assert born.size == 1
+    (j,) = born
+    assert xs[0][j].sum() == 4 and xs[1][:, j].sum() == 2
+    assert np.array_equal(xs[0][:2], fc1[:2]) and np.array_equal(xs[1][:, :2], fc2[:, :2])
+    full = Mask({"fc1": np.ones((3, 2), bool), "fc2": np.ones((2, 3), bool)})
+    assert neuron_grow_mutation(full, np.random.default_rng(0), 1.0) == full  # no dead neuron to revive
+
+
+def test_layer_density_crossover_swaps_kept_counts_and_keeps_wiring(pair) -> None:
+    a, b = pair
+    seen = set()
+    for seed in range(32):
+        c1, c2 = layer_density_crossover(a, b, np.random.default_rng(seed))
+        pattern = []
+        for n in a:
+            ka, kb = int(a[n].sum()), int(b[n].sum())
+            k1, k2 = int(c1[n].sum()), int(c2[n].sum())
+            assert {k1, k2} == {ka, kb} and (k1, k2) in ((ka, kb), (kb, ka))
+            # child 1 is a's layer grown or pruned, never rewired: one contains the other
+            assert bool((c1[n] <= a[n]).all()) or bool((a[n] <= c1[n]).all())
+            assert bool((c2[n] <= b[n]).all()) or bool((b[n] <= c2[n]).all())
+            if ka != kb:
+                pattern.append(k1 == kb)
+        seen.add(tuple(pattern))
+        assert_no_alias([c1, c2], [a, b])
+    assert len(seen) == 2 ** len(pattern) and len(pattern) >= 2  # every layerwise choice occurs
+    same, _ = layer_density_crossover(a, a.copy(), np.random.default_rng(0))
+    assert same == a
+
+
+def test_magnitude_mutation_prunes_the_smallest_trained_weights_by_hand() -> None:
+    x = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)  # 5 live, 3 dead
+    w = np.array([[0.5, -0.1, 0.3, 9.0], [-0.2, 0.1, 7.0, 8.0]])  # |w| of the live: .5 .1 .3 .2 .1
+    mask = Mask({"fc1": x})
+    child = magnitude_mutation(mask, np.random.default_rng(0), 0.4, {"fc1": w})  # round(0.4 · 5) = 2
+    c = child["fc1"].numpy()
+    off = x & ~c
+    assert off.tolist() == [[False, True, False, False], [False, True, False, False]]  # the two 0.1s
+    assert int(c.sum()) == 5 and int((c & ~x).sum()) == 2  # as many regrown at dead positions
+    with pytest.raises(MaskError, match=r"^trained weights of 'fc1' have shape \(2, 3\), the mask \(2, 4\)$"):
+        magnitude_mutation(mask, np.random.default_rng(0), 0.4, {"fc1": w[:, :3]})
+
+
+def test_trained_weights_follow_an_isomorph_onto_the_parent() -> None:
+    rng = np.random.default_rng(2)
+    trained = random_mask(rng, widths=(9, 8, 7, 4), density=0.5)
+    weights = {n: rng.normal(size=s) for n, s in trained.shapes.items()}
+    perms = random_perms(rng, trained)
+    parent = permute_hidden(trained, perms)
+    mapped = trained_weights_for(parent, trained, weights)
+
+    expect = permute_arrays([weights[n] * trained[n].numpy() for n in trained.names], perms)
+    for n, e in zip(trained.names, expect, strict=True):
+        assert np.array_equal(mapped[n], e)
+    # the same weights are pruned whichever isomorph the class was trained on
+    off_parent = [
+        parent[n].numpy() & ~m.numpy()
+        for n, m in magnitude_mutation(parent, np.random.default_rng(0), 0.2, mapped).items()
+    ]
+    off_trained = [
+        trained[n].numpy() & ~m.numpy()
+        for n, m in magnitude_mutation(trained, np.random.default_rng(0), 0.2, weights).items()
+    ]
+    for got, want in zip(off_parent, permute_arrays(off_trained, perms), strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_new_operators_are_reachable_by_short_name_in_vary(pair) -> None:
+    cfg = VariationConfig(
+        cx_rate=1.0,
+        mut_rate=1.0,
+        crossovers=("layer_density",),
+        mutations=("layer_density", "neuron_grow", "neuron_prune"),
+    )
+    kids = vary(list(pair), np.random.default_rng(0), cfg)
+    assert all(k.operator.startswith("layer_density_crossover+") for k in kids)
+    assert {k.operator.split("+")[1] for k in kids} <= set(cfg.mutations)
