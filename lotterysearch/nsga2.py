@@ -1,7 +1,7 @@
 """NSGA-II selection (Deb et al. 2002): parents by binary tournament, survivors by rank and crowding.
 
-Objectives are plain ``(accuracy, density)`` tuples: accuracy is maximised, density minimised. DEAP's
-classes are built here, on the driver, and never leave this module.
+Objectives are plain ``(accuracy, density)`` tuples: accuracy is maximised, density minimised. Survivor
+selection reproduces ``deap.tools.selNSGA2`` exactly, vectorised in numpy (DEAP is its test oracle).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from deap import base, tools
 
 from lotterysearch.errors import ConfigError
 from lotterysearch.pareto import Objective, _objectives, is_full, nondominated_sort
@@ -77,32 +76,81 @@ def select_parents(objectives: Sequence[Objective], k: int, rng: np.random.Gener
     return chosen
 
 
-class _Fitness(base.Fitness):
-    """(accuracy ↑, density ↓) as DEAP weights. A module-level subclass instead of ``creator.create``:
-    same class, but no run-time global registration (which warns on re-creation)."""
+def _deap_fronts(obj: np.ndarray, k: int) -> list[np.ndarray]:
+    """The fronts ``deap.tools.sortNondominated(individuals, k)`` returns, as index arrays in its order.
 
-    weights = (1.0, -1.0)
+    DEAP groups individuals of equal objectives (first appearance order), ranks the groups by Deb's fast
+    non-dominated sort and lists each front's groups in the order their last dominator of the previous
+    front releases them (ties: by group order); it stops once ``k`` individuals are sorted. Here the
+    dominance counts are one boolean matrix over the groups instead of a Python double loop.
+    """
+    if k == 0 or not len(obj):
+        return []
+    # wvalues = (accuracy, -density); Fitness equality is equality of wvalues
+    w = np.stack([obj[:, 0], -obj[:, 1]], axis=1)
+    uniq, first, inverse = np.unique(w, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in order of first appearance
+    rank_of = np.empty(order.size, dtype=np.int64)
+    rank_of[order] = np.arange(order.size)
+    group = rank_of[inverse.reshape(-1)]  # individual -> group (first-appearance numbering)
+    u = uniq[order]
+    members = np.argsort(group, kind="stable")  # individuals by group, original order within a group
+    bounds = np.searchsorted(group[members], np.arange(u.shape[0] + 1))
+    a, b = u[:, 0], u[:, 1]
+    # [p, d]: group p dominates group d (no worse in both, and the groups differ, so better in one)
+    dominates = (a[:, None] >= a[None, :]) & (b[:, None] >= b[None, :])
+    np.fill_diagonal(dominates, False)
+    count = dominates.sum(axis=0)
+    current = np.flatnonzero(count == 0)
+    fronts = [current]
+    sorted_n = int((bounds[current + 1] - bounds[current]).sum())
+    n = min(len(obj), k)
+    while sorted_n < n:
+        released = dominates[current]  # [|front|, groups]
+        count = count - released.sum(axis=0)
+        cand = np.flatnonzero((count == 0) & released.any(axis=0))
+        # the position (in the current front) of the last dominator that releases each candidate
+        last = (released[:, cand] * np.arange(1, current.size + 1)[:, None]).max(axis=0)
+        current = cand[np.lexsort((cand, last))]
+        fronts.append(current)
+        sorted_n += int((bounds[current + 1] - bounds[current]).sum())
+    return [np.concatenate([members[bounds[g] : bounds[g + 1]] for g in f]) for f in fronts]
 
 
-class _Individual:
-    """What ``selNSGA2`` needs: a ``fitness``; ``index`` maps it back to the caller's list."""
-
-    __slots__ = ("fitness", "index")
-
-    def __init__(self, index: int, values: Objective) -> None:
-        self.index = index
-        self.fitness = _Fitness(values)
+def _deap_crowding(values: np.ndarray) -> np.ndarray:
+    """``deap.tools.assignCrowdingDist`` of one front (rows in front order), with DEAP's float operations:
+    one in-place sort per objective (so ties in the second keep the first's order), boundary points ∞,
+    interior ones += (next − prev) / (2 · span)."""
+    dist = np.zeros(len(values))
+    order = np.arange(len(values))
+    for m in range(values.shape[1]):
+        order = order[np.argsort(values[order, m], kind="stable")]
+        v = values[order, m]
+        dist[order[0]] = dist[order[-1]] = math.inf
+        if v[-1] == v[0]:
+            continue
+        norm = values.shape[1] * float(v[-1] - v[0])
+        dist[order[1:-1]] += (v[2:] - v[:-2]) / norm
+    return dist
 
 
 def select_nsga2(objectives: Sequence[Objective], k: int) -> list[int]:
-    """Survivor selection with ``deap.tools.selNSGA2`` (Deb et al. 2002): whole fronts by rank, the last
-    one cut by crowding distance. Returns indices in DEAP's order (by front, the cut front by decreasing
-    crowding). Deterministic: selNSGA2 draws no random numbers (DEAP 1.4) and its sorts are stable."""
+    """Survivor selection as ``deap.tools.selNSGA2`` (Deb et al. 2002) makes it: whole fronts by rank, the
+    last one cut by crowding distance. Returns indices in DEAP's order (by front, the cut front by
+    decreasing crowding), equal to DEAP's for every input (``tests/test_nsga2_deap.py``) in numpy: DEAP's
+    O(N²) Python dominance loop took 4.6 s for 2 048 individuals. Deterministic: no random numbers."""
     obj = _objectives(objectives)
     if not (isinstance(k, int) and 0 <= k <= len(obj)):
         raise ConfigError(f"number of survivors k must be an integer in [0, {len(obj)}], got {k!r}")
-    individuals = [_Individual(i, (float(a), float(d))) for i, (a, d) in enumerate(obj)]
-    return [ind.index for ind in tools.selNSGA2(individuals, k)]
+    fronts = _deap_fronts(obj, k)
+    if not fronts:
+        return []
+    chosen = [int(i) for f in fronts[:-1] for i in f]
+    last = fronts[-1]
+    if k - len(chosen) > 0:
+        crowd = _deap_crowding(obj[last])
+        chosen += [int(i) for i in last[np.argsort(-crowd, kind="stable")][: k - len(chosen)]]
+    return chosen
 
 
 def select_survivors(objectives: Sequence[Objective], fidelities: Sequence[float], k: int) -> list[int]:
