@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments import collapse, ga, lth, masking_modes, stability_study
+from experiments import collapse, ga, lth, masking_modes, proxy, stability_study
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from lotterysearch.errors import LotterySearchError
 
@@ -29,6 +29,7 @@ SECTIONS: tuple[Section, ...] = (
     masking_modes.SECTION,
     collapse.SECTION,
     lth.SECTION,
+    proxy.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -77,17 +78,33 @@ def settings_text() -> str:
         + " | ".join(f"[{lth.CONFIGS[k]}](configs/{lth.CONFIGS[k]})" for k in ("small", "large"))
         + " |"
     )
+
+    def prox(s: proxy.ProxySettings) -> str:
+        return (
+            f"`{s.model}`/{s.dataset}: {len(s.prune_seeds) * len(s.compressions) * len(proxy.KINDS)} masks, "
+            f"{s.training.steps} steps, {len(s.proxy_seeds)} + {len(s.confirm_seeds)} seeds"
+        )
+
+    lines.append(f"| 2b. proxy | {prox(proxy.SETTINGS['small'])} | {prox(proxy.SETTINGS['large'])} |")
     return "\n".join(lines)
+
+
+def section_number(section: Section) -> str:
+    """The question's number, with a letter after the first section answering the same question (2, 2b)."""
+    same = [s.key for s in SECTIONS if s.question == section.question]
+    k = same.index(section.key)
+    return f"{section.question}{'abcdefgh'[k] if k else ''}"
 
 
 def compose(rendered: dict[str, Rendered], timings: dict[str, float | None], header: str) -> str:
     by_question = sorted(SECTIONS, key=lambda s: s.question)
     parts = ["# lotterysearch: answers to the research questions", "", header, "", "## Answers", ""]
-    for s in by_question:
-        parts += [f"### {s.question}. {QUESTIONS[s.question]}", "", rendered[s.key].answer, ""]
+    for q in sorted(QUESTIONS):
+        parts += [f"### {q}. {QUESTIONS[q]}", ""]
+        parts += [p for s in by_question if s.question == q for p in (rendered[s.key].answer, "")]
     for s in by_question:
         t = timings.get(s.key)
-        parts += [f"## {s.question}. {s.title}", ""]
+        parts += [f"## {section_number(s)}. {s.title}", ""]
         if t is not None:
             parts += [f"*Section runtime: {t / 60:.1f} min.*", ""]
         parts += [rendered[s.key].body, ""]
