@@ -42,6 +42,7 @@ class GAConfig:
     mutation_rate: float = 0.3
     mutation_strength: float = 0.05  # share of a layer's live weights a mutation moves, grows or prunes
     crossovers: tuple[str, ...] = ("layer", "neuron")
+    mutations: tuple[str, ...] = ("move", "grow_prune")  # operators.MUTATIONS, drawn with equal weight
     align: bool = True  # align hidden neurons before crossover (competing conventions)
 
 
@@ -253,7 +254,7 @@ def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
 
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against what the registries know; the first problem found raises ``ConfigError``."""
-    from lotterysearch.operators import CROSSOVERS
+    from lotterysearch.operators import CROSSOVERS, MUTATIONS
     from lotterysearch.pruning import SCORERS
 
     _check_run_fields(cfg)
@@ -286,6 +287,9 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     short = [name.removesuffix("_crossover") for name in CROSSOVERS]
     for op in g.crossovers:
         check_one_of("ga.crossovers", op, short)
+    short = [name.removesuffix("_mutation") for name in MUTATIONS]
+    for op in g.mutations:
+        check_one_of("ga.mutations", op, short)
     check_field(
         "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
     )

@@ -98,6 +98,7 @@ class MaskProblem:
             mut_rate=g.mutation_rate,
             mutation_strength=g.mutation_strength,
             crossovers=g.crossovers,
+            mutations=g.mutations,
             align=g.align,
         )
 

@@ -66,6 +66,11 @@ def test_defaults_and_overrides() -> None:
             r"^field 'ga.crossovers' must be one of layer, layer_density, neuron, got 'uniform'$",
         ),
         (
+            "[ga]\nmutations = ['flip']",
+            r"^field 'ga.mutations' must be one of move, grow_prune, grow, prune, layer_density, neuron_grow, "
+            r"neuron_prune, got 'flip'$",
+        ),
+        (
             "[seeding]\npruner = 'imp'",
             r"^field 'seeding.pruner' must be one of synflow, snip, magnitude, random, got 'imp'$",
         ),
