@@ -296,6 +296,18 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
 
 
+def cmd_dashboard(args: argparse.Namespace) -> None:
+    from lotterysearch.errors import ConfigError
+
+    try:
+        from lotterysearch.dashboard import serve
+    except ImportError as e:
+        raise ConfigError(
+            f"the dashboard needs the 'dashboard' extra ({e.name} is missing): pip install 'lotterysearch[dashboard]'"
+        ) from None
+    serve(_workspace(args), args.host, args.port, args.token)
+
+
 def cmd_confirm(args: argparse.Namespace) -> None:
     import os
 
@@ -464,6 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workspace", **ws)
     e.add_argument("--out", required=True, metavar="MASK.npz")
     e.set_defaults(func=cmd_export)
+
+    d = sub.add_parser("dashboard", help="a live read-only web view of a workspace: runs, fronts, masks")
+    d.add_argument("--workspace", **ws)
+    d.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: needs --token)")
+    d.add_argument("--port", type=int, default=8000)
+    d.add_argument(
+        "--token", default=None, help="required of every request (default: $LOTTERYSEARCH_DASHBOARD_TOKEN)"
+    )
+    d.set_defaults(func=cmd_dashboard)
 
     cf = sub.add_parser(
         "confirm", help="retrain a run's masks under a full protocol, from their own init and from fresh ones"
