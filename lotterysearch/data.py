@@ -2,15 +2,24 @@
 
 Search fitness reads only the validation split; the test split is for final reports. Nothing is downloaded:
 MNIST-1D is generated offline (``mnist1d.data.make_dataset``) and cached, real MNIST is read from the four
-IDX files the user already has, scikit-learn ships its digits, and ``synthetic`` is generated for tests.
+IDX files the user already has, CIFAR-10 from the user's python batches (``cifar-10-batches-py``, extracted
+or as the ``.tar.gz``), scikit-learn ships its digits, and ``synthetic`` is generated for tests.
+
+Inputs are stored flat (``[N, features]``) whatever their nature; ``Dataset.input_shape`` says how a
+sample's features lie (``(C, H, W)`` channel-major, ``(C, L)``, or ``(features,)`` for plain features), so a
+convnet can view them and a spec can be checked against them, while batching and Ray see one layout.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import math
 import os
+import pickle
 import random
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +32,8 @@ from lotterysearch.errors import ConfigError, DataError
 
 @dataclass(frozen=True)
 class Dataset:
-    """Float32 inputs ``[N, features]`` and int64 labels for the three splits."""
+    """Float32 inputs ``[N, features]`` and int64 labels for the three splits; ``input_shape``: how one
+    sample's features lie (``()`` means plain features, ``(input_dim,)``)."""
 
     name: str
     x_train: torch.Tensor
@@ -33,19 +43,40 @@ class Dataset:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    input_shape: tuple[int, ...] = ()
 
     @property
     def input_dim(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``input_shape``, or ``(input_dim,)`` for plain features."""
+        return tuple(self.input_shape) or (self.input_dim,)
+
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
 
     def check_input_width(self, spec: str, width: int, label: str = "model") -> None:
-        """A model whose first layer takes ``width`` features cannot read this dataset: one-line error."""
+        """The model of ``spec`` (its first layer taking ``width`` features) must read this dataset and
+        predict its classes: a convnet needs the data's sample shape (``HxWxC``, ``L``), every model the
+        data's width and one output per class. Otherwise a one-line ``ConfigError`` naming both."""
+        from lotterysearch.models import parse_spec, shape_text
+
+        arch = parse_spec(spec)
+        wants = arch.input_shape
+        if len(wants) > 1 and wants != self.shape:
+            has = shape_text(self.shape) if len(self.shape) > 1 else f"{self.input_dim} plain features"
+            raise ConfigError(
+                f"{label} {spec} takes {shape_text(wants)} inputs, dataset {self.name} has {has}"
+            )
         if width != self.input_dim:
             raise ConfigError(
                 f"{label} {spec} takes {width} inputs, dataset {self.name} has {self.input_dim}"
+            )
+        if arch.outputs != self.num_classes:
+            raise ConfigError(
+                f"{label} {spec} has {arch.outputs} outputs, dataset {self.name} has {self.num_classes} classes"
             )
 
 
@@ -66,6 +97,7 @@ def _split(
     n_val: int,
     seed: int,
     num_classes: int,
+    input_shape: tuple[int, ...] = (),
 ) -> Dataset:
     """Carve ``n_val`` validation samples out of the training arrays with a seeded permutation."""
     order = np.random.default_rng(seed).permutation(len(y))
@@ -78,7 +110,15 @@ def _split(
         return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
 
     return Dataset(
-        name, xt(x[train]), yt(y[train]), xt(x[val]), yt(y[val]), xt(x_test), yt(y_test), num_classes
+        name,
+        xt(x[train]),
+        yt(y[train]),
+        xt(x[val]),
+        yt(y[val]),
+        xt(x_test),
+        yt(y_test),
+        num_classes,
+        input_shape,
     )
 
 
@@ -117,7 +157,7 @@ def _mnist1d_arrays() -> dict[str, np.ndarray]:
 
 def _load_mnist1d(seed: int, data_dir: str | Path | None) -> Dataset:
     a = _mnist1d_arrays()
-    return _split("mnist1d", a["x"], a["y"], a["x_test"], a["y_test"], 1000, seed, 10)
+    return _split("mnist1d", a["x"], a["y"], a["x_test"], a["y_test"], 1000, seed, 10, (1, a["x"].shape[1]))
 
 
 # ---- MNIST (IDX files) ----------------------------------------------------------------------------
@@ -151,12 +191,17 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def mnist_search_dirs(data_dir: str | Path | None) -> list[Path]:
-    """Where MNIST files are looked for: DIR, DIR/MNIST/raw (torchvision's layout), DIR/mnist."""
+def data_root(data_dir: str | Path | None, needs: str) -> Path:
+    """``data_dir``, else ``$LOTTERYSEARCH_DATA``: where the user keeps the files a dataset ``needs``."""
     root = data_dir if data_dir is not None else os.environ.get("LOTTERYSEARCH_DATA")
     if root is None:
-        raise DataError("mnist needs its four IDX files: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
-    root = Path(root).expanduser()
+        raise DataError(f"{needs}: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
+    return Path(root).expanduser()
+
+
+def mnist_search_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Where MNIST files are looked for: DIR, DIR/MNIST/raw (torchvision's layout), DIR/mnist."""
+    root = data_root(data_dir, "mnist needs its four IDX files")
     return [root, root / "MNIST" / "raw", root / "mnist"]
 
 
@@ -196,6 +241,123 @@ def _load_mnist(seed: int, data_dir: str | Path | None) -> Dataset:
         5000,
         seed,
         10,
+        (1, 28, 28),
+    )
+
+
+# ---- CIFAR-10 (python batches) --------------------------------------------------------------------
+CIFAR_DIR, CIFAR_ARCHIVE = "cifar-10-batches-py", "cifar-10-python.tar.gz"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+CIFAR_SHAPE = (3, 32, 32)  # each row: the R, G and B planes of 32×32, row-major
+CIFAR_CLASSES = 10
+# per-channel mean and std of the training images in [0, 1]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """CIFAR-10's batches are pickles of a dict holding a numpy array and lists: only the numpy classes
+    that rebuild an array are loaded, so a foreign pickle cannot run code."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # encode: bytes in protocol 2
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def cifar_search_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Where CIFAR-10 is looked for: DIR and DIR/cifar10, each holding ``cifar-10-batches-py/`` (torchvision's
+    layout) or ``cifar-10-python.tar.gz``."""
+    root = data_root(data_dir, f"cifar10 needs its python batches ({CIFAR_DIR}/ or {CIFAR_ARCHIVE})")
+    return [root, root / "cifar10"]
+
+
+def _cifar_batches(dirs: list[Path]) -> tuple[str, dict[str, bytes]]:
+    """The raw bytes of the six batches, from the first directory or archive found, and where they came from."""
+    names = (*CIFAR_TRAIN, CIFAR_TEST)
+    for d in dirs:
+        folder, archive = d / CIFAR_DIR, d / CIFAR_ARCHIVE
+        if folder.is_dir():
+            missing = [n for n in names if not (folder / n).is_file()]
+            if missing:
+                raise DataError(f"CIFAR-10 batch '{missing[0]}' is missing from '{folder}'")
+            return str(folder), {n: (folder / n).read_bytes() for n in names}
+        if archive.is_file():
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    members = {m.name: m for m in tar.getmembers() if m.isfile()}
+                    missing = [n for n in names if f"{CIFAR_DIR}/{n}" not in members]
+                    if missing:
+                        raise DataError(f"CIFAR-10 batch '{missing[0]}' is missing from '{archive}'")
+                    return str(archive), {
+                        n: tar.extractfile(members[f"{CIFAR_DIR}/{n}"]).read() for n in names
+                    }
+            except (OSError, EOFError, tarfile.TarError) as e:
+                raise DataError(f"cannot read CIFAR-10 archive '{archive}' ({type(e).__name__})") from None
+    looked = ", ".join(str(d) for d in dirs)
+    raise DataError(f"CIFAR-10 not found: no {CIFAR_DIR}/ or {CIFAR_ARCHIVE} in {looked}")
+
+
+def _cifar_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's ``(images [N, 3072] uint8, labels [N])``, checked."""
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any failure to unpickle means the file is damaged
+        raise DataError(f"CIFAR-10 batch '{where}' is damaged or not a pickle ({type(e).__name__})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"CIFAR-10 batch '{where}' lacks its b'data' and b'labels' entries")
+    x, y = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    width = math.prod(CIFAR_SHAPE)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != width:
+        raise DataError(
+            f"CIFAR-10 batch '{where}' has data {x.dtype} {tuple(x.shape)}, expected uint8 (N, {width})"
+        )
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"CIFAR-10 batch '{where}' has {y.size} labels for {len(x)} images")
+    bad = y[(y < 0) | (y >= CIFAR_CLASSES)]
+    if bad.size:
+        raise DataError(f"CIFAR-10 batch '{where}' has label {int(bad[0])}, expected 0..{CIFAR_CLASSES - 1}")
+    return x, y
+
+
+def load_cifar10_arrays(data_dir: str | Path | None) -> dict[str, np.ndarray]:
+    """The five training batches joined, and the test batch, as uint8 images ``[N, 3072]`` and labels."""
+    where, raw = _cifar_batches(cifar_search_dirs(data_dir))
+    train = [_cifar_batch(raw[n], f"{where}/{n}") for n in CIFAR_TRAIN]
+    x_test, y_test = _cifar_batch(raw[CIFAR_TEST], f"{where}/{CIFAR_TEST}")
+    return {
+        "x": np.concatenate([x for x, _ in train]),
+        "y": np.concatenate([y for _, y in train]),
+        "x_test": x_test,
+        "y_test": y_test,
+    }
+
+
+def _load_cifar10(seed: int, data_dir: str | Path | None) -> Dataset:
+    a = load_cifar10_arrays(data_dir)
+    mean = np.repeat(np.asarray(CIFAR_MEAN, dtype=np.float32), 32 * 32)
+    std = np.repeat(np.asarray(CIFAR_STD, dtype=np.float32), 32 * 32)
+
+    def norm(img: np.ndarray) -> np.ndarray:
+        return (img.astype(np.float32) / 255.0 - mean) / std
+
+    n_val = min(5000, len(a["y"]) // 10)  # 5000 of the real 50 000, a tenth of a smaller copy
+    return _split(
+        "cifar10",
+        norm(a["x"]),
+        a["y"],
+        norm(a["x_test"]),
+        a["y_test"],
+        n_val,
+        seed,
+        CIFAR_CLASSES,
+        CIFAR_SHAPE,
     )
 
 
@@ -209,7 +371,7 @@ def _load_digits(seed: int, data_dir: str | Path | None) -> Dataset:
     x, y = d.data.astype(np.float32) / 16.0, d.target
     order = np.random.default_rng(12345).permutation(len(y))  # fixed test split, independent of seed
     test, rest = order[:360], order[360:]
-    return _split("digits", x[rest], y[rest], x[test], y[test], 360, seed, 10)
+    return _split("digits", x[rest], y[rest], x[test], y[test], 360, seed, 10, (1, 8, 8))
 
 
 # ---- synthetic ------------------------------------------------------------------------------------
@@ -230,11 +392,12 @@ DATASETS: dict[str, Callable[[int, str | Path | None], Dataset]] = {
     "mnist": _load_mnist,
     "digits": _load_digits,
     "synthetic": _load_synthetic,
+    "cifar10": _load_cifar10,
 }
 
 
 def load_dataset(name: str, seed: int = 0, *, data_dir: str | Path | None = None) -> Dataset:
-    """Load a built-in dataset; ``seed`` picks the validation split, ``data_dir`` locates MNIST."""
+    """Load a built-in dataset; ``seed`` picks the validation split, ``data_dir`` locates MNIST and CIFAR-10."""
     return DATASETS[check_dataset_name(name)](seed, data_dir)
 
 
