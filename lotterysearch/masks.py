@@ -1,7 +1,8 @@
 """The ``Mask`` type and the three masking modes.
 
-A mask maps each prunable layer name (``fc1``, ``fc2``, ...) to a bool tensor of the weight's shape
-``[out, in]``. Density is kept/total; the compression ratio is ρ = |θ| / |θ_pruned| (Eq. 4 of the notes), so
+A mask maps each prunable layer name (``conv1``, ..., ``fc1``, ``fc2``, ...) to a bool tensor of the
+weight's shape (``[out, in]``, or ``[out, in, kh, kw]`` / ``[out, in, k]`` for a convolution: a mask
+holds arrays of any rank, and density, packing and saving are rank-blind). Density is kept/total; the compression ratio is ρ = |θ| / |θ_pruned| (Eq. 4 of the notes), so
 density = 1/ρ.
 
 Masking modes (``MODES``), each exactly as written in the notes:
@@ -154,24 +155,28 @@ class Mask:
 
     # ---- paths and collapse -------------------------------------------------------------------
     def effective(self) -> Mask:
-        """The weights that lie on some input→output path (the effective subnetwork of an MLP chain).
+        """The weights that lie on some input→output path (the effective subnetwork).
 
         A weight i→j of layer l survives iff input-side reachability f_{l-1}[i] (some input reaches
-        neuron i through live weights) and output-side reachability b_l[j] (neuron j reaches some
-        output). Both are one boolean sweep each, which is the fixed point of repeatedly removing weights
-        into dead-end neurons and out of source-less neurons.
+        unit i through live weights) and output-side reachability b_l[j] (unit j reaches some output).
+        Both are one boolean sweep each, which is the fixed point of repeatedly removing weights into
+        dead-end units and out of source-less units. In a convnet the units are channels and a kernel
+        with any live entry is an edge (``unit_links``): a channel no live kernel enters or leaves is dead,
+        and the flatten ties channel c to its block of fully connected inputs [c·HW, (c+1)·HW).
         """
         ts = [t.numpy() for t in self._layers.values()]  # numpy: torch's threads stall under Ray load
-        forward = [np.ones(ts[0].shape[1], dtype=bool)]
-        for m in ts:
-            forward.append((m & forward[-1][None, :]).any(axis=1))
-        backward = [np.ones(ts[-1].shape[0], dtype=bool)]
-        for m in reversed(ts):
-            backward.append((m & backward[-1][:, None]).any(axis=0))
-        backward.reverse()  # backward[l] is reachability of the neurons feeding layer l
+        links = unit_links(self)
+        forward = [np.ones(links[0].shape[1], dtype=bool)]  # forward[k]: live units feeding layer k
+        for k, m in enumerate(links):
+            reach = (m & forward[-1][None, :]).any(axis=1)
+            forward.append(np.repeat(reach, _fan(links, k + 1) // len(reach)))
+        backward = [np.ones(links[-1].shape[0], dtype=bool)]  # backward[k]: layer k's units reaching out
+        for k in range(len(links) - 1, 0, -1):
+            reach = (links[k] & backward[0][:, None]).any(axis=0)
+            backward.insert(0, reach.reshape(links[k - 1].shape[0], -1).any(axis=1))
         return Mask(
             {
-                n: m & backward[i + 1][:, None] & forward[i][None, :]
+                n: m & _expand(backward[i][:, None], m) & _expand(forward[i][None, :], m)
                 for i, (n, m) in enumerate(zip(self._layers, ts, strict=True))
             }
         )
@@ -260,6 +265,44 @@ class Mask:
             ) from None
 
 
+# ---- unit-level structure (MLP chains and convnets) ---------------------------------------------
+def _fan(links: list[np.ndarray], layer: int) -> int:
+    """Units feeding ``layer`` (the output width after the last layer)."""
+    return links[layer].shape[1] if layer < len(links) else links[-1].shape[0]
+
+
+def _expand(units: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A ``[out, 1]`` or ``[1, in]`` unit vector broadcast over a weight's kernel dimensions."""
+    return units.reshape(units.shape + (1,) * (weight.ndim - 2))
+
+
+def unit_links(mask: Mask) -> list[np.ndarray]:
+    """Per layer, the bool ``[out units, in units]`` matrix of live connections between units.
+
+    A fully connected layer's units are its rows and columns (the mask itself); a convolution's are its
+    output and input channels, linked when the kernel between them keeps any entry. Consecutive layers
+    must join: the units feeding a layer are the units of the layer before, or (at a flatten from C
+    channels to C·HW features) HW features per channel. Anything else is a one-line ``MaskError``.
+    """
+    out = []
+    for name, t in mask.items():
+        m = t.numpy()
+        if m.ndim < 2:
+            raise MaskError(f"mask layer '{name}' has shape {list(m.shape)}, expected [out, in, ...]")
+        out.append(m.reshape(m.shape[0], m.shape[1], -1).any(axis=2) if m.ndim > 2 else m)
+    names = mask.names
+    for k in range(1, len(out)):
+        before, name = names[k - 1], names[k]
+        units, fan_in = out[k - 1].shape[0], out[k].shape[1]
+        flatten = mask[name].dim() == 2 and mask[before].dim() > 2 and fan_in % units == 0
+        if fan_in != units and not flatten:
+            raise MaskError(
+                f"mask layers '{before}' {list(mask.shapes[before])} and '{name}' "
+                f"{list(mask.shapes[name])} do not join ({units} units into {fan_in} inputs)"
+            )
+    return out
+
+
 # ---- masks of MLP chains as numpy arrays (operators, alignment) ----------------------------------
 
 
@@ -277,6 +320,10 @@ def check_chain(mask: Mask) -> None:
     """Neuron-level operators need an MLP chain: 2-D layers whose widths join up."""
     shapes = list(mask.shapes.items())
     for name, shape in shapes:
+        if len(shape) > 2:
+            raise MaskError(
+                f"mask layer '{name}' has shape {list(shape)}, a convolution: this supports MLP masks only so far"
+            )
         if len(shape) != 2:
             raise MaskError(f"mask layer '{name}' has shape {list(shape)}, expected a 2-D [out, in] weight")
     for (n1, s1), (n2, s2) in zip(shapes, shapes[1:], strict=False):

@@ -1,11 +1,14 @@
-"""Mask type and the three masking modes, against hand-computed values."""
+"""Mask type and the three masking modes, against hand-computed values; MLP and convolutional masks."""
+
+import hashlib
 
 import numpy as np
 import pytest
 import torch
+from masktools import random_mask
 
 from lotterysearch.errors import MaskError
-from lotterysearch.masks import MODES, Mask, apply_mask, masked_call
+from lotterysearch.masks import MODES, Mask, apply_mask, check_chain, masked_call
 from lotterysearch.models import build_model
 
 
@@ -127,3 +130,114 @@ def test_load_rejects_missing_truncated_and_foreign_files(tmp_path) -> None:
     np.savez(foreign, weights=np.ones(3))
     with pytest.raises(MaskError, match=r"^'.*f.npz' is not a lotterysearch mask"):
         Mask.load(foreign)
+
+
+# ---- convolutional masks -------------------------------------------------------------------------
+def pruned_to_fixed_point(mask: Mask) -> Mask:
+    """The effective subnetwork the slow way, as a test oracle: repeatedly delete every weight that touches a
+    dead unit (a hidden unit, neuron or channel, with no live weight in or no live weight out) until nothing
+    changes. A convolution's units are its channels; fc inputs after a flatten are grouped into channels."""
+    arrays = [a.copy() for a in mask.to_numpy().values()]
+    while True:
+        changed = False
+        for k in range(1, len(arrays)):  # the units between layer k-1 and layer k
+            units = arrays[k - 1].shape[0]
+            into = arrays[k - 1].reshape(units, -1).any(axis=1)
+            block = arrays[k].shape[1] // units  # 1, or HW at a flatten
+            out_of = arrays[k].reshape(arrays[k].shape[0], units, block, -1).any(axis=(0, 2, 3))
+            dead = ~(into & out_of)
+            for u in np.flatnonzero(dead):
+                if arrays[k - 1][u].any() or arrays[k][:, u * block : (u + 1) * block].any():
+                    arrays[k - 1][u] = False
+                    arrays[k][:, u * block : (u + 1) * block] = False
+                    changed = True
+        if not changed:
+            return Mask(dict(zip(mask.names, arrays, strict=True)))
+
+
+def conv_net_mask(rng: np.random.Generator, density: float) -> Mask:
+    """A mask of ``conv:6x6x2:3-M-4:5-3``: conv [3,2,3,3], conv [4,3,3,3], flatten 4 channels × 3×3, fc, fc."""
+    net = build_model("conv:6x6x2:3-M-4:5-3", 0)
+    return Mask({n: rng.random(s) < density for n, s in Mask.ones(net).shapes.items()})
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_effective_equals_the_fixed_point_of_removing_dead_units(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    density = [0.05, 0.15, 0.3][seed % 3]
+    for mask in (conv_net_mask(rng, density), random_mask(rng, (7, 6, 5, 3), density * 2)):
+        eff = mask.effective()
+        assert eff == pruned_to_fixed_point(mask)
+        assert eff.effective() == eff
+
+
+def test_conv_effective_by_hand_flatten_ties_channels_to_their_fc_block() -> None:
+    # conv:4x4x1:2-M:3 : conv1 [2, 1, 3, 3]; pool to 2x2; fc1 [3, 8], columns 0-3 channel 0, 4-7 channel 1
+    conv1 = np.zeros((2, 1, 3, 3), dtype=bool)
+    conv1[0, 0, 1, 1] = conv1[1, 0, 0, 2] = True
+    fc1 = np.zeros((3, 8), dtype=bool)
+    fc1[0, 2] = fc1[2, 5] = True
+    mask = Mask({"conv1": conv1, "fc1": fc1})
+    assert mask.effective() == mask and not mask.is_collapsed()
+    no_kernel_in = Mask({"conv1": conv1 & (np.arange(2) == 0)[:, None, None, None], "fc1": fc1})
+    eff = no_kernel_in.effective()  # channel 1 has no live kernel: its fc column 5 is on no path
+    assert eff["fc1"].nonzero().tolist() == [[0, 2]] and int(eff["conv1"].sum()) == 1
+    no_fc_out = Mask({"conv1": conv1, "fc1": fc1 & (np.arange(8) < 4)[None, :]})
+    eff = no_fc_out.effective()  # channel 1 feeds no fc weight: its kernel is dead
+    assert eff["conv1"].nonzero().tolist() == [[0, 0, 1, 1]] and eff["fc1"].nonzero().tolist() == [[0, 2]]
+    cut = Mask({"conv1": conv1 & (np.arange(2) == 1)[:, None, None, None], "fc1": fc1 & (np.arange(8) < 4)})
+    assert cut.kept() == 2 and cut.collapsed_layers() == ["conv1", "fc1"]
+
+
+def test_conv_mask_counts_round_trips_and_packing(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    mask = conv_net_mask(rng, 0.3)
+    assert mask.shapes == {"conv1": (3, 2, 3, 3), "conv2": (4, 3, 3, 3), "fc1": (5, 36), "fc2": (3, 5)}
+    assert mask.total() == 54 + 108 + 180 + 15
+    assert mask.layer_densities()["conv1"] == pytest.approx(int(mask["conv1"].sum()) / 54)
+    assert Mask.load(mask.save(tmp_path / "c.npz")) == mask
+    assert Mask.unpack(mask.pack(), mask.shapes) == mask
+    one_d = Mask.ones(build_model("cnn1d:40:25k5-25-25:10", 0))
+    assert one_d.shapes["conv1"] == (25, 1, 5) and Mask.unpack(one_d.pack(), one_d.shapes) == one_d
+    assert one_d.effective() == one_d and one_d.compression_ratio() == 1.0
+
+
+def test_mlp_packing_is_unchanged() -> None:
+    """Stored runs hold packed masks: the bits of an MLP mask must stay exactly these."""
+    rng = np.random.default_rng(0)
+    mask = Mask({"fc1": rng.random((30, 40)) < 0.2, "fc2": rng.random((10, 30)) < 0.5})
+    assert hashlib.sha256(mask.pack()).hexdigest()[:16] == "b89c77a9a3064847"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_masking_modes_on_conv_weights(mode: str) -> None:
+    """The modes' gradient rules hold for [out, in, kh, kw] weights as for [out, in] ones."""
+    net = build_model("conv:6x6x2:3-M-4:5-3", 0)
+    mask = conv_net_mask(np.random.default_rng(2), 0.5)
+    x = torch.randn(4, 72)
+    masked_call(net, mask, x, mode).pow(2).sum().backward()
+    for name in ("conv1", "conv2"):
+        g, m = net.layers[name].weight.grad, mask[name]
+        assert bool((g[~m] == 0).all()) == (mode != "straight_through")
+    dense = build_model("conv:6x6x2:3-M-4:5-3", 0)
+    with torch.no_grad():
+        for name, layer in dense.layers.items():
+            if mode != "gradient":
+                layer.weight.mul_(mask[name])
+    assert torch.allclose(masked_call(net, mask, x, mode), dense(x), atol=1e-6)
+
+
+def test_conv_masks_name_what_supports_mlps_only() -> None:
+    mask = conv_net_mask(np.random.default_rng(3), 0.5)
+    with pytest.raises(MaskError) as e:
+        check_chain(mask)
+    assert str(e.value) == (
+        "mask layer 'conv1' has shape [3, 2, 3, 3], a convolution: this supports MLP masks only so far"
+    )
+    broken = Mask({"conv1": np.ones((3, 2, 3, 3)), "fc1": np.ones((5, 10))})
+    with pytest.raises(MaskError) as e:
+        broken.effective()
+    assert (
+        str(e.value)
+        == "mask layers 'conv1' [3, 2, 3, 3] and 'fc1' [5, 10] do not join (3 units into 10 inputs)"
+    )
