@@ -167,7 +167,8 @@
     var div = el("div", { id: "front-plot", cls: "plot" });
     plot.appendChild(div);
     var groups = { child: [], "seed+": [], seed: [], random: [], imp: [] };
-    data.masks.forEach(function (m) { groups[kindOf(m.origin)].push(m); });
+    // Points on the front (and their copies: clones, isomorphs with the same objectives) are the front's.
+    data.masks.forEach(function (m) { if (!m.is_pareto) groups[kindOf(m.origin)].push(m); });
     var traces = [
       points(groups.child, "children", { color: POINT, size: 6, opacity: 0.45 }),
       points(groups["seed+"], "mutated seeds", { color: SEED, size: 7, symbol: "diamond-open" }),
