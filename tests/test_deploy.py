@@ -9,6 +9,7 @@ ports, and drives them with the ``ray job`` CLI as README.md ("Run on a cluster"
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -124,7 +125,7 @@ def test_compose_runs_that_image_with_shared_memory_auth_and_a_workspace_volume(
     p = pins()
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    assert set(services) == {"head", "worker"}
+    assert set(services) == {"head", "worker", "dashboard"}
     env = dict(
         re.match(r"ENV (\w+)=(\S+)", f"ENV {kv}").groups()
         for op, rest in dockerfile_instructions()
@@ -133,6 +134,9 @@ def test_compose_runs_that_image_with_shared_memory_auth_and_a_workspace_volume(
     )
     for name, svc in services.items():
         assert interpolate(svc["image"]) == f"lotterysearch:ray{p['ray']}-cpu", name
+        if name == "dashboard":  # not a Ray node (test_compose_runs_the_dashboard_beside_the_store)
+            assert svc["build"] == services["head"]["build"]
+            continue
         assert interpolate(svc["image"], {"FLAVOR": "gpu"}) == f"lotterysearch:ray{p['ray']}-gpu", name
         build = svc["build"]
         assert (COMPOSE.parent / build["context"]).resolve() == ROOT
@@ -159,6 +163,74 @@ def test_compose_runs_that_image_with_shared_memory_auth_and_a_workspace_volume(
     worker = shlex.split(interpolate(services["worker"]["command"]))
     assert "--address=head:6379" in worker
     assert services["worker"]["depends_on"]["head"]["condition"] == "service_healthy"
+
+
+def test_compose_runs_the_dashboard_beside_the_store_on_loopback_with_a_token():
+    from lotterysearch.cli import build_parser
+    from lotterysearch.dashboard.server import TOKEN_ENV, check_bind
+
+    compose = yaml.safe_load(COMPOSE.read_text())
+    head, dash = compose["services"]["head"], compose["services"]["dashboard"]
+    assert dash["volumes"] == head["volumes"]  # the store the head's job drivers write
+    assert dash["ports"] == ["127.0.0.1:8000:8000"]  # published on the host's loopback only
+    command = shlex.split(interpolate(dash["command"]))
+    args = build_parser().parse_args(command[1:])
+    assert command[0] == "lotterysearch" and args.command == "dashboard"
+    assert (args.workspace, args.host, args.port) == ("/workspace", "0.0.0.0", 8000)
+    # Listening on every interface of its container, it requires a token; compose insists on one at start.
+    assert set(dash["environment"]) == {TOKEN_ENV}  # and it gets no Ray token: it never joins the cluster
+    with pytest.raises(KeyError, match=f"{TOKEN_ENV} is required"):
+        interpolate(dash["environment"][TOKEN_ENV])
+    token = interpolate(dash["environment"][TOKEN_ENV], {TOKEN_ENV: "0" * 32})
+    assert check_bind(args.host, token) == token
+
+
+def test_the_dashboard_command_serves_with_its_token_and_refuses_without(tmp_path):
+    """``lotterysearch dashboard`` as the compose service runs it (every interface, token from the
+    environment), over a real workspace, asked over loopback as the host's published port is."""
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port
+
+    from lotterysearch.dashboard.server import TOKEN_ENV
+
+    with Store.open(tmp_path, create=True) as store:
+        run_id = store.create_run("dash", "", "{}", "h", 0, (0.0, 1.0), {"fc1": (2, 3)})
+    port, token = free_port(), "t" * 32
+    cmd = [str(Path(sys.executable).parent / "lotterysearch"), "dashboard", "--workspace", str(tmp_path)]
+    no_token = subprocess.run(
+        [*cmd, "--host", "0.0.0.0"],
+        env={**os.environ, TOKEN_ENV: ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert no_token.returncode == 2 and no_token.stderr.startswith(
+        "lotterysearch: error: binding the dashboard"
+    )
+    server = subprocess.Popen(
+        [*cmd, "--host", "0.0.0.0", "--port", str(port)],
+        env={**os.environ, TOKEN_ENV: token},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout.readline().strip() == (
+            f"dashboard of workspace {tmp_path} at http://0.0.0.0:{port}/ (token required)"
+        )
+        url = f"http://127.0.0.1:{port}/api/runs"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)
+        assert refused.value.code == 401
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            runs = json.loads(answer.read())["runs"]
+        assert [r["id"] for r in runs] == [run_id]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_compose_helpers_read_docker_syntax():
