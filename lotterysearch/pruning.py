@@ -55,6 +55,9 @@ class SynFlow:
     Every parameter is replaced by |θ| in ``dtype`` (float64: deep products overflow or vanish in float32),
     the current mask is applied, an all-ones input gives R = 1ᵀ(∏|θ^(l)|)1 (Eq. 6; plus bias terms when
     the model has biases), and the score is S = ∂R/∂θ ⊙ θ (Eq. 7), nonnegative. The model is only read.
+    Convnets take the same path: the input is all ones of the model's input shape (flat, viewed by the
+    model), and with |θ| every layer, max-pooling included, is positively homogeneous, so the per-layer
+    and per-channel conservation of Tanaka et al. holds there too.
     """
 
     def __init__(self, dtype: torch.dtype = torch.float64) -> None:
@@ -658,7 +661,8 @@ def prune(
 
 # ---- layer collapse ------------------------------------------------------------------------------------
 def max_compression(model: nn.Module) -> float:
-    """ρ_max = |θ| / L: one weight per layer is the sparsest mask that keeps an input→output path."""
+    """ρ_max = |θ| / L: one weight per layer is the sparsest mask that keeps an input→output path (in a
+    convnet one kernel entry per convolution, chaining channels, and fc weights in the right channel's block)."""
     sizes = _layer_sizes(model)
     return sum(math.prod(s) for s in sizes.values()) / len(sizes)
 
