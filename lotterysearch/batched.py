@@ -125,8 +125,16 @@ class Layout:
 
 
 def mlp_widths(model: nn.Module) -> tuple[tuple[int, ...], bool]:
-    """Widths from input to output and whether the layers have biases (checks the layers chain)."""
-    layers = list(prunable_layers(model).values())
+    """Widths from input to output and whether the layers have biases (checks the layers chain and that
+    the model is an MLP: a convnet is a one-line ``ModelError``, batching is written for matmuls)."""
+    named = prunable_layers(model)
+    for name, layer in named.items():
+        if layer.weight.dim() != 2:
+            raise ModelError(
+                f"batched training supports MLPs only so far; layer '{name}' is a convolution "
+                f"(weight {list(layer.weight.shape)})"
+            )
+    layers = list(named.values())
     widths = [int(layers[0].weight.shape[1])]
     for layer in layers:
         out, fan_in = layer.weight.shape

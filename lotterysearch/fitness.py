@@ -22,6 +22,9 @@ in (the search's resume-to-the-same-result guarantee rests on this):
 ``straight_through`` is trained as ``forward``: with a fixed mask both give the kept weights the same
 gradients and the pruned ones never reach the forward pass, so the objectives are identical (the pruned
 weights' final values, which differ, are not an objective).
+
+Convnets have no batched or compacted kernel yet: each mask is trained alone by ``training.train`` (kernel
+``plain``), the same objectives by definition.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ from lotterysearch.compaction import Compaction, compact_mask, compact_model, co
 from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.masks import Mask, check_mode
-from lotterysearch.models import build_model
-from lotterysearch.training import TrainResult, default_device
+from lotterysearch.models import build_model, is_mlp
+from lotterysearch.training import TrainResult, default_device, train
 
 # Compact a mask when its compacted network does at most this share of the dense network's work: below it
 # the smaller matmuls win over the gather of the input columns (benchmarks/fitness.py, LeNet-300-100).
@@ -126,16 +129,23 @@ def evaluate_masks(
     """
     if not masks:
         return []
-    widths, _ = mlp_widths(build_model(model_spec, 0))
     check_mode(mode)
     mode = "forward" if mode == "straight_through" else mode
+    training = cfg.training()
+    accs: list[list[float]] = [[] for _ in masks]
+    losses: list[list[float]] = [[] for _ in masks]
+    if not is_mlp(model_spec):
+        for seed in cfg.init_seeds:
+            for j, m in enumerate(masks):
+                r = train(build_model(model_spec, seed), m, data, training, mode=mode, seed=seed)
+                accs[j].append(r.val_accuracy)
+                losses[j].append(r.val_loss)
+        return _objectives(masks, accs, losses, cfg)
+    widths, _ = mlp_widths(build_model(model_spec, 0))
     plans = [fitness_plan(m, widths, mode, cfg.batch_size) for m in masks]
     batched = [j for j, p in enumerate(plans) if p.batched]
     k_max = networks_per_batch(widths, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
-    accs: list[list[float]] = [[] for _ in masks]
-    losses: list[list[float]] = [[] for _ in masks]
-    training = cfg.training()
     for seed in cfg.init_seeds:
         model = build_model(model_spec, seed)
         results = {}
@@ -149,6 +159,13 @@ def evaluate_masks(
         for j, r in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
+    return _objectives(masks, accs, losses, cfg)
+
+
+def _objectives(
+    masks: Sequence[Mask], accs: list[list[float]], losses: list[list[float]], cfg: FitnessConfig
+) -> list[Objectives]:
+    """Each mask's objectives from its results over the init seeds."""
     return [
         Objectives(
             accuracy=sum(a) / len(a),

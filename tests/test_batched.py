@@ -23,7 +23,7 @@ from lotterysearch.batched import (
 )
 from lotterysearch.compaction import compact_mask, compact_model, compaction, expand_into, work
 from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.errors import ConfigError, ModelError
+from lotterysearch.errors import ConfigError, MaskError, ModelError
 from lotterysearch.fitness import (
     COMPACT_BELOW,
     evaluate_mask,
@@ -324,3 +324,18 @@ def test_fitness_plan_uses_csr_where_compaction_cannot_shrink() -> None:
     plan = fitness_plan(mask, lenet, "forward", 128)
     assert plan.compaction is None and plan.sparse == (True, True, False) and plan.kernel == "csr"
     assert fitness_plan(mask, lenet, "gradient", 128).kernel == "dense"
+
+
+# ---- convnets: not batched or compacted yet, and each says so in one line -------------------------------
+def test_batching_and_compaction_name_their_mlp_only_limit(data) -> None:
+    net = build_model("cnn1d:40:25k5-25-25:10", 0)
+    with pytest.raises(ModelError) as e:
+        NetworkBatch([net], [Mask.ones(net)])
+    assert str(e.value) == (
+        "batched training supports MLPs only so far; layer 'conv1' is a convolution (weight [25, 1, 5])"
+    )
+    with pytest.raises(MaskError) as e:
+        compaction(Mask.ones(net))
+    assert str(e.value) == (
+        "mask layer 'conv1' has shape [25, 1, 5], a convolution: this supports MLP masks only so far"
+    )

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from convtools import one_thread  # noqa: F401 - a fixture
 
 from lotterysearch.config import FitnessConfig, TrainingConfig, load_config
 from lotterysearch.data import load_dataset
-from lotterysearch.fitness import evaluate_mask
+from lotterysearch.fitness import evaluate_mask, evaluate_masks
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.pruning import prune
@@ -51,3 +52,22 @@ def test_layerwise_shuffle_keeps_every_layer_count() -> None:
     mask = Mask({"fc1": np.eye(6, 8), "fc2": np.ones((3, 6))})
     other = layerwise_shuffle(mask, np.random.default_rng(1))
     assert other.layer_kept() == mask.layer_kept() and other != mask
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_convnet_objectives_are_the_trainers_mean_over_init_seeds() -> None:
+    """A convnet's masks are trained alone by ``train`` (no batched kernel yet): the same numbers."""
+    spec = "cnn1d:40:25k5-25-25:10"
+    data = load_dataset("mnist1d", 0)
+    masks = [
+        prune(build_model(spec, 0), "synflow", 10, iterations=5),
+        prune(build_model(spec, 0), "random", 4),
+    ]
+    cfg = FitnessConfig(steps=12, init_seeds=(1, 2), lr=0.01)
+    got = evaluate_masks(masks, spec, data, cfg, "straight_through")  # trained as forward
+    for mask, objectives in zip(masks, got, strict=True):
+        runs = [train(build_model(spec, s), mask, data, cfg.training(), seed=s) for s in (1, 2)]
+        assert objectives.accuracy == pytest.approx(sum(r.val_accuracy for r in runs) / 2, abs=1e-12)
+        assert objectives.loss == pytest.approx(sum(r.val_loss for r in runs) / 2, abs=1e-12)
+        assert objectives.density == mask.density() and objectives.steps == 24
+        assert objectives.effective_density == mask.effective_density()

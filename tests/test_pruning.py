@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from convtools import one_thread  # noqa: F401 - a fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -626,6 +627,7 @@ def test_synflow_on_convs_conserves_flow_per_channel_and_per_layer(seed: int) ->
         torch.testing.assert_close(incoming, outgoing, rtol=1e-9, atol=1e-12 * r)
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("pruner", ["synflow", "snip", "magnitude", "random"])
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 def test_scorers_prune_conv_weights_to_exact_counts(pruner: str, scope: str) -> None:
@@ -641,6 +643,7 @@ def test_scorers_prune_conv_weights_to_exact_counts(pruner: str, scope: str) -> 
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.slow  # ~26 s at load 11 on 2 cores: 50 SynFlow iterations through Conv-2's layers
 def test_synflow_keeps_conv2_uncollapsed_where_random_and_magnitude_collapse() -> None:
     """Tanaka et al. (2020), Fig. 1: SynFlow avoids layer collapse at compressions where one-shot pruners
@@ -652,6 +655,7 @@ def test_synflow_keeps_conv2_uncollapsed_where_random_and_magnitude_collapse() -
     assert prune(model, "magnitude", 1e4).is_collapsed()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_conv_max_compression_and_bias_free_synflow_reaches_it() -> None:
     """ρ_max = |θ| / L holds for convnets: one kernel entry per convolution and one fc weight per layer,
     each in the right channel's block, is a path. Bias-free SynFlow gets there on the MNIST-1D CNN."""
@@ -661,6 +665,7 @@ def test_conv_max_compression_and_bias_free_synflow_reaches_it() -> None:
     assert mask.layer_kept() == {"conv1": 1, "conv2": 1, "conv3": 1, "fc1": 1} and not mask.is_collapsed()
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_imp_prunes_conv_weights() -> None:
     """One round to ρ = 1.2 (4271 of 5125 weights): 20% of each layer would leave 4225, so the round lands
     on the target, split in proportion to the rates (the output layer's is half)."""
