@@ -479,8 +479,9 @@ _OVERLAY_COLOR = "#d4572a"
 _REINIT_DODGE = 1.03
 
 
-def _kind(origin: str) -> str:
-    """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control) or ``child``."""
+def origin_kind(origin: str) -> str:
+    """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control), ``child``, or
+    ``imp`` (an IMP ticket)."""
     if origin.startswith("child"):
         return "child"
     if origin.startswith("imp:"):
@@ -526,7 +527,7 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
     rows = [individual_row(r) for r in summary.individuals if r.density > 0]  # log axis
     by_kind: dict[str, list[Row]] = {"child": [], "seed+": [], "seed": [], "random": [], "imp": []}
     for row in rows:
-        by_kind[_kind(row["origin"])].append(row)
+        by_kind[origin_kind(row["origin"])].append(row)
     pruner = next((r["origin"].split(":")[0] for r in by_kind["seed"] + by_kind["seed+"]), "")
     pruner = pruner if re.fullmatch(r"[A-Za-z0-9_]{1,20}", pruner) else "pruner"  # no mathtext ($) in labels
     styles = {

@@ -118,6 +118,10 @@ def test_a_run_has_every_mask_its_generations_and_its_rungs(hand, real):
     assert data["front_ids"] == FRONT_IDS
     assert sorted(m["id"] for m in data["masks"]) == list(range(10))
     assert {m["id"] for m in data["masks"] if m["is_pareto"]} == {0, 2, 3, 6, 8, 9}
+    kinds = {m["id"]: m["kind"] for m in data["masks"]}
+    assert [kinds[i] for i in range(10)] == ["seed", "seed", "seed", "seed+", "random", "random"] + [
+        "child"
+    ] * 4
     assert [(g["gen"], g["hypervolume"]) for g in data["generations"]] == [(0, 0.5), (1, HAND_HV)]
     assert data["run"]["isomorph_hits"] == 1 and data["run"]["front_size"] == 5
     assert data["rungs"] == [{"fidelity": 1.0, "steps": 10, "classes": 9, "individuals": 10}]
@@ -321,6 +325,10 @@ def test_compare_counts_the_points_below_the_base_front(hand):
     )  # tickets 1 and 4 (test_report)
     assert [r["id"] for r in base["front"]] == FRONT_IDS
     assert sorted(p["id"] for p in other["points"]) == [0, 1, 2, 3, 4]
+    # SynFlow alone: the front of the pruner's seeds 0 (0.60, 0.10), 1 (0.55, 0.10), 2 (0.40, 0.01); the
+    # mutated copy 3 and the random controls are not the pruner's
+    assert [r["id"] for r in base["seed_front"]] == [2, 0]
+    assert base["seed_hypervolume"] == pytest.approx(0.40 * (0.10 - 0.01) + 0.60 * (1 - 0.10))
     assert client(ws).get("/api/compare").status_code == 404
 
 

@@ -138,7 +138,11 @@ def test_the_front_is_drawn_and_a_click_opens_the_mask(live, page):
 def test_compare_overlays_fronts_and_shows_an_overlap(live, page):
     run, url = live
     page.goto(f"{url}/compare?run={run.id}&a={run.id}:0&b={run.id}:1")
-    playwright_api.expect(page.locator("#compare-plot .scatterlayer .trace")).to_have_count(2)
+    # the run's points, its front, and its SynFlow seeds' front (the pruner alone)
+    playwright_api.expect(page.locator("#compare-plot .scatterlayer .trace")).to_have_count(3)
+    playwright_api.expect(page.locator("#compare-plot .legend")).to_contain_text(
+        f"{run.id} synflow alone (seeds)"
+    )
     expected = page.request.get(f"{url}/api/overlap/{run.id}/0/{run.id}/1").json()
     cells = page.locator("#overlap table.facts td")
     playwright_api.expect(cells.nth(0)).to_have_text(f"{expected['raw']:.4f}")

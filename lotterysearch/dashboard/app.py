@@ -296,22 +296,22 @@ class Guard:
 def create_app(workspace: str | Path, token: str | None = None) -> Any:
     """The dashboard over ``workspace``'s store (opened read-only per request); with ``token``, every
     request must carry it. Returns an ASGI app (Starlette inside ``Guard``)."""
-    routes = [
-        Route("/", _handled(runs_page)),
-        Route("/runs/{run}", _handled(run_page)),
-        Route("/runs/{run}/masks/{id:int}", _handled(mask_page)),
-        Route("/runs/{run}/masks/{id:int}.npz", _handled(download)),
-        Route("/runs/{run}/masks/{id:int}/layers/{layer}.png", _handled(layer_image)),
-        Route("/runs/{run}/masks/{id:int}/inputs/{kind}.png", _handled(input_maps)),
-        Route("/compare", _handled(compare_page)),
-        Route("/api/runs", _handled(api_runs)),
-        Route("/api/runs/{run}", _handled(api_run)),
-        Route("/api/runs/{run}/front", _handled(api_front)),
-        Route("/api/runs/{run}/masks/{id:int}", _handled(api_mask)),
-        Route("/api/compare", _handled(api_compare)),
-        Route("/api/overlap/{run_a}/{id_a:int}/{run_b}/{id_b:int}", _handled(api_overlap)),
-        Route("/static/{name}", static),
-    ]
+    endpoints = {
+        "/": runs_page,
+        "/runs/{run}": run_page,
+        "/runs/{run}/masks/{id:int}": mask_page,
+        "/runs/{run}/masks/{id:int}.npz": download,
+        "/runs/{run}/masks/{id:int}/layers/{layer}.png": layer_image,
+        "/runs/{run}/masks/{id:int}/inputs/{kind}.png": input_maps,
+        "/compare": compare_page,
+        "/api/runs": api_runs,
+        "/api/runs/{run}": api_run,
+        "/api/runs/{run}/front": api_front,
+        "/api/runs/{run}/masks/{id:int}": api_mask,
+        "/api/compare": api_compare,
+        "/api/overlap/{run_a}/{id_a:int}/{run_b}/{id_b:int}": api_overlap,
+    }
+    routes = [Route(path, _handled(fn)) for path, fn in endpoints.items()] + [Route("/static/{name}", static)]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.workspace = Path(workspace)
     app.state.static = static_files()

@@ -133,6 +133,7 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
     for row in masks:
         ind = by_id[row["id"]]
         row["fidelity"], row["evaluated"] = ind.fidelity, ind.evaluated
+        row["kind"] = report.origin_kind(ind.origin)
     facts = {
         "id": run.id,
         "name": run.name,
@@ -277,7 +278,8 @@ def mask_view(store: Store, run_id: str, individual_id: int) -> dict[str, Any]:
 # ---- comparing ----------------------------------------------------------------------------------------
 def compare_view(store: Store, run_ids: list[str]) -> dict[str, Any]:
     """Several runs' fronts and full-fidelity points on one plot, and for each run after the first how many
-    of its points lie below the first run's front (``report.overlay_sets``)."""
+    of its points lie below the first run's front (``report.overlay_sets``). A search's pruner seeds (its
+    SynFlow masks, before any variation) have their own front: the pruner alone against the GA."""
     if not run_ids:
         raise NotFound("compare needs at least one run (?run=RUN&run=OTHER)")
     for run_id in run_ids:
@@ -287,6 +289,7 @@ def compare_view(store: Store, run_ids: list[str]) -> dict[str, Any]:
     runs = []
     for s in summaries:
         sets = report.overlay_sets(base, s)
+        seeds = pareto.front([r for r in s.individuals if report.origin_kind(r.origin) == "seed"])
         runs.append(
             {
                 "id": s.run.id,
@@ -306,6 +309,8 @@ def compare_view(store: Store, run_ids: list[str]) -> dict[str, Any]:
                     if pareto.is_full(r.fidelity)
                 ],
                 "below_base_front": len(sets.dominated) if s is not base else None,
+                "seed_front": [report.individual_row(r) for r in seeds],
+                "seed_hypervolume": pareto.front_hypervolume(seeds, tuple(s.run.ref_point)),
             }
         )
     return json_value({"base": base.run.id, "runs": runs})

@@ -96,12 +96,6 @@
     }
     tick();
   }
-  function kindOf(origin) {
-    if (origin.indexOf("child") === 0) return "child";
-    if (origin.indexOf("imp:") === 0) return "imp";
-    if (origin.indexOf("random") === 0) return "random";
-    return origin.indexOf("+") >= 0 ? "seed+" : "seed";
-  }
   var AXES = {
     xaxis: { type: "log", title: { text: "density (kept / total weights, log scale)" } },
     yaxis: { title: { text: "validation accuracy" } },
@@ -168,7 +162,7 @@
     plot.appendChild(div);
     var groups = { child: [], "seed+": [], seed: [], random: [], imp: [] };
     // Points on the front (and their copies: clones, isomorphs with the same objectives) are the front's.
-    data.masks.forEach(function (m) { if (!m.is_pareto) groups[kindOf(m.origin)].push(m); });
+    data.masks.forEach(function (m) { if (!m.is_pareto) groups[m.kind].push(m); });
     var traces = [
       points(groups.child, "children", { color: POINT, size: 6, opacity: 0.45 }),
       points(groups["seed+"], "mutated seeds", { color: SEED, size: 7, symbol: "diamond-open" }),
@@ -176,14 +170,19 @@
       points(groups.random, "random controls", { color: RANDOM, size: 8, symbol: "x" }),
       points(groups.imp, "IMP tickets", { color: IMP, size: 8, symbol: "triangle-up" }),
     ].filter(function (t) { return t.x.length; });
-    var own = data.masks.filter(function (m) { return m.confirmed_own !== undefined && m.confirmed_own !== null; });
-    if (own.length) {
-      traces.push(points(own.map(function (m) { return Object.assign({}, m, { accuracy: m.confirmed_own }); }),
-        "confirmed, own init (test accuracy at early stop)", { color: CONFIRM, size: 9, line: { color: "black", width: 0.5 } }));
-    }
+    // Confirmations: test accuracy at early stop under the full protocol, own init filled, reinit mean open.
+    [["confirmed_own", "confirmed, own init", { color: CONFIRM, size: 9, line: { color: "black", width: 0.5 } }],
+      ["confirmed_reinit", "confirmed, reinit mean", { color: CONFIRM, size: 9, symbol: "circle-open" }]].forEach(function (c) {
+      var shown = data.masks.filter(function (m) { return m[c[0]] !== undefined && m[c[0]] !== null; });
+      if (shown.length) traces.push(points(shown.map(function (m) { return Object.assign({}, m, { accuracy: m[c[0]] }); }), c[1], c[2]));
+    });
     traces.push(points(front, "Pareto front", { color: FRONT, size: 10, line: { color: "white", width: 1 } },
       { mode: "lines+markers", line: { shape: "hv", color: FRONT, width: 2 }, meta: "front" }));
-    Plotly.react(div, traces, Object.assign({}, AXES, { height: 520 }), { displaylogo: false, responsive: true });
+    var layout = Object.assign({}, AXES, { height: 520 });
+    if (data.confirmed_fields.length) {
+      layout.yaxis = { title: { text: "validation accuracy; confirmed: test accuracy at early stop" } };
+    }
+    Plotly.react(div, traces, layout, { displaylogo: false, responsive: true });
     if (!div.dataset.clicks) { clickThrough(div, id); div.dataset.clicks = "1"; }
 
     var gens = section("generations", run.kind === "imp" ? "tickets per round" : "hypervolume per generation");
@@ -281,13 +280,20 @@
       var tag = function (rows) { return rows.map(function (p) { return Object.assign({ run: r.id }, p); }); };
       traces.push(points(tag(r.points), r.id + " points", { color: colour, size: 6, opacity: 0.35 }));
       traces.push(points(tag(r.front), r.id + " front", { color: colour, size: 9 }, { mode: "lines+markers", line: { shape: "hv", color: colour, width: 2 } }));
+      if (r.kind === "search" && r.seed_front.length) {
+        var pruner = r.seed_front[0].origin.split(":")[0];
+        traces.push(points(tag(r.seed_front), r.id + " " + pruner + " alone (seeds)", { color: colour, size: 8, symbol: "star-open" },
+          { mode: "lines+markers", line: { shape: "hv", color: colour, width: 1.5, dash: "dot" } }));
+      }
     });
     Plotly.react(div, traces, Object.assign({}, AXES, { height: 520 }), { displaylogo: false, responsive: true });
     clickThrough(div, data.base);
     var rows = data.runs.map(function (r) {
-      return { id: r.id, kind: r.kind, status: r.status, stage: r.stage, hypervolume: r.hypervolume, front: r.front.length, points: r.points.length, below_base_front: r.below_base_front };
+      return { id: r.id, kind: r.kind, status: r.status, stage: r.stage, hypervolume: r.hypervolume, front: r.front.length, points: r.points.length,
+        below_base_front: r.below_base_front, seed_hypervolume: r.kind === "search" ? r.seed_hypervolume : null };
     });
-    s.appendChild(table(rows, ["id", "kind", "status", "stage", "hypervolume", "front", "points", "below_base_front"], function (row, f) { return f === "id" ? runUrl(row.id) : null; }));
+    s.appendChild(table(rows, ["id", "kind", "status", "stage", "hypervolume", "seed_hypervolume", "front", "points", "below_base_front"], function (row, f) { return f === "id" ? runUrl(row.id) : null; }));
+    s.appendChild(el("p", { cls: "sub", text: "below_base_front: points of the run that the first run's front dominates; seed_hypervolume: the front of the search's pruner seeds alone (no GA)." }));
   }
   function drawOverlap(o) {
     var s = section("overlap", "overlap of " + o.a.run + ":" + o.a.id + " and " + o.b.run + ":" + o.b.id);
@@ -315,9 +321,19 @@
   var page = app.dataset.page;
   if (page === "runs") poll(function () { return getJSON("/api/runs"); }, drawRuns);
   if (page === "run") {
-    var base = "/api/runs/" + encodeURIComponent(app.dataset.run);
+    // The runs listing (SQL counts, cheap) says when the run committed something; only then is the whole
+    // run (every mask) read again.
+    var base = "/api/runs/" + encodeURIComponent(app.dataset.run), stamp = null, cached = null;
     poll(function () {
-      return Promise.all([getJSON(base), getJSON(base + "/front")]);
+      return getJSON("/api/runs").then(function (all) {
+        var now = JSON.stringify(all.runs.filter(function (r) { return r.id === app.dataset.run; }));
+        if (cached && now === stamp) return cached;
+        return Promise.all([getJSON(base), getJSON(base + "/front")]).then(function (both) {
+          stamp = now;
+          cached = both;
+          return both;
+        });
+      });
     }, function (both) { drawRun(both[0], both[1]); });
   }
   if (page === "mask") {
