@@ -404,6 +404,10 @@ def test_a_missing_or_corrupt_store_is_an_error_page(tmp_path, content, message)
     assert message in http.get("/api/runs").json()["error"]
     if content is not None:
         assert (tmp_path / STORE_FILENAME).read_bytes() == content  # never written to
+    else:  # the dashboard keeps serving: once a search creates the store, the runs are there
+        with Store.open(tmp_path, create=True) as store:
+            new_run(store)
+        assert [r["id"] for r in http.get("/api/runs").json()["runs"]] == ["demo-001"]
 
 
 def test_the_store_is_opened_read_only_and_never_migrated(hand):

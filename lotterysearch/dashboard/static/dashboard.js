@@ -244,11 +244,13 @@
       ["on the Pareto front", data.on_front ? "yes" : "no"],
       ["trained for it", m.evaluated ? "yes" : "no (an isomorph hit: its class was trained already)"],
       ["class key", c.key],
-      ["isomorphs", c.members + " masks of this run are this class; " + c.isomorph_hits + " of them reused its training"],
+      ["isomorphs", c.members + (c.members === 1 ? " mask of this run is" : " masks of this run are") + " this class; " +
+        c.isomorph_hits + " reused its training (isomorph hits)"],
       ["class trained by", c.trained_by === null ? "-" : "#" + c.trained_by + " (" + c.steps + " steps on " + c.node + ")"],
     ].concat(data.confirmed ? Object.keys(data.confirmed).map(function (k) { return [k, fmt(k, data.confirmed[k])]; }) : [])));
 
-    section("layers", "layers").appendChild(table(data.layers, ["layer", "shape", "kept", "total", "density", "effective_kept", "effective_density", "live_inputs", "inputs", "live_outputs", "outputs"]));
+    var layers = data.layers.map(function (l) { return Object.assign({}, l, { shape: l.shape.join(" × ") }); });
+    section("layers", "layers").appendChild(table(layers, ["layer", "shape", "kept", "total", "density", "effective_kept", "effective_density", "live_inputs", "inputs", "live_outputs", "outputs"]));
     var imgs = section("images", "the mask, layer by layer (rows: output neurons, columns: inputs)");
     imgs.appendChild(el("p", { cls: "legend" }, el("span", { cls: "sw eff" }), " on an input→output path ",
       el("span", { cls: "sw dead" }), " kept, on no path ", el("span", { cls: "sw pruned" }), " pruned"));
