@@ -7,6 +7,7 @@ pages as a person sees them are tested in a real browser in ``test_dashboard_bro
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import json
@@ -479,6 +480,25 @@ def test_with_a_token_every_request_must_carry_it(hand):
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert http.get("/runs/demo-001").status_code == 200  # the client keeps the cookie
+    # A path of "//host/..." (which no HTTP client sends as such: raw ASGI) is redirected on this server.
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "//evil.example/x",
+        "query_string": f"token={TOKEN}".encode(),
+        "headers": [(b"host", b"head.example:8000")],
+    }
+    asyncio.run(create_app(hand[0], TOKEN)(scope, receive, send))
+    assert sent[0]["status"] == 303
+    assert dict(sent[0]["headers"])[b"location"] == b"/evil.example/x"  # never to another site
 
 
 def test_binding_beyond_loopback_needs_a_token():

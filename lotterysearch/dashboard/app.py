@@ -257,9 +257,11 @@ class Guard:
             return await Response(body, status_code=status, media_type=kind)(scope, receive, secured)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if self.token and "token" in query and not scope["path"].startswith(("/api/", "/static/")):
+            # back to this server's own path: "//host" would be another site's address
             rest = urlencode({k: v for k, v in query.items() if k != "token"}, doseq=True)
             response = Response(
-                status_code=303, headers={"location": scope["path"] + (f"?{rest}" if rest else "")}
+                status_code=303,
+                headers={"location": "/" + scope["path"].lstrip("/") + (f"?{rest}" if rest else "")},
             )
             response.set_cookie(TOKEN_COOKIE, self.token, httponly=True, samesite="strict")
             return await response(scope, receive, secured)
