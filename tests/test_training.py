@@ -1,15 +1,25 @@
-"""The seeded trainer: determinism, batch order, masking during training."""
+"""The seeded trainer: determinism, batch order, masking during training; MLPs and convnets."""
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from convtools import one_thread  # noqa: F401 - a fixture
 
 from lotterysearch.config import TrainingConfig
+from lotterysearch.data import load_dataset
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
-from lotterysearch.training import TrainResult, batch_indices, train
+from lotterysearch.pruning import prune
+from lotterysearch.training import TrainResult, batch_indices, evaluate, train
+
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR.is_dir(), reason="the team's MNIST copy is not beside the project"
+)
 
 
 @pytest.fixture
@@ -118,3 +128,68 @@ def test_bad_arguments(data) -> None:
         MaskError, match=r"^unknown masking mode 'both' \(known: forward, gradient, straight_through\)$"
     ):
         train(build_model("mlp:16-8-4", 0), None, data, TrainingConfig(steps=1), mode="both")
+
+
+# ---- convnets -----------------------------------------------------------------------------------------
+@pytest.mark.slow  # 4-8 s here (200 steps of the CNN on one thread, load ~10)
+@pytest.mark.usefixtures("one_thread")
+def test_the_mnist1d_cnn_beats_the_mlp_on_the_same_budget() -> None:
+    """Greydanus (2020): the CNN generalises on MNIST-1D where an MLP does not (about 94% against 68%
+    there). After 200 steps of Adam (lr 0.01, batch 100) from seed 0 it leads by more than 10 points
+    (measured: 0.707 against 0.529)."""
+    data = load_dataset("mnist1d", 0)
+    training = TrainingConfig(steps=200, lr=0.01, batch_size=100)
+    cnn = train(build_model("cnn1d:40:25k5-25-25:10", 0), None, data, training)
+    mlp = train(build_model("mlp:40-100-100-10", 0), None, data, training)
+    assert cnn.val_accuracy > mlp.val_accuracy + 0.1
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize(("mode", "pruned_moves"), [("forward", False), ("straight_through", True)])
+def test_a_masked_cnn_trains_and_pruned_kernels_stay_put(mode: str, pruned_moves: bool) -> None:
+    data = load_dataset("mnist1d", 0)
+    spec = "cnn1d:40:25k5-25-25:10"
+    mask = Mask(
+        {
+            n: torch.rand(s, generator=torch.Generator().manual_seed(1)) < 0.5
+            for n, s in Mask.ones(build_model(spec, 0)).shapes.items()
+        }
+    )
+    runs = []
+    for _ in range(2):
+        model = build_model(spec, 0)
+        before = model.layers.conv2.weight.detach().clone()
+        runs.append((train(model, mask, data, TrainingConfig(steps=10), mode=mode, seed=3), model))
+    (r1, m1), (r2, m2) = runs
+    assert r1.val_loss == r2.val_loss and torch.equal(m1.layers.conv2.weight, m2.layers.conv2.weight)
+    after, kept = m1.layers.conv2.weight.detach(), mask["conv2"]
+    assert torch.equal(after[~kept], before[~kept]) != pruned_moves
+    assert not torch.equal(after[kept], before[kept])
+
+
+def test_conv_evaluation_in_chunks_equals_one_batch() -> None:
+    data = load_dataset("mnist1d", 0)
+    model = build_model("cnn1d:40:25k5-25-25:10", 0)
+    acc, loss = evaluate(model, None, data.x_val, data.y_val)  # 1000 samples: two chunks of 500
+    logits = model(data.x_val).detach()
+    assert acc == float((logits.argmax(1) == data.y_val).float().mean())
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, data.y_val)), rel=1e-6)
+
+
+@needs_mnist
+@pytest.mark.slow  # ~10-30 s here: Conv-2 does 29M multiply-adds per 28×28 image in its second layer
+@pytest.mark.usefixtures("one_thread")
+def test_conv2_trains_on_real_mnist() -> None:
+    """Conv-2 on the IDX copy: a few steps at 20% density lower the validation loss and touch no pruned
+    weight."""
+    full = load_dataset("mnist", 0, data_dir=MNIST_DIR)
+    data = dataclasses.replace(full, x_val=full.x_val[:256], y_val=full.y_val[:256])
+    data.check_input_width("conv2:28x28x1", 784)
+    model = build_model("conv2:28x28x1", 0)
+    mask = prune(model, "random", 5, seed=0)
+    before = {n: layer.weight.detach().clone() for n, layer in model.layers.items()}
+    _, untrained_loss = evaluate(model, mask, data.x_val, data.y_val)
+    r = train(model, mask, data, TrainingConfig(steps=10, lr=3e-3, batch_size=60))
+    assert r.val_loss < untrained_loss - 0.1 and r.val_accuracy > 0.3  # measured: 2.31 → 2.07, 0.53
+    for n, layer in model.layers.items():
+        assert torch.equal(layer.weight.detach()[~mask[n]], before[n][~mask[n]])
