@@ -335,9 +335,9 @@ def is_mlp(spec: str) -> bool:
 
 
 def require_mlp(spec: str, what: str) -> None:
-    """``what`` (e.g. "batched training") supports MLP specs only: a one-line ``ModelError`` otherwise."""
+    """``what`` (e.g. "searches and IMP runs") takes MLP specs only: a one-line ``ModelError`` otherwise."""
     if not is_mlp(spec):
-        raise ModelError(f"{what} supports mlp specs only so far; {spec} is a convnet")
+        raise ModelError(f"{spec} is a convnet; {what} take mlp specs only so far")
 
 
 def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
