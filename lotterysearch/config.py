@@ -311,13 +311,14 @@ def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
     """The top-level fields a search and an IMP run share: registries, the model spec, the run name."""
     from lotterysearch.data import DATASETS
     from lotterysearch.masks import MODES
-    from lotterysearch.models import build_model
+    from lotterysearch.models import build_model, require_mlp
 
     check_one_of("dataset", cfg.dataset, DATASETS)
     check_one_of("mode", cfg.mode, MODES)
     check_one_of("evaluator", cfg.evaluator, EVALUATORS)
     try:
         build_model(cfg.model, 0)
+        require_mlp(cfg.model, "searches and IMP runs")  # class keys are defined for MLPs only
     except LotterySearchError as e:
         raise ConfigError(f"field 'model': {e}") from None
     check_field(
