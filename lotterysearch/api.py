@@ -45,6 +45,7 @@ from lotterysearch.loop import GenerationReport, SearchLoop
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 from lotterysearch.problem import MaskProblem
+from lotterysearch.steady_state import SteadyStateLoop
 from lotterysearch.store import GenerationRecord, IMPRoundRecord, Individual, RunRecord, Store
 
 Progress = Callable[[GenerationReport], None]
@@ -122,7 +123,8 @@ class Run:
     def _loop(self) -> SearchLoop:
         if self._search is None:
             evaluator = self.problem.evaluator(local=self.local, address=self.address)
-            self._search = SearchLoop(self.problem, self.store, self.id, evaluator).restore()
+            loop = SteadyStateLoop if self.problem.cfg.ga.mode == "steady_state" else SearchLoop
+            self._search = loop(self.problem, self.store, self.id, evaluator).restore()
         return self._search
 
     def optimize(

@@ -467,10 +467,12 @@ def canon_report(paths: list[str]) -> str:
 # ---- archive --------------------------------------------------------------------------------------
 @dataclass
 class _Entry:
-    """One isomorphism class: its key, the first mask seen of it, and what the search stored (e.g. fitness)."""
+    """One isomorphism class: its key, the first mask seen of it (packed, with its layer shapes: an eighth
+    of a boolean mask's memory) and what the search stored (e.g. fitness)."""
 
     key: str
-    representative: Mask
+    packed: bytes
+    shapes: dict[str, tuple[int, ...]]
     payload: Any = None
 
 
@@ -482,14 +484,24 @@ class ClassArchive:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def add(self, mask: Mask, payload: Any = None) -> tuple[str, bool]:
-        """Key of ``mask`` and whether its class is new. A new class stores ``mask`` (copied) as its
-        representative; a known class is left unchanged (use ``set_payload`` to update)."""
-        key = class_key(mask)
+    def add(self, mask: Mask, payload: Any = None, key: str | None = None) -> tuple[str, bool]:
+        """Key of ``mask`` and whether its class is new. A new class stores ``mask`` (packed) as its
+        representative; a known class is left unchanged (use ``set_payload`` to update). ``key``: the
+        mask's ``class_key`` when the caller has it already (computed by an evaluator, or stored)."""
+        key = class_key(mask) if key is None else key
         if key in self._entries:
             return key, False
-        self._entries[key] = _Entry(key, mask.copy(), payload)
+        self._entries[key] = _Entry(key, mask.pack(), mask.shapes, payload)
         return key, True
+
+    def add_packed(
+        self, key: str, packed: bytes, shapes: Mapping[str, tuple[int, ...]], payload: Any = None
+    ) -> bool:
+        """``add`` of a packed mask whose key the caller knows: nothing is unpacked. Whether it is new."""
+        if key in self._entries:
+            return False
+        self._entries[key] = _Entry(key, bytes(packed), dict(shapes), payload)
+        return True
 
     def get(self, key: str, default: Any = None) -> Any:
         """The payload stored for class ``key`` (``default`` if the class is unknown)."""
@@ -497,8 +509,9 @@ class ClassArchive:
         return default if entry is None else entry.payload
 
     def representative(self, key: str) -> Mask:
-        """The first mask seen of class ``key``."""
-        return self._entries[key].representative
+        """The first mask seen of class ``key`` (a fresh copy)."""
+        entry = self._entries[key]
+        return Mask.unpack(entry.packed, entry.shapes)
 
     def set_payload(self, key: str, payload: Any) -> None:
         if key not in self._entries:
@@ -520,8 +533,8 @@ class ClassArchive:
             {
                 "key": e.key,
                 "version": self.version,
-                "shapes": {n: list(s) for n, s in e.representative.shapes.items()},
-                "representative": e.representative.pack(),
+                "shapes": {n: list(s) for n, s in e.shapes.items()},
+                "representative": e.packed,
                 "payload": e.payload,
             }
             for e in self._entries.values()
@@ -534,9 +547,7 @@ class ClassArchive:
         archive = cls()
         for r in records:
             shapes = {str(n): tuple(int(d) for d in s) for n, s in r["shapes"].items()}
-            mask = Mask.unpack(bytes(r["representative"]), shapes)
-            key = str(r["key"]) if r.get("version") == cls.version else class_key(mask)
-            if key in archive._entries:
-                continue
-            archive._entries[key] = _Entry(key, mask, r.get("payload"))
+            packed = bytes(r["representative"])
+            key = str(r["key"]) if r.get("version") == cls.version else class_key(Mask.unpack(packed, shapes))
+            archive.add_packed(key, packed, shapes, r.get("payload"))
         return archive

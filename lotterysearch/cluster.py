@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +35,16 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from lotterysearch import canon
 from lotterysearch.batched import mlp_widths, networks_per_batch
 from lotterysearch.config import FitnessConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
-from lotterysearch.evaluators import EvalResult
+from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_batch, breed_result
 from lotterysearch.fitness import Objectives, evaluate_masks
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
+from lotterysearch.operators import VariationConfig
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
@@ -251,6 +253,7 @@ class EvaluatorActor:
         self.model_spec, self.fitness_cfg, self.mode = model_spec, fitness_cfg, mode
         self.data: Dataset | None = None
         self.error: LotterySearchError | None = None
+        self.known: set[str] = set()
         try:  # fail on the first call with the config's own message, not as a dead actor
             check_mode(mode)
             build_model(model_spec, 0)
@@ -299,6 +302,30 @@ class EvaluatorActor:
             {"objectives": o.as_dict(), "wall_time": share, "batch": len(masks), **where} for o in objectives
         ]
 
+    def class_keys(self, packed: list[bytes], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+        """``canon.class_key`` of each packed mask: the driver's class keys, computed here."""
+        return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+
+    def breed_batch(
+        self,
+        jobs: list[BreedJob],
+        shapes: Mapping[str, tuple[int, ...]],
+        data: list[Any],
+        variation: VariationConfig,
+        known: list[str],
+    ) -> list[dict[str, Any]]:
+        """``evaluators.breed_batch`` here: ``known`` adds the classes the driver published since this
+        evaluator's last call (kept in ``self.known``, which a restarted process rebuilds from the pool)."""
+        dataset = self._prepare(data)
+        self.known.update(known)
+
+        def train(masks: list[Mask]) -> list[Objectives]:
+            return evaluate_masks(masks, self.model_spec, dataset, self.fitness_cfg, self.mode)
+
+        outs = breed_batch(jobs, dict(shapes), variation, self.known, train)
+        where = self.info(data)
+        return [{**out, **where} for out in outs]
+
 
 # ---- the pool --------------------------------------------------------------------------------------
 @dataclass(eq=False)
@@ -307,14 +334,20 @@ class _Actor:
     busy: int = 0
     ready: bool = False  # answered ``info`` since it was created or last lost an evaluation
     failures: int = 0  # ``info`` calls failed in a row
+    published: int = 0  # how many of the pool's published class keys this actor's process holds
 
 
 @dataclass(eq=False)
 class _Job:
     key: str
-    packed: bytes
+    payload: Any  # a packed mask (``evaluate``) or a ``BreedJob`` (``breed``)
     attempts: int = 0
     losses: list[str] = field(default_factory=list)
+
+
+# what a pool call runs: (actor, its jobs) → the call's object ref; and one result from (job, output)
+_Submit = Callable[["_Actor", list[_Job]], Any]
+_Result = Callable[[_Job, dict[str, Any]], Any]
 
 
 def _first_line(e: BaseException) -> str:
@@ -382,6 +415,8 @@ class EvaluatorPool:
         self._probes: dict[Any, _Actor] = {}  # info() call → actor, while it (re)starts
         self._orphans: dict[Any, _Actor] = {}  # calls left running by an abandoned ``evaluate``
         self._replaced = 0  # actors replaced since the last finished evaluation
+        self._published: list[str] = []  # class keys the driver published, in order (``publish``)
+        self._published_set: set[str] = set()
 
     # ---- actors -------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -446,6 +481,7 @@ class EvaluatorPool:
 
     def _probe(self, actor: _Actor) -> None:
         actor.ready = False
+        actor.published = 0  # a restarted process holds none of the published keys
         # Ray retries the call across restarts: it answers once the (restarted) process is up.
         self._probes[actor.handle.info.options(max_task_retries=-1).remote([self._data_ref])] = actor
 
@@ -508,16 +544,111 @@ class EvaluatorPool:
         evaluation whose worker died is retried (with the rest of its call); one that died ``max_attempts``
         times, or that raised, raises (``EvaluationError``, or the ``LotterySearchError`` it raised).
         """
+        for group in self.evaluate_ready(jobs, shapes, steps):
+            yield from group
+
+    def evaluate_ready(
+        self,
+        jobs: Iterable[tuple[str, bytes]],
+        shapes: Mapping[str, tuple[int, ...]],
+        steps: int | None = None,
+    ) -> Iterator[list[EvalResult]]:
+        """``evaluate``'s results, one list per finished call (the masks trained together)."""
         queue = deque(_Job(str(key), bytes(packed)) for key, packed in jobs)
+        shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
+
+        def submit(actor: _Actor, batch: list[_Job]) -> Any:
+            return actor.handle.evaluate_batch.remote(
+                [j.payload for j in batch], shapes, [self._data_ref], steps
+            )
+
+        def result(job: _Job, out: dict[str, Any]) -> EvalResult:
+            return EvalResult(
+                key=job.key,
+                objectives=Objectives(**out["objectives"]),
+                node=out["node"],
+                hostname=out["hostname"],
+                wall_time=float(out["wall_time"]),
+                attempts=job.attempts,
+                pid=int(out["pid"]),
+                batch=int(out["batch"]),
+            )
+
+        return self._stream(queue, submit, result, self.batch)
+
+    def breed(self, jobs: deque[BreedJob], variation: VariationConfig) -> Iterator[list[BreedResult]]:
+        """``evaluators.Evaluator.breed`` on the actors: ``jobs`` is a live queue (jobs appended while
+        iterating are taken too). Each call carries the class keys published since that actor's last call."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        queue: deque[_Job] = deque()
+
+        def take() -> None:  # move what the caller appended into the pool's queue
+            while jobs:
+                job = jobs.popleft()
+                queue.append(_Job(f"child {job.id}", job))
+
+        def submit(actor: _Actor, batch: list[_Job]) -> Any:
+            if not shapes:
+                shapes.update(Mask.ones(build_model(self.model_spec, 0)).shapes)
+            news, actor.published = self._published[actor.published :], len(self._published)
+            return actor.handle.breed_batch.remote(
+                [j.payload for j in batch], shapes, [self._data_ref], variation, news
+            )
+
+        def result(job: _Job, out: dict[str, Any]) -> BreedResult:
+            return breed_result(out, out["node"], out["hostname"], job.attempts, int(out["pid"]))
+
+        return self._stream(queue, submit, result, self.batch, refill=take)
+
+    def publish(self, keys: Iterable[str]) -> None:
+        """Class keys the driver knows: each actor receives the new ones with its next ``breed`` call."""
+        for key in keys:
+            if key not in self._published_set:
+                self._published_set.add(key)
+                self._published.append(key)
+
+    def class_keys(self, packed: list[bytes], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+        """``canon.class_key`` of each packed mask, split evenly over the evaluators; computed here when a
+        worker is lost meanwhile (a key is a pure function of the mask, so where it is computed is moot)."""
+        if not packed:
+            return []
+        self.warm_up(self.ready_timeout)
+        actors = [a for a in self._actors if a.ready]
+        shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
+        if not actors:
+            return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+        step = math.ceil(len(packed) / len(actors))
+        chunks = [packed[i : i + step] for i in range(0, len(packed), step)]
+        refs = [a.handle.class_keys.remote(c, shapes) for a, c in zip(actors, chunks, strict=False)]
+        try:
+            return [key for part in ray.get(refs) for key in part]
+        except WORKER_LOST:
+            return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+
+    def _stream(
+        self,
+        queue: deque[_Job],
+        submit: _Submit,
+        result: _Result,
+        batch_size: int,
+        refill: Callable[[], None] | None = None,
+    ) -> Iterator[list[Any]]:
+        """Run ``queue``'s jobs on the actors, ``submit`` making each call, and yield each finished call's
+        results (``result`` of each job and its output). ``refill`` moves the caller's newly appended jobs
+        into ``queue`` before each dispatch; the stream ends when nothing is queued or running."""
+        refill = refill or (lambda: None)
+        refill()
         if not queue:
             return
-        shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
         self._grow()
         running: dict[Any, tuple[list[_Job], _Actor]] = {}
-        remaining, stalled_since = len(queue), None
+        stalled_since = None
         try:
-            while remaining:
-                self._dispatch(queue, running, shapes, steps)
+            while True:
+                refill()
+                if not queue and not running:
+                    return
+                self._dispatch(queue, running, submit, batch_size)
                 waiting = [*running, *self._probes, *self._orphans]
                 if not waiting:
                     raise EvaluationError("no evaluator is left to run the remaining evaluations")
@@ -537,39 +668,28 @@ class EvaluatorPool:
                 if ref in self._orphans:
                     self._settle_orphan(ref)
                     continue
-                batch, actor = running.pop(ref)
+                jobs, actor = running.pop(ref)
                 actor.busy -= 1
                 try:
                     outs = ray.get(ref)
                 except RayTaskError as e:
-                    keys = ", ".join(f"'{job.key}'" for job in batch)
+                    keys = ", ".join(f"'{job.key}'" for job in jobs)
                     raise _task_failure(e, f"evaluation of {keys} failed") from None
                 except WORKER_LOST as e:
-                    for job in batch:
+                    for job in jobs:
                         job.losses.append(_first_line(e))
                         if job.attempts >= self.max_attempts:
                             raise EvaluationError(
                                 f"evaluation of '{job.key}' lost its worker {job.attempts} times"
                                 f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
                             ) from e
-                    queue.extendleft(reversed(batch))
+                    queue.extendleft(reversed(jobs))
                     if actor.ready:
                         self._probe(actor)
                     continue
-                remaining -= len(batch)
                 self._replaced = 0
-                self._dispatch(queue, running, shapes, steps)
-                for job, out in zip(batch, outs, strict=True):
-                    yield EvalResult(
-                        key=job.key,
-                        objectives=Objectives(**out["objectives"]),
-                        node=out["node"],
-                        hostname=out["hostname"],
-                        wall_time=float(out["wall_time"]),
-                        attempts=job.attempts,
-                        pid=int(out["pid"]),
-                        batch=int(out["batch"]),
-                    )
+                self._dispatch(queue, running, submit, batch_size)
+                yield [result(job, out) for job, out in zip(jobs, outs, strict=True)]
         finally:  # abandoned early: remember the calls still running so the actors' counts stay right
             for ref, (_, actor) in running.items():
                 self._orphans[ref] = actor
@@ -578,22 +698,21 @@ class EvaluatorPool:
         self,
         queue: deque[_Job],
         running: dict[Any, tuple[list[_Job], _Actor]],
-        shapes: dict,
-        steps: int | None,
+        submit: _Submit,
+        batch_size: int,
     ) -> None:
-        """Hand ready actors calls of up to ``batch`` jobs: the queue split evenly over all slots
+        """Hand ready actors calls of up to ``batch_size`` jobs: the queue split evenly over all slots
         (every actor's ``in_flight`` calls), so that the work ends on every evaluator at about the same time."""
         slots = self.in_flight * max(1, len(self._actors))
-        for actor in self._actors:
-            while queue and actor.ready and actor.busy < self.in_flight:
-                n = max(1, min(self.batch, math.ceil(len(queue) / slots)))
+        for level in range(self.in_flight):  # every ready actor its first call before any its second
+            for actor in self._actors:
+                if not (queue and actor.ready and actor.busy <= level):
+                    continue
+                n = max(1, min(batch_size, math.ceil(len(queue) / slots)))
                 batch = [queue.popleft() for _ in range(min(n, len(queue)))]
                 for job in batch:
                     job.attempts += 1
-                ref = actor.handle.evaluate_batch.remote(
-                    [j.packed for j in batch], shapes, [self._data_ref], steps
-                )
-                running[ref] = (batch, actor)
+                running[submit(actor, batch)] = (batch, actor)
                 actor.busy += 1
 
     def warm_up(self, timeout: float | None = None) -> int:
@@ -611,6 +730,13 @@ class EvaluatorPool:
                 break
             self._settle_probe(ready[0])
         return sum(a.ready for a in self._actors)
+
+    @property
+    def capacity(self) -> int:
+        """Masks that keep every evaluator busy: one call of ``batch`` masks each (the pool started). The
+        pool queues a second call per evaluator only when more jobs wait than that."""
+        self._grow()
+        return max(1, len(self._actors)) * self.batch
 
     @property
     def size(self) -> int:

@@ -44,8 +44,10 @@ class GAConfig:
     crossovers: tuple[str, ...] = ("layer", "neuron")
     mutations: tuple[str, ...] = ("move", "grow_prune")  # operators.MUTATIONS, drawn with equal weight
     align: bool = True  # align hidden neurons before crossover (competing conventions)
+    mode: str = "generational"  # or "steady_state": no generation barrier (``steady_state``)
 
 
+GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
 OPTIMIZERS = ("adam", "sgd")  # the trainers' registry (``training.OPTIMIZERS``) has these keys
 
 
@@ -290,6 +292,12 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     short = [name.removesuffix("_mutation") for name in MUTATIONS]
     for op in g.mutations:
         check_one_of("ga.mutations", op, short)
+    check_one_of("ga.mode", g.mode, GA_MODES)
+    if g.mode == "steady_state" and f.successive_halving:
+        raise ConfigError(
+            "field 'ga.mode': steady_state does not do successive halving; set"
+            ' fitness.successive_halving = false or ga.mode = "generational"'
+        )
     check_field(
         "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
     )

@@ -5,8 +5,15 @@ One generation (``SearchLoop.step``):
   ─► class key of each child ─► known class: reuse its objectives │ new class: the evaluator trains it
   ─► NSGA-II survivor selection over parents + children ─► one storage commit (children, population,
   front, hypervolume, RNG state).
-Every trained class is handed to storage the moment its result arrives, so a driver killed mid-generation
-loses no training; resuming replays the generation from the stored RNG state and finds those classes.
+Every trained class is handed to storage the moment its result arrives (the results of one evaluator call
+arrive together and are committed in one transaction), so a driver killed mid-generation loses no
+training; resuming replays the generation from the stored RNG state and finds those classes.
+
+The driver stays off the evaluations' critical path: class keys are computed by the evaluator, where the
+training runs (``Evaluator.class_keys``; a clone's key is its parent's), and only the lookup in the archive,
+which decides what is trained, happens here. Survivor selection is numpy (``nsga2.select_nsga2``).
+Variation stays on the driver, drawing from the run's one generator, so a run is reproducible bit for bit;
+``steady_state`` moves it to the workers for runs that may trade that for never waiting on a generation.
 
 The loop knows the problem (``MaskProblem``), an ``Evaluator`` and a ``RunStorage`` only through their
 methods: no Ray, SQL or printing here (progress goes to ``listeners``).
@@ -28,7 +35,7 @@ from typing import Protocol
 import numpy as np
 
 from lotterysearch import canon, nsga2, pareto
-from lotterysearch.evaluators import EvalResult, Evaluator
+from lotterysearch.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
 from lotterysearch.masks import Mask
 from lotterysearch.problem import Candidate, MaskProblem
 from lotterysearch.store import ClassRecord, GenerationRecord, Individual
@@ -48,6 +55,16 @@ class RunStorage(Protocol):
     def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[Individual]: ...
 
     def last_generation(self, run_id: str) -> GenerationRecord | None: ...
+
+
+def record_evaluations(storage: RunStorage, run_id: str, records: Sequence[ClassRecord]) -> None:
+    """Commit ``records`` in one transaction where the storage can (``Store.record_evaluations``)."""
+    many = getattr(storage, "record_evaluations", None)
+    if many is not None:
+        many(run_id, records)
+        return
+    for rec in records:
+        storage.record_evaluation(run_id, rec)
 
 
 @dataclass(frozen=True)
@@ -73,6 +90,35 @@ class GenerationReport:
         )
 
 
+def class_record(
+    run_id: str,
+    key: str,
+    representative: bytes,
+    res: EvalResult | BreedResult,
+    fidelity: float,
+    individual_id: int,
+) -> ClassRecord:
+    """What storage keeps of a class trained for ``individual_id``: its objectives (``res.objectives``),
+    where and how long it ran, and the fidelity they were measured at."""
+    o = res.objectives
+    assert o is not None
+    return ClassRecord(
+        run_id=run_id,
+        key=key,
+        algo_version=canon.VERSION,
+        representative=representative,
+        accuracy=o.accuracy,
+        loss=o.loss,
+        effective_density=o.effective_density,
+        steps=o.steps,
+        fidelity=fidelity,
+        node=res.node,
+        wall_time=res.wall_time,
+        attempts=res.attempts,
+        individual_id=individual_id,
+    )
+
+
 def halving_rungs(steps: int, successive_halving: bool, eta: int, rungs: int) -> list[int]:
     """Training steps of each rung of successive halving, smallest first: steps·η^-(R-1), ..., steps·η^-1,
     steps. Without halving, one rung of the full budget."""
@@ -91,8 +137,11 @@ class SearchLoop:
         self.population: list[Individual] = []
         self.everyone: dict[int, Individual] = {}
         self.archive = canon.ClassArchive()
-        for rec in storage.classes(run_id).values():
-            self.archive.add(Mask.unpack(rec.representative, problem.shapes), rec)
+        for rec in storage.classes(run_id).values():  # stored keys of this canon version are trusted
+            if rec.algo_version == canon.VERSION:
+                self.archive.add_packed(rec.key, rec.representative, problem.shapes, rec)
+            else:
+                self.archive.add(Mask.unpack(rec.representative, problem.shapes), rec)
         self.generation = -1
         self.listeners: list[Callable[[GenerationReport], None]] = []
         # called as each training returns: (result, trained so far, to train this generation)
@@ -129,7 +178,7 @@ class SearchLoop:
         no longer holds are trained again. A driver killed mid-generation therefore replays the generation to
         exactly the decisions of an uninterrupted run, training again only what it cannot look up.
         """
-        keys = [canon.class_key(c.mask) for c in new]
+        keys = self._class_keys(new)
         reps: dict[str, tuple[int, Mask]] = {}  # class → its first (id, mask) in this generation
         for i, (c, key) in enumerate(zip(new, keys, strict=True)):
             reps.setdefault(key, (first_id + i, c.mask))
@@ -144,25 +193,47 @@ class SearchLoop:
                 keep = math.ceil(len(todo) / f.halving_rate)
                 objectives = [(accuracy[k], reps[k][1].density()) for k in todo]
                 todo = [todo[i] for i in sorted(nsga2.select_nsga2(objectives, keep))]
-        out = []
-        for i, (c, key) in enumerate(zip(new, keys, strict=True)):
-            rec = self.archive.get(key)
-            out.append(
-                Individual.of(
-                    c.mask,
-                    run_id=self.run_id,
-                    id=first_id + i,
-                    generation=self.generation + 1,
-                    parents=c.parents,
-                    operator=c.operator,
-                    origin=c.origin,
-                    class_key=key,
-                    accuracy=rec.accuracy,
-                    evaluated=rec.individual_id == first_id + i,
-                    fidelity=rec.fidelity,
-                )
+        return [
+            self._individual(c, first_id + i, key, self.archive.get(key))
+            for i, (c, key) in enumerate(zip(new, keys, strict=True))
+        ]
+
+    def _individual(self, c: Candidate, id: int, key: str, rec: ClassRecord) -> Individual:
+        """An individual of candidate ``c`` with its class's objectives. Its effective density is the
+        class's: isomorphic effective subnetworks have equally many weights, so it is the same number
+        ``Mask.effective_density`` would give, without sweeping the mask again here."""
+        ind = Individual(
+            run_id=self.run_id,
+            id=id,
+            generation=self.generation + 1,
+            packed=c.mask.pack(),
+            parents=c.parents,
+            operator=c.operator,
+            origin=c.origin,
+            class_key=key,
+            accuracy=rec.accuracy,
+            density=c.mask.density(),
+            effective_density=rec.effective_density,
+            evaluated=rec.individual_id == id,
+            fidelity=rec.fidelity,
+            shapes=c.mask.shapes,
+        )
+        ind.__dict__["mask"] = c.mask  # ``Individual.mask``'s cache: nothing to unpack
+        return ind
+
+    def _class_keys(self, new: Sequence[Candidate]) -> list[str]:
+        """Class key of each candidate: a clone's is its parent's (the same mask), the others are computed
+        by the evaluator, where the training runs."""
+        keys: list[str | None] = []
+        for c in new:
+            parent = (
+                self.everyone.get(c.parents[0]) if c.operator == "clone" and len(c.parents) == 1 else None
             )
-        return out
+            keys.append(None if parent is None else parent.class_key)
+        todo = [i for i, k in enumerate(keys) if k is None]
+        for i, key in zip(todo, class_keys_of(self.evaluator, [new[i].mask for i in todo]), strict=True):
+            keys[i] = key
+        return [str(k) for k in keys]
 
     def _settled(self, key: str, first_id: int) -> bool:
         """Measured at the full budget before this generation began (an isomorph hit: nothing to train)."""
@@ -186,35 +257,31 @@ class SearchLoop:
             return accuracy
         jobs = list(masks.items())
         override = None if steps == full else steps
-        for done, res in enumerate(self.evaluator.evaluate(jobs, override), start=1):
-            o = res.objectives
-            accuracy[res.key] = o.accuracy
-            self.steps_spent += o.steps
-            old = self.archive.get(res.key)
-            if old is None or fidelity > old.fidelity:
-                rec = ClassRecord(
-                    run_id=self.run_id,
-                    key=res.key,
-                    algo_version=canon.VERSION,
-                    representative=masks[res.key].pack(),
-                    accuracy=o.accuracy,
-                    loss=o.loss,
-                    effective_density=o.effective_density,
-                    steps=o.steps,
-                    fidelity=fidelity,
-                    node=res.node,
-                    wall_time=res.wall_time,
-                    attempts=res.attempts,
-                    individual_id=reps[res.key][0],
-                )
-                self.storage.record_evaluation(self.run_id, rec)
-                if old is None:
-                    self.archive.add(masks[res.key], rec)
+        done = 0
+        for group in ready_groups(self.evaluator, jobs, override):
+            records = []
+            for res in group:
+                o = res.objectives
+                accuracy[res.key] = o.accuracy
+                self.steps_spent += o.steps
+                old = self.archive.get(res.key)
+                if old is None or fidelity > old.fidelity:
+                    records.append(self._record(res, masks[res.key], fidelity, reps[res.key][0]))
+            record_evaluations(self.storage, self.run_id, records)  # before anything else uses them
+            for rec in records:
+                if rec.key in self.archive:
+                    self.archive.set_payload(rec.key, rec)
                 else:
-                    self.archive.set_payload(res.key, rec)
-            for listener in self.evaluation_listeners:
-                listener(res, done, len(jobs))
+                    self.archive.add_packed(rec.key, rec.representative, self.problem.shapes, rec)
+            for res in group:
+                done += 1
+                for listener in self.evaluation_listeners:
+                    listener(res, done, len(jobs))
         return accuracy
+
+    def _record(self, res: EvalResult, mask: Mask, fidelity: float, individual_id: int) -> ClassRecord:
+        """The class record of one training result (``mask``: what was trained, the representative)."""
+        return class_record(self.run_id, res.key, mask.pack(), res, fidelity, individual_id)
 
     # ---- generations --------------------------------------------------------------------------
     def _offspring(self) -> list[Candidate]:
@@ -233,17 +300,26 @@ class SearchLoop:
         # SynFlow masks measured at every compression. Halving stops hopeless *children* early.
         first_id = max(self.everyone, default=-1) + 1
         new = self._evaluate(candidates, first_id, halving=not seeding)
-        trained = sum(ind.evaluated for ind in new)
         for ind in new:
             self.everyone[ind.id] = ind
         if seeding:
             self.population = new
         else:
-            pool = self.population + new
-            keep = nsga2.select_survivors(
-                [ind.objectives for ind in pool], [ind.fidelity for ind in pool], self.cfg.ga.population
-            )
-            self.population = [pool[i] for i in keep]
+            self._select(new)
+        return self._commit(new, steps_before)
+
+    def _select(self, arrivals: Sequence[Individual]) -> None:
+        """NSGA-II survivor selection over the population and ``arrivals`` (``nsga2.select_survivors``)."""
+        pool = self.population + list(arrivals)
+        keep = nsga2.select_survivors(
+            [ind.objectives for ind in pool], [ind.fidelity for ind in pool], self.cfg.ga.population
+        )
+        self.population = [pool[i] for i in keep]
+
+    def _commit(self, new: Sequence[Individual], steps_before: int) -> GenerationReport:
+        """Commit the next generation: its ``new`` individuals, the population, front, hypervolume and RNG
+        state in one storage transaction; then tell the listeners."""
+        trained = sum(ind.evaluated for ind in new)
         self.generation += 1
         front = self.front()
         hv = pareto.hypervolume([ind.objectives for ind in front], pareto.REF_POINT)

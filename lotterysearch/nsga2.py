@@ -35,26 +35,40 @@ def crowding_distances(objectives: Sequence[Objective], front: Sequence[int]) ->
     return dist
 
 
-def select_parents(objectives: Sequence[Objective], k: int, rng: np.random.Generator) -> list[int]:
-    """Parent selection: ``k`` binary tournaments by the crowded-comparison operator of NSGA-II (Deb et al.
-    2002): lower front rank wins, then larger crowding distance, then a fair coin from ``rng``.
-
-    As in ``deap.tools.selTournamentDCD``, contestants are consecutive pairs of fresh shuffles of the
-    population (n // 2 tournaments per shuffle), so for k ≤ n every individual enters at most two
-    tournaments. Unlike it, the rank (not pairwise dominance) decides first, any ``k`` works, and the
-    randomness is ``rng``'s (a population of one is picked k times).
-    """
-    if not (isinstance(k, int) and k >= 0):
-        raise ConfigError(f"number of parents k must be a non-negative integer, got {k!r}")
+def crowded_order(objectives: Sequence[Objective]) -> tuple[np.ndarray, np.ndarray]:
+    """Front rank and crowding distance of every individual: the keys of the crowded-comparison operator
+    (Deb et al. 2002). They change only with the population, so a caller drawing parents often keeps them."""
     n = len(objectives)
-    if k and not n:
-        raise ConfigError("cannot select parents from an empty population")
     rank = np.empty(n, dtype=np.int64)
     crowd = np.empty(n, dtype=np.float64)
     for r, front in enumerate(nondominated_sort(objectives)):
         rank[front] = r
         for i, d in crowding_distances(objectives, front).items():
             crowd[i] = d
+    return rank, crowd
+
+
+def select_parents(
+    objectives: Sequence[Objective],
+    k: int,
+    rng: np.random.Generator,
+    order: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[int]:
+    """Parent selection: ``k`` binary tournaments by the crowded-comparison operator of NSGA-II (Deb et al.
+    2002): lower front rank wins, then larger crowding distance, then a fair coin from ``rng``.
+
+    As in ``deap.tools.selTournamentDCD``, contestants are consecutive pairs of fresh shuffles of the
+    population (n // 2 tournaments per shuffle), so for k ≤ n every individual enters at most two
+    tournaments. Unlike it, the rank (not pairwise dominance) decides first, any ``k`` works, and the
+    randomness is ``rng``'s (a population of one is picked k times). ``order``: ``crowded_order`` of
+    ``objectives`` when the caller has it.
+    """
+    if not (isinstance(k, int) and k >= 0):
+        raise ConfigError(f"number of parents k must be a non-negative integer, got {k!r}")
+    n = len(objectives)
+    if k and not n:
+        raise ConfigError("cannot select parents from an empty population")
+    rank, crowd = crowded_order(objectives) if order is None else order
 
     def winner(x: int, y: int) -> int:
         if rank[x] != rank[y]:

@@ -789,35 +789,51 @@ class Store:
         _check_run_id(run_id, [record])
         with self._write() as conn:
             self._require_run(conn, run_id)
-            old = conn.execute(
-                "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, record.key)
-            ).fetchone()
-            if old is not None and record.fidelity <= old[0]:
-                raise StoreError(
-                    f"class '{record.key}' of run '{run_id}' is already recorded at fidelity {old[0]:g}; "
-                    "look classes up before training them"
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO classes (run_id, key, algo_version, individual_id, representative,"
-                " accuracy, loss, effective_density, steps, fidelity, node, wall_time, attempts, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    record.key,
-                    record.algo_version,
-                    record.individual_id,
-                    record.representative,
-                    record.accuracy,
-                    _loss_in(record.loss),
-                    record.effective_density,
-                    record.steps,
-                    record.fidelity,
-                    record.node,
-                    record.wall_time,
-                    record.attempts,
-                    record.created or _now(),
-                ),
+            self._insert_class(conn, run_id, record)
+
+    @staticmethod
+    def _insert_class(conn: sqlite3.Connection, run_id: str, record: ClassRecord) -> None:
+        old = conn.execute(
+            "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, record.key)
+        ).fetchone()
+        if old is not None and record.fidelity <= old[0]:
+            raise StoreError(
+                f"class '{record.key}' of run '{run_id}' is already recorded at fidelity {old[0]:g}; "
+                "look classes up before training them"
             )
+        conn.execute(
+            "INSERT OR REPLACE INTO classes (run_id, key, algo_version, individual_id, representative,"
+            " accuracy, loss, effective_density, steps, fidelity, node, wall_time, attempts, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                record.key,
+                record.algo_version,
+                record.individual_id,
+                record.representative,
+                record.accuracy,
+                _loss_in(record.loss),
+                record.effective_density,
+                record.steps,
+                record.fidelity,
+                record.node,
+                record.wall_time,
+                record.attempts,
+                record.created or _now(),
+            ),
+        )
+
+    def record_evaluations(self, run_id: str, records: Sequence[ClassRecord]) -> None:
+        """``record_evaluation`` of each record in one transaction (one fsync): the results a driver holds
+        at once, committed before it does anything else with them. All or nothing, with the same checks."""
+        _check_run_id(run_id, records)
+        keys = [r.key for r in records]
+        if len(set(keys)) != len(keys):
+            raise StoreError(f"records for run '{run_id}' name a class twice; record each class once")
+        with self._write() as conn:
+            self._require_run(conn, run_id)
+            for record in records:
+                self._insert_class(conn, run_id, record)
 
     def classes(self, run_id: str) -> dict[str, ClassRecord]:
         """Every trained class of the run by key, in the order they were recorded."""

@@ -296,7 +296,7 @@ def test_an_evaluation_too_big_for_any_node_is_refused(ray_local, data, shapes):
 
 # ---- a real two-node cluster -----------------------------------------------------------------------
 TWO_NODE_DRIVER = r"""
-import json, sys
+import json, sys, time
 import numpy as np, ray
 from lotterysearch.cluster import EvaluatorPool, connect
 from lotterysearch.data import load_dataset
@@ -318,6 +318,12 @@ masks = [Mask({k: rng.random(s) < 0.6 for k, s in shapes.items()}) for _ in rang
 jobs = [(f"m{i}", m.pack()) for i, m in enumerate(masks)]
 with EvaluatorPool(data, "mlp:16-8-4", FitnessConfig(steps=150, batch_size=64)) as pool:
     say(event="ready", ready=pool.warm_up(timeout=120))  # else the first actor up may take every job
+    # a search's worth of work: how busy each node's evaluator is from the first call to the last result
+    many = [Mask({k: rng.random(s) < 0.6 for k, s in shapes.items()}) for _ in range(24)]
+    t0, busy = time.perf_counter(), {}
+    for r in pool.evaluate([(f"b{i}", m.pack()) for i, m in enumerate(many)], shapes):
+        busy[r.node] = busy.get(r.node, 0.0) + r.wall_time
+    say(event="busy", span=time.perf_counter() - t0, busy=busy)
     for phase in (1, 2):
         for i, r in enumerate(pool.evaluate(jobs, shapes)):
             say(phase=phase, key=r.key, node=r.node, attempts=r.attempts, objectives=r.objectives.as_dict())
@@ -358,6 +364,10 @@ def test_two_node_cluster_spreads_evaluations_and_survives_losing_a_node(ray_nod
     connected = lines[0]
     assert connected["summary"]["nodes"] == 2 and connected["summary"]["cpus"] == 2.0
     assert lines[1] == {"event": "ready", "ready": 2}
+    # both nodes' evaluators train for most of the span (their wall_time: time inside evaluate_batch)
+    busy = lines[2]
+    assert busy["event"] == "busy" and set(busy["busy"]) == set(connected["nodes"])
+    assert all(seconds / busy["span"] > 0.5 for seconds in busy["busy"].values()), busy
     keys = [f"m{i}" for i in range(8)]
     phase1 = [x for x in lines if x.get("phase") == 1]
     assert sorted(x["key"] for x in phase1) == keys
@@ -402,3 +412,32 @@ def test_batch_size_of_the_pool(data):
     with pytest.raises(ConfigError) as e:
         EvaluatorPool(data, SPEC, CFG, batch=0)
     assert str(e.value) == "batch must be >= 1 (or None to choose from the network), got 0"
+
+
+# ---- work off the driver: class keys and children on the evaluators ---------------------------------
+def test_class_keys_computed_by_the_evaluators_equal_the_drivers(pool, shapes):
+    from lotterysearch.canon import class_key
+
+    masks = random_masks(shapes, 7, seed=6)
+    masks.append(masks[0].copy())
+    keys = pool.class_keys([m.pack() for m in masks], shapes)
+    assert keys == [class_key(m) for m in masks] and keys[0] == keys[-1]
+    assert pool.class_keys([], shapes) == []
+
+
+def test_breed_on_the_actors_skips_the_classes_published_since_each_ones_last_call(pool, shapes):
+    from collections import deque
+
+    from lotterysearch.evaluators import BreedJob
+    from lotterysearch.operators import VariationConfig
+
+    mask = random_masks(shapes, 1, seed=7)[0]
+    clone = VariationConfig(cx_rate=0.0, mut_rate=0.0)
+    jobs = deque(BreedJob(i, (0, 1), (mask.pack(), mask.pack()), seed=i) for i in range(4))
+    first = [r for group in pool.breed(jobs, clone) for r in group]
+    assert sorted(r.id for r in first) == [0, 1, 2, 3] and len({r.class_key for r in first}) == 1
+    assert all(r.objectives is not None and r.packed == mask.pack() for r in first)  # nothing published yet
+    pool.publish([first[0].class_key])
+    jobs = deque(BreedJob(i, (0, 1), (mask.pack(), mask.pack()), seed=i) for i in range(4, 8))
+    again = [r for group in pool.breed(jobs, clone) for r in group]
+    assert sorted(r.id for r in again) == [4, 5, 6, 7] and all(r.objectives is None for r in again)
