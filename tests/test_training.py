@@ -2,11 +2,12 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
-from convtools import one_thread  # noqa: F401 - a fixture
+from convtools import one_thread, write_cifar  # noqa: F401 - one_thread is a fixture
 
 from lotterysearch.config import TrainingConfig
 from lotterysearch.data import load_dataset
@@ -193,3 +194,16 @@ def test_conv2_trains_on_real_mnist() -> None:
     assert r.val_loss < untrained_loss - 0.1 and r.val_accuracy > 0.3  # measured: 2.31 → 2.07, 0.53
     for n, layer in model.layers.items():
         assert torch.equal(layer.weight.detach()[~mask[n]], before[n][~mask[n]])
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_conv4_trains_on_cifar10_files(tmp_path) -> None:
+    """CIFAR-10 from its python batches into Conv-4: the spec fits the data and training runs end to end."""
+    write_cifar(tmp_path, per_batch=4, archive=True)
+    data = load_dataset("cifar10", 0, data_dir=tmp_path)
+    data.check_input_width("conv4:32x32x3", 3072)
+    model = build_model("conv4:32x32x3", 0)
+    r = train(
+        model, prune(model, "magnitude", 10), data, TrainingConfig(steps=2, batch_size=4), evaluate_test=True
+    )
+    assert r.steps == 2 and 0 <= r.test_accuracy <= 1 and math.isfinite(r.val_loss)
