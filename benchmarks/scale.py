@@ -427,7 +427,7 @@ class Bench:
         survivors = sel.select_survivors
 
         def selected(objectives: Sequence, fidelities: Sequence, k: int) -> list[int]:
-            key = digest(repr((list(objectives), list(fidelities), k)).encode())
+            key = digest(sel.__name__.encode(), repr((list(objectives), list(fidelities), k)).encode())
             out, seconds, hit = self.selection.get(key, lambda: survivors(objectives, fidelities, k))
             if hit:
                 prof.charge(seconds)

@@ -668,31 +668,47 @@ class EvaluatorPool:
                 if ref in self._orphans:
                     self._settle_orphan(ref)
                     continue
-                jobs, actor = running.pop(ref)
-                actor.busy -= 1
-                try:
-                    outs = ray.get(ref)
-                except RayTaskError as e:
-                    keys = ", ".join(f"'{job.key}'" for job in jobs)
-                    raise _task_failure(e, f"evaluation of {keys} failed") from None
-                except WORKER_LOST as e:
-                    for job in jobs:
-                        job.losses.append(_first_line(e))
-                        if job.attempts >= self.max_attempts:
-                            raise EvaluationError(
-                                f"evaluation of '{job.key}' lost its worker {job.attempts} times"
-                                f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
-                            ) from e
-                    queue.extendleft(reversed(jobs))
-                    if actor.ready:
-                        self._probe(actor)
-                    continue
-                self._replaced = 0
-                self._dispatch(queue, running, submit, batch_size)
-                yield [result(job, out) for job, out in zip(jobs, outs, strict=True)]
+                # every other call finished by now joins this one's group: one commit for all of them
+                done = [ref]
+                if len(running) > 1:
+                    others = [r for r in running if r != ref]
+                    done += ray.wait(others, num_returns=len(others), timeout=0)[0]
+                group = []
+                for ref in done:
+                    jobs, outs = self._collect(ref, running, queue)
+                    group += [result(job, out) for job, out in zip(jobs, outs, strict=True)]
+                if group:
+                    self._replaced = 0
+                    self._dispatch(queue, running, submit, batch_size)
+                    yield group
         finally:  # abandoned early: remember the calls still running so the actors' counts stay right
             for ref, (_, actor) in running.items():
                 self._orphans[ref] = actor
+
+    def _collect(
+        self, ref: Any, running: dict[Any, tuple[list[_Job], _Actor]], queue: deque[_Job]
+    ) -> tuple[list[_Job], list[dict[str, Any]]]:
+        """A finished call's jobs and outputs; a call whose worker was lost puts its jobs back at the head
+        of ``queue`` (and returns none), unless one of them has used up its attempts."""
+        jobs, actor = running.pop(ref)
+        actor.busy -= 1
+        try:
+            return jobs, ray.get(ref)
+        except RayTaskError as e:
+            keys = ", ".join(f"'{job.key}'" for job in jobs)
+            raise _task_failure(e, f"evaluation of {keys} failed") from None
+        except WORKER_LOST as e:
+            for job in jobs:
+                job.losses.append(_first_line(e))
+                if job.attempts >= self.max_attempts:
+                    raise EvaluationError(
+                        f"evaluation of '{job.key}' lost its worker {job.attempts} times"
+                        f" (max_attempts={self.max_attempts}; last: {job.losses[-1]})"
+                    ) from e
+            queue.extendleft(reversed(jobs))
+            if actor.ready:
+                self._probe(actor)
+            return [], []
 
     def _dispatch(
         self,

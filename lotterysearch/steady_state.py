@@ -166,13 +166,15 @@ class SteadyStateLoop(SearchLoop):
         queue: deque[BreedJob] = deque()
         made = outstanding = 0
         capacity = self._capacity()
+        refill = max(1, capacity // 64)  # children made at once, unless the queue ran dry
         steps_before = self.steps_spent
         self.evaluator.publish(list(self.archive))
 
         def top_up() -> None:
             nonlocal made, outstanding, next_id
             n = min(capacity - outstanding, budget - made)
-            if n <= 0:
+            # parents in batches: one shuffle of the population serves n/2 tournaments
+            if n <= 0 or (n < min(refill, budget - made) and outstanding > 0):
                 return
             objectives = [ind.objectives for ind in self.population]
             if self._order is None:  # rank and crowding change only with the population
