@@ -35,7 +35,15 @@ def _layer_table(mask) -> str:  # noqa: ANN001 - Mask
 
 
 def spec_from_mask(mask) -> str:  # noqa: ANN001 - Mask
-    """The MLP spec a mask of layers fc1..fcL implies: widths from the weight shapes [out, in]."""
+    """The MLP spec a mask of layers fc1..fcL implies: widths from the weight shapes [out, in]. A convnet's
+    mask does not say where its pools are, so it needs ``--model``."""
+    from lotterysearch.errors import ConfigError
+
+    for name, shape in mask.shapes.items():
+        if len(shape) != 2:
+            raise ConfigError(
+                f"the mask is a convnet's (layer '{name}' {list(shape)}): pass --model, e.g. --model conv2:32x32x3"
+            )
     shapes = list(mask.shapes.values())
     return "mlp:" + "-".join(str(w) for w in [shapes[0][1], *(s[0] for s in shapes)])
 

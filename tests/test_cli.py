@@ -135,6 +135,10 @@ def test_mask_files_that_do_not_fit(capsys, tmp_path) -> None:
     )
     np.savez(tmp_path / "w.npz", w=np.ones(3))
     assert "is not a lotterysearch mask" in one_line_error(capsys, "canon", str(tmp_path / "w.npz"))
+    conv = Mask({"conv1": np.ones((4, 1, 3, 3)), "fc1": np.ones((10, 4 * 14 * 14))}).save(tmp_path / "c.npz")
+    assert one_line_error(capsys, "train", "--mask", str(conv), "--dataset", "mnist1d") == (
+        "the mask is a convnet's (layer 'conv1' [4, 1, 3, 3]): pass --model, e.g. --model conv2:32x32x3"
+    )
 
 
 def test_errors_reach_the_shell_as_one_line_without_traceback(tmp_path) -> None:
