@@ -191,6 +191,50 @@ def test_key_format_and_a_pinned_value() -> None:
 
 PINNED_KEY = "canon-v1:9db5e2c76f7d10cbfeaf3c6b79087fe1"
 
+# The v1 keys of these MLP masks, computed by canon-v1 before class keys were defined for convnets. Stored
+# runs hold such keys: any change here needs a new VERSION. They cover the discrete path (random masks),
+# the component path (parallel chains), twins, the search (K_{5,5} minus a matching), collapse and no
+# hidden layer.
+V1_KEYS = {
+    "random 3-4-4-2": "canon-v1:e59a6fbe50c7c70d4f3ddad4e8d62001",
+    "random 8-10-10-3": "canon-v1:998a22605a0d64b9573742ab4b393859",
+    "random 5-6-2": "canon-v1:bc0cba9284aa206f2c59493adfcb192d",
+    "random 4-5-5-5-4": "canon-v1:08180874052d8f9141cdd4f59591290a",
+    "chains": "canon-v1:f9814a5f24deccf6480e8d5854ab16de",
+    "twins": "canon-v1:17fad2365391489d02f3661261996e99",
+    "k55 minus matching": "canon-v1:84323e9f9bfae4931969f863398724b1",
+    "collapsed": "canon-v1:559443b502e3fdb477f125638bc17b2d",
+    "no hidden layer": "canon-v1:4d2f79280818d3785176f6571e080e3f",
+}
+
+
+def v1_masks() -> dict[str, Mask]:
+    rng = np.random.default_rng(13)
+    out = {}
+    for widths, density in [
+        ((3, 4, 4, 2), 0.5),
+        ((8, 10, 10, 3), 0.3),
+        ((5, 6, 2), 0.6),
+        ((4, 5, 5, 5, 4), 0.4),
+    ]:
+        name = "random " + "-".join(map(str, widths))
+        out[name] = make_mask(
+            *(rng.random((widths[i], widths[i - 1])) < density for i in range(1, len(widths)))
+        )
+    middle = np.eye(12, dtype=bool)
+    middle[1, 0] = middle[3, 2] = True
+    out["chains"] = make_mask(np.ones((12, 1)), middle, np.ones((1, 12)))
+    out["twins"] = make_mask([[1, 0], [1, 0], [0, 1], [1, 0]], [[1, 1, 1, 1]])
+    out["k55 minus matching"] = make_mask(np.ones((5, 2)), ~np.eye(5, dtype=bool), np.ones((2, 5)))
+    out["collapsed"] = make_mask([[1, 0], [0, 0]], [[0, 0]])
+    out["no hidden layer"] = make_mask([[1, 0, 1], [0, 1, 0]])
+    return out
+
+
+def test_mlp_keys_are_the_v1_keys() -> None:
+    assert VERSION == "canon-v1"
+    assert {name: class_key(m) for name, m in v1_masks().items()} == V1_KEYS
+
 
 @SETTINGS
 @given(masks_strategy, st.integers(0, 2**32 - 1))
