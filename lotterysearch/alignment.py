@@ -14,29 +14,40 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from lotterysearch.errors import MaskError
-from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
+from lotterysearch.masks import (
+    Mask,
+    chain_arrays,
+    check_chain,
+    check_same_shapes,
+    mask_from_arrays,
+    unit_links,
+)
 
 Colouring = tuple[list[np.ndarray], list[np.ndarray]]  # neuron colours per layer: reference, other
 
 
 def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
-    """Relabel hidden neurons: new neuron ``i`` of hidden layer ``h`` is old neuron ``perms[h][i]``.
+    """Relabel hidden units: new unit ``i`` of hidden layer ``h`` is old unit ``perms[h][i]``.
 
     Rows of ``fc_{h+1}`` and columns of ``fc_{h+2}`` move together, so the result is isomorphic to ``mask``.
+    In a convnet the hidden units of a convolution are its output channels (dim 0 of its weight, dim 1 of
+    the next convolution's); the last convolution's channel c also carries its block of fc inputs
+    [c·HW, (c+1)·HW) along (``permute_arrays``).
     """
-    check_chain(mask)
+    if any(len(s) > 2 for s in mask.shapes.values()):
+        unit_links(mask)  # convnets: the layers must join
+    else:
+        check_chain(mask)
     xs = chain_arrays(mask)
     if len(perms) != len(xs) - 1:
         raise MaskError(f"need {len(xs) - 1} hidden-layer permutations, got {len(perms)}")
     for h, perm in enumerate(perms):
-        perm = np.asarray(perm)
-        if not np.array_equal(np.sort(perm), np.arange(xs[h].shape[0])):
+        if not np.array_equal(np.sort(np.asarray(perm)), np.arange(xs[h].shape[0])):
+            units = "channels" if xs[h].ndim > 2 else "neurons"
             raise MaskError(
-                f"perms[{h}] is not a permutation of the {xs[h].shape[0]} neurons of hidden layer {h + 1}"
+                f"perms[{h}] is not a permutation of the {xs[h].shape[0]} {units} of hidden layer {h + 1}"
             )
-        xs[h] = xs[h][perm, :]
-        xs[h + 1] = xs[h + 1][:, perm]
-    return mask_from_arrays(mask.names, xs)
+    return mask_from_arrays(mask.names, permute_arrays(xs, [np.asarray(p) for p in perms]))
 
 
 def _colour_weights(n: int) -> np.ndarray:
@@ -146,12 +157,18 @@ def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> li
 
 
 def permute_arrays(xs: Sequence[np.ndarray], perms: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """``permute_hidden`` on plain per-layer arrays (masks, trained weights): rows of layer ``h`` and
-    columns of layer ``h + 1`` take ``perms[h]``."""
+    """``permute_hidden`` on plain per-layer arrays (masks, trained weights): rows (output channels) of layer
+    ``h`` and columns (input channels) of layer ``h + 1`` take ``perms[h]``; after a flatten, layer
+    ``h + 1``'s columns move in blocks of HW, one block per channel."""
     out = list(xs)
     for h, perm in enumerate(perms):
-        out[h] = out[h][perm, :]
-        out[h + 1] = out[h + 1][:, perm]
+        out[h] = out[h][perm]
+        after = out[h + 1]
+        if out[h].ndim > 2 and after.ndim == 2:  # the flatten: channel-major blocks of columns
+            after = after.reshape(after.shape[0], perm.size, -1)[:, perm].reshape(after.shape)
+        else:
+            after = after[:, perm]
+        out[h + 1] = after
     return out
 
 

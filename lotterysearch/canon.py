@@ -5,21 +5,33 @@ hidden layer maps the effective subnetwork of one onto the other. Inputs and out
 3 is not output class 3), and weights on no input→output path do not count. Fitness is a property of the
 topology, so the search trains one mask per class and reuses the result for its isomorphs.
 
+In a convnet the units are the input channels (fixed), the channels of each hidden convolution and the
+hidden neurons of each fully connected layer (interchangeable within their layer), and the classes (fixed).
+Units i → j are linked when the weights between them keep any entry, and the link carries those entries'
+mask pattern as its *label*: a kernel's kh×kw (or k) bits, at the flatten the HW columns of channel i in
+row j of ``fc1`` (permuting channel i moves that block), one bit between fully connected units. Two convnet
+masks are the same subnetwork when a permutation of the hidden units maps links onto links of equal label.
+Below, an MLP is the case with one label; its keys are those of ``canon-v1`` before convnets were added.
+
 ``class_key`` is a canonical form built the nauty/Traces way on the layered structure, in numpy:
 
-1. *Twins*: hidden neurons of one layer with identical incoming and outgoing neighbour sets are merged into
-   one vertex with a multiplicity. The quotient is a complete invariant (an isomorphism maps twin classes to
+1. *Twins*: hidden units of one layer with identical (labelled) incoming and outgoing neighbourhoods are
+   merged into one vertex with a multiplicity. The quotient is a complete invariant (an isomorphism maps twin classes to
    twin classes of equal size, and edges between classes are all-or-nothing), and twins are what would make
    the search below explode.
 2. *Colour refinement* from the fixed labels: each input and each output its own colour, hidden vertices by
-   (layer, multiplicity), refined by the multiset of in- and out-neighbour colours until stable.
+   (layer, multiplicity), refined by the multiset of in- and out-neighbour colours (of (colour, edge
+   label) pairs in a convnet) until stable.
 3. *Individualization-refinement* where cells stay non-singleton: branch on a cell, refine, keep the leaf
    with the smallest (path invariants, certificate); automorphisms found between leaves prune branches in the
    same orbit. When the refined colouring is not discrete, the hidden part is first split into connected
    components that are canonized one by one, so interchangeable components (e.g. parallel chains through the
    same input and output) never enter a joint search.
 4. The key is ``"canon-v1:"`` + sha256 of the certificate (layer widths, canonically ordered vertex labels
-   and adjacency), truncated to 32 hex digits.
+   and adjacency; for a convnet first a tag, the layer shapes and each layer's sorted distinct edge
+   patterns, and every edge code carries its pattern's index), truncated to 32 hex digits. Convnet keys
+   keep the ``canon-v1`` prefix: their certificates start with a byte no MLP certificate starts with, so
+   the two families never share a key, and one version still says when an archive must re-key.
 
 Why the key is exact: every step is isomorphism-equivariant (refinement and target-cell choice depend only
 on colours, which depend only on structure and fixed labels), so isomorphic masks have the same search tree
@@ -46,7 +58,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask
+from lotterysearch.masks import Mask, unit_links
 
 VERSION = "canon-v1"
 _KEY_HEX = 32
@@ -78,6 +90,34 @@ def _chain_widths(mask: Mask) -> tuple[int, ...]:
     return tuple(widths)
 
 
+def _is_conv(mask: Mask) -> bool:
+    return any(len(s) > 2 for s in mask.shapes.values())
+
+
+def _unit_widths(mask: Mask) -> tuple[int, ...]:
+    """Units per layer (input features or channels, hidden neurons or channels, classes); raises unless the
+    layers chain (MLPs) or join (convnets, ``unit_links``)."""
+    if not _is_conv(mask):
+        return _chain_widths(mask)
+    links = unit_links(mask)
+    return (links[0].shape[1], *(m.shape[0] for m in links))
+
+
+def _blocks(eff: Mask) -> list[np.ndarray]:
+    """Per layer, the bool ``[out units, in units, P]`` view of its weights: P = 1 for a fully connected
+    layer, the kernel's kh·kw (or k) entries for a convolution, and the HW columns of channel c for the
+    layer after the flatten. Block ``[j, i]`` is the edge label between units i and j: a kernel's mask
+    pattern, or the block of fc inputs that moves with channel i when the channels are permuted."""
+    out = []
+    before = None
+    for _, t in eff.items():
+        m = t.numpy()
+        units_in = before.shape[0] if before is not None and before.ndim > 2 and m.ndim == 2 else m.shape[1]
+        out.append(m.reshape(m.shape[0], units_in, -1))
+        before = m
+    return out
+
+
 def _node_id(layer: int, index: int, depth: int) -> str:
     if layer == 0:
         return f"in:{index}"
@@ -86,23 +126,30 @@ def _node_id(layer: int, index: int, depth: int) -> str:
     return f"h{layer}:{index}"
 
 
+def _bits(pattern: np.ndarray) -> str:
+    return "".join("1" if b else "0" for b in pattern.tolist())
+
+
 def mask_graph(mask: Mask) -> nx.DiGraph:
     """The effective subnetwork as a directed graph: the interchange format (e.g. ``nx.write_graphml``).
 
-    Nodes are the inputs, hidden neurons and outputs on some input→output path. Node ids are unique strings:
-    ``in:i``, ``h{l}:{k}`` (neuron k of hidden layer l, counted from 1) and ``out:j``. Node attributes:
-    ``label`` (``in:i``, ``h:l`` or ``out:j``; hidden neurons carry only their layer, so they are
+    Nodes are the input, hidden and output units on some input→output path: features and neurons of an
+    MLP; input channels, conv channels, hidden neurons and classes of a convnet. Node ids are unique
+    strings: ``in:i``, ``h{l}:{k}`` (unit k of hidden layer l, counted from 1) and ``out:j``. Node
+    attributes: ``label`` (``in:i``, ``h:l`` or ``out:j``; hidden units carry only their layer, so they are
     interchangeable), ``layer`` (0 for inputs, L for outputs) and ``index`` (position in its layer). One edge
-    per live weight, with attribute ``layer`` (the mask layer name). Graph attributes ``widths``
-    (e.g. ``"784-300-100-10"``) and ``layers`` (e.g. ``"fc1,fc2,fc3"``). All attributes are strings or ints.
+    per live link, with attribute ``layer`` (the mask layer name); in a convnet's graph every edge also has
+    ``pattern``, its label as a string of bits: the kernel's mask (row-major), the fc row's block of the
+    channel's HW inputs after the flatten, ``"1"`` between fully connected units. Graph attributes
+    ``widths`` (units per layer, e.g. ``"784-300-100-10"``) and ``layers`` (e.g. ``"fc1,fc2,fc3"``). All
+    attributes are strings or ints.
     """
-    widths = _chain_widths(mask)
+    widths = _unit_widths(mask)
+    conv = _is_conv(mask)
     depth = len(widths) - 1
-    eff = effective_mask(mask)
     g = nx.DiGraph(widths="-".join(map(str, widths)), layers=",".join(mask.names))
-    for layer, name in enumerate(eff.names, start=1):
-        m = eff[name].numpy()
-        rows, cols = np.nonzero(m)
+    for layer, (name, block) in enumerate(zip(mask.names, _blocks(effective_mask(mask)), strict=True), 1):
+        rows, cols = np.nonzero(block.any(axis=2))
         for layer_of, idx in ((layer - 1, np.unique(cols)), (layer, np.unique(rows))):
             for i in idx.tolist():
                 nid = _node_id(layer_of, i, depth)
@@ -110,7 +157,11 @@ def mask_graph(mask: Mask) -> nx.DiGraph:
                     label = f"h:{layer_of}" if 0 < layer_of < depth else nid
                     g.add_node(nid, label=label, layer=layer_of, index=i)
         g.add_edges_from(
-            (_node_id(layer - 1, c, depth), _node_id(layer, r, depth), {"layer": name})
+            (
+                _node_id(layer - 1, c, depth),
+                _node_id(layer, r, depth),
+                {"layer": name, "pattern": _bits(block[r, c])} if conv else {"layer": name},
+            )
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True)
         )
     return g
@@ -119,35 +170,44 @@ def mask_graph(mask: Mask) -> nx.DiGraph:
 # ---- the layered quotient graph -------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Quotient:
-    """Effective subnetwork with twins merged. Vertex v has ``labels[v] = (layer, x)``: x is the neuron index
-    for inputs (layer 0) and outputs (layer L), the twin multiplicity for hidden neurons."""
+    """Effective subnetwork with twins merged. Vertex v has ``labels[v] = (layer, x)``: x is the unit index
+    for inputs (layer 0) and outputs (layer L), the twin multiplicity for hidden units. A convnet's edges
+    carry labels: ``lab[e]`` indexes its pattern in ``table`` (sorted per layer, so the index is canonical);
+    an MLP's edges are unlabelled (``lab`` all 0, ``table`` None)."""
 
     widths: tuple[int, ...]
     labels: np.ndarray  # [n, 2] int64
     src: np.ndarray  # [E] int64, edges go from layer l-1 to layer l
     dst: np.ndarray
     twins: int
+    lab: np.ndarray  # [E] int64
+    table: bytes | None = None  # convnets: layer shapes and the distinct edge patterns of each layer
 
 
 def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
-    """Twin quotient of the effective subnetwork (``eff``: ``effective_mask(mask)`` if already known)."""
-    widths = _chain_widths(mask)
+    """Twin quotient of the effective subnetwork (``eff``: ``effective_mask(mask)`` if already known).
+
+    Twins are hidden units of one layer with identical labelled in- and out-neighbourhoods: identical
+    rows of the incoming blocks and columns of the outgoing ones (``_blocks``)."""
+    widths = _unit_widths(mask)
     depth = len(widths) - 1
     eff = effective_mask(mask) if eff is None else eff
-    mats = [eff[n].numpy() for n in eff.names]
-    # vertices of each layer: original indices of the kept neurons (one representative per twin class)
+    blocks = _blocks(eff)
+    mats = [b.any(axis=2) for b in blocks]
+    # vertices of each layer: original indices of the kept units (one representative per twin class)
     nodes: list[np.ndarray] = [np.flatnonzero(mats[0].any(axis=0))]
     mults: list[np.ndarray] = [np.zeros(nodes[0].size, dtype=np.int64)]
     twins = 0
     for layer in range(1, depth):
         live = np.flatnonzero(mats[layer - 1].any(axis=1))
-        pattern = np.concatenate([mats[layer - 1][live], mats[layer][:, live].T], axis=1)
-        packed = np.packbits(pattern, axis=1)
+        incoming = blocks[layer - 1][live].reshape(live.size, -1 if live.size else 0)
+        outgoing = blocks[layer][:, live].transpose(1, 0, 2).reshape(live.size, -1 if live.size else 0)
+        packed = np.packbits(np.concatenate([incoming, outgoing], axis=1), axis=1)
         if live.size:
             _, first, counts = np.unique(packed, axis=0, return_index=True, return_counts=True)
         else:
             first, counts = live, live
-        order = np.argsort(first, kind="stable")  # representatives in neuron order (any order would do)
+        order = np.argsort(first, kind="stable")  # representatives in unit order (any order would do)
         nodes.append(live[first[order]])
         mults.append(counts[order].astype(np.int64))
         twins += int(live.size - first.size)
@@ -160,30 +220,80 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         labels[offsets[layer] : offsets[layer + 1], 0] = layer
         fixed = layer in (0, depth)
         labels[offsets[layer] : offsets[layer + 1], 1] = v if fixed else mult
-    srcs, dsts = [], []
+    srcs, dsts, labs = [], [], []
+    conv, seen = _is_conv(mask), 0
+    table = [np.array([len(mask.shapes)], dtype=np.int64).tobytes()]
+    for shape in mask.shapes.values():
+        table.append(np.array([len(shape), *shape], dtype=np.int64).tobytes())
     for layer in range(1, depth + 1):
         sub = mats[layer - 1][np.ix_(nodes[layer], nodes[layer - 1])]
         r, c = np.nonzero(sub)
         srcs.append(c + offsets[layer - 1])
         dsts.append(r + offsets[layer])
+        if conv:
+            patterns = np.packbits(blocks[layer - 1][nodes[layer][r], nodes[layer - 1][c]], axis=1)
+            distinct, ids = np.unique(patterns, axis=0, return_inverse=True)
+            labs.append(ids.reshape(-1) + seen)
+            seen += distinct.shape[0]
+            table.append(np.array(distinct.shape, dtype=np.int64).tobytes() + distinct.tobytes())
     src = np.concatenate(srcs).astype(np.int64)
     dst = np.concatenate(dsts).astype(np.int64)
-    return _Quotient(widths, labels, src, dst, twins)
+    if not conv:
+        return _Quotient(widths, labels, src, dst, twins, np.zeros(src.size, dtype=np.int64))
+    lab = np.concatenate(labs).astype(np.int64)
+    return _Quotient(widths, labels, src, dst, twins, lab, b"".join(table))
 
 
 # ---- colour refinement ----------------------------------------------------------------------------
 class _Digraph:
-    """A digraph with its in- and out-adjacency as sparse matrices, for refinement by matrix products."""
+    """A digraph with its in- and out-adjacency as sparse matrices, for refinement by matrix products.
 
-    def __init__(self, n: int, src: np.ndarray, dst: np.ndarray) -> None:
-        self.n, self.src, self.dst = n, src, dst
+    With edge labels (``labelled``), a vertex's neighbourhood is the multiset of (neighbour colour, edge
+    label) pairs, summarised by sums of a pseudo-random mix of the two."""
+
+    def __init__(
+        self, n: int, src: np.ndarray, dst: np.ndarray, lab: np.ndarray, labelled: bool, nlab: int = 0
+    ) -> None:
+        self.n, self.src, self.dst, self.lab = n, src, dst, lab
+        self.nlab = max(nlab, int(lab.max(initial=0)) + 1)  # label ids range over 0..nlab-1
+        self.labelled = labelled
         ones = np.ones(src.size)
         self.into = sp.csr_matrix((ones, (dst, src)), shape=(n, n))  # row v sums over v's in-neighbours
         self.outof = self.into.T.tocsr()
         degree = int(
             max(np.bincount(src, minlength=n).max(initial=0), np.bincount(dst, minlength=n).max(initial=0))
         )
-        self.weights = _colour_weights(n, 52 - max(degree, 1).bit_length())
+        self.bits = 52 - max(degree, 1).bit_length()
+        self.weights = _colour_weights(n, self.bits)
+        if labelled:
+            self.label_weights = _colour_weights(self.nlab, 63).astype(np.uint64)
+
+    def codes(self, pos: np.ndarray) -> np.ndarray:
+        """Sorted edge codes under the vertex order ``pos``: (pos(u)·n + pos(v))·labels + label."""
+        return np.sort((pos[self.src] * self.n + pos[self.dst]) * self.nlab + self.lab)
+
+    def neighbour_sums(self, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per vertex, a summary of its in- and of its out-neighbourhood's colours (with edge labels)."""
+        w = self.weights[colour]
+        if not self.labelled:
+            return self.into @ w, self.outof @ w
+        lw = self.label_weights[self.lab]
+        into = _mix(w[self.src].astype(np.uint64), lw, self.bits)
+        outof = _mix(w[self.dst].astype(np.uint64), lw, self.bits)
+        return (
+            np.bincount(self.dst, weights=into, minlength=self.n),
+            np.bincount(self.src, weights=outof, minlength=self.n),
+        )
+
+
+def _mix(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
+    """A pseudo-random integer in [1, 2**bits] of each pair (a, b) (SplitMix64's finaliser), as float64."""
+    with np.errstate(over="ignore"):
+        x = a * np.uint64(0x9E3779B97F4A7C15) ^ b
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return (x >> np.uint64(64 - bits)).astype(np.float64) + 1
 
 
 @functools.lru_cache(maxsize=64)
@@ -215,8 +325,7 @@ def _refine(colour: np.ndarray, g: _Digraph) -> np.ndarray:
         return colour
     k = int(colour.max()) + 1
     while k < n:
-        w = g.weights[colour]
-        new = _rank(colour, g.into @ w, g.outof @ w)
+        new = _rank(colour, *g.neighbour_sums(colour))
         k_new = int(new.max()) + 1
         if k_new == k:
             break
@@ -247,14 +356,13 @@ class _Search:
     """Canonical labelling of one vertex-coloured digraph (nauty-style, see the module docstring).
 
     A leaf's key is (path invariants + (-1,), certificate), the certificate being the sorted edge codes
-    ``pos(u) * n + pos(v)``; the canonical leaf is the smallest key.
+    ``_Digraph.codes`` (``pos(u) * n + pos(v)`` without edge labels); the canonical leaf is the smallest key.
     """
 
     def __init__(self, colour0: np.ndarray, g: _Digraph) -> None:
         self.n = colour0.size
         self.g = g
-        src, dst = self.src, self.dst = g.src, g.dst
-        self.edges = np.sort(src * self.n + dst)
+        self.edges = g.codes(np.arange(self.n))
         self.colour0 = colour0
         self.best: tuple[tuple[int, ...], np.ndarray, np.ndarray] | None = None
         self.leaves: dict[bytes, np.ndarray] = {}
@@ -301,7 +409,7 @@ class _Search:
 
     def _leaf(self, colour: np.ndarray, inv: tuple[int, ...]) -> int | None:
         key_inv = (*inv, -1)
-        cert = np.sort(colour[self.src] * self.n + colour[self.dst])
+        cert = self.g.codes(colour)
         if (
             self.best is None
             or key_inv < self.best[0]
@@ -327,7 +435,7 @@ class _Search:
     def _is_automorphism(self, gamma: np.ndarray) -> bool:
         if not np.array_equal(self.colour0[gamma], self.colour0):
             return False
-        return np.array_equal(np.sort(gamma[self.src] * self.n + gamma[self.dst]), self.edges)
+        return np.array_equal(self.g.codes(gamma), self.edges)
 
     def _same_orbit_as_explored(self, level: int, v: int) -> bool:
         """Is v in the orbit of an explored sibling under the known automorphisms fixing the path prefix?"""
@@ -350,14 +458,13 @@ class _Search:
         return bool(np.isin(orbits[done], orbits[v]).any())
 
 
-def _canonical_part(labels: np.ndarray, src: np.ndarray, dst: np.ndarray) -> bytes:
+def _canonical_part(labels: np.ndarray, g: _Digraph) -> bytes:
     """Certificate of one vertex-labelled digraph: labels in canonical order, then sorted edge codes."""
-    n = labels.shape[0]
     colour0 = _rank(labels[:, 0], labels[:, 1])
-    pos = _Search(colour0, _Digraph(n, src, dst)).run()
+    pos = _Search(colour0, g).run()
     order = np.argsort(pos)
-    codes = np.sort(pos[src] * n + pos[dst])
-    head = np.array([n, src.size], dtype=np.int64)
+    codes = g.codes(pos)
+    head = np.array([g.n, g.src.size], dtype=np.int64)
     return head.tobytes() + np.ascontiguousarray(labels[order]).tobytes() + codes.tobytes()
 
 
@@ -365,13 +472,18 @@ def _certificate(q: _Quotient) -> bytes:
     n = q.labels.shape[0]
     widths = np.asarray(q.widths, dtype=np.int64)
     head = np.array([len(q.widths)], dtype=np.int64).tobytes() + widths.tobytes()
-    colour = _refine(_rank(q.labels[:, 0], q.labels[:, 1]), _Digraph(n, q.src, q.dst))
+    labelled = q.table is not None
+    # A convnet's certificate starts with "K" and its layer shapes and edge patterns; an MLP's starts with
+    # "D" or "C", so no convnet shares a key with an MLP.
+    tag = b"K" + q.table if labelled else b""
+    g = _Digraph(n, q.src, q.dst, q.lab, labelled)
+    colour = _refine(_rank(q.labels[:, 0], q.labels[:, 1]), g)
     if n == 0 or int(colour.max()) + 1 == n:
         # Discrete after refinement (the usual case): the refined order is the canonical order.
         order = np.argsort(colour)
-        codes = np.sort(colour[q.src] * n + colour[q.dst])
+        codes = g.codes(colour)
         body = np.array([n, q.src.size], dtype=np.int64).tobytes()
-        return b"D" + head + body + np.ascontiguousarray(q.labels[order]).tobytes() + codes.tobytes()
+        return tag + b"D" + head + body + np.ascontiguousarray(q.labels[order]).tobytes() + codes.tobytes()
     # Not discrete: canonize each connected component of the hidden part (with the inputs and outputs it
     # touches) on its own and sort the component certificates. An isomorphism fixes inputs and outputs and
     # maps hidden components onto hidden components, so the sorted list is a complete invariant.
@@ -382,18 +494,20 @@ def _certificate(q: _Quotient) -> bytes:
     comp = connected_components(adj, directed=False)[1]
     touches = hidden[q.src] | hidden[q.dst]
     edge_comp = np.where(hidden[q.src], comp[q.src], comp[q.dst])[touches]
-    esrc, edst = q.src[touches], q.dst[touches]
+    esrc, edst, elab = q.src[touches], q.dst[touches], q.lab[touches]
     order = np.argsort(edge_comp, kind="stable")
-    esrc, edst, edge_comp = esrc[order], edst[order], edge_comp[order]
+    esrc, edst, elab, edge_comp = esrc[order], edst[order], elab[order], edge_comp[order]
     bounds = np.flatnonzero(np.diff(edge_comp)) + 1
     parts = []
-    for s, d in zip(np.split(esrc, bounds), np.split(edst, bounds), strict=True):
+    for s, d, e in zip(*(np.split(x, bounds) for x in (esrc, edst, elab)), strict=True):
         verts, inverse = np.unique(np.concatenate([s, d]), return_inverse=True)
-        parts.append(_canonical_part(q.labels[verts], inverse[: s.size], inverse[s.size :]))
+        # label ids stay global (canonical), so the parts' codes share one encoding
+        part = _Digraph(verts.size, inverse[: s.size], inverse[s.size :], e, labelled, g.nlab)
+        parts.append(_canonical_part(q.labels[verts], part))
     parts.sort()
     fixed_edges = ~touches  # input→output edges (only in networks without hidden layers)
     fixed = np.sort(q.labels[q.src[fixed_edges], 1] * q.widths[-1] + q.labels[q.dst[fixed_edges], 1])
-    out = [b"C", head, np.array([len(parts)], dtype=np.int64).tobytes()]
+    out = [tag, b"C", head, np.array([len(parts)], dtype=np.int64).tobytes()]
     for p in parts:
         out += [np.array([len(p)], dtype=np.int64).tobytes(), p]
     out.append(fixed.tobytes())
@@ -402,9 +516,9 @@ def _certificate(q: _Quotient) -> bytes:
 
 # ---- public API -----------------------------------------------------------------------------------
 def class_key(mask: Mask) -> str:
-    """Exact canonical key of the mask's effective subnetwork up to permutations of hidden neurons within
-    each layer; masks of different layer widths never share a key. Collapsed masks (no input→output
-    path) share one key per architecture."""
+    """Exact canonical key of the mask's effective subnetwork up to permutations of hidden units (neurons,
+    conv channels) within each layer, kernel patterns included; masks of different layer shapes never
+    share a key. Collapsed masks (no input→output path) share one key per architecture."""
     return _key(_quotient(mask))
 
 
@@ -413,12 +527,12 @@ def _key(q: _Quotient) -> str:
 
 
 def is_isomorphic(a: Mask, b: Mask) -> bool:
-    """Same subnetwork up to hidden-neuron permutations (equality of canonical keys)."""
+    """Same subnetwork up to hidden-unit permutations (equality of canonical keys)."""
     return class_key(a) == class_key(b)
 
 
 def twin_count(mask: Mask) -> int:
-    """Hidden neurons of the effective subnetwork merged away as twins (same in- and out-neighbours)."""
+    """Hidden units of the effective subnetwork merged away as twins (same labelled in- and out-neighbours)."""
     return _quotient(mask).twins
 
 

@@ -1,5 +1,5 @@
-"""Shared by the convnet tests: one torch thread while a convnet trains, and CIFAR-10 files written in the
-exact format of its python batches.
+"""Shared by the convnet tests: one torch thread while a convnet trains, CIFAR-10 files written in the
+exact format of its python batches, and random masks of small convnets.
 
 On this 2-core machine shared with other jobs, a conv step on two contended threads ran about 10x slower
 than on one (0.47 s against 37 ms for the MNIST-1D CNN at batch 128); the evaluators train on one thread too.
@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from lotterysearch.masks import Mask
+from lotterysearch.models import build_model
 
 
 @pytest.fixture
@@ -59,3 +62,13 @@ def write_cifar(root: Path, per_batch: int = 4, archive: bool = False, **damage:
         tar.add(folder, arcname="cifar-10-batches-py")
     shutil.rmtree(folder)
     return root / "cifar-10-python.tar.gz"
+
+
+def conv_shapes(spec: str) -> dict[str, tuple[int, ...]]:
+    """The prunable layers' shapes of the convnet ``spec`` (e.g. ``conv:6x6x1:3-4-M:5-3``)."""
+    return Mask.ones(build_model(spec, 0)).shapes
+
+
+def random_conv_mask(rng: np.random.Generator, spec: str, density: float) -> Mask:
+    """Every kernel entry and fc weight kept with probability ``density``."""
+    return Mask({n: rng.random(s) < density for n, s in conv_shapes(spec).items()})

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from convtools import random_conv_mask
 from masktools import degree_multisets, random_mask, random_perms, structured_mask
 
 from lotterysearch.alignment import agreement, align, alignment, permute_hidden
@@ -68,3 +69,27 @@ def test_permute_hidden_round_trips_and_validates() -> None:
         permute_hidden(m, [perms[0], np.zeros(5, int)])
     with pytest.raises(MaskError, match=r"^need 2 hidden-layer permutations, got 1$"):
         permute_hidden(m, perms[:1])
+
+
+def test_permute_hidden_on_a_convnet_moves_channels_with_their_fc_blocks() -> None:
+    rng = np.random.default_rng(4)
+    mask = random_conv_mask(
+        rng, "conv:4x4x1:3-2-M:5-3", 0.5
+    )  # conv1 [3,1,3,3], conv2 [2,3,3,3], fc1 [5, 2·4]
+    perms = [np.array([2, 0, 1]), np.array([1, 0]), rng.permutation(5)]
+    moved = permute_hidden(mask, perms).to_numpy()
+    xs = mask.to_numpy()
+    assert np.array_equal(moved["conv1"], xs["conv1"][[2, 0, 1]])
+    assert np.array_equal(moved["conv2"], xs["conv2"][[1, 0]][:, [2, 0, 1]])
+    # channel 1's block of 4 fc inputs (2×2 after the pool) is now first, channel 0's second
+    assert np.array_equal(
+        moved["fc1"], np.concatenate([xs["fc1"][:, 4:], xs["fc1"][:, :4]], axis=1)[perms[2]]
+    )
+    assert np.array_equal(moved["fc2"], xs["fc2"][:, perms[2]])
+    assert class_key(permute_hidden(mask, perms)) == class_key(mask)
+    inverse = [np.argsort(p) for p in perms]
+    assert permute_hidden(permute_hidden(mask, perms), inverse) == mask
+    with pytest.raises(
+        MaskError, match=r"^perms\[1\] is not a permutation of the 2 channels of hidden layer 2$"
+    ):
+        permute_hidden(mask, [perms[0], np.array([0, 0]), perms[2]])

@@ -12,9 +12,11 @@ import re
 import networkx as nx
 import numpy as np
 import pytest
+from convtools import conv_shapes, random_conv_mask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lotterysearch import alignment
 from lotterysearch.canon import (
     VERSION,
     ClassArchive,
@@ -27,7 +29,7 @@ from lotterysearch.canon import (
     twin_count,
 )
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask
+from lotterysearch.masks import Mask, unit_links
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -548,3 +550,233 @@ def test_archive_adds_finds_and_round_trips_through_records() -> None:
     # Records written by another algorithm version are re-keyed from their representative.
     old = [dict(r, key="canon-v0:stale", version="canon-v0") for r in records[:1]]
     assert list(ClassArchive.from_records(old)) == [keys[0]]
+
+
+# ---- convnets: channels are units, kernel patterns are edge labels --------------------------------
+CONV_SPECS = ("conv:6x6x1:3-4-M:5-3", "cnn1d:8:3k3-3:4-2", "conv:4x4x2:3:4")
+
+
+def random_unit_perms(rng: np.random.Generator, mask: Mask) -> list[np.ndarray]:
+    return [rng.permutation(s[0]) for s in list(mask.shapes.values())[:-1]]
+
+
+def permute_units(mask: Mask, rng: np.random.Generator) -> Mask:
+    return alignment.permute_hidden(mask, random_unit_perms(rng, mask))
+
+
+def symmetric_conv_mask(rng: np.random.Generator, spec: str) -> Mask:
+    """The first and last layers dense with one pattern for all links, the middle ones unions of random
+    perfect matchings (nearly regular) with each link's pattern one of two: refinement splits little, so
+    the search must order the channels, by the labels too."""
+    out = {}
+    shapes = conv_shapes(spec)
+    for k, (name, shape) in enumerate(shapes.items()):
+        rows, fan = shape[0], shape[1] if k == 0 else list(shapes.values())[k - 1][0]
+        block = int(np.prod(shape[1:])) // fan  # entries per link (kernel, or HW columns after a flatten)
+        patterns = rng.random((2, block)) < 0.5
+        patterns[:, 0] = True
+        if k in (0, len(shapes) - 1):
+            links, choice = np.ones((rows, fan), dtype=bool), np.zeros((rows, fan), dtype=int)
+        else:
+            n = max(rows, fan)
+            square = np.zeros((n, n), dtype=bool)
+            for _ in range(int(rng.integers(1, 3))):
+                square[np.arange(n), rng.permutation(n)] = True
+            links, choice = square[:rows, :fan], rng.integers(0, 2, size=(rows, fan))
+        out[name] = (links[:, :, None] & patterns[choice]).reshape(shape)
+    return Mask(out)
+
+
+def vf2(a: Mask, b: Mask) -> bool:
+    """networkx's VF2 with node labels and edge patterns: the independent oracle."""
+    return nx.is_isomorphic(
+        mask_graph(a),
+        mask_graph(b),
+        node_match=lambda x, y: x["label"] == y["label"],
+        edge_match=lambda x, y: x["pattern"] == y["pattern"],
+    )
+
+
+def flip_one_kernel_entry(mask: Mask, rng: np.random.Generator) -> Mask:
+    """One entry of one live kernel (or fc block after the flatten) with two or more live entries turned
+    off: the link stays, only its label changes."""
+    xs = effective_mask(mask).to_numpy()
+    candidates = []
+    before = None
+    for name, m in xs.items():
+        flatten = before is not None and before.ndim > 2 and m.ndim == 2
+        if m.ndim > 2 or flatten:
+            blocks = m.reshape(m.shape[0], before.shape[0] if flatten else m.shape[1], -1)
+            candidates += [(name, r, c, blocks.shape[2]) for r, c in np.argwhere(blocks.sum(axis=2) >= 2)]
+        before = m
+    if not candidates:
+        return mask
+    name, r, c, size = candidates[int(rng.integers(len(candidates)))]
+    out = mask.to_numpy()
+    block = out[name].reshape(out[name].shape[0], -1, size)[r, c]  # a view into out[name]
+    block[rng.choice(np.flatnonzero(block))] = False
+    return Mask(out)
+
+
+def test_conv_mask_graph_nodes_patterns_and_graphml() -> None:
+    conv1 = np.zeros((2, 1, 3, 3), dtype=bool)
+    conv1[0, 0, 1, 1] = True  # channel 0: the centre tap
+    conv1[1, 0, 0] = True  # channel 1: the top row
+    fc1 = np.zeros((3, 2 * 4), dtype=bool)  # 2 channels of 2x2 after the flatten
+    fc1[0, [0, 3]] = True  # neuron 0 reads channel 0's positions 0 and 3
+    fc1[2, 4:8] = True  # neuron 2 reads all of channel 1
+    fc2 = np.ones((2, 3), dtype=bool)
+    g = mask_graph(Mask({"conv1": conv1, "fc1": fc1, "fc2": fc2}))
+    assert sorted(g.nodes) == ["h1:0", "h1:1", "h2:0", "h2:2", "in:0", "out:0", "out:1"]
+    assert g.nodes["h1:1"] == {"label": "h:1", "layer": 1, "index": 1}
+    assert g.edges["in:0", "h1:0"] == {"layer": "conv1", "pattern": "000010000"}
+    assert g.edges["in:0", "h1:1"]["pattern"] == "111000000"
+    assert g.edges["h1:0", "h2:0"] == {"layer": "fc1", "pattern": "1001"}
+    assert g.edges["h1:1", "h2:2"]["pattern"] == "1111"
+    assert g.edges["h2:2", "out:1"] == {"layer": "fc2", "pattern": "1"}
+    assert g.number_of_edges() == 2 + 2 + 4
+    assert g.graph == {"widths": "1-2-3-2", "layers": "conv1,fc1,fc2"}
+    buf = io.BytesIO()
+    nx.write_graphml(g, buf)
+    back = nx.read_graphml(io.BytesIO(buf.getvalue()))
+    assert sorted(back.edges(data=True)) == sorted(g.edges(data=True))
+
+
+@pytest.mark.parametrize("spec", CONV_SPECS)
+def test_permuting_conv_channels_and_hidden_neurons_keeps_the_key(spec: str) -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(15):
+        mask = random_conv_mask(rng, spec, rng.uniform(0.1, 0.7))
+        key = class_key(mask)
+        assert key.startswith(VERSION + ":")
+        for _ in range(2):
+            copy = permute_units(mask, rng)
+            assert class_key(copy) == key
+            assert vf2(copy, mask)
+
+
+def test_a_permuted_channel_takes_its_block_of_fc_inputs_along() -> None:
+    """Moving channel 0's kernels to position 1 without its fc block is another network."""
+    rng = np.random.default_rng(3)
+    mask = random_conv_mask(rng, "conv:4x4x2:3:4", 0.5)
+    perm = np.array([1, 0, 2])
+    moved = alignment.permute_hidden(mask, [perm])
+    arrays_ = mask.to_numpy()
+    arrays_["conv1"] = arrays_["conv1"][perm]  # channels moved, fc columns left in place
+    half = Mask(arrays_)
+    assert class_key(moved) == class_key(mask)
+    assert vf2(half, mask) == (class_key(half) == class_key(mask))
+    assert not vf2(half, mask)
+
+
+def test_masks_differing_in_one_kernel_pattern_are_different_classes() -> None:
+    conv1 = np.zeros((2, 1, 3, 3), dtype=bool)
+    conv1[:, 0, 1, 1] = True
+    fc1 = np.ones((2, 2 * 16), dtype=bool)
+    a = Mask({"conv1": conv1, "fc1": fc1})
+    b_arrays = a.to_numpy()
+    b_arrays["conv1"][1, 0, 0, 0] = True  # channel 1's kernel gains a corner: same links, another pattern
+    b = Mask(b_arrays)
+    assert [m.sum() for m in unit_links(a)] == [m.sum() for m in unit_links(b)]
+    assert not vf2(a, b)
+    assert class_key(a) != class_key(b)
+    # the same corner on channel 0 instead: the channels swap roles, an isomorph of b
+    c_arrays = a.to_numpy()
+    c_arrays["conv1"][0, 0, 0, 0] = True
+    assert vf2(Mask(c_arrays), b) and class_key(Mask(c_arrays)) == class_key(b)
+
+
+def test_conv_keys_agree_with_vf2_on_random_pairs() -> None:
+    """Equal keys exactly when VF2 says isomorphic: permuted copies, copies with one kernel entry flipped
+    (only a label changes), copies with one position flipped, and independent reshuffles."""
+    rng = np.random.default_rng(2026)
+    outcomes = {True: 0, False: 0}
+    for trial in range(240):
+        spec = CONV_SPECS[trial % len(CONV_SPECS)]
+        if trial // 3 % 2:
+            a = random_conv_mask(rng, spec, rng.uniform(0.1, 0.6))
+        else:
+            a = symmetric_conv_mask(rng, spec)
+        kind = trial // 6 % 4
+        if kind == 3:
+            b = Mask({n: rng.permutation(x.ravel()).reshape(x.shape) for n, x in a.to_numpy().items()})
+        else:
+            b = permute_units(a, rng)
+            if kind == 1:
+                b = flip_one_kernel_entry(b, rng)
+            elif kind == 2:
+                xs = b.to_numpy()
+                name = a.names[int(rng.integers(len(a)))]
+                flat = xs[name].reshape(-1)
+                flat[int(rng.integers(flat.size))] ^= True
+                b = Mask(xs)
+        truth = vf2(a, b)
+        assert (class_key(a) == class_key(b)) == truth, (spec, trial)
+        outcomes[truth] += 1
+    assert min(outcomes.values()) >= 60, outcomes
+
+
+def test_conv_twins_need_equal_kernel_patterns() -> None:
+    conv1 = np.zeros((3, 1, 3, 3), dtype=bool)
+    conv1[:, 0, 1, 1] = True  # three channels with the centre tap
+    fc1 = np.zeros((2, 3 * 4), dtype=bool)
+    fc1[0, :] = True  # neuron 0 reads every position of every channel
+    fc1[1, 8:12] = True  # neuron 1 reads channel 2 only
+    mask = Mask({"conv1": conv1, "fc1": fc1})
+    assert twin_count(mask) == 1  # channels 0 and 1
+    xs = mask.to_numpy()
+    xs["fc1"][0, 1] = False  # channel 0's block into neuron 0 changes: no twins left
+    assert twin_count(Mask(xs)) == 0
+    xs = mask.to_numpy()
+    xs["conv1"][1, 0, 0, 0] = True  # channel 1's kernel changes: no twins left
+    assert twin_count(Mask(xs)) == 0
+
+
+def test_conv_keys_differ_from_mlp_keys_and_between_architectures() -> None:
+    rng = np.random.default_rng(0)
+    a = random_conv_mask(rng, "conv:4x4x2:3:4", 1.0)
+    b = random_conv_mask(rng, "conv:4x4x1:3:4", 1.0)
+    assert len({class_key(a), class_key(b)}) == 2
+    mlp = make_mask(np.ones((3, 2)), np.ones((4, 3)))
+    assert class_key(mlp) not in {class_key(a), class_key(b)}
+
+
+def test_conv_masks_that_do_not_join_are_rejected() -> None:
+    m = Mask({"conv1": np.ones((3, 1, 3, 3), dtype=bool), "fc1": np.ones((2, 10), dtype=bool)})
+    with pytest.raises(
+        MaskError, match=r"^mask layers 'conv1' \[3, 1, 3, 3\] and 'fc1' \[2, 10\] do not join"
+    ):
+        class_key(m)
+
+
+def conv_cycles_mask(k: int, parts: int) -> Mask:
+    """1 input channel → k channels → k channels → 1 class, the two conv layers joined by ``parts`` disjoint
+    cycles; on every cycle a channel's kernel from its own partner is the centre tap and from the next
+    one the top row. Labelled colour refinement cannot tell one cycle from two."""
+    centre, top = np.zeros((3, 3), dtype=bool), np.zeros((3, 3), dtype=bool)
+    centre[1, 1] = True
+    top[0] = True
+    conv2 = np.zeros((k, k, 3, 3), dtype=bool)
+    size = k // parts
+    for p in range(parts):
+        for i in range(size):
+            conv2[p * size + i, p * size + i] = centre
+            conv2[p * size + (i + 1) % size, p * size + i] = top
+    conv1 = np.zeros((k, 1, 3, 3), dtype=bool)
+    conv1[:, 0] = centre
+    return Mask({"conv1": conv1, "conv2": conv2, "fc1": np.ones((1, k * 16), dtype=bool)})
+
+
+@pytest.mark.filterwarnings("ignore:The hashes produced for directed graphs changed")
+@pytest.mark.parametrize("k", [6, 8])
+def test_one_labelled_cycle_and_two_share_a_wl_hash_but_not_a_key(k: int) -> None:
+    one, two = conv_cycles_mask(k, 1), conv_cycles_mask(k, 2)
+    g1, g2 = mask_graph(one), mask_graph(two)
+    wl = [nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr="pattern") for g in (g1, g2)]
+    assert wl[0] == wl[1]
+    assert not vf2(one, two)
+    assert class_key(one) != class_key(two)
+    rng = np.random.default_rng(k)
+    for _ in range(3):
+        assert class_key(permute_units(one, rng)) == class_key(one)
+        assert class_key(permute_units(two, rng)) == class_key(two)
