@@ -76,7 +76,11 @@ def test_the_section_measures_every_mask_and_renders(tmp_path) -> None:
     assert proxy.chosen_budget(res) in TINY.budgets
     rendered = proxy.render(res, ctx)
     table = [line for line in rendered.body.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + len(TINY.budgets)
+    assert len(table) == 1 + len(TINY.budgets) + 1 + len(TINY.compressions)  # per budget, per compression
+    groups = proxy.per_compression(res)
+    assert [g["compression"] for g in groups] == list(TINY.compressions)
+    assert all(len(g["rho"]) == len(TINY.budgets) for g in groups)
+    assert len(proxy.informative_rho(res)) == len(TINY.budgets)
     assert (tmp_path / "figures" / "proxy_synthetic.png").stat().st_size > 10_000
     assert rendered.answer.startswith("**Short training ranks masks")
 
