@@ -176,11 +176,20 @@ def _weight_matching(rs: list[np.ndarray], os_: list[np.ndarray], max_sweeps: in
     """Coordinate ascent on the agreement Σ_l ⟨R_l, P_l O_l P_{l-1}ᵀ⟩ (Git Re-Basin weight matching)."""
     hidden = len(rs) - 1
     perms = [np.arange(rs[h].shape[0]) for h in range(hidden)]
+    # Agreements are counts of at most a layer's fan-in, exact in float32 (sgemm, half of dgemm's work),
+    # then widened so the tie bonus below is added as before. The inputs never move, so the first layer's
+    # incoming agreement is one product for the whole ascent.
+    r32, o32 = [x.astype(np.float32) for x in rs], [x.astype(np.float32) for x in os_]
+    first = (r32[0] @ o32[0].T).astype(np.float64)
 
     def solve(h: int, outgoing: bool, keep_ties: bool) -> bool:
-        g = rs[h] @ (os_[h] if h == 0 else os_[h][:, perms[h - 1]]).T  # [reference, other] neuron
+        if h == 0:
+            g = first.copy()
+        else:
+            g = (r32[h] @ o32[h][:, perms[h - 1]].T).astype(np.float64)  # [reference, other] neuron
         if outgoing:
-            g += rs[h + 1].T @ (os_[h + 1] if h + 1 == hidden else os_[h + 1][perms[h + 1], :])
+            nxt = o32[h + 1] if h + 1 == hidden else o32[h + 1][perms[h + 1], :]
+            g += (r32[h + 1].T @ nxt).astype(np.float64)
         n = g.shape[0]
         if keep_ties:  # bonus < 1 in total: changes only on a strict integer gain
             g[np.arange(n), perms[h]] += 0.5 / n
