@@ -1,16 +1,21 @@
-"""Benchmark: class keys of LeNet-300-100 masks (mlp:784-300-100-10) beside networkx, and beside one fitness run.
+"""Benchmark: class keys of LeNet-300-100 masks (mlp:784-300-100-10) and of two convnets beside networkx, and
+beside one fitness run.
 
 Masks at 10%, 1% and 0.1% density: SynFlow (``prune(model, "synflow", ρ)``, the hard, symmetric case) and
-uniformly random masks of the same kept count. For each mask, in one process:
+uniformly random masks of the same kept count, of LeNet-300-100 and then of the convnets ``CONV_SPECS``
+(a small 2-D convnet for MNIST and the MNIST-1D paper's CNN), whose keys carry kernel patterns as edge
+labels. For each mask, in one process:
 
 * ``effective``: ``effective_mask`` (best of ``--repeats``);
 * ``class_key``: the canonical key, effective subnetwork included (best of ``--repeats``), and ``canon``:
   the same without the effective-subnetwork sweep (twins, refinement, search, hash);
-* ``WL hash``: networkx's Weisfeiler-Lehman hash of ``mask_graph`` (the graph build not included), the
-  baseline: a hash that can collide, where ``class_key`` is exact;
-* ``vf2pp``: networkx's ``vf2pp_is_isomorphic`` of the mask's graph against a copy with every hidden layer
-  permuted, in a forked process stopped after ``--timeout`` seconds;
-* ``fitness``: one ``evaluate_mask`` on MNIST with the default ``FitnessConfig``, and class_key's share of it.
+* ``WL hash``: networkx's Weisfeiler-Lehman hash of ``mask_graph`` (the graph build not included; on
+  convnets with ``edge_attr="pattern"``), the baseline: a hash that can collide, where ``class_key`` is exact;
+* ``vf2``: networkx's ``vf2pp_is_isomorphic`` (MLPs) or VF2 ``is_isomorphic`` with the edge patterns
+  matched (convnets; VF2++ takes no edge labels) of the mask's graph against a copy with every hidden
+  layer permuted, in a forked process stopped after ``--timeout`` seconds;
+* ``fitness``: one ``evaluate_mask`` on MNIST with the default ``FitnessConfig``, and class_key's share of it
+  (LeNet-300-100 only).
 
 Goals: class_key under 50 ms on every case and under 5% of one fitness evaluation.
 
@@ -28,11 +33,13 @@ import warnings
 import networkx as nx
 import numpy as np
 
+from lotterysearch.alignment import permute_hidden
 from lotterysearch.canon import _key, _quotient, class_key, effective_mask, mask_graph, twin_count
 from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
+from lotterysearch.models import build_model, is_mlp
 
 SPEC = "mlp:784-300-100-10"
+CONV_SPECS = {"conv:28x28x1:16-16-M:64-10": "conv 28x28", "cnn1d:40:25k5-25-25:10": "cnn1d 40"}
 COMPRESSIONS = (10.0, 100.0, 1000.0)
 
 
@@ -54,27 +61,33 @@ def random_mask(like: Mask, kept: int, rng: np.random.Generator) -> Mask:
     return Mask({n: p.reshape(s) for (n, s), p in zip(like.shapes.items(), parts, strict=True)})
 
 
-def permute_hidden(mask: Mask, rng: np.random.Generator) -> Mask:
-    a = [mask[n].numpy().copy() for n in mask.names]
-    for layer in range(len(a) - 1):
-        p = rng.permutation(a[layer].shape[0])
-        a[layer], a[layer + 1] = a[layer][p], a[layer + 1][:, p]
-    return Mask(dict(zip(mask.names, a, strict=True)))
+def permuted_copy(mask: Mask, rng: np.random.Generator) -> Mask:
+    """Every hidden layer's units (neurons, conv channels) permuted at random."""
+    return permute_hidden(mask, [rng.permutation(s[0]) for s in list(mask.shapes.values())[:-1]])
 
 
-def _vf2pp_child(g: nx.DiGraph, h: nx.DiGraph, out: mp.Queue) -> None:
+def _vf2_child(g: nx.DiGraph, h: nx.DiGraph, out: mp.Queue) -> None:
     t0 = time.perf_counter()
-    same = nx.vf2pp_is_isomorphic(g, h, node_label="label")
+    if g.graph.get("labelled"):
+        same = nx.is_isomorphic(
+            g,
+            h,
+            node_match=lambda a, b: a["label"] == b["label"],
+            edge_match=lambda a, b: a["pattern"] == b["pattern"],
+        )
+    else:
+        same = nx.vf2pp_is_isomorphic(g, h, node_label="label")
     out.put((same, time.perf_counter() - t0))
 
 
-def vf2pp_with_limit(g: nx.DiGraph, h: nx.DiGraph, limit: float) -> str:
-    """Seconds of one VF2++ call in a forked process, or '>limit s' when it is still running."""
+def vf2_with_limit(g: nx.DiGraph, h: nx.DiGraph, limit: float) -> str:
+    """Seconds of one VF2++ (MLP) or VF2 (convnet) call in a forked process, or '>limit s' when it is still
+    running."""
     if g.number_of_nodes() == h.number_of_nodes() == 0:
         return "(empty graphs)"  # VF2++ answers False for two empty graphs
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    proc = ctx.Process(target=_vf2pp_child, args=(g, h, out), daemon=True)
+    proc = ctx.Process(target=_vf2_child, args=(g, h, out), daemon=True)
     proc.start()
     proc.join(limit)
     if proc.is_alive():
@@ -105,13 +118,14 @@ def main() -> None:
     from lotterysearch.pruning import prune
 
     rng = np.random.default_rng(0)
-    cases: list[tuple[str, Mask]] = []
-    for rho in COMPRESSIONS:
-        t0 = time.perf_counter()
-        syn = prune(build_model(SPEC, 0), "synflow", rho)
-        print(f"synflow rho={rho:g}: pruned in {time.perf_counter() - t0:.1f} s", flush=True)
-        cases.append((f"synflow {100 / rho:g}%", syn))
-        cases.append((f"random  {100 / rho:g}%", random_mask(syn, syn.kept(), rng)))
+    cases: list[tuple[str, str, Mask]] = []  # (row name, spec, mask)
+    for spec, short in {SPEC: "", **CONV_SPECS}.items():
+        for rho in COMPRESSIONS:
+            t0 = time.perf_counter()
+            syn = prune(build_model(spec, 0), "synflow", rho)
+            print(f"{spec} synflow rho={rho:g}: pruned in {time.perf_counter() - t0:.1f} s", flush=True)
+            cases.append((f"{short} synflow {100 / rho:g}%".strip(), spec, syn))
+            cases.append((f"{short} random  {100 / rho:g}%".strip(), spec, random_mask(syn, syn.kept(), rng)))
 
     data = cfg = None
     if not args.no_fitness:
@@ -120,27 +134,32 @@ def main() -> None:
         from lotterysearch.fitness import evaluate_mask
 
         data, cfg = load_dataset("mnist", data_dir=args.data_dir), FitnessConfig()
-        evaluate_mask(cases[-1][1], SPEC, data, cfg)  # warm-up: one-time costs stay out of the figures
+        evaluate_mask(cases[1][2], SPEC, data, cfg)  # warm-up: one-time costs stay out of the figures
 
     header = (
-        f"{'mask':<14} {'eff.dens':>8} {'twins':>5} {'effective':>10} {'class_key':>10} {'canon':>10} {'WL hash':>10}"
-        f" {'key/WL':>7} {'vf2pp (permuted copy)':>22} {'fitness':>9} {'key share':>9}"
+        f"{'mask':<25} {'eff.dens':>8} {'twins':>5} {'effective':>10} {'class_key':>10} {'canon':>10} {'WL hash':>10}"
+        f" {'key/WL':>7} {'vf2 (permuted copy)':>22} {'fitness':>9} {'key share':>9}"
     )
     print("\n" + header + "\n" + "-" * len(header), flush=True)
     worst_key, worst_share = 0.0, 0.0
-    for name, mask in cases:
+    for name, spec, mask in cases:
         class_key(mask)  # warm caches
         t_eff = best_of(args.repeats, lambda m=mask: effective_mask(m))
         t_key = best_of(args.repeats, lambda m=mask: class_key(m))
         eff = effective_mask(mask)
         t_canon = best_of(args.repeats, lambda m=mask, e=eff: _key(_quotient(m, e)))
-        graph = mask_graph(mask)
-        t_wl = best_of(args.repeats, lambda g=graph: nx.weisfeiler_lehman_graph_hash(g, node_attr="label"))
-        copy = permute_hidden(mask, rng)
+        graph, edge_attr = mask_graph(mask), None if is_mlp(spec) else "pattern"
+        t_wl = best_of(
+            args.repeats,
+            lambda g=graph, e=edge_attr: nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr=e),
+        )
+        copy = permuted_copy(mask, rng)
         assert class_key(copy) == class_key(mask)
-        vf2pp = vf2pp_with_limit(graph, mask_graph(copy), args.timeout)
+        copy_graph = mask_graph(copy)
+        graph.graph["labelled"] = copy_graph.graph["labelled"] = edge_attr is not None
+        vf2 = vf2_with_limit(graph, copy_graph, args.timeout)
         fit, share = "-", "-"
-        if data is not None:
+        if data is not None and spec == SPEC:
             t0 = time.perf_counter()
             evaluate_mask(mask, SPEC, data, cfg)
             t_fit = time.perf_counter() - t0
@@ -148,8 +167,8 @@ def main() -> None:
             worst_share = max(worst_share, t_key / t_fit)
         worst_key = max(worst_key, t_key)
         print(
-            f"{name:<14} {mask.effective_density():>8.4%} {twin_count(mask):>5} {t_eff * 1e3:>7.2f} ms"
-            f" {t_key * 1e3:>7.2f} ms {t_canon * 1e3:>7.2f} ms {t_wl * 1e3:>7.2f} ms {t_key / t_wl:>6.2f}x {vf2pp:>22} {fit:>9} {share:>9}",
+            f"{name:<25} {mask.effective_density():>8.4%} {twin_count(mask):>5} {t_eff * 1e3:>7.2f} ms"
+            f" {t_key * 1e3:>7.2f} ms {t_canon * 1e3:>7.2f} ms {t_wl * 1e3:>7.2f} ms {t_key / t_wl:>6.2f}x {vf2:>22} {fit:>9} {share:>9}",
             flush=True,
         )
     print(f"\nworst class_key: {worst_key * 1e3:.1f} ms (goal < 50 ms)", end="")

@@ -204,7 +204,7 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         outgoing = blocks[layer][:, live].transpose(1, 0, 2).reshape(live.size, -1 if live.size else 0)
         packed = np.packbits(np.concatenate([incoming, outgoing], axis=1), axis=1)
         if live.size:
-            _, first, counts = np.unique(packed, axis=0, return_index=True, return_counts=True)
+            _, first, counts = np.unique(_rows(packed), return_index=True, return_counts=True)
         else:
             first, counts = live, live
         order = np.argsort(first, kind="stable")  # representatives in unit order (any order would do)
@@ -232,16 +232,26 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         dsts.append(r + offsets[layer])
         if conv:
             patterns = np.packbits(blocks[layer - 1][nodes[layer][r], nodes[layer - 1][c]], axis=1)
-            distinct, ids = np.unique(patterns, axis=0, return_inverse=True)
+            distinct, ids = np.unique(_rows(patterns), return_inverse=True)
             labs.append(ids.reshape(-1) + seen)
             seen += distinct.shape[0]
-            table.append(np.array(distinct.shape, dtype=np.int64).tobytes() + distinct.tobytes())
+            table.append(
+                np.array([distinct.size, patterns.shape[1]], dtype=np.int64).tobytes() + distinct.tobytes()
+            )
     src = np.concatenate(srcs).astype(np.int64)
     dst = np.concatenate(dsts).astype(np.int64)
     if not conv:
         return _Quotient(widths, labels, src, dst, twins, np.zeros(src.size, dtype=np.int64))
     lab = np.concatenate(labs).astype(np.int64)
     return _Quotient(widths, labels, src, dst, twins, lab, b"".join(table))
+
+
+def _rows(packed: np.ndarray) -> np.ndarray:
+    """The rows of a 2-D uint8 array (at least one column) as single byte strings (numpy void), so that
+    ``np.unique`` compares them with one memcmp each: the order of ``np.unique(axis=0)``, far faster on
+    wide rows."""
+    packed = np.ascontiguousarray(packed)
+    return packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
 
 
 # ---- colour refinement ----------------------------------------------------------------------------
@@ -257,9 +267,10 @@ class _Digraph:
         self.n, self.src, self.dst, self.lab = n, src, dst, lab
         self.nlab = max(nlab, int(lab.max(initial=0)) + 1)  # label ids range over 0..nlab-1
         self.labelled = labelled
-        ones = np.ones(src.size)
-        self.into = sp.csr_matrix((ones, (dst, src)), shape=(n, n))  # row v sums over v's in-neighbours
-        self.outof = self.into.T.tocsr()
+        if not labelled:
+            ones = np.ones(src.size)
+            self.into = sp.csr_matrix((ones, (dst, src)), shape=(n, n))  # row v sums over v's in-neighbours
+            self.outof = self.into.T.tocsr()
         degree = int(
             max(np.bincount(src, minlength=n).max(initial=0), np.bincount(dst, minlength=n).max(initial=0))
         )
