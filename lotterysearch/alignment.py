@@ -3,7 +3,9 @@
 Two masks pruned from different initializations number their hidden neurons arbitrarily; before they are
 crossed, or compared position by position (the stability study), one is relabelled to match the other.
 Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` together with column ``j`` of ``fc_{l+1}``;
-inputs and outputs are fixed.
+inputs and outputs are fixed. In a convnet the hidden units are also the channels of each convolution:
+channel ``j`` is output channel ``j`` of its convolution with input channel ``j`` of the next one (or,
+after the flatten, its block of HW columns of ``fc1``), and a link's kernel pattern must match too.
 """
 
 from __future__ import annotations
@@ -26,6 +28,54 @@ from lotterysearch.masks import (
 Colouring = tuple[list[np.ndarray], list[np.ndarray]]  # neuron colours per layer: reference, other
 
 
+def unit_blocks(xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per layer, the ``[out units, in units, P]`` view of its array: P = 1 for a fully connected layer,
+    a kernel's kh·kw (or k) entries for a convolution, the HW columns of channel c for the layer after the
+    flatten. Block ``[j, i]`` holds everything between units i and j, so it moves when either is permuted."""
+    out = []
+    for k, x in enumerate(xs):
+        flatten = k > 0 and xs[k - 1].ndim > 2 and x.ndim == 2
+        out.append(x.reshape(x.shape[0], xs[k - 1].shape[0] if flatten else x.shape[1], -1))
+    return out
+
+
+def _rows_of(block: np.ndarray) -> np.ndarray:
+    """A unit's incoming entries as one row."""
+    return block.reshape(block.shape[0], -1)
+
+
+def _columns_of(block: np.ndarray) -> np.ndarray:
+    """A unit's outgoing entries (into the next layer) as one row."""
+    return block.transpose(1, 0, 2).reshape(block.shape[1], -1)
+
+
+def check_units(mask: Mask) -> None:
+    """Unit-level operations need an MLP chain (``check_chain``) or convnet layers that join (``unit_links``)."""
+    if any(len(s) > 2 for s in mask.shapes.values()):
+        unit_links(mask)
+    else:
+        check_chain(mask)
+
+
+def _link_labels(rb: list[np.ndarray], ob: list[np.ndarray]) -> tuple[Colouring, Colouring]:
+    """Unit-level matrices of two convnet masks for ``_isomorphism``: per layer, a hashed weight in
+    [1, 2^10) of each link's pattern (for refinement: products with colour weights < 2^30 stay exact in
+    float64 sums), and the link's exact pattern id in one table shared by both masks (0: no link)."""
+    hashed: Colouring = ([], [])
+    ids: Colouring = ([], [])
+    for r, o in zip(rb, ob, strict=True):
+        both = np.concatenate([r, o]).reshape(-1, r.shape[2])
+        packed = np.ascontiguousarray(np.packbits(both, axis=1))
+        rows = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+        link_ids = (np.unique(rows, return_inverse=True)[1].reshape(-1) + 1) * both.any(axis=1)
+        weights = np.random.default_rng(0x5EED).integers(1, 2**10, size=int(link_ids.max()) + 1)
+        weights[0] = 0
+        for side, part in enumerate(np.split(link_ids, [r.shape[0] * r.shape[1]])):
+            ids[side].append(part.reshape(-1, r.shape[1]).astype(np.float64))
+            hashed[side].append(weights[part].reshape(-1, r.shape[1]).astype(np.float64))
+    return hashed, ids
+
+
 def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
     """Relabel hidden units: new unit ``i`` of hidden layer ``h`` is old unit ``perms[h][i]``.
 
@@ -34,10 +84,7 @@ def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
     the next convolution's); the last convolution's channel c also carries its block of fc inputs
     [c·HW, (c+1)·HW) along (``permute_arrays``).
     """
-    if any(len(s) > 2 for s in mask.shapes.values()):
-        unit_links(mask)  # convnets: the layers must join
-    else:
-        check_chain(mask)
+    check_units(mask)
     xs = chain_arrays(mask)
     if len(perms) != len(xs) - 1:
         raise MaskError(f"need {len(xs) - 1} hidden-layer permutations, got {len(perms)}")
@@ -100,12 +147,17 @@ def _twins(m_in: np.ndarray, m_out: np.ndarray, cell: np.ndarray) -> bool:
     return bool((m_in[cell] == m_in[cell[0]]).all() and (m_out[:, cell] == m_out[:, cell[:1]]).all())
 
 
-def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> list[np.ndarray] | None:
+def _isomorphism(
+    rs: list[np.ndarray], os_: list[np.ndarray], budget: int, exact: Colouring | None = None
+) -> list[np.ndarray] | None:
     """Hidden-neuron permutations that map ``os_`` exactly onto ``rs``, or None if there is none (or the
-    search spent ``budget`` refinements). Individualization-refinement, the idea of nauty: refine colours;
+    search spent ``budget`` refinements). In a convnet ``rs``/``os_`` weigh each unit link by a hash of its
+    pattern (for refinement) and ``exact`` holds the links' exact pattern ids (for twins and the final
+    check); an MLP's masks serve as both. Individualization-refinement, the idea of nauty: refine colours;
     while a colour class has several neurons, give one reference neuron and one candidate of the other
     mask a fresh shared colour and refine again, backtracking when the histograms part. Classes of twins
     are paired all at once (any pairing is an isomorphism there)."""
+    ex_r, ex_o = exact if exact is not None else (rs, os_)
     depth = len(rs)
     start = [np.arange(rs[0].shape[1])] + [np.zeros(m.shape[0], dtype=np.int64) for m in rs[:-1]]
     start.append(np.arange(rs[-1].shape[0]))
@@ -113,7 +165,7 @@ def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> li
     def children(cr: list[np.ndarray], co: list[np.ndarray], t: int, colour: int) -> Iterator[Colouring]:
         ref_cell, other_cell = np.flatnonzero(cr[t] == colour), np.flatnonzero(co[t] == colour)
         fresh = int(max(cr[t].max(), co[t].max())) + 1
-        twins = _twins(rs[t - 1], rs[t], ref_cell) and _twins(os_[t - 1], os_[t], other_cell)
+        twins = _twins(ex_r[t - 1], ex_r[t], ref_cell) and _twins(ex_o[t - 1], ex_o[t], other_cell)
         for candidate in other_cell[:1] if twins else other_cell:
             cr2, co2 = [c.copy() for c in cr], [c.copy() for c in co]
             if twins:
@@ -151,7 +203,7 @@ def _isomorphism(rs: list[np.ndarray], os_: list[np.ndarray], budget: int) -> li
             continue
         # discrete: equal colours name the bijection
         perms = [np.argsort(co[t])[np.argsort(np.argsort(cr[t]))] for t in range(1, depth)]
-        if all(np.array_equal(r, o) for r, o in zip(rs, permute_arrays(os_, perms), strict=True)):
+        if all(np.array_equal(r, o) for r, o in zip(ex_r, permute_arrays(ex_o, perms), strict=True)):
             return perms
     return None
 
@@ -173,23 +225,27 @@ def permute_arrays(xs: Sequence[np.ndarray], perms: Sequence[np.ndarray]) -> lis
 
 
 def _weight_matching(rs: list[np.ndarray], os_: list[np.ndarray], max_sweeps: int) -> list[np.ndarray]:
-    """Coordinate ascent on the agreement Σ_l ⟨R_l, P_l O_l P_{l-1}ᵀ⟩ (Git Re-Basin weight matching)."""
+    """Coordinate ascent on the agreement Σ_l ⟨R_l, P_l O_l P_{l-1}ᵀ⟩ (Git Re-Basin weight matching).
+
+    ``rs``/``os_`` are per layer ``[out units, in units, P]`` blocks (``unit_blocks``: P = 1 in an MLP, a
+    kernel's entries or a channel's HW fc columns in a convnet); the agreement counts equal entries."""
     hidden = len(rs) - 1
     perms = [np.arange(rs[h].shape[0]) for h in range(hidden)]
     # Agreements are counts of at most a layer's fan-in, exact in float32 (sgemm, half of dgemm's work),
     # then widened so the tie bonus below is added as before. The inputs never move, so the first layer's
     # incoming agreement is one product for the whole ascent.
     r32, o32 = [x.astype(np.float32) for x in rs], [x.astype(np.float32) for x in os_]
-    first = (r32[0] @ o32[0].T).astype(np.float64)
+    first = (_rows_of(r32[0]) @ _rows_of(o32[0]).T).astype(np.float64)
+    r_out = [_columns_of(x) for x in r32]
 
     def solve(h: int, outgoing: bool, keep_ties: bool) -> bool:
         if h == 0:
             g = first.copy()
-        else:
-            g = (r32[h] @ o32[h][:, perms[h - 1]].T).astype(np.float64)  # [reference, other] neuron
+        else:  # [reference, other] neuron
+            g = (_rows_of(r32[h]) @ _rows_of(o32[h][:, perms[h - 1]]).T).astype(np.float64)
         if outgoing:
-            nxt = o32[h + 1] if h + 1 == hidden else o32[h + 1][perms[h + 1], :]
-            g += (r32[h + 1].T @ nxt).astype(np.float64)
+            nxt = o32[h + 1] if h + 1 == hidden else o32[h + 1][perms[h + 1]]
+            g += (r_out[h + 1] @ _columns_of(nxt).T).astype(np.float64)
         n = g.shape[0]
         if keep_ties:  # bonus < 1 in total: changes only on a strict integer gain
             g[np.arange(n), perms[h]] += 0.5 / n
@@ -224,14 +280,23 @@ def alignment(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> list[np.
     ``reference`` is always mapped back onto it exactly.
     """
     check_same_shapes(reference, other)
-    check_chain(reference)
+    check_units(reference)
     rs, os_ = chain_arrays(reference), chain_arrays(other)
-    rs_f, os_f = [x.astype(np.float64) for x in rs], [x.astype(np.float64) for x in os_]  # BLAS, exact
+    rb, ob = unit_blocks(rs), unit_blocks(os_)
     if [int(x.sum()) for x in rs] == [int(x.sum()) for x in os_]:
-        exact = _isomorphism(rs_f, os_f, budget=64 + 4 * sum(x.shape[0] for x in rs[:-1]))
+        budget = 64 + 4 * sum(x.shape[0] for x in rs[:-1])
+        if any(x.ndim > 2 for x in rs):
+            hashed, ids = _link_labels(rb, ob)
+            exact = _isomorphism(*hashed, budget=budget, exact=ids)
+        else:
+            rs_f, os_f = (
+                [x.astype(np.float64) for x in rs],
+                [x.astype(np.float64) for x in os_],
+            )  # BLAS, exact
+            exact = _isomorphism(rs_f, os_f, budget=budget)
         if exact is not None:
             return exact
-    return _weight_matching(rs_f, os_f, max_sweeps)
+    return _weight_matching(rb, ob, max_sweeps)
 
 
 def align(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> Mask:

@@ -57,6 +57,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from lotterysearch.alignment import unit_blocks
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask, unit_links
 
@@ -104,18 +105,10 @@ def _unit_widths(mask: Mask) -> tuple[int, ...]:
 
 
 def _blocks(eff: Mask) -> list[np.ndarray]:
-    """Per layer, the bool ``[out units, in units, P]`` view of its weights: P = 1 for a fully connected
-    layer, the kernel's kh·kw (or k) entries for a convolution, and the HW columns of channel c for the
-    layer after the flatten. Block ``[j, i]`` is the edge label between units i and j: a kernel's mask
-    pattern, or the block of fc inputs that moves with channel i when the channels are permuted."""
-    out = []
-    before = None
-    for _, t in eff.items():
-        m = t.numpy()
-        units_in = before.shape[0] if before is not None and before.ndim > 2 and m.ndim == 2 else m.shape[1]
-        out.append(m.reshape(m.shape[0], units_in, -1))
-        before = m
-    return out
+    """Per layer, the bool ``[out units, in units, P]`` view of its weights (``unit_blocks``). Block
+    ``[j, i]`` is the edge label between units i and j: a kernel's mask pattern, or the block of fc inputs
+    that moves with channel i when the channels are permuted; P = 1 between fully connected units."""
+    return unit_blocks([t.numpy() for _, t in eff.items()])
 
 
 def _node_id(layer: int, index: int, depth: int) -> str:

@@ -8,6 +8,7 @@ from masktools import degree_multisets, random_mask, random_perms, structured_ma
 from lotterysearch.alignment import agreement, align, alignment, permute_hidden
 from lotterysearch.canon import class_key
 from lotterysearch.errors import MaskError
+from lotterysearch.masks import Mask
 from lotterysearch.operators import move_mutation
 
 
@@ -93,3 +94,29 @@ def test_permute_hidden_on_a_convnet_moves_channels_with_their_fc_blocks() -> No
         MaskError, match=r"^perms\[1\] is not a permutation of the 2 channels of hidden layer 2$"
     ):
         permute_hidden(mask, [perms[0], np.array([0, 0]), perms[2]])
+
+
+@pytest.mark.parametrize("spec", ["conv:6x6x1:3-4-M:5-3", "cnn1d:8:3k3-3:4-2", "conv:4x4x2:6:4"])
+def test_align_recovers_a_permuted_convnet_copy_exactly(spec: str) -> None:
+    rng = np.random.default_rng(11)
+    for density in (0.05, 0.2, 0.5, 0.9):
+        reference = random_conv_mask(rng, spec, density)
+        other = permute_hidden(reference, random_perms(rng, reference))
+        assert align(reference, other) == reference
+    # channels whose kernels differ only in their patterns (same links everywhere): labels decide
+    conv1 = np.zeros((4, 1, 3, 3), dtype=bool)
+    for c in range(4):
+        conv1[c, 0, c // 3, c % 3] = True
+    reference = Mask({"conv1": conv1, "fc1": np.ones((3, 4 * 16), dtype=bool)})
+    other = permute_hidden(reference, [rng.permutation(4)])
+    assert align(reference, other) == reference
+
+
+def test_align_on_convnets_raises_the_agreement_of_relabelled_near_copies() -> None:
+    rng = np.random.default_rng(12)
+    reference = random_conv_mask(rng, "conv:6x6x1:3-4-M:5-3", 0.4)
+    near = move_mutation(reference, rng, 0.1)
+    relabelled = permute_hidden(near, random_perms(rng, near))
+    aligned = align(reference, relabelled)
+    assert class_key(aligned) == class_key(relabelled)
+    assert agreement(reference, aligned) >= agreement(reference, near) > agreement(reference, relabelled)
