@@ -1,8 +1,10 @@
 """Genetic operators on masks: crossover, mutation, repair, and DEAP's varAnd over a list of parents.
 
-Masks are :class:`~lotterysearch.masks.Mask` objects of an MLP chain ``fc1 .. fcL`` (weights ``[out, in]``).
-Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` (its incoming weights) together with column ``j``
-of ``fc_{l+1}`` (its outgoing weights); inputs and outputs are fixed.
+Masks are :class:`~lotterysearch.masks.Mask` objects of an MLP chain ``fc1 .. fcL`` (weights ``[out, in]``)
+or of a convnet. Hidden neuron ``j`` of layer ``l`` is row ``j`` of ``fc_l`` (its incoming weights) together
+with column ``j`` of ``fc_{l+1}`` (its outgoing weights); inputs and outputs are fixed. In a convnet the
+neuron-level operators treat each conv channel as a hidden unit: its kernels in and out (and, for the last
+convolution, its block of HW ``fc1`` columns) move, vanish or grow together (``alignment.unit_blocks``).
 
 Operators are small pure functions in DEAP's style: they take masks and a ``numpy.random.Generator`` and
 return new masks, never mutating or aliasing their inputs. All randomness comes from that generator (never
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lotterysearch.alignment import align, alignment, permute_arrays
+from lotterysearch.alignment import align, alignment, check_units, permute_arrays, unit_blocks
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask, chain_arrays, check_chain, check_same_shapes, mask_from_arrays
+from lotterysearch.masks import Mask, chain_arrays, check_same_shapes, mask_from_arrays
 
 
 def _check_probability(value: float, what: str) -> float:
@@ -60,15 +62,17 @@ def neuron_crossover(a: Mask, b: Mask, rng: np.random.Generator, p: float = 0.5)
     where(S, a, b), so the children are complementary. Use on aligned parents (see ``align``).
     """
     check_same_shapes(a, b)
-    check_chain(a)
+    check_units(a)
     p = _check_probability(p, "neuron swap probability p")
     xs, ys = chain_arrays(a), chain_arrays(b)
-    swapped = [np.zeros(xs[0].shape[1], dtype=bool)]
+    blocks = unit_blocks(xs)
+    swapped = [np.zeros(blocks[0].shape[1], dtype=bool)]
     swapped += [rng.random(x.shape[0]) < p for x in xs[:-1]]
     swapped.append(np.zeros(xs[-1].shape[0], dtype=bool))
     c1, c2 = [], []
-    for layer, (x, y) in enumerate(zip(xs, ys, strict=True)):
-        take = swapped[layer + 1][:, None] | swapped[layer][None, :]
+    for layer, (x, y, block) in enumerate(zip(xs, ys, blocks, strict=True)):
+        take = swapped[layer + 1][:, None] | swapped[layer][None, :]  # per pair of units
+        take = np.broadcast_to(take[:, :, None], block.shape).reshape(x.shape)
         c1.append(np.where(take, y, x))
         c2.append(np.where(take, x, y))
     return mask_from_arrays(a.names, c1), mask_from_arrays(a.names, c2)
@@ -140,9 +144,9 @@ def layer_density_mutation(mask: Mask, rng: np.random.Generator, rate: float) ->
     return mask_from_arrays(mask.names, xs)
 
 
-def _live_neurons(xs: list[np.ndarray], h: int) -> np.ndarray:
-    """Hidden neurons of hidden layer ``h`` with an incoming and an outgoing live weight."""
-    return xs[h].any(axis=1) & xs[h + 1].any(axis=0)
+def _live_neurons(blocks: list[np.ndarray], h: int) -> np.ndarray:
+    """Hidden units of hidden layer ``h`` with an incoming and an outgoing live weight (``unit_blocks``)."""
+    return blocks[h].any(axis=(1, 2)) & blocks[h + 1].any(axis=(0, 2))
 
 
 def neuron_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
@@ -150,17 +154,18 @@ def neuron_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> 
     live neurons (at least 1) lose their incoming row and outgoing column. One live neuron is always left,
     so the layer never collapses. Structured pruning: the subnetwork gets narrower, not just sparser."""
     rate = _check_probability(rate, "mutation rate")
-    check_chain(mask)
+    check_units(mask)
     xs = chain_arrays(mask)
     if len(xs) < 2:
         return mask_from_arrays(mask.names, xs)
+    blocks = unit_blocks(xs)  # views: writing to them writes xs
     h = int(rng.integers(len(xs) - 1))
-    live = np.flatnonzero(_live_neurons(xs, h))
-    m = _how_many(rate, live.size, live.size - 1)
+    live = np.flatnonzero(_live_neurons(blocks, h))
+    m = _how_many(rate, live.size, max(live.size - 1, 0))  # a layer without live units stays as it is
     if m:
         gone = rng.choice(live, size=m, replace=False)
-        xs[h][gone, :] = False
-        xs[h + 1][:, gone] = False
+        blocks[h][gone] = False
+        blocks[h + 1][:, gone] = False
     return mask_from_arrays(mask.names, xs)
 
 
@@ -169,22 +174,25 @@ def neuron_grow_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> M
     least 1 when one is dead) get random incoming and outgoing weights, as many as a live neuron of that
     layer has on average (at least 1 each way), so the layer widens at its current per-neuron density."""
     rate = _check_probability(rate, "mutation rate")
-    check_chain(mask)
+    check_units(mask)
     xs = chain_arrays(mask)
     if len(xs) < 2:
         return mask_from_arrays(mask.names, xs)
+    blocks = unit_blocks(xs)  # views: writing to them writes xs
     h = int(rng.integers(len(xs) - 1))
-    alive = _live_neurons(xs, h)
+    alive = _live_neurons(blocks, h)
     live, dead = np.flatnonzero(alive), np.flatnonzero(~alive)
     m = _how_many(rate, live.size, dead.size)
     if not m:
         return mask_from_arrays(mask.names, xs)
-    n_in, n_out = xs[h].shape[1], xs[h + 1].shape[0]
-    fan_in = max(1, round(xs[h][live].sum() / live.size)) if live.size else 1
-    fan_out = max(1, round(xs[h + 1][:, live].sum() / live.size)) if live.size else 1
+    into, out_of = blocks[h], blocks[h + 1]
+    n_in, n_out = into[0].size, out_of.shape[0] * out_of.shape[2]  # positions (kernel entries) each way
+    fan_in = max(1, round(into[live].sum() / live.size)) if live.size else 1
+    fan_out = max(1, round(out_of[:, live].sum() / live.size)) if live.size else 1
     for j in rng.choice(dead, size=m, replace=False):
-        xs[h][j, rng.choice(n_in, size=min(fan_in, n_in), replace=False)] = True
-        xs[h + 1][rng.choice(n_out, size=min(fan_out, n_out), replace=False), j] = True
+        into[j].reshape(-1)[rng.choice(n_in, size=min(fan_in, n_in), replace=False)] = True
+        unit, entry = np.divmod(rng.choice(n_out, size=min(fan_out, n_out), replace=False), out_of.shape[2])
+        out_of[unit, j, entry] = True
     return mask_from_arrays(mask.names, xs)
 
 
@@ -262,16 +270,19 @@ def trained_weights_for(
 
 def repair(mask: Mask, rng: np.random.Generator) -> Mask:
     """Keep every layer alive: a collapsed mask (Tanaka et al. 2020) computes a constant, so add live
-    weights along one random input→output path (one weight per layer, chained neurons). A mask that is
-    not collapsed comes back as an equal copy."""
+    weights along one random input→output path (one weight per layer, chained units; in a convnet one
+    random entry of each kernel or fc block on the path). A mask that is not collapsed comes back as an
+    equal copy."""
     if not mask.is_collapsed():
         return mask.copy()
-    check_chain(mask)
+    check_units(mask)
     xs = chain_arrays(mask)
-    widths = [xs[0].shape[1]] + [x.shape[0] for x in xs]
+    blocks = unit_blocks(xs)  # views: writing to them writes xs
+    widths = [blocks[0].shape[1]] + [b.shape[0] for b in blocks]
     path = [int(rng.integers(w)) for w in widths]
-    for layer, x in enumerate(xs):
-        x[path[layer + 1], path[layer]] = True
+    for layer, block in enumerate(blocks):
+        entry = int(rng.integers(block.shape[2])) if block.shape[2] > 1 else 0
+        block[path[layer + 1], path[layer], entry] = True
     return mask_from_arrays(mask.names, xs)
 
 

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from convtools import random_conv_mask
 from masktools import random_mask, random_perms
 
 from lotterysearch.alignment import permute_arrays, permute_hidden
@@ -439,3 +440,88 @@ def test_new_operators_are_reachable_by_short_name_in_vary(pair) -> None:
     kids = vary(list(pair), np.random.default_rng(0), cfg)
     assert all(k.operator.startswith("layer_density_crossover+") for k in kids)
     assert {k.operator.split("+")[1] for k in kids} <= set(cfg.mutations)
+
+
+# ---- convnets: channels are the hidden units ------------------------------------------------------
+def test_neuron_crossover_on_a_convnet_swaps_channels_with_their_fc_blocks() -> None:
+    rng = np.random.default_rng(1)
+    a, b = random_conv_mask(rng, "conv:4x4x1:6:2", 0.5), random_conv_mask(rng, "conv:4x4x1:6:2", 0.5)
+    c1, c2 = neuron_crossover(a, b, np.random.default_rng(3))
+    xa, xb, x1, x2 = (m.to_numpy() for m in (a, b, c1, c2))
+    swapped = [np.array_equal(x1["conv1"][j], xb["conv1"][j]) for j in range(6)]
+    assert 0 < sum(swapped) < 6
+    for j, s in enumerate(swapped):
+        block = slice(16 * j, 16 * (j + 1))  # channel j's 4x4 fc inputs
+        source, other = (xb, xa) if s else (xa, xb)
+        assert np.array_equal(x1["conv1"][j], source["conv1"][j])
+        assert np.array_equal(x1["fc1"][:, block], source["fc1"][:, block])
+        assert np.array_equal(x2["conv1"][j], other["conv1"][j])
+        assert np.array_equal(x2["fc1"][:, block], other["fc1"][:, block])
+
+
+def test_neuron_prune_and_grow_mutations_on_a_convnet_act_on_whole_channels() -> None:
+    rng = np.random.default_rng(2)
+    mask = random_conv_mask(rng, "conv:4x4x1:6-4:3", 0.6)  # conv1 [6,1,3,3], conv2 [4,6,3,3], fc1 [3, 64]
+    for seed in range(6):
+        pruned = neuron_prune_mutation(mask, np.random.default_rng(seed), 0.5).to_numpy()
+        x = mask.to_numpy()
+        if not np.array_equal(pruned["conv1"], x["conv1"]):  # hidden layer 1: conv1's channels
+            gone = [j for j in range(6) if x["conv1"][j].any() and not pruned["conv1"][j].any()]
+            assert gone == [j for j in range(6) if x["conv2"][:, j].any() and not pruned["conv2"][:, j].any()]
+            assert len(gone) == 3 and np.array_equal(pruned["fc1"], x["fc1"])
+        else:  # hidden layer 2: conv2's channels with their fc1 blocks
+            gone = [j for j in range(4) if x["conv2"][j].any() and not pruned["conv2"][j].any()]
+            assert len(gone) == 2
+            for j in gone:
+                assert not pruned["fc1"][:, 16 * j : 16 * (j + 1)].any()
+    xs = mask.to_numpy()
+    xs["conv2"][[1, 3]] = False  # channels 1 and 3 of conv2 dead
+    grew_layer_2 = 0
+    for seed in range(8):
+        grown = neuron_grow_mutation(Mask(xs), np.random.default_rng(seed), 0.5).to_numpy()
+        changed = [j for j in (1, 3) if grown["conv2"][j].any()]
+        if changed:  # the mutation drew hidden layer 2: one dead channel (round(0.5 · 2 live)) comes alive
+            (j,) = changed
+            assert grown["fc1"][:, 16 * j : 16 * (j + 1)].any()
+            assert int(grown["conv2"][j].sum()) == round(xs["conv2"][[0, 2]].sum() / 2)
+            grew_layer_2 += 1
+    assert grew_layer_2 > 0
+
+
+def test_repair_of_a_collapsed_convnet_mask_adds_one_entry_per_layer() -> None:
+    xs = random_conv_mask(np.random.default_rng(4), "conv:6x6x1:3-4-M:5-3", 0.3).to_numpy()
+    xs["conv2"][:] = False
+    collapsed = Mask(xs)
+    assert collapsed.is_collapsed()
+    fixed = repair(collapsed, np.random.default_rng(0))
+    assert not fixed.is_collapsed()
+    assert [int((fixed[n].numpy() & ~collapsed[n].numpy()).sum()) <= 1 for n in fixed.names] == [True] * 4
+    assert int(fixed["conv2"].sum()) == 1
+
+
+def test_vary_and_trained_weights_on_convnet_masks() -> None:
+    rng = np.random.default_rng(5)
+    spec = "cnn1d:8:3k3-3:4-2"
+    parents = [random_conv_mask(rng, spec, 0.4) for _ in range(4)]
+    cfg = VariationConfig(
+        cx_rate=1.0,
+        mut_rate=1.0,
+        crossovers=("neuron_crossover", "layer_crossover"),
+        mutations=("neuron_grow_mutation", "neuron_prune_mutation", "move_mutation"),
+    )
+    children = vary(parents, np.random.default_rng(0), cfg)
+    assert [c.mask.shapes for c in children] == [p.shapes for p in parents]
+    assert all(not c.mask.is_collapsed() for c in children)
+    trained = parents[0]
+    weights = {n: rng.normal(size=s) for n, s in trained.shapes.items()}
+    perms = random_perms(rng, trained)
+    parent = permute_hidden(trained, perms)
+    mapped = trained_weights_for(parent, trained, weights)
+    expect = permute_arrays([weights[n] * trained[n].numpy() for n in trained.names], perms)
+    for n, e in zip(trained.names, expect, strict=True):
+        assert np.array_equal(mapped[n], e)
+
+
+def test_neuron_prune_mutation_leaves_a_layer_without_live_neurons_as_it_is() -> None:
+    mask = Mask({"fc1": np.zeros((4, 3), dtype=bool), "fc2": np.ones((2, 4), dtype=bool)})
+    assert neuron_prune_mutation(mask, np.random.default_rng(0), 0.5) == mask
