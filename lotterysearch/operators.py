@@ -99,16 +99,20 @@ def move_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
     return mask_from_arrays(mask.names, xs)
 
 
+def _switch_positions(flat: np.ndarray, rng: np.random.Generator, rate: float, grow: bool) -> None:
+    """Switch on (``grow``) or off round(rate · kept) random positions of ``flat`` in place."""
+    live = np.flatnonzero(flat)
+    candidates = np.flatnonzero(~flat) if grow else live
+    m = _how_many(rate, live.size, candidates.size)
+    if m:
+        flat[rng.choice(candidates, size=m, replace=False)] = grow
+
+
 def _switch(mask: Mask, rng: np.random.Generator, rate: float, grow: bool) -> Mask:
     rate = _check_probability(rate, "mutation rate")
     xs = chain_arrays(mask)
     for x in xs:
-        flat = x.reshape(-1)
-        live = np.flatnonzero(flat)
-        candidates = np.flatnonzero(~flat) if grow else live
-        m = _how_many(rate, live.size, candidates.size)
-        if m:
-            flat[rng.choice(candidates, size=m, replace=False)] = grow
+        _switch_positions(x.reshape(-1), rng, rate, grow)
     return mask_from_arrays(mask.names, xs)
 
 
@@ -135,12 +139,7 @@ def layer_density_mutation(mask: Mask, rng: np.random.Generator, rate: float) ->
     rate = _check_probability(rate, "mutation rate")
     xs = chain_arrays(mask)
     flat = xs[int(rng.integers(len(xs)))].reshape(-1)
-    grow = bool(rng.random() < 0.5)
-    live = np.flatnonzero(flat)
-    candidates = np.flatnonzero(~flat) if grow else live
-    m = _how_many(rate, live.size, candidates.size)
-    if m:
-        flat[rng.choice(candidates, size=m, replace=False)] = grow
+    _switch_positions(flat, rng, rate, grow=bool(rng.random() < 0.5))
     return mask_from_arrays(mask.names, xs)
 
 
@@ -149,17 +148,26 @@ def _live_neurons(blocks: list[np.ndarray], h: int) -> np.ndarray:
     return blocks[h].any(axis=(1, 2)) & blocks[h + 1].any(axis=(0, 2))
 
 
+def _draw_hidden_layer(
+    mask: Mask, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray], int | None]:
+    """Fresh arrays of ``mask``, their ``unit_blocks`` (views: writing to them writes the arrays) and one
+    hidden layer drawn uniformly (None when there is none)."""
+    check_units(mask)
+    xs = chain_arrays(mask)
+    if len(xs) < 2:
+        return xs, [], None
+    return xs, unit_blocks(xs), int(rng.integers(len(xs) - 1))
+
+
 def neuron_prune_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> Mask:
     """Remove whole hidden neurons from one hidden layer (drawn uniformly): round(rate · live neurons) of its
     live neurons (at least 1) lose their incoming row and outgoing column. One live neuron is always left,
     so the layer never collapses. Structured pruning: the subnetwork gets narrower, not just sparser."""
     rate = _check_probability(rate, "mutation rate")
-    check_units(mask)
-    xs = chain_arrays(mask)
-    if len(xs) < 2:
+    xs, blocks, h = _draw_hidden_layer(mask, rng)
+    if h is None:
         return mask_from_arrays(mask.names, xs)
-    blocks = unit_blocks(xs)  # views: writing to them writes xs
-    h = int(rng.integers(len(xs) - 1))
     live = np.flatnonzero(_live_neurons(blocks, h))
     m = _how_many(rate, live.size, max(live.size - 1, 0))  # a layer without live units stays as it is
     if m:
@@ -174,12 +182,9 @@ def neuron_grow_mutation(mask: Mask, rng: np.random.Generator, rate: float) -> M
     least 1 when one is dead) get random incoming and outgoing weights, as many as a live neuron of that
     layer has on average (at least 1 each way), so the layer widens at its current per-neuron density."""
     rate = _check_probability(rate, "mutation rate")
-    check_units(mask)
-    xs = chain_arrays(mask)
-    if len(xs) < 2:
+    xs, blocks, h = _draw_hidden_layer(mask, rng)
+    if h is None:
         return mask_from_arrays(mask.names, xs)
-    blocks = unit_blocks(xs)  # views: writing to them writes xs
-    h = int(rng.integers(len(xs) - 1))
     alive = _live_neurons(blocks, h)
     live, dead = np.flatnonzero(alive), np.flatnonzero(~alive)
     m = _how_many(rate, live.size, dead.size)

@@ -406,17 +406,24 @@ def test_magnitude_mutation_prunes_the_smallest_trained_weights_by_hand() -> Non
         magnitude_mutation(mask, np.random.default_rng(0), 0.4, {"fc1": w[:, :3]})
 
 
-def test_trained_weights_follow_an_isomorph_onto_the_parent() -> None:
-    rng = np.random.default_rng(2)
-    trained = random_mask(rng, widths=(9, 8, 7, 4), density=0.5)
+def check_weights_follow_a_permuted_copy(
+    trained: Mask, rng: np.random.Generator
+) -> tuple[Mask, list[np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Random weights on ``trained`` mapped onto a permuted copy land where the permutation puts them."""
     weights = {n: rng.normal(size=s) for n, s in trained.shapes.items()}
     perms = random_perms(rng, trained)
     parent = permute_hidden(trained, perms)
     mapped = trained_weights_for(parent, trained, weights)
-
     expect = permute_arrays([weights[n] * trained[n].numpy() for n in trained.names], perms)
     for n, e in zip(trained.names, expect, strict=True):
         assert np.array_equal(mapped[n], e)
+    return parent, perms, weights, mapped
+
+
+def test_trained_weights_follow_an_isomorph_onto_the_parent() -> None:
+    rng = np.random.default_rng(2)
+    trained = random_mask(rng, widths=(9, 8, 7, 4), density=0.5)
+    parent, perms, weights, mapped = check_weights_follow_a_permuted_copy(trained, rng)
     # the same weights are pruned whichever isomorph the class was trained on
     off_parent = [
         parent[n].numpy() & ~m.numpy()
@@ -512,14 +519,7 @@ def test_vary_and_trained_weights_on_convnet_masks() -> None:
     children = vary(parents, np.random.default_rng(0), cfg)
     assert [c.mask.shapes for c in children] == [p.shapes for p in parents]
     assert all(not c.mask.is_collapsed() for c in children)
-    trained = parents[0]
-    weights = {n: rng.normal(size=s) for n, s in trained.shapes.items()}
-    perms = random_perms(rng, trained)
-    parent = permute_hidden(trained, perms)
-    mapped = trained_weights_for(parent, trained, weights)
-    expect = permute_arrays([weights[n] * trained[n].numpy() for n in trained.names], perms)
-    for n, e in zip(trained.names, expect, strict=True):
-        assert np.array_equal(mapped[n], e)
+    check_weights_follow_a_permuted_copy(parents[0], rng)
 
 
 def test_neuron_prune_mutation_leaves_a_layer_without_live_neurons_as_it_is() -> None:
