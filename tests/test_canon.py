@@ -780,3 +780,19 @@ def test_one_labelled_cycle_and_two_share_a_wl_hash_but_not_a_key(k: int) -> Non
     for _ in range(3):
         assert class_key(permute_units(one, rng)) == class_key(one)
         assert class_key(permute_units(two, rng)) == class_key(two)
+
+
+def test_canon_report_and_archive_take_convnet_masks(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    m = random_conv_mask(rng, "conv:6x6x1:3-4-M:5-3", 0.3)
+    a = str(m.save(tmp_path / "a.npz"))
+    b = str(permute_units(m, rng).save(tmp_path / "b.npz"))
+    report = canon_report([a, b]).splitlines()
+    assert report[1] == "layers             conv1 [3, 1, 3, 3], conv2 [4, 3, 3, 3], fc1 [5, 36], fc2 [3, 5]"
+    assert report[-1] == "isomorphic: yes"
+    archive = ClassArchive()
+    key, new = archive.add(m, payload={"accuracy": 0.4})
+    assert new and archive.add(permute_units(m, rng)) == (key, False)
+    old = [dict(r, key="canon-v0:stale", version="canon-v0") for r in archive.to_records()]
+    back = ClassArchive.from_records(old)
+    assert list(back) == [key] and back.representative(key) == m
