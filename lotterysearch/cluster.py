@@ -35,13 +35,12 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from lotterysearch import canon
 from lotterysearch.batched import mlp_widths, networks_per_batch
 from lotterysearch.config import FitnessConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_batch, breed_result
-from lotterysearch.fitness import Objectives, evaluate_masks
+from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model
 from lotterysearch.operators import VariationConfig
@@ -303,8 +302,8 @@ class EvaluatorActor:
         ]
 
     def class_keys(self, packed: list[bytes], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
-        """``canon.class_key`` of each packed mask: the driver's class keys, computed here."""
-        return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+        """``fitness.fitness_key`` of each packed mask: the driver's class keys, computed here."""
+        return [fitness_key(Mask.unpack(p, shapes), self.fitness_cfg.mode) for p in packed]
 
     def breed_batch(
         self,
@@ -322,7 +321,7 @@ class EvaluatorActor:
         def train(masks: list[Mask]) -> list[Objectives]:
             return evaluate_masks(masks, self.model_spec, dataset, self.fitness_cfg, self.mode)
 
-        outs = breed_batch(jobs, dict(shapes), variation, self.known, train)
+        outs = breed_batch(jobs, dict(shapes), variation, self.known, train, self.fitness_cfg.mode)
         where = self.info(data)
         return [{**out, **where} for out in outs]
 
@@ -608,7 +607,7 @@ class EvaluatorPool:
                 self._published.append(key)
 
     def class_keys(self, packed: list[bytes], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
-        """``canon.class_key`` of each packed mask, split evenly over the evaluators; computed here when a
+        """``fitness.fitness_key`` of each packed mask, split evenly over the evaluators; computed here when a
         worker is lost meanwhile (a key is a pure function of the mask, so where it is computed is moot)."""
         if not packed:
             return []
@@ -616,14 +615,14 @@ class EvaluatorPool:
         actors = [a for a in self._actors if a.ready]
         shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
         if not actors:
-            return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+            return [fitness_key(Mask.unpack(p, shapes), self.fitness_cfg.mode) for p in packed]
         step = math.ceil(len(packed) / len(actors))
         chunks = [packed[i : i + step] for i in range(0, len(packed), step)]
         refs = [a.handle.class_keys.remote(c, shapes) for a, c in zip(actors, chunks, strict=False)]
         try:
             return [key for part in ray.get(refs) for key in part]
         except WORKER_LOST:
-            return [canon.class_key(Mask.unpack(p, shapes)) for p in packed]
+            return [fitness_key(Mask.unpack(p, shapes), self.fitness_cfg.mode) for p in packed]
 
     def _stream(
         self,

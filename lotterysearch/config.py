@@ -119,6 +119,9 @@ class FitnessConfig(TrainingConfig):
         )
 
     init_seeds: tuple[int, ...] = (0,)
+    # What a mask's fitness is a property of (``fitness.FITNESS_MODES``): "topology", its isomorphism class,
+    # trained from every init seed; "ticket", the mask itself under one fixed init θ₀ (``init_seeds[0]``).
+    mode: str = "topology"
     # Successive halving inside a generation (``search.halving_rungs``): every new class of the children is
     # trained for steps·η^-(rungs-1), the best 1/η by non-dominated rank go on to η times the budget, ... up
     # to ``steps``. η = 6 with 2 rungs: the demo's hypervolume (0.998×) at 37.5% of the steps (benchmarks/search.py).
@@ -256,6 +259,7 @@ def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
 
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against what the registries know; the first problem found raises ``ConfigError``."""
+    from lotterysearch.fitness import FITNESS_MODES
     from lotterysearch.operators import CROSSOVERS, MUTATIONS
     from lotterysearch.pruning import SCORERS
 
@@ -301,6 +305,21 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field(
         "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
     )
+    check_one_of("fitness.mode", f.mode, FITNESS_MODES)
+    if f.mode == "ticket":
+        check_field(
+            "fitness.init_seeds",
+            len(f.init_seeds) == 1,
+            "one init seed θ₀ in ticket mode (a ticket is a mask of one initialization)",
+            list(f.init_seeds),
+        )
+        check_field(
+            "ga.align",
+            not g.align,
+            "false in ticket mode (aligning relabels hidden neurons, which gives a mask other initial weights "
+            "under θ₀)",
+            g.align,
+        )
     check_field("fitness.halving_rate", f.halving_rate >= 2, "an integer >= 2", f.halving_rate)
     check_field("fitness.halving_rungs", f.halving_rungs >= 1, "an integer >= 1", f.halving_rungs)
     if f.successive_halving:

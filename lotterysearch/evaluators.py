@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from lotterysearch import canon, operators
+from lotterysearch import operators
 from lotterysearch.config import FitnessConfig, RayConfig
 from lotterysearch.data import Dataset
-from lotterysearch.fitness import Objectives, evaluate_masks
+from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key
 from lotterysearch.masks import Mask
 
 if TYPE_CHECKING:
@@ -95,7 +95,8 @@ class Evaluator(Protocol):
         ...
 
     def class_keys(self, masks: Sequence[Mask]) -> list[str]:
-        """``canon.class_key`` of each mask, computed where the evaluations run."""
+        """``fitness.fitness_key`` of each mask (the class key in the topology mode), computed where the
+        evaluations run."""
         ...
 
     def breed(
@@ -126,13 +127,14 @@ def breed_batch(
     variation: operators.VariationConfig,
     known: Collection[str],
     train: Callable[[list[Mask]], list[Objectives]],
+    mode: str = "topology",
 ) -> list[dict[str, Any]]:
     """``breed`` of a batch where it runs: each child made, keyed, looked up in ``known``, and the misses
     trained together by ``train``. One plain dict per job (``objectives`` None for a hit)."""
     made = []
     for job in jobs:
         child = breed_child([Mask.unpack(p, shapes) for p in job.packed], job.seed, variation)
-        made.append((job, child, canon.class_key(child.mask)))
+        made.append((job, child, fitness_key(child.mask, mode)))
     misses = [i for i, (_, _, key) in enumerate(made) if key not in known]
     start = time.perf_counter()
     trained = dict(zip(misses, train([made[i][1].mask for i in misses]), strict=True))
@@ -173,12 +175,13 @@ def breed_result(out: dict[str, Any], node: str, hostname: str, attempts: int, p
     )
 
 
-def class_keys_of(evaluator: object, masks: Sequence[Mask]) -> list[str]:
-    """``evaluator.class_keys(masks)``, or computed here for an evaluator without it."""
+def class_keys_of(evaluator: object, masks: Sequence[Mask], mode: str = "topology") -> list[str]:
+    """``evaluator.class_keys(masks)``, or computed here (``fitness_key`` in ``mode``) for an evaluator
+    without it."""
     if not masks:
         return []
     keys = getattr(evaluator, "class_keys", None)
-    return list(keys(masks)) if keys is not None else [canon.class_key(m) for m in masks]
+    return list(keys(masks)) if keys is not None else [fitness_key(m, mode) for m in masks]
 
 
 def ready_groups(evaluator: object, jobs: Sequence[Job], steps: int | None) -> Iterator[list[EvalResult]]:
@@ -247,7 +250,7 @@ class LocalEvaluator:
         return self.chunk
 
     def class_keys(self, masks: Sequence[Mask]) -> list[str]:
-        return [canon.class_key(m) for m in masks]
+        return [fitness_key(m, self.fitness.mode) for m in masks]
 
     def publish(self, keys: Iterable[str]) -> None:
         self.known.update(keys)
@@ -260,7 +263,12 @@ class LocalEvaluator:
             batch = [jobs.popleft() for _ in range(min(self.chunk, len(jobs)))]
             shapes = self.shapes
             outs = breed_batch(
-                batch, shapes, variation, self.known, lambda ms: self._train(ms, self.fitness)[0]
+                batch,
+                shapes,
+                variation,
+                self.known,
+                lambda ms: self._train(ms, self.fitness)[0],
+                self.fitness.mode,
             )
             yield [breed_result(out, "local", host, 1, pid) for out in outs]
 

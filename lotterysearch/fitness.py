@@ -29,18 +29,46 @@ Convnets have no batched or compacted kernel yet: each mask is trained alone by 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from lotterysearch import canon
 from lotterysearch.batched import NetworkBatch, mlp_widths, networks_per_batch, sparse_layers, train_batch
 from lotterysearch.compaction import Compaction, compact_mask, compact_model, compaction, work
 from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import Dataset
+from lotterysearch.errors import ConfigError
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model, is_mlp
 from lotterysearch.training import TrainResult, default_device, train
+
+FITNESS_MODES = ("topology", "ticket")
+TICKET_KEY_VERSION = "mask-v1"
+
+
+def fitness_key(mask: Mask, mode: str = "topology") -> str:
+    """What a mask's fitness is a property of, as a key: masks with equal keys get one training.
+
+    *Topology* (default): the mask is trained from i.i.d. initial weights drawn from the shared init seeds,
+    so isomorphic masks (hidden units relabelled) have the same expected fitness and share their class key
+    (``canon.class_key``). *Ticket*: the mask is trained from one fixed init θ₀, as IMP does; a mask permuted
+    over hidden neurons keeps other initial values of θ₀ and is another network, so the key is the mask
+    itself (sha256 of its packed bits) and only an exact repeat is not trained again.
+    """
+    if mode == "topology":
+        return canon.class_key(mask)
+    if mode == "ticket":
+        return f"{TICKET_KEY_VERSION}:" + hashlib.sha256(mask.pack()).hexdigest()[:32]
+    raise ConfigError(f"unknown fitness mode '{mode}' (known: {', '.join(FITNESS_MODES)})")
+
+
+def key_version(mode: str) -> str:
+    """The version stored with a class: a resume trusts stored keys only of the same version."""
+    return canon.VERSION if mode == "topology" else TICKET_KEY_VERSION
+
 
 # Compact a mask when its compacted network does at most this share of the dense network's work: below it
 # the smaller matmuls win over the gather of the input columns (benchmarks/fitness.py, LeNet-300-100).

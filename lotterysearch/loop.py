@@ -36,6 +36,7 @@ import numpy as np
 
 from lotterysearch import canon, nsga2, pareto
 from lotterysearch.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
+from lotterysearch.fitness import fitness_key, key_version
 from lotterysearch.masks import Mask
 from lotterysearch.problem import Candidate, MaskProblem
 from lotterysearch.store import ClassRecord, GenerationRecord, Individual
@@ -97,6 +98,7 @@ def class_record(
     res: EvalResult | BreedResult,
     fidelity: float,
     individual_id: int,
+    version: str = canon.VERSION,
 ) -> ClassRecord:
     """What storage keeps of a class trained for ``individual_id``: its objectives (``res.objectives``),
     where and how long it ran, and the fidelity they were measured at."""
@@ -105,7 +107,7 @@ def class_record(
     return ClassRecord(
         run_id=run_id,
         key=key,
-        algo_version=canon.VERSION,
+        algo_version=version,
         representative=representative,
         accuracy=o.accuracy,
         loss=o.loss,
@@ -136,12 +138,15 @@ class SearchLoop:
         self.rng = np.random.default_rng(self.cfg.seed)
         self.population: list[Individual] = []
         self.everyone: dict[int, Individual] = {}
+        self.fitness_mode = self.cfg.fitness.mode
+        self.key_version = key_version(self.fitness_mode)
         self.archive = canon.ClassArchive()
-        for rec in storage.classes(run_id).values():  # stored keys of this canon version are trusted
-            if rec.algo_version == canon.VERSION:
+        for rec in storage.classes(run_id).values():  # stored keys of this key version are trusted
+            if rec.algo_version == self.key_version:
                 self.archive.add_packed(rec.key, rec.representative, problem.shapes, rec)
             else:
-                self.archive.add(Mask.unpack(rec.representative, problem.shapes), rec)
+                mask = Mask.unpack(rec.representative, problem.shapes)
+                self.archive.add(mask, rec, key=fitness_key(mask, self.fitness_mode))
         self.generation = -1
         self.listeners: list[Callable[[GenerationReport], None]] = []
         # called as each training returns: (result, trained so far, to train this generation)
@@ -231,7 +236,9 @@ class SearchLoop:
             )
             keys.append(None if parent is None else parent.class_key)
         todo = [i for i, k in enumerate(keys) if k is None]
-        for i, key in zip(todo, class_keys_of(self.evaluator, [new[i].mask for i in todo]), strict=True):
+        for i, key in zip(
+            todo, class_keys_of(self.evaluator, [new[i].mask for i in todo], self.fitness_mode), strict=True
+        ):
             keys[i] = key
         return [str(k) for k in keys]
 
@@ -281,7 +288,9 @@ class SearchLoop:
 
     def _record(self, res: EvalResult, mask: Mask, fidelity: float, individual_id: int) -> ClassRecord:
         """The class record of one training result (``mask``: what was trained, the representative)."""
-        return class_record(self.run_id, res.key, mask.pack(), res, fidelity, individual_id)
+        return class_record(
+            self.run_id, res.key, mask.pack(), res, fidelity, individual_id, version=self.key_version
+        )
 
     # ---- generations --------------------------------------------------------------------------
     def _offspring(self) -> list[Candidate]:

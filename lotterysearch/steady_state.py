@@ -233,7 +233,9 @@ class SteadyStateLoop(SearchLoop):
             self.steps_spent += res.objectives.steps
             if rec is None:
                 o = res.objectives
-                rec = class_record(self.run_id, res.class_key, res.packed, res, 1.0, res.id)
+                rec = class_record(
+                    self.run_id, res.class_key, res.packed, res, 1.0, res.id, version=self.key_version
+                )
                 records.append(rec)
                 self.archive.add_packed(rec.key, res.packed, self.problem.shapes, rec)
                 self._unheard.append(

@@ -70,6 +70,17 @@ def test_defaults_and_overrides() -> None:
             r"^field 'ga.mutations' must be one of move, grow_prune, grow, prune, layer_density, neuron_grow, "
             r"neuron_prune, got 'flip'$",
         ),
+        ("[fitness]\nmode = 'lucky'", r"^field 'fitness.mode' must be one of topology, ticket, got 'lucky'$"),
+        (
+            "[fitness]\nmode = 'ticket'\ninit_seeds = [0, 1]\n[ga]\nalign = false",
+            r"^field 'fitness.init_seeds' must be one init seed θ₀ in ticket mode \(a ticket is a mask of one "
+            r"initialization\), got \[0, 1\]$",
+        ),
+        (
+            "[fitness]\nmode = 'ticket'",
+            r"^field 'ga.align' must be false in ticket mode \(aligning relabels hidden neurons, which gives a "
+            r"mask other initial weights under θ₀\), got True$",
+        ),
         (
             "[seeding]\npruner = 'imp'",
             r"^field 'seeding.pruner' must be one of synflow, snip, magnitude, random, got 'imp'$",

@@ -71,3 +71,52 @@ def test_convnet_objectives_are_the_trainers_mean_over_init_seeds() -> None:
         assert objectives.loss == pytest.approx(sum(r.val_loss for r in runs) / 2, abs=1e-12)
         assert objectives.density == mask.density() and objectives.steps == 24
         assert objectives.effective_density == mask.effective_density()
+
+
+# ---- fitness modes: what a mask's fitness is a property of ---------------------------------------
+
+
+def test_fitness_key_is_the_class_in_topology_mode_and_the_mask_in_ticket_mode() -> None:
+    from masktools import random_mask, random_perms
+
+    from lotterysearch import canon
+    from lotterysearch.alignment import permute_hidden
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.fitness import fitness_key, key_version
+
+    rng = np.random.default_rng(4)
+    mask = random_mask(rng, widths=(9, 8, 7, 4), density=0.5)
+    permuted = permute_hidden(mask, random_perms(rng, mask))
+    assert permuted != mask
+    assert fitness_key(mask) == fitness_key(permuted) == canon.class_key(mask)  # isomorphs: one class
+    ticket = fitness_key(mask, "ticket")
+    assert ticket.startswith("mask-v1:") and len(ticket) == len("mask-v1:") + 32
+    assert ticket == fitness_key(mask.copy(), "ticket")  # an exact repeat
+    assert ticket != fitness_key(permuted, "ticket")  # under a fixed θ₀ a permuted mask is another network
+    assert (key_version("topology"), key_version("ticket")) == (canon.VERSION, "mask-v1")
+    with pytest.raises(ConfigError, match=r"^unknown fitness mode 'lucky' \(known: topology, ticket\)$"):
+        fitness_key(mask, "lucky")
+
+
+def test_a_ticket_mode_search_keys_masks_exactly_and_resumes(tmp_path) -> None:
+    from helpers import tiny_config
+
+    import lotterysearch as ls
+    from lotterysearch.fitness import fitness_key
+
+    cfg = tiny_config(evaluator="local", fitness={"mode": "ticket"}, ga={"align": False, "generations": 2})
+    run = ls.create_run(cfg, tmp_path)
+    run.optimize(2)
+    run.close()
+    with ls.open_run(tmp_path, "tiny-001") as again:
+        again.resume()
+        everyone = again.individuals()
+        assert all(i.class_key.startswith("mask-v1:") for i in everyone)
+        for i in everyone:  # the key is the mask's own bits
+            assert i.class_key == fitness_key(i.mask, "ticket")
+        by_key: dict[str, set[bytes]] = {}
+        for i in everyone:
+            by_key.setdefault(i.class_key, set()).add(i.packed)
+        assert all(len(v) == 1 for v in by_key.values())  # one mask per key: only repeats are skipped
+        versions = {c.algo_version for c in again.store.classes(again.id).values()}
+        assert versions == {"mask-v1"}
