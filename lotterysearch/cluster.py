@@ -42,7 +42,7 @@ from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_batch, breed_result
 from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key
 from lotterysearch.masks import Mask, check_mode
-from lotterysearch.models import build_model
+from lotterysearch.models import build_model, is_mlp
 from lotterysearch.operators import VariationConfig
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
@@ -404,7 +404,11 @@ class EvaluatorPool:
         self.ready_timeout = float(ready_timeout)
         if batch is None:
             try:
-                batch = networks_per_batch(mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size)
+                batch = (
+                    networks_per_batch(mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size)
+                    if is_mlp(model_spec)
+                    else 1  # convnets train one at a time
+                )
             except LotterySearchError:
                 batch = 1  # a bad spec: the evaluators report it with their own message
         self.batch = int(batch)

@@ -345,7 +345,8 @@ def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
     check_one_of("evaluator", cfg.evaluator, EVALUATORS)
     try:
         build_model(cfg.model, 0)
-        require_mlp(cfg.model, "searches and IMP runs")  # class keys are defined for MLPs only
+        if isinstance(cfg, IMPConfig):
+            require_mlp(cfg.model, "IMP runs")  # the layerwise output-layer rate is an MLP's
     except LotterySearchError as e:
         raise ConfigError(f"field 'model': {e}") from None
     check_field(

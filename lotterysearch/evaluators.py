@@ -207,13 +207,14 @@ class LocalEvaluator:
         chunk: int | None = None,
     ) -> None:
         from lotterysearch.batched import mlp_widths, networks_per_batch
-        from lotterysearch.models import build_model
+        from lotterysearch.models import build_model, is_mlp
 
         self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
         self.threads = max(1, int(threads))
         model = build_model(model_spec, 0)
-        widths = mlp_widths(model)[0]
-        self.chunk = chunk or networks_per_batch(widths, fitness.batch_size)
+        # convnets train one at a time (``fitness.evaluate_masks``): one mask per call
+        batched = networks_per_batch(mlp_widths(model)[0], fitness.batch_size) if is_mlp(model_spec) else 1
+        self.chunk = chunk or batched
         self.shapes = Mask.ones(model).shapes
         self.known: set[str] = set()  # classes published by the driver (``breed`` skips them)
 

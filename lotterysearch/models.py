@@ -335,9 +335,9 @@ def is_mlp(spec: str) -> bool:
 
 
 def require_mlp(spec: str, what: str) -> None:
-    """``what`` (e.g. "searches and IMP runs") takes MLP specs only: a one-line ``ModelError`` otherwise."""
+    """``what`` (e.g. "IMP runs") takes MLP specs only: a one-line ``ModelError`` otherwise."""
     if not is_mlp(spec):
-        raise ModelError(f"{spec} is a convnet; {what} take mlp specs only so far")
+        raise ModelError(f"{spec} is a convnet; {what} take mlp specs only")
 
 
 def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:

@@ -91,3 +91,21 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path) -> None:
         ls.open_run(tmp_path / "ws", "tiny-009")
     with pytest.raises(ConfigError, match=r"^config file 'missing.toml' does not exist$"):
         ls.search("missing.toml", tmp_path / "ws")
+
+
+def test_a_search_on_a_convnet_runs_resumes_and_keys_channels_as_units(tmp_path) -> None:
+    from lotterysearch import canon
+
+    cfg = tiny_config(dataset="digits", model="conv:8x8x1:4-M:6-10", evaluator="local", ga={"generations": 2})
+    run = ls.create_run(cfg, tmp_path)
+    run.optimize(2)
+    run.close()
+    with ls.open_run(tmp_path, "tiny-001") as again:
+        again.resume()
+        assert (again.status, again.generation) == ("finished", 2)
+        everyone = again.individuals()
+        assert len(everyone) == 8 * 3
+        assert everyone[0].mask.shapes == {"conv1": (4, 1, 3, 3), "fc1": (6, 64), "fc2": (10, 6)}
+        for ind in everyone:  # conv keys: channels interchangeable, kernel patterns as edge labels
+            assert ind.class_key == canon.class_key(ind.mask)
+        assert again.front() == pareto.front(everyone)
