@@ -131,7 +131,7 @@ def mlp_widths(model: nn.Module) -> tuple[tuple[int, ...], bool]:
     for name, layer in named.items():
         if layer.weight.dim() != 2:
             raise ModelError(
-                f"batched training supports MLPs only so far; layer '{name}' is a convolution "
+                f"batched training takes MLPs only; layer '{name}' is a convolution "
                 f"(weight {list(layer.weight.shape)})"
             )
     layers = list(named.values())

@@ -48,6 +48,8 @@ from lotterysearch.operators import VariationConfig
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
 CONNECT_TIMEOUT_S = 5.0
+KEYS_TIMEOUT_S = 30.0  # how long class keys wait for the evaluators before the driver computes them
+KEY_MARGIN_S = 0.1  # and per mask of the largest chunk (a LeNet-300-100 key takes 2-15 ms)
 
 # The failures of a worker process or node, as opposed to an exception raised by the evaluation itself:
 # only these are retried.
@@ -615,18 +617,35 @@ class EvaluatorPool:
         worker is lost meanwhile (a key is a pure function of the mask, so where it is computed is moot)."""
         if not packed:
             return []
-        self.warm_up(self.ready_timeout)
+        self.warm_up(0)  # take the evaluators that are ready now: never wait on one stuck restarting
         actors = [a for a in self._actors if a.ready]
         shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
         if not actors:
-            return [fitness_key(Mask.unpack(p, shapes), self.fitness_cfg.mode) for p in packed]
+            return [self._key_here(p, shapes) for p in packed]
         step = math.ceil(len(packed) / len(actors))
         chunks = [packed[i : i + step] for i in range(0, len(packed), step)]
         refs = [a.handle.class_keys.remote(c, shapes) for a, c in zip(actors, chunks, strict=False)]
-        try:
-            return [key for part in ray.get(refs) for key in part]
-        except WORKER_LOST:
-            return [fitness_key(Mask.unpack(p, shapes), self.fitness_cfg.mode) for p in packed]
+        # An actor whose node died may wait to restart for as long as no node has room for it: what has
+        # not come back within KEYS_TIMEOUT_S (plus a margin per mask) is keyed here instead.
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=KEYS_TIMEOUT_S + KEY_MARGIN_S * step)
+        done = set(ready)
+        keys: list[str] = []
+        for ref, chunk, actor in zip(refs, chunks, actors, strict=False):
+            part = None
+            if ref in done:
+                try:
+                    part = ray.get(ref)
+                except WORKER_LOST:
+                    part = None
+            if part is None:  # lost or stuck: no work for it until it answers ``info`` again
+                if actor.ready:
+                    self._probe(actor)
+                part = [self._key_here(p, shapes) for p in chunk]
+            keys += part
+        return keys
+
+    def _key_here(self, packed: bytes, shapes: Mapping[str, tuple[int, ...]]) -> str:
+        return fitness_key(Mask.unpack(packed, shapes), self.fitness_cfg.mode)
 
     def _stream(
         self,

@@ -322,7 +322,7 @@ def check_chain(mask: Mask) -> None:
     for name, shape in shapes:
         if len(shape) > 2:
             raise MaskError(
-                f"mask layer '{name}' has shape {list(shape)}, a convolution: this supports MLP masks only so far"
+                f"mask layer '{name}' has shape {list(shape)}, a convolution: this takes MLP masks only"
             )
         if len(shape) != 2:
             raise MaskError(f"mask layer '{name}' has shape {list(shape)}, expected a 2-D [out, in] weight")

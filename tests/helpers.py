@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import signal
+import subprocess
 from typing import Any
 
 from lotterysearch.config import SearchConfig, parse_config
@@ -76,3 +79,15 @@ def brute_front(objs) -> list[int]:
         return p[0] >= q[0] and p[1] <= q[1] and p != q
 
     return [i for i, q in enumerate(objs) if not any(dominates(p, q) for p in objs)]
+
+
+def sigkill(driver: subprocess.Popen) -> None:
+    """SIGKILL a driver started in a session of its own (``start_new_session=True``), with every process it
+    started (its Ray workers), and reap it: the crash the resume tests recover from. A driver already reaped
+    is left alone (its pid may belong to another process by now)."""
+    if driver.returncode is None:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    driver.wait(30)

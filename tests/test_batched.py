@@ -332,10 +332,10 @@ def test_batching_and_compaction_name_their_mlp_only_limit(data) -> None:
     with pytest.raises(ModelError) as e:
         NetworkBatch([net], [Mask.ones(net)])
     assert str(e.value) == (
-        "batched training supports MLPs only so far; layer 'conv1' is a convolution (weight [25, 1, 5])"
+        "batched training takes MLPs only; layer 'conv1' is a convolution (weight [25, 1, 5])"
     )
     with pytest.raises(MaskError) as e:
         compaction(Mask.ones(net))
     assert str(e.value) == (
-        "mask layer 'conv1' has shape [25, 1, 5], a convolution: this supports MLP masks only so far"
+        "mask layer 'conv1' has shape [25, 1, 5], a convolution: this takes MLP masks only"
     )

@@ -13,7 +13,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import sigkill, tiny_config
 
 import lotterysearch as ls
 from lotterysearch import api, confirmation, report
@@ -427,12 +426,9 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
             assert driver.poll() is None, driver.stdout.read().decode()[-2000:]
             assert time.monotonic() < deadline, "no confirmation committed in 300 s"
             time.sleep(0.02)
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(30)
+        sigkill(driver)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(30)
+        sigkill(driver)
     partial = stored(killed, run_id)
     assert 1 <= len(partial) < 4, "every training finished before the kill: make the protocol longer"
     code, out, err = cli(capsys, *argv, "--workspace", str(killed))

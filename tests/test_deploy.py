@@ -103,7 +103,9 @@ def test_the_image_is_rays_own_for_the_pinned_ray_and_python():
     env = " ".join(rest for op, rest in steps if op == "ENV")
     assert "LOTTERYSEARCH_CACHE=/opt/lotterysearch/cache" in env  # where the build generates MNIST-1D
     assert any(op == "RUN" and "load_dataset('mnist1d')" in rest for op, rest in steps)
-    assert any(op == "RUN" and "[cluster,digits,dashboard]" in rest for op, rest in steps)  # compose's dashboard
+    assert any(
+        op == "RUN" and "[cluster,digits,dashboard]" in rest for op, rest in steps
+    )  # compose's dashboard
     # No token in the image: nothing about it in any instruction, and the context holds only the package.
     assert not [rest for op, rest in steps if "AUTH_TOKEN" in rest]
     copied = {src.rstrip("/") for op, rest in steps if op == "COPY" for src in rest.split()[:-1]}

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import tiny_config
+from helpers import sigkill, tiny_config
 
 import lotterysearch as ls
 from lotterysearch import api, pareto
@@ -357,12 +356,9 @@ def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys
         # a second driver of the live run is refused before it writes anything
         with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
             second.optimize()
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(30)
+        sigkill(driver)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(30)
+        sigkill(driver)
     assert str(e.value) == (
         f"run 't-001' is being driven by pid {driver.pid} on {platform.node()}; stop that process or wait"
         " for it to end"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_config, tiny_toml
+from helpers import sigkill, tiny_config, tiny_toml
 
 from lotterysearch import api
 from lotterysearch.config import SearchConfig, load_config
@@ -141,12 +141,9 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
         # a second driver of the live run is refused before it writes anything
         with api.open_run(killed_ws, state["run_id"]) as second, pytest.raises(StoreError) as e:
             second.optimize()
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(30)
+        sigkill(driver)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(30)
+        sigkill(driver)
     run_id = state["run_id"]
     assert str(e.value) == (
         f"run '{run_id}' is being driven by pid {driver.pid} on {platform.node()}; stop that process or wait"

@@ -232,7 +232,7 @@ def test_conv_masks_name_what_supports_mlps_only() -> None:
     with pytest.raises(MaskError) as e:
         check_chain(mask)
     assert str(e.value) == (
-        "mask layer 'conv1' has shape [3, 2, 3, 3], a convolution: this supports MLP masks only so far"
+        "mask layer 'conv1' has shape [3, 2, 3, 3], a convolution: this takes MLP masks only"
     )
     broken = Mask({"conv1": np.ones((3, 2, 3, 3)), "fc1": np.ones((5, 10))})
     with pytest.raises(MaskError) as e:

@@ -5,7 +5,6 @@ worker-side lookup of published classes, on Ray too; and the config switch."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from collections import deque
 
 import numpy as np
 import pytest
-from helpers import tiny_config, tiny_toml
+from helpers import sigkill, tiny_config, tiny_toml
 
 import lotterysearch as ls
 from lotterysearch import operators, pareto
@@ -179,12 +178,9 @@ def test_a_sigkilled_steady_state_driver_keeps_every_class_it_received(tmp_path)
                 break
             seen = now
             time.sleep(0.2)
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(30)
+        sigkill(driver)
     finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait(30)
+        sigkill(driver)
     with Store.open(ws) as store:
         run_id = store.runs()[0].id
         committed = {i.id for i in store.individuals(run_id)}
