@@ -32,7 +32,7 @@ from lotterysearch.training import train
 
 CONFIGS = {"small": "lenet_imp_small.toml", "large": "lenet_imp_large.toml"}
 ROUNDS = (0, 3, 7, 12, 15, 18)  # 100, 51.3, 21.1, 7.0, 3.6, 1.9 % of the weights (layerwise 20% / 10%)
-REINIT_SEED = 1000  # the reinit control's init seeds: 1000 + the trajectory's seed, far from any init
+REINIT_SEED = 1000  # the reinit control's init seed, far from every trajectory's
 METHODS = ("ticket", "reinit", "synflow", "random")
 LABELS = {
     "ticket": "winning ticket (IMP, own init)",
@@ -104,7 +104,10 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
             rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}
             by_id = {i.id: i for i in imp_run.individuals()}
         chosen = [rounds[(t, k)].individual_id for k in ROUNDS if k > 0 for t in range(len(seeds))]
-        ctx.progress(f"[lth] confirming {len(chosen)} tickets: own init and reinit from seed {REINIT_SEED}")
+        ctx.progress(
+            f"[lth] confirming {len(chosen)} tickets from init seed {REINIT_SEED}; from their own init a ticket's"
+            " confirmation is its round"
+        )
         ls.confirm(ws, run_id, ids=chosen, reinit_seeds=[REINIT_SEED], local=cfg.evaluator == "local")
         with ls.open_run(ws, run_id) as again:
             confirmed = {(c.individual_id, c.init): c.result.as_dict() for c in again.confirmations()}
@@ -119,10 +122,6 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
             masks[(t, k)] = ind.mask
             points["ticket"].setdefault(str(k), []).append(_point(rec.result, ind.density, s))
             if k > 0:
-                if confirmed[(ind.id, "own")] != rec.result:  # the same training, twice: a broken invariant
-                    raise RuntimeError(
-                        f"confirming ticket {ind.id} from its own init did not repeat its round"
-                    )
                 points["reinit"].setdefault(str(k), []).append(
                     _point(confirmed[(ind.id, "reinit")], ind.density, s)
                 )
@@ -159,7 +158,7 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
             "ticket": _overlap(compare_masks([masks[(t, k)] for t in range(len(seeds))], rng_k)),
             "synflow": _overlap(compare_masks([synflow[(t, k)] for t in range(len(seeds))], rng_k)),
         }
-    total_steps = cfg.training.steps * (len(seeds) * (cfg.imp.rounds + 1) + 4 * len(chosen))
+    total_steps = cfg.training.steps * (len(seeds) * (cfg.imp.rounds + 1) + 3 * len(chosen))
     return {
         "model": cfg.model,
         "seeds": list(seeds),

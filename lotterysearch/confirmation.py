@@ -445,12 +445,13 @@ class Plan:
     protocol: Protocol
     reinit_seeds: tuple[int, ...]
     jobs: list[Job]
-    todo: list[Job]  # the jobs not yet stored
+    todo: list[Job]  # the jobs not yet stored, to train
     inits: RunInits
+    from_rounds: dict[tuple[int, str, int], dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def stored(self) -> int:
-        return len(self.jobs) - len(self.todo)
+        return len(self.jobs) - len(self.todo) - len(self.from_rounds)
 
 
 def resolve_protocol(inits: RunInits, run_id: str, protocol: TrainingConfig | str | Path | None) -> Protocol:
@@ -505,8 +506,23 @@ def plan(
         )
     jobs = plan_jobs(individuals, inits, proto, reinit)
     done = {(r.individual_id, r.init, r.seed) for r in store.confirmations(run_id, proto.key)}
-    todo = [j for j in jobs if j.key not in done]
-    return Plan(run_id, individuals, proto, reinit, jobs, todo, inits)
+    rounds = round_results(store, run_id, inits, proto)
+    from_rounds = {j.key: rounds[j.key] for j in jobs if j.key not in done and j.key in rounds}
+    todo = [j for j in jobs if j.key not in done and j.key not in from_rounds]
+    return Plan(run_id, individuals, proto, reinit, jobs, todo, inits, from_rounds)
+
+
+def round_results(
+    store: Store, run_id: str, inits: RunInits, proto: Protocol
+) -> dict[tuple[int, str, int], dict[str, Any]]:
+    """An IMP ticket's own-init training under its run's own protocol is its round's training (``train_job``
+    repeats it to the bit), so the round's stored numbers are that confirmation: by job key, none for a
+    search or another protocol."""
+    if inits.kind != "imp" or inits.training is None:
+        return {}
+    if Protocol(inits.training, inits.model, inits.mode).key != proto.key:
+        return {}
+    return {(r.individual_id, "own", r.trajectory): r.result for r in store.imp_rounds(run_id)}
 
 
 OnResult = Callable[[Job, dict[str, Any]], None]
@@ -521,14 +537,24 @@ def run_plan(
     address: str | None = None,
     on_result: OnResult | None = None,
 ) -> None:
-    """Train the plan's jobs not yet stored, committing each as it finishes, under the run's driver lock."""
-    if not p.todo:
+    """Train the plan's jobs not yet stored, committing each as it finishes, under the run's driver lock;
+    the own-init confirmations an IMP run's rounds already are (``Plan.from_rounds``) are committed first."""
+    if not p.todo and not p.from_rounds:
         return
     from lotterysearch.jobs import Jobs, LocalJobs, RayJobs
 
-    data = data if data is not None else p.inits.data()
-    in_process = local if local is not None else p.inits.local
     with store.driving(p.run_id):
+        by_job = {j.key: j for j in p.jobs}
+        for key, result in p.from_rounds.items():
+            store.record_confirmation(
+                ConfirmationRecord(p.run_id, key[0], key[1], key[2], p.protocol.key, result)
+            )
+            if on_result is not None:
+                on_result(by_job[key], result)
+        if not p.todo:
+            return
+        data = data if data is not None else p.inits.data()
+        in_process = local if local is not None else p.inits.local
         runner: Jobs = (
             LocalJobs(train_job, data)
             if in_process
@@ -598,11 +624,13 @@ def plan_summaries(store: Store, p: Plan) -> dict[int, Confirmed]:
 def plan_line(p: Plan) -> str:
     """What a confirmation will do: individuals, protocol, trainings stored and to train."""
     n = len(p.individuals)
-    reinit = f" + reinit seeds {', '.join(map(str, p.reinit_seeds))}" if p.reinit_seeds else ""
+    seeds = f"seed{'s' * (len(p.reinit_seeds) != 1)} {', '.join(map(str, p.reinit_seeds))}"
+    reinit = f" + reinit {seeds}" if p.reinit_seeds else ""
     return (
         f"confirming {n} individual{'s' * (n != 1)} of run {p.run_id} under protocol {p.protocol.key}"
         f" ({p.protocol.describe()}): {len(p.jobs)} trainings (own init{reinit}), {p.stored} stored,"
-        f" {len(p.todo)} to train"
+        + (f" {len(p.from_rounds)} from their IMP rounds," if p.from_rounds else "")
+        + f" {len(p.todo)} to train"
     )
 
 

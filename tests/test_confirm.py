@@ -434,7 +434,7 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
     code, out, err = cli(capsys, *argv, "--workspace", str(killed))
     assert code == 0, err
     assert out.splitlines()[0].endswith(
-        f"4 trainings (own init + reinit seeds 1000), {len(partial)} stored, {4 - len(partial)} to train"
+        f"4 trainings (own init + reinit seed 1000), {len(partial)} stored, {4 - len(partial)} to train"
     )
     assert sum(bool(JOB_LINE.match(line)) for line in out.splitlines()) == 4 - len(partial)
     code, clean_out, err = cli(capsys, *argv, "--workspace", str(clean))
@@ -492,14 +492,24 @@ def imp_run(workspace: Path, rewind: int) -> str:
 @pytest.mark.parametrize("rewind", [0, 20])
 def test_an_imp_ticket_retrained_from_its_own_init_repeats_its_round(tmp_path, rewind) -> None:
     """Without --protocol an IMP run is confirmed under its own protocol, so each ticket's own-init training
-    is its round's training again, to the bit; the reinit starts at the rewind step from fresh weights."""
+    is its round's training again, to the bit: the round's numbers are stored as that confirmation, not
+    trained again; the reinit starts at the rewind step from fresh weights."""
     ws = tmp_path / "ws"
     run_id = imp_run(ws, rewind)
+    with Store.open(ws) as store:
+        p = confirmation.plan(store, run_id, reinit_seeds=(1000,))
+        data = confirmation.run_inits(store, run_id).data()
+    assert len(p.from_rounds) == 6 and len(p.todo) == 6 and all(j.init.init == "reinit" for j in p.todo)
+    assert confirmation.plan_line(p).endswith(
+        "12 trainings (own init + reinit seed 1000), 0 stored, 6 from their IMP rounds, 6 to train"
+    )
+    own_jobs = [j for j in p.jobs if j.init.init == "own"]
+    for job in (own_jobs[1], own_jobs[-1]):  # a pruned ticket of each trajectory, trained for real
+        assert confirmation.train_job(data, job) == p.from_rounds[job.key]
     summaries = ls.confirm(ws, run_id, reinit_seeds=(1000,), local=True)
     with Store.open(ws) as store:
         rounds = store.imp_rounds(run_id)
         individuals = store.individuals(run_id)
-        data = confirmation.run_inits(store, run_id).data()
     assert list(summaries) == [i.id for i in individuals] and len(rounds) == 6
     key = Protocol(TrainingConfig(steps=60, eval_every=10), "mlp:16-24-24-4").key
     results = stored(ws, run_id)
