@@ -8,6 +8,10 @@ on-disk location is derived here, as in OpenLTH). The store is what makes a sear
 * each generation (its new individuals, population, front, hypervolume and the RNG states) is committed in
   one transaction (``commit_generation``), so a resumed run restarts exactly after the last whole generation.
 
+Each mask is written once: an individual whose mask is its class's representative, byte for byte (the
+member a class was trained for, usually), stores a zero-length mask that reads back as the representative
+(schema version 3). A class whose representative is replaced first gives such individuals their bytes.
+
 The file is in WAL mode, so ``lotterysearch runs`` / ``front`` read while the driver (the only writer)
 commits. It carries a fixed ``PRAGMA application_id`` and a ``meta`` table; a file that is not ours, or is
 damaged, is refused with a one-line ``StoreError`` and never written to. This module imports neither torch
@@ -40,7 +44,10 @@ if TYPE_CHECKING:
 
 STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
-SCHEMA_VERSION = 2  # 2: IMP rounds and confirmations (a version-1 store gains their tables on open)
+# 2: IMP rounds and confirmations (a version-1 store gains their tables on open); 3: an individual's
+# zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused)
+SCHEMA_VERSION = 3
+READABLE_SINCE = 2  # a version-2 store reads as version 3 (it holds no referenced masks): no migration
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -89,7 +96,7 @@ CREATE TABLE individuals (
     run_id TEXT NOT NULL REFERENCES runs(id),
     id INTEGER NOT NULL,
     generation INTEGER NOT NULL,
-    mask BLOB NOT NULL,
+    mask BLOB NOT NULL,  -- zero-length: the same bytes as its class's representative (version 3)
     parents TEXT NOT NULL,
     operator TEXT NOT NULL,
     origin TEXT NOT NULL,
@@ -506,8 +513,8 @@ class Store:
 
         A file that is not ours or is damaged raises ``StoreError`` and is left untouched. ``readonly``
         opens it with SQLite's ``mode=ro`` and ``query_only``: every write fails, nothing is migrated (a
-        store of an older schema is refused with the command that upgrades it), and a WAL reader sees each
-        commit of a live writer without blocking it.
+        store older than ``READABLE_SINCE`` is refused with the command that upgrades it), and a WAL reader
+        sees each commit of a live writer without blocking it.
         """
         if readonly and create:
             raise StoreError("a store opened read-only cannot be created")
@@ -534,7 +541,7 @@ class Store:
         try:
             version = cls._check_meta(paths.store, conn)
             if readonly:
-                if version < SCHEMA_VERSION:
+                if version < READABLE_SINCE:
                     raise StoreError(
                         f"store '{paths.store}' has schema version {version}; upgrade it once with"
                         f" `lotterysearch runs --workspace {paths.root}` before reading it read-only"
@@ -582,7 +589,9 @@ class Store:
         return version
 
     def _migrate(self) -> None:
-        """Bring a version-1 store to this version in one transaction: add the tables it lacks."""
+        """Bring an older store to this version in one transaction: a version-1 store gains the tables it
+        lacks; a version-2 store only its number (its masks are all stored whole, which version 3 reads as
+        they are; only masks written from now on reference their class's)."""
         with self._write() as conn:
             for statement in _SCHEMA_V2.split(";"):
                 if statement.strip():
@@ -661,6 +670,19 @@ class Store:
             "SELECT MIN(id), MAX(id) FROM individuals WHERE run_id = ?", (run_id,)
         ).fetchone()
         return "it has no individuals yet" if lo is None else f"its ids run from {lo} to {hi}"
+
+    @staticmethod
+    def _existing_keys(conn: sqlite3.Connection, run_id: str, keys: set[str]) -> set[str]:
+        found: set[str] = set()
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), _CHUNK):
+            chunk = ordered[i : i + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT key FROM classes WHERE run_id = ? AND key IN ({marks})", (run_id, *chunk)
+            )
+            found.update(r[0] for r in rows)
+        return found
 
     def _existing_ids(self, conn: sqlite3.Connection, run_id: str, ids: Sequence[int]) -> set[int]:
         found: set[int] = set()
@@ -794,12 +816,17 @@ class Store:
     @staticmethod
     def _insert_class(conn: sqlite3.Connection, run_id: str, record: ClassRecord) -> None:
         old = conn.execute(
-            "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, record.key)
+            "SELECT fidelity, representative FROM classes WHERE run_id = ? AND key = ?", (run_id, record.key)
         ).fetchone()
         if old is not None and record.fidelity <= old[0]:
             raise StoreError(
                 f"class '{record.key}' of run '{run_id}' is already recorded at fidelity {old[0]:g}; "
                 "look classes up before training them"
+            )
+        if old is not None and old[1] != record.representative:  # its members' references keep their bytes
+            conn.execute(
+                "UPDATE individuals SET mask = ? WHERE run_id = ? AND class_key = ? AND length(mask) = 0",
+                (old[1], run_id, record.key),
             )
         conn.execute(
             "INSERT OR REPLACE INTO classes (run_id, key, algo_version, individual_id, representative,"
@@ -887,15 +914,15 @@ class Store:
             expected = 0 if last is None else last + 1
             if gen != expected:
                 raise StoreError(f"run '{run_id}' expects generation {expected} next, not {gen}")
-            dup = sorted(
-                {i for i in new_ids if new_ids.count(i) > 1} | self._existing_ids(conn, run_id, new_ids)
-            )
+            seen: set[int] = set()
+            twice = {i for i in new_ids if i in seen or seen.add(i)}
+            dup = sorted(twice | self._existing_ids(conn, run_id, new_ids))
             if dup:
                 raise StoreError(
                     f"individual ids {dup} already exist in run '{run_id}'; take ids from next_individual_id"
                 )
-            known = {r[0] for r in conn.execute("SELECT key FROM classes WHERE run_id = ?", (run_id,))}
-            unknown = sorted({i.class_key for i in individuals} - known)
+            keys = {i.class_key for i in individuals}
+            unknown = sorted(keys - self._existing_keys(conn, run_id, keys))
             if unknown:
                 raise StoreError(
                     f"run '{run_id}' has no recorded class {unknown[:3]}; record_evaluation before committing"
@@ -916,10 +943,16 @@ class Store:
 
     @staticmethod
     def _insert_individuals(conn: sqlite3.Connection, run_id: str, individuals: Sequence[Individual]) -> None:
+        """Insert rows; a mask equal to its class's representative is stored as a zero-length reference
+        (compared by SQLite, so the representative is not read into Python)."""
+        empty = [i.id for i in individuals if not i.packed]
+        if empty:
+            raise StoreError(f"individuals {empty[:3]} of run '{run_id}' have an empty mask")
         conn.executemany(
             "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
             " accuracy, density, effective_density, evaluated, fidelity)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
+            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             [
                 (
                     run_id,
@@ -1073,9 +1106,12 @@ class Store:
                 for r in conn.execute(f"{self._GEN_SELECT} ORDER BY gen", (run_id,))
             ]
 
-    _IND_SELECT = (
-        "SELECT run_id, id, generation, mask, parents, operator, origin, class_key, accuracy, density,"
-        " effective_density, evaluated, fidelity FROM individuals WHERE run_id = ?"
+    _IND_SELECT = (  # a zero-length mask is the class's representative
+        "SELECT i.run_id, i.id, i.generation,"
+        " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END, i.parents, i.operator,"
+        " i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity"
+        " FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
+        " WHERE i.run_id = ?"
     )
 
     @staticmethod
@@ -1114,13 +1150,13 @@ class Store:
             self._require_run(conn, run_id)
             shapes = self._shapes(conn, run_id)
             if ids is None:
-                rows = conn.execute(f"{self._IND_SELECT} ORDER BY id", (run_id,))
+                rows = conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,))
                 return [self._individual_record(r, shapes) for r in rows]
             ids = [int(i) for i in ids]
             found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
                 marks = ", ".join("?" * len(chunk))
-                for r in conn.execute(f"{self._IND_SELECT} AND id IN ({marks})", (run_id, *chunk)):
+                for r in conn.execute(f"{self._IND_SELECT} AND i.id IN ({marks})", (run_id, *chunk)):
                     found[r[1]] = self._individual_record(r, shapes)
             missing = sorted(set(ids) - found.keys())
             if missing:
@@ -1132,7 +1168,7 @@ class Store:
     def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            row = conn.execute(f"{self._IND_SELECT} AND id = ?", (run_id, int(id))).fetchone()
+            row = conn.execute(f"{self._IND_SELECT} AND i.id = ?", (run_id, int(id))).fetchone()
             if row is None:
                 raise StoreError(
                     f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"

@@ -537,7 +537,7 @@ _KILLED_WRITER = textwrap.dedent(
 
     # 40 masks of 200 kB overflow SQLite's 2 MB page cache, so pages spill into the WAL before COMMIT.
     big = [an_individual(i, 3, "k3", packed=bytes(range(256)) * 800) for i in range(6, 46)]
-    s._db.set_progress_handler(kill_once_uncommitted_pages_reach_the_wal, 2000)
+    s._db.set_progress_handler(kill_once_uncommitted_pages_reach_the_wal, 50)
     s.commit_generation(run_id, 3, big, a_generation(3, list(range(6, 46))))
     print("not killed", flush=True)
     """
@@ -816,7 +816,7 @@ def test_a_version_1_store_gains_the_new_tables_on_open_and_keeps_its_runs(tmp_p
         assert s.imp_rounds(run_id) == [] and s.confirmations(run_id) == []
     conn = sqlite3.connect(ws / STORE_FILENAME)
     try:
-        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "2"
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"imp_rounds", "confirmations"} <= tables
     finally:
@@ -858,3 +858,66 @@ def test_imp_rounds_and_confirmations_round_trip(tmp_path):
             s.record_confirmation(own)
         with pytest.raises(StoreError, match=rf"^no individual 9 in run '{run_id}'"):
             s.record_confirmation(ConfirmationRecord(run_id, 9, "own", 7, "p1", {}))
+
+
+# ---- schema version 3: each mask written once ------------------------------------------------------------
+def stored_lengths(ws: Path) -> dict[int, int]:
+    """Bytes each individual's row holds for its mask, read past the store."""
+    conn = sqlite3.connect(ws / STORE_FILENAME)
+    try:
+        return dict(conn.execute("SELECT id, length(mask) FROM individuals ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def test_a_mask_equal_to_its_class_representative_is_stored_once(tmp_path):
+    rep, other = ALL_BYTES + b"k", ALL_BYTES[::-1] + b"k"
+    trained = an_individual(0, 0, "k", packed=rep, evaluated=True)
+    hit = an_individual(1, 0, "k", packed=other, evaluated=False)
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("k", representative=rep))
+        s.commit_generation(run_id, 0, [trained, hit], a_generation(0, [0, 1]))
+        assert stored_lengths(tmp_path) == {0: 0, 1: len(other)}
+        assert s.individuals(run_id) == [trained, hit] and s.individual(run_id, 0).packed == rep
+        assert s.individuals(run_id, [1, 0]) == [hit, trained]
+        with Store.open(tmp_path, readonly=True) as reader:
+            assert reader.individuals(run_id) == [trained, hit]
+        # a new representative (a longer training of another member) leaves its members' masks as they were
+        s.record_evaluation(run_id, a_class("k", 2, representative=other, fidelity=2.0))
+        assert stored_lengths(tmp_path) == {0: len(rep), 1: len(other)}
+        assert s.individuals(run_id) == [trained, hit]
+        s.commit_generation(run_id, 1, [an_individual(2, 1, "k", packed=other)], a_generation(1, [2]))
+        assert stored_lengths(tmp_path)[2] == 0 and s.individual(run_id, 2).packed == other
+        with pytest.raises(StoreError) as e:
+            s.commit_generation(run_id, 2, [an_individual(3, 2, "k", packed=b"")], a_generation(2, [3]))
+        assert str(e.value) == f"individuals [3] of run '{run_id}' have an empty mask"
+
+
+def test_a_version_2_store_reads_as_it_is_and_is_upgraded_by_a_writer(tmp_path):
+    """Version 2 stored every mask whole: readers take it unchanged, a writer only renumbers it."""
+    rep = ALL_BYTES + b"k"
+    inds = [an_individual(0, 0, "k", packed=rep), an_individual(1, 0, "k")]
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("k", representative=rep))
+        s.commit_generation(run_id, 0, inds, a_generation(0, [0, 1]))
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)  # what version 2 wrote: the mask itself
+    with conn:
+        conn.execute("UPDATE individuals SET mask = ? WHERE id = 0", (rep,))
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    with Store.open(tmp_path, readonly=True) as reader:
+        assert reader.individuals(run_id) == inds
+    assert stored_lengths(tmp_path) == {0: len(rep), 1: len(inds[1].packed)}
+    with Store.open(tmp_path) as s:
+        assert s.individuals(run_id) == inds
+        s.commit_generation(run_id, 1, [an_individual(2, 1, "k", packed=rep)], a_generation(1, [2]))
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)
+    try:
+        assert (
+            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "3" == str(SCHEMA_VERSION)
+        )
+    finally:
+        conn.close()
+    assert stored_lengths(tmp_path) == {0: len(rep), 1: len(inds[1].packed), 2: 0}
