@@ -162,7 +162,8 @@ class IMPSettings:
     one, then each pruned one): every round prunes ``rate`` of each layer's remaining weights by |θ| (the
     output layer at ``output_rate``; ``global``: ``rate`` of all by one threshold) and rewinds to the init
     (``rewind_step = 0``) or to the weights after ``rewind_step`` dense steps (Frankle & Carbin; Frankle et
-    al. 2020)."""
+    al. 2020). The output layer is the last prunable layer: an MLP's last, a convnet's last fully connected
+    layer (its classifier's logits, as Frankle & Carbin's Conv-2/4/6 prune their output layer at 10%)."""
 
     init_seeds: tuple[int, ...] = (0,)
     rounds: int = 10
@@ -338,15 +339,13 @@ def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
     """The top-level fields a search and an IMP run share: registries, the model spec, the run name."""
     from lotterysearch.data import DATASETS
     from lotterysearch.masks import MODES
-    from lotterysearch.models import build_model, require_mlp
+    from lotterysearch.models import build_model
 
     check_one_of("dataset", cfg.dataset, DATASETS)
     check_one_of("mode", cfg.mode, MODES)
     check_one_of("evaluator", cfg.evaluator, EVALUATORS)
     try:
         build_model(cfg.model, 0)
-        if isinstance(cfg, IMPConfig):
-            require_mlp(cfg.model, "IMP runs")  # the layerwise output-layer rate is an MLP's
     except LotterySearchError as e:
         raise ConfigError(f"field 'model': {e}") from None
     check_field(

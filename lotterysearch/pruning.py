@@ -451,7 +451,8 @@ def imp_round_plan(
 ) -> list[dict[str, int] | int]:
     """Kept counts after each of ``rounds`` IMP rounds (``imp_schedule(..., rounds=rounds)``): Frankle &
     Carbin's trajectory of a fixed number of rounds, each pruning ``rate`` of what is left (the output
-    layer at ``output_rate``, default rate/2, when layerwise). A round that would leave a layer (or, global,
+    layer at ``output_rate``, default rate/2, when layerwise; a convnet's output layer is its last fully
+    connected one). A round that would leave a layer (or, global,
     the network) without weights is a one-line ``PruningError``, before any training."""
     _check_choice(scope, SCOPES, "scope")
     output_rate = rate / 2 if output_rate is None else output_rate

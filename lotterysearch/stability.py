@@ -3,12 +3,13 @@ same network from different initializations?
 
 For init seeds s1..sN and each configured pruner and compression ρ, the N masks are compared pairwise with
 the metrics of ``lotterysearch.overlap``: raw Jaccard overlap, its chance level for masks with the same
-per-layer kept counts, the overlap after aligning hidden neurons, and, since alignment also raises the
-overlap of unrelated masks, the *aligned chance* level (the same alignment applied to two layerwise-shuffled
-copies, simulated, one draw per pair); isomorphism classes and direct vs effective density. Then:
+per-layer kept counts, the overlap after aligning hidden units (neurons; a convnet's channels), and, since
+alignment also raises the overlap of unrelated masks, the *aligned chance* level (the same alignment applied
+to two layerwise-shuffled copies, simulated, one draw per pair); isomorphism classes and direct vs effective
+density. Then:
 
 * accuracy after training each mask from its own init, from another seed's init, and a layerwise-shuffled
-  copy (same per-layer counts, random positions); and across isomorphic (hidden-neuron permuted) copies of
+  copy (same per-layer counts, random positions); and across isomorphic (hidden units permuted) copies of
   the first seed's mask, all from one init, beside the spread across seeds;
 * the rounding sensitivity: on one init, SynFlow with ``rounding="round"`` vs ``"reference"``.
 
@@ -579,7 +580,7 @@ def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
         s = (
             f"{r['pruner']} at ρ = {r['compression']:g}: the {n} masks are {same} "
             f"(raw J = {pm(j)} vs {c['mean']:.3f} by chance, κ = {pm(r['excess_overlap'])}); "
-            f"aligning hidden neurons gives J = {pm(al)} vs {alc['mean']:.3f} for aligned random masks; "
+            f"aligning hidden units gives J = {pm(al)} vs {alc['mean']:.3f} for aligned random masks; "
             f"{r['classes']} isomorphism class{'es' if r['classes'] != 1 else ''} among {n}"
         )
         a = r["accuracy"]
@@ -621,7 +622,8 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
         "J is the Jaccard overlap |A∩B|/|A∪B| of kept weights. *J chance* is the expected Jaccard of two "
         "independent random masks with the same per-layer kept counts (exact, from the hypergeometric "
         "distribution of each layer's intersection, E|A∩B| = Σ a_l·b_l/n_l). κ = (J − J chance)/(1 − J "
-        "chance). *J aligned* relabels the second mask's hidden neurons to best match the first; *J aligned, "
+        "chance). *J aligned* relabels the second mask's hidden units (neurons, a convnet's channels) to best "
+        "match the first; *J aligned, "
         "chance* does the same for two layerwise-shuffled copies. *classes*: distinct isomorphism classes "
         "of the effective subnetworks among the seeds.",
         "",
@@ -657,7 +659,7 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
             f"{t['batch_size']}, mode `{t['mode']}`). Dense: {pm(dense)}. *own init*: mask of seed s "
             "trained from the init of s; *another seed's init*: from the next seed's init; *layerwise "
             f"shuffled*: same per-layer counts, random positions, own init; *permuted copies*: "
-            f"{t['permuted_copies']} random hidden-neuron relabellings of the first seed's mask (isomorphic), "
+            f"{t['permuted_copies']} random relabellings of the first seed's hidden units (isomorphic), "
             "all from the first seed's init and batch order: their spread is the noise an isomorph adds.",
             "",
             acc,

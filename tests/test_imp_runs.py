@@ -328,12 +328,11 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
-    """SIGKILL ``lotterysearch imp`` once three rounds are committed; ``imp --resume`` trains only the rounds
-    left and ends with exactly the tickets of an uninterrupted run."""
-    _, reference = clean
+def kill_and_resume(tmp_path: Path, toml: str, reference: dict, total: int, capsys) -> None:
+    """SIGKILL ``lotterysearch imp`` once three of its ``total`` rounds are committed; ``imp --resume``
+    trains only the rounds left and ends with exactly ``reference``, the tickets of an uninterrupted run."""
     config = tmp_path / "imp.toml"
-    config.write_text(imp_toml())
+    config.write_text(toml)
     ws = tmp_path / "killed"
     driver = subprocess.Popen(
         [sys.executable, "-m", "lotterysearch.cli", "imp", str(config), "--workspace", str(ws), "--local"],
@@ -366,15 +365,20 @@ def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys
     with Store.open(ws) as store:
         assert store.run("t-001").status == "running"  # the driver had no chance to say otherwise
         committed = len(store.imp_rounds("t-001"))
-    assert 3 <= committed < 12, "the run finished before the kill: make the rounds longer"
+    assert 3 <= committed < total, "the run finished before the kill: make the rounds longer"
     capsys.readouterr()
     assert main(["imp", "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"resuming IMP run t-001 in {ws}: {committed} of 12 rounds committed"
+    assert lines[0] == f"resuming IMP run t-001 in {ws}: {committed} of {total} rounds committed"
     progress = [line for line in lines if line.startswith("seed ")]
-    assert len(progress) == 12 - committed  # nothing committed is trained again
-    assert lines[len(progress) + 1].startswith("run t-001 (finished): 12 IMP tickets, ")
+    assert len(progress) == total - committed  # nothing committed is trained again
+    assert lines[len(progress) + 1].startswith(f"run t-001 (finished): {total} IMP tickets, ")
     assert tickets(ws, "t-001") == reference
+
+
+def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
+    _, reference = clean
+    kill_and_resume(tmp_path, imp_toml(), reference, 12, capsys)
 
 
 def test_rounds_as_ray_tasks_give_the_in_process_numbers(ray_local, tmp_path) -> None:
@@ -513,3 +517,80 @@ def test_search_refuses_an_imp_config(tmp_path, capsys) -> None:
     with pytest.raises(ConfigError):
         load_config(tmp_path / "imp.toml")
     assert not (tmp_path / "w").exists()
+
+
+# ---- convnets -------------------------------------------------------------------------------------------
+# conv1 [4, 1, 3, 3] (36), a 2x2 pool, fc1 [6, 64] after the flatten (384), fc2 [10, 6] (60): 480 weights
+CONV = {
+    "dataset": "digits",
+    "model": "conv:8x8x1:4-M:6-10",
+    "imp": {"rounds": 5},
+    "training": {"steps": 40, "eval_every": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def clean_conv(tmp_path_factory) -> tuple[Path, dict]:
+    ws = tmp_path_factory.mktemp("clean_conv")
+    with ls.imp(imp_config(**CONV), ws) as run:
+        assert run.status == "finished"
+    return ws, tickets(ws, "t-001")
+
+
+def test_a_convnets_output_layer_is_its_last_fully_connected_layer() -> None:
+    """Layerwise: 20% of each convolution's and hidden layer's remaining weights per round, 10% of fc2's
+    (Python's round: 36·0.2 = 7.2 → 7, 384·0.2 = 76.8 → 77, 60·0.1 = 6)."""
+    assert round_plan(imp_config(**CONV))[:3] == [
+        {"conv1": 29, "fc1": 307, "fc2": 54},
+        {"conv1": 23, "fc1": 246, "fc2": 49},
+        {"conv1": 18, "fc1": 197, "fc2": 44},
+    ]
+
+
+def test_a_killed_conv_imp_run_resumes_to_the_same_tickets(tmp_path, clean_conv, capsys) -> None:
+    ws, reference = clean_conv
+    with ls.open_run(ws, "t-001") as run:
+        masks = [i.mask for i in run.individuals()]
+    assert [m.kept() for m in masks[::2]] == [480, 390, 318, 259, 212, 173]
+    assert all(m["conv1"].shape == (4, 1, 3, 3) for m in masks)
+    kill_and_resume(tmp_path, imp_toml(**CONV), reference, 12, capsys)
+
+
+def test_conv_tickets_confirm_from_their_own_init_and_a_reinit(clean_conv) -> None:
+    """Confirming a conv ticket from its own init repeats its round bit for bit; the reinit control is
+    another training."""
+    ws, reference = clean_conv
+    last = [r for r in reference["rounds"] if r[1] == 5]
+    ids = [r[2] for r in last]
+    summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
+    assert list(summaries) == ids
+    with ls.open_run(ws, "t-001") as run:
+        done = {(c.individual_id, c.init): c for c in run.confirmations()}
+    assert sorted(done) == sorted((i, init) for i in ids for init in ("own", "reinit"))
+    for _, _, individual_id, result, _ in last:
+        assert done[(individual_id, "own")].result.as_dict() == result
+        reinit = done[(individual_id, "reinit")]
+        assert reinit.seed == 1000 and reinit.result.as_dict() != result
+        assert summaries[individual_id].own.accuracies == (result["early_stop"]["test_accuracy"],)
+
+
+def test_conv_cli_errors_are_one_line(tmp_path, capsys) -> None:
+    ws = tmp_path / "ws"
+    cases = [
+        (
+            {**CONV, "dataset": "synthetic"},
+            "field 'model': conv:8x8x1:4-M:6-10 takes 8x8x1 inputs, dataset synthetic has 16 plain features",
+        ),
+        (
+            {**CONV, "imp": {"rounds": 2, "rate": 0.9, "output_rate": 0.9}},  # conv1: 36 → 4 → 0
+            "[imp] rounds = 2 would keep no weight of layer 'conv1' (none left after round 2)",
+        ),
+        (
+            {**CONV, "model": "conv:8x8x1:4-M-M:10"},
+            "field 'model': model spec 'conv:8x8x1:4-M-M:10': 'M' (max-pool) must follow a convolution",
+        ),
+    ]
+    for overrides, message in cases:
+        (tmp_path / "bad.toml").write_text(imp_toml(**overrides))
+        assert one_line_error(capsys, "imp", str(tmp_path / "bad.toml"), "--workspace", str(ws)) == message
+    assert not ws.exists()

@@ -166,15 +166,14 @@ def test_bad_conv_specs_are_one_line_errors(spec: str, message: str) -> None:
     assert str(e.value) == f"model spec '{spec}': {message}"
 
 
-def test_imp_runs_refuse_convnets_in_one_line_and_searches_take_them() -> None:
-    """IMP's layerwise schedule prunes the output layer at its own rate, an MLP's notion; a search takes a
-    convnet (its class keys treat channels as units)."""
+def test_imp_runs_and_searches_take_convnets() -> None:
+    """IMP's layerwise schedule prunes a convnet's last fully connected layer at the output rate; a search
+    takes a convnet too (its class keys treat channels as units)."""
     from dataclasses import replace
 
     from lotterysearch.config import IMPConfig, SearchConfig, validate, validate_imp
-    from lotterysearch.errors import ConfigError
 
-    with pytest.raises(ConfigError) as e:
-        validate_imp(replace(IMPConfig(), model="cnn1d:40:25k5-25-25:10"))
-    assert str(e.value) == "field 'model': cnn1d:40:25k5-25-25:10 is a convnet; IMP runs take mlp specs only"
+    assert (
+        validate_imp(replace(IMPConfig(), model="cnn1d:40:25k5-25-25:10")).model == "cnn1d:40:25k5-25-25:10"
+    )
     assert validate(replace(SearchConfig(), model="cnn1d:40:25k5-25-25:10")).model == "cnn1d:40:25k5-25-25:10"

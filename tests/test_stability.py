@@ -164,3 +164,62 @@ def test_run_stability_end_to_end(
     report = (out / "report.md").read_text()
     assert "![overlap vs compression](tiny_overlap.png)" in report
     assert "| synflow | 4 |" in report and "## Sensitivity to the rounding rule" in report
+
+
+# ---- convnets -----------------------------------------------------------------------------------------
+TINY_CONV = """
+name = "conv"
+dataset = "digits"
+model = "conv:8x8x1:4-M:6-10"
+init_seeds = [0, 1]
+[pruning]
+pruners = ["synflow", "magnitude"]
+compressions = [4, 20]
+[training]
+steps = 10
+pruners = ["synflow"]
+compressions = [4]
+permuted_copies = 2
+[rounding]
+seeds = []
+"""
+
+
+def test_run_stability_on_a_convnet(tmp_path: Path, one_thread: None) -> None:
+    """The study on a convnet: kernels are pruned whole-network (exact kept counts), channels are the
+    hidden units alignment relabels (aligned J of a mask and its permuted copy: 1), and a permuted copy
+    stays in its isomorphism class."""
+    metrics = run_stability(parse_stability_config(TINY_CONV), tmp_path, progress=lambda _: None)
+    assert metrics["layers"] == ["conv1", "fc1", "fc2"]
+    assert metrics["layer_sizes"] == {"conv1": 36, "fc1": 384, "fc2": 60}
+    assert metrics["max_compression"] == 160.0  # 480 weights / 3 layers
+    for r in metrics["results"]:
+        kept = round(480 / r["compression"])
+        assert r["density"] == {
+            "mean": pytest.approx(kept / 480),
+            "std": pytest.approx(0.0, abs=1e-12),
+            "n": 2,
+        }
+        assert r["aligned_jaccard"]["mean"] >= r["jaccard"]["mean"] - 1e-9
+        assert len(r["layer_density"]["conv1"]["per_seed"]) == 2
+    by = {(r["pruner"], r["compression"]): r for r in metrics["results"]}
+    acc = by[("synflow", 4.0)]["accuracy"]
+    assert acc["permuted_same_class"] is True and len(acc["permuted"]["values"]) == 2
+    assert by[("magnitude", 4.0)]["accuracy"] is None  # training.pruners: synflow only
+    assert "| synflow | 4 |" in (tmp_path / "report.md").read_text()
+
+
+def test_conv_stability_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_stability_config(TINY_CONV.replace("compressions = [4, 20]", "compressions = [4, 200]"))
+    assert str(e.value) == (
+        "field 'pruning.compressions' must be a non-empty list of numbers in [1, 160] (ρ_max of "
+        "conv:8x8x1:4-M:6-10), got [4.0, 200.0]"
+    )
+    cfg = parse_stability_config(TINY_CONV.replace('"digits"', '"synthetic"'))
+    with pytest.raises(ConfigError) as e:
+        run_stability(cfg, tmp_path, progress=lambda _: None)
+    assert (
+        str(e.value)
+        == "model conv:8x8x1:4-M:6-10 takes 8x8x1 inputs, dataset synthetic has 16 plain features"
+    )
