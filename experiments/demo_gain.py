@@ -53,8 +53,9 @@ class DemoSettings:
     ga_seeds: tuple[int, ...]  # the config's ``seed``: the GA's random numbers and the validation split
     retrain_seeds: tuple[int, ...]  # fresh inits for the test retraining (none is the fitness's seed 0)
     compressions: tuple[float, ...] = (10, 30, 100)  # fixed densities 1/ρ: the seeds' own (SynFlow at ρ)
-    generations: int | None = None  # None: the demo's
+    generations: int | None = None  # None: the config's
     evaluator: str = "ray"  # or "local"
+    config: Path = DEMO
 
 
 SETTINGS = {
@@ -65,7 +66,7 @@ SETTINGS = {
 
 def demo_config(s: DemoSettings, operators: str, seed: int, workspace: Path) -> SearchConfig:
     """The demo's config with one GA seed and one operator set."""
-    cfg = load_config(DEMO)
+    cfg = load_config(s.config)
     ga = dataclasses.replace(cfg.ga, generations=s.generations or cfg.ga.generations, **OPERATORS[operators])
     return dataclasses.replace(cfg, seed=seed, ga=ga, workspace=str(workspace), name=f"demo-{operators}")
 
@@ -135,8 +136,8 @@ def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:
             runs[j]["best"][d][k]["test"][str(r)] = acc
         jobs.close()
     return {
-        "config": DEMO.name,
-        "generations": s.generations or load_config(DEMO).ga.generations,
+        "config": s.config.name,
+        "generations": s.generations or load_config(s.config).ga.generations,
         "ga_seeds": list(s.ga_seeds),
         "retrain_seeds": list(s.retrain_seeds),
         "compressions": list(s.compressions),
