@@ -35,14 +35,13 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from lotterysearch.batched import mlp_widths, networks_per_batch
 from lotterysearch.config import FitnessConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_batch, breed_result
-from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key
+from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
 from lotterysearch.masks import Mask, check_mode
-from lotterysearch.models import build_model, is_mlp
+from lotterysearch.models import build_model
 from lotterysearch.operators import VariationConfig
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
@@ -361,7 +360,7 @@ class EvaluatorPool:
 
     Each evaluator runs up to ``in_flight_per_evaluator`` calls at a time (the next one waits in the actor,
     so it starts without a round trip), each with up to ``batch`` masks (``None``: chosen from the
-    network's size by ``batched.networks_per_batch``).
+    network's size by ``fitness.masks_per_call``: the batched kernel's K).
 
     ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node (and, with
     ``gpus_per_eval > 0``, no more than its GPUs hold shares of ``gpus_per_eval``), and the pool grows when
@@ -406,11 +405,7 @@ class EvaluatorPool:
         self.ready_timeout = float(ready_timeout)
         if batch is None:
             try:
-                batch = (
-                    networks_per_batch(mlp_widths(build_model(model_spec, 0))[0], fitness_cfg.batch_size)
-                    if is_mlp(model_spec)
-                    else 1  # convnets train one at a time
-                )
+                batch = masks_per_call(model_spec, fitness_cfg.batch_size)
             except LotterySearchError:
                 batch = 1  # a bad spec: the evaluators report it with their own message
         self.batch = int(batch)

@@ -13,6 +13,15 @@ kept (as rows of zeros plus their bias); only in a bias-free network, where they
 they dropped too. This is why the compaction is not the effective subnetwork (``Mask.effective``).
 
 ``gradient`` mode trains with a dense forward pass (pruned weights still act), so it is never compacted.
+
+Convnets (``conv_compaction``): the units are channels, linked where a kernel keeps any entry
+(``masks.unit_links``), and the same reasoning holds channel by channel: ReLU and max-pooling act on each
+channel alone, so a channel whose every outgoing kernel (or, at the flatten, its whole block of fully
+connected inputs [c·HW, (c+1)·HW)) is pruned or leads to a dropped unit contributes nothing and is dropped,
+with its block. A channel with no live incoming kernel but a bias outputs the constant map relu(b) (padding
+touches only the input), which reaches the output through its live kernels: it is kept, and dropped only
+without biases. Input channels are all kept (keeping more is always exact); the fully connected head is
+compacted as an MLP.
 """
 
 from __future__ import annotations
@@ -23,8 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lotterysearch.masks import Mask, check_chain
-from lotterysearch.models import MLP, prunable_layers
+from lotterysearch.errors import ModelError
+from lotterysearch.masks import Mask, check_chain, unit_links
+from lotterysearch.models import MLP, ConvLayer, ConvNet, prunable_layers
 
 
 @dataclass(frozen=True)
@@ -111,3 +121,127 @@ def expand_into(model: nn.Module, small: nn.Module, comp: Compaction) -> None:
 def work(widths: tuple[int, ...]) -> int:
     """Multiply-adds of one sample through an MLP of ``widths`` (Σ in·out): a step's cost is proportional."""
     return sum(a * b for a, b in zip(widths, widths[1:], strict=False))
+
+
+# ---- convnets: channels as units ------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvCompaction:
+    """Which units of each layer a compacted convnet keeps: ``kept[l]`` the output channels (a convolution)
+    or neurons (a fully connected layer) of layer l, sorted; input channels are all kept. ``flatten`` is the
+    first fully connected layer, which reads ``block`` (H·W) inputs per channel."""
+
+    input_channels: int
+    kept: tuple[torch.Tensor, ...]
+    flatten: int
+    block: int
+
+    def rows_and_columns(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the (rows, columns) of the full ``[out, in, ...]`` weight that the compacted one keeps;
+        at the flatten the columns are the kept channels' blocks of fully connected inputs."""
+        sides = [torch.arange(self.input_channels), *self.kept]
+        pairs = list(zip(sides[1:], sides[:-1], strict=True))
+        rows, channels = pairs[self.flatten]
+        blocks = channels[:, None] * self.block + torch.arange(self.block)[None, :]
+        pairs[self.flatten] = (rows, blocks.reshape(-1))
+        return pairs
+
+
+def conv_compaction(mask: Mask, bias: bool = True) -> ConvCompaction:
+    """Keep a channel or neuron iff a live path leads from it to an output (and, without biases, one leads
+    to it from an input): ``compaction``'s two sweeps over ``unit_links``, channel blocks at the flatten."""
+    links = unit_links(mask)
+    flatten = sum(1 for shape in mask.shapes.values() if len(shape) > 2)
+    if flatten == 0 or flatten == len(links):
+        raise ModelError("conv compaction takes convnets: convolutions, then fully connected layers")
+    block = links[flatten].shape[1] // links[flatten - 1].shape[0]
+
+    def per_unit(reach: np.ndarray, layer: int) -> np.ndarray:
+        """Inputs of ``layer`` reached, as units of the layer before (channels at the flatten)."""
+        return reach.reshape(-1, block).any(axis=1) if layer == flatten else reach
+
+    to_output = [np.ones(links[-1].shape[0], dtype=bool)]
+    for layer in range(len(links) - 1, 0, -1):
+        to_output.insert(0, per_unit((links[layer] & to_output[0][:, None]).any(axis=0), layer))
+    keep = to_output  # keep[l]: output units of layer l with a live path to an output
+    if not bias:
+        from_input = [links[0].any(axis=1)]
+        for layer in range(1, len(links)):
+            fed = np.repeat(from_input[-1], block) if layer == flatten else from_input[-1]
+            from_input.append((links[layer] & fed[None, :]).any(axis=1))
+        keep = [a & b for a, b in zip(to_output, from_input, strict=True)]
+    keep[-1] = np.ones(links[-1].shape[0], dtype=bool)  # every class is an output
+    for k in keep:  # a layer left empty keeps one unit: keeping more than needed is always exact
+        if not k.any():
+            k[0] = True
+    kept = tuple(torch.from_numpy(np.flatnonzero(k).astype(np.int64)) for k in keep)
+    return ConvCompaction(int(links[0].shape[1]), kept, flatten, int(block))
+
+
+def compact_conv_mask(mask: Mask, comp: ConvCompaction) -> Mask:
+    pairs = comp.rows_and_columns()
+    return Mask(
+        {name: mask[name][rows][:, cols] for name, (rows, cols) in zip(mask.names, pairs, strict=True)}
+    )
+
+
+def compact_convnet(model: ConvNet, comp: ConvCompaction) -> ConvNet:
+    """A new convnet with the kept channels and neurons of ``model``, holding their weights and biases."""
+    layers = list(prunable_layers(model).values())
+    specs = [
+        ConvLayer(
+            len(comp.kept[i]),
+            int(layer.kernel_size[0]),
+            int(layer.stride[0]),
+            int(layer.padding[0]),
+            pool=f"conv{i + 1}" in model.pooled,
+        )
+        for i, layer in enumerate(layers[: comp.flatten])
+    ]
+    bias = layers[0].bias is not None
+    small = ConvNet(model.input_shape, specs, [len(k) for k in comp.kept[comp.flatten :]], bias=bias)
+    with torch.no_grad():
+        for layer, new, (rows, cols) in zip(
+            layers, prunable_layers(small).values(), comp.rows_and_columns(), strict=True
+        ):
+            new.weight.copy_(layer.weight[rows][:, cols])
+            if bias:
+                new.bias.copy_(layer.bias[rows])
+    return small
+
+
+def expand_conv_into(model: ConvNet, small: ConvNet, comp: ConvCompaction) -> None:
+    """Write the compacted convnet's weights back into their places in ``model`` (the rest is left alone)."""
+    with torch.no_grad():
+        for layer, new, (rows, cols) in zip(
+            prunable_layers(model).values(),
+            prunable_layers(small).values(),
+            comp.rows_and_columns(),
+            strict=True,
+        ):
+            layer.weight[rows[:, None], cols[None, :]] = new.weight
+            if layer.bias is not None:
+                layer.bias[rows] = new.bias
+
+
+def conv_work(model: ConvNet, comp: ConvCompaction | None = None) -> int:
+    """Multiply-adds of one sample through ``model`` (a convolution: its weights times its output
+    positions), or through its compaction ``comp``: a training step costs about 6·B times this."""
+    if not isinstance(model, ConvNet):
+        raise ModelError(f"{type(model).__name__} is not a convnet")
+    pairs = comp.rows_and_columns() if comp is not None else None
+    total, size = 0, list(model.input_shape[1:])
+    for i, (name, layer) in enumerate(prunable_layers(model).items()):
+        shape = tuple(layer.weight.shape)
+        if pairs is not None:
+            shape = (len(pairs[i][0]), len(pairs[i][1]), *shape[2:])
+        if isinstance(layer, nn.Linear):
+            total += shape[0] * shape[1]
+            continue
+        size = [
+            (s + 2 * p - k) // st + 1
+            for s, p, k, st in zip(size, layer.padding, layer.kernel_size, layer.stride, strict=True)
+        ]
+        total += int(np.prod(shape)) * int(np.prod(size))
+        if name in model.pooled:
+            size = [s // 2 for s in size]
+    return total

@@ -30,7 +30,7 @@ import torch
 from lotterysearch import operators
 from lotterysearch.config import FitnessConfig, RayConfig
 from lotterysearch.data import Dataset
-from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key
+from lotterysearch.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
 from lotterysearch.masks import Mask
 
 if TYPE_CHECKING:
@@ -206,15 +206,12 @@ class LocalEvaluator:
         threads: int = 1,
         chunk: int | None = None,
     ) -> None:
-        from lotterysearch.batched import mlp_widths, networks_per_batch
-        from lotterysearch.models import build_model, is_mlp
+        from lotterysearch.models import build_model
 
         self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
         self.threads = max(1, int(threads))
         model = build_model(model_spec, 0)
-        # convnets train one at a time (``fitness.evaluate_masks``): one mask per call
-        batched = networks_per_batch(mlp_widths(model)[0], fitness.batch_size) if is_mlp(model_spec) else 1
-        self.chunk = chunk or batched
+        self.chunk = chunk or masks_per_call(model_spec, fitness.batch_size)
         self.shapes = Mask.ones(model).shapes
         self.known: set[str] = set()  # classes published by the driver (``breed`` skips them)
 

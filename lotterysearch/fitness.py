@@ -23,8 +23,14 @@ in (the search's resume-to-the-same-result guarantee rests on this):
 gradients and the pruned ones never reach the forward pass, so the objectives are identical (the pruned
 weights' final values, which differ, are not an objective).
 
-Convnets have no batched or compacted kernel yet: each mask is trained alone by ``training.train`` (kernel
-``plain``), the same objectives by definition.
+Convnets (``conv_fitness_plan``), by the same rules with channels as units:
+
+* ``batched``: batched training (``batched_conv.py``: im2col and batched matmuls), K masks at once, for
+  convnets small enough that batching pays (``convnets_per_batch`` > 1). A mask's numbers do not depend on
+  K or its companions, and equal ``training.train``'s to float rounding;
+* otherwise the mask is trained alone by ``training.train``: ``compact`` when its exact compaction of dead
+  channels (``compaction.conv_compaction``) does at most ``COMPACT_BELOW`` of the dense work, else
+  ``plain``; ``gradient`` mode (a dense forward pass) is never compacted.
 """
 
 from __future__ import annotations
@@ -37,7 +43,19 @@ from torch import nn
 
 from lotterysearch import canon
 from lotterysearch.batched import NetworkBatch, mlp_widths, networks_per_batch, sparse_layers, train_batch
-from lotterysearch.compaction import Compaction, compact_mask, compact_model, compaction, work
+from lotterysearch.batched_conv import ConvBatch, convnets_per_batch, train_conv_batch
+from lotterysearch.compaction import (
+    Compaction,
+    ConvCompaction,
+    compact_conv_mask,
+    compact_convnet,
+    compact_mask,
+    compact_model,
+    compaction,
+    conv_compaction,
+    conv_work,
+    work,
+)
 from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError
@@ -94,12 +112,16 @@ class FitnessPlan:
     """How one mask is trained: in a batch of networks (``batched``), or alone, compacted and/or with CSR layers."""
 
     batched: bool
-    compaction: Compaction | None = None  # None: the full network
+    compaction: Compaction | ConvCompaction | None = None  # None: the full network
     sparse: tuple[bool, ...] | None = None  # per layer of the (compacted) network: CSR
+    conv: bool = False
 
     @property
     def kernel(self) -> str:
-        """``dense``, ``compact``, ``csr`` or ``compact+csr``, for reports and benchmarks."""
+        """``dense``, ``compact``, ``csr`` or ``compact+csr`` (MLPs), ``batched``, ``compact`` or ``plain``
+        (convnets), for reports and benchmarks."""
+        if self.conv:
+            return "batched" if self.batched else "compact" if self.compaction is not None else "plain"
         if self.batched:
             return "dense"
         name = "compact" if self.compaction is not None else "dense"
@@ -118,6 +140,27 @@ def fitness_plan(mask: Mask, widths: Sequence[int], mode: str, batch_size: int) 
         comp = None
     sparse = tuple(sparse_layers(mask if comp is None else compact_mask(mask, comp)))
     return FitnessPlan(False, comp, sparse if any(sparse) else None)
+
+
+def conv_fitness_plan(mask: Mask, model: nn.Module, mode: str, batch_size: int) -> FitnessPlan:
+    """How to train the convnet mask ``mask`` of ``model``'s architecture (see the module docstring)."""
+    check_mode(mode)
+    if convnets_per_batch(model, batch_size) > 1:
+        return FitnessPlan(batched=True, conv=True)
+    if mode == "gradient":
+        return FitnessPlan(batched=False, conv=True)
+    comp = conv_compaction(mask)
+    if conv_work(model, comp) > COMPACT_BELOW * conv_work(model):
+        comp = None
+    return FitnessPlan(False, comp, conv=True)
+
+
+def masks_per_call(model_spec: str, batch_size: int) -> int:
+    """How many masks one evaluator call trains together: the batched kernel's K (1: one at a time)."""
+    model = build_model(model_spec, 0)
+    if is_mlp(model_spec):
+        return networks_per_batch(mlp_widths(model)[0], batch_size)
+    return convnets_per_batch(model, batch_size)
 
 
 def fitness_kernel(mask: Mask, widths: Sequence[int], mode: str, batch_size: int) -> str:
@@ -163,11 +206,7 @@ def evaluate_masks(
     accs: list[list[float]] = [[] for _ in masks]
     losses: list[list[float]] = [[] for _ in masks]
     if not is_mlp(model_spec):
-        for seed in cfg.init_seeds:
-            for j, m in enumerate(masks):
-                r = train(build_model(model_spec, seed), m, data, training, mode=mode, seed=seed)
-                accs[j].append(r.val_accuracy)
-                losses[j].append(r.val_loss)
+        _evaluate_convnets(masks, model_spec, data, cfg, mode, accs, losses)
         return _objectives(masks, accs, losses, cfg)
     widths, _ = mlp_widths(build_model(model_spec, 0))
     plans = [fitness_plan(m, widths, mode, cfg.batch_size) for m in masks]
@@ -188,6 +227,44 @@ def evaluate_masks(
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
     return _objectives(masks, accs, losses, cfg)
+
+
+def _evaluate_convnets(
+    masks: Sequence[Mask],
+    model_spec: str,
+    data: Dataset,
+    cfg: FitnessConfig,
+    mode: str,
+    accs: list[list[float]],
+    losses: list[list[float]],
+) -> None:
+    """``evaluate_masks`` for a convnet: batches of up to ``convnets_per_batch`` networks, or each mask alone
+    (compacted where that pays), as ``conv_fitness_plan`` says."""
+    training = cfg.training()
+    template = build_model(model_spec, 0)
+    plans = [conv_fitness_plan(m, template, mode, cfg.batch_size) for m in masks]
+    batched = [j for j, p in enumerate(plans) if p.batched]
+    k_max = convnets_per_batch(template, cfg.batch_size)
+    pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
+    for seed in cfg.init_seeds:
+        model = build_model(model_spec, seed)
+        results = {}
+        for start in range(0, len(batched), k_max):
+            chunk = batched[start : start + k_max]
+            pop = ConvBatch([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
+            results.update(zip(chunk, train_conv_batch(pop, data, training, seed=seed), strict=True))
+        for j, plan in enumerate(plans):
+            if plan.batched:
+                continue
+            comp = plan.compaction
+            if comp is None:
+                net, m = build_model(model_spec, seed), masks[j]
+            else:
+                net, m = compact_convnet(model, comp), compact_conv_mask(masks[j], comp)
+            results[j] = train(net, m, data, training, mode=mode, seed=seed)
+        for j, r in results.items():
+            accs[j].append(r.val_accuracy)
+            losses[j].append(r.val_loss)
 
 
 def _objectives(

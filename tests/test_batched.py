@@ -326,7 +326,7 @@ def test_fitness_plan_uses_csr_where_compaction_cannot_shrink() -> None:
     assert fitness_plan(mask, lenet, "gradient", 128).kernel == "dense"
 
 
-# ---- convnets: not batched or compacted yet, and each says so in one line -------------------------------
+# ---- convnets: the MLP kernels say in one line that they take MLPs (convnets: test_batched_conv.py) -----
 def test_batching_and_compaction_name_their_mlp_only_limit(data) -> None:
     net = build_model("cnn1d:40:25k5-25-25:10", 0)
     with pytest.raises(ModelError) as e:

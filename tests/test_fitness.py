@@ -56,7 +56,8 @@ def test_layerwise_shuffle_keeps_every_layer_count() -> None:
 
 @pytest.mark.usefixtures("one_thread")
 def test_convnet_objectives_are_the_trainers_mean_over_init_seeds() -> None:
-    """A convnet's masks are trained alone by ``train`` (no batched kernel yet): the same numbers."""
+    """A convnet's masks are trained in grouped batches (``batched_conv``): the trainer's numbers to float
+    rounding."""
     spec = "cnn1d:40:25k5-25-25:10"
     data = load_dataset("mnist1d", 0)
     masks = [
@@ -68,7 +69,7 @@ def test_convnet_objectives_are_the_trainers_mean_over_init_seeds() -> None:
     for mask, objectives in zip(masks, got, strict=True):
         runs = [train(build_model(spec, s), mask, data, cfg.training(), seed=s) for s in (1, 2)]
         assert objectives.accuracy == pytest.approx(sum(r.val_accuracy for r in runs) / 2, abs=1e-12)
-        assert objectives.loss == pytest.approx(sum(r.val_loss for r in runs) / 2, abs=1e-12)
+        assert objectives.loss == pytest.approx(sum(r.val_loss for r in runs) / 2, abs=1e-5)
         assert objectives.density == mask.density() and objectives.steps == 24
         assert objectives.effective_density == mask.effective_density()
 
