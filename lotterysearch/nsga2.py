@@ -19,32 +19,41 @@ def crowding_distances(objectives: Sequence[Objective], front: Sequence[int]) ->
     """Crowding distance of each member of one front, as ``deap.tools.assignCrowdingDist`` computes it:
     boundary points get ∞, others the sum over objectives of the gap between neighbours over
     (number of objectives × range)."""
-    obj = _objectives(objectives)
-    members = list(front)
-    dist = dict.fromkeys(members, 0.0)
-    if not members:
+    members = np.asarray(list(front), dtype=np.int64)
+    dist = _crowding(_objectives(objectives), members)
+    return {int(i): float(d) for i, d in zip(members, dist, strict=True)}
+
+
+def _crowding(obj: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """``crowding_distances`` of ``members`` (rows of ``obj``, one front) as an array in their order, with
+    the same float operations: per objective a stable sort, the ends set to ∞, then each interior point
+    += (next − prev) / (2 · span), objective 0 before objective 1."""
+    dist = np.zeros(len(members))
+    if not len(members):
         return dist
     for m in range(2):
-        ranked = sorted(members, key=lambda i: obj[i, m])  # stable, as DEAP's sort
-        dist[ranked[0]] = dist[ranked[-1]] = math.inf
-        span = obj[ranked[-1], m] - obj[ranked[0], m]
+        v = obj[members, m]
+        order = np.argsort(v, kind="stable")
+        dist[order[0]] = dist[order[-1]] = math.inf
+        ranked = v[order]
+        span = ranked[-1] - ranked[0]
         if span == 0:
             continue
-        for prev, cur, nxt in zip(ranked, ranked[1:], ranked[2:], strict=False):
-            dist[cur] += (obj[nxt, m] - obj[prev, m]) / (2 * span)
+        dist[order[1:-1]] += (ranked[2:] - ranked[:-2]) / (2 * span)
     return dist
 
 
 def crowded_order(objectives: Sequence[Objective]) -> tuple[np.ndarray, np.ndarray]:
     """Front rank and crowding distance of every individual: the keys of the crowded-comparison operator
     (Deb et al. 2002). They change only with the population, so a caller drawing parents often keeps them."""
-    n = len(objectives)
+    obj = _objectives(objectives)
+    n = len(obj)
     rank = np.empty(n, dtype=np.int64)
     crowd = np.empty(n, dtype=np.float64)
-    for r, front in enumerate(nondominated_sort(objectives)):
-        rank[front] = r
-        for i, d in crowding_distances(objectives, front).items():
-            crowd[i] = d
+    for r, front in enumerate(nondominated_sort(obj)):
+        members = np.asarray(front, dtype=np.int64)
+        rank[members] = r
+        crowd[members] = _crowding(obj, members)
     return rank, crowd
 
 
