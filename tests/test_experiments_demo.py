@@ -62,7 +62,7 @@ def test_gains_are_paired_by_ga_seed_and_init_and_the_verdict_needs_2_se_and_the
     verdicts = {(o, 10): demo_gain.gains(res, o, 10) for o in demo_gain.OPERATORS}
     answer = demo_gain.demo_answer(res, verdicts)
     assert answer.startswith("**Yes: the demo search improves on its seeds at every seed density.**")
-    assert "plus layer-density and neuron grow/prune operators: improves at density none" in answer
+    assert "plus layer-density and neuron grow/prune operators: improves nowhere" in answer
 
 
 def test_the_section_runs_the_quick_search_with_both_operator_sets_and_renders(tmp_path) -> None:
