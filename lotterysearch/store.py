@@ -8,6 +8,13 @@ on-disk location is derived here, as in OpenLTH). The store is what makes a sear
 * each generation (its new individuals, population, front, hypervolume and the RNG states) is committed in
   one transaction (``commit_generation``), so a resumed run restarts exactly after the last whole generation.
 
+Every commit survives the death of the process (SIGKILL, the OOM killer) the moment it returns: the WAL
+holds it. Against power loss or an operating-system crash, a generation (and every other write) is synced
+to disk before its commit returns (``synchronous = FULL``); a trained class is not (``NORMAL``: one fsync per
+result would cost the driver more than its work), it is synced with the next generation's commit. So power
+loss can cost at most the classes trained since the last generation commit, which a resumed run trains
+again; the store stays consistent either way (the WAL is replayed up to its last whole commit).
+
 Each mask is written once: an individual whose mask is its class's representative, byte for byte (the
 member a class was trained for, usually), stores a zero-length mask that reads back as the representative
 (schema version 3). A class whose representative is replaced first gives such individuals their bytes.
@@ -29,6 +36,8 @@ import os
 import platform
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +60,9 @@ READABLE_SINCE = 2  # a version-2 store reads as version 3 (it holds no referenc
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
+
+CHECKPOINT_EVERY_S = 0.05  # the checkpointer copies the WAL into the database at most this often
+WAL_LIMIT_BYTES = 64 << 20  # a WAL started afresh is cut back to this size
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _HEADER_SIZE = 100
@@ -494,6 +506,59 @@ def _create_store(paths: WorkspacePaths) -> None:
     tmp.unlink(missing_ok=True)
 
 
+# ---- checkpoints ----------------------------------------------------------------------------------
+class _Checkpointer(threading.Thread):
+    """Copies the WAL into the database file from a second connection, so that no commit of the writer
+    waits for it: SQLite's automatic checkpoint would run inside the commit that crosses 1000 pages, and
+    copying a LeNet-300-100 mask costs about as much as committing it. A passive checkpoint takes no
+    lock a writer needs; a crash during one is recovered like any other (the WAL still holds its frames).
+    Woken after each commit, it runs at most every ``CHECKPOINT_EVERY_S`` seconds; ``seconds`` is its CPU
+    time so far. While the writer commits without pause no checkpoint of its own catches up with it, and
+    SQLite starts the WAL afresh only after one that did: so the writer finishes the copy itself once per
+    generation (``Store._settle``), a short copy of what this thread has not reached."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name=f"lotterysearch-checkpoint-{path.parent.name}", daemon=True)
+        self.path = path
+        self.wake = threading.Event()
+        self.ready = threading.Event()
+        self.halt = threading.Event()
+        self.lock = threading.Lock()  # held while it checkpoints: the writer's ``_settle`` waits for it
+        self.failed = False  # its connection could not be opened: the writer checkpoints itself again
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error:
+            self.failed = True
+            self.ready.set()
+            return
+        self.ready.set()
+        try:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                if self.halt.is_set():
+                    break
+                cpu = time.thread_time()
+                with self.lock:
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error:  # busy or I/O: the writer's next commit wakes it again
+                        pass
+                self.seconds += time.thread_time() - cpu
+                if self.halt.wait(CHECKPOINT_EVERY_S):
+                    break
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.wake.set()
+        self.join()
+
+
 # ---- the store ------------------------------------------------------------------------------------
 class Store:
     """An open workspace store. Use ``Store.open(workspace, create=...)`` as a context manager.
@@ -505,6 +570,11 @@ class Store:
     def __init__(self, paths: WorkspacePaths, conn: sqlite3.Connection) -> None:
         self.paths = paths
         self._conn: sqlite3.Connection | None = conn
+        self._synchronous = ""  # the connection's ``PRAGMA synchronous`` as ``_write`` last set it
+        self._checkpointer: _Checkpointer | None = None
+        # committed representatives by (run, class) that this store wrote or read: the same bytes objects
+        # the caller holds, so an individual's mask is compared with its class's without reading it back
+        self._representatives: dict[tuple[str, str], bytes] = {}
 
     # ---- opening and closing -----------------------------------------------------------------------
     @classmethod
@@ -554,8 +624,10 @@ class Store:
             with store._sql():
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not only a crash
+                store._synchronous = "FULL"
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
+                store._start_checkpointer()
         except BaseException:
             store.close()
             raise
@@ -598,9 +670,29 @@ class Store:
                     conn.execute(statement)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
+    def _start_checkpointer(self) -> None:
+        """Checkpoints move to their own thread (``_Checkpointer``); where it cannot connect, SQLite's own
+        automatic checkpoints stay on."""
+        checkpointer = _Checkpointer(self.paths.store)
+        checkpointer.start()
+        checkpointer.ready.wait()
+        if checkpointer.failed:
+            return
+        self._db.execute("PRAGMA wal_autocheckpoint = 0")
+        self._db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
+        self._checkpointer = checkpointer
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        """CPU time the checkpointer thread has spent so far (0 without one)."""
+        return self._checkpointer.seconds if self._checkpointer is not None else 0.0
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
-            self._conn.close()
+            self._conn.close()  # the last connection to close checkpoints what is left
             self._conn = None
 
     def __enter__(self) -> Store:
@@ -641,9 +733,14 @@ class Store:
             raise StoreError(f"store '{self.paths.store}': {e}") from None
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+    def _write(self, synchronous: str = "FULL") -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises. ``FULL``: synced
+        to disk before the commit returns; ``NORMAL``: written to the WAL only (safe from a killed process,
+        synced by the next ``FULL`` commit or checkpoint)."""
         with self._sql() as conn:
+            if synchronous != self._synchronous:
+                conn.execute(f"PRAGMA synchronous = {synchronous}")
+                self._synchronous = synchronous
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -652,6 +749,8 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        if self._checkpointer is not None:
+            self._checkpointer.wake.set()
 
     def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
@@ -803,15 +902,17 @@ class Store:
 
     # ---- classes -----------------------------------------------------------------------------------
     def record_evaluation(self, run_id: str, record: ClassRecord) -> None:
-        """Commit one trained class now, so a driver that dies later does not train it again.
+        """Commit one trained class now, so a driver that dies later does not train it again (synced to disk
+        with the next generation commit: see the module's notes on durability).
 
         Recording a known class again is an error unless the new record has a higher ``fidelity`` (a class
         promoted to a longer training budget), which replaces the old one.
         """
         _check_run_id(run_id, [record])
-        with self._write() as conn:
+        with self._write("NORMAL") as conn:
             self._require_run(conn, run_id)
             self._insert_class(conn, run_id, record)
+        self._representatives[(run_id, record.key)] = record.representative
 
     @staticmethod
     def _insert_class(conn: sqlite3.Connection, run_id: str, record: ClassRecord) -> None:
@@ -851,16 +952,18 @@ class Store:
         )
 
     def record_evaluations(self, run_id: str, records: Sequence[ClassRecord]) -> None:
-        """``record_evaluation`` of each record in one transaction (one fsync): the results a driver holds
-        at once, committed before it does anything else with them. All or nothing, with the same checks."""
+        """``record_evaluation`` of each record in one transaction: the results a driver holds at once,
+        committed before it does anything else with them. All or nothing, with the same checks."""
         _check_run_id(run_id, records)
         keys = [r.key for r in records]
         if len(set(keys)) != len(keys):
             raise StoreError(f"records for run '{run_id}' name a class twice; record each class once")
-        with self._write() as conn:
+        with self._write("NORMAL") as conn:
             self._require_run(conn, run_id)
             for record in records:
                 self._insert_class(conn, run_id, record)
+        for record in records:
+            self._representatives[(run_id, record.key)] = record.representative
 
     def classes(self, run_id: str) -> dict[str, ClassRecord]:
         """Every trained class of the run by key, in the order they were recorded."""
@@ -873,7 +976,10 @@ class Store:
                 " ORDER BY rowid",
                 (run_id,),
             )
-            return {r[1]: ClassRecord(*r[:6], _loss_out(r[6]), *r[7:]) for r in rows}
+            out = {r[1]: ClassRecord(*r[:6], _loss_out(r[6]), *r[7:]) for r in rows}
+        for key, rec in out.items():
+            self._representatives[(run_id, key)] = rec.representative
+        return out
 
     # ---- generations and individuals ---------------------------------------------------------------
     def commit_generation(
@@ -940,37 +1046,57 @@ class Store:
                 gen_row,
             )
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (gen_row[-1], run_id))
+        self._settle()
 
-    @staticmethod
-    def _insert_individuals(conn: sqlite3.Connection, run_id: str, individuals: Sequence[Individual]) -> None:
-        """Insert rows; a mask equal to its class's representative is stored as a zero-length reference
-        (compared by SQLite, so the representative is not read into Python)."""
+    def _settle(self) -> None:
+        """Checkpoint what the checkpointer has not copied yet (after its pass in progress), so the next
+        commit starts the WAL afresh: without it the WAL of a writer that never pauses only grows."""
+        if self._checkpointer is None:
+            return
+        with self._checkpointer.lock:
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.OperationalError:  # another process's checkpoint: the next generation settles
+                pass
+
+    _IND_INSERT = (
+        "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
+        " accuracy, density, effective_density, evaluated, fidelity)"
+    )
+
+    def _insert_individuals(
+        self, conn: sqlite3.Connection, run_id: str, individuals: Sequence[Individual]
+    ) -> None:
+        """Insert rows; a mask equal to its class's representative is stored as a zero-length reference.
+        Compared in Python with the representative this store committed or read (``_representatives``),
+        else by SQLite against the stored one."""
         empty = [i.id for i in individuals if not i.packed]
         if empty:
             raise StoreError(f"individuals {empty[:3]} of run '{run_id}' have an empty mask")
+        known, unknown = [], []
+        for i in individuals:
+            rep = self._representatives.get((run_id, i.class_key))
+            row = (
+                run_id,
+                i.id,
+                i.generation,
+                i.packed if rep is None or rep != i.packed else b"",
+                _dumps(list(i.parents), "parents"),
+                i.operator,
+                i.origin,
+                i.class_key,
+                i.accuracy,
+                i.density,
+                i.effective_density,
+                int(i.evaluated),
+                i.fidelity,
+            )
+            (unknown if rep is None else known).append(row)
+        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
         conn.executemany(
-            "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
-            " accuracy, density, effective_density, evaluated, fidelity)"
-            " VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
+            f"{self._IND_INSERT} VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
             " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            [
-                (
-                    run_id,
-                    i.id,
-                    i.generation,
-                    i.packed,
-                    _dumps(list(i.parents), "parents"),
-                    i.operator,
-                    i.origin,
-                    i.class_key,
-                    i.accuracy,
-                    i.density,
-                    i.effective_density,
-                    int(i.evaluated),
-                    i.fidelity,
-                )
-                for i in individuals
-            ],
+            unknown,
         )
 
     def commit_imp_round(self, record: IMPRoundRecord, individual: Individual, trained: ClassRecord) -> None:

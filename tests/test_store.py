@@ -544,6 +544,46 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
+def test_classes_are_safe_from_a_killed_process_at_once_and_synced_with_the_next_generation(tmp_path):
+    """A class commit only writes the WAL (SQLite's NORMAL: a SIGKILL loses nothing committed, see the test
+    below); every other commit is synced to disk before it returns (FULL), which syncs the classes too."""
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        assert s._db.execute("PRAGMA synchronous").fetchone() == (2,)
+        s.record_evaluation(run_id, a_class("k"))
+        assert s._db.execute("PRAGMA synchronous").fetchone() == (1,)
+        s.record_evaluations(run_id, [a_class("k1"), a_class("k2")])
+        assert s._db.execute("PRAGMA synchronous").fetchone() == (1,)
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "k")], a_generation(0, [0]))
+        assert s._db.execute("PRAGMA synchronous").fetchone() == (2,)
+        s.set_status(run_id, "finished")
+        assert s._db.execute("PRAGMA synchronous").fetchone() == (2,)
+
+
+def test_the_wal_is_copied_into_the_database_by_a_thread_not_by_commits(tmp_path):
+    """The writer's own automatic checkpoints are off; the checkpointer thread copies committed pages into
+    the database file while the store stays open, and a generation commit lets the WAL start afresh."""
+    blob = bytes(range(256)) * 130  # 33 kB, a LeNet-300-100 mask's size
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        db = tmp_path / STORE_FILENAME
+        before = db.stat().st_size
+        for i in range(200):
+            s.record_evaluations(run_id, [a_class(f"k{i}", i, representative=blob + bytes([i]))])
+        deadline = time.monotonic() + 30
+        while db.stat().st_size < before + 200 * len(blob) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db.stat().st_size >= before + 200 * len(blob)  # copied while the store is open
+        assert s.checkpoint_seconds > 0
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "k0")], a_generation(0, [0]))
+        s.record_evaluation(run_id, a_class("k-after", 0))
+        (frames,) = s._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1:2]
+        assert frames < 100  # the WAL started afresh: it holds the last commit, not the 200 classes
+    with Store.open(tmp_path, readonly=True) as reader:
+        assert len(reader.classes(run_id)) == 201
+
+
 def test_sigkill_inside_a_transaction_keeps_exactly_the_committed_generations(tmp_path):
     ws = tmp_path / "ws"
     with Store.open(ws, create=True) as s:
