@@ -1,10 +1,11 @@
 """Does the README's demo search improve on its seeds, by more than the fitness noise?
 
 The demo (``experiments/configs/demo.toml``: NSGA-II on MNIST-1D's ``mlp:40-100-100-10``, seeded by SynFlow
-at ρ = 3, 10, 30, 100 from 4 inits) is run from several GA seeds with two operator sets: the classic ones
-(move and grow/prune mutations, layer and neuron crossover) and the structured ones added to them (layer-
+at ρ = 3, 10, 30, 100 from 4 inits) is run from several GA seeds in three variants: its classic operators
+(move and grow/prune mutations, layer and neuron crossover); the structured ones added to them (layer-
 density and neuron grow/prune mutations, layer-density crossover: they move what SynFlow's masks differ in,
-per-layer density and live neurons). For each run and each seed compression ρ the best mask of density ≤ 1/ρ
+per-layer density and live neurons); and those with the proxy section's fitness (200 steps averaged over
+two inits with common random numbers, where the demo trains 115 steps from one). For each run and each seed compression ρ the best mask of density ≤ 1/ρ
 by fitness is taken twice: among the seeds (generation 0) and among everything the search evaluated.
 
 The fitness is a validation accuracy after a short training from one init (seed 0), and the search's best
@@ -35,16 +36,24 @@ from lotterysearch.jobs import LocalJobs, RayJobs
 from lotterysearch.stats import markdown_table, mean_std, pm
 
 DEMO = ROOT / "configs" / "demo.toml"
-OPERATORS: dict[str, dict[str, tuple[str, ...]]] = {
-    "classic": {"mutations": ("move", "grow_prune"), "crossovers": ("layer", "neuron")},
-    "structured": {
-        "mutations": ("move", "grow_prune", "layer_density", "neuron_grow", "neuron_prune"),
-        "crossovers": ("layer", "neuron", "layer_density"),
+STRUCTURED = {
+    "mutations": ("move", "grow_prune", "layer_density", "neuron_grow", "neuron_prune"),
+    "crossovers": ("layer", "neuron", "layer_density"),
+}
+# Each variant: the [ga] operators and the [fitness] fields it changes in the demo's config.
+OPERATORS: dict[str, dict[str, dict[str, Any]]] = {
+    "classic": {
+        "ga": {"mutations": ("move", "grow_prune"), "crossovers": ("layer", "neuron")},
+        "fitness": {},
     },
+    "structured": {"ga": STRUCTURED, "fitness": {}},
+    # the proxy section's choice: 200 steps averaged over two inits (common random numbers)
+    "structured_proxy": {"ga": STRUCTURED, "fitness": {"steps": 200, "init_seeds": (0, 1)}},
 }
 LABELS = {
     "classic": "the demo's operators (move, grow/prune; layer, neuron crossover)",
     "structured": "plus layer-density and neuron grow/prune operators",
+    "structured_proxy": "those, with the proxy's fitness (200 steps, 2 inits)",
 }
 
 
@@ -65,10 +74,13 @@ SETTINGS = {
 
 
 def demo_config(s: DemoSettings, operators: str, seed: int, workspace: Path) -> SearchConfig:
-    """The demo's config with one GA seed and one operator set."""
+    """The demo's config with one GA seed and one variant's operators and fitness."""
     cfg = load_config(s.config)
-    ga = dataclasses.replace(cfg.ga, generations=s.generations or cfg.ga.generations, **OPERATORS[operators])
-    return dataclasses.replace(cfg, seed=seed, ga=ga, workspace=str(workspace), name=f"demo-{operators}")
+    v = OPERATORS[operators]
+    ga = dataclasses.replace(cfg.ga, generations=s.generations or cfg.ga.generations, **v["ga"])
+    fitness = dataclasses.replace(cfg.fitness, **v["fitness"])
+    name = f"demo-{operators.replace('_', '-')}"
+    return dataclasses.replace(cfg, seed=seed, ga=ga, fitness=fitness, workspace=str(workspace), name=name)
 
 
 def best_at(individuals: Sequence[ls.Individual], compression: float) -> ls.Individual | None:
@@ -108,10 +120,12 @@ def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:
                     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
                     runner = LocalJobs if s.evaluator == "local" else RayJobs
                     jobs = runner(retrain, data)
-                    training, model, mode = cfg.fitness.training(), cfg.model, cfg.mode
+                training, model, mode = cfg.fitness.training(), cfg.model, cfg.mode
                 row: dict[str, Any] = {
                     "operators": operators,
                     "seed": seed,
+                    "fitness_steps": cfg.fitness.steps,
+                    "fitness_inits": len(cfg.fitness.init_seeds),
                     "hypervolume": [g.hypervolume for g in history],
                     "evaluated": sum(i.evaluated for i in everyone),
                     "individuals": len(everyone),
@@ -151,9 +165,9 @@ def run(ctx: Context) -> dict[str, Any]:
 
 # ---- analysis of saved results --------------------------------------------------------------------------
 def gains(res: Mapping[str, Any], operators: str, d: float) -> dict[str, Any]:
-    """At density ≤ 1/ρ (``d`` = ρ) for one operator set: the paired test gains (search's best − seeds' best, per GA seed
-    and fresh init), the fitness gain per GA seed, and the fitness noise (std over fresh inits of one mask's
-    test accuracy, averaged over the masks)."""
+    """At density ≤ 1/ρ (``d`` = ρ) for one variant: the paired test gains (search's best − seeds' best, per GA
+    seed and fresh init), the fitness gain per GA seed, and the fitness noise: the std over fresh inits of one
+    mask's accuracy, averaged over the masks, over √k for a fitness averaged over k inits."""
     paired, fitness, noise, seeds_acc, search_acc = [], [], [], [], []
     for row in res["runs"]:
         if row["operators"] != operators:
@@ -167,7 +181,12 @@ def gains(res: Mapping[str, Any], operators: str, d: float) -> dict[str, Any]:
         paired += [a["test"][r] - b["test"][r] for r in common]
         seeds_acc += [b["test"][r] for r in common]
         search_acc += [a["test"][r] for r in common]
-        noise += [float(np.std(list(m["test"].values()), ddof=1)) for m in (a, b) if len(m["test"]) > 1]
+        k = row.get("fitness_inits", 1)
+        noise += [
+            float(np.std(list(m["test"].values()), ddof=1)) / math.sqrt(k)
+            for m in (a, b)
+            if len(m["test"]) > 1
+        ]
     g = mean_std(paired)
     se = g["std"] / math.sqrt(g["n"]) if g["n"] > 1 else math.nan
     sigma = float(np.mean(noise)) if noise else math.nan
@@ -180,6 +199,12 @@ def gains(res: Mapping[str, Any], operators: str, d: float) -> dict[str, Any]:
         "search": mean_std(search_acc),
         "improves": bool(g["n"] > 1 and g["mean"] > 2 * se and g["mean"] > sigma),
     }
+
+
+def variants(res: Mapping[str, Any]) -> dict[str, str]:
+    """The variants the results hold, in ``LABELS`` order, with their labels."""
+    held = {r["operators"] for r in res["runs"]}
+    return {k: v for k, v in LABELS.items() if k in held}
 
 
 def hypervolumes(res: Mapping[str, Any], operators: str) -> dict[str, Any]:
@@ -197,7 +222,7 @@ def figure(res: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for k, (operators, label) in enumerate(LABELS.items()):
+    for k, (operators, label) in enumerate(variants(res).items()):
         curves = np.asarray(hypervolumes(res, operators)["curves"], dtype=float)
         if curves.size == 0:
             continue
@@ -220,7 +245,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     figure(res).savefig(path, dpi=120)
     n_seeds, n_inits = len(res["ga_seeds"]), len(res["retrain_seeds"])
     rows, verdicts = [], {}
-    for operators, label in LABELS.items():
+    for operators, label in variants(res).items():
         for rho in res["compressions"]:
             g = verdicts[(operators, rho)] = gains(res, operators, rho)
             rows.append(
@@ -250,7 +275,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         )
     table = markdown_table(
         [
-            "operators",
+            "variant",
             "density ≤",
             "seeds' best (generation 0), test",
             "search's best, test",
@@ -263,11 +288,11 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     )
     body = (
         f"The README's demo (`experiments/configs/{res['config']}`, {res['generations']} generations) from "
-        f"{n_seeds} GA seeds with each operator set. At each seed density 1/ρ, the best mask by fitness among "
+        f"{n_seeds} GA seeds in each variant. At each seed density 1/ρ, the best mask by fitness among "
         "the seeds (generation 0) and among everything the search evaluated are both retrained with the "
-        f"fitness protocol from {n_inits} fresh inits and scored on test (mean ± std over GA seeds × inits). "
+        f"variant's fitness training from {n_inits} fresh inits and scored on test (mean ± std over GA seeds × inits). "
         "Gain: the paired difference ± its SE; fitness noise σ: the std of one mask's accuracy over fresh "
-        "inits, i.e. the noise of one fitness evaluation; fitness gain: what the search itself saw, inflated by "
+        "inits (over √2 for a fitness averaged over 2 inits), i.e. the noise of one fitness evaluation; fitness gain: what the search itself saw, inflated by "
         'taking the maximum of many noisy evaluations. "Improves" means a gain above both 2 SE and σ. The '
         "hypervolume rows are the validation fitness's at generation 0 and at the end (selection-biased in "
         f"the same way).\n\n{table}\n\n![hypervolume per generation]({ctx.figure_link(path)})"
@@ -278,7 +303,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
 def demo_answer(res: Mapping[str, Any], verdicts: Mapping[tuple[str, float], Mapping[str, Any]]) -> str:
     """The written answer: per operator set, where the retrained best beats the seeds' best."""
     parts, wins = [], {}
-    for operators, label in LABELS.items():
+    for operators, label in variants(res).items():
         wins[operators] = [r for r in res["compressions"] if verdicts[(operators, r)]["improves"]]
         detail = ", ".join(
             f"{verdicts[(operators, r)]['gain']['mean']:+.3f} ± {verdicts[(operators, r)]['se']:.3f} at 1/{r:g}"
@@ -297,9 +322,15 @@ def demo_answer(res: Mapping[str, Any], verdicts: Mapping[tuple[str, float], Map
         head = f"**Partly: the demo search improves on its seeds at {demo} of {n} seed densities.**"
     else:
         head = "**No: the demo search does not improve on its seeds by more than the fitness noise.**"
+        better = [variants(res)[o] for o in wins if wins[o]]
+        if better:
+            head = (
+                "**Not as configured: the demo search does not improve on its seeds by more than the fitness "
+                f"noise; {' and '.join(better)} does.**"
+            )
     pairs = [
         (verdicts[(o, r)]["fitness_gain"]["mean"], verdicts[(o, r)]["noise"])
-        for o in LABELS
+        for o in variants(res)
         for r in res["compressions"]
     ]
     text = (
