@@ -65,6 +65,7 @@ class DemoSettings:
     generations: int | None = None  # None: the config's
     evaluator: str = "ray"  # or "local"
     config: Path = DEMO
+    variants: tuple[str, ...] = tuple(OPERATORS)
 
 
 SETTINGS = {
@@ -106,7 +107,7 @@ def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     jobs = None
     with tempfile.TemporaryDirectory() as tmp:
-        for operators in OPERATORS:
+        for operators in s.variants:
             for seed in s.ga_seeds:
                 cfg = demo_config(s, operators, seed, Path(tmp) / "ws")
                 ctx.progress(

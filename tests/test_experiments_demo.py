@@ -47,6 +47,7 @@ def test_gains_are_paired_by_ga_seed_and_init_and_the_verdict_needs_2_se_and_the
             run_row("structured", 0, {"100": 0.50, "101": 0.54}, {"100": 0.51, "101": 0.53}, (0.5, 0.6)),
         ],
     }
+    res["runs"][2]["fitness_inits"] = 2  # a fitness averaged over two inits: its noise is σ/√2
     g = demo_gain.gains(res, "classic", 10)
     diffs = [0.06, 0.04, 0.05, 0.07]
     mean = sum(diffs) / 4
@@ -59,6 +60,7 @@ def test_gains_are_paired_by_ga_seed_and_init_and_the_verdict_needs_2_se_and_the
     assert g["improves"]
     weak = demo_gain.gains(res, "structured", 10)  # +0.01 and -0.01: no gain
     assert weak["gain"]["mean"] == pytest.approx(0.0) and not weak["improves"]
+    assert weak["noise"] == pytest.approx((0.04 + 0.02) / 2 / math.sqrt(2) / math.sqrt(2))
     verdicts = {(o, 10): demo_gain.gains(res, o, 10) for o in demo_gain.OPERATORS}
     answer = demo_gain.demo_answer(res, verdicts)
     assert answer.startswith("**Yes: the demo search improves on its seeds at every seed density.**")
@@ -73,10 +75,12 @@ def test_the_section_runs_the_quick_search_with_both_operator_sets_and_renders(t
         generations=1,
         evaluator="local",
         config=ROOT / "configs" / "quick.toml",
+        variants=("classic", "structured_proxy"),
     )
     ctx = Context("small", tmp_path, "", progress=lambda line: None)
     res = demo_gain.measure(s, ctx)
-    assert [r["operators"] for r in res["runs"]] == list(demo_gain.OPERATORS)
+    assert [r["operators"] for r in res["runs"]] == ["classic", "structured_proxy"]
+    assert [(r["fitness_steps"], r["fitness_inits"]) for r in res["runs"]] == [(115, 1), (200, 2)]
     for row in res["runs"]:
         assert len(row["hypervolume"]) == 2  # generation 0 and 1
         best = row["best"]["10"]
@@ -88,3 +92,5 @@ def test_the_section_runs_the_quick_search_with_both_operator_sets_and_renders(t
     rendered = demo_gain.render(res, ctx)
     assert (tmp_path / "figures" / "demo_gain.png").stat().st_size > 0
     assert "| the demo's operators (move, grow/prune; layer, neuron crossover) | 1/10 |" in rendered.body
+    assert "| those, with the proxy's fitness (200 steps, 2 inits) | 1/10 |" in rendered.body
+    assert "plus layer-density" not in rendered.body  # a variant not run is not shown
