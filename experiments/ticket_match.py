@@ -210,10 +210,13 @@ def ticket_answer(res: Mapping[str, Any]) -> str:
         if max(kappas) < 0.5
         else "**Partly: the search's best mask for θ₀ shares much of IMP's ticket for θ₀.**"
     )
+    steps = mean_std(r["search_steps"] for r in res["rows"])["mean"]
+    imp_steps = mean_std(r["imp_steps"] for r in res["rows"])["mean"]
     return (
         f"{head} Scored on θ₀ alone (ticket mode), its best mask overlaps IMP's ticket of the same init "
         f"{'; '.join(parts)} over {len(res['inits'])} inits, where κ = 0 is chance and 1 identity; trained from "
-        f"θ₀ it is {'; '.join(beats)}."
+        f"θ₀ it is {'; '.join(beats)}, after {steps / imp_steps:.1f}× IMP's training steps ({steps:.0f} "
+        f"against {imp_steps:.0f})."
     )
 
 
