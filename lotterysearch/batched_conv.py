@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lotterysearch.batched import BATCH_STEP_FLOPS, FLAT_OPTIMIZERS, _aligned_empty, _bmm, _round_up
+from lotterysearch.batched import ALIGN, FLAT_OPTIMIZERS, _aligned_empty, _bmm, _round_up
 from lotterysearch.compaction import conv_work
 from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset
@@ -46,17 +46,23 @@ from lotterysearch.masks import Mask, apply_mask, check_mode
 from lotterysearch.models import ConvNet, prunable_layers
 from lotterysearch.training import CONV_EVAL_BATCH, TrainResult, batch_indices, default_device
 
-# A batch of convnets grows until one step does about this much arithmetic, at most this many networks
-# (benchmarks/fitness.py: the MNIST-1D CNN gains up to K ≈ 8 on one thread, Conv-2 on 8×8 inputs not at all).
-CONV_BATCH_STEP_FLOPS = BATCH_STEP_FLOPS
+# A batch of convnets grows until one step does about this much arithmetic, to at most this many networks;
+# below the least, the networks train alone (benchmarks/fitness.py, one thread: the MNIST-1D CNN at 40
+# steps trains 1.3-1.5x the networks per second of a loop over ``train`` at K = 4, 2.4x at K = 8 and 12;
+# conv:8x8x1:8-8-M:32-10 0.9x at K = 2, 1.3x at K = 4-8; Conv-2 on 8x8 inputs, 2e9 flops a step, 0.4-0.5x at
+# K = 1-4: torch's own convolutions are faster there).
+CONV_BATCH_STEP_FLOPS = 256_000_000
 MAX_CONVNETS_PER_BATCH = 8
+MIN_CONVNETS_PER_BATCH = 4
 
 
 def convnets_per_batch(model: nn.Module, batch_size: int) -> int:
     """How many convnets like ``model`` to train at once: K grows until a step does about
-    ``CONV_BATCH_STEP_FLOPS``, at most ``MAX_CONVNETS_PER_BATCH`` (1: train alone)."""
+    ``CONV_BATCH_STEP_FLOPS``, at most ``MAX_CONVNETS_PER_BATCH``; 1 (train alone, by ``training.train``) when
+    that is below ``MIN_CONVNETS_PER_BATCH``."""
     flops = 6 * batch_size * conv_work(model)
-    return int(max(1, min(MAX_CONVNETS_PER_BATCH, CONV_BATCH_STEP_FLOPS // max(1, flops))))
+    k = int(min(MAX_CONVNETS_PER_BATCH, CONV_BATCH_STEP_FLOPS // max(1, flops)))
+    return k if k >= MIN_CONVNETS_PER_BATCH else 1
 
 
 class ConvBatch:
@@ -148,7 +154,7 @@ class ConvBatch:
                 stride, padding = self.geometry[i]
                 cols, spatial = _im2col(h, shape[2:], stride, padding)
                 z = _Bmm.apply(w, cols.expand(k, *cols.shape[1:]))  # [K, out, N·positions]
-                z = torch.relu(z + b if b is not None else z).view(k, out, len(x), *spatial)
+                z = (torch.relu(z) if b is None else (z + b).relu_()).view(k, out, len(x), *spatial)
                 if name in net.pooled:
                     pool = F.max_pool2d if len(spatial) == 2 else F.max_pool1d
                     z = pool(z.view(k * out, len(x), *spatial), 2)
@@ -161,7 +167,7 @@ class ConvBatch:
             if b is not None:
                 flat = flat + b.transpose(1, 2)
             if i < last:
-                flat = torch.relu(flat)
+                flat = flat.relu_() if b is not None else torch.relu(flat)
         return flat
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -197,7 +203,10 @@ class ConvBatch:
 
 
 def _aligned(t: torch.Tensor) -> torch.Tensor:
-    """A copy of ``[K, r, c]`` ``t`` whose every matrix starts on ``ALIGN`` floats (see ``batched._bmm``)."""
+    """``[K, r, c]`` ``t`` with every matrix starting on ``ALIGN`` floats (see ``batched._bmm``): ``t`` itself
+    when it is contiguous with blocks of a multiple of ``ALIGN`` (torch aligns its allocations), else a copy."""
+    if t.is_contiguous() and t.shape[1] * t.shape[2] % ALIGN == 0 and t.storage_offset() % ALIGN == 0:
+        return t
     return _aligned_empty(*t.shape, t).copy_(t)
 
 
