@@ -26,6 +26,7 @@ selection ranks full-fidelity individuals first and only they make the front (``
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -152,6 +153,8 @@ class SearchLoop:
         # called as each training returns: (result, trained so far, to train this generation)
         self.evaluation_listeners: list[Callable[[EvalResult, int, int], None]] = []
         self.steps_spent = 0  # training steps since this object was made (all rungs, all init seeds)
+        self._front: list[Individual] = []  # ``front()`` of the first ``_fronted`` individuals of everyone
+        self._fronted = 0
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
 
@@ -160,6 +163,7 @@ class SearchLoop:
         last = self.storage.last_generation(self.run_id)
         if last is not None:
             self.everyone = {ind.id: ind for ind in self.storage.individuals(self.run_id)}
+            self._front, self._fronted = [], 0
             self.population = [self.everyone[i] for i in last.population]
             self.rng.bit_generator.state = last.rng_state["numpy"]
             self.generation = last.gen
@@ -367,8 +371,17 @@ class SearchLoop:
         return report
 
     def front(self) -> list[Individual]:
-        """The Pareto front over everything measured so far (``pareto.front``)."""
-        return pareto.front(list(self.everyone.values()))
+        """The Pareto front over everything measured so far (``pareto.front``), kept up to date: the front
+        of a set grown by some individuals is the front of its old front and the new ones (whatever the old
+        front dominated stays dominated), so each call looks only at the individuals added since the last
+        one (``everyone`` only grows: an id, once in, keeps its individual)."""
+        if len(self.everyone) < self._fronted:  # replaced wholesale (``restore``)
+            self._front, self._fronted = [], 0
+        fresh = list(itertools.islice(self.everyone.values(), self._fronted, None))
+        if fresh or not self._fronted:
+            self._front = pareto.front(self._front + fresh)
+            self._fronted = len(self.everyone)
+        return list(self._front)
 
     @property
     def done(self) -> bool:

@@ -12,6 +12,12 @@ evaluators' queue full; each child is made where it is scored:
   ``population`` arrivals one storage commit: a generation of the store (its arrivals, the population,
   front, hypervolume and the driver's RNG state), so the store, reports and front read the same.
 
+The run's last generation does not wait for its slowest evaluations: once every child of the budget is
+made, spare children keep the idle workers busy, and the first arrivals fill the generation. Spares still
+running then (or arriving together with the last) are dropped. On a parallel evaluator the run then ends
+when a generation's worth of children has arrived, not when its heavy-tailed straggler does; in process
+(``LocalEvaluator``: one call at a time, results in order) there is nothing to overtake, and no spares.
+
 What it keeps of the generational loop's guarantees:
 
 * nothing trained is lost: each result is committed (``record_evaluations``, the results that arrived
@@ -35,7 +41,7 @@ import numpy as np
 
 from lotterysearch import nsga2
 from lotterysearch.errors import LotterySearchError
-from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, Evaluator
+from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, Evaluator, LocalEvaluator
 from lotterysearch.loop import GenerationReport, RunStorage, SearchLoop, class_record, record_evaluations
 from lotterysearch.problem import MaskProblem
 from lotterysearch.store import ClassRecord, Individual
@@ -53,8 +59,11 @@ class SteadyStateLoop(SearchLoop):
     ``in_flight``: children queued or running at once (default: the evaluator's ``capacity``, one call per
     worker, plus a quarter more so that a worker's next job waits for it while the driver is busy; without
     a ``capacity``, the population; never more than the population). More would only make children of an
-    older population: each job's parents are drawn when it is queued. ``select_every``: arrivals between survivor selections (default population / 4: a selection over
-    1 280 individuals costs about 40 ms, a tenth of a millisecond per child).
+    older population: each job's parents are drawn when it is queued. ``select_every``: arrivals between
+    survivor selections (default population / 4: a selection over 1 280 individuals costs about 40 ms, a
+    tenth of a millisecond per child). ``spares``: whether the run's last generation is filled by its first
+    arrivals while spare children keep the workers busy (default: on for any evaluator but the in-process
+    one).
     """
 
     def __init__(
@@ -66,11 +75,14 @@ class SteadyStateLoop(SearchLoop):
         *,
         in_flight: int | None = None,
         select_every: int | None = None,
+        spares: bool | None = None,
     ) -> None:
         super().__init__(problem, storage, run_id, evaluator)
         self.in_flight = in_flight
         self.select_every = select_every or max(1, self.cfg.ga.population // 4)
+        self.spares = not isinstance(evaluator, LocalEvaluator) if spares is None else spares
         self.wasted = 0  # trainings of a class another worker had trained meanwhile
+        self.dropped = 0  # spare children that arrived after the run's last generation was full
         self._recovered: list[Individual] = []
         self._order: tuple[np.ndarray, np.ndarray] | None = None  # the population's crowded order
         self._trained = 0  # classes trained by this object (the evaluation listeners' count)
@@ -164,7 +176,8 @@ class SteadyStateLoop(SearchLoop):
             max(self.everyone, default=-1), *(self.archive.get(k).individual_id for k in self.archive)
         )
         queue: deque[BreedJob] = deque()
-        made = outstanding = 0
+        made = outstanding = received = 0
+        spares = self.spares and stop >= self.cfg.ga.generations  # nothing follows the last generation
         capacity = self._capacity()
         refill = max(1, capacity // 64)  # children made at once, unless the queue ran dry
         steps_before = self.steps_spent
@@ -172,9 +185,12 @@ class SteadyStateLoop(SearchLoop):
 
         def top_up() -> None:
             nonlocal made, outstanding, next_id
-            n = min(capacity - outstanding, budget - made)
+            left = budget - made  # children of the budget not yet made
+            if spares and received < budget:
+                left = max(left, capacity - outstanding)
+            n = min(capacity - outstanding, left)
             # parents in batches: one shuffle of the population serves n/2 tournaments
-            if n <= 0 or (n < min(refill, budget - made) and outstanding > 0):
+            if n <= 0 or (n < min(refill, left) and outstanding > 0):
                 return
             objectives = [ind.objectives for ind in self.population]
             if self._order is None:  # rank and crowding change only with the population
@@ -204,10 +220,15 @@ class SteadyStateLoop(SearchLoop):
             commit_if_full()
         top_up()
         variation = self.problem.variation()
-        for group in self.evaluator.breed(queue, variation):
+        groups = self.evaluator.breed(queue, variation)
+        for group in groups:
             outstanding -= len(group)
             records: list[ClassRecord] = []
             for res in group:
+                if received == budget:  # a spare, after the last generation filled up
+                    self.dropped += 1
+                    continue
+                received += 1
                 ind = self._arrival(res, records)
                 self.everyone[ind.id] = ind
                 arrived.append(ind)
@@ -220,7 +241,13 @@ class SteadyStateLoop(SearchLoop):
                     self._select(pending)
                     pending = []
             self._flush(records)
+            if received == budget:
+                break
             top_up()
+        queue.clear()
+        close = getattr(groups, "close", None)
+        if close is not None:  # spares still running: the evaluator stops waiting for them
+            close()
         if arrived:  # only when the evaluator ended early: what arrived still counts
             self._flush([])
             self._select(pending)

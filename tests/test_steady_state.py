@@ -79,6 +79,23 @@ def test_in_process_it_is_reproducible_and_a_child_depends_only_on_its_parents_a
             assert child.mask.pack() == ind.packed and child.operator == ind.operator
 
 
+def test_spares_for_the_last_generation_change_nothing_in_order_and_are_dropped(tmp_path) -> None:
+    """Spare children keep workers busy while the last generation's stragglers run; in process results
+    come in order, so the first arrivals are the budget's own children either way, and the spares that
+    came back with the last of them are dropped, not committed."""
+    runs = {}
+    for spares in (False, True):
+        with ls.create_run(steady(), tmp_path / str(spares)) as run:
+            cfg = run.config
+            ev = LocalEvaluator(run.problem.data, cfg.model, cfg.fitness, cfg.mode, chunk=5)
+            run._search = SteadyStateLoop(run.problem, run.store, run.id, ev, spares=spares).restore()
+            run.optimize()
+            check_consistent(run)
+            runs[spares] = [fields(i) for i in run.individuals()], run._search.dropped
+    assert runs[True][0] == runs[False][0]
+    assert runs[False][1] == 0 and runs[True][1] > 0
+
+
 def test_the_worker_skips_what_the_driver_published(synthetic) -> None:
     cfg = steady()
     ev = LocalEvaluator(synthetic, cfg.model, cfg.fitness)
