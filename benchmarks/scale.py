@@ -9,7 +9,8 @@ loop does between the simulator's calls; ``DriverClock``: this thread's CPU time
 the disk) advances the virtual clock, and workers wait for it. Work that the
 new driver hands to the workers (class keys; in the steady-state mode variation too) is timed for real and
 charged to a worker's timeline instead of the driver's. Utilisation = busy worker-time / (W × makespan),
-busy time counting key and variation work as well as training.
+busy time counting key and variation work as well as training; the work of spare children still running
+when a steady-state run ends (its last generation is filled by the first arrivals) counts as idle.
 
 Each worker holds two calls of one mask (running and next), as the Ray pool's evaluators do
 (``in_flight_per_evaluator = 2``); a freed worker gets its next job when the driver takes its result.
@@ -18,28 +19,38 @@ No network latency is simulated.
 Drivers, all from the same committed generation 0 (population ``--population``, seeded as a search seeds):
 
 * ``today``: the generational loop of commit ``BASELINE`` (read with ``git show``): keys on the driver
-  (twice per new class), DEAP's survivor selection, one store transaction per result;
+  (twice per new class), DEAP's survivor selection, one store transaction per result (the store is
+  today's for every driver);
 * ``generational``: ``loop.SearchLoop`` now: keys on the workers, numpy selection, one transaction per group
-  of results; the same individuals and front as ``today`` (checked: the run's stored individuals are equal);
+  of results; the same individuals and fronts as ``today`` (checked: the run's stored individuals and
+  generations, populations, fronts and hypervolumes, are equal);
 * ``steady_state``: ``steady_state.SteadyStateLoop``: no generation barrier, children made on the workers.
 
 Pure, deterministic steps (variation of the generational loops, class keys, survivor selection, a
 steady-state child) are computed once per distinct input and their measured time charged again when the
 same input recurs in another worker count or latency: the timelines are those of real runs, the machine
-time is not spent 32 times.
+time is not spent 32 times. ``--cache DIR`` keeps those tables between runs of the benchmark (named by a
+hash of the source that computes them); the driver's own work is always measured afresh.
+
+Every figure is a ratio against another driver in the same run (``today`` is the baseline).
 
     python benchmarks/scale.py [--models mlp,lenet] [--workers 1,10,100,1000] [--latencies 0.1,1]
-        [--generations 2] [--population 1024] [--steady-workers 1,10,100,1000]
+        [--kinds fixed,lognormal] [--generations 2] [--steady-generations N] [--population 1024]
+        [--steady-workers 1,10,100,1000] [--drivers today,generational,steady_state] [--cache DIR]
+        [--profile DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import dataclasses
 import hashlib
 import heapq
 import importlib.util
 import math
 import os
+import pickle
 import shutil
 import socket
 import subprocess
@@ -61,10 +72,20 @@ from lotterysearch.config import GAConfig, SearchConfig, SeedingConfig
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_child
 from lotterysearch.fitness import Objectives
 from lotterysearch.masks import Mask
-from lotterysearch.problem import MaskProblem
+from lotterysearch.problem import Candidate, MaskProblem
 from lotterysearch.store import Store
 
 BASELINE = "9161e85"  # the driver before this benchmark's changes
+# the code that makes children and class keys: a cache of them (``--cache``) is valid for this source only
+PURE_SOURCES = (
+    "operators.py",
+    "alignment.py",
+    "masks.py",
+    "canon.py",
+    "problem.py",
+    "evaluators.py",
+    "models.py",
+)
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"mlp": "mlp:40-100-100-10", "lenet": "mlp:784-300-100-10"}
 PHASES = ("variation", "class_key", "archive", "selection", "store", "other")
@@ -74,21 +95,33 @@ PHASES = ("variation", "class_key", "archive", "selection", "store", "other")
 class DriverClock:
     """The driver's own time: CPU time of this thread (on a shared machine wall time also counts the time
     spent waiting for a core), plus the wall time the store waits for the disk (a commit's fsync holds the
-    serial driver whatever the load)."""
+    serial driver whatever the load): its wall time less its CPU time and less its waits for a core (the
+    kernel's run-queue time of this thread, ``/proc/thread-self/schedstat``, where there is one)."""
 
     def __init__(self) -> None:
         self.io_wait = 0.0
+        try:
+            self._schedstat: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._schedstat = None
 
     def __call__(self) -> float:
         return time.thread_time() + self.io_wait
 
+    def queued(self) -> float:
+        """Seconds this thread has waited for a core so far (0 where the kernel does not say)."""
+        if self._schedstat is None:
+            return 0.0
+        return int(os.pread(self._schedstat, 100, 0).split()[1]) / 1e9
+
     def blocking(self, fn: Callable) -> Callable:
         def waited(*args: Any, **kwargs: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
+            wall, cpu, queued = time.perf_counter(), time.thread_time(), self.queued()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.io_wait += max(0.0, (time.perf_counter() - wall) - (time.thread_time() - cpu))
+                idle = time.perf_counter() - wall - (time.thread_time() - cpu) - (self.queued() - queued)
+                self.io_wait += max(0.0, idle)
 
         return waited
 
@@ -139,6 +172,15 @@ class Memo:
     def __init__(self) -> None:
         self.table: dict[Any, tuple[Any, float]] = {}
 
+    def save(self, path: Path, encode: Callable[[Any], Any] = lambda v: v) -> None:
+        with open(path, "wb") as f:
+            pickle.dump({k: (encode(v), s) for k, (v, s) in self.table.items()}, f, pickle.HIGHEST_PROTOCOL)
+
+    def load(self, path: Path, decode: Callable[[Any], Any] = lambda v: v) -> None:
+        if path.is_file():
+            with open(path, "rb") as f:
+                self.table.update({k: (decode(v), s) for k, (v, s) in pickle.load(f).items()})
+
     def get(self, key: Any, compute: Callable[[], Any]) -> tuple[Any, float, bool]:
         hit = self.table.get(key)
         if hit is not None:
@@ -175,12 +217,12 @@ class Latency:
         return f"{self.mean:g} s {self.kind}"
 
 
-def simulated_objectives(key: str, mask: Mask, steps: int) -> Objectives:
-    """Accuracy rising with effective density, spread by the class key: a pure function of the class."""
-    eff = mask.effective_density()
+def simulated_objectives(key: str, eff: float, density: float, steps: int) -> Objectives:
+    """Accuracy rising with effective density ``eff``, spread by the class key: a pure function of the
+    class."""
     h = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
     acc = 0.1 + 0.85 * (1 - math.exp(-60 * eff)) * (0.9 + 0.1 * h)
-    return Objectives(accuracy=acc, density=mask.density(), effective_density=eff, loss=1 - acc, steps=steps)
+    return Objectives(accuracy=acc, density=density, effective_density=eff, loss=1 - acc, steps=steps)
 
 
 class SimCluster:
@@ -203,6 +245,7 @@ class SimCluster:
         self.free = [0.0] * workers  # when each worker's last assigned job ends
         self.open: deque[int] = deque(w for _ in range(2) for w in range(workers))  # free call slots
         self.busy = 0.0
+        self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
         self.known: set[str] = set()
         self.hidden = 0.0  # real seconds spent inside the simulator
         self._mark = CLOCK()
@@ -226,7 +269,7 @@ class SimCluster:
 
     def start(self) -> None:
         """The measured run starts now, at virtual time 0, every worker free."""
-        self.t, self.busy = 0.0, 0.0
+        self.t, self.busy, self.dropped = 0.0, 0.0, 0.0
         self.free = [0.0] * self.workers
         self._mark = CLOCK()
         self.prof.owed = 0.0
@@ -244,8 +287,10 @@ class SimCluster:
         return self.free[w]
 
     def _key(self, mask: Mask) -> tuple[str, float]:
-        packed = mask.pack()
-        key, seconds, _ = self.keys.get(digest(packed), lambda: self._class_key(mask))
+        return self._packed_key(mask.pack(), lambda: mask)
+
+    def _packed_key(self, packed: bytes, mask: Callable[[], Mask]) -> tuple[str, float]:
+        key, seconds, _ = self.keys.get(digest(packed), lambda: self._class_key(mask()))
         return key, seconds
 
     # ---- Evaluator --------------------------------------------------------------------------------
@@ -282,7 +327,7 @@ class SimCluster:
 
         def work(job: tuple[str, Mask]) -> tuple[float, EvalResult]:
             key, mask = job
-            o = simulated_objectives(key, mask, steps)
+            o = simulated_objectives(key, mask.effective_density(), mask.density(), steps)
             seconds = self.latency.of(key) * steps / self.full_steps
             return seconds, EvalResult(key, o, "sim", "sim", seconds, 1, 0)
 
@@ -292,21 +337,25 @@ class SimCluster:
         shapes = self.shapes
 
         def work(job: BreedJob) -> tuple[float, BreedResult]:
-            def make() -> tuple[Mask, str, tuple[int, ...]]:
-                child = breed_child([Mask.unpack(p, shapes) for p in job.packed], job.seed, variation)
-                return child.mask, child.operator, tuple(job.parents[p] for p in child.parents)
+            made: list[Mask] = []
 
-            (mask, op, parents), made_s, _ = self.children.get(
+            def make() -> tuple[bytes, str, tuple[int, ...], float, float]:
+                child = breed_child([Mask.unpack(p, shapes) for p in job.packed], job.seed, variation)
+                made.append(child.mask)
+                m = child.mask
+                return m.pack(), child.operator, child.parents, m.density(), m.effective_density()
+
+            (packed, op, picked, density, eff), made_s, _ = self.children.get(
                 digest(*job.packed, str(job.seed).encode()), make
             )
-            key, key_s = self._key(mask)
+            key, key_s = self._packed_key(packed, lambda: made[0] if made else Mask.unpack(packed, shapes))
             seconds, o = made_s + key_s, None
             if key not in self.known:
-                o = simulated_objectives(key, mask, self.full_steps)
+                o = simulated_objectives(key, eff, density, self.full_steps)
                 seconds += self.latency.of(key)
-            packed = mask.pack()
+            parents = tuple(job.parents[p] for p in picked)
             return seconds, BreedResult(
-                job.id, parents, packed, op, key, mask.density(), o, "sim", "sim", seconds, 1, 0
+                job.id, parents, packed, op, key, density, o, "sim", "sim", seconds, 1, 0
             )
 
         return self._stream(jobs, work)
@@ -315,31 +364,43 @@ class SimCluster:
         """Jobs of ``queue`` (live: the caller may append between groups) onto free call slots; results in
         order of completion, grouped when several have finished by the time the driver looks."""
         self._enter()
-        events: list[tuple[float, int, int, Any]] = []
+        events: list[tuple[float, int, int, Any, float, float]] = []
 
         def dispatch() -> None:
             while queue and self.open:
                 w = self.open.popleft()
                 seconds, result = work(queue.popleft())
                 self._seq += 1
-                heapq.heappush(events, (self._run_on(w, seconds), self._seq, w, result))
+                end = self._run_on(w, seconds)
+                heapq.heappush(events, (end, self._seq, w, result, seconds, end - seconds))
 
         dispatch()
-        while events:
-            end, _, w, result = heapq.heappop(events)
-            self.t = max(self.t, end)
-            group = [result]
-            self.open.append(w)
-            while events and events[0][0] <= self.t:
-                _, _, w2, r2 = heapq.heappop(events)
-                group.append(r2)
-                self.open.append(w2)
-            dispatch()
+        try:
+            while events:
+                end, _, w, result, _, _ = heapq.heappop(events)
+                self.t = max(self.t, end)
+                group = [result]
+                self.open.append(w)
+                while events and events[0][0] <= self.t:
+                    _, _, w2, r2, _, _ = heapq.heappop(events)
+                    group.append(r2)
+                    self.open.append(w2)
+                dispatch()
+                self._exit()
+                yield group
+                self._enter()
+                dispatch()
             self._exit()
-            yield group
+        except GeneratorExit:  # the driver stopped waiting: calls still running count as idle from now
             self._enter()
-            dispatch()
-        self._exit()
+            for end, _, w, _, seconds, start in events:
+                done = max(0.0, min(end, self.t) - start)
+                self.busy -= seconds - done
+                self.dropped += seconds - done
+                self.free[w] = min(self.free[w], max(start, self.t))
+                self.open.append(w)
+            self._exit()
+            raise
 
 
 # ---- drivers -------------------------------------------------------------------------------------------
@@ -374,6 +435,11 @@ class Outcome:
     busy: float
     hypervolume: float
     individuals: list[tuple] | None = None
+    disk: float = 0.0  # seconds the store waited for the disk (part of ``phases["store"]``)
+    dropped: float = 0.0  # worker-seconds of spare children still running when the run ended (not busy)
+    spares: int = 0  # spare children that arrived after the last generation was full
+    whole: int = 0  # children whose mask the store holds whole (the others reference their class's)
+    checkpoints: float = 0.0  # CPU seconds of the store's checkpointer thread (not the driver's thread)
 
     @property
     def utilisation(self) -> float:
@@ -387,7 +453,9 @@ class Outcome:
 class Bench:
     """One model's seeded workspace and the memo tables its runs share."""
 
-    def __init__(self, spec: str, population: int, generations: int, tmp: Path) -> None:
+    def __init__(
+        self, spec: str, population: int, generations: int, tmp: Path, cache: Path | None = None
+    ) -> None:
         self.cfg = SearchConfig(
             name="scale",
             model=spec,
@@ -399,6 +467,8 @@ class Bench:
         self.tmp = tmp
         self.seeded = tmp / f"seeded-{spec.replace(':', '_')}"
         self.problem = MaskProblem(self.cfg)
+        if cache is not None:
+            self.load(cache)
         t0 = time.perf_counter()
         with Store.open(self.seeded, create=True) as store:
             self.run_id = api._record_run(store, self.cfg, self.problem.shapes)
@@ -417,6 +487,35 @@ class Bench:
             f"  generation 0 ({population} seeds) committed in {time.perf_counter() - t0:.0f} s", flush=True
         )
         self.n = 0
+
+    def cache_files(self, cache: Path) -> dict[str, Path]:
+        """Where ``--cache`` keeps this model's memo tables: named by the source that computes them."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(repr((self.cfg.model, self.cfg.ga.population, self.cfg.seed)).encode())
+        for name in PURE_SOURCES:
+            h.update((ROOT / "lotterysearch" / name).read_bytes())
+        stem = f"{self.cfg.model.replace(':', '_')}-{h.hexdigest()}"
+        return {m: cache / f"{stem}-{m}.pkl" for m in ("keys", "children", "variation", "selection")}
+
+    def load(self, cache: Path) -> None:
+        shapes = self.problem.shapes
+        files = self.cache_files(cache)
+        for name in ("keys", "children", "selection"):
+            getattr(self, name).load(files[name])
+        self.variation.load(
+            files["variation"],
+            lambda v: ([Candidate(Mask.unpack(p, shapes), o, tuple(ps), op) for p, o, ps, op in v[0]], v[1]),
+        )
+
+    def save(self, cache: Path) -> None:
+        cache.mkdir(parents=True, exist_ok=True)
+        files = self.cache_files(cache)
+        for name in ("keys", "children", "selection"):
+            getattr(self, name).save(files[name])
+        self.variation.save(
+            files["variation"],
+            lambda v: ([(c.mask.pack(), c.origin, c.parents, c.operator) for c in v[0]], v[1]),
+        )
 
     def workspace(self) -> Path:
         self.n += 1
@@ -489,9 +588,19 @@ class Bench:
             setattr(obj, name, value)
 
     def run(
-        self, driver: str, workers: int, latency: Latency, loop_class: type, sel: types.ModuleType
+        self,
+        driver: str,
+        workers: int,
+        latency: Latency,
+        loop_class: type,
+        sel: types.ModuleType,
+        generations: int | None = None,
+        profile: Path | None = None,
     ) -> Outcome:
         ws = self.workspace()
+        cfg = self.cfg
+        if generations is not None:
+            cfg = dataclasses.replace(cfg, ga=dataclasses.replace(cfg.ga, generations=generations))
         prof = Profiler(CLOCK)
         sim = SimCluster(
             workers, latency, prof, self.keys, self.children, self.cfg.fitness.steps, self.problem.shapes
@@ -505,18 +614,35 @@ class Bench:
         with Store.open(ws) as store:
             canon.class_key = remembered_key  # today's loop keys every stored class on restore (not measured)
             try:
-                lp = loop_class(MaskProblem(self.cfg), store, self.run_id, sim).restore()
+                lp = loop_class(MaskProblem(cfg), store, self.run_id, sim).restore()
             finally:
                 canon.class_key = real_key
             self.instrument(lp, prof, sys.modules[loop_class.__module__], sel)
+            profiler = cProfile.Profile() if profile else None
             try:
                 prof.reset()
+                disk = CLOCK.io_wait
                 sim.start()
+                if profiler is not None:
+                    profiler.enable()
                 prof.wrap("other", lp.run)()
                 makespan = sim.finish()
+                disk = CLOCK.io_wait - disk
             finally:
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
                 self.uninstrument()
+            checkpoints = store.checkpoint_seconds
             individuals = store.individuals(self.run_id)
+            generations = [
+                (g.gen, g.population, g.front, g.hypervolume, g.evaluated, g.skipped)
+                for g in store.generations(self.run_id)
+            ]
+            whole = store._db.execute(
+                "SELECT COUNT(*) FROM individuals WHERE run_id = ? AND generation > 0 AND length(mask) > 0",
+                (self.run_id,),
+            ).fetchone()[0]
         born = [i for i in individuals if i.generation > 0]
         shutil.rmtree(ws, ignore_errors=True)
         same = None
@@ -524,12 +650,26 @@ class Bench:
             same = [
                 (i.id, i.class_key, i.accuracy, i.density, i.effective_density, i.parents, i.operator)
                 for i in born
-            ]
+            ] + generations
         phases = {p: prof.seconds.get(p, 0.0) for p in PHASES}
         trained = sum(i.evaluated for i in born)
         hv = pareto.front_hypervolume(individuals)
         return Outcome(
-            driver, workers, latency.label(), len(born), trained, phases, makespan, sim.busy, hv, same
+            driver,
+            workers,
+            latency.label(),
+            len(born),
+            trained,
+            phases,
+            makespan,
+            sim.busy,
+            hv,
+            same,
+            disk=disk,
+            dropped=sim.dropped,
+            spares=getattr(lp, "dropped", 0),
+            whole=whole,
+            checkpoints=checkpoints,
         )
 
 
@@ -546,19 +686,24 @@ def main() -> None:
     parser.add_argument("--workers", default="1,10,100,1000")
     parser.add_argument("--steady-workers", default=None, help="worker counts of the steady-state runs")
     parser.add_argument("--latencies", default="0.1,1")
+    parser.add_argument("--kinds", default="fixed,lognormal", help="latency distributions")
     parser.add_argument("--population", type=int, default=1024)
     parser.add_argument("--generations", type=int, default=2, help="generations after the seeded one")
+    parser.add_argument(
+        "--steady-generations", type=int, default=None, help="generations of the steady-state runs"
+    )
     parser.add_argument("--drivers", default="today,generational,steady_state")
+    parser.add_argument("--cache", type=Path, default=None, help="keep children and class keys here")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile each steady-state run here")
     args = parser.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     drivers = args.drivers.split(",")
     steady_workers = [int(w) for w in (args.steady_workers or args.workers).split(",")]
-    latencies = [
-        Latency(float(x), kind) for x in args.latencies.split(",") for kind in ("fixed", "lognormal")
-    ]
+    latencies = [Latency(float(x), k) for x in args.latencies.split(",") for k in args.kinds.split(",")]
     old_loop, old_nsga2 = baseline_modules()
     print(
-        f"scale benchmark: population {args.population}, {args.generations} generations after the seeds;"
+        f"scale benchmark: population {args.population}, {args.generations} generations after the seeds"
+        f" ({args.steady_generations or args.generations} in the steady-state runs);"
         f" {os.cpu_count()} cores on {socket.gethostname()}; load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         flush=True,
     )
@@ -566,7 +711,7 @@ def main() -> None:
         for name in args.models.split(","):
             spec = MODELS.get(name, name)
             print(f"\n== {spec} ==", flush=True)
-            bench = Bench(spec, args.population, args.generations, Path(tmp))
+            bench = Bench(spec, args.population, args.generations, Path(tmp), args.cache)
             rows: list[Outcome] = []
             for lat in latencies:
                 for w in workers:
@@ -579,36 +724,53 @@ def main() -> None:
                         same = rows[-2].individuals == rows[-1].individuals
                         assert same, "the generational loop must find what today's finds"
                     if w in steady_workers and "steady_state" in drivers:
-                        rows.append(bench.run("steady_state", w, lat, steady_state.SteadyStateLoop, nsga2))
+                        where = args.profile and args.profile / f"{name}-{w}-{lat.kind}-{lat.mean:g}.prof"
+                        if where:
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                        steady = steady_state.SteadyStateLoop
+                        rows.append(
+                            bench.run("steady_state", w, lat, steady, nsga2, args.steady_generations, where)
+                        )
                     print(f"  {lat.label()} × {w} workers: {time.perf_counter() - t0:.0f} s", flush=True)
+                    if args.cache is not None:
+                        bench.save(args.cache)
             report(rows)
 
 
 def report(rows: list[Outcome]) -> None:
-    first = {}
-    for r in rows:
-        first.setdefault(r.driver, r)
+    drivers = list(dict.fromkeys(r.driver for r in rows))
     print(
-        "\ndriver time per child by phase (ms; the same for every worker count and latency: "
-        "the first run's figures)"
+        "\ndriver time per child by phase (ms: the driver's CPU time plus the store's disk waits, of which"
+        " 'disk'; results that arrive together share one commit, so the store's share falls with the load;"
+        " 'whole': children whose mask is stored whole, the others reference their class's; 'ckpt thr': CPU"
+        " time of the store's checkpointer thread, off the driver's thread)"
     )
     header = (
-        f"{'driver':<13}"
-        + "".join(f"{p:>11}" for p in PHASES)
-        + f"{'total':>10}{'children':>10}{'trained':>9}"
+        f"{'driver':<13}{'latency':<17}{'workers':>8}"
+        + "".join(f"{p:>10}" for p in PHASES)
+        + f"{'disk':>8}{'total':>9}{'children':>9}{'trained':>8}{'whole':>7}{'ckpt thr':>9}"
     )
     print(header + "\n" + "-" * len(header))
-    for d, r in first.items():
+    for r in sorted(rows, key=lambda r: drivers.index(r.driver)):
         print(
-            f"{d:<13}"
-            + "".join(f"{r.per_child_ms(p):>11.3f}" for p in PHASES)
-            + f"{r.per_child_ms():>10.3f}{r.children:>10}{r.trained:>9}"
+            f"{r.driver:<13}{r.latency:<17}{r.workers:>8}"
+            + "".join(f"{r.per_child_ms(p):>10.3f}" for p in PHASES)
+            + f"{1e3 * r.disk / max(1, r.children):>8.3f}{r.per_child_ms():>9.3f}{r.children:>9}{r.trained:>8}"
+            + f"{r.whole:>7}{1e3 * r.checkpoints / max(1, r.children):>9.3f}"
         )
-    print("\nworker utilisation (busy worker-time / (workers × makespan)), makespan, final hypervolume")
+    print(
+        "\nworker utilisation (busy worker-time / (workers × makespan); spares still running at the end count"
+        " as idle), makespan, final hypervolume"
+    )
+    ratios = [
+        (a, b)
+        for a, b in (("generational", "today"), ("steady_state", "today"), ("steady_state", "generational"))
+        if a in drivers and b in drivers
+    ]
     header = (
         f"{'latency':<17}{'workers':>8}"
-        + "".join(f"{d:>28}" for d in first)
-        + f"{'gen./today':>12}{'steady/gen.':>12}"
+        + "".join(f"{d:>30}" for d in drivers)
+        + "".join(f"{a[:6] + '/' + b[:6]:>15}" for a, b in ratios)
     )
     print(header + "\n" + "-" * len(header))
     table: dict[tuple[str, int], dict[str, Outcome]] = defaultdict(dict)
@@ -616,16 +778,20 @@ def report(rows: list[Outcome]) -> None:
         table[(r.latency, r.workers)][r.driver] = r
     for (lat, w), cells in table.items():
         line = f"{lat:<17}{w:>8}"
-        for d in first:
+        for d in drivers:
             c = cells.get(d)
-            line += f"{(f'{c.utilisation:6.1%} {c.makespan:8.1f} s {c.hypervolume:.3f}') if c else '-':>28}"
-        today, gen, steady = cells.get("today"), cells.get("generational"), cells.get("steady_state")
-        line += f"{(today.makespan / gen.makespan) if today and gen else 0:>11.2f}x"
-        line += (
-            f"{(gen.makespan / steady.makespan) if gen and steady else 0:>11.2f}x" if steady else f"{'-':>12}"
-        )
+            cell = f"{c.utilisation:6.1%} {c.makespan:8.1f} s {c.hypervolume:.3f}" if c else "-"
+            line += f"{cell:>30}"
+        for a, b in ratios:
+            x, y = cells.get(a), cells.get(b)
+            line += (
+                f"{y.makespan / y.children / (x.makespan / x.children):>14.2f}x" if x and y else f"{'-':>15}"
+            )
         print(line)
-    print("ratios are of makespans (speed-ups); the steady-state makespan is per the same number of children")
+    print(
+        "ratios are speed-ups in time per child (makespan / children committed after the seeds), each against"
+        " the driver of the same run"
+    )
 
 
 if __name__ == "__main__":
