@@ -74,6 +74,15 @@ SETTINGS = {
 }
 
 
+def describe(s: DemoSettings) -> str:
+    """The settings in one table cell."""
+    gens = f"{s.generations} generations" if s.generations else "its generations"
+    return (
+        f"[{s.config.name}](configs/{s.config.name}), {gens}: {len(s.ga_seeds)} GA seeds × {len(s.variants)} "
+        f"variants; {len(s.retrain_seeds)} fresh inits for the test retraining"
+    )
+
+
 def demo_config(s: DemoSettings, operators: str, seed: int, workspace: Path) -> SearchConfig:
     """The demo's config with one GA seed and one variant's operators and fitness."""
     cfg = load_config(s.config)

@@ -52,6 +52,12 @@ SETTINGS = {
 }
 
 
+def describe(s: TicketSettings) -> str:
+    """The settings in one table cell."""
+    gens = f"{s.generations} generations" if s.generations else "its generations"
+    return f"[{s.config.name}](configs/{s.config.name}) in ticket mode, {gens}: {len(s.inits)} inits θ₀"
+
+
 def ticket_config(s: TicketSettings, theta0: int, workspace: Path) -> SearchConfig:
     """The demo's config in ticket mode on θ₀: seeded by SynFlow from θ₀, scored by training from θ₀."""
     cfg = load_config(s.config)
