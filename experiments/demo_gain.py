@@ -76,7 +76,7 @@ SETTINGS = {
 
 def describe(s: DemoSettings) -> str:
     """The settings in one table cell."""
-    gens = f"{s.generations} generations" if s.generations else "its generations"
+    gens = f"{s.generations or load_config(s.config).ga.generations} generations"
     return (
         f"[{s.config.name}](configs/{s.config.name}), {gens}: {len(s.ga_seeds)} GA seeds × {len(s.variants)} "
         f"variants; {len(s.retrain_seeds)} fresh inits for the test retraining"

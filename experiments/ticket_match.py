@@ -54,7 +54,7 @@ SETTINGS = {
 
 def describe(s: TicketSettings) -> str:
     """The settings in one table cell."""
-    gens = f"{s.generations} generations" if s.generations else "its generations"
+    gens = f"{s.generations or load_config(s.config).ga.generations} generations"
     return f"[{s.config.name}](configs/{s.config.name}) in ticket mode, {gens}: {len(s.inits)} inits θ₀"
 
 
