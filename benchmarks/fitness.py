@@ -19,9 +19,16 @@ gradient), and exact compaction (dense on the smaller network), for SynFlow and 
 Each of (a) and (b) is the best of two passes over the masks (one with ``--quick``): the machine is shared.
 ``--threads-split`` also times the other way to use every core: one evaluator with all of them.
 
+Convnets (``--only conv`` runs these alone): the same rows (a) and (b) for the MNIST-1D CNN
+(``cnn1d:40:25k5-25-25:10``, default fitness) and Conv-2 on digits' 8×8 images (``conv2:8x8x1``, 30 steps),
+and before them the measurement behind ``batched_conv.convnets_per_batch``: networks trained per second on
+one thread by a loop over ``training.train`` and by one grouped batch of K (``ConvBatch``) for K = 1 … 16,
+for those two and a small ``conv:8x8x1:8-8-M:32-10``.
+
 Goals (this 2-core machine): b/a >= 4 for the MNIST-1D MLP, >= 2 for LeNet-300-100 at <= 5% density.
 
     python benchmarks/fitness.py [--quick] [--data-dir DIR (default $LOTTERYSEARCH_DATA)] [--threads-split]
+        [--only mlp|conv] [--densities D ...] [--no-k-table]
 """
 
 from __future__ import annotations
@@ -36,10 +43,11 @@ import numpy as np
 import torch
 
 from lotterysearch.batched import mlp_widths
-from lotterysearch.compaction import compact_mask, compact_model, compaction, work
+from lotterysearch.batched_conv import ConvBatch, convnets_per_batch, train_conv_batch
+from lotterysearch.compaction import compact_mask, compact_model, compaction, conv_work, work
 from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import load_dataset
-from lotterysearch.fitness import fitness_kernel
+from lotterysearch.fitness import conv_fitness_plan, fitness_kernel
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.operators import move_mutation
@@ -47,6 +55,14 @@ from lotterysearch.pruning import prune
 from lotterysearch.training import train
 
 CASES = [("mlp:40-100-100-10", "mnist1d"), ("mlp:784-300-100-10", "mnist")]
+# convnet, dataset, training steps of the fitness (Conv-2's step is 2e9 flops: a short proxy)
+CONV_CASES = [("cnn1d:40:25k5-25-25:10", "mnist1d", 115), ("conv2:8x8x1", "digits", 30)]
+CONV_KS = (1, 2, 4, 8, 12, 16)
+CONV_K_CASES = [  # convnet, dataset, steps, the Ks timed (Conv-2's im2col columns: 19 MB a network)
+    ("cnn1d:40:25k5-25-25:10", "mnist1d", 40, CONV_KS),
+    ("conv:8x8x1:8-8-M:32-10", "digits", 40, CONV_KS),
+    ("conv2:8x8x1", "digits", 5, (1, 2, 4)),
+]
 DENSITIES = (0.2, 0.05, 0.01)
 B = 128
 MODE = "forward"  # the search default (``SearchConfig.mode``)
@@ -237,6 +253,74 @@ def dense_flops(widths: tuple[int, ...], n_val: int, cfg: FitnessConfig) -> floa
     return len(cfg.init_seeds) * (6 * cfg.batch_size * w * cfg.steps + 2 * n_val * w)
 
 
+# ---- convnets: how many to batch, then throughput ------------------------------------------------------
+def conv_k_row(spec: str, dataset: str, steps: int, ks: tuple[int, ...], repeats: int) -> str:
+    """One row of ``conv_k_table``: the loop's networks per second, then each K's and its ratio."""
+    data = load_dataset(dataset, 0)
+    training = TrainingConfig(steps=steps)
+    template = build_model(spec, 0)
+    g = torch.Generator().manual_seed(0)
+    shapes = Mask.ones(template).shapes
+    masks = [Mask({n: torch.rand(sh, generator=g) < 0.1 for n, sh in shapes.items()}) for _ in range(4)]
+
+    def loop() -> None:
+        for m in masks:
+            train(build_model(spec, 0), m, data, training, seed=0)
+
+    def batch(k: int) -> None:
+        train_conv_batch(ConvBatch([template] * k, [masks[j % len(masks)] for j in range(k)]), data, training)
+
+    alone = len(masks) / best_of(repeats, loop)
+    cells = []
+    for k in CONV_KS:
+        rate = k / best_of(repeats, lambda k=k: batch(k)) if k in ks else None
+        cells.append(f"{rate:>6.2f} {rate / alone:>4.2f}x" if rate is not None else f"{'-':>11}")
+    chosen = convnets_per_batch(template, training.batch_size)
+    return f"{spec:<26} {steps:>5} {alone:>10.2f}  " + "  ".join(cells) + f"  {chosen:>8}"
+
+
+def conv_k_table(repeats: int) -> None:
+    """Networks per second on one thread: a loop over ``train`` against one ``ConvBatch`` of K."""
+    torch.set_num_threads(1)
+    print(f"\nConvnets: networks trained per second on one thread, 10% random masks (best of {repeats})")
+    header = f"{'network':<26} {'steps':>5} {'loop net/s':>10}  " + "  ".join(
+        f"{'K=' + str(k):>11}" for k in CONV_KS
+    )
+    print(header + f"  {'chosen K':>8}\n" + "-" * (len(header) + 10), flush=True)
+    for spec, dataset, steps, ks in CONV_K_CASES:
+        print(conv_k_row(spec, dataset, steps, ks, repeats), flush=True)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def conv_flops(model: torch.nn.Module, n_val: int, cfg: FitnessConfig) -> float:
+    """Flops of one evaluation as a dense run does them: 6·B·work a step, 2·N_val·work for validation."""
+    w = conv_work(model)
+    return len(cfg.init_seeds) * (6 * cfg.batch_size * w * cfg.steps + 2 * n_val * w)
+
+
+def conv_rows(args: argparse.Namespace, peak: float, rounds: int) -> list[tuple[str, float, float]]:
+    counts = {"mnist1d": 8 if args.quick else 32, "digits": 4 if args.quick else 8}
+    rows = []
+    for spec, dataset, steps in CONV_CASES:
+        cfg = FitnessConfig(steps=steps)
+        data = load_dataset(dataset, 0)
+        template = build_model(spec, 0)
+        for density in args.densities:
+            masks = search_masks(spec, density, counts[dataset])
+            plans = Counter(conv_fitness_plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
+            mix = " ".join(f"{n} {k}" for k, n in sorted(plans.items()))
+            a = naive(masks, spec, data, cfg, rounds)
+            b, k = evaluators(masks, spec, data, cfg, rounds)
+            flops = b * conv_flops(template, len(data.y_val), cfg)
+            rows.append((spec, density, b / a))
+            print(
+                f"{spec + f' ({steps})':<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f}"
+                f" {k:>3} {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
+                flush=True,
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer masks and repeats (a minute or two)")
@@ -246,8 +330,17 @@ def main() -> None:
         help="MNIST IDX files (default $LOTTERYSEARCH_DATA)",
     )
     parser.add_argument("--threads-split", action="store_true", help="also one evaluator with every core")
+    parser.add_argument("--only", choices=("mlp", "conv"), help="only the MLP rows or only the convnet rows")
+    parser.add_argument(
+        "--densities",
+        type=float,
+        nargs="+",
+        default=list(DENSITIES),
+        help="mask densities of the convnet rows",
+    )
+    parser.add_argument("--no-k-table", action="store_true", help="skip the convnets' K measurement")
     args = parser.parse_args()
-    if not args.data_dir:
+    if not args.data_dir and args.only != "conv":
         parser.error("the LeNet-300-100 cases need MNIST: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
     import ray
 
@@ -261,10 +354,13 @@ def main() -> None:
     print(
         f"dense matmul (2048^2, float32): {peak / 1e9:.1f} GFLOP/s all threads, {peak1 / 1e9:.1f} one thread"
     )
-    kernel_table(repeats=5 if args.quick else 20)
+    rounds = 1 if args.quick else 2
+    if args.only != "mlp" and not args.no_k_table:
+        conv_k_table(repeats=rounds)
+    if args.only != "conv":
+        kernel_table(repeats=5 if args.quick else 20)
 
     counts = {"mnist1d": 24 if args.quick else 48, "mnist": 4 if args.quick else 12}
-    rounds = 1 if args.quick else 2
     cfg = FitnessConfig()
     connect(num_cpus=cores)
     rows = []
@@ -278,7 +374,7 @@ def main() -> None:
         f" {'K':>3} {'b/a':>6} {'(b) GFLOP/s':>11} {'share':>6}"
     )
     print(header + "\n" + "-" * len(header), flush=True)
-    for spec, dataset in CASES:
+    for spec, dataset in CASES if args.only != "conv" else []:
         data = load_dataset(dataset, 0, data_dir=args.data_dir)
         widths, _ = mlp_widths(build_model(spec, 0))
         for density in DENSITIES:
@@ -299,12 +395,16 @@ def main() -> None:
                 print(
                     f"{'  1 evaluator x ' + str(cores) + ' threads':<52} {'':>10} {b2:>10.2f} {k2:>3} {b2 / a:>6.2f}"
                 )
+    if args.only != "mlp":
+        print("convnets (training steps in brackets):", flush=True)
+        rows += conv_rows(args, peak, rounds)
     ray.shutdown()
     print(f"\nload average at the end: {load()}")
     mlp = [r for s, _, r in rows if s.startswith("mlp:40")]
     lenet = [r for s, d, r in rows if s.startswith("mlp:784") and d <= 0.05]
-    print(f"goal b/a >= 4 for mlp:40-100-100-10: worst {min(mlp):.2f}")
-    print(f"goal b/a >= 2 for LeNet-300-100 at <= 5% density: worst {min(lenet):.2f}")
+    if args.only != "conv":
+        print(f"goal b/a >= 4 for mlp:40-100-100-10: worst {min(mlp):.2f}")
+        print(f"goal b/a >= 2 for LeNet-300-100 at <= 5% density: worst {min(lenet):.2f}")
     print("timings are wall-clock on a shared machine: noisy; rerun on a quiet one for the record.")
 
 
