@@ -92,16 +92,16 @@ def run(ctx: Context) -> dict[str, Any]:
     return out
 
 
-def _log_stats(values: Sequence[float]) -> tuple[float, float]:
+def log_stats(values: Sequence[float]) -> tuple[float, float]:
     logs = np.log10(values)
     return float(logs.mean()), float(logs.std(ddof=1)) if len(logs) > 1 else 0.0
 
 
-def _critical_cell(res: Mapping[str, Any], pruner: str, bias: bool) -> str:
+def critical_cell(res: Mapping[str, Any], pruner: str, bias: bool) -> str:
     vals = [w["critical"] for w in res["sweeps"] if w["pruner"] == pruner and w["bias"] == bias]
     if not vals:
         return "–"
-    m, s = _log_stats(vals)
+    m, s = log_stats(vals)
     top = sum(math.isclose(v, res["rho_max"]) for v in vals)
     text = f"10^{m:.2f}" + (f" ± {s:.2f}" if len(vals) > 1 else "")
     return text + (f" (ρ_max in {top}/{len(vals)})" if top else "")
@@ -158,7 +158,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
     for res in results["models"]:
         for pruner in s["pruners"]:
             rows.append(
-                (f"`{res['model']}`", pruner, _critical_cell(res, pruner, True), _critical_cell(res, pruner, False),
+                (f"`{res['model']}`", pruner, critical_cell(res, pruner, True), critical_cell(res, pruner, False),
                  f"{res['rho_max']:.6g} (10^{math.log10(res['rho_max']):.2f})")
             )  # fmt: skip
     body = "\n".join(
@@ -194,14 +194,14 @@ def answer(results: Mapping[str, Any]) -> str:
         reach_bias.append(all(math.isclose(v, rho_max) for v in sf_b))
         reach_free.append(all(math.isclose(v, rho_max) for v in sf_f))
         others = {
-            p: _log_stats(_crit(res, p, True))[0] for p in results["settings"]["pruners"] if p != "synflow"
+            p: log_stats(_crit(res, p, True))[0] for p in results["settings"]["pruners"] if p != "synflow"
         }
-        gaps.append(_log_stats(sf_b)[0] - max(others.values()))
+        gaps.append(log_stats(sf_b)[0] - max(others.values()))
         sentences.append(
             f"`{res['model']}` (ρ_max = {rho_max:.6g} = 10^{math.log10(rho_max):.2f}): SynFlow stays uncollapsed up "
-            f"to {_critical_cell(res, 'synflow', True)} with biases and {_critical_cell(res, 'synflow', False)} "
+            f"to {critical_cell(res, 'synflow', True)} with biases and {critical_cell(res, 'synflow', False)} "
             "bias-free; "
-            + ", ".join(f"{p} up to {_critical_cell(res, p, True)}" for p in others)
+            + ", ".join(f"{p} up to {critical_cell(res, p, True)}" for p in others)
             + " (with biases)."
         )
     if all(reach_bias):

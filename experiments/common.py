@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ class Context:
 class Rendered:
     body: str  # the section's markdown, without its title
     answer: str  # the short written answer to the section's question
+    # answers to other questions the section's numbers bear on (question number → paragraph), placed
+    # after the answers of the sections that ask them
+    also: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

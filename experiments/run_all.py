@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments import collapse, ga, lth, masking_modes, proxy, stability_study
+from experiments import collapse, conv, ga, lth, masking_modes, proxy, stability_study
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from lotterysearch.errors import LotterySearchError
 
@@ -30,6 +30,7 @@ SECTIONS: tuple[Section, ...] = (
     collapse.SECTION,
     lth.SECTION,
     proxy.SECTION,
+    conv.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -74,6 +75,9 @@ def settings_text() -> str:
     )
     lines.append(f"| 4. collapse | {coll(collapse.SETTINGS['small'])} | {coll(collapse.SETTINGS['large'])} |")
     lines.append(
+        f"| 4b. convnets | {conv.describe(conv.SETTINGS['small'])} | {conv.describe(conv.SETTINGS['large'])} |"
+    )
+    lines.append(
         "| 5. lottery tickets | "
         + " | ".join(f"[{lth.CONFIGS[k]}](configs/{lth.CONFIGS[k]})" for k in ("small", "large"))
         + " |"
@@ -96,17 +100,27 @@ def section_number(section: Section) -> str:
     return f"{section.question}{'abcdefgh'[k] if k else ''}"
 
 
-def compose(rendered: dict[str, Rendered], timings: dict[str, float | None], header: str) -> str:
+def compose(
+    rendered: dict[str, Rendered],
+    timings: dict[str, float | None],
+    header: str,
+    cpu: dict[str, float] | None = None,
+) -> str:
+    """REPORT.md from the rendered sections; ``timings`` are wall seconds, ``cpu`` the CPU seconds of the
+    process that ran each section (a shared machine stretches the first, not the second)."""
     by_question = sorted(SECTIONS, key=lambda s: s.question)
     parts = ["# lotterysearch: answers to the research questions", "", header, "", "## Answers", ""]
     for q in sorted(QUESTIONS):
         parts += [f"### {q}. {QUESTIONS[q]}", ""]
         parts += [p for s in by_question if s.question == q for p in (rendered[s.key].answer, "")]
+        parts += [p for s in by_question if q in rendered[s.key].also for p in (rendered[s.key].also[q], "")]
     for s in by_question:
         t = timings.get(s.key)
         parts += [f"## {section_number(s)}. {s.title}", ""]
         if t is not None:
-            parts += [f"*Section runtime: {t / 60:.1f} min.*", ""]
+            c = (cpu or {}).get(s.key)
+            used = "" if c is None else f" (CPU time of its process: {c / 60:.1f} min)"
+            parts += [f"*Section runtime: {t / 60:.1f} min{used}.*", ""]
         parts += [rendered[s.key].body, ""]
     parts += [
         "## Settings and how to regenerate",
@@ -150,15 +164,16 @@ def run_all(
     import torch
 
     t0 = time.monotonic()
-    rendered, timings, loads, threads = {}, {}, [], set()
+    rendered, timings, cpu, loads, threads = {}, {}, {}, [], set()
     for section in SECTIONS:
         if not report_only and section.key in chosen:
-            t1, load1 = time.monotonic(), os.getloadavg()[0]
+            t1, c1, load1 = time.monotonic(), time.process_time(), os.getloadavg()[0]
             results = section.run(ctx)
             results = {
                 **results,
                 "settings_name": settings,
                 "elapsed_s": time.monotonic() - t1,
+                "cpu_s": time.process_time() - c1,
                 "load_average": [load1, os.getloadavg()[0]],
                 "torch_threads": torch.get_num_threads(),
             }
@@ -171,6 +186,8 @@ def run_all(
             continue
         rendered[section.key] = section.render(results, ctx)
         timings[section.key] = None if pending else results.get("elapsed_s")
+        if not pending and "cpu_s" in results:
+            cpu[section.key] = results["cpu_s"]
         if not pending and "load_average" in results:
             loads += results["load_average"]
             threads.add(results["torch_threads"])
@@ -191,7 +208,7 @@ def run_all(
         "seeds (sample std, ddof 1) unless stated otherwise."
     )
     report = root / "REPORT.md"
-    report.write_text(compose(rendered, timings, header))
+    report.write_text(compose(rendered, timings, header, cpu))
     progress(f"wrote {report}")
     return report
 

@@ -1,0 +1,86 @@
+"""The convnet section of the report, end to end on tiny settings (in process): collapse sweeps, SynFlow
+stability and an IMP run with confirmed tickets on an 8x8 convnet, rendered and composed into the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from experiments import conv, run_all
+from experiments.common import Context, Rendered
+from lotterysearch.config import parse_imp_config
+
+TINY_IMP = """
+kind = "imp"
+name = "conv-test"
+dataset = "digits"
+model = "conv:8x8x1:4-M:6-10"
+evaluator = "local"
+[imp]
+init_seeds = [0, 1]
+rounds = 4
+[training]
+steps = 40
+lr = 0.01
+batch_size = 32
+eval_every = 20
+"""
+TINY = conv.ConvSettings(
+    cases=(conv.ConvCase("tiny conv / digits", "conv:8x8x1:4-M:6-10", "digits", (0,), 0.5, (0, 1, 2), (4.0, 40.0), (True,)),),
+    imp_config="tiny",
+    confirm_rounds=(2, 4),
+)  # fmt: skip
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_section_measures_renders_and_answers_three_questions(tmp_path: Path, one_thread: None) -> None:
+    ctx = Context("small", tmp_path, "", progress=lambda s: None)
+    res = conv.measure(TINY, parse_imp_config(TINY_IMP, "<tiny imp>"), ctx)
+    (coll,) = res["collapse"]
+    assert coll["layer_sizes"] == {"conv1": 36, "fc1": 384, "fc2": 60} and coll["rho_max"] == 160.0
+    assert coll["grid"][-1] == pytest.approx(2.2041199826559246)  # log10 160, after 0, 0.5, ..., 2
+    assert [(w["pruner"], w["bias"]) for w in coll["sweeps"]] == [(p, True) for p in TINY.pruners]
+    for w in coll["sweeps"]:
+        assert len(w["collapsed"]) == len(coll["grid"]) and w["collapsed"][0] is False  # ρ = 1 keeps all
+        assert 1.0 <= w["critical"] <= 160.0 * (1 + 1e-12)  # 10^log10(ρ_max) up to rounding
+    (st,) = res["stability"]
+    assert [r["compression"] for r in st["rows"]] == [4.0, 40.0]
+    for r in st["rows"]:
+        assert r["density"]["mean"] == pytest.approx(round(480 / r["compression"]) / 480)
+        assert 1 <= r["classes"] <= 3 and r["aligned_jaccard"]["mean"] >= r["jaccard"]["mean"] - 1e-9
+    tk = res["tickets"]
+    assert tk["own_repeats_round"] == [4, 4]  # confirming from the own init repeats the round exactly
+    assert tk["training_runs"] == 2 * 5 + 2 * 4
+    assert sorted(tk["points"]["reinit"]) == ["2", "4"] and len(tk["points"]["ticket"]) == 5
+    densities = [tk["points"]["ticket"][str(k)][0]["density"] for k in range(5)]
+    assert densities[0] == 1.0 and densities == sorted(densities, reverse=True)
+    for p in (p for m in tk["points"].values() for ps in m.values() for p in ps):
+        assert p["es_step"] in (20, 40) and 0 <= p["es_test"] <= 1
+
+    rendered = conv.render(res, ctx)
+    assert rendered.answer.startswith("**On convolutional networks**: tiny conv / digits (ρ_max = 10^2.20): ")
+    assert set(rendered.also) == {1, 5}
+    assert rendered.also[5].startswith("**On the 1-D CNN / MNIST-1D** (2 inits, 40 iterations per round): ")
+    tables = [line for line in rendered.body.splitlines() if line.startswith("| ")]
+    assert len(tables) == (1 + 4) + (1 + 2) + (1 + 5)  # collapse, stability, tickets with their headers
+    for name in ("conv_collapse.png", "conv_tickets.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 10_000
+
+    others = {s.key: Rendered(body=f"body {s.key}", answer=f"answer {s.key}") for s in run_all.SECTIONS}
+    report = run_all.compose({**others, "conv": rendered}, {}, "header")
+    start = report.index("## Answers")
+    answers = report[start : report.index("\n## ", start)]
+    q1, q5 = answers.index("### 1. "), answers.index("### 5. ")
+    assert answers.index("answer stability") < answers.index(rendered.also[1]) < answers.index("### 2. ")
+    assert q5 < answers.index("answer lth") < answers.index(rendered.also[5])
+    assert answers.index("answer collapse") < answers.index(rendered.answer) < q5 and q1 < q5
+    assert "## 4b. Convolutional networks" in report
