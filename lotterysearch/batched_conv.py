@@ -47,10 +47,10 @@ from lotterysearch.models import ConvNet, prunable_layers
 from lotterysearch.training import CONV_EVAL_BATCH, TrainResult, batch_indices, default_device
 
 # A batch of convnets grows until one step does about this much arithmetic, to at most this many networks;
-# below the least, the networks train alone. Measured (benchmarks/fitness.py, one thread, a loaded machine,
-# networks per second against a loop over ``train``): the MNIST-1D CNN (2.4e7 flops a step) 1.1x at K = 1,
-# 1.3-1.6x at K = 2-4, 1.6-2.4x at K = 8, no better at 12-16; conv:8x8x1:8-8-M:32-10 (3.5e7) 0.6-1.3x at
-# K = 2-8; Conv-2 on 8x8 inputs (2e9) 0.4-0.5x at K = 1-4 (torch's own convolutions win there).
+# below the least, the networks train alone. Measured on one thread, networks per CPU-second against a loop
+# over ``train`` (40 steps, 10% masks): the MNIST-1D CNN (2.4e7 flops a step) 1.05x at K = 1, 1.8x at K = 4,
+# 2.4x at K = 8 (benchmarks/fitness.py: no better at 12-16); conv:8x8x1:8-8-M:32-10 (3.5e7) 0.5x, 0.8x,
+# 1.07x; Conv-2 on 8x8 inputs (2e9) 0.4-0.5x at K = 1-4 (torch's own convolutions win there).
 CONV_BATCH_STEP_FLOPS = 256_000_000
 MAX_CONVNETS_PER_BATCH = 8
 MIN_CONVNETS_PER_BATCH = 8
