@@ -19,7 +19,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments import collapse, conv, ga, lth, masking_modes, proxy, stability_study
+from experiments import (
+    collapse,
+    conv,
+    demo_gain,
+    ga,
+    lth,
+    masking_modes,
+    proxy,
+    stability_study,
+    ticket_match,
+)
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from lotterysearch.errors import LotterySearchError
 
@@ -31,6 +41,8 @@ SECTIONS: tuple[Section, ...] = (
     lth.SECTION,
     proxy.SECTION,
     conv.SECTION,
+    demo_gain.SECTION,
+    ticket_match.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -90,6 +102,9 @@ def settings_text() -> str:
         )
 
     lines.append(f"| 2b. proxy | {prox(proxy.SETTINGS['small'])} | {prox(proxy.SETTINGS['large'])} |")
+    for number, section in (("2c. demo vs its seeds", demo_gain), ("2d. the ticket of θ₀", ticket_match)):
+        cells = " | ".join(section.describe(section.SETTINGS[k]) for k in ("small", "large"))
+        lines.append(f"| {number} | {cells} |")
     return "\n".join(lines)
 
 

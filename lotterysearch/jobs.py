@@ -29,7 +29,9 @@ class Jobs(Protocol):
     def close(self) -> None: ...
 
 
-def _one_thread(fn: Callable[..., Any], data: Dataset, *args: Any) -> Any:
+def on_one_thread(fn: Callable[..., Any], data: Dataset, *args: Any) -> Any:
+    """``fn(data, *args)`` with torch on one thread, as every job runs: a convolution's sums (and so its bits)
+    depend on the thread count."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -50,7 +52,7 @@ class LocalJobs:
 
     def next_done(self) -> tuple[Hashable, Any]:
         key, args = self._queue.popleft()
-        return key, _one_thread(self.fn, self.data, *args)
+        return key, on_one_thread(self.fn, self.data, *args)
 
     def pending(self) -> int:
         return len(self._queue)
@@ -64,7 +66,7 @@ def _remote_call(fn: Callable[..., Any], arrays: list[Any], *args: Any) -> Any:
 
     from lotterysearch.cluster import dataset_from_arrays
 
-    return _one_thread(fn, dataset_from_arrays(ray.get(arrays[0])), *args)
+    return on_one_thread(fn, dataset_from_arrays(ray.get(arrays[0])), *args)
 
 
 class RayJobs:

@@ -32,6 +32,7 @@ from lotterysearch.config import (
 )
 from lotterysearch.confirmation import Init, Protocol, RunInits, matches_origin, own_init
 from lotterysearch.errors import ConfigError
+from lotterysearch.jobs import on_one_thread
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 from lotterysearch.store import Individual, Store
@@ -505,7 +506,7 @@ def test_an_imp_ticket_retrained_from_its_own_init_repeats_its_round(tmp_path, r
     )
     own_jobs = [j for j in p.jobs if j.init.init == "own"]
     for job in (own_jobs[1], own_jobs[-1]):  # a pruned ticket of each trajectory, trained for real
-        assert confirmation.train_job(data, job) == p.from_rounds[job.key]
+        assert on_one_thread(confirmation.train_job, data, job) == p.from_rounds[job.key]  # as jobs train
     summaries = ls.confirm(ws, run_id, reinit_seeds=(1000,), local=True)
     with Store.open(ws) as store:
         rounds = store.imp_rounds(run_id)

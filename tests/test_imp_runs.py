@@ -17,7 +17,7 @@ import pytest
 from helpers import sigkill, tiny_config
 
 import lotterysearch as ls
-from lotterysearch import api, pareto
+from lotterysearch import api, confirmation, pareto
 from lotterysearch.cli import main
 from lotterysearch.config import (
     IMPConfig,
@@ -31,7 +31,7 @@ from lotterysearch.config import (
 )
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.imp_runs import IMPRoundReport, round_plan
-from lotterysearch.jobs import RayJobs
+from lotterysearch.jobs import RayJobs, on_one_thread
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model
 from lotterysearch.pruning import imp, imp_plan
@@ -557,11 +557,17 @@ def test_a_killed_conv_imp_run_resumes_to_the_same_tickets(tmp_path, clean_conv,
 
 
 def test_conv_tickets_confirm_from_their_own_init_and_a_reinit(clean_conv) -> None:
-    """Confirming a conv ticket from its own init repeats its round bit for bit; the reinit control is
-    another training."""
+    """Confirming a conv ticket from its own init repeats its round bit for bit (so the round's numbers are
+    stored as that confirmation); the reinit control is another training."""
     ws, reference = clean_conv
     last = [r for r in reference["rounds"] if r[1] == 5]
     ids = [r[2] for r in last]
+    with Store.open(ws) as store:
+        p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
+        data = confirmation.run_inits(store, "t-001").data()
+    (own,) = [j for j in p.jobs if j.init.init == "own"]
+    assert own.key in p.from_rounds
+    assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]  # as jobs train
     summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
     assert list(summaries) == ids
     with ls.open_run(ws, "t-001") as run:
