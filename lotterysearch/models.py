@@ -334,12 +334,6 @@ def is_mlp(spec: str) -> bool:
     return isinstance(parse_spec(spec), MLPSpec)
 
 
-def require_mlp(spec: str, what: str) -> None:
-    """``what`` (e.g. "IMP runs") takes MLP specs only: a one-line ``ModelError`` otherwise."""
-    if not is_mlp(spec):
-        raise ModelError(f"{spec} is a convnet; {what} take mlp specs only")
-
-
 def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
     """Build the model of ``spec`` with weights drawn from ``seed`` (the spec's initialization, ``INITS``).
 
