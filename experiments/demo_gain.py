@@ -351,13 +351,13 @@ def demo_answer(res: Mapping[str, Any], verdicts: Mapping[tuple[str, float], Map
         text += (
             " Why: at every density the gain the search sees in its own fitness "
             f"({min(p[0] for p in pairs):+.3f} to {max(p[0] for p in pairs):+.3f}) is smaller than the noise of one "
-            "fitness evaluation there, so selection keeps the masks whose one-init training drew well (the "
+            "fitness evaluation there, so selection keeps the masks whose fitness evaluation drew well (the "
             "winner's curse), and retrained from fresh inits that luck is gone."
         )
     else:
         text += (
             " What the search reports in its own fitness is larger: the winner's curse of taking the best of "
-            "hundreds of one-init evaluations."
+            "hundreds of noisy evaluations."
         )
     return text
 
