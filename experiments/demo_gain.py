@@ -30,6 +30,7 @@ import numpy as np
 
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section
+from experiments.lth import train_mask
 from lotterysearch.config import SearchConfig, load_config
 from lotterysearch.data import load_dataset
 from lotterysearch.jobs import LocalJobs, RayJobs
@@ -103,13 +104,7 @@ def best_at(individuals: Sequence[ls.Individual], compression: float) -> ls.Indi
 
 def retrain(data, spec: str, seed: int, packed: bytes, shapes: Mapping, training, mode: str) -> float:  # noqa: ANN001
     """A job: the fitness protocol from a fresh init ``seed``, scored on the test split."""
-    from lotterysearch.masks import Mask
-    from lotterysearch.models import build_model
-    from lotterysearch.training import train
-
-    mask = Mask.unpack(packed, shapes)
-    result = train(build_model(spec, seed), mask, data, training, mode=mode, seed=seed, evaluate_test=True)
-    return float(result.test_accuracy)
+    return float(train_mask(data, spec, seed, packed, shapes, training, mode)["test_accuracy"])
 
 
 def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:

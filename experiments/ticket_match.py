@@ -23,6 +23,7 @@ from typing import Any
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section
 from experiments.demo_gain import best_at
+from experiments.lth import train_mask
 from lotterysearch.config import SearchConfig, load_config
 from lotterysearch.data import load_dataset
 from lotterysearch.masks import Mask
@@ -30,7 +31,6 @@ from lotterysearch.models import build_model
 from lotterysearch.overlap import chance_jaccard, excess_overlap, jaccard
 from lotterysearch.pruning import imp
 from lotterysearch.stats import markdown_table, mean_std, pm
-from lotterysearch.training import train
 
 DEMO = ROOT / "configs" / "demo.toml"
 MASKS = ("search", "synflow")
@@ -114,17 +114,9 @@ def measure(s: TicketSettings, ctx: Context) -> dict[str, Any]:
                     "imp": result.tickets[rho],
                 }
                 test = {
-                    k: float(
-                        train(
-                            build_model(cfg.model, theta0),
-                            m,
-                            data,
-                            training,
-                            mode=cfg.mode,
-                            seed=theta0,
-                            evaluate_test=True,
-                        ).test_accuracy
-                    )
+                    k: train_mask(data, cfg.model, theta0, m.pack(), m.shapes, training, cfg.mode)[
+                        "test_accuracy"
+                    ]
                     for k, m in masks.items()
                 }
                 row["at"][f"{rho:g}"] = {
