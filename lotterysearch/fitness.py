@@ -36,7 +36,7 @@ Convnets (``conv_fitness_plan``), by the same rules with channels as units:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from torch import nn
@@ -203,68 +203,77 @@ def evaluate_masks(
     check_mode(mode)
     mode = "forward" if mode == "straight_through" else mode
     training = cfg.training()
-    accs: list[list[float]] = [[] for _ in masks]
-    losses: list[list[float]] = [[] for _ in masks]
     if not is_mlp(model_spec):
-        _evaluate_convnets(masks, model_spec, data, cfg, mode, accs, losses)
-        return _objectives(masks, accs, losses, cfg)
+        return _evaluate_convnets(masks, model_spec, data, cfg, mode)
     widths, _ = mlp_widths(build_model(model_spec, 0))
     plans = [fitness_plan(m, widths, mode, cfg.batch_size) for m in masks]
-    batched = [j for j, p in enumerate(plans) if p.batched]
     k_max = networks_per_batch(widths, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
-    for seed in cfg.init_seeds:
-        model = build_model(model_spec, seed)
-        results = {}
-        for start in range(0, len(batched), k_max):
-            chunk = batched[start : start + k_max]
-            pop = NetworkBatch([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
-            results.update(zip(chunk, train_batch(pop, data, training, seed=seed), strict=True))
-        for j, plan in enumerate(plans):
-            if not plan.batched:
-                results[j] = _train_alone(masks[j], plan, model, data, mode, seed, training)
-        for j, r in results.items():
-            accs[j].append(r.val_accuracy)
-            losses[j].append(r.val_loss)
-    return _objectives(masks, accs, losses, cfg)
+
+    def together(model: nn.Module, chunk: list[Mask], seed: int) -> list[TrainResult]:
+        return train_batch(
+            NetworkBatch([model] * len(chunk), chunk, mode, pad_to=pad_to), data, training, seed=seed
+        )
+
+    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int) -> TrainResult:
+        return _train_alone(mask, plan, model, data, mode, seed, training)
+
+    return _train_by_plan(masks, plans, k_max, model_spec, cfg, together, alone)
 
 
 def _evaluate_convnets(
-    masks: Sequence[Mask],
-    model_spec: str,
-    data: Dataset,
-    cfg: FitnessConfig,
-    mode: str,
-    accs: list[list[float]],
-    losses: list[list[float]],
-) -> None:
+    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str
+) -> list[Objectives]:
     """``evaluate_masks`` for a convnet: batches of up to ``convnets_per_batch`` networks, or each mask alone
     (compacted where that pays), as ``conv_fitness_plan`` says."""
     training = cfg.training()
     template = build_model(model_spec, 0)
     plans = [conv_fitness_plan(m, template, mode, cfg.batch_size) for m in masks]
-    batched = [j for j, p in enumerate(plans) if p.batched]
     k_max = convnets_per_batch(template, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
+
+    def together(model: nn.Module, chunk: list[Mask], seed: int) -> list[TrainResult]:
+        pop = ConvBatch([model] * len(chunk), chunk, mode, pad_to=pad_to)
+        return train_conv_batch(pop, data, training, seed=seed)
+
+    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int) -> TrainResult:
+        comp = plan.compaction  # ``train`` trains in place: a fresh copy of the init, or the compacted one
+        if comp is None:
+            net, m = build_model(model_spec, seed), mask
+        else:
+            net, m = compact_convnet(model, comp), compact_conv_mask(mask, comp)
+        return train(net, m, data, training, mode=mode, seed=seed)
+
+    return _train_by_plan(masks, plans, k_max, model_spec, cfg, together, alone)
+
+
+def _train_by_plan(
+    masks: Sequence[Mask],
+    plans: Sequence[FitnessPlan],
+    k_max: int,
+    model_spec: str,
+    cfg: FitnessConfig,
+    together: Callable[[nn.Module, list[Mask], int], list[TrainResult]],
+    alone: Callable[[Mask, FitnessPlan, nn.Module, int], TrainResult],
+) -> list[Objectives]:
+    """From every init seed: the masks whose plan batches them trained ``k_max`` at a time (``together``),
+    the others one by one (``alone``); the objectives averaged over the seeds."""
+    accs: list[list[float]] = [[] for _ in masks]
+    losses: list[list[float]] = [[] for _ in masks]
+    batched = [j for j, p in enumerate(plans) if p.batched]
     for seed in cfg.init_seeds:
         model = build_model(model_spec, seed)
         results = {}
         for start in range(0, len(batched), k_max):
             chunk = batched[start : start + k_max]
-            pop = ConvBatch([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
-            results.update(zip(chunk, train_conv_batch(pop, data, training, seed=seed), strict=True))
+            results.update(zip(chunk, together(model, [masks[j] for j in chunk], seed), strict=True))
         for j, plan in enumerate(plans):
-            if plan.batched:
-                continue
-            comp = plan.compaction
-            if comp is None:
-                net, m = build_model(model_spec, seed), masks[j]
-            else:
-                net, m = compact_convnet(model, comp), compact_conv_mask(masks[j], comp)
-            results[j] = train(net, m, data, training, mode=mode, seed=seed)
+            if not plan.batched:
+                results[j] = alone(masks[j], plan, model, seed)
         for j, r in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
+    return _objectives(masks, accs, losses, cfg)
 
 
 def _objectives(
