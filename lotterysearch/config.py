@@ -67,6 +67,7 @@ def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
         f"at most steps ({cfg.steps}): one evaluation or more",
         cfg.eval_every,
     )
+    check_field("fused", isinstance(cfg.fused, bool), "true or false", cfg.fused)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class TrainingConfig:
     # Evaluate on the validation split every this many steps (0: once, after the last): the curve and the
     # early-stopping iteration of Frankle & Carbin's protocol (``training.EarlyStop``).
     eval_every: int = 0
+    # torch's fused optimizer kernel: the same update, another rounding, steps 1.2-2x faster on CPU. Only
+    # ``training.train`` has it (the batched trainers run their own flat Adam and SGD).
+    fused: bool = False
 
     def __post_init__(self) -> None:
         check_training(self, self.MIN_STEPS)
@@ -93,7 +97,9 @@ class TrainingConfig:
 
     def training(self) -> TrainingConfig:
         """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say)."""
-        return TrainingConfig(self.steps, self.optimizer, self.lr, self.batch_size, self.eval_every)
+        return TrainingConfig(
+            self.steps, self.optimizer, self.lr, self.batch_size, self.eval_every, self.fused
+        )
 
 
 def _in_section(e: ConfigError, prefix: str) -> ConfigError:
@@ -116,6 +122,9 @@ class FitnessConfig(TrainingConfig):
             self.eval_every == 0,
             "0: a mask's fitness is measured after its last step",
             self.eval_every,
+        )
+        check_field(
+            "fused", not self.fused, "false: the fitness trainers have no fused optimizer", self.fused
         )
 
     init_seeds: tuple[int, ...] = (0,)

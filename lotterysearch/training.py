@@ -6,7 +6,7 @@ The batch order comes from ``batch_indices`` alone (a seeded ``torch.Generator``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,9 +19,9 @@ from lotterysearch.config import TrainingConfig
 from lotterysearch.data import Dataset
 from lotterysearch.masks import Mask, check_mode, masked_call
 
-OPTIMIZERS: dict[str, Callable[[Sequence[torch.Tensor], float], torch.optim.Optimizer]] = {
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": lambda params, lr, **kernel: torch.optim.Adam(params, lr=lr, **kernel),
+    "sgd": lambda params, lr, **kernel: torch.optim.SGD(params, lr=lr, momentum=0.9, **kernel),
 }
 assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES, "config.OPTIMIZERS names the trainers' optimizers"
 
@@ -111,8 +111,9 @@ def train(
 
     ``seed`` fixes the batch order; the initial weights are the model's own (see ``build_model``).
     With ``training.eval_every = k > 0`` the network is evaluated after every k steps (and the last) on the
-    validation split, and on the test split too with ``evaluate_test``: the curve, and the early-stopping
-    iteration (lowest validation loss) with its accuracies, as Frankle & Carbin report. The work runs on
+    validation split, and with ``evaluate_test`` on the test split too wherever the validation loss reaches a
+    new low and at the end: the curve, and the early-stopping iteration (lowest validation loss) with its
+    accuracies, as Frankle & Carbin report. ``training.fused`` takes torch's fused optimizer kernel. The work runs on
     ``device`` (default: CUDA where there is one); the trained model is handed back on the device it came
     on, so the caller's tensors (masks, saved weights) still meet it there.
     """
@@ -127,7 +128,8 @@ def train(
         model.to(device)
         x, y = data.x_train.to(device), data.y_train.to(device)
         xv, yv = data.x_val.to(device), data.y_val.to(device)
-        opt = OPTIMIZERS[training.optimizer](list(model.parameters()), training.lr)
+        kernel = {"fused": True} if training.fused else {}  # unset otherwise: torch's default kernel
+        opt = OPTIMIZERS[training.optimizer](list(model.parameters()), training.lr, **kernel)
         curve: list[dict[str, float]] = []
         every = training.eval_every
         xt, yt = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
@@ -147,15 +149,27 @@ def train(
                     "val_accuracy": acc,
                     "val_loss": vloss,
                 }
-                if xt is not None:
+                # the test split is read where it is reported: at each new lowest validation loss (the
+                # early stop is the first of them) and at the end
+                if xt is not None and (
+                    not curve or vloss < min(c["val_loss"] for c in curve) or step == steps
+                ):
                     point["test_accuracy"], point["test_loss"] = evaluate(model, mask, xt, yt, mode)
                 curve.append(point)
                 model.train()
         model.eval()
-        val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
+        last = curve[-1] if curve and curve[-1]["step"] == steps else None
+        if last is None:
+            val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
+        else:  # the last evaluation was of this very network
+            val_acc, val_loss = last["val_accuracy"], last["val_loss"]
         result = TrainResult(val_acc, val_loss, steps, curve=curve)
         if xt is not None:
-            result.test_accuracy, result.test_loss = evaluate(model, mask, xt, yt, mode)
+            result.test_accuracy, result.test_loss = (
+                evaluate(model, mask, xt, yt, mode)
+                if last is None
+                else (last["test_accuracy"], last["test_loss"])
+            )
         if curve:
             best = min(curve, key=lambda c: c["val_loss"])  # the first of equals: min is stable
             result.early_stop = EarlyStop(

@@ -9,7 +9,7 @@ import pytest
 import torch
 from convtools import one_thread, write_cifar  # noqa: F401 - one_thread is a fixture
 
-from lotterysearch.config import TrainingConfig
+from lotterysearch.config import FitnessConfig, TrainingConfig
 from lotterysearch.data import load_dataset
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
@@ -110,6 +110,43 @@ def test_early_stop_is_the_first_evaluation_with_the_lowest_validation_loss(data
         r.val_loss,
         r.test_accuracy,
     )  # evaluating changes nothing
+
+
+def test_the_test_split_is_read_at_each_new_validation_low_and_at_the_end(data) -> None:
+    """Where the test split is read, its numbers are the network's at that step (a run stopped there
+    measures the same); elsewhere the curve has validation only."""
+    cfg = TrainingConfig(steps=60, lr=0.2, eval_every=5)
+    r = train(build_model("mlp:16-8-4", 0), None, data, cfg, evaluate_test=True)
+    lows = [i for i, c in enumerate(r.curve) if all(c["val_loss"] < d["val_loss"] for d in r.curve[:i])]
+    assert len(lows) < len(r.curve) - 1  # the loss is not monotone: some points are not new lows
+    read = [i for i, c in enumerate(r.curve) if "test_accuracy" in c]
+    assert read == sorted({*lows, len(r.curve) - 1})
+    for i in (lows[-1], read[0]):
+        point = r.curve[i]
+        short = train(
+            build_model("mlp:16-8-4", 0), None, data, cfg.with_steps(point["step"]), evaluate_test=True
+        )
+        assert (short.test_accuracy, short.test_loss) == (point["test_accuracy"], point["test_loss"])
+
+
+def test_the_fused_kernel_takes_the_same_steps_up_to_rounding(data) -> None:
+    """``fused`` changes torch's kernel, not the update: after 40 Adam (and SGD) steps the weights agree
+    to 1e-5 and differ somewhere; the fitness settings refuse it in one line."""
+    gap = {}
+    for optimizer in ("adam", "sgd"):
+        cfg = TrainingConfig(steps=40, optimizer=optimizer, lr=0.05)
+        plain, fused = build_model("mlp:16-8-4", 0), build_model("mlp:16-8-4", 0)
+        train(plain, None, data, cfg)
+        train(fused, None, data, dataclasses.replace(cfg, fused=True))
+        pairs = zip(plain.parameters(), fused.parameters(), strict=True)
+        gap[optimizer] = max((a - b).abs().max().item() for a, b in pairs)
+    assert max(gap.values()) < 1e-5
+    assert gap["adam"] > 0  # a fused kernel indeed: Adam's rounds otherwise
+    with pytest.raises(ConfigError) as e:
+        FitnessConfig(fused=True)
+    assert (
+        str(e.value) == "field 'fused' must be false: the fitness trainers have no fused optimizer, got True"
+    )
 
 
 def test_default_settings_are_the_training_config_defaults(data) -> None:
