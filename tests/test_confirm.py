@@ -109,7 +109,7 @@ def test_protocol_key_names_training_model_and_mode() -> None:
         (
             "[training]\nsteps = 60\nepochs = 3\n",
             "unknown field 'training.epochs' in section [training] (allowed: steps, optimizer, lr, batch_size,"
-            " eval_every)",
+            " eval_every, fused)",
         ),
         (
             "[training]\nsteps = 60\n",
