@@ -180,6 +180,9 @@ class IMPSettings:
     output_rate: float = 0.1
     scope: str = "layerwise"
     rewind_step: int = 0
+    # The convolutions' rate when layerwise (0: ``rate``): Frankle & Carbin prune Conv-2/4/6's convolutions
+    # at 10% per round and their fully connected layers at 20%.
+    conv_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -375,7 +378,7 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     """Check an IMP config; the first problem found raises a one-line ``ConfigError``. The pruning schedule
     is worked out here (``pruning.imp_round_plan``), so rounds that would empty a layer fail before any run."""
     from lotterysearch.errors import PruningError
-    from lotterysearch.models import build_model
+    from lotterysearch.models import build_model, prunable_layers
     from lotterysearch.pruning import SCOPES, imp_round_plan
 
     check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
@@ -391,6 +394,7 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     check_field("imp.rounds", i.rounds >= 0, "an integer >= 0", i.rounds)
     check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
     check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
+    check_field("imp.conv_rate", 0 <= i.conv_rate < 1, "in [0, 1) (0: imp.rate)", i.conv_rate)
     check_one_of("imp.scope", i.scope, SCOPES)
     check_field(
         "imp.rewind_step",
@@ -407,8 +411,12 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
         )
     _check_ray(cfg.ray)
     try:
+        model = build_model(cfg.model, 0)
+        if i.conv_rate and not any(layer.weight.ndim > 2 for layer in prunable_layers(model).values()):
+            raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
+        conv_rate = i.conv_rate or None
         imp_round_plan(
-            build_model(cfg.model, 0), i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope
+            model, i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope, conv_rate=conv_rate
         )
     except PruningError as e:
         raise ConfigError(f"[imp] {e}") from None

@@ -104,7 +104,9 @@ def round_plan(cfg: IMPConfig) -> list[dict[str, int] | int]:
 
     i = cfg.imp
     model = build_model(cfg.model, 0)
-    return imp_round_plan(model, i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope)
+    return imp_round_plan(
+        model, i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope, conv_rate=i.conv_rate or None
+    )
 
 
 @dataclass(frozen=True)

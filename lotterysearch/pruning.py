@@ -448,20 +448,25 @@ def imp_round_plan(
     rate: float = 0.2,
     output_rate: float | None = None,
     scope: str = "layerwise",
+    conv_rate: float | None = None,
 ) -> list[dict[str, int] | int]:
     """Kept counts after each of ``rounds`` IMP rounds (``imp_schedule(..., rounds=rounds)``): Frankle &
     Carbin's trajectory of a fixed number of rounds, each pruning ``rate`` of what is left (the output
-    layer at ``output_rate``, default rate/2, when layerwise; a convnet's output layer is its last fully
-    connected one). A round that would leave a layer (or, global,
-    the network) without weights is a one-line ``PruningError``, before any training."""
+    layer at ``output_rate``, default rate/2, and the convolutions at ``conv_rate``, default rate, when
+    layerwise; a convnet's output layer is its last fully connected one). A round that would leave a layer
+    (or, global, the network) without weights is a one-line ``PruningError``, before any training."""
     _check_choice(scope, SCOPES, "scope")
     output_rate = rate / 2 if output_rate is None else output_rate
-    for what, value in (("rate", rate), ("output_rate", output_rate)):
+    conv_rate = rate if conv_rate is None else conv_rate
+    for what, value in (("rate", rate), ("output_rate", output_rate), ("conv_rate", conv_rate)):
         if not 0 < value < 1:
             raise PruningError(f"IMP {what} must be in (0, 1), got {value:g}")
-    sizes = {n: math.prod(s) for n, s in _layer_sizes(model).items()}
+    shapes = _layer_sizes(model)
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
     names = list(sizes)
-    rates = {n: (output_rate if n == names[-1] and scope == "layerwise" else rate) for n in names}
+    rates = {n: conv_rate if scope == "layerwise" and len(shapes[n]) > 2 else rate for n in names}
+    if scope == "layerwise":
+        rates[names[-1]] = output_rate
     plan = imp_schedule(sizes, 0, rates, scope, rounds=rounds)
     for r, kept in enumerate(plan, start=1):
         empty = [n for n, k in kept.items() if k == 0] if isinstance(kept, dict) else ([] if kept else ["*"])

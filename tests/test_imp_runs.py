@@ -165,7 +165,12 @@ def test_config_round_trips_and_hashes_what_it_computes() -> None:
         (
             {"imp": {"epochs": 3}},
             "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
-            " output_rate, scope, rewind_step)",
+            " output_rate, scope, rewind_step, conv_rate)",
+        ),
+        ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
+        (
+            {"imp": {"conv_rate": 0.1}},
+            f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
         ),
     ],
 )
@@ -545,6 +550,21 @@ def test_a_convnets_output_layer_is_its_last_fully_connected_layer() -> None:
         {"conv1": 23, "fc1": 246, "fc2": 49},
         {"conv1": 18, "fc1": 197, "fc2": 44},
     ]
+
+
+def test_convolutions_take_their_own_rate_as_frankle_and_carbin_prune_conv_nets() -> None:
+    """conv_rate 0.1 (Conv-2/4/6's 10% per round): conv1 36 → 32 → 29 → 26 (3.6 → 4, 3.2 → 3, 2.9 → 3);
+    the fully connected layers as before; a global schedule has one rate, so conv_rate leaves it alone."""
+    cfg = imp_config(**{**CONV, "imp": {"rounds": 5, "conv_rate": 0.1}})
+    assert round_plan(cfg)[:3] == [
+        {"conv1": 32, "fc1": 307, "fc2": 54},
+        {"conv1": 29, "fc1": 246, "fc2": 49},
+        {"conv1": 26, "fc1": 197, "fc2": 44},
+    ]
+    assert config_hash(cfg) != config_hash(imp_config(**CONV))
+    global_ = {"rounds": 5, "scope": "global"}
+    plain = imp_config(**{**CONV, "imp": global_})
+    assert round_plan(imp_config(**{**CONV, "imp": {**global_, "conv_rate": 0.1}})) == round_plan(plain)
 
 
 def test_a_killed_conv_imp_run_resumes_to_the_same_tickets(tmp_path, clean_conv, capsys) -> None:
