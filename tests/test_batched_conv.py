@@ -71,6 +71,12 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
+def far_share(a: list[torch.Tensor], b: list[torch.Tensor], tol: float = 1e-6) -> float:
+    """The share of weights further apart than ``tol``."""
+    far = sum(int(((x - y).abs() > tol).sum()) for x, y in zip(a, b, strict=True))
+    return far / sum(x.numel() for x in a)
+
+
 # ---- equal to the single-network trainer ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("spec", "dataset", "mode", "optimizer", "lr"),
@@ -85,7 +91,10 @@ def max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def test_batched_convnets_train_like_the_single_trainer(
     request, spec: str, dataset: str, mode: str, optimizer: str, lr: float
 ) -> None:
-    """Weights within 1e-5 of ``train``'s after 15 steps, the same accuracies, losses within 1e-5."""
+    """Weights within 1e-6 of ``train``'s after 15 steps but for at most 0.1% of them, and all within 1e-4;
+    the same accuracies, losses within 1e-5. (im2col and bmm sum in another order than torch's
+    convolution; where a weight's gradient stays below Adam's ε the update is lr·g/ε, which multiplies a
+    rounding difference in g by lr/ε = 1e6: one weight of the 1-D CNN's 5 210 lands 1.5e-5 away on some CPUs.)"""
     data = request.getfixturevalue(dataset)
     masks = random_masks(spec, [0.6, 0.2, 0.05])
     training = TrainingConfig(steps=15, optimizer=optimizer, lr=lr)
@@ -97,7 +106,7 @@ def test_batched_convnets_train_like_the_single_trainer(
     models = [build_model(spec, 1) for _ in masks]
     results = train_convnets(models, masks, data, training, mode=mode, seed=4)
     for (p1, r1), model, r2 in zip(singles, models, results, strict=True):
-        assert max_diff(p1, params(model)) <= 1e-5
+        assert max_diff(p1, params(model)) <= 1e-4 and far_share(p1, params(model)) <= 1e-3
         assert r2.val_accuracy == pytest.approx(r1.val_accuracy, abs=1e-9)
         assert r2.val_loss == pytest.approx(r1.val_loss, abs=1e-5)
     assert max_diff(params(models[0]), params(build_model(spec, 1))) > 1e-3  # training moved the weights
