@@ -100,13 +100,7 @@ def imp_jobs(cfg: IMPConfig, data: Dataset, *, local: bool | None = None, addres
 
 def round_plan(cfg: IMPConfig) -> list[dict[str, int] | int]:
     """Kept counts of rounds 1..R (``plan[r]`` is what round r prunes to), known before any training."""
-    from lotterysearch.pruning import imp_round_plan
-
-    i = cfg.imp
-    model = build_model(cfg.model, 0)
-    return imp_round_plan(
-        model, i.rounds, rate=i.rate, output_rate=i.output_rate, scope=i.scope, conv_rate=i.conv_rate or None
-    )
+    return cfg.imp.round_plan(build_model(cfg.model, 0))
 
 
 @dataclass(frozen=True)
