@@ -113,9 +113,9 @@ def train(
     With ``training.eval_every = k > 0`` the network is evaluated after every k steps (and the last) on the
     validation split, and with ``evaluate_test`` on the test split too wherever the validation loss reaches a
     new low and at the end: the curve, and the early-stopping iteration (lowest validation loss) with its
-    accuracies, as Frankle & Carbin report. ``training.fused`` takes torch's fused optimizer kernel. The work runs on
-    ``device`` (default: CUDA where there is one); the trained model is handed back on the device it came
-    on, so the caller's tensors (masks, saved weights) still meet it there.
+    accuracies, as Frankle & Carbin report. ``training.fused`` takes torch's fused optimizer kernel. The work
+    runs on ``device`` (default: CUDA where there is one); the trained model is handed back on the device it
+    came on, so the caller's tensors (masks, saved weights) still meet it there.
     """
     check_mode(mode)
     training = training or TrainingConfig()
@@ -131,6 +131,7 @@ def train(
         kernel = {"fused": True} if training.fused else {}  # unset otherwise: torch's default kernel
         opt = OPTIMIZERS[training.optimizer](list(model.parameters()), training.lr, **kernel)
         curve: list[dict[str, float]] = []
+        best: dict[str, float] | None = None  # the first point with the lowest validation loss so far
         every = training.eval_every
         xt, yt = (data.x_test.to(device), data.y_test.to(device)) if evaluate_test else (None, None)
         model.train()
@@ -149,32 +150,35 @@ def train(
                     "val_accuracy": acc,
                     "val_loss": vloss,
                 }
-                # the test split is read where it is reported: at each new lowest validation loss (the
-                # early stop is the first of them) and at the end
-                if xt is not None and (
-                    not curve or vloss < min(c["val_loss"] for c in curve) or step == steps
-                ):
+                new_low = best is None or vloss < best["val_loss"]
+                # the test split is read where it is reported: at each new low (the early stop is the
+                # last of them) and at the end
+                if xt is not None and (new_low or step == steps):
                     point["test_accuracy"], point["test_loss"] = evaluate(model, mask, xt, yt, mode)
                 curve.append(point)
+                if new_low:
+                    best = point
                 model.train()
         model.eval()
-        last = curve[-1] if curve and curve[-1]["step"] == steps else None
-        if last is None:
-            val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
-        else:  # the last evaluation was of this very network
-            val_acc, val_loss = last["val_accuracy"], last["val_loss"]
-        result = TrainResult(val_acc, val_loss, steps, curve=curve)
-        if xt is not None:
-            result.test_accuracy, result.test_loss = (
-                evaluate(model, mask, xt, yt, mode)
-                if last is None
-                else (last["test_accuracy"], last["test_loss"])
-            )
-        if curve:
-            best = min(curve, key=lambda c: c["val_loss"])  # the first of equals: min is stable
-            result.early_stop = EarlyStop(
+        if best is not None:  # the curve ends at the last step: its last point is this very network's
+            last = curve[-1]
+            early_stop = EarlyStop(
                 int(best["step"]), best["val_loss"], best["val_accuracy"], best.get("test_accuracy")
             )
+            result = TrainResult(
+                last["val_accuracy"],
+                last["val_loss"],
+                steps,
+                last.get("test_accuracy"),
+                last.get("test_loss"),
+                curve,
+                early_stop,
+            )
+        else:
+            val_acc, val_loss = evaluate(model, mask, xv, yv, mode)
+            result = TrainResult(val_acc, val_loss, steps, curve=curve)
+            if xt is not None:
+                result.test_accuracy, result.test_loss = evaluate(model, mask, xt, yt, mode)
         return result
     finally:
         model.to(home)
