@@ -38,6 +38,11 @@ class Context:
     def results(self) -> Path:
         return self.root / "results"
 
+    @property
+    def workspace(self) -> Path:
+        """Where a section keeps its runs' stores, so that a killed section resumes instead of restarting."""
+        return self.root / "workspace"
+
     def figure_link(self, path: Path) -> str:
         """The path REPORT.md (in ``root``) uses for a figure."""
         return path.resolve().relative_to(self.root.resolve()).as_posix()
@@ -61,15 +66,22 @@ class Section:
     render: Callable[[Mapping[str, Any], Context], Rendered]
 
 
+def results_path(ctx: Context, key: str, settings: str | None = None) -> Path:
+    """``results/<key>.json`` at the small settings, ``results/<key>.large.json`` at the large: the two
+    live side by side, so a section can show both."""
+    settings = settings or ctx.settings
+    return ctx.results / (f"{key}.json" if settings == "small" else f"{key}.{settings}.json")
+
+
 def save_results(ctx: Context, key: str, results: Mapping[str, Any]) -> Path:
     ctx.results.mkdir(parents=True, exist_ok=True)
-    path = ctx.results / f"{key}.json"
+    path = results_path(ctx, key)
     path.write_text(json.dumps(results, indent=1) + "\n")
     return path
 
 
-def load_results(ctx: Context, key: str) -> dict[str, Any] | None:
-    path = ctx.results / f"{key}.json"
+def load_results(ctx: Context, key: str, settings: str | None = None) -> dict[str, Any] | None:
+    path = results_path(ctx, key, settings)
     return json.loads(path.read_text()) if path.is_file() else None
 
 

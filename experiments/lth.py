@@ -12,6 +12,7 @@ SynFlow's per-layer densities. Question 1 again: do tickets (and SynFlow masks) 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,29 +89,29 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
-    """Everything the section reports, for one IMP config (its rounds ``ROUNDS`` must exist)."""
-    import tempfile
+    """Everything the section reports, for one IMP config (its rounds ``ROUNDS`` must exist).
 
+    The IMP run, its confirmations and the other masks' trainings are kept in ``ctx.workspace / cfg.name``
+    as they finish: a killed section, run again, resumes the run at its last committed round and trains
+    nothing twice (the large settings take hours)."""
     seeds = cfg.imp.init_seeds
-    with tempfile.TemporaryDirectory() as tmp:
-        ws = Path(tmp) / "workspace"
-        ctx.progress(
-            f"[lth] IMP: {len(seeds)} trajectories x {cfg.imp.rounds + 1} rounds x {cfg.training.steps} steps"
-        )
-        with ls.imp(
-            cfg, ws, local=cfg.evaluator == "local", progress=lambda r: ctx.progress(f"  {r.line()}")
-        ) as imp_run:
-            run_id = imp_run.id
-            rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}
-            by_id = {i.id: i for i in imp_run.individuals()}
-        chosen = [rounds[(t, k)].individual_id for k in ROUNDS if k > 0 for t in range(len(seeds))]
-        ctx.progress(
-            f"[lth] confirming {len(chosen)} tickets from init seed {REINIT_SEED}; from their own init a ticket's"
-            " confirmation is its round"
-        )
-        ls.confirm(ws, run_id, ids=chosen, reinit_seeds=[REINIT_SEED], local=cfg.evaluator == "local")
-        with ls.open_run(ws, run_id) as again:
-            confirmed = {(c.individual_id, c.init): c.result.as_dict() for c in again.confirmations()}
+    ws = ctx.workspace / cfg.name
+    local = cfg.evaluator == "local"
+    ctx.progress(
+        f"[lth] IMP: {len(seeds)} trajectories x {cfg.imp.rounds + 1} rounds x {cfg.training.steps} steps in {ws}"
+    )
+    with _imp_run(cfg, ws, ctx) as imp_run:
+        run_id = imp_run.id
+        rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}
+        by_id = {i.id: i for i in imp_run.individuals()}
+    chosen = [rounds[(t, k)].individual_id for k in ROUNDS if k > 0 for t in range(len(seeds))]
+    ctx.progress(
+        f"[lth] confirming {len(chosen)} tickets from init seed {REINIT_SEED}; from their own init a ticket's"
+        " confirmation is its round"
+    )
+    ls.confirm(ws, run_id, ids=chosen, reinit_seeds=[REINIT_SEED], local=local)
+    with ls.open_run(ws, run_id) as again:
+        confirmed = {(c.individual_id, c.init): c.result.as_dict() for c in again.confirmations()}
 
     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
     masks: dict[tuple[int, int], Mask] = {}  # (trajectory, round) -> the ticket
@@ -129,7 +130,8 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
     ctx.progress(
         "[lth] SynFlow masks at the tickets' densities, and random masks with SynFlow's layer densities"
     )
-    jobs = _jobs(data, cfg.evaluator)
+    done = _Finished(ws / "masks.jsonl")
+    jobs = None
     synflow: dict[tuple[int, int], Mask] = {}
     rng = np.random.default_rng(cfg.seed)
     for t, s in enumerate(seeds):
@@ -138,15 +140,21 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
             sf = ls.prune(build_model(cfg.model, s), "synflow", compression=ticket.total() / ticket.kept())
             synflow[(t, k)] = sf
             for method, mask in (("synflow", sf), ("random", layerwise_shuffle(sf, rng))):
-                jobs.submit((method, t, k), cfg.model, s, mask.pack(), mask.shapes, cfg.training, cfg.mode)
-    while jobs.pending():
-        (method, t, k), result = jobs.next_done()
-        mask_density = (synflow[(t, k)]).density()
-        points[method].setdefault(str(k), []).append(_point(result, mask_density, seeds[t]))
+                if (method, t, k) not in done:
+                    jobs = jobs or _jobs(data, cfg.evaluator)
+                    jobs.submit(
+                        (method, t, k), cfg.model, s, mask.pack(), mask.shapes, cfg.training, cfg.mode
+                    )
+    while jobs is not None and jobs.pending():
+        job, result = jobs.next_done()
+        done.add(job, result)
         ctx.progress(
-            f"  {method} seed {seeds[t]} round {k}: test {result['early_stop']['test_accuracy']:.4f}"
+            f"  {job[0]} seed {seeds[job[1]]} round {job[2]}: test {result['early_stop']['test_accuracy']:.4f}"
         )
-    jobs.close()
+    if jobs is not None:
+        jobs.close()
+    for (method, t, k), result in sorted(done.items()):
+        points[method].setdefault(str(k), []).append(_point(result, synflow[(t, k)].density(), seeds[t]))
     for method in ("synflow", "random"):
         for k in points[method]:
             points[method][k].sort(key=lambda p: p["seed"])
@@ -168,6 +176,49 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
         "stability": stability,
         "training_steps": total_steps,
     }
+
+
+def _imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
+    """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one."""
+    from lotterysearch.config import config_hash
+    from lotterysearch.store import Store, workspace_paths
+
+    local = cfg.evaluator == "local"
+    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
+    if workspace_paths(ws).store.is_file():
+        with Store.open(ws) as store:
+            ours = [r for r in store.runs() if r.config_hash == config_hash(cfg)]
+        if ours:
+            run = ls.open_run(ws, ours[-1].id, local=local)
+            if run.status == "finished":
+                return run
+            ctx.progress(f"[lth] resuming IMP run {run.id} with {len(run.imp_rounds())} rounds committed")
+            return run.optimize(progress=report)
+    return ls.imp(cfg, ws, local=local, progress=report)
+
+
+class _Finished:
+    """Trainings finished so far, one JSON line each in ``path``, appended as they return."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._done: dict[tuple[str, int, int], dict[str, Any]] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    self._done[tuple(rec["job"])] = rec["result"]
+
+    def __contains__(self, job: tuple[str, int, int]) -> bool:
+        return job in self._done
+
+    def add(self, job: tuple[str, int, int], result: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"job": list(job), "result": result}) + "\n")
+        self._done[job] = result
+
+    def items(self):  # noqa: ANN201 - ItemsView
+        return self._done.items()
 
 
 def _overlap(m: Mapping[str, Any]) -> dict[str, Any]:

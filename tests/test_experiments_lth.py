@@ -56,3 +56,23 @@ def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path
     assert rendered.answer.startswith("**Winning tickets") or rendered.answer.startswith(
         "**No winning tickets"
     )
+
+
+def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twice(tmp_path) -> None:
+    from lotterysearch.store import Store
+
+    cfg = parse_imp_config(TINY_IMP, "<tiny imp>")
+    ctx = Context("small", tmp_path, "", progress=lambda s: None)
+    first = lth.measure(cfg, ctx)
+    ws = tmp_path / "workspace" / "lth-test"
+    lines = (ws / "masks.jsonl").read_text().splitlines()
+    assert len(lines) == 2 * 2 * 5  # SynFlow and random, 2 seeds, 5 densities
+    # a section killed after half of the SynFlow and random trainings: only those are trained again
+    (ws / "masks.jsonl").write_text("\n".join(lines[:7]) + "\n")
+    progress: list[str] = []
+    again = lth.measure(cfg, Context("small", tmp_path, "", progress=progress.append))
+    assert again == first
+    assert len((ws / "masks.jsonl").read_text().splitlines()) == 20
+    assert sum(line.startswith(("  synflow", "  random")) for line in progress) == 13
+    with Store.open(ws) as store:
+        assert len(store.runs()) == 1 and store.runs()[0].status == "finished"
