@@ -126,6 +126,7 @@ class FitnessConfig(TrainingConfig):
         check_field(
             "fused", not self.fused, "false: the fitness trainers have no fused optimizer", self.fused
         )
+        check_field("keep_weights", isinstance(self.keep_weights, bool), "true or false", self.keep_weights)
 
     init_seeds: tuple[int, ...] = (0,)
     # What a mask's fitness is a property of (``fitness.FITNESS_MODES``): "topology", its isomorphism class,
@@ -137,6 +138,10 @@ class FitnessConfig(TrainingConfig):
     successive_halving: bool = False
     halving_rate: int = 6  # η
     halving_rungs: int = 2
+    # Return each mask's network trained from ``init_seeds[0]`` with its objectives (``trained.pack_weights``),
+    # which the search stores with the class: the magnitude mutation reads it. The search sets this itself
+    # when ``[ga] mutations`` names "magnitude"; it changes no objective.
+    keep_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -323,6 +328,11 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     for op in g.mutations:
         check_one_of("ga.mutations", op, short)
     check_one_of("ga.mode", g.mode, GA_MODES)
+    if g.mode == "steady_state" and "magnitude" in [m.removesuffix("_mutation") for m in g.mutations]:
+        raise ConfigError(
+            "field 'ga.mutations': magnitude reads the parents' trained weights, which the steady_state"
+            ' workers that breed do not hold; drop it or set ga.mode = "generational"'
+        )
     if g.mode == "steady_state" and f.successive_halving:
         raise ConfigError(
             "field 'ga.mode': steady_state does not do successive halving; set"

@@ -35,6 +35,7 @@ Convnets (``conv_fitness_plan``), by the same rules with channels as units:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +55,8 @@ from lotterysearch.compaction import (
     compaction,
     conv_compaction,
     conv_work,
+    expand_conv_into,
+    expand_into,
     work,
 )
 from lotterysearch.config import FitnessConfig, TrainingConfig
@@ -61,6 +64,7 @@ from lotterysearch.data import Dataset
 from lotterysearch.errors import ConfigError
 from lotterysearch.masks import Mask, check_mode
 from lotterysearch.models import build_model, is_mlp
+from lotterysearch.trained import pack_weights
 from lotterysearch.training import TrainResult, default_device, train
 
 FITNESS_MODES = ("topology", "ticket")
@@ -102,8 +106,11 @@ class Objectives:
     effective_density: float
     loss: float
     steps: int  # training steps spent, summed over init seeds
+    # ``trained.pack_weights`` of the network trained from the first init seed, when asked for (the magnitude
+    # mutation's input); not an objective
+    weights: bytes | None = None
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, float | bytes | None]:
         return asdict(self)
 
 
@@ -168,6 +175,9 @@ def fitness_kernel(mask: Mask, widths: Sequence[int], mode: str, batch_size: int
     return fitness_plan(mask, widths, mode, batch_size).kernel
 
 
+Trained = tuple[TrainResult, nn.Module | None]  # a result and, when asked for, the trained network
+
+
 def _train_alone(
     mask: Mask,
     plan: FitnessPlan,
@@ -176,27 +186,53 @@ def _train_alone(
     mode: str,
     seed: int,
     training: TrainingConfig,
-) -> TrainResult:
-    """One mask trained alone as ``plan`` says: compacted (reading only the kept input columns) or not."""
+    keep: bool = False,
+) -> Trained:
+    """One mask trained alone as ``plan`` says: compacted (reading only the kept input columns) or not;
+    with ``keep`` also the trained network in ``model``'s shape (a copy; pruned-away units keep their init)."""
     comp = plan.compaction
     if comp is None:
-        (result,) = train_batch(
-            NetworkBatch([model], [mask], mode, sparse=plan.sparse), data, training, seed=seed
-        )
-        return result
-    pop = NetworkBatch([compact_model(model, comp)], [compact_mask(mask, comp)], mode, sparse=plan.sparse)
+        pop = NetworkBatch([model], [mask], mode, sparse=plan.sparse)
+        (result,) = train_batch(pop, data, training, seed=seed)
+        return result, _written_back(pop, [model])[0] if keep else None
+    small = compact_model(model, comp)
+    pop = NetworkBatch([small], [compact_mask(mask, comp)], mode, sparse=plan.sparse)
     inputs = None if len(comp.inputs) == data.input_dim else comp.inputs
     (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs)
-    return result
+    if not keep:
+        return result, None
+    full = copy.deepcopy(model)
+    expand_into(full, _written_back(pop, [small])[0], comp)
+    return result, full
+
+
+def _written_back(pop: NetworkBatch | ConvBatch, models: Sequence[nn.Module]) -> list[nn.Module]:
+    """Copies of ``models`` holding ``pop``'s trained parameters."""
+    copies = [copy.deepcopy(m) for m in models]
+    pop.write_back(copies)
+    return copies
+
+
+def _paired(
+    results: list[TrainResult], pop: NetworkBatch | ConvBatch, model: nn.Module, keep: bool
+) -> list[Trained]:
+    """Each network's result of a batch of copies of ``model``, with its trained network when ``keep``."""
+    nets = _written_back(pop, [model] * len(results)) if keep else [None] * len(results)
+    return list(zip(results, nets, strict=True))
 
 
 def evaluate_masks(
-    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
+    masks: Sequence[Mask],
+    model_spec: str,
+    data: Dataset,
+    cfg: FitnessConfig,
+    mode: str = "forward",
 ) -> list[Objectives]:
     """``evaluate_mask`` of every mask, the batched ones ``networks_per_batch`` at a time.
 
     The result for each mask is the same number, bit for bit under one torch thread, as ``evaluate_mask`` of
-    that mask alone.
+    that mask alone. With ``cfg.keep_weights`` each result also carries the network trained from the first
+    init seed (``Objectives.weights``), for the magnitude mutation.
     """
     if not masks:
         return []
@@ -210,15 +246,40 @@ def evaluate_masks(
     k_max = networks_per_batch(widths, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
 
-    def together(model: nn.Module, chunk: list[Mask], seed: int) -> list[TrainResult]:
-        return train_batch(
-            NetworkBatch([model] * len(chunk), chunk, mode, pad_to=pad_to), data, training, seed=seed
-        )
+    def together(model: nn.Module, chunk: list[Mask], seed: int, keep: bool) -> list[Trained]:
+        pop = NetworkBatch([model] * len(chunk), chunk, mode, pad_to=pad_to)
+        results = train_batch(pop, data, training, seed=seed)
+        return _paired(results, pop, model, keep)
 
-    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int) -> TrainResult:
-        return _train_alone(mask, plan, model, data, mode, seed, training)
+    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int, keep: bool) -> Trained:
+        return _train_alone(mask, plan, model, data, mode, seed, training, keep)
 
     return _train_by_plan(masks, plans, k_max, model_spec, cfg, together, alone)
+
+
+def _train_convnet_alone(
+    mask: Mask,
+    plan: FitnessPlan,
+    model: nn.Module,
+    data: Dataset,
+    mode: str,
+    seed: int,
+    training: TrainingConfig,
+    keep: bool = False,
+) -> Trained:
+    """One convnet mask trained alone by ``train`` as ``plan`` says, compacted or not (``model``: the init,
+    left untouched); with ``keep`` also the trained network in ``model``'s shape."""
+    comp = plan.compaction  # ``train`` trains in place: a copy of the init, or the compacted one
+    if comp is None:
+        net, m = copy.deepcopy(model), mask
+    else:
+        net, m = compact_convnet(model, comp), compact_conv_mask(mask, comp)
+    result = train(net, m, data, training, mode=mode, seed=seed)
+    if not keep or comp is None:
+        return result, net if keep else None
+    full = copy.deepcopy(model)
+    expand_conv_into(full, net, comp)
+    return result, full
 
 
 def _evaluate_convnets(
@@ -232,17 +293,13 @@ def _evaluate_convnets(
     k_max = convnets_per_batch(template, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
 
-    def together(model: nn.Module, chunk: list[Mask], seed: int) -> list[TrainResult]:
+    def together(model: nn.Module, chunk: list[Mask], seed: int, keep: bool) -> list[Trained]:
         pop = ConvBatch([model] * len(chunk), chunk, mode, pad_to=pad_to)
-        return train_conv_batch(pop, data, training, seed=seed)
+        results = train_conv_batch(pop, data, training, seed=seed)
+        return _paired(results, pop, model, keep)
 
-    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int) -> TrainResult:
-        comp = plan.compaction  # ``train`` trains in place: a fresh copy of the init, or the compacted one
-        if comp is None:
-            net, m = build_model(model_spec, seed), mask
-        else:
-            net, m = compact_convnet(model, comp), compact_conv_mask(mask, comp)
-        return train(net, m, data, training, mode=mode, seed=seed)
+    def alone(mask: Mask, plan: FitnessPlan, model: nn.Module, seed: int, keep: bool) -> Trained:
+        return _train_convnet_alone(mask, plan, model, data, mode, seed, training, keep)
 
     return _train_by_plan(masks, plans, k_max, model_spec, cfg, together, alone)
 
@@ -253,31 +310,40 @@ def _train_by_plan(
     k_max: int,
     model_spec: str,
     cfg: FitnessConfig,
-    together: Callable[[nn.Module, list[Mask], int], list[TrainResult]],
-    alone: Callable[[Mask, FitnessPlan, nn.Module, int], TrainResult],
+    together: Callable[[nn.Module, list[Mask], int, bool], list[Trained]],
+    alone: Callable[[Mask, FitnessPlan, nn.Module, int, bool], Trained],
 ) -> list[Objectives]:
     """From every init seed: the masks whose plan batches them trained ``k_max`` at a time (``together``),
-    the others one by one (``alone``); the objectives averaged over the seeds."""
+    the others one by one (``alone``); the objectives averaged over the seeds, with ``cfg.keep_weights``
+    the networks trained from the first seed packed (``trained.pack_weights``)."""
     accs: list[list[float]] = [[] for _ in masks]
     losses: list[list[float]] = [[] for _ in masks]
+    weights: list[bytes | None] = [None] * len(masks)
     batched = [j for j, p in enumerate(plans) if p.batched]
-    for seed in cfg.init_seeds:
+    for s, seed in enumerate(cfg.init_seeds):
+        keep = cfg.keep_weights and s == 0
         model = build_model(model_spec, seed)
-        results = {}
+        results: dict[int, Trained] = {}
         for start in range(0, len(batched), k_max):
             chunk = batched[start : start + k_max]
-            results.update(zip(chunk, together(model, [masks[j] for j in chunk], seed), strict=True))
+            results.update(zip(chunk, together(model, [masks[j] for j in chunk], seed, keep), strict=True))
         for j, plan in enumerate(plans):
             if not plan.batched:
-                results[j] = alone(masks[j], plan, model, seed)
-        for j, r in results.items():
+                results[j] = alone(masks[j], plan, model, seed, keep)
+        for j, (r, net) in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
-    return _objectives(masks, accs, losses, cfg)
+            if net is not None:
+                weights[j] = pack_weights(net, masks[j])
+    return _objectives(masks, accs, losses, cfg, weights)
 
 
 def _objectives(
-    masks: Sequence[Mask], accs: list[list[float]], losses: list[list[float]], cfg: FitnessConfig
+    masks: Sequence[Mask],
+    accs: list[list[float]],
+    losses: list[list[float]],
+    cfg: FitnessConfig,
+    weights: Sequence[bytes | None],
 ) -> list[Objectives]:
     """Each mask's objectives from its results over the init seeds."""
     return [
@@ -287,8 +353,9 @@ def _objectives(
             effective_density=m.effective_density(),
             loss=sum(lo) / len(lo),
             steps=cfg.steps * len(cfg.init_seeds),
+            weights=w,
         )
-        for m, a, lo in zip(masks, accs, losses, strict=True)
+        for m, a, lo, w in zip(masks, accs, losses, weights, strict=True)
     ]
 
 

@@ -36,11 +36,13 @@ from typing import Protocol
 import numpy as np
 
 from lotterysearch import canon, nsga2, pareto
+from lotterysearch.errors import StoreError
 from lotterysearch.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
 from lotterysearch.fitness import fitness_key, key_version
 from lotterysearch.masks import Mask
 from lotterysearch.problem import Candidate, MaskProblem
 from lotterysearch.store import ClassRecord, GenerationRecord, Individual
+from lotterysearch.trained import unpack_weights
 
 
 class RunStorage(Protocol):
@@ -57,6 +59,8 @@ class RunStorage(Protocol):
     def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[Individual]: ...
 
     def last_generation(self, run_id: str) -> GenerationRecord | None: ...
+
+    def trained_weights(self, run_id: str, key: str) -> bytes | None: ...
 
 
 def record_evaluations(storage: RunStorage, run_id: str, records: Sequence[ClassRecord]) -> None:
@@ -119,6 +123,7 @@ def class_record(
         wall_time=res.wall_time,
         attempts=res.attempts,
         individual_id=individual_id,
+        weights=o.weights,
     )
 
 
@@ -300,9 +305,20 @@ class SearchLoop:
     def _offspring(self) -> list[Candidate]:
         objs = [ind.objectives for ind in self.population]
         picks = nsga2.select_parents(objs, len(self.population), self.rng)
-        return self.problem.children(
-            [(self.population[i].id, self.population[i].mask) for i in picks], self.rng
-        )
+        parents = [self.population[i] for i in picks]
+        weights = None
+        if self.problem.keeps_weights:
+
+            def weights(j: int) -> tuple[Mask, dict[str, np.ndarray]]:
+                """Parent j's class: the mask trained for it and that training's weights (from storage)."""
+                key = parents[j].class_key
+                representative = self.archive.representative(key)
+                packed = self.storage.trained_weights(self.run_id, key)
+                if packed is None:
+                    raise StoreError(f"run '{self.run_id}': class '{key}' has no trained weights stored")
+                return representative, unpack_weights(packed, representative)
+
+        return self.problem.children([(p.id, p.mask) for p in parents], self.rng, weights)
 
     def step(self) -> GenerationReport:
         """Run one generation (generation 0 seeds and evaluates the initial population) and commit it."""

@@ -299,7 +299,8 @@ CROSSOVERS: dict[str, Callable[[Mask, Mask, np.random.Generator, VariationConfig
     "layer_density_crossover": lambda a, b, rng, cfg: layer_density_crossover(a, b, rng),
     "neuron_crossover": lambda a, b, rng, cfg: neuron_crossover(a, b, rng, p=cfg.neuron_swap_prob),
 }
-MUTATIONS: dict[str, Callable[[Mask, np.random.Generator, float], Mask]] = {
+# magnitude_mutation also takes the parent's trained weights (``vary``'s ``trained``)
+MUTATIONS: dict[str, Callable[..., Mask]] = {
     "move_mutation": move_mutation,
     "grow_prune_mutation": grow_prune_mutation,
     "grow_mutation": grow_mutation,
@@ -307,6 +308,7 @@ MUTATIONS: dict[str, Callable[[Mask, np.random.Generator, float], Mask]] = {
     "layer_density_mutation": layer_density_mutation,
     "neuron_grow_mutation": neuron_grow_mutation,
     "neuron_prune_mutation": neuron_prune_mutation,
+    "magnitude_mutation": magnitude_mutation,
 }
 
 
@@ -379,15 +381,22 @@ def _pick(names: tuple[str, ...], weights: tuple[float, ...], rng: np.random.Gen
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
+Trained = Callable[[int, Mask], Mapping[str, np.ndarray]]  # (parent index, child) -> weights on the child
+
+
 def vary(
-    parents: Sequence[Mask], rng: np.random.Generator, cfg: VariationConfig | None = None
+    parents: Sequence[Mask],
+    rng: np.random.Generator,
+    cfg: VariationConfig | None = None,
+    trained: Trained | None = None,
 ) -> list[Child]:
     """Offspring as DEAP's ``varAnd`` makes them: consecutive pairs (0, 1), (2, 3), ... are crossed with
     probability ``cx_rate`` by an operator drawn from ``cfg.crossovers`` (the second parent aligned to the
     first unless ``align=False``); then each child is mutated with probability ``mut_rate``; then repaired.
 
     One child per parent, in order. ``parents`` is usually ``select_parents``'s pick; ``Child.parents``
-    indexes this list.
+    indexes this list. ``magnitude_mutation`` ranks child i's live weights by ``trained(i, child)``: parent
+    i's trained weights on the child's neurons (child i of a crossed pair is mostly parent i).
     """
     cfg = cfg or VariationConfig()
     masks = list(parents)
@@ -407,7 +416,12 @@ def vary(
     for i, mask in enumerate(masks):
         if rng.random() < cfg.mut_rate:
             name = _pick(cfg.mutations, cfg.mutation_weights, rng)
-            mask = MUTATIONS[name](mask, rng, cfg.mutation_strength)
+            if name == "magnitude_mutation":
+                if trained is None:
+                    raise ConfigError("magnitude_mutation needs the parents' trained weights")
+                mask = magnitude_mutation(mask, rng, cfg.mutation_strength, trained(i, mask))
+            else:
+                mask = MUTATIONS[name](mask, rng, cfg.mutation_strength)
             applied[i].append(name)
         repaired = repair(mask, rng)  # always a fresh copy: no child aliases a parent
         if repaired != mask:

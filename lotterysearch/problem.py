@@ -7,7 +7,8 @@ is an evaluator's business (``evaluators``), how masks evolve the search loop's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,12 +59,13 @@ class MaskProblem:
         """The evaluator the config names (``evaluator = "ray"`` or ``"local"``; ``local`` overrides it), for
         Ray at ``address``, else ``[ray] address``, else a local Ray."""
         cfg = self.cfg
+        fitness = dataclasses.replace(cfg.fitness, keep_weights=True) if self.keeps_weights else cfg.fitness
         if local if local is not None else cfg.evaluator == "local":
-            return LocalEvaluator(self.data, cfg.model, cfg.fitness, cfg.mode)
+            return LocalEvaluator(self.data, cfg.model, fitness, cfg.mode)
         return RayEvaluator(
             self.data,
             cfg.model,
-            cfg.fitness,
+            fitness,
             cfg.mode,
             address=address or cfg.ray.address or None,
             ray=cfg.ray,
@@ -102,7 +104,26 @@ class MaskProblem:
             align=g.align,
         )
 
-    def children(self, parents: Sequence[tuple[int, Mask]], rng: np.random.Generator) -> list[Candidate]:
-        """Offspring of ``(id, mask)`` parents in tournament order (``operators.vary``)."""
-        kids = operators.vary([m for _, m in parents], rng, self.variation())
+    @property
+    def keeps_weights(self) -> bool:
+        """Whether variation reads trained weights (``magnitude_mutation``), so evaluations must keep them."""
+        return "magnitude_mutation" in self.variation().mutations
+
+    def children(
+        self,
+        parents: Sequence[tuple[int, Mask]],
+        rng: np.random.Generator,
+        weights: Callable[[int], tuple[Mask, Mapping[str, np.ndarray]]] | None = None,
+    ) -> list[Candidate]:
+        """Offspring of ``(id, mask)`` parents in tournament order (``operators.vary``). ``weights(i)``: the
+        mask that was trained for parent i's class (its representative) and its trained weights, which the
+        magnitude mutation reads relabelled onto the child's neurons (``operators.trained_weights_for``; as
+        they are when the child is that very mask, as in ticket mode)."""
+
+        def trained(i: int, child: Mask) -> Mapping[str, np.ndarray]:
+            assert weights is not None
+            representative, w = weights(i)
+            return w if child == representative else operators.trained_weights_for(child, representative, w)
+
+        kids = operators.vary([m for _, m in parents], rng, self.variation(), trained if weights else None)
         return [Candidate(c.mask, "child", tuple(parents[p][0] for p in c.parents), c.operator) for c in kids]

@@ -54,9 +54,10 @@ if TYPE_CHECKING:
 STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
 # 2: IMP rounds and confirmations (a version-1 store gains their tables on open); 3: an individual's
-# zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused)
-SCHEMA_VERSION = 3
-READABLE_SINCE = 2  # a version-2 store reads as version 3 (it holds no referenced masks): no migration
+# zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused);
+# 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open)
+SCHEMA_VERSION = 4
+READABLE_SINCE = 2  # a version-2 or 3 store reads as version 4 (read-only paths never read trained weights)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -164,6 +165,15 @@ CREATE TABLE IF NOT EXISTS confirmations (
 );
 """
 _SCHEMA += _SCHEMA_V2
+_SCHEMA_V4 = """
+CREATE TABLE IF NOT EXISTS trained_weights (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    weights BLOB NOT NULL,  -- trained.pack_weights of the class's training at its stored fidelity
+    PRIMARY KEY (run_id, key)
+);
+"""
+_SCHEMA += _SCHEMA_V4
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -239,9 +249,14 @@ class ClassRecord:
     attempts: int = 1  # 1 + retries after worker loss
     fidelity: float = 1.0
     created: str | None = None  # set by the store when recorded
+    # ``trained.pack_weights`` of the representative's training, when the search keeps them (the magnitude
+    # mutation); stored apart (``Store.trained_weights``) and not read back by ``classes``
+    weights: bytes | None = None
 
     def __post_init__(self) -> None:
         _set(self, "representative", bytes(self.representative))
+        if self.weights is not None:
+            _set(self, "weights", bytes(self.weights))
         for name in ("individual_id", "steps", "attempts"):
             _set(self, name, int(getattr(self, name)))
         for name in ("accuracy", "loss", "effective_density", "wall_time", "fidelity"):
@@ -663,9 +678,10 @@ class Store:
     def _migrate(self) -> None:
         """Bring an older store to this version in one transaction: a version-1 store gains the tables it
         lacks; a version-2 store only its number (its masks are all stored whole, which version 3 reads as
-        they are; only masks written from now on reference their class's)."""
+        they are; only masks written from now on reference their class's); a version-3 store gains the trained
+        weights' table."""
         with self._write() as conn:
-            for statement in _SCHEMA_V2.split(";"):
+            for statement in (_SCHEMA_V2 + _SCHEMA_V4).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
@@ -929,6 +945,13 @@ class Store:
                 "UPDATE individuals SET mask = ? WHERE run_id = ? AND class_key = ? AND length(mask) = 0",
                 (old[1], run_id, record.key),
             )
+        if old is not None:  # the old training's weights go with it
+            conn.execute("DELETE FROM trained_weights WHERE run_id = ? AND key = ?", (run_id, record.key))
+        if record.weights is not None:
+            conn.execute(
+                "INSERT INTO trained_weights (run_id, key, weights) VALUES (?, ?, ?)",
+                (run_id, record.key, record.weights),
+            )
         conn.execute(
             "INSERT OR REPLACE INTO classes (run_id, key, algo_version, individual_id, representative,"
             " accuracy, loss, effective_density, steps, fidelity, node, wall_time, attempts, created)"
@@ -964,6 +987,14 @@ class Store:
                 self._insert_class(conn, run_id, record)
         for record in records:
             self._representatives[(run_id, record.key)] = record.representative
+
+    def trained_weights(self, run_id: str, key: str) -> bytes | None:
+        """The trained weights recorded with class ``key`` (``ClassRecord.weights``), or None."""
+        with self._sql() as conn:
+            row = conn.execute(
+                "SELECT weights FROM trained_weights WHERE run_id = ? AND key = ?", (run_id, key)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     def classes(self, run_id: str) -> dict[str, ClassRecord]:
         """Every trained class of the run by key, in the order they were recorded."""

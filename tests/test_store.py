@@ -148,6 +148,7 @@ def test_create_makes_directory_and_schema(tmp_path):
             "generations",
             "imp_rounds",
             "confirmations",
+            "trained_weights",
         }
     finally:
         conn.close()
@@ -956,8 +957,48 @@ def test_a_version_2_store_reads_as_it_is_and_is_upgraded_by_a_writer(tmp_path):
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
         assert (
-            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "3" == str(SCHEMA_VERSION)
+            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4" == str(SCHEMA_VERSION)
         )
     finally:
         conn.close()
     assert stored_lengths(tmp_path) == {0: len(rep), 1: len(inds[1].packed), 2: 0}
+
+
+# ---- schema version 4: classes' trained weights -----------------------------------------------------------
+def test_a_class_keeps_the_weights_of_its_current_training_only(tmp_path):
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("k", weights=b"\x01\x02", fidelity=0.5))
+        s.record_evaluations(run_id, [a_class("j")])
+        assert s.trained_weights(run_id, "k") == b"\x01\x02"
+        assert s.trained_weights(run_id, "j") is None and s.trained_weights(run_id, "nope") is None
+        s.record_evaluation(run_id, a_class("k", weights=b"\x03\x04", fidelity=1.0))  # promoted
+        assert s.trained_weights(run_id, "k") == b"\x03\x04"
+        assert s.classes(run_id)["k"].weights is None  # read on demand only: a class list stays small
+    with Store.open(tmp_path, create=True) as s:
+        s.record_evaluation(run_id, a_class("j", fidelity=2.0))
+        assert s.trained_weights(run_id, "k") == b"\x03\x04" and s.trained_weights(run_id, "j") is None
+        s.record_evaluation(
+            run_id, a_class("k", fidelity=2.0)
+        )  # a training without weights drops the old ones
+        assert s.trained_weights(run_id, "k") is None
+
+
+def test_a_version_3_store_gains_the_trained_weights_table_when_a_writer_opens_it(tmp_path):
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)
+    with conn:
+        conn.execute("DROP TABLE trained_weights")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.close()
+    with Store.open(tmp_path, readonly=True) as reader:  # read as it is
+        assert [r.id for r in reader.runs()] == [run_id]
+    with Store.open(tmp_path) as s:
+        s.record_evaluation(run_id, a_class("k", weights=b"\x05\x06"))
+        assert s.trained_weights(run_id, "k") == b"\x05\x06"
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)
+    try:
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
+    finally:
+        conn.close()
