@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.common import ROOT, Context, Rendered, Section, difference, differs
+from experiments.common import ROOT, Context, Rendered, Section, difference, differs, load_results
 from lotterysearch.config import IMPConfig, TrainingConfig, load_imp_config
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.jobs import LocalJobs, RayJobs
@@ -371,14 +372,38 @@ def answer(res: Mapping[str, Any]) -> str:
     )
 
 
-def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
-    ctx.figures.mkdir(parents=True, exist_ok=True)
-    path = ctx.figures / "lth_lenet.png"
-    fig = lth_figure(res)
-    fig.savefig(path, dpi=110)
+def _figure(res: Mapping[str, Any], ctx: Context, name: str) -> str:
+    """The paper-style figure of ``res`` saved as ``figures/<name>``; its link from the report."""
     import matplotlib.pyplot as plt
 
+    ctx.figures.mkdir(parents=True, exist_ok=True)
+    path = ctx.figures / name
+    fig = lth_figure(res)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return ctx.figure_link(path)
+
+
+def _large(large: Mapping[str, Any], ctx: Context) -> tuple[str, str]:
+    """The large settings' table, figure and answer, shown after the small settings' (body, answer)."""
+    t = large["training"]
+    head = (
+        f"{len(large['seeds'])} init seeds, {t['steps']} iterations per round (`experiments/configs/{large['config']}`), "
+        f"{large['training_steps']:,} training steps, measured in {large['elapsed_s'] / 60:.1f} min on "
+        f"{os.cpu_count()} CPU cores (load average {large['load_average'][0]:.1f} at the start, "
+        f"{large['load_average'][1]:.1f} at the end; target 3 hours)"
+    )
+    body = (
+        f"\n\n**At the large settings** ({head}):\n\n"
+        + accuracy_table(large)
+        + f"\n\n![the large settings]({_figure(large, ctx, 'lth_lenet_large.png')})\n\n"
+        + overlap_table(large)
+    )
+    return body, f"\n\n**At the large settings** ({head}): " + answer(large)
+
+
+def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
+    link = _figure(res, ctx, "lth_lenet.png")
     t = res["training"]
     body = (
         f"IMP on `{res['model']}` (the service's `lotterysearch imp experiments/configs/{res['config']}`): "
@@ -390,7 +415,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         "mask at the ticket's density from the ticket's own init; random: SynFlow's mask shuffled within each layer. "
         f"{res['training_steps']:,} training steps in all.\n\n"
         + accuracy_table(res)
-        + f"\n\n![accuracy and early-stop iteration against weights remaining]({ctx.figure_link(path)})\n\n"
+        + f"\n\n![accuracy and early-stop iteration against weights remaining]({link})\n\n"
         "Where this differs from the paper, the likely causes: far fewer iterations per round at these settings (the "
         "paper trains 50k; the large settings train more), inputs standardised with MNIST's mean and std (the paper's "
         "preprocessing may differ), and fewer inits than the paper's five at the small settings.\n\n"
@@ -399,7 +424,11 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         "hidden neurons (and aligned after shuffling each layer: what alignment alone buys), and the number of distinct "
         "isomorphism classes:\n\n" + overlap_table(res)
     )
-    return Rendered(body=body, answer=answer(res))
+    large = load_results(ctx, "lth", "large") if ctx.settings == "small" else None
+    if large is None:
+        return Rendered(body=body, answer=answer(res))
+    large_body, large_answer = _large(large, ctx)
+    return Rendered(body=body + large_body, answer=answer(res) + large_answer)
 
 
 SECTION = Section("lth", "Lottery tickets on LeNet-300-100 (Frankle & Carbin reproduced)", 5, run, render)

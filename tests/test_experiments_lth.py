@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from experiments import lth
-from experiments.common import Context
+from experiments.common import Context, save_results
 from lotterysearch.config import parse_imp_config
 
 TINY_IMP = """
@@ -56,6 +56,16 @@ def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path
     assert rendered.answer.startswith("**Winning tickets") or rendered.answer.startswith(
         "**No winning tickets"
     )
+    assert "At the large settings" not in rendered.body
+    # the large settings' results, where they exist, follow the small ones' in the same section
+    large = {**res, "elapsed_s": 600.0, "load_average": [0.5, 2.0]}
+    save_results(Context("large", tmp_path, ""), "lth", large)
+    assert (tmp_path / "results" / "lth.large.json").is_file()
+    both = lth.render(res, ctx)
+    assert both.body.startswith(rendered.body) and both.answer.startswith(rendered.answer)
+    assert "**At the large settings** (2 init seeds, 30 iterations per round" in both.body
+    assert "measured in 10.0 min" in both.answer
+    assert (tmp_path / "figures" / "lth_lenet_large.png").stat().st_size > 10_000
 
 
 def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twice(tmp_path) -> None:
