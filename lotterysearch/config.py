@@ -401,7 +401,7 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     """Check an IMP config; the first problem found raises a one-line ``ConfigError``. The pruning schedule
     is worked out here (``pruning.imp_round_plan``), so rounds that would empty a layer fail before any run."""
     from lotterysearch.errors import PruningError
-    from lotterysearch.models import build_model, prunable_layers
+    from lotterysearch.models import build_model, is_mlp
     from lotterysearch.pruning import SCOPES
 
     check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
@@ -435,7 +435,7 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     _check_ray(cfg.ray)
     try:
         model = build_model(cfg.model, 0)
-        if i.conv_rate and not any(layer.weight.ndim > 2 for layer in prunable_layers(model).values()):
+        if i.conv_rate and is_mlp(cfg.model):
             raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
         i.round_plan(model)
     except PruningError as e:
