@@ -33,8 +33,16 @@ from lotterysearch.pruning import imp
 from lotterysearch.stats import markdown_table, mean_std, pm
 
 DEMO = ROOT / "configs" / "demo.toml"
-MASKS = ("search", "synflow")
-LABELS = {"search": "the search's best (ticket mode)", "synflow": "SynFlow from θ₀", "imp": "IMP's ticket"}
+MASKS = ("search", "magnitude", "synflow")
+LABELS = {
+    "search": "the search's best (ticket mode)",
+    "magnitude": "the same with the magnitude mutation only",
+    "synflow": "SynFlow from θ₀",
+    "imp": "IMP's ticket",
+}
+# The search's two variants: the demo's mutations (move, grow/prune), or the magnitude (Lamarckian) mutation
+# in their place, which prunes the parent's smallest weights trained from θ₀, as IMP does; all else equal.
+MUTATIONS = {"search": None, "magnitude": ("magnitude",)}
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,15 @@ def describe(s: TicketSettings) -> str:
     return f"[{s.config.name}](configs/{s.config.name}) in ticket mode, {gens}: {len(s.inits)} inits θ₀"
 
 
-def ticket_config(s: TicketSettings, theta0: int, workspace: Path) -> SearchConfig:
-    """The demo's config in ticket mode on θ₀: seeded by SynFlow from θ₀, scored by training from θ₀."""
+def ticket_config(
+    s: TicketSettings, theta0: int, workspace: Path, mutations: tuple[str, ...] | None = None
+) -> SearchConfig:
+    """The demo's config in ticket mode on θ₀: seeded by SynFlow from θ₀, scored by training from θ₀;
+    ``mutations`` in place of the config's."""
     cfg = load_config(s.config)
+    ga = dataclasses.replace(cfg.ga, align=False, generations=s.generations or cfg.ga.generations)
+    if mutations is not None:
+        ga = dataclasses.replace(ga, mutations=mutations)
     return dataclasses.replace(
         cfg,
         name="ticket-match",
@@ -68,7 +82,7 @@ def ticket_config(s: TicketSettings, theta0: int, workspace: Path) -> SearchConf
         workspace=str(workspace),
         seeding=dataclasses.replace(cfg.seeding, init_seeds=(theta0,)),
         fitness=dataclasses.replace(cfg.fitness, mode="ticket", init_seeds=(theta0,)),
-        ga=dataclasses.replace(cfg.ga, align=False, generations=s.generations or cfg.ga.generations),
+        ga=ga,
     )
 
 
@@ -81,13 +95,15 @@ def measure(s: TicketSettings, ctx: Context) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for theta0 in s.inits:
-            cfg = ticket_config(s, theta0, Path(tmp) / "ws")
-            ctx.progress(
-                f"[ticket] θ₀ = {theta0}: the search in ticket mode, {cfg.ga.generations} generations"
-            )
-            with ls.search(cfg, local=s.evaluator == "local") as run:
-                everyone = run.individuals()
-            search_steps = sum(i.evaluated for i in everyone) * cfg.fitness.steps
+            everyone, steps = {}, {}
+            for variant, mutations in MUTATIONS.items():
+                cfg = ticket_config(s, theta0, Path(tmp) / variant, mutations)
+                ctx.progress(
+                    f"[ticket] θ₀ = {theta0}: the search in ticket mode ({variant}), {cfg.ga.generations} generations"
+                )
+                with ls.search(cfg, local=s.evaluator == "local") as run:
+                    everyone[variant] = run.individuals()
+                steps[variant] = sum(i.evaluated for i in everyone[variant]) * cfg.fitness.steps
             data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
             training = cfg.fitness.training()
             ctx.progress(f"[ticket] θ₀ = {theta0}: IMP with the fitness's training in every round")
@@ -102,14 +118,15 @@ def measure(s: TicketSettings, ctx: Context) -> dict[str, Any]:
             )
             row: dict[str, Any] = {
                 "theta0": theta0,
-                "search_steps": search_steps,
+                "search_steps": steps["search"],
+                "magnitude_steps": steps["magnitude"],
                 "imp_steps": result.rounds * training.steps,
                 "at": {},
             }
             for rho in s.compressions:
-                best = best_at(everyone, rho)
+                best = {v: best_at(everyone[v], rho) for v in MUTATIONS}
                 masks = {
-                    "search": best.mask,
+                    **{v: b.mask for v, b in best.items()},
                     "synflow": ls.prune(build_model(cfg.model, theta0), "synflow", compression=rho),
                     "imp": result.tickets[rho],
                 }
@@ -121,8 +138,8 @@ def measure(s: TicketSettings, ctx: Context) -> dict[str, Any]:
                 }
                 row["at"][f"{rho:g}"] = {
                     "density": {k: m.density() for k, m in masks.items()},
-                    "fitness": best.accuracy,
-                    "origin": best.origin,
+                    "fitness": {v: b.accuracy for v, b in best.items()},
+                    "origin": {v: b.origin for v, b in best.items()},
                     "test": test,
                     "with_imp": {k: overlap(masks[k], masks["imp"]) for k in MASKS},
                     "search_synflow": overlap(masks["search"], masks["synflow"]),
@@ -177,21 +194,36 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         ["density ≤", "mask", "J with IMP's ticket", "J chance", "κ", "test accuracy from θ₀"], rows
     )
     steps = mean_std(r["search_steps"] for r in res["rows"])
+    magnitude_steps = mean_std(r["magnitude_steps"] for r in res["rows"])
     imp_steps = mean_std(r["imp_steps"] for r in res["rows"])
     body = (
         f"For each of {len(res['inits'])} inits θ₀: the demo's search (`experiments/configs/{res['config']}`) in "
         "ticket mode on θ₀ (seeded by SynFlow from θ₀, no alignment), IMP from θ₀ (layerwise 20% per round, "
-        "rewinding to θ₀) with the fitness's training in every round, and SynFlow's mask from θ₀. Overlap with "
+        "rewinding to θ₀) with the fitness's training in every round, and SynFlow's mask from θ₀. The search runs "
+        "twice: with the demo's mutations (move, grow/prune), and with the magnitude mutation in their place "
+        "(prune the parent's smallest weights trained from θ₀, regrow as many at random; all else equal). Overlap with "
         "IMP's ticket of the same θ₀ at each seed density (mean ± std over θ₀), and each mask trained from θ₀ "
-        f"with the fitness protocol on test. Training steps: the search {pm(steps, 0)}, IMP {pm(imp_steps, 0)}."
+        f"with the fitness protocol on test. Training steps: the search {pm(steps, 0)}, with the magnitude mutation "
+        f"{pm(magnitude_steps, 0)}, IMP {pm(imp_steps, 0)}."
         f"\n\n{table}"
     )
     return Rendered(body=body, answer=ticket_answer(res))
 
 
+def _verdict(d: Mapping[str, float], than: str) -> str:
+    if abs(d["mean"]) <= 2 * d["se"]:
+        return f"level with {than}"
+    return f"{'better' if d['mean'] > 0 else 'worse'} than {than}"
+
+
 def ticket_answer(res: Mapping[str, Any]) -> str:
-    parts, beats = [], []
+    parts, beats, magnitude = [], [], []
     for rho in res["compressions"]:
+        d_imp, d_search = paired(res, rho, "magnitude", "imp"), paired(res, rho, "magnitude", "search")
+        magnitude.append(
+            f"at 1/{rho:g} {_verdict(d_imp, 'IMP')} ({d_imp['mean']:+.3f} ± {d_imp['se']:.3f}) and "
+            f"{_verdict(d_search, 'the demo’s mutations')} ({d_search['mean']:+.3f} ± {d_search['se']:.3f})"
+        )
         k_search = _stat(res, rho, "with_imp", "search", "kappa")
         k_sf = _stat(res, rho, "with_imp", "synflow", "kappa")
         parts.append(f"κ = {k_search['mean']:+.3f} at 1/{rho:g} (SynFlow's {k_sf['mean']:+.3f})")
@@ -210,11 +242,14 @@ def ticket_answer(res: Mapping[str, Any]) -> str:
     )
     steps = mean_std(r["search_steps"] for r in res["rows"])["mean"]
     imp_steps = mean_std(r["imp_steps"] for r in res["rows"])["mean"]
+    magnitude_steps = mean_std(r["magnitude_steps"] for r in res["rows"])["mean"]
     return (
         f"{head} Scored on θ₀ alone (ticket mode), its best mask overlaps IMP's ticket of the same init "
         f"{'; '.join(parts)} over {len(res['inits'])} inits, where κ = 0 is chance and 1 identity; trained from "
         f"θ₀ it is {'; '.join(beats)}, after {steps / imp_steps:.1f}× IMP's training steps ({steps:.0f} "
-        f"against {imp_steps:.0f})."
+        f"against {imp_steps:.0f}). With the magnitude (Lamarckian) mutation in place of the demo's mutations, "
+        f"the search's best mask trained from θ₀ is {'; '.join(magnitude)} (SE, paired), after "
+        f"{magnitude_steps / imp_steps:.1f}× IMP's steps."
     )
 
 

@@ -42,7 +42,10 @@ def test_the_section_runs_the_quick_search_in_ticket_mode_against_imp_and_render
     (row,) = res["rows"]
     at = row["at"]["10"]
     assert row["theta0"] == 3 and row["search_steps"] > 0 and row["imp_steps"] % 115 == 0
-    assert at["density"]["search"] <= 0.1 + 1e-4 and at["density"]["imp"] <= 0.1 + 1e-4
+    assert row["magnitude_steps"] > 0 and set(at["with_imp"]) == {"search", "magnitude", "synflow"}
+    for variant in ("search", "magnitude"):
+        assert at["density"][variant] <= 0.1 + 1e-4
+    assert at["density"]["imp"] <= 0.1 + 1e-4
     assert at["density"]["synflow"] == pytest.approx(0.1, abs=1e-4)
     for o in (*at["with_imp"].values(), at["search_synflow"]):
         assert 0 <= o["jaccard"] <= 1 and 0 < o["chance"] < 1
@@ -51,3 +54,5 @@ def test_the_section_runs_the_quick_search_in_ticket_mode_against_imp_and_render
     rendered = ticket_match.render(res, Context("small", tmp_path, ""))
     assert "| 1/10 | IMP's ticket | 1 |" in rendered.body
     assert rendered.answer.startswith("**")
+    assert "| 1/10 | the same with the magnitude mutation only |" in rendered.body
+    assert "With the magnitude (Lamarckian) mutation in place of the demo's mutations" in rendered.answer
