@@ -222,11 +222,7 @@ def _paired(
 
 
 def evaluate_masks(
-    masks: Sequence[Mask],
-    model_spec: str,
-    data: Dataset,
-    cfg: FitnessConfig,
-    mode: str = "forward",
+    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
 ) -> list[Objectives]:
     """``evaluate_mask`` of every mask, the batched ones ``networks_per_batch`` at a time.
 
