@@ -353,6 +353,8 @@ def answer(res: Mapping[str, Any]) -> str:
     j = {k: res["stability"][str(k)]["ticket"] for k in sparse}
     kappa = [(o["jaccard"]["mean"] - o["chance_jaccard"]["mean"]) for o in j.values()]
     classes = all(o["classes"] == len(res["seeds"]) for o in j.values())
+    stops = [p["es_step"] for k in sparse for p in res["points"]["ticket"][str(k)]]
+    at_end = sum(s == res["training"]["steps"] for s in stops) / len(stops)
     return (
         f"**Winning tickets exist here: at {pct(matching)} of the weights IMP's tickets, trained from their own init, "
         f"are not below the dense network (test accuracy at early stop {pm(dense, 4)}; below it by more than 2 SE at "
@@ -363,8 +365,9 @@ def answer(res: Mapping[str, Any]) -> str:
             f"{100 * abs(v):.0f}% {'sooner' if v >= 0 else 'later'} at {_percent(res, k):.1f}%"
             for k, v in sooner.items()
         )
-        + f" than the dense network ({res['training']['steps']} iterations per round against the paper's 50k, so the "
-        "early-stopping iteration of sparse tickets is often the last evaluation). Question 1 in this regime: tickets "
+        + f" than the dense network ({res['training']['steps']} iterations per round against the paper's 50k; "
+        f"{100 * at_end:.0f}% of the sparse tickets stop early at their last evaluation). Question 1 in this regime: "
+        "tickets "
         f"from different inits overlap {'at' if max(abs(x) for x in kappa) < 0.05 else 'above'} chance "
         f"(raw J − chance between {min(kappa):+.3f} and {max(kappa):+.3f}) and are "
         + ("all distinct isomorphism classes" if classes else "not all distinct isomorphism classes")
