@@ -23,13 +23,14 @@ import numpy as np
 
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs, load_results
-from lotterysearch.config import IMPConfig, TrainingConfig, load_imp_config
+from lotterysearch.config import IMPConfig, TrainingConfig, config_hash, load_imp_config
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.jobs import LocalJobs, RayJobs
 from lotterysearch.masks import Mask, layerwise_shuffle
 from lotterysearch.models import build_model
 from lotterysearch.stability import compare_masks
 from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.store import Store, workspace_paths
 from lotterysearch.training import train
 
 CONFIGS = {"small": "lenet_imp_small.toml", "large": "lenet_imp_large.toml"}
@@ -181,9 +182,6 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
 
 def _imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
     """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one."""
-    from lotterysearch.config import config_hash
-    from lotterysearch.store import Store, workspace_paths
-
     local = cfg.evaluator == "local"
     report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
     if workspace_paths(ws).store.is_file():

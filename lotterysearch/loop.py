@@ -306,19 +306,16 @@ class SearchLoop:
         objs = [ind.objectives for ind in self.population]
         picks = nsga2.select_parents(objs, len(self.population), self.rng)
         parents = [self.population[i] for i in picks]
-        weights = None
-        if self.problem.keeps_weights:
-
-            def weights(j: int) -> tuple[Mask, dict[str, np.ndarray]]:
-                """Parent j's class: the mask trained for it and that training's weights (from storage)."""
-                key = parents[j].class_key
-                representative = self.archive.representative(key)
-                packed = self.storage.trained_weights(self.run_id, key)
-                if packed is None:
-                    raise StoreError(f"run '{self.run_id}': class '{key}' has no trained weights stored")
-                return representative, unpack_weights(packed, representative)
-
+        weights = (lambda j: self._trained(parents[j])) if self.problem.keeps_weights else None
         return self.problem.children([(p.id, p.mask) for p in parents], self.rng, weights)
+
+    def _trained(self, ind: Individual) -> tuple[Mask, dict[str, np.ndarray]]:
+        """``ind``'s class: the mask trained for it and that training's weights (from storage)."""
+        representative = self.archive.representative(ind.class_key)
+        packed = self.storage.trained_weights(self.run_id, ind.class_key)
+        if packed is None:
+            raise StoreError(f"run '{self.run_id}': class '{ind.class_key}' has no trained weights stored")
+        return representative, unpack_weights(packed, representative)
 
     def step(self) -> GenerationReport:
         """Run one generation (generation 0 seeds and evaluates the initial population) and commit it."""
