@@ -328,7 +328,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     for op in g.mutations:
         check_one_of("ga.mutations", op, short)
     check_one_of("ga.mode", g.mode, GA_MODES)
-    if g.mode == "steady_state" and "magnitude" in [m.removesuffix("_mutation") for m in g.mutations]:
+    if g.mode == "steady_state" and "magnitude" in g.mutations:
         raise ConfigError(
             "field 'ga.mutations': magnitude reads the parents' trained weights, which the steady_state"
             ' workers that breed do not hold; drop it or set ga.mode = "generational"'
