@@ -291,7 +291,7 @@ def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
 def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against what the registries know; the first problem found raises ``ConfigError``."""
     from lotterysearch.fitness import FITNESS_MODES
-    from lotterysearch.operators import CROSSOVERS, MUTATIONS
+    from lotterysearch.operators import CROSSOVERS, MUTATIONS, WEIGHTED_MUTATIONS
     from lotterysearch.pruning import SCORERS
 
     _check_run_fields(cfg)
@@ -328,9 +328,10 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     for op in g.mutations:
         check_one_of("ga.mutations", op, short)
     check_one_of("ga.mode", g.mode, GA_MODES)
-    if g.mode == "steady_state" and "magnitude" in g.mutations:
+    weighted = [m for m in g.mutations if f"{m}_mutation" in WEIGHTED_MUTATIONS]
+    if g.mode == "steady_state" and weighted:
         raise ConfigError(
-            "field 'ga.mutations': magnitude reads the parents' trained weights, which the steady_state"
+            f"field 'ga.mutations': {weighted[0]} reads the parents' trained weights, which the steady_state"
             ' workers that breed do not hold; drop it or set ga.mode = "generational"'
         )
     if g.mode == "steady_state" and f.successive_halving:

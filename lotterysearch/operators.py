@@ -227,32 +227,62 @@ def layer_density_crossover(a: Mask, b: Mask, rng: np.random.Generator) -> tuple
     return mask_from_arrays(a.names, xs), mask_from_arrays(a.names, ys)
 
 
+def _weakest(flat: np.ndarray, w: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` live positions of ``flat`` with the smallest |w|; ties go to the lower flat index."""
+    live = np.flatnonzero(flat)
+    return live[np.argsort(w.reshape(-1)[live], kind="stable")[:m]]
+
+
+def _magnitudes(mask: Mask, weights: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, a fresh copy of the mask's bits and |w| of the trained weights, checked in shape."""
+    out = []
+    for name, x in zip(mask.names, chain_arrays(mask), strict=True):
+        w = np.abs(np.asarray(weights[name], dtype=np.float64))
+        if w.shape != x.shape:
+            raise MaskError(f"trained weights of '{name}' have shape {w.shape}, the mask {x.shape}")
+        out.append((x, w))
+    return out
+
+
 def magnitude_mutation(
     mask: Mask, rng: np.random.Generator, rate: float, weights: Mapping[str, np.ndarray]
 ) -> Mask:
     """Lamarckian mutation: in each layer switch off the round(rate · kept) live weights with the smallest
     trained magnitude |w| and switch on as many dead positions drawn at random. Density is kept per layer.
 
-    Without the regrowth this is one round of IMP (Frankle & Carbin 2019, Alg. 1: prune the smallest trained
-    weights); with it the search keeps exploring at a fixed density. ``weights`` are the trained weights of
-    ``mask``'s network (``trained_weights_for`` maps them from an isomorph); ties in |w| go to the lower
-    flat index, so the result is a function of the inputs and the generator.
+    Without the regrowth this is one round of IMP (``magnitude_prune_mutation``); with it the search keeps
+    exploring at a fixed density. ``weights`` are the trained weights of ``mask``'s network
+    (``trained_weights_for`` maps them from an isomorph); ties in |w| go to the lower flat index, so the
+    result is a function of the inputs and the generator.
     """
     rate = _check_probability(rate, "mutation rate")
-    xs = chain_arrays(mask)
-    for name, x in zip(mask.names, xs, strict=True):
-        w = np.abs(np.asarray(weights[name], dtype=np.float64))
-        if w.shape != x.shape:
-            raise MaskError(f"trained weights of '{name}' have shape {w.shape}, the mask {x.shape}")
-        flat = x.reshape(-1)
-        live, dead = np.flatnonzero(flat), np.flatnonzero(~flat)
-        m = _how_many(rate, live.size, min(live.size, dead.size))
+    layers = _magnitudes(mask, weights)
+    for x, w in layers:
+        flat = x.reshape(-1)  # a view: writing to it writes x
+        live, dead = int(flat.sum()), np.flatnonzero(~flat)
+        m = _how_many(rate, live, min(live, dead.size))
         if m:
-            weakest = live[np.argsort(w.reshape(-1)[live], kind="stable")[:m]]
-            on = rng.choice(dead, size=m, replace=False)
+            weakest = _weakest(flat, w, m)
+            flat[rng.choice(dead, size=m, replace=False)] = True
             flat[weakest] = False
-            flat[on] = True
-    return mask_from_arrays(mask.names, xs)
+    return mask_from_arrays(mask.names, [x for x, _ in layers])
+
+
+def magnitude_prune_mutation(
+    mask: Mask, rng: np.random.Generator, rate: float, weights: Mapping[str, np.ndarray]
+) -> Mask:
+    """One round of IMP as a mutation (Frankle & Carbin 2019, Alg. 1, step 3): in each layer switch off the
+    round(rate · kept) live weights with the smallest trained magnitude |w|, at least one, never the last.
+    Density falls by about ``rate`` and nothing regrows: the search's density objective decides whether the
+    accuracy lost was worth it. ``rng`` is not drawn from; ties go to the lower flat index."""
+    rate = _check_probability(rate, "mutation rate")
+    layers = _magnitudes(mask, weights)
+    for x, w in layers:
+        flat = x.reshape(-1)
+        m = _how_many(rate, int(flat.sum()), int(flat.sum()) - 1)
+        if m > 0:
+            flat[_weakest(flat, w, m)] = False
+    return mask_from_arrays(mask.names, [x for x, _ in layers])
 
 
 def trained_weights_for(
@@ -299,7 +329,8 @@ CROSSOVERS: dict[str, Callable[[Mask, Mask, np.random.Generator, VariationConfig
     "layer_density_crossover": lambda a, b, rng, cfg: layer_density_crossover(a, b, rng),
     "neuron_crossover": lambda a, b, rng, cfg: neuron_crossover(a, b, rng, p=cfg.neuron_swap_prob),
 }
-# magnitude_mutation also takes the parent's trained weights (``vary``'s ``trained``)
+# these also take the parent's trained weights (``vary``'s ``trained``)
+WEIGHTED_MUTATIONS = frozenset({"magnitude_mutation", "magnitude_prune_mutation"})
 MUTATIONS: dict[str, Callable[..., Mask]] = {
     "move_mutation": move_mutation,
     "grow_prune_mutation": grow_prune_mutation,
@@ -309,6 +340,7 @@ MUTATIONS: dict[str, Callable[..., Mask]] = {
     "neuron_grow_mutation": neuron_grow_mutation,
     "neuron_prune_mutation": neuron_prune_mutation,
     "magnitude_mutation": magnitude_mutation,
+    "magnitude_prune_mutation": magnitude_prune_mutation,
 }
 
 
@@ -416,10 +448,10 @@ def vary(
     for i, mask in enumerate(masks):
         if rng.random() < cfg.mut_rate:
             name = _pick(cfg.mutations, cfg.mutation_weights, rng)
-            if name == "magnitude_mutation":
+            if name in WEIGHTED_MUTATIONS:
                 if trained is None:
-                    raise ConfigError("magnitude_mutation needs the parents' trained weights")
-                mask = magnitude_mutation(mask, rng, cfg.mutation_strength, trained(i, mask))
+                    raise ConfigError(f"{name} needs the parents' trained weights")
+                mask = MUTATIONS[name](mask, rng, cfg.mutation_strength, trained(i, mask))
             else:
                 mask = MUTATIONS[name](mask, rng, cfg.mutation_strength)
             applied[i].append(name)

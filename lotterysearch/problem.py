@@ -17,7 +17,7 @@ from lotterysearch import operators
 from lotterysearch.config import SearchConfig
 from lotterysearch.data import Dataset, load_dataset
 from lotterysearch.evaluators import Evaluator, LocalEvaluator, RayEvaluator
-from lotterysearch.masks import Mask, layerwise_shuffle
+from lotterysearch.masks import Mask, chain_arrays, layerwise_shuffle
 from lotterysearch.models import build_model, input_width
 from lotterysearch.pruning import prune
 
@@ -106,8 +106,8 @@ class MaskProblem:
 
     @property
     def keeps_weights(self) -> bool:
-        """Whether variation reads trained weights (``magnitude_mutation``), so evaluations must keep them."""
-        return "magnitude_mutation" in self.variation().mutations
+        """Whether variation reads trained weights (the magnitude mutations), so evaluations must keep them."""
+        return not operators.WEIGHTED_MUTATIONS.isdisjoint(self.variation().mutations)
 
     def children(
         self,
@@ -117,13 +117,22 @@ class MaskProblem:
     ) -> list[Candidate]:
         """Offspring of ``(id, mask)`` parents in tournament order (``operators.vary``). ``weights(i)``: the
         mask that was trained for parent i's class (its representative) and its trained weights, which the
-        magnitude mutation reads relabelled onto the child's neurons (``operators.trained_weights_for``; as
-        they are when the child is that very mask, as in ticket mode)."""
+        magnitude mutations read on the child's positions. In topology mode they are relabelled from the
+        representative onto the child's neurons (``operators.trained_weights_for``). In ticket mode the
+        representative is the parent itself and a position is a weight of θ₀: nothing is relabelled, and the
+        child's positions the parent did not train get weight 0."""
+        ticket = self.cfg.fitness.mode == "ticket"
 
         def trained(i: int, child: Mask) -> Mapping[str, np.ndarray]:
             assert weights is not None
             representative, w = weights(i)
-            return w if child == representative else operators.trained_weights_for(child, representative, w)
+            if child == representative:
+                return w
+            if ticket:
+                return {
+                    n: np.asarray(w[n]) * x for n, x in zip(child.names, chain_arrays(child), strict=True)
+                }
+            return operators.trained_weights_for(child, representative, w)
 
         kids = operators.vary([m for _, m in parents], rng, self.variation(), trained if weights else None)
         return [Candidate(c.mask, "child", tuple(parents[p][0] for p in c.parents), c.operator) for c in kids]

@@ -68,7 +68,7 @@ def test_defaults_and_overrides() -> None:
         (
             "[ga]\nmutations = ['flip']",
             r"^field 'ga.mutations' must be one of move, grow_prune, grow, prune, layer_density, neuron_grow, "
-            r"neuron_prune, magnitude, got 'flip'$",
+            r"neuron_prune, magnitude, magnitude_prune, got 'flip'$",
         ),
         ("[fitness]\nmode = 'lucky'", r"^field 'fitness.mode' must be one of topology, ticket, got 'lucky'$"),
         (

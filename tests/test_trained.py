@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from convtools import one_thread  # noqa: F401 - a fixture
+from masktools import random_mask
 
 from lotterysearch.compaction import compaction, conv_compaction
 from lotterysearch.config import FitnessConfig, TrainingConfig
@@ -23,6 +24,7 @@ from lotterysearch.fitness import (
 )
 from lotterysearch.masks import Mask
 from lotterysearch.models import build_model, prunable_layers
+from lotterysearch.operators import vary
 from lotterysearch.pruning import prune
 from lotterysearch.trained import pack_weights, unpack_weights
 from lotterysearch.training import train
@@ -121,7 +123,7 @@ def test_a_convnet_keeps_its_weights_batched_or_alone(compacted: bool) -> None:
 
 
 # ---- the magnitude (Lamarckian) mutation in a search ------------------------------------------------------
-def _magnitude_config(mode: str, generations: int = 2):  # noqa: ANN202 - SearchConfig
+def _magnitude_config(mode: str, generations: int = 2, mutation: str = "magnitude", **ga):  # noqa: ANN202
     from helpers import tiny_config
 
     seeds = [0] if mode == "ticket" else [0, 1]
@@ -129,11 +131,12 @@ def _magnitude_config(mode: str, generations: int = 2):  # noqa: ANN202 - Search
         evaluator="local",
         fitness={"mode": mode, "init_seeds": seeds},
         ga={
-            "mutations": ["magnitude"],
+            "mutations": [mutation],
             "mutation_rate": 1.0,
             "crossover_rate": 0.0,
             "generations": generations,
             "align": mode != "ticket",
+            **ga,
         },
     )
 
@@ -165,6 +168,52 @@ def test_a_magnitude_mutation_prunes_the_parents_smallest_trained_weights(tmp_pa
                 assert removed.size == m
                 assert (has & ~had).sum() == removed.size  # as many regrown: the layer keeps its density
                 assert removed.max() <= stayed.min()  # the smallest trained magnitudes go
+
+
+def test_a_magnitude_prune_child_is_one_imp_round_of_its_parent_in_ticket_mode(tmp_path) -> None:
+    import lotterysearch as ls
+
+    with ls.search(_magnitude_config("ticket", mutation="magnitude_prune"), tmp_path) as run:
+        store, everyone = run.store, run.individuals()
+        by_id = {i.id: i for i in everyone}
+        children = [i for i in everyone if i.operator == "magnitude_prune_mutation"]
+        assert len(children) >= 8
+        for child in children:
+            parent = by_id[child.parents[0]]
+            w = unpack_weights(store.trained_weights(run.id, parent.class_key), parent.mask)
+            for name in parent.mask.names:
+                had, has = parent.mask[name].numpy(), child.mask[name].numpy()
+                assert not (has & ~had).any()  # pruned only
+                removed, stayed = np.abs(w[name][had & ~has]), np.abs(w[name][had & has])
+                assert removed.size == min(max(1, math.floor(0.05 * had.sum() + 0.5)), had.sum() - 1)
+                assert stayed.size == 0 or removed.max() <= stayed.min()
+
+
+def test_ticket_mode_crossover_children_read_their_parents_weights_unpermuted(tmp_path) -> None:
+    """Under θ₀ a position is a weight of θ₀: a crossed child's weights are parent i's on the same
+    positions, 0 where parent i had none, never relabelled by an alignment."""
+    from lotterysearch.problem import MaskProblem
+
+    cfg = _magnitude_config("ticket", mutation="magnitude_prune", crossover_rate=1.0, crossovers=["neuron"])
+    rng = np.random.default_rng(0)
+    a, b = (random_mask(rng, widths=(16, 12, 4), density=0.5) for _ in range(2))
+    weights = {
+        i: {n: rng.normal(size=s) * m[n].numpy() for n, s in m.shapes.items()} for i, m in enumerate((a, b))
+    }
+
+    def trained(i: int):  # noqa: ANN202
+        return (a, b)[i], weights[i]
+
+    problem = MaskProblem(cfg)
+    kids = problem.children([(0, a), (1, b)], np.random.default_rng(3), trained)
+
+    def unpermuted(i: int, child: Mask) -> dict[str, np.ndarray]:
+        return {n: weights[i][n] * child[n].numpy() for n in child.names}
+
+    expected = vary([a, b], np.random.default_rng(3), problem.variation(), unpermuted)
+    assert [k.operator for k in kids] == ["neuron_crossover+magnitude_prune_mutation"] * 2
+    assert [k.mask for k in kids] == [c.mask for c in expected]
+    assert kids[0].mask != a and kids[1].mask != b
 
 
 def test_a_magnitude_search_resumes_to_the_same_children(tmp_path) -> None:
