@@ -272,14 +272,16 @@ def magnitude_prune_mutation(
     mask: Mask, rng: np.random.Generator, rate: float, weights: Mapping[str, np.ndarray]
 ) -> Mask:
     """One round of IMP as a mutation (Frankle & Carbin 2019, Alg. 1, step 3): in each layer switch off the
-    round(rate · kept) live weights with the smallest trained magnitude |w|, at least one, never the last.
-    Density falls by about ``rate`` and nothing regrows: the search's density objective decides whether the
-    accuracy lost was worth it. ``rng`` is not drawn from; ties go to the lower flat index."""
+    round(p · kept) live weights with the smallest trained magnitude |w|, at least one, never the last, with
+    p = ``rate`` and p = rate/2 for the output layer (IMP's rates, ``pruning.imp``). Density falls by about
+    ``rate`` and nothing regrows: the search's density objective decides whether the accuracy lost was worth
+    it. ``rng`` is not drawn from; ties go to the lower flat index."""
     rate = _check_probability(rate, "mutation rate")
     layers = _magnitudes(mask, weights)
-    for x, w in layers:
+    for k, (x, w) in enumerate(layers):
         flat = x.reshape(-1)
-        m = _how_many(rate, int(flat.sum()), int(flat.sum()) - 1)
+        p = rate / 2 if k == len(layers) - 1 else rate
+        m = _how_many(p, int(flat.sum()), int(flat.sum()) - 1)
         if m > 0:
             flat[_weakest(flat, w, m)] = False
     return mask_from_arrays(mask.names, [x for x, _ in layers])

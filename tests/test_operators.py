@@ -410,12 +410,18 @@ def test_magnitude_mutation_prunes_the_smallest_trained_weights_by_hand() -> Non
 def test_magnitude_prune_mutation_is_one_round_of_imp_by_hand() -> None:
     x = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool)  # 5 live
     w = np.array([[0.5, -0.1, 0.3, 9.0], [-0.2, 0.1, 7.0, 8.0]])  # |w| of the live: .5 .1 .3 .2 .1
-    mask = Mask({"fc1": x, "fc2": np.array([[1, 0]], bool)})
-    weights = {"fc1": w, "fc2": np.array([[3.0, 0.0]])}
+    out = np.array([[1, 1, 1, 1, 1, 0]], bool)  # the output layer, pruned at half the rate
+    mask = Mask({"fc1": x, "fc2": np.ones((1, 2), bool), "fc3": out})
+    weights = {"fc1": w, "fc2": np.array([[3.0, 0.0]]), "fc3": np.array([[5.0, 4.0, -0.5, 3.0, 2.0, 0.0]])}
     child = magnitude_prune_mutation(mask, np.random.default_rng(0), 0.4, weights)  # round(0.4 · 5) = 2
     assert (x & ~child["fc1"].numpy()).tolist() == [[False, True, False, False], [False, True, False, False]]
     assert not (child["fc1"].numpy() & ~x).any()  # nothing regrows
-    assert child["fc2"].numpy().tolist() == [[True, False]]  # a layer's last live weight stays
+    assert child["fc2"].numpy().tolist() == [[True, False]]  # round(0.4 · 2) = 1
+    assert child["fc3"].numpy().tolist() == [[True, True, False, True, True, False]]  # round(0.2 · 5) = 1
+    last = Mask({"fc1": x, "fc2": np.array([[1, 0]], bool), "fc3": out})
+    assert magnitude_prune_mutation(last, np.random.default_rng(0), 0.4, weights)["fc2"].numpy().tolist() == [
+        [True, False]
+    ]  # a layer's last live weight stays
     assert magnitude_prune_mutation(mask, np.random.default_rng(1), 0.4, weights) == child  # rng unused
     with pytest.raises(MaskError, match=r"^trained weights of 'fc1' have shape \(2, 3\), the mask \(2, 4\)$"):
         magnitude_prune_mutation(mask, np.random.default_rng(0), 0.4, {**weights, "fc1": w[:, :3]})
