@@ -281,7 +281,8 @@ def magnitude_prune_mutation(
     for k, (x, w) in enumerate(layers):
         flat = x.reshape(-1)
         p = rate / 2 if k == len(layers) - 1 else rate
-        m = _how_many(p, int(flat.sum()), int(flat.sum()) - 1)
+        kept = int(flat.sum())
+        m = _how_many(p, kept, kept - 1)
         if m > 0:
             flat[_weakest(flat, w, m)] = False
     return mask_from_arrays(mask.names, [x for x, _ in layers])

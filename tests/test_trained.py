@@ -190,7 +190,7 @@ def test_a_magnitude_prune_child_is_one_imp_round_of_its_parent_in_ticket_mode(t
                 assert stayed.size == 0 or removed.max() <= stayed.min()
 
 
-def test_ticket_mode_crossover_children_read_their_parents_weights_unpermuted(tmp_path) -> None:
+def test_ticket_mode_crossover_children_read_their_parents_weights_unpermuted() -> None:
     """Under θ₀ a position is a weight of θ₀: a crossed child's weights are parent i's on the same
     positions, 0 where parent i had none, never relabelled by an alignment."""
     from lotterysearch.problem import MaskProblem
