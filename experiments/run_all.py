@@ -24,6 +24,7 @@ from experiments import (
     conv,
     demo_gain,
     ga,
+    lenet_ticket,
     lth,
     masking_modes,
     proxy,
@@ -43,6 +44,7 @@ SECTIONS: tuple[Section, ...] = (
     conv.SECTION,
     demo_gain.SECTION,
     ticket_match.SECTION,
+    lenet_ticket.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -102,7 +104,11 @@ def settings_text() -> str:
         )
 
     lines.append(f"| 2b. proxy | {prox(proxy.SETTINGS['small'])} | {prox(proxy.SETTINGS['large'])} |")
-    for number, section in (("2c. demo vs its seeds", demo_gain), ("2d. the ticket of θ₀", ticket_match)):
+    for number, section in (
+        ("2c. demo vs its seeds", demo_gain),
+        ("2d. the ticket of θ₀", ticket_match),
+        ("2e. the lottery-ticket regime", lenet_ticket),
+    ):
         cells = " | ".join(section.describe(section.SETTINGS[k]) for k in ("small", "large"))
         lines.append(f"| {number} | {cells} |")
     return "\n".join(lines)
