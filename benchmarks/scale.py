@@ -13,7 +13,8 @@ busy time counting key and variation work as well as training; the work of spare
 when a steady-state run ends (its last generation is filled by the first arrivals) counts as idle.
 
 Each worker holds two calls of one mask (running and next), as the Ray pool's evaluators do
-(``in_flight_per_evaluator = 2``); a freed worker gets its next job when the driver takes its result.
+(``in_flight_per_evaluator = 2``), and, as the pool does, every worker without a call gets one before any
+worker its second (``Slots``); a freed worker gets its next job when the driver takes its result.
 No network latency is simulated.
 
 Drivers, all from the same committed generation 0 (population ``--population``, seeded as a search seeds):
@@ -225,6 +226,36 @@ def simulated_objectives(key: str, eff: float, density: float, steps: int) -> Ob
     return Objectives(accuracy=acc, density=density, effective_density=eff, loss=1 - acc, steps=steps)
 
 
+class Slots:
+    """Free call slots of W workers, ``per_worker`` each, handed out as ``cluster.RayPool._dispatch`` does:
+    every worker with no call gets one before any worker its second (longest waiting first within a level).
+    A first-come deque of slots would queue a job behind a busy worker while another worker idles."""
+
+    def __init__(self, workers: int, per_worker: int) -> None:
+        self.calls = [0] * workers
+        self.levels: list[deque[int]] = [deque(range(workers))] + [deque() for _ in range(per_worker - 1)]
+
+    def __bool__(self) -> bool:
+        return any(self.levels)
+
+    def take(self) -> int:
+        """A worker with the fewest calls; it now holds one more."""
+        level = next(i for i, q in enumerate(self.levels) if q)
+        w = self.levels[level].popleft()
+        self.calls[w] += 1
+        if level + 1 < len(self.levels):
+            self.levels[level + 1].append(w)
+        return w
+
+    def release(self, w: int) -> None:
+        """One call of worker ``w`` is done."""
+        c = self.calls[w]
+        if c < len(self.levels):
+            self.levels[c].remove(w)
+        self.calls[w] = c - 1
+        self.levels[c - 1].append(w)
+
+
 class SimCluster:
     """``Evaluator`` on a virtual clock (see the module docstring). ``t`` is the driver's virtual time."""
 
@@ -243,7 +274,7 @@ class SimCluster:
         self._class_key = canon.class_key  # the real one, whatever the driver's phase timers replace
         self.t = 0.0
         self.free = [0.0] * workers  # when each worker's last assigned job ends
-        self.open: deque[int] = deque(w for _ in range(2) for w in range(workers))  # free call slots
+        self.open = Slots(workers, 2)  # free call slots
         self.busy = 0.0
         self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
         self.known: set[str] = set()
@@ -368,7 +399,7 @@ class SimCluster:
 
         def dispatch() -> None:
             while queue and self.open:
-                w = self.open.popleft()
+                w = self.open.take()
                 seconds, result = work(queue.popleft())
                 self._seq += 1
                 end = self._run_on(w, seconds)
@@ -380,11 +411,11 @@ class SimCluster:
                 end, _, w, result, _, _ = heapq.heappop(events)
                 self.t = max(self.t, end)
                 group = [result]
-                self.open.append(w)
+                self.open.release(w)
                 while events and events[0][0] <= self.t:
                     _, _, w2, r2, _, _ = heapq.heappop(events)
                     group.append(r2)
-                    self.open.append(w2)
+                    self.open.release(w2)
                 dispatch()
                 self._exit()
                 yield group
@@ -398,7 +429,7 @@ class SimCluster:
                 self.busy -= seconds - done
                 self.dropped += seconds - done
                 self.free[w] = min(self.free[w], max(start, self.t))
-                self.open.append(w)
+                self.open.release(w)
             self._exit()
             raise
 
@@ -527,12 +558,14 @@ class Bench:
         """Phase timers (and replay of pure steps) on one loop object and the modules it calls."""
         children = lp.problem.children
 
-        def varied(parents: Sequence[tuple[int, Mask]], rng: np.random.Generator) -> Any:
+        def varied(parents: Sequence[tuple[int, Mask]], rng: np.random.Generator, weights: Any = None) -> Any:
+            # the benchmark's mutations read no trained weights (the loop passes None), so the parents' ids
+            # and the generator's state decide the children
             state = repr(rng.bit_generator.state).encode()
             key = digest(state, repr([i for i, _ in parents]).encode())
 
             def make() -> tuple[Any, dict]:
-                kids = children(parents, rng)
+                kids = children(parents, rng, weights)
                 return kids, rng.bit_generator.state
 
             (kids, after), seconds, hit = self.variation.get(key, make)
