@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
+from experiments import ga as ga_section
 from experiments.common import Context, Rendered, Section, load_results
 from experiments.demo_gain import best_at
 from experiments.lth import REINIT_SEED, train_mask
@@ -338,24 +339,13 @@ def tests(res: Mapping[str, Any], d: float, method: str) -> dict[int, float]:
 
 
 def paired(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, float]:
-    """Mean and standard error of a − b over the θ₀ both have (SE NaN below two)."""
-    diffs = [a[t] - b[t] for t in a if t in b]
-    st = mean_std(diffs)
-    se = st["std"] / math.sqrt(st["n"]) if st["n"] > 1 else math.nan
-    return {"mean": st["mean"], "se": se, "n": st["n"]}
-
-
-def verdict(d: Mapping[str, float]) -> str:
-    """ "better"/"worse" when the paired difference is beyond 2 SE, else "level" (no verdict without a SE)."""
-    if d["n"] < 2 or math.isnan(d["se"]):
-        return "not measured"
-    if abs(d["mean"]) <= 2 * d["se"]:
-        return "level"
-    return "better" if d["mean"] > 0 else "worse"
+    """``ga.paired`` (mean, std, n of the differences a − b) over the θ₀ both have a mask for."""
+    common = [t for t in a if t in b]
+    return ga_section.paired([a[t] for t in common], [b[t] for t in common])
 
 
 def _diff_text(d: Mapping[str, float]) -> str:
-    return "–" if d["n"] == 0 else f"{d['mean']:+.4f} ± {d['se']:.4f} ({verdict(d)})"
+    return "–" if d["n"] == 0 else f"{ga_section.paired_text(d)}, {ga_section.verdict(d)}"
 
 
 def _mean(values: Any) -> dict[str, float]:
@@ -458,7 +448,9 @@ def targets(res: Mapping[str, Any]) -> dict[str, Any]:
     """The three targets, each with the numbers that decide it."""
     ds = res["densities"]
     ga = {d: tests(res, d, "ga") for d in ds}
-    beats = {d: {m: verdict(paired(ga[d], tests(res, d, m))) for m in ("synflow", "random")} for d in ds}
+    beats = {
+        d: {m: ga_section.verdict(paired(ga[d], tests(res, d, m))) for m in ("synflow", "random")} for d in ds
+    }
     beat_both = [d for d in ds if all(v == "better" for v in beats[d].values())]
     close: dict[float, dict[str, Any]] = {}
     for d in ds:
@@ -499,7 +491,7 @@ def answer(res: Mapping[str, Any]) -> str:
     )
     stretch = ", ".join(f"{_pct(d)}: {100 * f['mean']:+.2f} points" for d, f in t["fresh"].items())
     imp_short = ", ".join(
-        f"{_pct(d)} {verdict(paired(tests(res, d, 'ga'), tests(res, d, 'imp_short')))}" for d in ds
+        f"{_pct(d)} {ga_section.verdict(paired(tests(res, d, 'ga'), tests(res, d, 'imp_short')))}" for d in ds
     )
     head = (
         "**Yes against SynFlow and random masks, "

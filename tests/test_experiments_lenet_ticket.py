@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from experiments import ga
 from experiments import lenet_ticket as lt
 from experiments.common import Context
 from lotterysearch.config import TrainingConfig
@@ -16,11 +17,10 @@ def test_every_baseline_is_paired_with_the_search_by_init() -> None:
     diffs = [0.01, 0.005, 0.01]
     mean = sum(diffs) / 3
     sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 2)
-    assert d["n"] == 3 and d["mean"] == pytest.approx(mean) and d["se"] == pytest.approx(sd / math.sqrt(3))
-    assert lt.verdict(d) == "better"  # 0.00833 > 2 · 0.00167
-    assert lt.verdict({"mean": -0.004, "se": 0.003, "n": 3}) == "level"
-    assert lt.verdict({"mean": -0.004, "se": 0.001, "n": 3}) == "worse"
-    assert lt.verdict(lt.paired({0: 0.9}, {0: 0.8})) == "not measured"
+    assert d["n"] == 3 and d["mean"] == pytest.approx(mean) and d["std"] == pytest.approx(sd)
+    assert ga.verdict(d) == "better"  # 0.00833 > 2 · 0.00167
+    assert ga.verdict(lt.paired({0: 0.9, 1: 0.9}, {0: 0.905, 1: 0.896})) == "indistinguishable"
+    assert ga.verdict(lt.paired({0: 0.9}, {1: 0.8})) == "no data"  # no θ₀ in common
 
 
 def test_imp_takes_eighteen_rounds_to_the_papers_sparsest_ticket() -> None:
