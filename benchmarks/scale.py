@@ -277,6 +277,9 @@ class SimCluster:
         self.open = Slots(workers, 2)  # free call slots
         self.busy = 0.0
         self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
+        self.training: dict[int, float] = {}  # steady state: child id -> seconds of its simulated training
+        self.twice = 0.0  # worker-seconds of trainings of a class the driver had received meanwhile
+        self.kept = 0.0  # worker-seconds of trainings whose result the search kept
         self.known: set[str] = set()
         self.hidden = 0.0  # real seconds spent inside the simulator
         self._mark = CLOCK()
@@ -360,6 +363,7 @@ class SimCluster:
             key, mask = job
             o = simulated_objectives(key, mask.effective_density(), mask.density(), steps)
             seconds = self.latency.of(key) * steps / self.full_steps
+            self.kept += seconds  # the generational loop keeps every result it asked for
             return seconds, EvalResult(key, o, "sim", "sim", seconds, 1, 0)
 
         return self._stream(deque(jobs), work)
@@ -383,7 +387,8 @@ class SimCluster:
             seconds, o = made_s + key_s, None
             if key not in self.known:
                 o = simulated_objectives(key, eff, density, self.full_steps)
-                seconds += self.latency.of(key)
+                self.training[job.id] = self.latency.of(key)
+                seconds += self.training[job.id]
             parents = tuple(job.parents[p] for p in picked)
             return seconds, BreedResult(
                 job.id, parents, packed, op, key, density, o, "sim", "sim", seconds, 1, 0
@@ -471,10 +476,19 @@ class Outcome:
     spares: int = 0  # spare children that arrived after the last generation was full
     whole: int = 0  # children whose mask the store holds whole (the others reference their class's)
     checkpoints: float = 0.0  # CPU seconds of the store's checkpointer thread (not the driver's thread)
+    wasted: int = 0  # steady state: trainings of a class another worker had trained meanwhile
+    twice: float = 0.0  # their worker-seconds (part of ``busy``)
+    kept: float = 0.0  # worker-seconds of the trainings whose results the search kept (part of ``busy``)
 
     @property
     def utilisation(self) -> float:
         return self.busy / (self.workers * self.makespan) if self.makespan > 0 else 0.0
+
+    @property
+    def training_share(self) -> float:
+        """Worker time spent on trainings the search kept: without breeding and keys on the workers, a class
+        trained twice at once, and spares that finished but arrived after the last generation was full."""
+        return self.kept / (self.workers * self.makespan) if self.makespan > 0 else 0.0
 
     def per_child_ms(self, phase: str | None = None) -> float:
         total = sum(self.phases.values()) if phase is None else self.phases.get(phase, 0.0)
@@ -651,6 +665,20 @@ class Bench:
             finally:
                 canon.class_key = real_key
             self.instrument(lp, prof, sys.modules[loop_class.__module__], sel)
+            if hasattr(lp, "_arrival"):
+                arrival = lp._arrival
+
+                def counted(res: BreedResult, records: list) -> Any:
+                    # a class another worker trained meanwhile: busy, but work the search throws away
+                    if res.objectives is not None:
+                        seconds = sim.training.get(res.id, 0.0)
+                        if lp.archive.get(res.class_key) is None:
+                            sim.kept += seconds
+                        else:
+                            sim.twice += seconds
+                    return arrival(res, records)
+
+                lp._arrival = counted
             profiler = cProfile.Profile() if profile else None
             try:
                 prof.reset()
@@ -701,6 +729,9 @@ class Bench:
             disk=disk,
             dropped=sim.dropped,
             spares=getattr(lp, "dropped", 0),
+            wasted=getattr(lp, "wasted", 0),
+            twice=sim.twice,
+            kept=sim.kept,
             whole=whole,
             checkpoints=checkpoints,
         )
@@ -781,7 +812,7 @@ def report(rows: list[Outcome]) -> None:
     header = (
         f"{'driver':<13}{'latency':<17}{'workers':>8}"
         + "".join(f"{p:>10}" for p in PHASES)
-        + f"{'disk':>8}{'total':>9}{'children':>9}{'trained':>8}{'whole':>7}{'ckpt thr':>9}"
+        + f"{'disk':>8}{'total':>9}{'children':>9}{'trained':>8}{'twice':>6}{'whole':>7}{'ckpt thr':>9}"
     )
     print(header + "\n" + "-" * len(header))
     for r in sorted(rows, key=lambda r: drivers.index(r.driver)):
@@ -789,11 +820,14 @@ def report(rows: list[Outcome]) -> None:
             f"{r.driver:<13}{r.latency:<17}{r.workers:>8}"
             + "".join(f"{r.per_child_ms(p):>10.3f}" for p in PHASES)
             + f"{1e3 * r.disk / max(1, r.children):>8.3f}{r.per_child_ms():>9.3f}{r.children:>9}{r.trained:>8}"
+            + f"{r.wasted:>6}"
             + f"{r.whole:>7}{1e3 * r.checkpoints / max(1, r.children):>9.3f}"
         )
     print(
         "\nworker utilisation (busy worker-time / (workers × makespan); spares still running at the end count"
-        " as idle), makespan, final hypervolume"
+        " as idle), in brackets the share spent on trainings the search kept (not breeding or keys, a class"
+        " trained twice at once ('twice' above), or a finished spare that arrived after the last generation),"
+        " makespan, final hypervolume"
     )
     ratios = [
         (a, b)
@@ -802,7 +836,7 @@ def report(rows: list[Outcome]) -> None:
     ]
     header = (
         f"{'latency':<17}{'workers':>8}"
-        + "".join(f"{d:>30}" for d in drivers)
+        + "".join(f"{d:>38}" for d in drivers)
         + "".join(f"{a[:6] + '/' + b[:6]:>15}" for a, b in ratios)
     )
     print(header + "\n" + "-" * len(header))
@@ -813,8 +847,12 @@ def report(rows: list[Outcome]) -> None:
         line = f"{lat:<17}{w:>8}"
         for d in drivers:
             c = cells.get(d)
-            cell = f"{c.utilisation:6.1%} {c.makespan:8.1f} s {c.hypervolume:.3f}" if c else "-"
-            line += f"{cell:>30}"
+            cell = (
+                f"{c.utilisation:6.1%} ({c.training_share:5.1%}) {c.makespan:8.1f} s {c.hypervolume:.3f}"
+                if c
+                else "-"
+            )
+            line += f"{cell:>38}"
         for a, b in ratios:
             x, y = cells.get(a), cells.get(b)
             line += (
