@@ -320,7 +320,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 # ---- rendering ------------------------------------------------------------------------------------------
-def tests(res: Mapping[str, Any], d: float, method: str) -> dict[int, float]:
+def accuracies(res: Mapping[str, Any], d: float, method: str) -> dict[int, float]:
     """Confirmed test accuracy of ``method``'s mask at density ``d``, by θ₀ (θ₀ without a mask left out)."""
     key = f"{d:g}"
     if method == "imp_full":
@@ -348,21 +348,17 @@ def _diff_text(d: Mapping[str, float]) -> str:
     return "–" if d["n"] == 0 else f"{ga_section.paired_text(d)}, {ga_section.verdict(d)}"
 
 
-def _mean(values: Any) -> dict[str, float]:
-    return mean_std(list(values))
-
-
 def steps_of(res: Mapping[str, Any], method: str) -> float:
     """Mean training steps a method spent (the baselines get the search's)."""
     key = method if method in res["rows"][0]["steps"] else "ga"
-    return _mean(r["steps"][key] for r in res["rows"])["mean"]
+    return mean_std(r["steps"][key] for r in res["rows"])["mean"]
 
 
 def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> str:
     rows = []
-    ga = tests(res, d, "ga")
+    ga = accuracies(res, d, "ga")
     for m in (*methods, "imp_full"):
-        t = tests(res, d, m)
+        t = accuracies(res, d, m)
         if m == "imp_full":
             full = res["imp_full"]
             if full is None:
@@ -370,7 +366,7 @@ def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> 
             density = full["at"][f"{d:g}"]["density"]
             steps = full["at"][f"{d:g}"]["steps"]
         else:
-            density = _mean(
+            density = mean_std(
                 r["at"][f"{d:g}"]["density"][m] for r in res["rows"] if m in r["at"][f"{d:g}"]["density"]
             )["mean"]
             steps = steps_of(res, m)
@@ -381,7 +377,7 @@ def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> 
                 reached,
                 f"{100 * density:.2f}%",
                 f"{steps:.0f}",
-                pm(_mean(t.values()), 4),
+                pm(mean_std(t.values()), 4),
                 "" if m == "ga" else _diff_text(paired(ga, t)),
             ]
         )
@@ -411,9 +407,9 @@ def overlap_table(res: Mapping[str, Any]) -> str:
                 [
                     f"{100 * d:.2f}%",
                     LABELS[m],
-                    pm(_mean(x["jaccard"] for x in o)),
-                    pm(_mean(x["chance"] for x in o)),
-                    pm(_mean(x["kappa"] for x in o)),
+                    pm(mean_std(x["jaccard"] for x in o)),
+                    pm(mean_std(x["chance"] for x in o)),
+                    pm(mean_std(x["kappa"] for x in o)),
                 ]
             )
     return markdown_table(["density ≤", "mask", "J with IMP's short-round ticket", "J chance", "κ"], rows)
@@ -422,13 +418,13 @@ def overlap_table(res: Mapping[str, Any]) -> str:
 def fresh_table(res: Mapping[str, Any]) -> str:
     rows = []
     for d in res["densities"]:
-        fresh, own, reinit = (tests(res, d, m) for m in ("ga_fresh_init", "imp_full", "imp_full_reinit"))
+        fresh, own, reinit = (accuracies(res, d, m) for m in ("ga_fresh_init", "imp_full", "imp_full_reinit"))
         rows.append(
             [
                 f"{100 * d:.2f}%",
-                pm(_mean(fresh.values()), 4),
-                pm(_mean(own.values()), 4),
-                pm(_mean(reinit.values()), 4),
+                pm(mean_std(fresh.values()), 4),
+                pm(mean_std(own.values()), 4),
+                pm(mean_std(reinit.values()), 4),
                 _diff_text(paired(fresh, own)),
             ]
         )
@@ -447,14 +443,15 @@ def fresh_table(res: Mapping[str, Any]) -> str:
 def targets(res: Mapping[str, Any]) -> dict[str, Any]:
     """The three targets, each with the numbers that decide it."""
     ds = res["densities"]
-    ga = {d: tests(res, d, "ga") for d in ds}
+    ga = {d: accuracies(res, d, "ga") for d in ds}
     beats = {
-        d: {m: ga_section.verdict(paired(ga[d], tests(res, d, m))) for m in ("synflow", "random")} for d in ds
+        d: {m: ga_section.verdict(paired(ga[d], accuracies(res, d, m))) for m in ("synflow", "random")}
+        for d in ds
     }
     beat_both = [d for d in ds if all(v == "better" for v in beats[d].values())]
     close: dict[float, dict[str, Any]] = {}
     for d in ds:
-        full = tests(res, d, "imp_full")
+        full = accuracies(res, d, "imp_full")
         gap = paired(ga[d], full)
         imp_steps = res["imp_full"]["at"][f"{d:g}"]["steps"] if res["imp_full"] else math.nan
         close[d] = {
@@ -462,7 +459,7 @@ def targets(res: Mapping[str, Any]) -> dict[str, Any]:
             "steps_ratio": steps_of(res, "ga") / imp_steps,
             "reached": gap["n"] > 0 and gap["mean"] >= -0.002 and steps_of(res, "ga") <= imp_steps / 2,
         }
-    fresh = {d: paired(tests(res, d, "ga_fresh_init"), tests(res, d, "imp_full")) for d in ds}
+    fresh = {d: paired(accuracies(res, d, "ga_fresh_init"), accuracies(res, d, "imp_full")) for d in ds}
     return {
         "beats": beats,
         "beat_both": beat_both,
@@ -482,7 +479,7 @@ def _versus(res: Mapping[str, Any], a: str, b: str) -> str:
     """``a`` against ``b`` at every density: the verdict and the paired difference in points."""
     parts = []
     for d in res["densities"]:
-        diff = paired(tests(res, d, a), tests(res, d, b))
+        diff = paired(accuracies(res, d, a), accuracies(res, d, b))
         parts.append(f"{ga_section.verdict(diff)} at {_pct(d)} ({100 * diff['mean']:+.2f})")
     return ", ".join(parts)
 
@@ -494,7 +491,7 @@ def _kappa(res: Mapping[str, Any], d: float, method: str) -> float:
         for r in res["rows"]
         if method in r["at"][key]["with_imp_short"]
     ]
-    return _mean(o)["mean"]
+    return mean_std(o)["mean"]
 
 
 def answer(res: Mapping[str, Any]) -> str:
@@ -510,7 +507,7 @@ def answer(res: Mapping[str, Any]) -> str:
     )
     stretch = ", ".join(f"{_pct(d)}: {100 * f['mean']:+.2f} points" for d, f in t["fresh"].items())
     density = ", ".join(
-        f"{100 * _mean(r['at'][f'{d:g}']['density']['ga'] for r in res['rows'])['mean']:.2f}% for ≤ {_pct(d)}"
+        f"{100 * mean_std(r['at'][f'{d:g}']['density']['ga'] for r in res['rows'])['mean']:.2f}% for ≤ {_pct(d)}"
         for d in ds
     )
     head = (
@@ -550,7 +547,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         for d in res["densities"]
     )
     rounds = res["rows"][0]["imp_rounds"]
-    round_steps = _mean(r["imp_round_steps"] for r in res["rows"])["mean"]
+    round_steps = mean_std(r["imp_round_steps"] for r in res["rows"])["mean"]
     body = (
         f"For each of {len(res['rows'])} inits θ₀ of `{s['model']}` on {s['dataset']}: the search in ticket mode "
         f"(population {s['population']}, {s['generations']} generations, fitness {s['fitness_steps']} Adam steps "
