@@ -38,7 +38,7 @@ Every figure is a ratio against another driver in the same run (``today`` is the
     python benchmarks/scale.py [--models mlp,lenet] [--workers 1,10,100,1000] [--latencies 0.1,1]
         [--kinds fixed,lognormal] [--generations 2] [--steady-generations N] [--population 1024]
         [--steady-workers 1,10,100,1000] [--drivers today,generational,steady_state] [--cache DIR]
-        [--profile DIR]
+        [--profile DIR] [--in-flight N]
 """
 
 from __future__ import annotations
@@ -744,6 +744,19 @@ def replace_children(problem: MaskProblem, children: Callable) -> MaskProblem:
 
 
 # ---- main ----------------------------------------------------------------------------------------------
+def steady_loop(in_flight: int | None) -> type:
+    """``SteadyStateLoop``, with ``in_flight`` children queued or running at once in place of its default."""
+    if in_flight is None:
+        return steady_state.SteadyStateLoop
+
+    class Deeper(steady_state.SteadyStateLoop):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, in_flight=in_flight, **kwargs)
+
+    Deeper.__module__ = steady_state.__name__  # the phase timers patch the loop's own module
+    return Deeper
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="mlp,lenet")
@@ -757,6 +770,9 @@ def main() -> None:
         "--steady-generations", type=int, default=None, help="generations of the steady-state runs"
     )
     parser.add_argument("--drivers", default="today,generational,steady_state")
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="children queued or running at once (steady state)"
+    )
     parser.add_argument("--cache", type=Path, default=None, help="keep children and class keys here")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile each steady-state run here")
     args = parser.parse_args()
@@ -791,7 +807,7 @@ def main() -> None:
                         where = args.profile and args.profile / f"{name}-{w}-{lat.kind}-{lat.mean:g}.prof"
                         if where:
                             args.profile.mkdir(parents=True, exist_ok=True)
-                        steady = steady_state.SteadyStateLoop
+                        steady = steady_loop(args.in_flight)
                         rows.append(
                             bench.run("steady_state", w, lat, steady, nsga2, args.steady_generations, where)
                         )
