@@ -227,7 +227,7 @@ def simulated_objectives(key: str, eff: float, density: float, steps: int) -> Ob
 
 
 class Slots:
-    """Free call slots of W workers, ``per_worker`` each, handed out as ``cluster.RayPool._dispatch`` does:
+    """Free call slots of W workers, ``per_worker`` each, handed out as ``cluster.EvaluatorPool._dispatch`` does:
     every worker with no call gets one before any worker its second (longest waiting first within a level).
     A first-come deque of slots would queue a job behind a busy worker while another worker idles."""
 
@@ -278,7 +278,6 @@ class SimCluster:
         self.busy = 0.0
         self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
         self.training: dict[int, float] = {}  # steady state: child id -> seconds of its simulated training
-        self.twice = 0.0  # worker-seconds of trainings of a class the driver had received meanwhile
         self.kept = 0.0  # worker-seconds of trainings whose result the search kept
         self.known: set[str] = set()
         self.hidden = 0.0  # real seconds spent inside the simulator
@@ -477,7 +476,6 @@ class Outcome:
     whole: int = 0  # children whose mask the store holds whole (the others reference their class's)
     checkpoints: float = 0.0  # CPU seconds of the store's checkpointer thread (not the driver's thread)
     wasted: int = 0  # steady state: trainings of a class another worker had trained meanwhile
-    twice: float = 0.0  # their worker-seconds (part of ``busy``)
     kept: float = 0.0  # worker-seconds of the trainings whose results the search kept (part of ``busy``)
 
     @property
@@ -669,13 +667,9 @@ class Bench:
                 arrival = lp._arrival
 
                 def counted(res: BreedResult, records: list) -> Any:
-                    # a class another worker trained meanwhile: busy, but work the search throws away
-                    if res.objectives is not None:
-                        seconds = sim.training.get(res.id, 0.0)
-                        if lp.archive.get(res.class_key) is None:
-                            sim.kept += seconds
-                        else:
-                            sim.twice += seconds
+                    # a training is kept when its class is new to the archive (else another worker's was)
+                    if res.objectives is not None and lp.archive.get(res.class_key) is None:
+                        sim.kept += sim.training.get(res.id, 0.0)
                     return arrival(res, records)
 
                 lp._arrival = counted
@@ -730,7 +724,6 @@ class Bench:
             dropped=sim.dropped,
             spares=getattr(lp, "dropped", 0),
             wasted=getattr(lp, "wasted", 0),
-            twice=sim.twice,
             kept=sim.kept,
             whole=whole,
             checkpoints=checkpoints,
