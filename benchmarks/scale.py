@@ -9,8 +9,10 @@ loop does between the simulator's calls; ``DriverClock``: this thread's CPU time
 the disk) advances the virtual clock, and workers wait for it. Work that the
 new driver hands to the workers (class keys; in the steady-state mode variation too) is timed for real and
 charged to a worker's timeline instead of the driver's. Utilisation = busy worker-time / (W × makespan),
-busy time counting key and variation work as well as training; the work of spare children still running
-when a steady-state run ends (its last generation is filled by the first arrivals) counts as idle.
+busy time counting key and variation work as well as training (and the part of a spare child's training done
+before a steady-state run ends, its last generation filled by the first arrivals: busy, not kept). Idle time
+is split by cause: a worker waiting for a job (the driver had none for it yet: its work, or a generation
+barrier) and the run's end (a worker done with its last call before the makespan).
 
 Each worker holds two calls of one mask (running and next), as the Ray pool's evaluators do
 (``in_flight_per_evaluator = 2``), and, as the pool does, every worker without a call gets one before any
@@ -277,6 +279,8 @@ class SimCluster:
         self.open = Slots(workers, 2)  # free call slots
         self.busy = 0.0
         self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
+        self.starved = 0.0  # worker-seconds a worker waited for its next job
+        self.tail = 0.0  # worker-seconds after a worker's last call, before the makespan
         self.training: dict[int, float] = {}  # steady state: child id -> seconds of its simulated training
         self.kept = 0.0  # worker-seconds of trainings whose result the search kept
         self.known: set[str] = set()
@@ -302,7 +306,7 @@ class SimCluster:
 
     def start(self) -> None:
         """The measured run starts now, at virtual time 0, every worker free."""
-        self.t, self.busy, self.dropped = 0.0, 0.0, 0.0
+        self.t, self.busy, self.dropped, self.starved = 0.0, 0.0, 0.0, 0.0
         self.free = [0.0] * self.workers
         self._mark = CLOCK()
         self.prof.owed = 0.0
@@ -311,9 +315,11 @@ class SimCluster:
         """The makespan: the driver's virtual time at the end of the run."""
         self._enter()
         self._exit()
+        self.tail = sum(max(0.0, self.t - f) for f in self.free)
         return self.t
 
     def _run_on(self, w: int, seconds: float) -> float:
+        self.starved += max(0.0, self.t - self.free[w])
         start = max(self.free[w], self.t)
         self.free[w] = start + seconds
         self.busy += seconds
@@ -471,7 +477,9 @@ class Outcome:
     hypervolume: float
     individuals: list[tuple] | None = None
     disk: float = 0.0  # seconds the store waited for the disk (part of ``phases["store"]``)
-    dropped: float = 0.0  # worker-seconds of spare children still running when the run ended (not busy)
+    dropped: float = 0.0  # worker-seconds spare children still running at the run's end had left to train
+    starved: float = 0.0  # idle worker-seconds waiting for a job
+    tail: float = 0.0  # idle worker-seconds after a worker's last call
     spares: int = 0  # spare children that arrived after the last generation was full
     whole: int = 0  # children whose mask the store holds whole (the others reference their class's)
     checkpoints: float = 0.0  # CPU seconds of the store's checkpointer thread (not the driver's thread)
@@ -487,6 +495,10 @@ class Outcome:
         """Worker time spent on trainings the search kept: without breeding and keys on the workers, a class
         trained twice at once, and spares that finished but arrived after the last generation was full."""
         return self.kept / (self.workers * self.makespan) if self.makespan > 0 else 0.0
+
+    def share(self, worker_seconds: float) -> float:
+        """A part of the workers' time, as a share of workers × makespan."""
+        return worker_seconds / (self.workers * self.makespan) if self.makespan > 0 else 0.0
 
     def per_child_ms(self, phase: str | None = None) -> float:
         total = sum(self.phases.values()) if phase is None else self.phases.get(phase, 0.0)
@@ -722,6 +734,8 @@ class Bench:
             same,
             disk=disk,
             dropped=sim.dropped,
+            starved=sim.starved,
+            tail=sim.tail,
             spares=getattr(lp, "dropped", 0),
             wasted=getattr(lp, "wasted", 0),
             kept=sim.kept,
@@ -833,8 +847,8 @@ def report(rows: list[Outcome]) -> None:
             + f"{r.whole:>7}{1e3 * r.checkpoints / max(1, r.children):>9.3f}"
         )
     print(
-        "\nworker utilisation (busy worker-time / (workers × makespan); spares still running at the end count"
-        " as idle), in brackets the share spent on trainings the search kept (not breeding or keys, a class"
+        "\nworker utilisation (busy worker-time / (workers × makespan); of spares still running at the end what"
+        " they trained before it counts as busy), in brackets the share spent on trainings the search kept (not breeding or keys, a class"
         " trained twice at once ('twice' above), or a finished spare that arrived after the last generation),"
         " makespan, final hypervolume"
     )
@@ -872,6 +886,14 @@ def report(rows: list[Outcome]) -> None:
         "ratios are speed-ups in time per child (makespan / children committed after the seeds), each against"
         " the driver of the same run"
     )
+    print(
+        "\nidle worker-time by cause (share of workers × makespan): waiting for a job (the driver had none"
+        " ready: its own work, or a generation barrier), and done before the run's end"
+    )
+    header = f"{'driver':<13}{'latency':<17}{'workers':>8}{'waiting':>9}{'end':>7}"
+    print(header + "\n" + "-" * len(header))
+    for r in sorted(rows, key=lambda r: drivers.index(r.driver)):
+        print(f"{r.driver:<13}{r.latency:<17}{r.workers:>8}{r.share(r.starved):>9.1%}{r.share(r.tail):>7.1%}")
 
 
 if __name__ == "__main__":
