@@ -28,6 +28,15 @@ def test_imp_takes_eighteen_rounds_to_the_papers_sparsest_ticket() -> None:
     assert lt.imp_rounds(lt.MODEL, [1 / d for d in lt.DENSITIES]) == 18
 
 
+def test_the_seeds_sit_on_the_dense_lineages_ladder_just_below_each_density() -> None:
+    # k magnitude prunes of 49% keep 0.51^k of a layer: the seeds at 0.51^2 and 0.51^4, and every lineage's
+    # rungs 4, 5, 6 at 6.8, 3.5, 1.8% (hidden layers), each just below a bound of 7.03, 3.61, 1.89%
+    s = lt.SETTINGS["small"]
+    assert lt.seed_compressions(s.strength, s.seed_rungs) == (1.0, 3.845, 14.782)
+    rungs = [0.51**k for k in (4, 5, 6)]
+    assert all(0.9 * d < r <= d for r, d in zip(rungs, lt.DENSITIES, strict=True))
+
+
 def test_the_search_is_in_ticket_mode_on_theta0_with_the_dense_mask_among_its_seeds(tmp_path) -> None:
     s = lt.SETTINGS["small"]
     cfg = lt.search_config(s, 2, "ga_random_prune", tmp_path, "")
