@@ -57,9 +57,9 @@ class SteadyStateLoop(SearchLoop):
     ``ga.generations × ga.population`` children stream through the evaluator without barriers.
 
     ``in_flight``: children queued or running at once (default: the evaluator's ``capacity``, one call per
-    worker, plus a quarter more so that a worker's next job waits for it while the driver is busy; without
-    a ``capacity``, the population; never more than the population). More would only make children of an
-    older population: each job's parents are drawn when it is queued. ``select_every``: arrivals between
+    worker, but no more than the population, plus a quarter of that more, so that a freed worker's next job
+    waits for it while the driver is busy; without a ``capacity``, the population). More would only make
+    children of an older population: each job's parents are drawn when it is queued. ``select_every``: arrivals between
     survivor selections (default population / 4: a selection over 1 280 individuals costs about 40 ms, a
     tenth of a millisecond per child). ``spares``: whether the run's last generation is filled by its first
     arrivals while spare children keep the workers busy (default: on for any evaluator but the in-process
@@ -161,7 +161,10 @@ class SteadyStateLoop(SearchLoop):
             return max(1, self.in_flight)
         capacity = getattr(self.evaluator, "capacity", None)
         mu = self.cfg.ga.population
-        return mu if not capacity else min(mu, int(capacity) + max(1, int(capacity) // 4))
+        if not capacity:
+            return mu
+        running = min(mu, int(capacity))
+        return running + max(1, running // 4)
 
     def _stream(self, stop: int) -> None:
         """Make, score and commit children until generation ``stop`` is committed."""

@@ -235,3 +235,25 @@ def test_the_mode_is_checked() -> None:
         ' or ga.mode = "generational"'
     )
     assert tiny_config().ga.mode == "generational"
+
+
+def test_a_quarter_more_children_than_run_wait_for_the_workers(tmp_path) -> None:
+    """The default in flight: one child per call slot (the evaluator's capacity), at most a population's
+    worth running, and a quarter of that more queued so that a freed worker need not wait for the driver."""
+
+    class Sized(LocalEvaluator):
+        def __init__(self, capacity: int) -> None:
+            self.size = capacity
+
+        @property
+        def capacity(self) -> int:
+            return self.size
+
+    with ls.create_run(steady(), tmp_path) as run:  # population 8
+
+        def in_flight(capacity: int, given: int | None = None) -> int:
+            loop = SteadyStateLoop(run.problem, run.store, run.id, Sized(capacity), in_flight=given)
+            return loop._capacity()
+
+        assert [in_flight(c) for c in (1, 4, 7, 8, 100)] == [2, 5, 8, 10, 10]
+        assert in_flight(0) == 8 and in_flight(100, given=3) == 3
