@@ -432,7 +432,7 @@ class SimCluster:
                 self._enter()
                 dispatch()
             self._exit()
-        except GeneratorExit:  # the driver stopped waiting: calls still running count as idle from now
+        except GeneratorExit:  # the driver stopped waiting: running calls stop, their rest not busy
             self._enter()
             for end, _, w, _, seconds, start in events:
                 done = max(0.0, min(end, self.t) - start)
