@@ -847,10 +847,10 @@ def report(rows: list[Outcome]) -> None:
             + f"{r.whole:>7}{1e3 * r.checkpoints / max(1, r.children):>9.3f}"
         )
     print(
-        "\nworker utilisation (busy worker-time / (workers × makespan); of spares still running at the end what"
-        " they trained before it counts as busy), in brackets the share spent on trainings the search kept (not breeding or keys, a class"
-        " trained twice at once ('twice' above), or a finished spare that arrived after the last generation),"
-        " makespan, final hypervolume"
+        "\nworker utilisation (busy worker-time / (workers × makespan); of spares still running at the end"
+        " what they trained before it counts as busy), in brackets the share spent on trainings the search"
+        " kept (not breeding or keys, a class trained twice at once ('twice' above), or a finished spare that"
+        " arrived after the last generation), makespan, final hypervolume"
     )
     ratios = [
         (a, b)
