@@ -488,13 +488,13 @@ class Outcome:
 
     @property
     def utilisation(self) -> float:
-        return self.busy / (self.workers * self.makespan) if self.makespan > 0 else 0.0
+        return self.share(self.busy)
 
     @property
     def training_share(self) -> float:
         """Worker time spent on trainings the search kept: without breeding and keys on the workers, a class
         trained twice at once, and spares that finished but arrived after the last generation was full."""
-        return self.kept / (self.workers * self.makespan) if self.makespan > 0 else 0.0
+        return self.share(self.kept)
 
     def share(self, worker_seconds: float) -> float:
         """A part of the workers' time, as a share of workers × makespan."""
