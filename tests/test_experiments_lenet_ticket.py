@@ -33,7 +33,7 @@ def test_the_seeds_sit_on_the_dense_lineages_ladder_just_below_each_density() ->
     # rungs 4, 5, 6 at 6.8, 3.5, 1.8% (hidden layers), each just below a bound of 7.03, 3.61, 1.89%
     s = lt.SETTINGS["small"]
     assert lt.seed_compressions(s.strength, s.seed_rungs) == (1.0, 3.845, 14.782)
-    rungs = [0.51**k for k in (4, 5, 6)]
+    rungs = [(1 - s.strength) ** k for k in (4, 5, 6)]
     assert all(0.9 * d < r <= d for r, d in zip(rungs, lt.DENSITIES, strict=True))
 
 
