@@ -104,9 +104,9 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
     )
     with _imp_run(cfg, ws, ctx) as imp_run:
         run_id = imp_run.id
-        rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}
+        rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}  # trajectory: the init seed
         by_id = {i.id: i for i in imp_run.individuals()}
-    chosen = [rounds[(t, k)].individual_id for k in ROUNDS if k > 0 for t in range(len(seeds))]
+    chosen = [rounds[(s, k)].individual_id for k in ROUNDS if k > 0 for s in seeds]
     ctx.progress(
         f"[lth] confirming {len(chosen)} tickets from init seed {REINIT_SEED}; from their own init a ticket's"
         " confirmation is its round"
@@ -120,7 +120,7 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
     points: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in METHODS}
     for t, s in enumerate(seeds):
         for k in ROUNDS:
-            rec = rounds[(t, k)]
+            rec = rounds[(s, k)]
             ind = by_id[rec.individual_id]
             masks[(t, k)] = ind.mask
             points["ticket"].setdefault(str(k), []).append(_point(rec.result, ind.density, s))
