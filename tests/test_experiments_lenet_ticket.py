@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
+import lotterysearch as ls
 from experiments import ga
 from experiments import lenet_ticket as lt
 from experiments.common import Context
@@ -29,12 +31,17 @@ def test_imp_takes_eighteen_rounds_to_the_papers_sparsest_ticket() -> None:
 
 
 def test_the_seeds_sit_on_the_dense_lineages_ladder_just_below_each_density() -> None:
-    # k magnitude prunes of 49% keep 0.51^k of a layer: the seeds at 0.51^2 and 0.51^4, and every lineage's
-    # rungs 4, 5, 6 at 6.8, 3.5, 1.8% (hidden layers), each just below a bound of 7.03, 3.61, 1.89%
+    # k magnitude prunes of 49% keep 0.51^k of a layer: the seed at 0.51^1, and every lineage's rungs 4, 5, 6
+    # at 6.8, 3.5, 1.8% (hidden layers), each just below a bound of 7.03, 3.61, 1.89%
     s = lt.SETTINGS["small"]
-    assert lt.seed_compressions(s.strength, s.seed_rungs) == (1.0, 3.845, 14.782)
+    assert lt.seed_compressions(s.strength, s.seed_rungs) == tuple(
+        round((1 - s.strength) ** -k, 3) for k in s.seed_rungs
+    )
+    assert lt.seed_compressions(0.49, (0, 1, 2)) == (1.0, 1.961, 3.845)
     rungs = [(1 - s.strength) ** k for k in (4, 5, 6)]
     assert all(0.9 * d < r <= d for r, d in zip(rungs, lt.DENSITIES, strict=True))
+    # the search stopped where the dense lineage reaches each density: 4, 5, 6 generations
+    assert [lt.imp_rounds(lt.MODEL, [1 / d], s.strength) for d in lt.DENSITIES] == [4, 5, 6]
 
 
 def test_the_search_is_in_ticket_mode_on_theta0_with_the_dense_mask_among_its_seeds(tmp_path) -> None:
@@ -43,8 +50,40 @@ def test_the_search_is_in_ticket_mode_on_theta0_with_the_dense_mask_among_its_se
     assert cfg.fitness.mode == "ticket" and cfg.fitness.init_seeds == (2,) and cfg.seeding.init_seeds == (2,)
     assert 1.0 in cfg.seeding.compressions and cfg.seeding.random_share == 0
     assert cfg.ga.mutations == ("prune",) and cfg.ga.mutation_rate == 1.0 and not cfg.ga.align
-    assert lt.search_config(s, 2, "ga", tmp_path, "").ga.mutations == ("magnitude_prune",)
-    assert lt.search_config(s, 2, "ga_no_crossover", tmp_path, "").ga.crossover_rate == 0
+    main = lt.search_config(s, 2, "ga", tmp_path, "")
+    assert main.ga.mutations == ("magnitude_prune",) and main.ga.crossover_rate == 0
+    assert main.fitness.steps == s.fitness_steps == 2000
+    assert lt.search_config(s, 2, "ga_crossover", tmp_path, "").ga.crossover_rate == 0.5
+    assert lt.search_config(s, 2, "ga_short_fitness", tmp_path, "").fitness.steps == 1000
+
+
+def test_a_search_stopped_early_is_the_first_generations_of_a_longer_one(tmp_path) -> None:
+    s = lt.LeNetTicketSettings(
+        inits=(0,),
+        fitness_steps=10,
+        generations=3,
+        model="mlp:40-100-100-10",
+        dataset="mnist1d",
+        evaluator="local",
+    )
+    runs = {}
+    for g in (2, 3):
+        cfg = lt.search_config(dataclasses.replace(s, generations=g), 0, "ga", tmp_path / str(g), "")
+        with ls.search(cfg, local=True) as run:
+            runs[g] = run.individuals()
+
+    def born(inds, g):  # what each individual born by generation g is, and how it scored
+        return [
+            (i.id, i.generation, i.mask.pack(), i.accuracy, i.evaluated) for i in inds if i.generation <= g
+        ]
+
+    assert max(i.generation for i in runs[3]) == 3 and born(runs[3], 2) == born(runs[2], 2)
+    # stopped at 30% of the weights, which the dense lineage reaches in two prunes: the two-generation run
+    stop = lt.stopped_search(s, runs[3], 1 / 0.3)
+    assert stop["generations"] == 2
+    assert stop["steps"] == sum(i.evaluated for i in runs[2]) * s.fitness_steps
+    best = lt.best_at(runs[2], 1 / 0.3)
+    assert best is not None and stop["winner"].mask == best.mask and stop["winner"].accuracy == best.accuracy
 
 
 def test_the_section_runs_every_method_at_the_searchs_steps_and_renders(tmp_path) -> None:
@@ -73,13 +112,65 @@ def test_the_section_runs_every_method_at_the_searchs_steps_and_renders(tmp_path
             < (row["imp_rounds"] + 1) * row["imp_round_steps"] + row["imp_rounds"]
         )
         at = row["at"]["0.3"]
-        assert set(at["test"]) == {"ga", "ga_random_prune", "imp_short", "synflow", "random"}
+        assert set(at["test"]) == {"ga", "ga_random_prune", "imp_short", "imp_rate", "synflow", "random"}
+        stop = at["stopped"]  # the search stopped at 0.3's rung: fewer steps, and a confirmed winner
+        assert 0 < stop["steps"] <= budget and stop["density"] <= 0.3 + 1e-4 and 0 < stop["test"] <= 1
         assert all(m <= 0.3 + 1e-4 for m in at["density"].values())
         assert at["density"]["synflow"] == pytest.approx(0.3, abs=1e-3)
         assert 0 < at["fresh_init"] <= 1 and all(0 < a <= 1 for a in at["test"].values())
         o = at["with_imp_short"]["ga"]
         assert o["kappa"] == pytest.approx((o["jaccard"] - o["chance"]) / (1 - o["chance"]))
     rendered = lt.render(res, ctx)
-    assert "| GA: magnitude prune + layer crossover | 2/2 |" in rendered.body
+    assert (
+        "| GA: magnitude prune | 2/2 |" in rendered.body and "| IMP at the GA's rate | 2/2 |" in rendered.body
+    )
     assert "IMP, full rounds" not in rendered.body  # no section 5 results: no row, no invented numbers
     assert rendered.answer.startswith("**") and "Target 2" in rendered.answer
+
+
+def test_the_held_out_check_runs_imp_as_section_5_does_and_decides_target_2_on_both(
+    tmp_path, monkeypatch
+) -> None:
+    # a tiny section-5 config: IMP's 20% rounds to 7% of an MNIST-1D MLP, 10 steps a round
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    text = (lt.ROOT / "configs" / "lenet_imp_small.toml").read_text()
+    for old, new in (
+        ('dataset = "mnist"', 'dataset = "mnist1d"'),
+        ('model = "mlp:784-300-100-10:glorot"', 'model = "mlp:40-100-100-10"'),
+        ('evaluator = "ray"', 'evaluator = "local"'),
+        ("init_seeds = [0, 1, 2]", "init_seeds = [0]"),
+        ("rounds = 18", "rounds = 12"),
+        ("steps = 3000", "steps = 20"),
+        ("eval_every = 100", "eval_every = 10"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    (configs / "tiny.toml").write_text(text)
+    monkeypatch.setattr(lt, "ROOT", tmp_path)
+    monkeypatch.setitem(lt.lth.CONFIGS, "small", "tiny.toml")
+    s = lt.LeNetTicketSettings(
+        inits=(0,),
+        fitness_steps=10,
+        densities=(0.0703,),
+        held_out=(3, 4),
+        confirm=TrainingConfig(steps=20, optimizer="adam", lr=0.01, batch_size=32, eval_every=10, fused=True),
+        model="mlp:40-100-100-10",
+        dataset="mnist1d",
+        evaluator="local",
+    )
+    ctx = Context("small", tmp_path / "ws", "", progress=lambda line: None)
+    data = lt.load_dataset("mnist1d", 0)
+    held = lt.held_out_check(s, data, ctx, tmp_path / "tmp")
+    at = held["at"]["0.0703"]
+    assert held["inits"] == [3, 4] and at["imp_steps"] == 12 * 20  # IMP's ticket at 7% is round 12's
+    assert set(at["ga"]) == set(at["imp_full"]) == set(at["steps"]) == {"3", "4"}
+    assert at["generations"] == lt.imp_rounds(s.model, [1 / 0.0703], s.strength)
+    assert all(0 < a <= 1 for a in (*at["ga"].values(), *at["imp_full"].values()))
+    # the verdict: within 0.2 points at most half of IMP's steps, on every held-out init's steps
+    res = {"densities": [0.0703], "held_out": held}
+    close = lt.held_out_close(res)[0.0703]
+    gap = sum(at["ga"][t] - at["imp_full"][t] for t in ("3", "4")) / 2
+    assert close["gap"]["mean"] == pytest.approx(gap)
+    assert close["reached"] == (gap >= -0.002 and max(at["steps"].values()) <= 120)
+    assert "| 7.03% |" in lt.held_out_table(res)
