@@ -169,8 +169,8 @@ def test_the_held_out_check_runs_imp_as_section_5_does_and_decides_target_2_on_b
     assert all(0 < a <= 1 for a in (*at["ga"].values(), *at["imp_full"].values()))
     # the verdict: within 0.2 points at most half of IMP's steps, on every held-out init's steps
     res = {"densities": [0.0703], "held_out": held}
-    close = lt.held_out_close(res)[0.0703]
+    close = lt.close_to_imp(lt.stopped_at(res, 0.0703, held_out=True))
     gap = sum(at["ga"][t] - at["imp_full"][t] for t in ("3", "4")) / 2
     assert close["gap"]["mean"] == pytest.approx(gap)
     assert close["reached"] == (gap >= -0.002 and max(at["steps"].values()) <= 120)
-    assert "| 7.03% |" in lt.held_out_table(res)
+    assert "| 7.03% |" in lt.stopped_table(res, held_out=True)
