@@ -233,6 +233,21 @@ def _job(data: Dataset, kind: str, *args: Any) -> Any:
     return JOBS[kind](data, *args)
 
 
+def _jobs(s: LeNetTicketSettings, data: Dataset) -> LocalJobs | RayJobs:
+    """Where the section's trainings run: in process, or on Ray (``s.evaluator``)."""
+    return LocalJobs(_job, data) if s.evaluator == "local" else RayJobs(_job, data)
+
+
+def _search(
+    s: LeNetTicketSettings, theta0: int, variant: str, workspace: Path, data_dir: str
+) -> list[ls.Individual]:
+    """Every individual of the search ``variant`` on θ₀ (``search_config``), run to its end."""
+    with ls.search(
+        search_config(s, theta0, variant, workspace, data_dir), local=s.evaluator == "local"
+    ) as run:
+        return run.individuals()
+
+
 def _drain(jobs: Any) -> dict[Any, Any]:
     out = {}
     while jobs.pending():
@@ -255,10 +270,8 @@ def measure_init(
     searches: dict[str, list[ls.Individual]] = {}
     steps: dict[str, int] = {}
     for variant in s.variants:
-        cfg = search_config(s, theta0, variant, tmp / variant, ctx.data_dir)
         ctx.progress(f"[lenet-ticket] θ₀ = {theta0}: the search ({variant})")
-        with ls.search(cfg, local=s.evaluator == "local") as run:
-            searches[variant] = run.individuals()
+        searches[variant] = _search(s, theta0, variant, tmp / variant, ctx.data_dir)
         steps[variant] = (
             sum(i.evaluated for i in searches[variant]) * variant_settings(s, variant).fitness_steps
         )
@@ -275,7 +288,7 @@ def measure_init(
         f"{imp_training['imp_short'].steps}, at the GA's rate {rounds['imp_rate']} x "
         f"{imp_training['imp_rate'].steps}; {per_mask} SynFlow and random masks per density)"
     )
-    jobs = LocalJobs(_job, data) if s.evaluator == "local" else RayJobs(_job, data)
+    jobs = _jobs(s, data)
     try:
         inits = (theta0, *range(2000 + 100 * theta0, 2000 + 100 * theta0 + per_mask - 1))
         for m in rounds:
@@ -419,13 +432,11 @@ def held_out_check(s: LeNetTicketSettings, data: Dataset, ctx: Context, tmp: Pat
         rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}  # trajectory: the init seed
     cs = [1 / d for d in s.densities]
     stops: dict[tuple[int, float], dict[str, Any]] = {}
-    jobs = LocalJobs(_job, data) if s.evaluator == "local" else RayJobs(_job, data)
+    jobs = _jobs(s, data)
     try:
         for theta0 in s.held_out:
             ctx.progress(f"[lenet-ticket] held-out θ₀ = {theta0}: the search")
-            cfg_ga = search_config(s, theta0, "ga", tmp / f"held-out-{theta0}", ctx.data_dir)
-            with ls.search(cfg_ga, local=s.evaluator == "local") as run:
-                individuals = run.individuals()
+            individuals = _search(s, theta0, "ga", tmp / f"held-out-{theta0}", ctx.data_dir)
             for c in cs:
                 stops[(theta0, c)] = stop = stopped_search(s, individuals, c)
                 if stop["winner"] is not None:
@@ -802,8 +813,8 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         f"every child magnitude-pruned by {s['strength']:g} of each layer's weights, the output layer half of "
         f"it, so that every lineage steps down one ladder of densities, just below each bound; {crossover}). "
         "The settings follow pilots on these same inits: an IMP lineage's tickets depended on how long each "
-        "round trained far more than on how much it pruned (θ₀ = 0), so the fitness trains 2000 steps and "
-        "the mutation prunes at 49% (the ablation with a fitness half as long, and the row IMP at the GA's "
+        f"round trained far more than on how much it pruned (θ₀ = 0), so the fitness trains {s['fitness_steps']} "
+        f"steps and the mutation prunes at {100 * s['strength']:g}% (the ablation with a fitness half as long, and the row IMP at the GA's "
         "rate, measure both here); lineages from SynFlow seeds at a quarter of the weights or fewer trailed "
         "the dense lineage and a seed at half of them did not (θ₀ = 0-2), and layer crossover made children "
         "that cost steps without winning (the ablation with it). The "
