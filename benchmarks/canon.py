@@ -33,10 +33,10 @@ import warnings
 import networkx as nx
 import numpy as np
 
-from lotterysearch.alignment import permute_hidden
-from lotterysearch.canon import _key, _quotient, class_key, effective_mask, mask_graph, twin_count
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model, is_mlp
+from lotterysearch.core.alignment import permute_hidden
+from lotterysearch.core.canon import _key, _quotient, class_key, effective_mask, mask_graph, twin_count
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model, is_mlp
 
 SPEC = "mlp:784-300-100-10"
 CONV_SPECS = {"conv:28x28x1:16-16-M:64-10": "conv 28x28", "cnn1d:40:25k5-25-25:10": "cnn1d 40"}
@@ -115,7 +115,7 @@ def main() -> None:
         )
     warnings.filterwarnings("ignore", message="The hashes produced for directed graphs changed")
 
-    from lotterysearch.pruning import prune
+    from lotterysearch.pruning.pruners import prune
 
     rng = np.random.default_rng(0)
     cases: list[tuple[str, str, Mask]] = []  # (row name, spec, mask)
@@ -129,9 +129,9 @@ def main() -> None:
 
     data = cfg = None
     if not args.no_fitness:
-        from lotterysearch.config import FitnessConfig
-        from lotterysearch.data import load_dataset
-        from lotterysearch.fitness import evaluate_mask
+        from lotterysearch.core.data import load_dataset
+        from lotterysearch.settings import FitnessConfig
+        from lotterysearch.training.fitness import evaluate_mask
 
         data, cfg = load_dataset("mnist", data_dir=args.data_dir), FitnessConfig()
         evaluate_mask(cases[1][2], SPEC, data, cfg)  # warm-up: one-time costs stay out of the figures

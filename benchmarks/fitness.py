@@ -42,17 +42,17 @@ from collections import Counter
 import numpy as np
 import torch
 
-from lotterysearch.batched import mlp_widths
-from lotterysearch.batched_conv import ConvBatch, convnets_per_batch, train_conv_batch
-from lotterysearch.compaction import compact_mask, compact_model, compaction, conv_work, work
-from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.fitness import conv_fitness_plan, fitness_kernel
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.operators import move_mutation
-from lotterysearch.pruning import prune
-from lotterysearch.training import train
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.evolution.operators import move_mutation
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.training.batched import mlp_widths
+from lotterysearch.training.batched_conv import ConvBatch, convnets_per_batch, train_conv_batch
+from lotterysearch.training.compaction import compact_mask, compact_model, compaction, conv_work, work
+from lotterysearch.training.fitness import conv_fitness_plan, fitness_kernel
+from lotterysearch.training.trainer import train
 
 CASES = [("mlp:40-100-100-10", "mnist1d"), ("mlp:784-300-100-10", "mnist")]
 # convnet, dataset, training steps of the fitness (Conv-2's step is 2e9 flops: a short proxy)
@@ -232,7 +232,7 @@ def evaluators(
 ) -> tuple[float, int]:
     """Evaluations per second through a warm ``EvaluatorPool`` (best of ``rounds``), and the largest
     population it trained at once."""
-    from lotterysearch.cluster import EvaluatorPool
+    from lotterysearch.execution.cluster import EvaluatorPool
 
     shapes = masks[0].shapes
     best, k = 0.0, 0
@@ -344,7 +344,7 @@ def main() -> None:
         parser.error("the LeNet-300-100 cases need MNIST: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
     import ray
 
-    from lotterysearch.cluster import connect
+    from lotterysearch.execution.cluster import connect
 
     cores = os.cpu_count() or 1
     print(

@@ -17,13 +17,13 @@ import time
 import numpy as np
 import torch
 
-from lotterysearch.config import FitnessConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.fitness import Objectives, evaluate_mask, evaluate_masks
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.operators import move_mutation
-from lotterysearch.pruning import prune
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.evolution.operators import move_mutation
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig
+from lotterysearch.training.fitness import Objectives, evaluate_mask, evaluate_masks
 
 SPEC = "mlp:40-100-100-10"
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lotterysearch.models import build_model, prunable_layers
-from lotterysearch.pruning import SynFlow, iterative_prune
+from lotterysearch.core.models import build_model, prunable_layers
+from lotterysearch.pruning.pruners import SynFlow, iterative_prune
 
 
 def minimal_synflow(model, compression, iterations, dtype, select="torch"):  # noqa: ANN001, ANN201

@@ -70,13 +70,15 @@ from typing import Any
 
 import numpy as np
 
-from lotterysearch import api, canon, loop, nsga2, pareto, steady_state
-from lotterysearch.config import GAConfig, SearchConfig, SeedingConfig
-from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_child
-from lotterysearch.fitness import Objectives
-from lotterysearch.masks import Mask
-from lotterysearch.problem import Candidate, MaskProblem
-from lotterysearch.store import Store
+from lotterysearch import api
+from lotterysearch.core import canon
+from lotterysearch.core.masks import Mask
+from lotterysearch.evolution import loop, nsga2, pareto, steady_state
+from lotterysearch.evolution.problem import Candidate, MaskProblem
+from lotterysearch.execution.evaluators import BreedJob, BreedResult, EvalResult, breed_child
+from lotterysearch.settings import GAConfig, SearchConfig, SeedingConfig
+from lotterysearch.storage.store import Store
+from lotterysearch.training.fitness import Objectives
 
 BASELINE = "9161e85"  # the driver before this benchmark's changes
 # the code that makes children and class keys: a cache of them (``--cache``) is valid for this source only
@@ -458,8 +460,8 @@ def baseline_modules() -> tuple[type, types.ModuleType]:
         exec(compile(source, f"{BASELINE}:{path}", "exec"), module.__dict__)
         return module
 
-    old_nsga2 = load("lotterysearch/nsga2.py", "scale_baseline_nsga2")
-    old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
+    old_nsga2 = load("lotterysearch/evolution/nsga2.py", "scale_baseline_nsga2")
+    old_loop = load("lotterysearch/evolution/loop.py", "scale_baseline_loop")
     old_loop.nsga2 = old_nsga2
     return old_loop.SearchLoop, old_nsga2
 

@@ -26,8 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from lotterysearch import api
-from lotterysearch.config import load_config
-from lotterysearch.loop import GenerationReport, halving_rungs
+from lotterysearch.evolution.loop import GenerationReport, halving_rungs
+from lotterysearch.settings import load_config
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.toml"
 
@@ -53,7 +53,7 @@ def main() -> None:
     seeds = args.seeds or (1 if args.quick else 3)
     import ray
 
-    from lotterysearch.cluster import connect
+    from lotterysearch.execution.cluster import connect
 
     base = load_config(DEMO)
     generations = args.generations or (3 if args.quick else base.ga.generations)

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from experiments.common import Context, Rendered, Section
-from lotterysearch.data import load_dataset
-from lotterysearch.models import build_model
-from lotterysearch.pruning import collapse_sweep, compression_grid, max_compression
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.models import build_model
+from lotterysearch.pruning.pruners import collapse_sweep, compression_grid, max_compression
 from lotterysearch.stats import markdown_table
 
 

@@ -31,12 +31,12 @@ import numpy as np
 import lotterysearch as ls
 from experiments.collapse import collapse_figure, critical_cell, log_stats
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs
-from lotterysearch.config import IMPConfig, load_imp_config
-from lotterysearch.data import load_dataset
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.pruning import collapse_sweep, compression_grid, max_compression, prune
-from lotterysearch.stability import compare_masks
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.pruning.pruners import collapse_sweep, compression_grid, max_compression, prune
+from lotterysearch.runs.stability import compare_masks
+from lotterysearch.settings import IMPConfig, load_imp_config
 from lotterysearch.stats import markdown_table, mean_std, pm
 
 REINIT_SEED = 1000  # the reinit control's init seed, far from any trajectory's

@@ -31,9 +31,9 @@ import numpy as np
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section
 from experiments.lth import train_mask
-from lotterysearch.config import SearchConfig, load_config
-from lotterysearch.data import load_dataset
-from lotterysearch.jobs import LocalJobs, RayJobs
+from lotterysearch.core.data import load_dataset
+from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.stats import markdown_table, mean_std, pm
 
 DEMO = ROOT / "configs" / "demo.toml"

@@ -38,9 +38,16 @@ import numpy as np
 import torch
 
 from experiments.common import Context, Rendered, Section
-from lotterysearch import pareto
 from lotterysearch.api import create_run
-from lotterysearch.config import (
+from lotterysearch.core.data import Dataset, load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.evolution import pareto
+from lotterysearch.evolution.loop import GenerationReport
+from lotterysearch.evolution.pareto import REF_POINT, hypervolume
+from lotterysearch.pruning.pruners import imp, imp_plan, prune
+from lotterysearch.readers.report import origin_label
+from lotterysearch.settings import (
     FitnessConfig,
     GAConfig,
     SearchConfig,
@@ -48,16 +55,9 @@ from lotterysearch.config import (
     TrainingConfig,
     validate,
 )
-from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.fitness import evaluate_mask
-from lotterysearch.loop import GenerationReport
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.pareto import REF_POINT, hypervolume
-from lotterysearch.pruning import imp, imp_plan, prune
-from lotterysearch.report import origin_label
 from lotterysearch.stats import markdown_table, mean_std, pm
-from lotterysearch.training import train
+from lotterysearch.training.fitness import evaluate_mask
+from lotterysearch.training.trainer import train
 
 PENDING = False
 
@@ -603,7 +603,7 @@ def run_replicate(m: GAModel, s: GASettings, r: int, workspace: Path, ctx: Conte
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    from lotterysearch.cluster import connect, disconnect
+    from lotterysearch.execution.cluster import connect, disconnect
 
     s = SETTINGS[ctx.settings]
     out: dict[str, Any] = {"settings": asdict(s), "models": []}

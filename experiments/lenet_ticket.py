@@ -39,7 +39,12 @@ from experiments.common import ROOT, Context, Rendered, Section, load_results
 from experiments.demo_gain import best_at
 from experiments.lth import REINIT_SEED, train_mask
 from experiments.ticket_match import overlap
-from lotterysearch.config import (
+from lotterysearch.core.data import Dataset, load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.pruning.pruners import imp, imp_plan, prune
+from lotterysearch.settings import (
     FitnessConfig,
     GAConfig,
     SearchConfig,
@@ -48,13 +53,8 @@ from lotterysearch.config import (
     load_imp_config,
     validate,
 )
-from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.fitness import evaluate_masks
-from lotterysearch.jobs import LocalJobs, RayJobs
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.pruning import imp, imp_plan, prune
 from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.training.fitness import evaluate_masks
 
 MODEL = "mlp:784-300-100-10:glorot"
 # IMP's rounds 12, 15, 18 (layerwise 20%, output layer 10%) keep 6.95, 3.58, 1.85% of the weights: the

@@ -23,15 +23,15 @@ import numpy as np
 
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs, load_results
-from lotterysearch.config import IMPConfig, TrainingConfig, config_hash, load_imp_config
-from lotterysearch.data import Dataset, load_dataset
-from lotterysearch.jobs import LocalJobs, RayJobs
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.stability import compare_masks
+from lotterysearch.core.data import Dataset, load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.runs.stability import compare_masks
+from lotterysearch.settings import IMPConfig, TrainingConfig, config_hash, load_imp_config
 from lotterysearch.stats import markdown_table, mean_std, pm
-from lotterysearch.store import Store, workspace_paths
-from lotterysearch.training import train
+from lotterysearch.storage.store import Store, workspace_paths
+from lotterysearch.training.trainer import train
 
 CONFIGS = {"small": "lenet_imp_small.toml", "large": "lenet_imp_large.toml"}
 ROUNDS = (0, 3, 7, 12, 15, 18)  # 100, 51.3, 21.1, 7.0, 3.6, 1.9 % of the weights (layerwise 20% / 10%)

@@ -1,7 +1,7 @@
 """Question 3: can masking be applied only in the forward pass, or only in the gradient, and what does each
 cost?
 
-SynFlow masks at several densities, each trained in the three modes of ``lotterysearch.masks`` from the
+SynFlow masks at several densities, each trained in the three modes of ``lotterysearch.core.masks`` from the
 init it was pruned from (same batches): ``forward`` (z = (M⊙W)h + b: the pruned network), ``gradient``
 (dense forward, gradient M ⊙ ∂L/∂W: pruned weights keep their initial values and still act) and
 ``straight_through`` (masked forward, dense gradient). Besides accuracy in its own mode, each trained
@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from experiments.common import Context, Rendered, Section, difference, differs
-from lotterysearch.config import TrainingConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.masks import MODES, Mask
-from lotterysearch.models import build_model
-from lotterysearch.pruning import prune
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import MODES, Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import TrainingConfig
 from lotterysearch.stats import markdown_table, mean_std, pm
-from lotterysearch.training import evaluate, train
+from lotterysearch.training.trainer import evaluate, train
 
 
 @dataclass(frozen=True)

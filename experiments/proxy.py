@@ -30,17 +30,17 @@ from scipy.stats import spearmanr
 import lotterysearch as ls
 from experiments.common import Context, Rendered, Section
 from experiments.lth import train_mask
-from lotterysearch.config import TrainingConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.jobs import LocalJobs, RayJobs
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.operators import (
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.evolution.operators import (
     layer_density_mutation,
     move_mutation,
     neuron_grow_mutation,
     neuron_prune_mutation,
 )
+from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.settings import TrainingConfig
 from lotterysearch.stats import markdown_table
 
 

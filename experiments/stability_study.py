@@ -1,6 +1,6 @@
 """Question 1: does SynFlow (or another pruner) give the same network from different initializations?
 
-Runs the library's study (``lotterysearch.stability.run_stability``, what ``lotterysearch stability`` runs)
+Runs the library's study (``lotterysearch.runs.stability.run_stability``, what ``lotterysearch stability`` runs)
 on the configs below (their full reports land in ``results/<name>/report.md``, their plots in ``figures/``)
 and composes this report's section: the tables of each run and the answer written from the numbers.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs
-from lotterysearch.stability import (
+from lotterysearch.runs.stability import (
     accuracy_table,
     load_stability_config,
     overlap_table,

@@ -24,12 +24,12 @@ import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section
 from experiments.demo_gain import best_at
 from experiments.lth import train_mask
-from lotterysearch.config import SearchConfig, load_config
-from lotterysearch.data import load_dataset
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.overlap import chance_jaccard, excess_overlap, jaccard
-from lotterysearch.pruning import imp
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.core.overlap import chance_jaccard, excess_overlap, jaccard
+from lotterysearch.pruning.pruners import imp
+from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.stats import markdown_table, mean_std, pm
 
 DEMO = ROOT / "configs" / "demo.toml"

@@ -22,8 +22,19 @@ import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from lotterysearch import confirmation, pareto
-from lotterysearch.config import (
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError, StoreError
+from lotterysearch.evolution import pareto
+from lotterysearch.evolution.loop import GenerationReport, SearchLoop
+from lotterysearch.evolution.problem import MaskProblem
+from lotterysearch.evolution.steady_state import SteadyStateLoop
+from lotterysearch.execution.evaluators import EvalResult, RayEvaluator
+from lotterysearch.execution.jobs import Jobs
+from lotterysearch.runs import confirmation
+from lotterysearch.runs.confirmation import Confirmation, Confirmed
+from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs
+from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
     TrainingConfig,
@@ -36,17 +47,7 @@ from lotterysearch.config import (
     to_dict,
     to_toml,
 )
-from lotterysearch.confirmation import Confirmation, Confirmed
-from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.evaluators import EvalResult, RayEvaluator
-from lotterysearch.imp_runs import IMPDriver, IMPRoundReport, imp_data, imp_jobs
-from lotterysearch.jobs import Jobs
-from lotterysearch.loop import GenerationReport, SearchLoop
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.problem import MaskProblem
-from lotterysearch.steady_state import SteadyStateLoop
-from lotterysearch.store import GenerationRecord, IMPRoundRecord, Individual, RunRecord, Store
+from lotterysearch.storage.store import GenerationRecord, IMPRoundRecord, Individual, RunRecord, Store
 
 Progress = Callable[[GenerationReport], None]
 IMPProgress = Callable[[IMPRoundReport], None]

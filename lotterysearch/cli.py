@@ -49,9 +49,9 @@ def spec_from_mask(mask) -> str:  # noqa: ANN001 - Mask
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    from lotterysearch.data import check_dataset_name, load_dataset
-    from lotterysearch.models import build_model
-    from lotterysearch.pruning import prune
+    from lotterysearch.core.data import check_dataset_name, load_dataset
+    from lotterysearch.core.models import build_model
+    from lotterysearch.pruning.pruners import prune
 
     model = build_model(args.model, args.seed)
     check_dataset_name(args.dataset)
@@ -77,11 +77,11 @@ def cmd_prune(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from lotterysearch.config import TrainingConfig
-    from lotterysearch.data import load_dataset
-    from lotterysearch.masks import Mask
-    from lotterysearch.models import build_model, input_width
-    from lotterysearch.training import train
+    from lotterysearch.core.data import load_dataset
+    from lotterysearch.core.masks import Mask
+    from lotterysearch.core.models import build_model, input_width
+    from lotterysearch.settings import TrainingConfig
+    from lotterysearch.training.trainer import train
 
     mask = Mask.load(args.mask) if args.mask else None
     spec = args.model or (spec_from_mask(mask) if mask is not None else None)
@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_canon(args: argparse.Namespace) -> None:
-    from lotterysearch.canon import canon_report
+    from lotterysearch.core.canon import canon_report
 
     print(canon_report(args.masks))
 
@@ -126,10 +126,11 @@ def _workspace(args: argparse.Namespace) -> str:
 def cmd_search(args: argparse.Namespace) -> None:
     import os
 
-    from lotterysearch import api, report
-    from lotterysearch.config import load_config
+    from lotterysearch import api
     from lotterysearch.errors import ConfigError
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.settings import load_config
+    from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     local = True if args.local else None
@@ -182,16 +183,16 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     with Store.open(_workspace(args)) as store:
         print(report.format_runs(store, args.format))
 
 
 def cmd_front(args: argparse.Namespace) -> None:
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     if args.overlay and not args.plot:
         from lotterysearch.errors import ConfigError
@@ -212,8 +213,8 @@ def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001
     workspace) over RUN's front, and how many of them the front dominates."""
     import contextlib
 
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     with contextlib.ExitStack() as stack:
         other = store
@@ -235,10 +236,11 @@ def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001
 def cmd_imp(args: argparse.Namespace) -> None:
     import os
 
-    from lotterysearch import api, report
-    from lotterysearch.config import load_imp_config
+    from lotterysearch import api
     from lotterysearch.errors import ConfigError
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.settings import load_imp_config
+    from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     local = True if args.local else None
@@ -297,8 +299,8 @@ def cmd_imp(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     with Store.open(_workspace(args)) as store:
         print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
@@ -308,7 +310,7 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
     from lotterysearch.errors import ConfigError
 
     try:
-        from lotterysearch.dashboard import serve
+        from lotterysearch.readers.dashboard import serve
     except ImportError as e:
         raise ConfigError(
             f"the dashboard needs the 'dashboard' extra ({e.name} is missing): pip install 'lotterysearch[dashboard]'"
@@ -319,9 +321,9 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 def cmd_confirm(args: argparse.Namespace) -> None:
     import os
 
-    from lotterysearch import confirmation as confirm
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.runs import confirmation as confirm
+    from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     seeds = confirm.DEFAULT_REINIT_SEEDS if args.reinit_seeds is None else args.reinit_seeds
@@ -358,7 +360,7 @@ def cmd_confirm(args: argparse.Namespace) -> None:
 def cmd_stability(args: argparse.Namespace) -> None:
     import torch
 
-    from lotterysearch.stability import stability_command
+    from lotterysearch.runs.stability import stability_command
 
     torch.set_num_threads(args.threads)  # small networks: one thread each is fastest, and fair under load
     stability_command(args.config, args.out)

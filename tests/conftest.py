@@ -41,7 +41,7 @@ OBJECT_STORE_BYTES = 200 * 2**20  # small: the machine is shared
 @pytest.fixture(scope="session")
 def synthetic():
     """The synthetic dataset (split seed 0), shared by every test that trains on it."""
-    from lotterysearch.data import load_dataset
+    from lotterysearch.core.data import load_dataset
 
     return load_dataset("synthetic", 0)
 
@@ -51,7 +51,7 @@ def ray_local() -> Iterator[dict[str, Any]]:
     """The session's local Ray; yields ``cluster.cluster_summary()``."""
     import ray
 
-    from lotterysearch.cluster import cluster_summary
+    from lotterysearch.execution.cluster import cluster_summary
 
     if ray.is_initialized():  # someone else's Ray: use it, leave it
         yield cluster_summary()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
 
 
 @pytest.fixture

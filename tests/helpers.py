@@ -15,7 +15,7 @@ import signal
 import subprocess
 from typing import Any
 
-from lotterysearch.config import SearchConfig, parse_config
+from lotterysearch.settings import SearchConfig, parse_config
 
 TINY: dict[str, Any] = {
     "name": "tiny",

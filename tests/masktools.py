@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from lotterysearch.masks import Mask
+from lotterysearch.core.masks import Mask
 
 WIDTHS = (7, 6, 5, 3)
 

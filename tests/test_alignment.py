@@ -5,11 +5,11 @@ import pytest
 from convtools import random_conv_mask
 from masktools import degree_multisets, random_mask, random_perms, structured_mask
 
-from lotterysearch.alignment import agreement, align, alignment, permute_hidden
-from lotterysearch.canon import class_key
+from lotterysearch.core.alignment import agreement, align, alignment, permute_hidden
+from lotterysearch.core.canon import class_key
+from lotterysearch.core.masks import Mask
 from lotterysearch.errors import MaskError
-from lotterysearch.masks import Mask
-from lotterysearch.operators import move_mutation
+from lotterysearch.evolution.operators import move_mutation
 
 
 @pytest.mark.parametrize("seed", range(60))

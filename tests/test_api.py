@@ -8,11 +8,12 @@ import pytest
 from helpers import tiny_config
 
 import lotterysearch as ls
-from lotterysearch import pareto, report
-from lotterysearch.config import SearchConfig
 from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.loop import GenerationReport
-from lotterysearch.store import STORE_FILENAME
+from lotterysearch.evolution import pareto
+from lotterysearch.evolution.loop import GenerationReport
+from lotterysearch.readers import report
+from lotterysearch.settings import SearchConfig
+from lotterysearch.storage.store import STORE_FILENAME
 
 
 def tiny(generations: int = 3) -> SearchConfig:
@@ -94,7 +95,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path) -> None:
 
 
 def test_a_search_on_a_convnet_runs_resumes_and_keys_channels_as_units(tmp_path) -> None:
-    from lotterysearch import canon
+    from lotterysearch.core import canon
 
     cfg = tiny_config(dataset="digits", model="conv:8x8x1:4-M:6-10", evaluator="local", ga={"generations": 2})
     run = ls.create_run(cfg, tmp_path)

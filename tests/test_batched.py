@@ -11,7 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lotterysearch.batched import (
+from lotterysearch.core.masks import MODES, Mask, masked_call
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError, MaskError, ModelError
+from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.training.batched import (
     _CSR,
     ALIGN,
     Layout,
@@ -21,19 +25,15 @@ from lotterysearch.batched import (
     train_batch,
     train_networks,
 )
-from lotterysearch.compaction import compact_mask, compact_model, compaction, expand_into, work
-from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.errors import ConfigError, MaskError, ModelError
-from lotterysearch.fitness import (
+from lotterysearch.training.compaction import compact_mask, compact_model, compaction, expand_into, work
+from lotterysearch.training.fitness import (
     COMPACT_BELOW,
     evaluate_mask,
     evaluate_masks,
     fitness_kernel,
     fitness_plan,
 )
-from lotterysearch.masks import MODES, Mask, masked_call
-from lotterysearch.models import build_model
-from lotterysearch.training import train
+from lotterysearch.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 

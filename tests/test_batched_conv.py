@@ -11,27 +11,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lotterysearch.batched_conv import ConvBatch, convnets_per_batch, train_convnets
-from lotterysearch.compaction import (
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask, masked_call
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError, ModelError
+from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.training.batched_conv import ConvBatch, convnets_per_batch, train_convnets
+from lotterysearch.training.compaction import (
     compact_conv_mask,
     compact_convnet,
     conv_compaction,
     conv_work,
     expand_conv_into,
 )
-from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.errors import ConfigError, ModelError
-from lotterysearch.fitness import (
+from lotterysearch.training.fitness import (
     COMPACT_BELOW,
     conv_fitness_plan,
     evaluate_mask,
     evaluate_masks,
     masks_per_call,
 )
-from lotterysearch.masks import Mask, masked_call
-from lotterysearch.models import build_model
-from lotterysearch.training import train
+from lotterysearch.training.trainer import train
 
 CNN1D = "cnn1d:40:25k5-25-25:10"  # the MNIST-1D paper's CNN
 SMALL = "conv:8x8x1:8-8-M:32-10"  # a 2-D convnet on digits' 8x8 images

@@ -16,8 +16,8 @@ from convtools import conv_shapes, random_conv_mask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lotterysearch import alignment
-from lotterysearch.canon import (
+from lotterysearch.core import alignment
+from lotterysearch.core.canon import (
     VERSION,
     ClassArchive,
     canon_report,
@@ -28,8 +28,8 @@ from lotterysearch.canon import (
     mask_graph,
     twin_count,
 )
+from lotterysearch.core.masks import Mask, unit_links
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask, unit_links
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

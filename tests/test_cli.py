@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from helpers import tiny_toml
 
-from lotterysearch.alignment import permute_hidden
 from lotterysearch.cli import main
-from lotterysearch.masks import Mask
+from lotterysearch.core.alignment import permute_hidden
+from lotterysearch.core.masks import Mask
 
 
 def cli_toml(ga: dict | None = None, **overrides) -> str:
@@ -202,8 +202,8 @@ _CLI_WITHOUT_RAY = (
 def test_search_local_trains_in_process_without_ray(tmp_path) -> None:
     """``--local``: the whole search runs in the CLI's process. RAY_ADDRESS names a port where nothing
     listens, so a search that went to Ray would fail with a one-line error instead of finishing."""
-    from lotterysearch import report
-    from lotterysearch.store import Store
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     (tmp_path / "tiny.toml").write_text(TINY)
     ws = tmp_path / "ws"
@@ -321,7 +321,7 @@ def test_sigterm_stops_a_search_as_interrupted_and_resumable(ray_local, tmp_path
     import signal
     import time
 
-    from lotterysearch.store import Store
+    from lotterysearch.storage.store import Store
 
     (tmp_path / "t.toml").write_text(cli_toml(ga={"generations": 50}))
     ws = tmp_path / "ws"
@@ -380,8 +380,9 @@ def test_front_overlays_an_imp_run_on_a_search_front(finished_run, capsys, tmp_p
     run's front from another workspace (``--overlay``, ``--overlay-workspace``)."""
     from matplotlib.image import imread
 
-    from lotterysearch import pareto, report
-    from lotterysearch.store import Store
+    from lotterysearch.evolution import pareto
+    from lotterysearch.readers import report
+    from lotterysearch.storage.store import Store
 
     (tmp_path / "imp.toml").write_text(IMP_TOML)
     imp_ws, ga_ws = str(tmp_path / "imp"), str(finished_run / "ws")

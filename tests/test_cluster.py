@@ -22,7 +22,10 @@ import ray
 import torch
 from conftest import RayNodes, free_port
 
-from lotterysearch.cluster import (
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError, MaskError
+from lotterysearch.execution.cluster import (
     EvaluationError,
     EvaluatorPool,
     check_reachable,
@@ -32,12 +35,9 @@ from lotterysearch.cluster import (
     disconnect,
     parse_address,
 )
-from lotterysearch.config import FitnessConfig
-from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.evaluators import EvalResult
-from lotterysearch.fitness import evaluate_mask
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
+from lotterysearch.execution.evaluators import EvalResult
+from lotterysearch.settings import FitnessConfig
+from lotterysearch.training.fitness import evaluate_mask
 
 SPEC = "mlp:16-8-4"
 # ~0.5 s per evaluation here: long enough to kill a worker in the middle of one.
@@ -108,7 +108,7 @@ def test_check_reachable_names_the_address():
 CONNECT_ERRORS = r"""
 import json, os, sys
 import ray
-from lotterysearch.cluster import connect
+from lotterysearch.execution.cluster import connect
 from lotterysearch.errors import ConfigError
 
 out = {}
@@ -298,11 +298,11 @@ def test_an_evaluation_too_big_for_any_node_is_refused(ray_local, data, shapes):
 TWO_NODE_DRIVER = r"""
 import json, sys, time
 import numpy as np, ray
-from lotterysearch.cluster import EvaluatorPool, connect
-from lotterysearch.data import load_dataset
-from lotterysearch.config import FitnessConfig
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
+from lotterysearch.execution.cluster import EvaluatorPool, connect
+from lotterysearch.core.data import load_dataset
+from lotterysearch.settings import FitnessConfig
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
 
 def say(**kw):
     print(json.dumps(kw), flush=True)
@@ -416,7 +416,7 @@ def test_batch_size_of_the_pool(data):
 
 # ---- work off the driver: class keys and children on the evaluators ---------------------------------
 def test_class_keys_computed_by_the_evaluators_equal_the_drivers(pool, shapes):
-    from lotterysearch.canon import class_key
+    from lotterysearch.core.canon import class_key
 
     masks = random_masks(shapes, 7, seed=6)
     masks.append(masks[0].copy())
@@ -429,8 +429,8 @@ def test_class_keys_computed_by_the_evaluators_equal_the_drivers(pool, shapes):
 def test_breed_on_the_actors_skips_the_classes_published_since_each_ones_last_call(pool, shapes):
     from collections import deque
 
-    from lotterysearch.evaluators import BreedJob
-    from lotterysearch.operators import VariationConfig
+    from lotterysearch.evolution.operators import VariationConfig
+    from lotterysearch.execution.evaluators import BreedJob
 
     mask = random_masks(shapes, 1, seed=7)[0]
     clone = VariationConfig(cx_rate=0.0, mut_rate=0.0)

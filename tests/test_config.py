@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lotterysearch.config import (
+from lotterysearch.errors import ConfigError
+from lotterysearch.settings import (
     FitnessConfig,
     SearchConfig,
     TrainingConfig,
@@ -17,7 +18,6 @@ from lotterysearch.config import (
     parse_imp_config,
     to_toml,
 )
-from lotterysearch.errors import ConfigError
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.toml"))
 

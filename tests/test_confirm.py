@@ -24,19 +24,21 @@ import torch
 from helpers import sigkill, tiny_config
 
 import lotterysearch as ls
-from lotterysearch import api, confirmation, report
+from lotterysearch import api
 from lotterysearch.cli import main
-from lotterysearch.config import (
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError
+from lotterysearch.execution.jobs import on_one_thread
+from lotterysearch.readers import report
+from lotterysearch.runs import confirmation
+from lotterysearch.runs.confirmation import Init, Protocol, RunInits, matches_origin, own_init
+from lotterysearch.settings import (
     TrainingConfig,
     parse_imp_config,
 )
-from lotterysearch.confirmation import Init, Protocol, RunInits, matches_origin, own_init
-from lotterysearch.errors import ConfigError
-from lotterysearch.jobs import on_one_thread
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.store import Individual, Store
-from lotterysearch.training import train
+from lotterysearch.storage.store import Individual, Store
+from lotterysearch.training.trainer import train
 
 PROTOCOL = TrainingConfig(steps=60, eval_every=10)
 PROTOCOL_TOML = "[training]\nsteps = 60\neval_every = 10\n"

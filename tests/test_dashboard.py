@@ -29,14 +29,16 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2, which is not on
     from starlette.testclient import TestClient
 
 import lotterysearch as ls  # noqa: E402
-from lotterysearch import overlap, pareto, report  # noqa: E402
-from lotterysearch.alignment import align, permute_hidden  # noqa: E402
 from lotterysearch.cli import main  # noqa: E402
-from lotterysearch.dashboard import create_app, images, views  # noqa: E402
-from lotterysearch.dashboard.server import bind, check_bind, is_loopback  # noqa: E402
+from lotterysearch.core import overlap  # noqa: E402
+from lotterysearch.core.alignment import align, permute_hidden  # noqa: E402
+from lotterysearch.core.masks import Mask  # noqa: E402
 from lotterysearch.errors import ConfigError  # noqa: E402
-from lotterysearch.masks import Mask  # noqa: E402
-from lotterysearch.store import STORE_FILENAME, ClassRecord, GenerationRecord, Individual, Store  # noqa: E402
+from lotterysearch.evolution import pareto
+from lotterysearch.readers import report
+from lotterysearch.readers.dashboard import create_app, images, views  # noqa: E402
+from lotterysearch.readers.dashboard.server import bind, check_bind, is_loopback  # noqa: E402
+from lotterysearch.storage.store import STORE_FILENAME, ClassRecord, GenerationRecord, Individual, Store  # noqa: E402
 
 TOKEN = "s3cret-token-of-32-characters-xx"
 BASE = "http://127.0.0.1:8000"  # a loopback Host, as a browser on this machine sends

@@ -32,7 +32,7 @@ if not os.access(CHROMIUM, os.X_OK):
 import uvicorn  # noqa: E402
 
 import lotterysearch as ls  # noqa: E402
-from lotterysearch.dashboard import create_app  # noqa: E402
+from lotterysearch.readers.dashboard import create_app  # noqa: E402
 
 TIMEOUT_MS = 30_000
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from convtools import cifar_batch, write_cifar
 
-from lotterysearch.data import load_dataset, read_idx
+from lotterysearch.core.data import load_dataset, read_idx
 from lotterysearch.errors import ConfigError, DataError
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
@@ -228,7 +228,7 @@ def test_datasets_know_their_sample_shape() -> None:
     ],
 )
 def test_a_spec_that_does_not_fit_the_data_is_a_one_line_error(dataset: str, spec: str, message: str) -> None:
-    from lotterysearch.models import build_model, input_width
+    from lotterysearch.core.models import build_model, input_width
 
     data = load_dataset(dataset)
     with pytest.raises(ConfigError) as e:
@@ -237,7 +237,7 @@ def test_a_spec_that_does_not_fit_the_data_is_a_one_line_error(dataset: str, spe
 
 
 def test_fitting_specs_pass() -> None:
-    from lotterysearch.models import build_model, input_width
+    from lotterysearch.core.models import build_model, input_width
 
     for dataset, spec in [
         ("mnist1d", "cnn1d:40:25k5-25-25:10"),

@@ -29,7 +29,7 @@ from conftest import RayNodes, free_port
 from helpers import tiny_toml
 
 from lotterysearch.errors import StoreError
-from lotterysearch.store import Store
+from lotterysearch.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -170,7 +170,7 @@ def test_compose_runs_that_image_with_shared_memory_auth_and_a_workspace_volume(
 
 def test_compose_runs_the_dashboard_beside_the_store_on_loopback_with_a_token():
     from lotterysearch.cli import build_parser
-    from lotterysearch.dashboard.server import TOKEN_ENV, check_bind
+    from lotterysearch.readers.dashboard.server import TOKEN_ENV, check_bind
 
     compose = yaml.safe_load(COMPOSE.read_text())
     head, dash = compose["services"]["head"], compose["services"]["dashboard"]
@@ -196,7 +196,7 @@ def test_the_dashboard_command_serves_with_its_token_and_refuses_without(tmp_pat
 
     from conftest import free_port
 
-    from lotterysearch.dashboard.server import TOKEN_ENV
+    from lotterysearch.readers.dashboard.server import TOKEN_ENV
 
     with Store.open(tmp_path, create=True) as store:
         run_id = store.create_run("dash", "", "{}", "h", 0, (0.0, 1.0), {"fc1": (2, 3)})

@@ -12,12 +12,12 @@ import pytest
 from helpers import tiny_config
 
 from lotterysearch import api
-from lotterysearch.config import FitnessConfig
-from lotterysearch.evaluators import LocalEvaluator, RayEvaluator
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.problem import MaskProblem
-from lotterysearch.pruning import prune
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.evolution.problem import MaskProblem
+from lotterysearch.execution.evaluators import LocalEvaluator, RayEvaluator
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig
 
 SPEC = tiny_config().model
 FITNESS = FitnessConfig(steps=20, batch_size=64, init_seeds=(0, 1))

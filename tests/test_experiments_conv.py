@@ -10,7 +10,7 @@ import torch
 
 from experiments import conv, run_all
 from experiments.common import Context, Rendered
-from lotterysearch.config import parse_imp_config
+from lotterysearch.settings import parse_imp_config
 
 TINY_IMP = """
 kind = "imp"

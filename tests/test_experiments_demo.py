@@ -9,7 +9,7 @@ import pytest
 
 from experiments import demo_gain
 from experiments.common import ROOT, Context
-from lotterysearch.store import Individual
+from lotterysearch.storage.store import Individual
 
 
 def ind(i: int, accuracy: float, density: float, fidelity: float = 1.0) -> Individual:

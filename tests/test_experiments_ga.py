@@ -21,8 +21,8 @@ from experiments.ga import (
     step_value,
     verdict,
 )
-from lotterysearch import pareto
-from lotterysearch.pareto import hypervolume
+from lotterysearch.evolution import pareto
+from lotterysearch.evolution.pareto import hypervolume
 
 
 def test_spread_order_is_a_permutation_that_takes_both_ends_then_midpoints() -> None:

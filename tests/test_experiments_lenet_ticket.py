@@ -11,7 +11,7 @@ import lotterysearch as ls
 from experiments import ga
 from experiments import lenet_ticket as lt
 from experiments.common import Context
-from lotterysearch.config import TrainingConfig
+from lotterysearch.settings import TrainingConfig
 
 
 def test_every_baseline_is_paired_with_the_search_by_init() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from experiments import lth
 from experiments.common import Context, save_results
-from lotterysearch.config import parse_imp_config
+from lotterysearch.settings import parse_imp_config
 
 TINY_IMP = """
 kind = "imp"
@@ -69,7 +69,7 @@ def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path
 
 
 def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twice(tmp_path) -> None:
-    from lotterysearch.store import Store
+    from lotterysearch.storage.store import Store
 
     cfg = parse_imp_config(TINY_IMP, "<tiny imp>")
     ctx = Context("small", tmp_path, "", progress=lambda s: None)

@@ -9,12 +9,12 @@ import pytest
 
 from experiments import proxy
 from experiments.common import Context
-from lotterysearch.config import TrainingConfig
-from lotterysearch.data import load_dataset
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.pruning import prune
-from lotterysearch.training import train
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import TrainingConfig
+from lotterysearch.training.trainer import train
 
 SPEC = "mlp:16-24-24-4:glorot"
 TINY = proxy.ProxySettings(

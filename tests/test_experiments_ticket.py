@@ -9,7 +9,7 @@ import torch
 
 from experiments import ticket_match
 from experiments.common import ROOT, Context
-from lotterysearch.masks import Mask
+from lotterysearch.core.masks import Mask
 
 
 def test_overlap_is_jaccard_against_its_hypergeometric_chance() -> None:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from convtools import one_thread  # noqa: F401 - a fixture
 
-from lotterysearch.config import FitnessConfig, TrainingConfig, load_config
-from lotterysearch.data import load_dataset
-from lotterysearch.fitness import evaluate_mask, evaluate_masks
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.models import build_model
-from lotterysearch.pruning import prune
-from lotterysearch.training import train
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.models import build_model
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig, TrainingConfig, load_config
+from lotterysearch.training.fitness import evaluate_mask, evaluate_masks
+from lotterysearch.training.trainer import train
 
 DEMO = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "demo.toml"
 
@@ -80,10 +80,10 @@ def test_convnet_objectives_are_the_trainers_mean_over_init_seeds() -> None:
 def test_fitness_key_is_the_class_in_topology_mode_and_the_mask_in_ticket_mode() -> None:
     from masktools import random_mask, random_perms
 
-    from lotterysearch import canon
-    from lotterysearch.alignment import permute_hidden
+    from lotterysearch.core import canon
+    from lotterysearch.core.alignment import permute_hidden
     from lotterysearch.errors import ConfigError
-    from lotterysearch.fitness import fitness_key, key_version
+    from lotterysearch.training.fitness import fitness_key, key_version
 
     rng = np.random.default_rng(4)
     mask = random_mask(rng, widths=(9, 8, 7, 4), density=0.5)
@@ -103,7 +103,7 @@ def test_a_ticket_mode_search_keys_masks_exactly_and_resumes(tmp_path) -> None:
     from helpers import tiny_config
 
     import lotterysearch as ls
-    from lotterysearch.fitness import fitness_key
+    from lotterysearch.training.fitness import fitness_key
 
     cfg = tiny_config(evaluator="local", fitness={"mode": "ticket"}, ga={"align": False, "generations": 2})
     run = ls.create_run(cfg, tmp_path)

@@ -17,9 +17,17 @@ import pytest
 from helpers import sigkill, tiny_config
 
 import lotterysearch as ls
-from lotterysearch import api, confirmation, pareto
+from lotterysearch import api
 from lotterysearch.cli import main
-from lotterysearch.config import (
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError, StoreError
+from lotterysearch.evolution import pareto
+from lotterysearch.execution.jobs import RayJobs, on_one_thread
+from lotterysearch.pruning.pruners import imp, imp_plan
+from lotterysearch.runs import confirmation
+from lotterysearch.runs.imp import IMPRoundReport, round_plan
+from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
     config_hash,
@@ -29,14 +37,8 @@ from lotterysearch.config import (
     parse_imp_config,
     to_toml,
 )
-from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.imp_runs import IMPRoundReport, round_plan
-from lotterysearch.jobs import RayJobs, on_one_thread
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.pruning import imp, imp_plan
-from lotterysearch.store import Store
-from lotterysearch.training import TrainResult
+from lotterysearch.storage.store import Store
+from lotterysearch.training.trainer import TrainResult
 
 MODEL = "mlp:16-24-24-4"  # 384 + 576 + 96 = 1056 prunable weights
 IMP: dict = {
@@ -245,7 +247,7 @@ def test_a_trajectory_is_pruning_imps(tmp_path, synthetic_3, rewind_step) -> Non
 
 @pytest.fixture(scope="module")
 def synthetic_3():
-    from lotterysearch.data import load_dataset
+    from lotterysearch.core.data import load_dataset
 
     return load_dataset("synthetic", 3)
 

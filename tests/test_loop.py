@@ -19,15 +19,15 @@ import pytest
 from helpers import sigkill, tiny_config, tiny_toml
 
 from lotterysearch import api
-from lotterysearch.config import SearchConfig, load_config
+from lotterysearch.core.masks import Mask
 from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.evaluators import LocalEvaluator
-from lotterysearch.loop import SearchLoop, halving_rungs
-from lotterysearch.masks import Mask
-from lotterysearch.nsga2 import select_nsga2, select_survivors
-from lotterysearch.pareto import REF_POINT, hypervolume, pareto_front
-from lotterysearch.problem import Candidate, MaskProblem
-from lotterysearch.store import Store
+from lotterysearch.evolution.loop import SearchLoop, halving_rungs
+from lotterysearch.evolution.nsga2 import select_nsga2, select_survivors
+from lotterysearch.evolution.pareto import REF_POINT, hypervolume, pareto_front
+from lotterysearch.evolution.problem import Candidate, MaskProblem
+from lotterysearch.execution.evaluators import LocalEvaluator
+from lotterysearch.settings import SearchConfig, load_config
+from lotterysearch.storage.store import Store
 
 
 def tiny(steps: int = 30, generations: int = 3) -> SearchConfig:

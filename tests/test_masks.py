@@ -7,9 +7,9 @@ import pytest
 import torch
 from masktools import random_mask
 
+from lotterysearch.core.masks import MODES, Mask, apply_mask, check_chain, masked_call
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import MaskError
-from lotterysearch.masks import MODES, Mask, apply_mask, check_chain, masked_call
-from lotterysearch.models import build_model
 
 
 def two_layer_net() -> tuple[torch.nn.Module, Mask, torch.Tensor]:

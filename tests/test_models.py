@@ -4,8 +4,8 @@ import re
 import pytest
 import torch
 
+from lotterysearch.core.models import build_model, input_shape, input_width, parse_spec, prunable_layers
 from lotterysearch.errors import ModelError
-from lotterysearch.models import build_model, input_shape, input_width, parse_spec, prunable_layers
 
 KNOWN = "'mlp:...', 'conv:...', 'conv2:...', 'conv4:...', 'conv6:...', 'cnn1d:...'"
 
@@ -171,7 +171,7 @@ def test_imp_runs_and_searches_take_convnets() -> None:
     takes a convnet too (its class keys treat channels as units)."""
     from dataclasses import replace
 
-    from lotterysearch.config import IMPConfig, SearchConfig, validate, validate_imp
+    from lotterysearch.settings import IMPConfig, SearchConfig, validate, validate_imp
 
     assert (
         validate_imp(replace(IMPConfig(), model="cnn1d:40:25k5-25-25:10")).model == "cnn1d:40:25k5-25-25:10"

@@ -11,7 +11,7 @@ from deap.tools.emo import assignCrowdingDist
 from helpers import POINTS, brute_front
 
 from lotterysearch.errors import ConfigError
-from lotterysearch.nsga2 import crowding_distances, select_nsga2, select_parents
+from lotterysearch.evolution.nsga2 import crowding_distances, select_nsga2, select_parents
 
 
 class _Fit(base.Fitness):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from deap import base, tools
 
-from lotterysearch.nsga2 import select_nsga2
+from lotterysearch.evolution.nsga2 import select_nsga2
 
 
 class _Fit(base.Fitness):

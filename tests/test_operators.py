@@ -9,11 +9,11 @@ import torch
 from convtools import random_conv_mask
 from masktools import random_mask, random_perms
 
-from lotterysearch.alignment import permute_arrays, permute_hidden
+from lotterysearch.core.alignment import permute_arrays, permute_hidden
+from lotterysearch.core.masks import Mask
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask
-from lotterysearch.nsga2 import select_parents
-from lotterysearch.operators import (
+from lotterysearch.evolution.nsga2 import select_parents
+from lotterysearch.evolution.operators import (
     Child,
     VariationConfig,
     grow_mutation,

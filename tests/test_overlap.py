@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from masktools import random_mask, random_perms
 
-from lotterysearch.alignment import permute_hidden
-from lotterysearch.errors import MaskError
-from lotterysearch.masks import Mask, layerwise_shuffle
-from lotterysearch.overlap import (
+from lotterysearch.core.alignment import permute_hidden
+from lotterysearch.core.masks import Mask, layerwise_shuffle
+from lotterysearch.core.overlap import (
     aligned_jaccard,
     chance_intersection,
     chance_jaccard,
@@ -23,6 +22,7 @@ from lotterysearch.overlap import (
     layer_chance_jaccard,
     layer_jaccard,
 )
+from lotterysearch.errors import MaskError
 
 
 def one_layer(bits: str, shape: tuple[int, int] = (2, 4)) -> Mask:

@@ -10,7 +10,7 @@ from deap.benchmarks.tools import hypervolume as deap_hypervolume
 from helpers import POINTS, brute_front
 
 from lotterysearch.errors import ConfigError
-from lotterysearch.pareto import (
+from lotterysearch.evolution.pareto import (
     REF_POINT,
     front,
     front_hypervolume,
@@ -20,7 +20,7 @@ from lotterysearch.pareto import (
     on_front,
     pareto_front,
 )
-from lotterysearch.store import Individual
+from lotterysearch.storage.store import Individual
 
 # ---- pareto_front -----------------------------------------------------------------------------------
 

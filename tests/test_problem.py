@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from helpers import tiny_config
 
-from lotterysearch.problem import MaskProblem
+from lotterysearch.evolution.problem import MaskProblem
 
 
 def test_children_are_made_by_the_configured_operators_only() -> None:

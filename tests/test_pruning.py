@@ -12,12 +12,11 @@ from convtools import one_thread  # noqa: F401 - a fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lotterysearch.config import TrainingConfig
-from lotterysearch.data import Dataset, load_dataset
+from lotterysearch.core.data import Dataset, load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model, prunable_layers
 from lotterysearch.errors import PruningError
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model, prunable_layers
-from lotterysearch.pruning import (
+from lotterysearch.pruning.pruners import (
     IMP_TRAINING,
     SCORERS,
     SynFlow,
@@ -40,7 +39,8 @@ from lotterysearch.pruning import (
     synflow_scores,
     train_round,
 )
-from lotterysearch.training import train
+from lotterysearch.settings import TrainingConfig
+from lotterysearch.training.trainer import train
 
 SPEC = "mlp:16-12-8-4"  # 192 + 96 + 32 = 320 prunable weights
 SIZES = {"fc1": 192, "fc2": 96, "fc3": 32}

@@ -22,12 +22,14 @@ from helpers import tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lotterysearch import api, pareto, report
+from lotterysearch import api
 from lotterysearch.cli import spec_from_mask
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, StoreError
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.store import ClassRecord, GenerationRecord, IMPRoundRecord, Individual, Store
+from lotterysearch.evolution import pareto
+from lotterysearch.readers import report
+from lotterysearch.storage.store import ClassRecord, GenerationRecord, IMPRoundRecord, Individual, Store
 
 SHAPES = {"fc1": (6, 8), "fc2": (6, 6), "fc3": (3, 6)}  # an MLP 8-6-6-3
 CONFIG_TOML = '# demo\nname = "demo"\n[ga]\npopulation = 6\n'

@@ -30,7 +30,7 @@ def test_the_simulated_clusters_idle_time_is_split_by_cause_and_adds_up() -> Non
     own microseconds between calls), and the three add up to workers × makespan."""
     import numpy as np
 
-    from lotterysearch.masks import Mask
+    from lotterysearch.core.masks import Mask
 
     prof = scale.Profiler(scale.CLOCK)
     sim = scale.SimCluster(2, scale.Latency(1.0), prof, scale.Memo(), scale.Memo(), 100, {"w": (2, 2)})

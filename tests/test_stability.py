@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lotterysearch.config import TrainingConfig
 from lotterysearch.errors import ConfigError
-from lotterysearch.stability import (
+from lotterysearch.runs.stability import (
     ACCURACY_KEYS,
     METRICS_KEYS,
     RESULT_KEYS,
@@ -21,6 +20,7 @@ from lotterysearch.stability import (
     run_stability,
     stability_command,
 )
+from lotterysearch.settings import TrainingConfig
 
 EXPERIMENT_CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 

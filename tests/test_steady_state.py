@@ -15,11 +15,11 @@ import pytest
 from helpers import sigkill, tiny_config, tiny_toml
 
 import lotterysearch as ls
-from lotterysearch import operators, pareto
 from lotterysearch.errors import ConfigError
-from lotterysearch.evaluators import BreedJob, LocalEvaluator, breed_child
-from lotterysearch.steady_state import SteadyStateLoop, child_seed
-from lotterysearch.store import Store
+from lotterysearch.evolution import operators, pareto
+from lotterysearch.evolution.steady_state import SteadyStateLoop, child_seed
+from lotterysearch.execution.evaluators import BreedJob, LocalEvaluator, breed_child
+from lotterysearch.storage.store import Store
 
 
 def steady(generations: int = 3, **overrides) -> ls.SearchConfig:

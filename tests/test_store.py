@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotterysearch.store import (
+from lotterysearch.storage.store import (
     APPLICATION_ID,
     RUN_STATUSES,
     SCHEMA_VERSION,
@@ -358,7 +358,7 @@ def test_generation_and_individual_round_trip(tmp_path):
 
 def test_individuals_hand_back_their_masks(tmp_path):
     """``Individual.of`` measures and packs a real mask; the store's records unpack to the mask stored."""
-    from lotterysearch.masks import Mask
+    from lotterysearch.core.masks import Mask
 
     g = np.random.default_rng(5)
     # fc2 before fc1, as in SHAPES: the layer order of the run, not sorted names, must come back
@@ -517,7 +517,7 @@ def test_reopen_sees_everything(tmp_path):
 _KILLED_WRITER = textwrap.dedent(
     """
     import os, signal, sys
-    from lotterysearch.store import Store
+    from lotterysearch.storage.store import Store
     from tests.test_store import a_class, a_generation, an_individual, commit_simple
 
     ws, run_id = sys.argv[1], sys.argv[2]
@@ -757,7 +757,7 @@ def test_open_read_transaction_does_not_block_the_writer(tmp_path):
 _WRITER = textwrap.dedent(
     """
     import sys, time
-    from lotterysearch.store import Store
+    from lotterysearch.storage.store import Store
     from tests.test_store import commit_simple
 
     with Store.open(sys.argv[1]) as s:
@@ -804,7 +804,7 @@ def test_reader_process_during_writes(tmp_path):
 # ---- the driver lock -------------------------------------------------------------------------------
 HOLD_LOCK = r"""
 import sys, time
-from lotterysearch.store import Store
+from lotterysearch.storage.store import Store
 with Store.open(sys.argv[1]) as s, s.driving(sys.argv[2]):
     print("locked", flush=True)
     time.sleep(600)

@@ -11,23 +11,23 @@ import torch
 from convtools import one_thread  # noqa: F401 - a fixture
 from masktools import random_mask
 
-from lotterysearch.compaction import compaction, conv_compaction
-from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.data import load_dataset
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model, prunable_layers
 from lotterysearch.errors import MaskError
-from lotterysearch.fitness import (
+from lotterysearch.evolution.operators import vary
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.training.compaction import compaction, conv_compaction
+from lotterysearch.training.fitness import (
     FitnessPlan,
     _train_alone,
     _train_convnet_alone,
     conv_fitness_plan,
     evaluate_masks,
 )
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model, prunable_layers
-from lotterysearch.operators import vary
-from lotterysearch.pruning import prune
-from lotterysearch.trained import pack_weights, unpack_weights
-from lotterysearch.training import train
+from lotterysearch.training.trained import pack_weights, unpack_weights
+from lotterysearch.training.trainer import train
 
 
 def random_masks(spec: str, densities: list[float], seed: int = 0) -> list[Mask]:
@@ -144,7 +144,7 @@ def _magnitude_config(mode: str, generations: int = 2, mutation: str = "magnitud
 @pytest.mark.parametrize("mode", ["ticket", "topology"])
 def test_a_magnitude_mutation_prunes_the_parents_smallest_trained_weights(tmp_path, mode: str) -> None:
     import lotterysearch as ls
-    from lotterysearch.operators import trained_weights_for
+    from lotterysearch.evolution.operators import trained_weights_for
 
     with ls.search(_magnitude_config(mode), tmp_path) as run:
         store, everyone = run.store, run.individuals()
@@ -193,7 +193,7 @@ def test_a_magnitude_prune_child_is_one_imp_round_of_its_parent_in_ticket_mode(t
 def test_ticket_mode_crossover_children_read_their_parents_weights_unpermuted() -> None:
     """Under θ₀ a position is a weight of θ₀: a crossed child's weights are parent i's on the same
     positions, 0 where parent i had none, never relabelled by an alignment."""
-    from lotterysearch.problem import MaskProblem
+    from lotterysearch.evolution.problem import MaskProblem
 
     cfg = _magnitude_config("ticket", mutation="magnitude_prune", crossover_rate=1.0, crossovers=["neuron"])
     rng = np.random.default_rng(0)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from convtools import one_thread, write_cifar  # noqa: F401 - one_thread is a fixture
 
-from lotterysearch.config import FitnessConfig, TrainingConfig
-from lotterysearch.data import load_dataset
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.masks import Mask
-from lotterysearch.models import build_model
-from lotterysearch.pruning import prune
-from lotterysearch.training import TrainResult, batch_indices, evaluate, train
+from lotterysearch.pruning.pruners import prune
+from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.training.trainer import TrainResult, batch_indices, evaluate, train
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(

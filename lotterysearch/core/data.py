@@ -1,0 +1,407 @@
+"""Built-in datasets as tensors: train / validation / test, validation carved from training data.
+
+Search fitness reads only the validation split; the test split is for final reports. Nothing is downloaded:
+MNIST-1D is generated offline (``mnist1d.data.make_dataset``) and cached, real MNIST is read from the four
+IDX files the user already has, CIFAR-10 from the user's python batches (``cifar-10-batches-py``, extracted
+or as the ``.tar.gz``), scikit-learn ships its digits, and ``synthetic`` is generated for tests.
+
+Inputs are stored flat (``[N, features]``) whatever their nature; ``Dataset.input_shape`` says how a
+sample's features lie (``(C, H, W)`` channel-major, ``(C, L)``, or ``(features,)`` for plain features), so a
+convnet can view them and a spec can be checked against them, while batching and Ray see one layout.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import math
+import os
+import pickle
+import random
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lotterysearch.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Float32 inputs ``[N, features]`` and int64 labels for the three splits; ``input_shape``: how one
+    sample's features lie (``()`` means plain features, ``(input_dim,)``)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, ...] = ()
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``input_shape``, or ``(input_dim,)`` for plain features."""
+        return tuple(self.input_shape) or (self.input_dim,)
+
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def check_input_width(self, spec: str, width: int, label: str = "model") -> None:
+        """The model of ``spec`` (its first layer taking ``width`` features) must read this dataset and
+        predict its classes: a convnet needs the data's sample shape (``HxWxC``, ``L``), every model the
+        data's width and one output per class. Otherwise a one-line ``ConfigError`` naming both."""
+        from lotterysearch.core.models import parse_spec, shape_text
+
+        arch = parse_spec(spec)
+        wants = arch.input_shape
+        if len(wants) > 1 and wants != self.shape:
+            has = shape_text(self.shape) if len(self.shape) > 1 else f"{self.input_dim} plain features"
+            raise ConfigError(
+                f"{label} {spec} takes {shape_text(wants)} inputs, dataset {self.name} has {has}"
+            )
+        if width != self.input_dim:
+            raise ConfigError(
+                f"{label} {spec} takes {width} inputs, dataset {self.name} has {self.input_dim}"
+            )
+        if arch.outputs != self.num_classes:
+            raise ConfigError(
+                f"{label} {spec} has {arch.outputs} outputs, dataset {self.name} has {self.num_classes} classes"
+            )
+
+
+def cache_dir() -> Path:
+    """``$LOTTERYSEARCH_CACHE``, else ``$XDG_CACHE_HOME/lotterysearch``, else ``~/.cache/lotterysearch``."""
+    if os.environ.get("LOTTERYSEARCH_CACHE"):
+        return Path(os.environ["LOTTERYSEARCH_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lotterysearch"
+
+
+def _split(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    n_val: int,
+    seed: int,
+    num_classes: int,
+    input_shape: tuple[int, ...] = (),
+) -> Dataset:
+    """Carve ``n_val`` validation samples out of the training arrays with a seeded permutation."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    val, train = order[:n_val], order[n_val:]
+
+    def xt(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+    def yt(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))
+
+    return Dataset(
+        name,
+        xt(x[train]),
+        yt(y[train]),
+        xt(x[val]),
+        yt(y[val]),
+        xt(x_test),
+        yt(y_test),
+        num_classes,
+        input_shape,
+    )
+
+
+# ---- MNIST-1D -------------------------------------------------------------------------------------
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    """Generate MNIST-1D with the package's default arguments (4000 train / 1000 test, length 40).
+
+    ``make_dataset`` reseeds Python's and numpy's global RNGs; their states are restored afterwards so
+    that loading data never changes a seeded search. The arrays are cached under ``cache_dir()``.
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    tag = hashlib.sha256(repr(sorted(vars(args).items())).encode()).hexdigest()[:12]
+    path = cache_dir() / f"mnist1d-{tag}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as npz:
+                return {k: npz[k] for k in ("x", "y", "x_test", "y_test")}
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # a damaged cache is regenerated
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        data = make_dataset(args)
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    arrays = {k: np.asarray(data[k]) for k in ("x", "y", "x_test", "y_test")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+def _load_mnist1d(seed: int, data_dir: str | Path | None) -> Dataset:
+    a = _mnist1d_arrays()
+    return _split("mnist1d", a["x"], a["y"], a["x_test"], a["y_test"], 1000, seed, 10, (1, a["x"].shape[1]))
+
+
+# ---- MNIST (IDX files) ----------------------------------------------------------------------------
+MNIST_FILES = {
+    "train_images": ("train-images-idx3-ubyte", (60000, 28, 28)),
+    "train_labels": ("train-labels-idx1-ubyte", (60000,)),
+    "test_images": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
+    "test_labels": ("t10k-labels-idx1-ubyte", (10000,)),
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (raw or gzip): 2 zero bytes, type byte 0x08 (ubyte), ndim, big-endian dims, data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read IDX file '{path}' ({e})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DataError(f"'{path}' is not an unsigned-byte IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"IDX file '{path}' is truncated (header)")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims))
+    if len(raw) != expected:
+        raise DataError(f"IDX file '{path}' has {len(raw)} bytes, its header {dims} needs {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def data_root(data_dir: str | Path | None, needs: str) -> Path:
+    """``data_dir``, else ``$LOTTERYSEARCH_DATA``: where the user keeps the files a dataset ``needs``."""
+    root = data_dir if data_dir is not None else os.environ.get("LOTTERYSEARCH_DATA")
+    if root is None:
+        raise DataError(f"{needs}: pass --data-dir DIR or set LOTTERYSEARCH_DATA")
+    return Path(root).expanduser()
+
+
+def mnist_search_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Where MNIST files are looked for: DIR, DIR/MNIST/raw (torchvision's layout), DIR/mnist."""
+    root = data_root(data_dir, "mnist needs its four IDX files")
+    return [root, root / "MNIST" / "raw", root / "mnist"]
+
+
+def _find_mnist_file(stem: str, dirs: list[Path]) -> Path:
+    for d in dirs:
+        for candidate in (d / stem, d / f"{stem}.gz"):
+            if candidate.is_file():
+                return candidate
+    looked = ", ".join(str(d) for d in dirs)
+    raise DataError(f"MNIST file '{stem}[.gz]' not found; looked in: {looked}")
+
+
+def load_mnist_arrays(data_dir: str | Path | None) -> dict[str, np.ndarray]:
+    dirs = mnist_search_dirs(data_dir)
+    out = {}
+    for key, (stem, shape) in MNIST_FILES.items():
+        path = _find_mnist_file(stem, dirs)
+        arr = read_idx(path)
+        if arr.shape != shape:
+            raise DataError(f"MNIST file '{path}' has shape {arr.shape}, expected {shape}")
+        out[key] = arr
+    return out
+
+
+def _load_mnist(seed: int, data_dir: str | Path | None) -> Dataset:
+    a = load_mnist_arrays(data_dir)
+
+    def norm(img: np.ndarray) -> np.ndarray:
+        return ((img.reshape(len(img), -1).astype(np.float32) / 255.0) - MNIST_MEAN) / MNIST_STD
+
+    return _split(
+        "mnist",
+        norm(a["train_images"]),
+        a["train_labels"],
+        norm(a["test_images"]),
+        a["test_labels"],
+        5000,
+        seed,
+        10,
+        (1, 28, 28),
+    )
+
+
+# ---- CIFAR-10 (python batches) --------------------------------------------------------------------
+CIFAR_DIR, CIFAR_ARCHIVE = "cifar-10-batches-py", "cifar-10-python.tar.gz"
+CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR_TEST = "test_batch"
+CIFAR_SHAPE = (3, 32, 32)  # each row: the R, G and B planes of 32×32, row-major
+CIFAR_CLASSES = 10
+# per-channel mean and std of the training images in [0, 1]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """CIFAR-10's batches are pickles of a dict holding a numpy array and lists: only the numpy classes
+    that rebuild an array are loaded, so a foreign pickle cannot run code."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # encode: bytes in protocol 2
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not part of a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
+def cifar_search_dirs(data_dir: str | Path | None) -> list[Path]:
+    """Where CIFAR-10 is looked for: DIR and DIR/cifar10, each holding ``cifar-10-batches-py/`` (torchvision's
+    layout) or ``cifar-10-python.tar.gz``."""
+    root = data_root(data_dir, f"cifar10 needs its python batches ({CIFAR_DIR}/ or {CIFAR_ARCHIVE})")
+    return [root, root / "cifar10"]
+
+
+def _cifar_batches(dirs: list[Path]) -> tuple[str, dict[str, bytes]]:
+    """The raw bytes of the six batches, from the first directory or archive found, and where they came from."""
+    names = (*CIFAR_TRAIN, CIFAR_TEST)
+    for d in dirs:
+        folder, archive = d / CIFAR_DIR, d / CIFAR_ARCHIVE
+        if folder.is_dir():
+            missing = [n for n in names if not (folder / n).is_file()]
+            if missing:
+                raise DataError(f"CIFAR-10 batch '{missing[0]}' is missing from '{folder}'")
+            return str(folder), {n: (folder / n).read_bytes() for n in names}
+        if archive.is_file():
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    members = {m.name: m for m in tar.getmembers() if m.isfile()}
+                    missing = [n for n in names if f"{CIFAR_DIR}/{n}" not in members]
+                    if missing:
+                        raise DataError(f"CIFAR-10 batch '{missing[0]}' is missing from '{archive}'")
+                    return str(archive), {
+                        n: tar.extractfile(members[f"{CIFAR_DIR}/{n}"]).read() for n in names
+                    }
+            except (OSError, EOFError, tarfile.TarError) as e:
+                raise DataError(f"cannot read CIFAR-10 archive '{archive}' ({type(e).__name__})") from None
+    looked = ", ".join(str(d) for d in dirs)
+    raise DataError(f"CIFAR-10 not found: no {CIFAR_DIR}/ or {CIFAR_ARCHIVE} in {looked}")
+
+
+def _cifar_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's ``(images [N, 3072] uint8, labels [N])``, checked."""
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any failure to unpickle means the file is damaged
+        raise DataError(f"CIFAR-10 batch '{where}' is damaged or not a pickle ({type(e).__name__})") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"CIFAR-10 batch '{where}' lacks its b'data' and b'labels' entries")
+    x, y = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
+    width = math.prod(CIFAR_SHAPE)
+    if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != width:
+        raise DataError(
+            f"CIFAR-10 batch '{where}' has data {x.dtype} {tuple(x.shape)}, expected uint8 (N, {width})"
+        )
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"CIFAR-10 batch '{where}' has {y.size} labels for {len(x)} images")
+    bad = y[(y < 0) | (y >= CIFAR_CLASSES)]
+    if bad.size:
+        raise DataError(f"CIFAR-10 batch '{where}' has label {int(bad[0])}, expected 0..{CIFAR_CLASSES - 1}")
+    return x, y
+
+
+def load_cifar10_arrays(data_dir: str | Path | None) -> dict[str, np.ndarray]:
+    """The five training batches joined, and the test batch, as uint8 images ``[N, 3072]`` and labels."""
+    where, raw = _cifar_batches(cifar_search_dirs(data_dir))
+    train = [_cifar_batch(raw[n], f"{where}/{n}") for n in CIFAR_TRAIN]
+    x_test, y_test = _cifar_batch(raw[CIFAR_TEST], f"{where}/{CIFAR_TEST}")
+    return {
+        "x": np.concatenate([x for x, _ in train]),
+        "y": np.concatenate([y for _, y in train]),
+        "x_test": x_test,
+        "y_test": y_test,
+    }
+
+
+def _load_cifar10(seed: int, data_dir: str | Path | None) -> Dataset:
+    a = load_cifar10_arrays(data_dir)
+    mean = np.repeat(np.asarray(CIFAR_MEAN, dtype=np.float32), 32 * 32)
+    std = np.repeat(np.asarray(CIFAR_STD, dtype=np.float32), 32 * 32)
+
+    def norm(img: np.ndarray) -> np.ndarray:
+        return (img.astype(np.float32) / 255.0 - mean) / std
+
+    n_val = min(5000, len(a["y"]) // 10)  # 5000 of the real 50 000, a tenth of a smaller copy
+    return _split(
+        "cifar10",
+        norm(a["x"]),
+        a["y"],
+        norm(a["x_test"]),
+        a["y_test"],
+        n_val,
+        seed,
+        CIFAR_CLASSES,
+        CIFAR_SHAPE,
+    )
+
+
+# ---- scikit-learn digits --------------------------------------------------------------------------
+def _load_digits(seed: int, data_dir: str | Path | None) -> Dataset:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("dataset 'digits' needs scikit-learn: pip install 'lotterysearch[digits]'") from None
+    d = load_digits()
+    x, y = d.data.astype(np.float32) / 16.0, d.target
+    order = np.random.default_rng(12345).permutation(len(y))  # fixed test split, independent of seed
+    test, rest = order[:360], order[360:]
+    return _split("digits", x[rest], y[rest], x[test], y[test], 360, seed, 10, (1, 8, 8))
+
+
+# ---- synthetic ------------------------------------------------------------------------------------
+SYNTHETIC_DIM, SYNTHETIC_CLASSES = 16, 4
+
+
+def _load_synthetic(seed: int, data_dir: str | Path | None) -> Dataset:
+    """A small learnable task: 16 Gaussian features, label = argmax of a fixed random linear map."""
+    rng = np.random.default_rng(20240611)
+    teacher = rng.normal(size=(SYNTHETIC_DIM, SYNTHETIC_CLASSES))
+    x = rng.normal(size=(2000, SYNTHETIC_DIM))
+    y = np.argmax(x @ teacher, axis=1)
+    return _split("synthetic", x[:1600], y[:1600], x[1600:], y[1600:], 400, seed, SYNTHETIC_CLASSES)
+
+
+DATASETS: dict[str, Callable[[int, str | Path | None], Dataset]] = {
+    "mnist1d": _load_mnist1d,
+    "mnist": _load_mnist,
+    "digits": _load_digits,
+    "synthetic": _load_synthetic,
+    "cifar10": _load_cifar10,
+}
+
+
+def load_dataset(name: str, seed: int = 0, *, data_dir: str | Path | None = None) -> Dataset:
+    """Load a built-in dataset; ``seed`` picks the validation split, ``data_dir`` locates MNIST and CIFAR-10."""
+    return DATASETS[check_dataset_name(name)](seed, data_dir)
+
+
+def check_dataset_name(name: str) -> str:
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)})")
+    return name

@@ -1,0 +1,1 @@
+"""Where training happens: evaluators and long jobs, in this process or on Ray."""

@@ -1,0 +1,1 @@
+"""Pruning: scorers with one interface (SynFlow, SNIP, magnitude, random), exact thresholds, IMP."""

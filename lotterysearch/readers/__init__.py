@@ -1,0 +1,1 @@
+"""What reads a store: the report (tables, plots, HTML) and the live dashboard."""

@@ -1,0 +1,540 @@
+"""Run configuration: plain dataclasses loaded from TOML and validated with one-line errors.
+
+A search is a ``SearchConfig``; an IMP run an ``IMPConfig`` (its file says ``kind = "imp"``). As in OpenLTH,
+a run's identity is a hash of its non-default fields (``config_hash``), so adding a field with a default
+never renames old runs. Where a run runs (workspace, Ray address) is not part of its identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lotterysearch.errors import ConfigError, LotterySearchError
+
+
+@dataclass(frozen=True)
+class SeedingConfig:
+    """The initial population: SynFlow masks from each init seed at each compression, plus random controls
+    with the same per-layer densities (``random_share`` of the population)."""
+
+    pruner: str = "synflow"
+    init_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    compressions: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0)
+    random_share: float = 0.25
+    iterations: int = 100
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """NSGA-II on (validation accuracy ↑, density ↓) with mask crossover and mutation."""
+
+    population: int = 24
+    generations: int = 6
+    crossover_rate: float = 0.7
+    mutation_rate: float = 0.3
+    mutation_strength: float = 0.05  # share of a layer's live weights a mutation moves, grows or prunes
+    crossovers: tuple[str, ...] = ("layer", "neuron")
+    mutations: tuple[str, ...] = ("move", "grow_prune")  # operators.MUTATIONS, drawn with equal weight
+    align: bool = True  # align hidden neurons before crossover (competing conventions)
+    mode: str = "generational"  # or "steady_state": no generation barrier (``steady_state``)
+
+
+GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
+OPTIMIZERS = ("adam", "sgd")  # the trainers' registry (``training.OPTIMIZERS``) has these keys
+
+
+def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
+    """What every trainer needs of its settings; a one-line ``ConfigError`` naming the field otherwise (the
+    config loader adds the section: ``field 'fitness.lr'``)."""
+    check_one_of("optimizer", cfg.optimizer, OPTIMIZERS)
+    number = isinstance(cfg.lr, int | float) and not isinstance(cfg.lr, bool)
+    check_field("lr", number and cfg.lr > 0, "a number > 0", cfg.lr)
+    for name, low in (("steps", min_steps), ("batch_size", 1), ("eval_every", 0)):
+        v = getattr(cfg, name)
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
+        check_field(name, ok, f"an integer >= {low}", v)
+    check_field(
+        "eval_every",
+        cfg.eval_every <= cfg.steps,
+        f"at most steps ({cfg.steps}): one evaluation or more",
+        cfg.eval_every,
+    )
+    check_field("fused", isinstance(cfg.fused, bool), "true or false", cfg.fused)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training run's settings, used as they are by ``training.train``, the batched trainers, fitness,
+    IMP, the stability study and the experiments. Checks itself on construction (``check_training``)."""
+
+    MIN_STEPS: typing.ClassVar[int] = 0
+
+    steps: int = 115
+    optimizer: str = "adam"
+    lr: float = 0.01
+    batch_size: int = 128
+    # Evaluate on the validation split every this many steps (0: once, after the last): the curve and the
+    # early-stopping iteration of Frankle & Carbin's protocol (``training.EarlyStop``).
+    eval_every: int = 0
+    # torch's fused optimizer kernel: the same update, another rounding, steps 1.3-2x faster on CPU here. Only
+    # ``training.train`` has it (the batched trainers run their own flat Adam and SGD).
+    fused: bool = False
+
+    def __post_init__(self) -> None:
+        check_training(self, self.MIN_STEPS)
+
+    def with_steps(self, steps: int) -> TrainingConfig:
+        """The same settings at another budget (successive halving's rungs, IMP's rewinding)."""
+        return dataclasses.replace(self, steps=int(steps))
+
+    def training(self) -> TrainingConfig:
+        """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say)."""
+        return TrainingConfig(
+            self.steps, self.optimizer, self.lr, self.batch_size, self.eval_every, self.fused
+        )
+
+
+def _in_section(e: ConfigError, prefix: str) -> ConfigError:
+    """A settings type's own ``field 'lr'`` message, named as the config file has it: ``field 'fitness.lr'``."""
+    text = str(e)
+    return ConfigError(text.replace("field '", f"field '{prefix}", 1) if prefix else text)
+
+
+@dataclass(frozen=True)
+class FitnessConfig(TrainingConfig):
+    """The short training run that scores a mask (see ``lotterysearch.training.fitness``): ``TrainingConfig`` plus the
+    init seeds every mask is trained from (common random numbers) and successive halving."""
+
+    MIN_STEPS: typing.ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_field(
+            "eval_every",
+            self.eval_every == 0,
+            "0: a mask's fitness is measured after its last step",
+            self.eval_every,
+        )
+        check_field(
+            "fused", not self.fused, "false: the fitness trainers have no fused optimizer", self.fused
+        )
+        check_field("keep_weights", isinstance(self.keep_weights, bool), "true or false", self.keep_weights)
+
+    init_seeds: tuple[int, ...] = (0,)
+    # What a mask's fitness is a property of (``fitness.FITNESS_MODES``): "topology", its isomorphism class,
+    # trained from every init seed; "ticket", the mask itself under one fixed init θ₀ (``init_seeds[0]``).
+    mode: str = "topology"
+    # Successive halving inside a generation (``search.halving_rungs``): every new class of the children is
+    # trained for steps·η^-(rungs-1), the best 1/η by non-dominated rank go on to η times the budget, ... up
+    # to ``steps``. η = 6 with 2 rungs: the demo's hypervolume (0.998×) at 37.5% of the steps (benchmarks/search.py).
+    successive_halving: bool = False
+    halving_rate: int = 6  # η
+    halving_rungs: int = 2
+    # Return each mask's network trained from ``init_seeds[0]`` with its objectives (``trained.pack_weights``),
+    # which the search stores with the class: the magnitude mutation reads it. The search sets this itself
+    # when ``[ga] mutations`` names "magnitude"; it changes no objective.
+    keep_weights: bool = False
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str = ""  # empty: a local Ray (or $RAY_ADDRESS)
+    cpus_per_eval: float = 1.0
+    # GPUs each evaluator holds (0.25: four share one). 0 keeps evaluators on CPUs: Ray hides the GPUs from an
+    # actor that asks for none (CUDA_VISIBLE_DEVICES=""), and fitness then trains on the CPU.
+    gpus_per_eval: float = 0.0
+    num_evaluators: int = 0  # 0: one per available CPU (and GPU share, with gpus_per_eval)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str = "search"
+    dataset: str = "mnist1d"
+    model: str = "mlp:40-100-100-10"
+    mode: str = "forward"
+    seed: int = 0
+    evaluator: str = "ray"  # ray: a pool of Ray actors (local Ray or a cluster); local: in this process
+    workspace: str = "workspace"
+    data_dir: str = ""
+    seeding: SeedingConfig = field(default_factory=SeedingConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass(frozen=True)
+class IMPSettings:
+    """The ``[imp]`` section: one trajectory per init seed, each training ``rounds + 1`` masks (the dense
+    one, then each pruned one): every round prunes ``rate`` of each layer's remaining weights by |θ| (the
+    output layer at ``output_rate``; ``global``: ``rate`` of all by one threshold) and rewinds to the init
+    (``rewind_step = 0``) or to the weights after ``rewind_step`` dense steps (Frankle & Carbin; Frankle et
+    al. 2020). The output layer is the last prunable layer: an MLP's last, a convnet's last fully connected
+    layer (its classifier's logits, as Frankle & Carbin's Conv-2/4/6 prune their output layer at 10%)."""
+
+    init_seeds: tuple[int, ...] = (0,)
+    rounds: int = 10
+    rate: float = 0.2
+    output_rate: float = 0.1
+    scope: str = "layerwise"
+    rewind_step: int = 0
+    # The convolutions' rate when layerwise (0: ``rate``): Frankle & Carbin prune Conv-2/4/6's convolutions
+    # at 10% per round and their fully connected layers at 20%.
+    conv_rate: float = 0.0
+
+    def round_plan(self, model: Any) -> list[dict[str, int] | int]:
+        """Kept counts after rounds 1..R for ``model`` (``pruning.imp_round_plan`` with these settings)."""
+        from lotterysearch.pruning.pruners import imp_round_plan
+
+        return imp_round_plan(
+            model,
+            self.rounds,
+            rate=self.rate,
+            output_rate=self.output_rate,
+            scope=self.scope,
+            conv_rate=self.conv_rate or None,
+        )
+
+
+@dataclass(frozen=True)
+class IMPConfig:
+    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
+    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
+    ``eval_every`` for the early-stopping iteration)."""
+
+    kind: str = "imp"
+    name: str = "imp"
+    dataset: str = "mnist1d"
+    model: str = "mlp:40-100-100-10"
+    mode: str = "forward"
+    seed: int = 0  # the validation split
+    evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
+    workspace: str = "workspace"
+    data_dir: str = ""
+    imp: IMPSettings = field(default_factory=IMPSettings)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+# Fields that say where a search runs, not what it computes: left out of the hash.
+_PLACEMENT = {"workspace", "data_dir", "ray", "evaluator"}
+EVALUATORS = ("ray", "local")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}[typing.get_args(tp)[0]]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[tp]
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, str, bool or tuple[...] of them)."""
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"field '{path}' must be {_type_name(tp)}, got {value!r}")
+        return tuple(_coerce(path, v, typing.get_args(tp)[0]) for v in value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, int | float) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ConfigError(f"field '{path}' must be {_type_name(tp)}, got {value!r}")
+    return float(value) if tp is float else value
+
+
+def build_config(cls: type, table: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            where = f"section [{prefix.rstrip('.')}]" if prefix else "the top level"
+            raise ConfigError(f"unknown field '{prefix}{key}' in {where} (allowed: {', '.join(names)})")
+    kwargs = {}
+    for name in names:
+        if name not in table:
+            continue
+        tp, value = hints[name], table[name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"field '{prefix}{name}' must be a [{name}] section")
+            kwargs[name] = build_config(tp, value, f"{prefix}{name}.")
+        else:
+            if isinstance(tp, types.UnionType):  # not used yet; keep the loader honest
+                raise ConfigError(f"field '{prefix}{name}' has an unsupported type")
+            kwargs[name] = _coerce(prefix + name, value, tp)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a self-checking section (``TrainingConfig``)
+        raise _in_section(e, prefix) from None
+
+
+def check_one_of(path: str, value: str, allowed: typing.Iterable[str]) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ConfigError(f"field '{path}' must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"field '{path}' must be {requirement}, got {value!r}")
+
+
+def validate(cfg: SearchConfig) -> SearchConfig:
+    """Check values against what the registries know; the first problem found raises ``ConfigError``."""
+    from lotterysearch.evolution.operators import CROSSOVERS, MUTATIONS, WEIGHTED_MUTATIONS
+    from lotterysearch.pruning.pruners import SCORERS
+    from lotterysearch.training.fitness import FITNESS_MODES
+
+    _check_run_fields(cfg)
+    s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
+    check_one_of("seeding.pruner", s.pruner, SCORERS)
+    check_field(
+        "seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds)
+    )
+    check_field(
+        "seeding.compressions",
+        len(s.compressions) >= 1 and min(s.compressions) >= 1,
+        "a non-empty list of numbers >= 1",
+        list(s.compressions),
+    )
+    check_field("seeding.random_share", 0 <= s.random_share < 1, "in [0, 1)", s.random_share)
+    check_field("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
+    check_field("ga.population", g.population >= 2, "an integer >= 2", g.population)
+    n_random = round(s.random_share * g.population)
+    need = len(s.init_seeds) * len(s.compressions)
+    check_field(
+        "ga.population",
+        g.population - n_random >= need,
+        f"at least {need} SynFlow seeds + {n_random} random controls",
+        g.population,
+    )
+    check_field("ga.generations", g.generations >= 0, "an integer >= 0", g.generations)
+    check_field("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
+    check_field("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
+    check_field("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
+    short = [name.removesuffix("_crossover") for name in CROSSOVERS]
+    for op in g.crossovers:
+        check_one_of("ga.crossovers", op, short)
+    short = [name.removesuffix("_mutation") for name in MUTATIONS]
+    for op in g.mutations:
+        check_one_of("ga.mutations", op, short)
+    check_one_of("ga.mode", g.mode, GA_MODES)
+    weighted = [m for m in g.mutations if f"{m}_mutation" in WEIGHTED_MUTATIONS]
+    if g.mode == "steady_state" and weighted:
+        raise ConfigError(
+            f"field 'ga.mutations': {weighted[0]} reads the parents' trained weights, which the steady_state"
+            ' workers that breed do not hold; drop it or set ga.mode = "generational"'
+        )
+    if g.mode == "steady_state" and f.successive_halving:
+        raise ConfigError(
+            "field 'ga.mode': steady_state does not do successive halving; set"
+            ' fitness.successive_halving = false or ga.mode = "generational"'
+        )
+    check_field(
+        "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
+    )
+    check_one_of("fitness.mode", f.mode, FITNESS_MODES)
+    if f.mode == "ticket":
+        check_field(
+            "fitness.init_seeds",
+            len(f.init_seeds) == 1,
+            "one init seed θ₀ in ticket mode (a ticket is a mask of one initialization)",
+            list(f.init_seeds),
+        )
+        check_field(
+            "ga.align",
+            not g.align,
+            "false in ticket mode (aligning relabels hidden neurons, which gives a mask other initial weights "
+            "under θ₀)",
+            g.align,
+        )
+    check_field("fitness.halving_rate", f.halving_rate >= 2, "an integer >= 2", f.halving_rate)
+    check_field("fitness.halving_rungs", f.halving_rungs >= 1, "an integer >= 1", f.halving_rungs)
+    if f.successive_halving:
+        check_field(
+            "fitness.steps",
+            f.steps >= f.halving_rate ** (f.halving_rungs - 1),
+            f"at least halving_rate^(halving_rungs-1) = {f.halving_rate ** (f.halving_rungs - 1)} with"
+            " successive halving (every rung needs a step)",
+            f.steps,
+        )
+    _check_ray(r)
+    return cfg
+
+
+def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
+    """The top-level fields a search and an IMP run share: registries, the model spec, the run name."""
+    from lotterysearch.core.data import DATASETS
+    from lotterysearch.core.masks import MODES
+    from lotterysearch.core.models import build_model
+
+    check_one_of("dataset", cfg.dataset, DATASETS)
+    check_one_of("mode", cfg.mode, MODES)
+    check_one_of("evaluator", cfg.evaluator, EVALUATORS)
+    try:
+        build_model(cfg.model, 0)
+    except LotterySearchError as e:
+        raise ConfigError(f"field 'model': {e}") from None
+    check_field(
+        "name",
+        bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
+        "letters, digits, - _ .",
+        cfg.name,
+    )
+
+
+def _check_ray(r: RayConfig) -> None:
+    check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
+    check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
+    check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
+
+
+def validate_imp(cfg: IMPConfig) -> IMPConfig:
+    """Check an IMP config; the first problem found raises a one-line ``ConfigError``. The pruning schedule
+    is worked out here (``pruning.imp_round_plan``), so rounds that would empty a layer fail before any run."""
+    from lotterysearch.core.models import build_model, is_mlp
+    from lotterysearch.errors import PruningError
+    from lotterysearch.pruning.pruners import SCOPES
+
+    check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
+    _check_run_fields(cfg)
+    i, t = cfg.imp, cfg.training
+    seeds = list(i.init_seeds)
+    check_field(
+        "imp.init_seeds",
+        len(seeds) >= 1 and len(set(seeds)) == len(seeds),
+        "a non-empty list of distinct integers (one trajectory each)",
+        seeds,
+    )
+    check_field("imp.rounds", i.rounds >= 0, "an integer >= 0", i.rounds)
+    check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
+    check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
+    check_field("imp.conv_rate", 0 <= i.conv_rate < 1, "in [0, 1) (0: imp.rate)", i.conv_rate)
+    check_one_of("imp.scope", i.scope, SCOPES)
+    check_field(
+        "imp.rewind_step",
+        0 <= i.rewind_step < t.steps,
+        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
+        i.rewind_step,
+    )
+    if i.rewind_step:
+        check_field(
+            "training.eval_every",
+            t.eval_every <= t.steps - i.rewind_step,
+            f"at most training.steps - imp.rewind_step ({t.steps - i.rewind_step}): the steps of a round",
+            t.eval_every,
+        )
+    _check_ray(cfg.ray)
+    try:
+        model = build_model(cfg.model, 0)
+        if i.conv_rate and is_mlp(cfg.model):
+            raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
+        i.round_plan(model)
+    except PruningError as e:
+        raise ConfigError(f"[imp] {e}") from None
+    return cfg
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML table of a config text; invalid TOML is a one-line ``ConfigError`` naming ``source``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source} is not valid TOML: {e}") from None
+
+
+def read_config_file(path: str | Path) -> str:
+    """The text of a config file; a missing or unreadable file is a one-line ``ConfigError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
+
+
+def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+    table = parse_toml(text, source)
+    if table.get("kind") == "imp":
+        raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
+    return validate(build_config(SearchConfig, table, ""))
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    return parse_config(read_config_file(path), str(path))
+
+
+def parse_imp_config(text: str, source: str = "<config>") -> IMPConfig:
+    """An IMP config from TOML text: it must say ``kind = "imp"`` (a file without it is a search's)."""
+    table = parse_toml(text, source)
+    if "kind" not in table:
+        raise ConfigError(
+            f'{source} is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
+        )
+    return validate_imp(build_config(IMPConfig, table, ""))
+
+
+def load_imp_config(path: str | Path) -> IMPConfig:
+    return parse_imp_config(read_config_file(path), str(path))
+
+
+def config_kind(config_json: str) -> str:
+    """The kind of a stored run from its config JSON: ``imp``, or ``search`` (whose config has no kind)."""
+    return json.loads(config_json).get("kind", "search")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists), the JSON form stored with a run."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def to_toml(cfg: SearchConfig | IMPConfig) -> str:
+    """A TOML text that ``parse_config`` (``parse_imp_config``) reads back to ``cfg`` (stored with every run)."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        return json.dumps(v)
+
+    d = to_dict(cfg)
+    top = [f"{k} = {scalar(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    sections = [
+        f"\n[{k}]\n" + "\n".join(f"{kk} = {scalar(vv)}" for kk, vv in v.items())
+        for k, v in d.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n" + "\n".join(sections) + "\n"
+
+
+def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v, dv = getattr(cfg, f.name), getattr(default, f.name)
+        if dataclasses.is_dataclass(v):
+            sub = _non_default(v, dv)
+            if sub:
+                out[f.name] = sub
+        elif v != dv:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_hash(cfg: SearchConfig | IMPConfig) -> str:
+    """sha256 of the non-default fields that define what a run computes (OpenLTH's run naming). An IMP
+    config's kind is always hashed, so it never shares a name with a search."""
+    fields = {k: v for k, v in _non_default(cfg, type(cfg)()).items() if k not in _PLACEMENT}
+    if isinstance(cfg, IMPConfig):
+        fields["kind"] = cfg.kind
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

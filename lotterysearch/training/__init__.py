@@ -1,0 +1,1 @@
+"""Training a masked network: one run under a protocol, K networks at once, compaction, fitness."""
