@@ -32,7 +32,7 @@ import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section
 from experiments.lth import train_mask
 from lotterysearch.core.data import load_dataset
-from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.execution import backend
 from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.stats import markdown_table, mean_std, pm
 
@@ -123,8 +123,7 @@ def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:
                 seeds = [i for i in everyone if i.generation == 0]
                 if jobs is None:
                     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-                    runner = LocalJobs if s.evaluator == "local" else RayJobs
-                    jobs = runner(retrain, data)
+                    jobs = backend.jobs(retrain, data, local=backend.runs_locally(s.evaluator))
                 training, model, mode = cfg.fitness.training(), cfg.model, cfg.mode
                 row: dict[str, Any] = {
                     "operators": operators,

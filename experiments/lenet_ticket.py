@@ -42,7 +42,8 @@ from experiments.ticket_match import overlap
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model
-from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.execution import backend
+from lotterysearch.execution.jobs import Jobs
 from lotterysearch.pruning.pruners import imp, imp_plan, prune
 from lotterysearch.settings import (
     FitnessConfig,
@@ -233,9 +234,9 @@ def _job(data: Dataset, kind: str, *args: Any) -> Any:
     return JOBS[kind](data, *args)
 
 
-def _jobs(s: LeNetTicketSettings, data: Dataset) -> LocalJobs | RayJobs:
+def _jobs(s: LeNetTicketSettings, data: Dataset) -> Jobs:
     """Where the section's trainings run: in process, or on Ray (``s.evaluator``)."""
-    return LocalJobs(_job, data) if s.evaluator == "local" else RayJobs(_job, data)
+    return backend.jobs(_job, data, local=backend.runs_locally(s.evaluator))
 
 
 def _search(

@@ -26,7 +26,8 @@ from experiments.common import ROOT, Context, Rendered, Section, difference, dif
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model
-from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.execution import backend
+from lotterysearch.execution.jobs import Jobs
 from lotterysearch.runs.stability import compare_masks
 from lotterysearch.settings import IMPConfig, TrainingConfig, config_hash, load_imp_config
 from lotterysearch.stats import markdown_table, mean_std, pm
@@ -79,8 +80,8 @@ def _point(result: Mapping[str, Any], density: float, seed: int) -> dict[str, An
     }
 
 
-def _jobs(data: Dataset, evaluator: str):  # noqa: ANN202 - jobs.Jobs
-    return LocalJobs(train_mask, data) if evaluator == "local" else RayJobs(train_mask, data)
+def _jobs(data: Dataset, evaluator: str) -> Jobs:
+    return backend.jobs(train_mask, data, local=backend.runs_locally(evaluator))
 
 
 def run(ctx: Context) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from lotterysearch.evolution.operators import (
     neuron_grow_mutation,
     neuron_prune_mutation,
 )
-from lotterysearch.execution.jobs import LocalJobs, RayJobs
+from lotterysearch.execution import backend
 from lotterysearch.settings import TrainingConfig
 from lotterysearch.stats import markdown_table
 
@@ -134,7 +134,7 @@ def measure(s: ProxySettings, ctx: Context) -> dict[str, Any]:
     masks = mask_set(s)
     seeds = (*s.proxy_seeds, *s.confirm_seeds)
     ctx.progress(f"[proxy] {len(masks)} masks x {len(seeds)} seeds x {s.training.steps} steps")
-    jobs = LocalJobs(train_mask, data) if s.evaluator == "local" else RayJobs(train_mask, data)
+    jobs = backend.jobs(train_mask, data, local=backend.runs_locally(s.evaluator))
     for i, m in enumerate(masks):
         for seed in seeds:
             jobs.submit((i, seed), s.model, seed, m["mask"].pack(), m["mask"].shapes, s.training, "forward")

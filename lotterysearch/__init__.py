@@ -22,7 +22,7 @@ _API = {
     "TrainingConfig": "lotterysearch.settings",
     "FitnessConfig": "lotterysearch.settings",
     "SearchConfig": "lotterysearch.settings",
-    "load_config": "lotterysearch.settings",
+    "load_config": "lotterysearch.api",
     "Individual": "lotterysearch.storage.store",
     "Run": "lotterysearch.api",
     "search": "lotterysearch.api",

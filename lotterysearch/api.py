@@ -21,27 +21,27 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
+from lotterysearch import settings
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
-from lotterysearch.errors import ConfigError, StoreError
+from lotterysearch.errors import ConfigError, LotterySearchError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
 from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.evolution.steady_state import SteadyStateLoop
-from lotterysearch.execution.evaluators import EvalResult, RayEvaluator
+from lotterysearch.execution.evaluators import EvalResult
 from lotterysearch.execution.jobs import Jobs
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
-from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs
+from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
 from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
     TrainingConfig,
     config_hash,
     config_kind,
-    load_config,
-    load_imp_config,
     parse_config,
     parse_imp_config,
     to_dict,
@@ -51,6 +51,29 @@ from lotterysearch.storage.store import GenerationRecord, IMPRoundRecord, Indivi
 
 Progress = Callable[[GenerationReport], None]
 IMPProgress = Callable[[IMPRoundReport], None]
+RunConfig = TypeVar("RunConfig", SearchConfig, IMPConfig)
+
+
+def check_run(cfg: RunConfig) -> RunConfig:
+    """What a run's settings need of its model, checked before anything is written: the settings module
+    checks fields and names alone; here the model spec must build, and an IMP schedule must empty no layer."""
+    try:
+        build_model(cfg.model, 0)
+    except LotterySearchError as e:
+        raise ConfigError(f"field 'model': {e}") from None
+    if isinstance(cfg, IMPConfig):
+        round_plan(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> SearchConfig:
+    """A search's settings from a TOML file, checked through (``settings.load_config``, then ``check_run``)."""
+    return check_run(settings.load_config(path))
+
+
+def load_imp_config(path: str | Path) -> IMPConfig:
+    """An IMP run's settings from a TOML file with ``kind = "imp"``, checked through."""
+    return check_run(settings.load_imp_config(path))
 
 
 class Run:
@@ -238,12 +261,11 @@ def create_run(
     """A new run of ``config`` (a ``SearchConfig`` or a TOML file) in ``workspace`` (default: the config's),
     not yet started. What can fail is checked before anything is written: the data, the model's input width
     and, for Ray, the cluster address."""
-    cfg = config if isinstance(config, SearchConfig) else load_config(config)
+    cfg = check_run(config) if isinstance(config, SearchConfig) else load_config(config)
     problem = MaskProblem(cfg)
     problem.data  # noqa: B018 - loads and checks the data now
     evaluator = problem.evaluator(local=local, address=address)
-    if isinstance(evaluator, RayEvaluator):
-        evaluator.connect()
+    evaluator.connect()
     store = Store.open(workspace or cfg.workspace, create=True)
     run = Run(store, _record_run(store, cfg, problem.shapes), local=local, address=address)
     run.problem = problem  # the data is loaded already
@@ -303,7 +325,7 @@ def create_imp_run(
     """A new IMP run of ``config`` (an ``IMPConfig`` or a TOML file with ``kind = "imp"``) in ``workspace``
     (default: the config's), not yet started. The data, the model's input width and, for Ray, the cluster
     address are checked before anything is written."""
-    cfg = config if isinstance(config, IMPConfig) else load_imp_config(config)
+    cfg = check_run(config) if isinstance(config, IMPConfig) else load_imp_config(config)
     data = imp_data(cfg)
     jobs = imp_jobs(cfg, data, local=local, address=address)
     try:

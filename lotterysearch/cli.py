@@ -129,14 +129,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
-    from lotterysearch.settings import load_config
     from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     local = True if args.local else None
     if args.resume:
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
-        workspace = workspace or (load_config(args.config).workspace if args.config else "workspace")
+        workspace = workspace or (api.load_config(args.config).workspace if args.config else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
         if run.kind == "imp":
             run.close()
@@ -148,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     else:
         if not args.config:
             raise ConfigError("search needs a CONFIG file (or --resume RUN)")
-        cfg = load_config(args.config)
+        cfg = api.load_config(args.config)
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
         run = api.create_run(cfg, workspace, local=local, address=address)
         print(
@@ -239,13 +238,12 @@ def cmd_imp(args: argparse.Namespace) -> None:
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
-    from lotterysearch.settings import load_imp_config
     from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     local = True if args.local else None
     if args.resume:
-        cfg = load_imp_config(args.config) if args.config else None
+        cfg = api.load_imp_config(args.config) if args.config else None
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
         workspace = workspace or (cfg.workspace if cfg is not None else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
@@ -270,7 +268,7 @@ def cmd_imp(args: argparse.Namespace) -> None:
     else:
         if not args.config:
             raise ConfigError("imp needs a CONFIG file (or --resume RUN)")
-        cfg = load_imp_config(args.config)
+        cfg = api.load_imp_config(args.config)
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
         run = api.create_imp_run(cfg, workspace, local=local, address=address)
         i, t = cfg.imp, cfg.training

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,30 @@ class GAConfig:
     mode: str = "generational"  # or "steady_state": no generation barrier (``steady_state``)
 
 
+# Option names, here with the settings that name them; each registry of code keyed by one of these has
+# exactly these keys (asserted where the registry is defined), so a config is checked without importing it.
 GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
-OPTIMIZERS = ("adam", "sgd")  # the trainers' registry (``training.OPTIMIZERS``) has these keys
+OPTIMIZERS = ("adam", "sgd")  # ``trainer.OPTIMIZERS``
+DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10")  # ``data.DATASETS``
+MODES = ("forward", "gradient", "straight_through")  # the masking modes of ``masks``
+FITNESS_MODES = ("topology", "ticket")  # what a mask's fitness is a property of (``fitness.fitness_key``)
+SCORERS = ("synflow", "snip", "magnitude", "random")  # ``pruners.SCORERS``
+PRUNERS = (*SCORERS, "imp")  # what ``prune`` takes: a scorer, or IMP
+SCOPES = ("global", "layerwise")  # one threshold for all layers, or one per layer
+ROUNDINGS = ("round", "reference")  # how a layer's kept count is rounded (``pruners.layer_counts``)
+CROSSOVERS = ("layer_crossover", "layer_density_crossover", "neuron_crossover")  # ``operators.CROSSOVERS``
+MUTATIONS = (  # ``operators.MUTATIONS``
+    "move_mutation",
+    "grow_prune_mutation",
+    "grow_mutation",
+    "prune_mutation",
+    "layer_density_mutation",
+    "neuron_grow_mutation",
+    "neuron_prune_mutation",
+    "magnitude_mutation",
+    "magnitude_prune_mutation",
+)
+WEIGHTED_MUTATIONS = frozenset({"magnitude_mutation", "magnitude_prune_mutation"})  # read trained weights
 
 
 def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
@@ -189,19 +211,6 @@ class IMPSettings:
     # at 10% per round and their fully connected layers at 20%.
     conv_rate: float = 0.0
 
-    def round_plan(self, model: Any) -> list[dict[str, int] | int]:
-        """Kept counts after rounds 1..R for ``model`` (``pruning.imp_round_plan`` with these settings)."""
-        from lotterysearch.pruning.pruners import imp_round_plan
-
-        return imp_round_plan(
-            model,
-            self.rounds,
-            rate=self.rate,
-            output_rate=self.output_rate,
-            scope=self.scope,
-            conv_rate=self.conv_rate or None,
-        )
-
 
 @dataclass(frozen=True)
 class IMPConfig:
@@ -289,11 +298,8 @@ def check_field(path: str, ok: bool, requirement: str, value: Any) -> None:
 
 
 def validate(cfg: SearchConfig) -> SearchConfig:
-    """Check values against what the registries know; the first problem found raises ``ConfigError``."""
-    from lotterysearch.evolution.operators import CROSSOVERS, MUTATIONS, WEIGHTED_MUTATIONS
-    from lotterysearch.pruning.pruners import SCORERS
-    from lotterysearch.training.fitness import FITNESS_MODES
-
+    """Check values against the option names; the first problem found raises ``ConfigError``. What needs
+    the model itself (its spec, IMP's schedule) is checked by ``api.check_run``."""
     _check_run_fields(cfg)
     s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
     check_one_of("seeding.pruner", s.pruner, SCORERS)
@@ -372,18 +378,11 @@ def validate(cfg: SearchConfig) -> SearchConfig:
 
 
 def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
-    """The top-level fields a search and an IMP run share: registries, the model spec, the run name."""
-    from lotterysearch.core.data import DATASETS
-    from lotterysearch.core.masks import MODES
-    from lotterysearch.core.models import build_model
-
+    """The top-level fields a search and an IMP run share: option names and the run name."""
     check_one_of("dataset", cfg.dataset, DATASETS)
     check_one_of("mode", cfg.mode, MODES)
     check_one_of("evaluator", cfg.evaluator, EVALUATORS)
-    try:
-        build_model(cfg.model, 0)
-    except LotterySearchError as e:
-        raise ConfigError(f"field 'model': {e}") from None
+    check_field("model", bool(cfg.model), "a model spec", cfg.model)
     check_field(
         "name",
         bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
@@ -399,12 +398,8 @@ def _check_ray(r: RayConfig) -> None:
 
 
 def validate_imp(cfg: IMPConfig) -> IMPConfig:
-    """Check an IMP config; the first problem found raises a one-line ``ConfigError``. The pruning schedule
-    is worked out here (``pruning.imp_round_plan``), so rounds that would empty a layer fail before any run."""
-    from lotterysearch.core.models import build_model, is_mlp
-    from lotterysearch.errors import PruningError
-    from lotterysearch.pruning.pruners import SCOPES
-
+    """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
+    schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
     check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
     _check_run_fields(cfg)
     i, t = cfg.imp, cfg.training
@@ -434,13 +429,6 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
             t.eval_every,
         )
     _check_ray(cfg.ray)
-    try:
-        model = build_model(cfg.model, 0)
-        if i.conv_rate and is_mlp(cfg.model):
-            raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
-        i.round_plan(model)
-    except PruningError as e:
-        raise ConfigError(f"[imp] {e}") from None
     return cfg
 
 

@@ -6,18 +6,23 @@ from pathlib import Path
 
 import pytest
 
+from lotterysearch.api import check_run, load_config, load_imp_config
 from lotterysearch.errors import ConfigError
 from lotterysearch.settings import (
     FitnessConfig,
     SearchConfig,
     TrainingConfig,
     config_hash,
-    load_config,
-    load_imp_config,
-    parse_config,
     parse_imp_config,
     to_toml,
 )
+from lotterysearch.settings import parse_config as parse_fields
+
+
+def parse_config(text: str) -> SearchConfig:
+    """A search config from TOML text, checked through as ``lotterysearch search`` checks it."""
+    return check_run(parse_fields(text))
+
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.toml"))
 

@@ -15,7 +15,8 @@ from lotterysearch import api
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model
 from lotterysearch.evolution.problem import MaskProblem
-from lotterysearch.execution.evaluators import LocalEvaluator, RayEvaluator
+from lotterysearch.execution.cluster import RayEvaluator
+from lotterysearch.execution.evaluators import LocalEvaluator
 from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import FitnessConfig
 

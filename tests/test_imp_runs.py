@@ -23,7 +23,8 @@ from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evolution import pareto
-from lotterysearch.execution.jobs import RayJobs, on_one_thread
+from lotterysearch.execution.cluster import RayJobs
+from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning.pruners import imp, imp_plan
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.imp import IMPRoundReport, round_plan

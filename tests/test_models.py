@@ -171,9 +171,9 @@ def test_imp_runs_and_searches_take_convnets() -> None:
     takes a convnet too (its class keys treat channels as units)."""
     from dataclasses import replace
 
+    from lotterysearch.api import check_run
     from lotterysearch.settings import IMPConfig, SearchConfig, validate, validate_imp
 
-    assert (
-        validate_imp(replace(IMPConfig(), model="cnn1d:40:25k5-25-25:10")).model == "cnn1d:40:25k5-25-25:10"
-    )
-    assert validate(replace(SearchConfig(), model="cnn1d:40:25k5-25-25:10")).model == "cnn1d:40:25k5-25-25:10"
+    spec = "cnn1d:40:25k5-25-25:10"
+    assert check_run(validate_imp(replace(IMPConfig(), model=spec))).model == spec
+    assert check_run(validate(replace(SearchConfig(), model=spec))).model == spec

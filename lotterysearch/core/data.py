@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lotterysearch import settings
+from lotterysearch.core.models import parse_spec, shape_text
 from lotterysearch.errors import ConfigError, DataError
 
 
@@ -61,8 +63,6 @@ class Dataset:
         """The model of ``spec`` (its first layer taking ``width`` features) must read this dataset and
         predict its classes: a convnet needs the data's sample shape (``HxWxC``, ``L``), every model the
         data's width and one output per class. Otherwise a one-line ``ConfigError`` naming both."""
-        from lotterysearch.core.models import parse_spec, shape_text
-
         arch = parse_spec(spec)
         wants = arch.input_shape
         if len(wants) > 1 and wants != self.shape:
@@ -394,6 +394,7 @@ DATASETS: dict[str, Callable[[int, str | Path | None], Dataset]] = {
     "synthetic": _load_synthetic,
     "cifar10": _load_cifar10,
 }
+assert tuple(DATASETS) == settings.DATASETS, "settings.DATASETS names the loaders"
 
 
 def load_dataset(name: str, seed: int = 0, *, data_dir: str | Path | None = None) -> Dataset:

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from lotterysearch.core.models import prunable_layers, weight_names
 from lotterysearch.errors import MaskError
+from lotterysearch.settings import MODES
 
-MODES = ("forward", "gradient", "straight_through")
 _ORDER_KEY = "__layer_order__"
 
 
@@ -56,8 +57,6 @@ def masked_call(model: nn.Module, mask: Mask | None, x: torch.Tensor, mode: str 
     """Run ``model`` on ``x`` with every prunable weight replaced by ``apply_mask(W, M, mode)``."""
     if mask is None:
         return model(x)
-    from lotterysearch.core.models import prunable_layers, weight_names
-
     layers = prunable_layers(model)
     names = weight_names(model)
     params = {
@@ -87,8 +86,6 @@ class Mask:
     @classmethod
     def ones(cls, model: nn.Module) -> Mask:
         """The dense mask of ``model``."""
-        from lotterysearch.core.models import prunable_layers
-
         return cls(
             {
                 n: torch.ones_like(layer.weight, dtype=torch.bool)
@@ -198,8 +195,6 @@ class Mask:
     # ---- validation ---------------------------------------------------------------------------
     def check_fits(self, model: nn.Module) -> Mask:
         """Raise ``MaskError`` unless the layer names and shapes equal the model's prunable weights."""
-        from lotterysearch.core.models import prunable_layers
-
         expected = {n: tuple(layer.weight.shape) for n, layer in prunable_layers(model).items()}
         if list(expected) != self.names:
             raise MaskError(

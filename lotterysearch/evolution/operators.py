@@ -21,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lotterysearch import settings
 from lotterysearch.core.alignment import align, alignment, check_units, permute_arrays, unit_blocks
 from lotterysearch.core.masks import Mask, chain_arrays, check_same_shapes, mask_from_arrays
 from lotterysearch.errors import ConfigError, MaskError
+from lotterysearch.settings import WEIGHTED_MUTATIONS  # these also take the parent's trained weights
 
 
 def _check_probability(value: float, what: str) -> float:
@@ -332,8 +334,6 @@ CROSSOVERS: dict[str, Callable[[Mask, Mask, np.random.Generator, VariationConfig
     "layer_density_crossover": lambda a, b, rng, cfg: layer_density_crossover(a, b, rng),
     "neuron_crossover": lambda a, b, rng, cfg: neuron_crossover(a, b, rng, p=cfg.neuron_swap_prob),
 }
-# these also take the parent's trained weights (``vary``'s ``trained``)
-WEIGHTED_MUTATIONS = frozenset({"magnitude_mutation", "magnitude_prune_mutation"})
 MUTATIONS: dict[str, Callable[..., Mask]] = {
     "move_mutation": move_mutation,
     "grow_prune_mutation": grow_prune_mutation,
@@ -345,6 +345,8 @@ MUTATIONS: dict[str, Callable[..., Mask]] = {
     "magnitude_mutation": magnitude_mutation,
     "magnitude_prune_mutation": magnitude_prune_mutation,
 }
+assert tuple(CROSSOVERS) == settings.CROSSOVERS, "settings.CROSSOVERS names the crossovers"
+assert tuple(MUTATIONS) == settings.MUTATIONS, "settings.MUTATIONS names the mutations"
 
 
 def _operators(names: Sequence[str], known: dict, suffix: str, field: str) -> tuple[str, ...]:

@@ -17,7 +17,8 @@ from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, chain_arrays, layerwise_shuffle
 from lotterysearch.core.models import build_model, input_width
 from lotterysearch.evolution import operators
-from lotterysearch.execution.evaluators import Evaluator, LocalEvaluator, RayEvaluator
+from lotterysearch.execution import backend
+from lotterysearch.execution.evaluators import Evaluator
 from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import SearchConfig
 
@@ -60,13 +61,12 @@ class MaskProblem:
         Ray at ``address``, else ``[ray] address``, else a local Ray."""
         cfg = self.cfg
         fitness = dataclasses.replace(cfg.fitness, keep_weights=True) if self.keeps_weights else cfg.fitness
-        if local if local is not None else cfg.evaluator == "local":
-            return LocalEvaluator(self.data, cfg.model, fitness, cfg.mode)
-        return RayEvaluator(
+        return backend.evaluator(
             self.data,
             cfg.model,
             fitness,
             cfg.mode,
+            local=backend.runs_locally(cfg.evaluator, local),
             address=address or cfg.ray.address or None,
             ray=cfg.ray,
         )

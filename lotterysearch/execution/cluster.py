@@ -18,7 +18,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,18 @@ from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask, check_mode
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.evolution import operators
 from lotterysearch.evolution.operators import VariationConfig
-from lotterysearch.execution.evaluators import BreedJob, BreedResult, EvalResult, breed_batch, breed_result
-from lotterysearch.settings import FitnessConfig
+from lotterysearch.execution.evaluators import (
+    BreedJob,
+    BreedResult,
+    EvalResult,
+    Job,
+    breed_batch,
+    breed_result,
+)
+from lotterysearch.execution.jobs import on_one_thread
+from lotterysearch.settings import FitnessConfig, RayConfig
 from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
@@ -803,3 +812,117 @@ def _task_failure(e: RayTaskError, what: str) -> LotterySearchError:
         return cause
     name = type(cause).__name__ if cause is not None else "error"
     return EvaluationError(f"{what}: {name}: {_first_line(cause) if cause is not None else _first_line(e)}")
+
+
+class RayEvaluator:
+    """The Ray actor pool, joined lazily: a local Ray, or the cluster at ``address`` (see ``cluster.connect``)."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        model_spec: str,
+        fitness: FitnessConfig,
+        mode: str = "forward",
+        *,
+        address: str | None = None,
+        ray: RayConfig | None = None,
+    ) -> None:
+        self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
+        self.address, self.ray = address, ray or RayConfig()
+        self._pool: EvaluatorPool | None = None
+
+    def connect(self) -> dict[str, Any]:
+        """Join the cluster now (a wrong address fails here with one line); returns its summary."""
+        return connect(self.address)
+
+    @property
+    def pool(self) -> EvaluatorPool:
+        if self._pool is None:
+            self.connect()
+            r = self.ray
+            self._pool = EvaluatorPool(
+                self.data,
+                self.model_spec,
+                self.fitness,
+                mode=self.mode,
+                num_evaluators=r.num_evaluators or None,
+                cpus_per_eval=r.cpus_per_eval,
+                gpus_per_eval=r.gpus_per_eval,
+            )
+        return self._pool
+
+    def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
+        for group in self.evaluate_ready(jobs, steps):
+            yield from group
+
+    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
+        jobs = list(jobs)
+        if not jobs:
+            return iter(())
+        shapes = jobs[0][1].shapes
+        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps)
+
+    @property
+    def capacity(self) -> int:
+        """Jobs that keep every evaluator of the pool busy (``EvaluatorPool.capacity``)."""
+        return self.pool.capacity
+
+    def class_keys(self, masks: Sequence[Mask]) -> list[str]:
+        if not masks:
+            return []
+        return self.pool.class_keys([m.pack() for m in masks], masks[0].shapes)
+
+    def publish(self, keys: Iterable[str]) -> None:
+        self.pool.publish(keys)
+
+    def breed(
+        self, jobs: deque[BreedJob], variation: operators.VariationConfig
+    ) -> Iterator[list[BreedResult]]:
+        return self.pool.breed(jobs, variation)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _remote_call(fn: Callable[..., Any], arrays: list[Any], *args: Any) -> Any:
+    return on_one_thread(fn, dataset_from_arrays(ray.get(arrays[0])), *args)
+
+
+class RayJobs:
+    """Jobs as Ray tasks (one CPU each, retried when a worker dies) on the cluster at ``address`` (see
+    ``cluster.connect``); the dataset is put once and fetched by each task."""
+
+    def __init__(
+        self, fn: Callable[..., Any], data: Dataset, *, address: str | None = None, max_retries: int = 3
+    ) -> None:
+        connect(address)
+        self.fn = fn
+        # Every split: unlike fitness, IMP rounds and confirmations read the test accuracy.
+        test = {"x_test": data.x_test.detach().cpu().numpy(), "y_test": data.y_test.detach().cpu().numpy()}
+        self._data = ray.put(dataset_arrays(data) | test)
+        self._task = ray.remote(_remote_call).options(num_cpus=1, max_retries=max_retries)
+        self._running: dict[Any, Hashable] = {}
+
+    def submit(self, key: Hashable, *args: Any) -> None:
+        self._running[self._task.remote(self.fn, [self._data], *args)] = key
+
+    def next_done(self) -> tuple[Hashable, Any]:
+        (ref,), _ = ray.wait(list(self._running), num_returns=1)
+        key = self._running.pop(ref)
+        try:
+            return key, ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, LotterySearchError):
+                raise cause from None
+            raise
+
+    def pending(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        for ref in self._running:
+            ray.cancel(ref, force=True)
+        self._running.clear()

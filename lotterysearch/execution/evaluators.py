@@ -7,10 +7,11 @@ mask runs where the evaluations run, off the driver: class keys (``class_keys``)
 search, whole children (``breed``: variation from a child's own seed, its class key, a check against the
 classes the driver has published, and training only on a miss). Two evaluators implement that:
 
-* ``RayEvaluator``: a pool of Ray actors (``cluster.EvaluatorPool``) on a local Ray or a cluster, the default;
+* ``cluster.RayEvaluator``: a pool of Ray actors (``cluster.EvaluatorPool``) on a local Ray or a cluster,
+  the default;
 * ``LocalEvaluator``: in this process, no Ray, for notebooks, tests and one-core machines.
 
-Both train with one torch thread per evaluation and the same ``fitness.evaluate_masks``, whose result for a
+``backend.evaluator`` picks one. Both train with one torch thread per evaluation and the same ``fitness.evaluate_masks``, whose result for a
 mask does not depend on which other masks share its call, so they give the same objectives bit for bit.
 """
 
@@ -22,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,11 +31,8 @@ import torch
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask
 from lotterysearch.evolution import operators
-from lotterysearch.settings import FitnessConfig, RayConfig
+from lotterysearch.settings import FitnessConfig
 from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
-
-if TYPE_CHECKING:
-    from lotterysearch.execution.cluster import EvaluatorPool
 
 Job = tuple[str, Mask]  # the caller's key (a class key) and the mask to train
 
@@ -85,6 +83,10 @@ class BreedResult:
 
 class Evaluator(Protocol):
     """What the search needs of an evaluator."""
+
+    def connect(self) -> dict[str, Any]:
+        """Join where the evaluations run now, so that a wrong address fails before a run is written."""
+        ...
 
     def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
         """One result per job, in order of completion; ``steps`` overrides the fitness budget."""
@@ -215,6 +217,9 @@ class LocalEvaluator:
         self.shapes = Mask.ones(model).shapes
         self.known: set[str] = set()  # classes published by the driver (``breed`` skips them)
 
+    def connect(self) -> dict[str, Any]:
+        return {}
+
     def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
         for group in self.evaluate_ready(jobs, steps):
             yield from group
@@ -272,79 +277,3 @@ class LocalEvaluator:
 
     def close(self) -> None:
         pass
-
-
-class RayEvaluator:
-    """The Ray actor pool, joined lazily: a local Ray, or the cluster at ``address`` (see ``cluster.connect``)."""
-
-    def __init__(
-        self,
-        data: Dataset,
-        model_spec: str,
-        fitness: FitnessConfig,
-        mode: str = "forward",
-        *,
-        address: str | None = None,
-        ray: RayConfig | None = None,
-    ) -> None:
-        self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
-        self.address, self.ray = address, ray or RayConfig()
-        self._pool: EvaluatorPool | None = None
-
-    def connect(self) -> dict[str, Any]:
-        """Join the cluster now (a wrong address fails here with one line); returns its summary."""
-        from lotterysearch.execution.cluster import connect
-
-        return connect(self.address)
-
-    @property
-    def pool(self) -> EvaluatorPool:
-        if self._pool is None:
-            from lotterysearch.execution.cluster import EvaluatorPool
-
-            self.connect()
-            r = self.ray
-            self._pool = EvaluatorPool(
-                self.data,
-                self.model_spec,
-                self.fitness,
-                mode=self.mode,
-                num_evaluators=r.num_evaluators or None,
-                cpus_per_eval=r.cpus_per_eval,
-                gpus_per_eval=r.gpus_per_eval,
-            )
-        return self._pool
-
-    def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
-        for group in self.evaluate_ready(jobs, steps):
-            yield from group
-
-    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
-        jobs = list(jobs)
-        if not jobs:
-            return iter(())
-        shapes = jobs[0][1].shapes
-        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps)
-
-    @property
-    def capacity(self) -> int:
-        """Jobs that keep every evaluator of the pool busy (``EvaluatorPool.capacity``)."""
-        return self.pool.capacity
-
-    def class_keys(self, masks: Sequence[Mask]) -> list[str]:
-        if not masks:
-            return []
-        return self.pool.class_keys([m.pack() for m in masks], masks[0].shapes)
-
-    def publish(self, keys: Iterable[str]) -> None:
-        self.pool.publish(keys)
-
-    def breed(
-        self, jobs: deque[BreedJob], variation: operators.VariationConfig
-    ) -> Iterator[list[BreedResult]]:
-        return self.pool.breed(jobs, variation)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None

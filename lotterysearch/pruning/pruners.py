@@ -28,19 +28,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from lotterysearch import settings
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model, input_width, prunable_layers, weight_names
 from lotterysearch.errors import PruningError
-from lotterysearch.settings import TrainingConfig
+from lotterysearch.settings import PRUNERS, ROUNDINGS, SCOPES, TrainingConfig
 from lotterysearch.training.trainer import TrainResult, train
 
 Scores = dict[str, torch.Tensor]
 Scorer = Callable[[nn.Module, Mask, Dataset | None, torch.Generator], Scores]
 BoundScorer = Callable[[Mask], Scores]
 
-SCOPES = ("global", "layerwise")
-ROUNDINGS = ("round", "reference")
 SNIP_SAMPLES, SNIP_BATCH = 1024, 256
 
 
@@ -159,9 +158,9 @@ SCORERS: dict[str, Scorer] = {
     "magnitude": magnitude_scores,
     "random": random_scores,
 }
+assert tuple(SCORERS) == settings.SCORERS, "settings.SCORERS names the scorers"
 # Iterations when ``prune(iterations=None)``: SynFlow is iterative by design, the others are one-shot.
 DEFAULT_ITERATIONS: dict[str, int] = {"synflow": 100}
-PRUNERS = (*SCORERS, "imp")
 
 
 # ---- counts and thresholds (pure) ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ seed (``synflow:seed=S:rho=..``, and its mutated copies), else the search's firs
 children and random controls are topologies, trained from those seeds during the search). Reinit seeds must
 be seeds the run never trained from.
 
-Every training is a job (``jobs.LocalJobs`` or ``jobs.RayJobs``) whose numbers depend on the mask, the seed
+Every training is a job (``backend.jobs``: in this process or a Ray task) whose numbers depend on the mask, the seed
 and the protocol only, and each is committed as it finishes (``Store.record_confirmation``) under the
 protocol's key (``Protocol.key``). A rerun of the same confirmation trains only what is not stored, so a
 killed confirmation resumes to the same numbers; confirmations under other protocols sit beside them.
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import pareto
+from lotterysearch.execution import backend
 from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
@@ -154,7 +155,7 @@ def run_inits(store: Store, run_id: str) -> RunInits:
             dataset=cfg.dataset,
             data_seed=cfg.seed,
             data_dir=cfg.data_dir,
-            local=cfg.evaluator == "local",
+            local=backend.runs_locally(cfg.evaluator),
             address=cfg.ray.address,
             init_seeds=tuple(dict.fromkeys((*cfg.seeding.init_seeds, *cfg.fitness.init_seeds))),
             default_seed=cfg.fitness.init_seeds[0],
@@ -167,7 +168,7 @@ def run_inits(store: Store, run_id: str) -> RunInits:
         dataset=imp.dataset,
         data_seed=imp.seed,
         data_dir=imp.data_dir,
-        local=imp.evaluator == "local",
+        local=backend.runs_locally(imp.evaluator),
         address=imp.ray.address,
         init_seeds=tuple(imp.imp.init_seeds),
         default_seed=imp.imp.init_seeds[0],
@@ -541,8 +542,6 @@ def run_plan(
     the own-init confirmations an IMP run's rounds already are (``Plan.from_rounds``) are committed first."""
     if not p.todo and not p.from_rounds:
         return
-    from lotterysearch.execution.jobs import Jobs, LocalJobs, RayJobs
-
     with store.driving(p.run_id):
         by_job = {j.key: j for j in p.jobs}
         for key, result in p.from_rounds.items():
@@ -555,11 +554,7 @@ def run_plan(
             return
         data = data if data is not None else p.inits.data()
         in_process = local if local is not None else p.inits.local
-        runner: Jobs = (
-            LocalJobs(train_job, data)
-            if in_process
-            else RayJobs(train_job, data, address=address or p.inits.address or None)
-        )
+        runner = backend.jobs(train_job, data, local=in_process, address=address or p.inits.address or None)
         try:
             for job in p.todo:
                 runner.submit(job.key, job)

@@ -6,7 +6,7 @@ A trajectory trains ``rounds + 1`` masks: the dense one (round 0), then each pru
 weights after ``rewind_step`` dense steps, recomputed from the seed), train the round's mask with the
 protocol (``[training]``, test accuracy read at every evaluation), and prune by |θ| to the next round's
 kept counts (``pruning.imp_round_plan``, ``pruning.prune_round``: the same code as ``pruning.imp``). The
-driver (``IMPDriver``) runs the trajectories side by side through ``jobs.RayJobs`` (or ``LocalJobs``), and
+driver (``IMPDriver``) runs the trajectories side by side through ``backend.jobs`` (Ray tasks or this process), and
 commits each finished round with ``Store.commit_imp_round``: the round's mask as an individual (its id
 ``round · len(init_seeds) + trajectory index``, its generation the round) and the round's numbers, with the
 mask the round pruned to. A killed run resumes each trajectory after its last committed round, from that
@@ -26,9 +26,11 @@ import torch
 from lotterysearch.core import canon
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, input_width
-from lotterysearch.errors import StoreError
-from lotterysearch.execution.jobs import Jobs, LocalJobs, RayJobs
+from lotterysearch.core.models import build_model, input_width, is_mlp
+from lotterysearch.errors import ConfigError, PruningError, StoreError
+from lotterysearch.execution import backend
+from lotterysearch.execution.jobs import Jobs
+from lotterysearch.pruning import pruners
 from lotterysearch.settings import IMPConfig, TrainingConfig
 from lotterysearch.storage.store import ClassRecord, IMPRoundRecord, Individual
 from lotterysearch.training.trainer import TrainResult
@@ -52,15 +54,13 @@ class RoundJob:
 def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes | None, dict[str, Any]]:
     """Train one round and prune it: (``TrainResult.as_dict()``, the next round's mask packed or None,
     where and how long it ran). A pure function of ``job`` and ``data``: a rerun gives the same bits."""
-    from lotterysearch.pruning.pruners import pruners as pruning
-
     t0 = time.perf_counter()
     model = build_model(job.model, job.seed)
     mask = Mask.unpack(job.mask, Mask.ones(model).shapes)
-    rewind = pruning.imp_rewind_state(
+    rewind = pruners.imp_rewind_state(
         model, data, job.training, job.rewind_step, mode=job.mode, seed=job.seed
     )
-    net, result = pruning.train_round(
+    net, result = pruners.train_round(
         model,
         rewind,
         mask,
@@ -71,7 +71,7 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
         seed=job.seed,
         evaluate_test=True,
     )
-    pruned = None if job.kept is None else pruning.prune_round(net, mask, job.kept).pack()
+    pruned = None if job.kept is None else pruners.prune_round(net, mask, job.kept).pack()
     return result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
 
 
@@ -93,14 +93,32 @@ def imp_data(cfg: IMPConfig) -> Dataset:
 def imp_jobs(cfg: IMPConfig, data: Dataset, *, local: bool | None = None, address: str | None = None) -> Jobs:
     """Where the rounds run: in this process (``evaluator = "local"``, or ``local=True``), else as Ray tasks
     on the cluster at ``address``, else ``[ray] address``, else a local Ray (connecting now)."""
-    if local if local is not None else cfg.evaluator == "local":
-        return LocalJobs(train_round_job, data)
-    return RayJobs(train_round_job, data, address=address or cfg.ray.address or None)
+    return backend.jobs(
+        train_round_job,
+        data,
+        local=backend.runs_locally(cfg.evaluator, local),
+        address=address or cfg.ray.address or None,
+    )
 
 
 def round_plan(cfg: IMPConfig) -> list[dict[str, int] | int]:
-    """Kept counts of rounds 1..R (``plan[r]`` is what round r prunes to), known before any training."""
-    return cfg.imp.round_plan(build_model(cfg.model, 0))
+    """Kept counts of rounds 1..R (``plan[r]`` is what round r prunes to), known before any training; a
+    schedule that would empty a layer, or a convolution rate for a model without convolutions, is a one-line
+    ``ConfigError``."""
+    i = cfg.imp
+    if i.conv_rate and is_mlp(cfg.model):
+        raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
+    try:
+        return pruners.imp_round_plan(
+            build_model(cfg.model, 0),
+            i.rounds,
+            rate=i.rate,
+            output_rate=i.output_rate,
+            scope=i.scope,
+            conv_rate=i.conv_rate or None,
+        )
+    except PruningError as e:
+        raise ConfigError(f"[imp] {e}") from None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,10 @@ from lotterysearch.core.overlap import (
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.pruning.pruners import IMP_TRAINING, kept_schedule, max_compression, prune
 from lotterysearch.settings import (
+    DATASETS,
+    MODES,
+    PRUNERS,
+    ROUNDINGS,
     TrainingConfig,
     build_config,
     check_field,
@@ -59,6 +63,7 @@ from lotterysearch.settings import (
     to_dict,
 )
 from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.training.trainer import train
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -116,10 +121,6 @@ class StabilityConfig:
 
 def validate_stability(cfg: StabilityConfig) -> StabilityConfig:
     """Check values against the registries; the first problem raises a one-line ``ConfigError``."""
-    from lotterysearch.core.data import DATASETS
-    from lotterysearch.core.masks import MODES
-    from lotterysearch.pruning.pruners import PRUNERS, ROUNDINGS
-
     check_one_of("dataset", cfg.dataset, DATASETS)
     try:
         model = build_model(cfg.model, 0, bias=cfg.bias)
@@ -260,8 +261,6 @@ def _train_accuracy(
     cfg: StabilityConfig, mask: Mask | None, init_seed: int, batch_seed: int, data: Dataset
 ) -> float:
     """Test accuracy after ``training.steps`` steps from the init of ``init_seed``."""
-    from lotterysearch.training.trainer import train
-
     t = cfg.training
     model = build_model(cfg.model, init_seed, bias=cfg.bias)
     r = train(model, mask, data, t.training(), mode=t.mode, seed=batch_seed, evaluate_test=True)

@@ -47,7 +47,7 @@ from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask, check_mode
 from lotterysearch.core.models import build_model, is_mlp
 from lotterysearch.errors import ConfigError
-from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.settings import FITNESS_MODES, FitnessConfig, TrainingConfig
 from lotterysearch.training.batched import (
     NetworkBatch,
     mlp_widths,
@@ -73,7 +73,6 @@ from lotterysearch.training.compaction import (
 from lotterysearch.training.trained import pack_weights
 from lotterysearch.training.trainer import TrainResult, default_device, train
 
-FITNESS_MODES = ("topology", "ticket")
 TICKET_KEY_VERSION = "mask-v1"
 
 
