@@ -118,10 +118,8 @@ class TrainingConfig:
         return dataclasses.replace(self, steps=int(steps))
 
     def training(self) -> TrainingConfig:
-        """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say)."""
-        return TrainingConfig(
-            self.steps, self.optimizer, self.lr, self.batch_size, self.eval_every, self.fused
-        )
+        """The plain ``TrainingConfig`` part of this one (of a ``FitnessConfig``, say), field by name."""
+        return TrainingConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainingConfig)})
 
 
 def _in_section(e: ConfigError, prefix: str) -> ConfigError:

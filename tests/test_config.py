@@ -175,3 +175,10 @@ def test_the_fitness_section_is_the_fitness_config() -> None:
     assert cfg.evaluator == "local" and SearchConfig().evaluator == "ray"
     # where the fitness runs is placement, not identity
     assert config_hash(cfg) == config_hash(replace(cfg, evaluator="ray"))
+
+
+def test_training_part_carries_every_training_field_by_name() -> None:
+    """A ``FitnessConfig``'s training part has each ``TrainingConfig`` field's own value, whatever the order."""
+    fitness = FitnessConfig(steps=7, optimizer="sgd", lr=0.5, batch_size=3, init_seeds=(4,), mode="ticket")
+    assert fitness.training() == TrainingConfig(steps=7, optimizer="sgd", lr=0.5, batch_size=3)
+    assert type(fitness.training()) is TrainingConfig
