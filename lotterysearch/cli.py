@@ -1,4 +1,8 @@
-"""``lotterysearch`` command line. Every error a user can cause prints one line and exits 2."""
+"""``lotterysearch`` command line. Every error a user can cause prints one line and exits 2.
+
+Each command imports what it uses inside its own function: torch and Ray take seconds to import, and the
+light commands (``runs``, ``front``, ``--help``, a bad argument) should not wait for them.
+"""
 
 from __future__ import annotations
 
