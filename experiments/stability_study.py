@@ -19,6 +19,7 @@ from lotterysearch.runs.stability import (
     overlap_table,
     rounding_table,
     run_stability,
+    unit_table,
 )
 from lotterysearch.stats import pm
 
@@ -86,30 +87,43 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
         "the same per-layer counts)."
     )
     classes = [r["classes"] for r in sf]
-    above = [
-        r
-        for r in sf
-        if differs(r["aligned_jaccard"], r["aligned_chance_jaccard"])
-        and r["aligned_jaccard"]["mean"] > r["aligned_chance_jaccard"]["mean"]
-    ]
+    above = [r for r in sf if r["aligned_excess_ci"] is not None and r["aligned_excess_ci"][0] > 0]
     aligned = _span([r["aligned_jaccard"]["mean"] for r in sf])
     aligned_chance = _span([r["aligned_chance_jaccard"]["mean"] for r in sf])
+    degree_chance = _span([r["degree_aligned_chance_jaccard"]["mean"] for r in sf])
     if all(c == n for c in classes):
         text = f"Nor are they one network up to relabelling: the {n} masks are {n} distinct isomorphism classes at every ρ"
     else:
         text = f"Up to relabelling, the {n} masks form {_span(classes, 0)} isomorphism classes per ρ"
     text += (
         f", and aligning hidden neurons raises J only to {aligned}, against {aligned_chance} for the same "
-        "alignment on layerwise-shuffled copies: "
+        f"alignment on layerwise-shuffled copies and {degree_chance} on degree-preserving shuffles (every "
+        "unit's in- and out-degree kept, the null that fits SynFlow's uneven degrees): "
     )
     if above:
         text += (
-            f"above that level at ρ = {_rhos(above)} (2 SE), so the masks share some structure beyond the layer "
-            "densities (e.g. which neurons keep many weights), but they are far from identical."
+            f"above the degree null at ρ = {_rhos(above)} (95% bootstrap interval over inits above 0), so the "
+            "masks share structure beyond their units' degrees, but they are far from identical."
         )
     else:
-        text += "no structure beyond the layer densities is detected."
+        text += (
+            "the 95% bootstrap interval over inits of the excess over the degree null includes 0 at every ρ: "
+            "no structure beyond the units' degrees is detected."
+        )
     out.append(text)
+    units = [
+        f"ρ = {r['compression']:g}: "
+        + " / ".join(
+            f"{u['mean']:.0f} (CV {u['std'] / u['mean']:.0%})" if u["mean"] else "0" for u in r["live_units"]
+        )
+        for r in sf
+    ]
+    out.append(
+        "Counted in units (inputs / hidden layers / outputs live on an input→output path, mean over inits "
+        f"and coefficient of variation): {'; '.join(units)}. Which inputs are live overlaps with J = "
+        f"{_span([r['input_jaccard']['mean'] for r in sf])} against {_span([r['input_chance_jaccard']['mean'] for r in sf])} "
+        "for random sets of the same sizes."
+    )
     cvs = [_cv(r) for r in sf]
     low_cv = max((_cv(r) for r in sf if r["compression"] <= 100), default=max(cvs))
     if low_cv < 0.1:
@@ -126,6 +140,7 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
     for r in trained:
         a = r["accuracy"]
         own, other, shuffled, perm = a["own"], a["other"], a["shuffled"], a["permuted"]
+        degree = a["degree_shuffled"]
         tied = differs(own, other)
         positions = differs(own, shuffled)
         out.append(
@@ -140,20 +155,19 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
                 if not positions
                 else "the shuffled copies do better"
             )
-            + f"). Isomorphic (permuted) copies of one mask spread by σ = {perm['std']:.3f} "
+            + f"); degree-preserving shuffles reach {pm(degree)} ({difference(own, degree)})"
+            + f". Isomorphic (permuted) copies of one mask spread by σ = {perm['std']:.3f} "
             f"({perm['n']} copies, mean {perm['mean']:.3f}) against σ = {own['std']:.3f} across seeds."
         )
     snip = [r for r in _rows(m, "snip") if r["collapsed"] == 0]
     if snip:
-        pairs = n * (n - 1) / 2
-        over = [
-            r for r in snip if r["excess_overlap"]["mean"] > 2 * r["excess_overlap"]["std"] / math.sqrt(pairs)
-        ]
+        over = [r for r in snip if r["excess_overlap_ci"] is not None and r["excess_overlap_ci"][0] > 0]
         out.append(
             f"SNIP, the one data-dependent pruner here, has κ = {_span([r['excess_overlap']['mean'] for r in snip])} "
             f"over its uncollapsed ρ ({_rhos(snip)}): "
             + (
-                f"above chance at ρ = {_rhos(over)} (κ > 2 SE over pairs), far from identity."
+                f"above chance at ρ = {_rhos(over)} (95% bootstrap interval of κ over inits above 0), far "
+                "from identity."
                 if over
                 else "at chance."
             )
@@ -250,6 +264,11 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"runtime {m['elapsed_s']:.0f} s. Full report: [results/{name}/report.md](results/{name}/report.md).",
             "",
             overlap_table(m),
+            "",
+            "Units (live units per unit layer; live inputs' overlap against random sets of the same sizes; "
+            "hidden units after alignment against aligned degree-preserving shuffles):",
+            "",
+            unit_table(m),
             "",
             f"![overlap]({ctx.figure_link(ctx.figures / f'{name}_overlap.png')})",
             "",

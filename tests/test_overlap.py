@@ -11,6 +11,7 @@ from lotterysearch.core.alignment import permute_hidden
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.overlap import (
     aligned_jaccard,
+    bootstrap_pair_mean,
     chance_intersection,
     chance_jaccard,
     class_count,
@@ -170,3 +171,14 @@ def test_class_count_counts_effective_subnetworks() -> None:
     without["fc1"][0, 0] = False
     assert class_count([Mask(dangling), Mask(without)]) == 1
     assert class_count([mask, permute_hidden(mask, random_perms(rng, mask)), other]) == 2
+
+
+def test_bootstrap_over_inits_by_hand() -> None:
+    """Equal pair values give a point interval; with one odd init out of four, a replicate's mean is the
+    share of its pairs that involve that init, so the interval lies in [0, 1] around the plug-in 0.5."""
+    rng = np.random.default_rng(0)
+    assert bootstrap_pair_mean(np.full((5, 5), 0.25), rng) == (0.25, 0.25)
+    odd = np.zeros((4, 4))
+    odd[0, 1:] = odd[1:, 0] = 1.0  # 3 of the 6 pairs involve init 0
+    lo, hi = bootstrap_pair_mean(odd, rng, reps=4000)
+    assert 0.0 <= lo < 0.5 < hi <= 1.0

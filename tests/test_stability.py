@@ -149,11 +149,20 @@ def test_run_stability_end_to_end(
         assert r["aligned_jaccard"]["mean"] >= r["jaccard"]["mean"] - 1e-9
         assert set(r["layer_density"]) == {"fc1", "fc2", "fc3"}
         assert len(r["layer_density"]["fc1"]["per_seed"]) == 3
+        # units: inputs, two hidden layers, outputs; a live unit count is at most the layer's width
+        assert [len(u["per_seed"]) for u in r["live_units"]] == [3, 3, 3, 3]
+        assert all(max(u["per_seed"]) <= w for u, w in zip(r["live_units"], (16, 24, 12, 4), strict=True))
+        assert len(r["aligned_unit_jaccard"]) == len(r["degree_aligned_unit_jaccard"]) == 2
+        assert 0 <= r["degree_aligned_chance_jaccard"]["mean"] <= 1
+        lo, hi = r["aligned_excess_ci"]
+        paired = [p["aligned_jaccard"] - p["degree_aligned_chance_jaccard"] for p in r["pairs"]]
+        assert lo <= hi and min(paired) - 1e-12 <= lo and hi <= max(paired) + 1e-12
         if r["compression"] == 4.0:
             assert tuple(r["accuracy"]) == ACCURACY_KEYS
             assert r["accuracy"]["permuted_same_class"] is True
             assert len(r["accuracy"]["permuted"]["values"]) == 2
-            assert all(0 <= v <= 1 for k in ("own", "other", "shuffled") for v in r["accuracy"][k]["values"])
+            keys = ("own", "other", "shuffled", "degree_shuffled")
+            assert all(0 <= v <= 1 for k in keys for v in r["accuracy"][k]["values"])
         else:
             assert r["accuracy"] is None
     rnd = metrics["rounding"]
@@ -164,6 +173,7 @@ def test_run_stability_end_to_end(
     report = (out / "report.md").read_text()
     assert "![overlap vs compression](tiny_overlap.png)" in report
     assert "| synflow | 4 |" in report and "## Sensitivity to the rounding rule" in report
+    assert "## Units" in report and "degree null" in report
 
 
 # ---- convnets -----------------------------------------------------------------------------------------

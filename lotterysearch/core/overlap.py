@@ -121,3 +121,23 @@ def density_stats(masks: Sequence[Mask]) -> dict[str, dict[str, float]]:
 def class_count(masks: Iterable[Mask]) -> int:
     """Distinct isomorphism classes of the effective subnetworks (``canon.class_key``)."""
     return len({class_key(m) for m in masks})
+
+
+def bootstrap_pair_mean(
+    values: np.ndarray, rng: np.random.Generator, reps: int = 2000, level: float = 0.95
+) -> tuple[float, float]:
+    """A percentile bootstrap interval of the mean over pairs of inits, resampling *inits*, not pairs.
+
+    ``values[i, j]`` is a statistic of the pair of inits (i, j) (symmetric; the diagonal is ignored). Pairs
+    share inits and are not independent, so each replicate draws n inits with replacement and averages the
+    pairs of drawn inits that are different inits (the pairs bootstrap of a U-statistic)."""
+    v = np.array(values, dtype=np.float64)
+    n = v.shape[0]
+    np.fill_diagonal(v, np.nan)
+    means = np.empty(reps)
+    for r in range(reps):
+        idx = rng.integers(0, n, size=n)
+        sub = v[np.ix_(idx, idx)][np.triu_indices(n, k=1)]
+        means[r] = np.nanmean(sub) if np.isfinite(sub).any() else np.nan
+    lo, hi = np.nanquantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

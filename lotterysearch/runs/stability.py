@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lotterysearch.core.alignment import permute_hidden
+from lotterysearch.core.alignment import align, permute_hidden
 from lotterysearch.core.canon import class_key
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model, input_width
 from lotterysearch.core.overlap import (
     aligned_jaccard,
+    bootstrap_pair_mean,
     chance_jaccard,
     class_count,
     density_stats,
@@ -46,6 +47,12 @@ from lotterysearch.core.overlap import (
     layer_chance_jaccard,
     layer_jaccard,
     random_hidden_perms,
+)
+from lotterysearch.core.units import (
+    chance_unit_jaccard,
+    degree_preserving_shuffle,
+    live_unit_counts,
+    unit_jaccard,
 )
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.pruning.pruners import IMP_TRAINING, kept_schedule, max_compression, prune
@@ -211,12 +218,21 @@ RESULT_KEYS = (
     "excess_overlap",
     "aligned_jaccard",
     "aligned_chance_jaccard",
+    "degree_aligned_chance_jaccard",
+    "degree_effective_density",
+    "excess_overlap_ci",
+    "aligned_excess_ci",
+    "input_jaccard",
+    "input_chance_jaccard",
+    "live_units",
+    "aligned_unit_jaccard",
+    "degree_aligned_unit_jaccard",
     "layer_jaccard",
     "layer_chance_jaccard",
     "pairs",
     "accuracy",
 )
-ACCURACY_KEYS = ("own", "other", "shuffled", "permuted", "permuted_same_class")
+ACCURACY_KEYS = ("own", "other", "shuffled", "degree_shuffled", "permuted", "permuted_same_class")
 ROUNDING_KEYS = (
     "pruner",
     "compression",
@@ -260,52 +276,88 @@ def _prune(
 def _train_accuracy(
     cfg: StabilityConfig, mask: Mask | None, init_seed: int, batch_seed: int, data: Dataset
 ) -> float:
-    """Test accuracy after ``training.steps`` steps from the init of ``init_seed``."""
+    """Test accuracy after ``training.steps`` steps from the init of ``init_seed``; with ``eval_every``, at
+    the early-stopping iteration (the lowest validation loss: Frankle & Carbin's converged accuracy)."""
     t = cfg.training
     model = build_model(cfg.model, init_seed, bias=cfg.bias)
     r = train(model, mask, data, t.training(), mode=t.mode, seed=batch_seed, evaluate_test=True)
-    return float(r.test_accuracy)
+    return float(r.early_stop.test_accuracy if r.early_stop is not None else r.test_accuracy)
 
 
 def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, Any]:
-    """All overlap, density and class metrics of N masks of one pruner and ρ (``RESULT_KEYS`` minus
-    pruner, compression and accuracy). ``rng`` draws the shuffled copies of the aligned-chance control."""
+    """All overlap, unit, density and class metrics of N masks of one pruner and ρ (``RESULT_KEYS`` minus
+    pruner, compression and accuracy). ``rng`` draws the shuffled copies of the aligned-chance controls and
+    the bootstrap over inits.
+
+    Two nulls for aligned overlap: layerwise-shuffled copies (the same per-layer counts, even degrees) and
+    degree-preserving shuffles (``units.degree_preserving_shuffle``: every unit's in- and out-degree kept),
+    the one that fits a pruner with uneven degrees. Units: live units per unit layer; the overlap of which
+    inputs are live against a null that keeps their number (inputs have fixed identities); the overlap of
+    live hidden units after alignment against the same for degree-preserving shuffles."""
+    n = len(masks)
     pairs = []
-    layer_j: dict[str, list[float]] = {n: [] for n in masks[0]}
-    layer_c: dict[str, list[float]] = {n: [] for n in masks[0]}
-    for i, j in combinations(range(len(masks)), 2):
+    layer_j: dict[str, list[float]] = {name: [] for name in masks[0]}
+    layer_c: dict[str, list[float]] = {name: [] for name in masks[0]}
+    degree_copies = [degree_preserving_shuffle(m, rng) for m in masks]
+    excess, kappa = np.zeros((n, n)), np.zeros((n, n))
+    for i, j in combinations(range(n), 2):
         a, b = masks[i], masks[j]
         raw, chance = jaccard(a, b), chance_jaccard(a, b)
         shuffled_a, shuffled_b = layerwise_shuffle(a, rng), layerwise_shuffle(b, rng)
-        pairs.append(
-            {
-                "i": i,
-                "j": j,
-                "jaccard": raw,
-                "chance_jaccard": chance,
-                "aligned_jaccard": aligned_jaccard(a, b),
-                "aligned_chance_jaccard": aligned_jaccard(shuffled_a, shuffled_b),
-            }
-        )
-        for n, v in layer_jaccard(a, b).items():
-            layer_j[n].append(v)
-        for n, v in layer_chance_jaccard(a, b).items():
-            layer_c[n].append(v)
-    stat = {k: mean_std(p[k] for p in pairs) for k in ("jaccard", "chance_jaccard", "aligned_jaccard")}
+        aligned_b = align(a, b)
+        da, db = degree_copies[i], degree_copies[j]
+        aligned_db = align(da, db)
+        pair = {
+            "i": i,
+            "j": j,
+            "jaccard": raw,
+            "chance_jaccard": chance,
+            "aligned_jaccard": jaccard(a, aligned_b),
+            "aligned_chance_jaccard": aligned_jaccard(shuffled_a, shuffled_b),
+            "degree_aligned_chance_jaccard": jaccard(da, aligned_db),
+            "input_jaccard": unit_jaccard(a, b)[0],
+            "input_chance_jaccard": chance_unit_jaccard(a, b)[0],
+            "aligned_unit_jaccard": unit_jaccard(a, aligned_b)[1:-1],
+            "degree_aligned_unit_jaccard": unit_jaccard(da, aligned_db)[1:-1],
+        }
+        pairs.append(pair)
+        excess[i, j] = excess[j, i] = pair["aligned_jaccard"] - pair["degree_aligned_chance_jaccard"]
+        kappa[i, j] = kappa[j, i] = excess_overlap(raw, chance)
+        for name, v in layer_jaccard(a, b).items():
+            layer_j[name].append(v)
+        for name, v in layer_chance_jaccard(a, b).items():
+            layer_c[name].append(v)
+    keys = ("jaccard", "chance_jaccard", "aligned_jaccard", "aligned_chance_jaccard")
+    keys += ("degree_aligned_chance_jaccard", "input_jaccard", "input_chance_jaccard")
+    stat = {k: mean_std(p[k] for p in pairs) for k in keys}
+    counts = [live_unit_counts(m) for m in masks]
+    hidden = len(counts[0]) - 2
     return {
         "density": mean_std(m.density() for m in masks),
         "effective_density": mean_std(m.effective_density() for m in masks),
+        "degree_effective_density": mean_std(m.effective_density() for m in degree_copies),
         "layer_density": {
-            n: {**s, "per_seed": [m.layer_densities()[n] for m in masks]}
-            for n, s in density_stats(masks).items()
+            name: {**s, "per_seed": [m.layer_densities()[name] for m in masks]}
+            for name, s in density_stats(masks).items()
         },
         "collapsed": sum(m.is_collapsed() for m in masks),
         "classes": class_count(masks),
         **stat,
         "excess_overlap": mean_std(excess_overlap(p["jaccard"], p["chance_jaccard"]) for p in pairs),
-        "aligned_chance_jaccard": mean_std(p["aligned_chance_jaccard"] for p in pairs),
-        "layer_jaccard": {n: mean_std(v) for n, v in layer_j.items()},
-        "layer_chance_jaccard": {n: mean_std(v) for n, v in layer_c.items()},
+        "excess_overlap_ci": bootstrap_pair_mean(kappa, rng) if n > 2 else None,
+        "aligned_excess_ci": bootstrap_pair_mean(excess, rng) if n > 2 else None,
+        "live_units": [
+            {**mean_std(c[k] for c in counts), "per_seed": [c[k] for c in counts]}
+            for k in range(len(counts[0]))
+        ],  # fmt: skip
+        "aligned_unit_jaccard": [
+            mean_std(p["aligned_unit_jaccard"][k] for p in pairs) for k in range(hidden)
+        ],
+        "degree_aligned_unit_jaccard": [
+            mean_std(p["degree_aligned_unit_jaccard"][k] for p in pairs) for k in range(hidden)
+        ],
+        "layer_jaccard": {name: mean_std(v) for name, v in layer_j.items()},
+        "layer_chance_jaccard": {name: mean_std(v) for name, v in layer_c.items()},
         "pairs": pairs,
     }
 
@@ -313,14 +365,19 @@ def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, 
 def _accuracy(
     cfg: StabilityConfig, masks: Sequence[Mask], rng: np.random.Generator, data: Dataset
 ) -> dict[str, Any]:
-    """Own init, another seed's init (the next seed, cyclically), layerwise-shuffled copy; and permuted
-    copies of the first mask from the first init. The batch order of mask i is always seed s_i."""
+    """Own init, another seed's init (the next seed, cyclically), layerwise-shuffled and degree-preserving
+    shuffled copies; and permuted copies of the first mask from the first init. The batch order of mask i
+    is always seed s_i."""
     seeds = list(cfg.init_seeds)
     n = len(seeds)
     own = [_train_accuracy(cfg, m, s, s, data) for m, s in zip(masks, seeds, strict=True)]
     other = [_train_accuracy(cfg, masks[i], seeds[(i + 1) % n], seeds[i], data) for i in range(n)]
     shuffled = [
         _train_accuracy(cfg, layerwise_shuffle(m, rng), s, s, data) for m, s in zip(masks, seeds, strict=True)
+    ]
+    degree_shuffled = [
+        _train_accuracy(cfg, degree_preserving_shuffle(m, rng), s, s, data)
+        for m, s in zip(masks, seeds, strict=True)
     ]
     copies = [
         permute_hidden(masks[0], random_hidden_perms(masks[0], rng))
@@ -332,6 +389,7 @@ def _accuracy(
         "own": {**mean_std(own), "values": own},
         "other": {**mean_std(other), "values": other},
         "shuffled": {**mean_std(shuffled), "values": shuffled},
+        "degree_shuffled": {**mean_std(degree_shuffled), "values": degree_shuffled},
         "permuted": {**mean_std(permuted), "values": permuted},
         "permuted_same_class": all(class_key(c) == key for c in copies),
     }
@@ -499,11 +557,42 @@ def overlap_table(metrics: Mapping[str, Any]) -> str:
             pm(r["excess_overlap"]),
             pm(r["aligned_jaccard"]),
             pm(r["aligned_chance_jaccard"]),
+            pm(r["degree_aligned_chance_jaccard"]),
+            _interval(r["aligned_excess_ci"]),
         )
         for r in metrics["results"]
     ]
     header = ["pruner", "ρ", "density", "effective density", "collapsed", "classes", "J raw", "J chance",
-              "excess (κ)", "J aligned", "J aligned, chance"]  # fmt: skip
+              "excess (κ)", "J aligned", "J aligned, layerwise null", "J aligned, degree null",
+              "aligned − degree null, 95% CI"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
+def _interval(ci: Sequence[float] | None, digits: int = 3) -> str:
+    return "–" if ci is None else f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def unit_table(metrics: Mapping[str, Any]) -> str:
+    """Live units per unit layer; live inputs' overlap against chance; aligned hidden units against the
+    degree-preserving null."""
+    rows = []
+    for r in metrics["results"]:
+        live = r["live_units"]
+        rows.append(
+            (
+                r["pruner"],
+                f"{r['compression']:g}",
+                " / ".join(f"{u['mean']:.1f} ± {u['std']:.1f}" for u in live),
+                f"{r['input_jaccard']['mean']:.3f} / {r['input_chance_jaccard']['mean']:.3f}",
+                " / ".join(
+                    f"{a['mean']:.3f} vs {d['mean']:.3f}"
+                    for a, d in zip(r["aligned_unit_jaccard"], r["degree_aligned_unit_jaccard"], strict=True)
+                ),
+                pm(r["degree_effective_density"], 4),
+            )
+        )
+    header = ["pruner", "ρ", "live units (inputs / hidden … / outputs)", "live inputs J / chance",
+              "hidden units J aligned vs degree null", "degree null's effective density"]  # fmt: skip
     return markdown_table(header, rows)
 
 
@@ -545,6 +634,7 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
                 pm(a["own"]),
                 pm(a["other"]),
                 pm(a["shuffled"]),
+                pm(a["degree_shuffled"]),
                 pm(a["permuted"]) + ("" if a["permuted_same_class"] else " (not isomorphic!)"),
             )
         )
@@ -554,6 +644,7 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
         "own init",
         "another seed's init",
         "layerwise shuffled",
+        "degree-preserving shuffled",
         "permuted copies (first seed)",
     ]
     return markdown_table(header, rows) if rows else ""
@@ -579,14 +670,18 @@ def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
         s = (
             f"{r['pruner']} at ρ = {r['compression']:g}: the {n} masks are {same} "
             f"(raw J = {pm(j)} vs {c['mean']:.3f} by chance, κ = {pm(r['excess_overlap'])}); "
-            f"aligning hidden units gives J = {pm(al)} vs {alc['mean']:.3f} for aligned random masks; "
+            f"aligning hidden units gives J = {pm(al)} vs {alc['mean']:.3f} for aligned layerwise-shuffled "
+            f"and {r['degree_aligned_chance_jaccard']['mean']:.3f} for aligned degree-preserving shuffled "
+            f"masks (difference, 95% CI over inits: {_interval(r['aligned_excess_ci'])}); live units "
+            f"{' / '.join(format(u['mean'], '.0f') for u in r['live_units'])}; "
             f"{r['classes']} isomorphism class{'es' if r['classes'] != 1 else ''} among {n}"
         )
         a = r["accuracy"]
         if a is not None:
             s += (
                 f"; accuracy own init {pm(a['own'])}, another init {pm(a['other'])}, "
-                f"shuffled positions {pm(a['shuffled'])}, isomorphic copies {pm(a['permuted'])}"
+                f"shuffled positions {pm(a['shuffled'])}, degree-preserving shuffle "
+                f"{pm(a['degree_shuffled'])}, isomorphic copies {pm(a['permuted'])}"
             )
         out.append(s + ".")
     rnd = metrics.get("rounding")
@@ -622,9 +717,11 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
         "independent random masks with the same per-layer kept counts (exact, from the hypergeometric "
         "distribution of each layer's intersection, E|A∩B| = Σ a_l·b_l/n_l). κ = (J − J chance)/(1 − J "
         "chance). *J aligned* relabels the second mask's hidden units (neurons, a convnet's channels) to best "
-        "match the first; *J aligned, "
-        "chance* does the same for two layerwise-shuffled copies. *classes*: distinct isomorphism classes "
-        "of the effective subnetworks among the seeds.",
+        "match the first; the *layerwise null* does the same for two layerwise-shuffled copies (per-layer "
+        "counts kept, degrees evened out), the *degree null* for two degree-preserving shuffles (every "
+        "unit's in- and out-degree kept: the null that fits uneven degrees); its 95% interval is a "
+        "bootstrap over inits, not pairs. *classes*: distinct isomorphism classes of the effective "
+        "subnetworks among the seeds.",
         "",
         "## Findings",
         "",
@@ -638,6 +735,15 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
     if "overlap" in plots:
         parts += [f"![overlap vs compression]({plots['overlap']})", ""]
     parts += [
+        "## Units",
+        "",
+        "Live units lie on an input→output path of the effective subnetwork. Inputs have fixed identities, "
+        "so which are live is compared with the Jaccard of random sets of the same sizes; hidden units are "
+        "exchangeable under an i.i.d. init, so they are compared after alignment, against aligned "
+        "degree-preserving shuffles.",
+        "",
+        unit_table(metrics),
+        "",
         "### Per layer: J / chance J",
         "",
         layer_overlap_table(metrics),
