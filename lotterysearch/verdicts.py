@@ -216,7 +216,8 @@ class Verdict:
 def _p(p: float) -> str:
     if math.isnan(p):
         return "–"
-    return "1" if p >= 0.9995 else f"{p:.3f}" if p >= 0.001 else f"{p:.0e}"
+    """Three significant digits, so that a p just below α never prints as α."""
+    return "1" if p >= 0.9995 else f"{p:.3g}" if p >= 0.001 else f"{p:.0e}"
 
 
 class Family:

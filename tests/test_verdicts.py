@@ -112,7 +112,7 @@ def test_tost_rejects_exactly_when_the_90_percent_interval_lies_inside_the_margi
 
 def test_a_family_decides_with_holms_correction_over_every_test() -> None:
     fam = Family()
-    fam.compare("clear", [5.0, 5.1, 4.9, 5.05], [0.0, 0.1, 0.0, 0.0])  # t(3) ≈ 117
+    fam.compare("clear", [5.0, 5.1, 4.9, 5.05], [0.0, 0.1, 0.0, 0.0])  # t(3) = 158.5
     fam.compare("alone", [1.0, 2.0, 3.5], [0.0, 1.0, 1.0])  # p = 0.095 on its own
     fam.compare("level", [0.1, 0.0, -0.1, 0.05], [0.0] * 4, margin=0.5)
     fam.compare("noisy", [1.0, -1.0, 0.5], [0.0] * 3, margin=0.2)
@@ -162,9 +162,17 @@ def test_verdict_texts_give_the_interval_in_two_decimals_and_the_test() -> None:
     assert v["a"].interval() == "+1.50 [-0.65, +3.65]"
     p_b = v["b"].difference.p  # the smaller of the two: Holm doubles it, and a's adjusted p is the larger
     assert p_b < v["a"].difference.p
-    assert v["a"].test_text() == f"t(2) = 3.00, p = 0.095, Holm p = {max(2 * p_b, v['a'].difference.p):.3f}"
+    assert v["a"].test_text() == f"t(2) = 3.00, p = 0.0955, Holm p = {max(2 * p_b, v['a'].difference.p):.3g}"
     assert v["none"].interval() == "–" and v["one"].interval() == "+0.25 (n = 1)"
     assert v["one"].test_text() == "no test (n < 2)"
     w = Family(test="wilcoxon")
     w.compare("a", [3, 4, 5], [0, 0, 0])
-    assert w.decide()["a"].test_text() == "W = 0, p = 0.250, Holm p = 0.250"
+    assert w.decide()["a"].test_text() == "W = 0, p = 0.25, Holm p = 0.25"
+    # differences a, a, a + 1.5 have SE 0.5; t(2) = 4.3119 gives p = 1 − t/√(2 + t²) = 0.0498, just below α
+    edge = Family()
+    edge.compare("a", [1.65595, 1.65595, 3.15595], [0.0, 0.0, 0.0])
+    e = edge.decide()["a"]
+    assert e.test_text() == "t(2) = 4.31, p = 0.0498, Holm p = 0.0498" and e.kind == "better"
+    tiny = Family()
+    tiny.compare("a", [5.0, 5.1, 4.9, 5.05], [0.0, 0.1, 0.0, 0.0])
+    assert tiny.decide()["a"].test_text() == "t(3) = 158.55, p = 6e-07, Holm p = 6e-07"
