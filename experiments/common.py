@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scipy import stats
+
+from lotterysearch.verdicts import Verdict
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -96,3 +100,65 @@ def difference(a: Mapping[str, float], b: Mapping[str, float]) -> str:
     """``a − b`` with its standard error, e.g. ``+0.012 ± 0.008 (SE)``."""
     se = math.sqrt(a["std"] ** 2 / max(a["n"], 1) + b["std"] ** 2 / max(b["n"], 1))
     return f"{a['mean'] - b['mean']:+.3f} ± {se:.3f} (SE)"
+
+
+# ---- verdicts (the tests themselves: ``lotterysearch.verdicts``) ---------------------------------------
+SCREEN = (
+    "the 2-SE screen"  # how earlier versions of the report decided: a difference beyond 2 standard errors
+)
+
+
+def in_points(accuracies: Mapping[Any, float]) -> dict[Any, float]:
+    """Accuracies (fractions) in percentage points, the unit of every interval and margin in the report."""
+    return {k: 100 * float(v) for k, v in accuracies.items()}
+
+
+def changed(v: Verdict, screen: str) -> bool:
+    """Whether ``v`` says something other than the 2-SE screen's ``screen`` ('better', 'worse' or
+    'indistinguishable', which the report read as level): 'equivalent' keeps a level reading, now shown by a
+    test; 'inconclusive' withdraws whatever the screen claimed."""
+    reads = {"better": "better", "worse": "worse", "equivalent": "indistinguishable", "no data": "no data"}
+    return reads.get(v.kind) != screen
+
+
+def verdict_cell(v: Verdict, screen: str) -> str:
+    """The verdict, and what the 2-SE screen had said where that changed."""
+    return f"{v} (was {screen} by {SCREEN})" if changed(v, screen) else str(v)
+
+
+def method_text(
+    verdicts: Mapping[Any, Verdict],
+    margin: float,
+    declared_before: bool,
+    where: str,
+    screen: str = "a paired difference beyond 2 standard errors",
+) -> str:
+    """How a section's verdicts were reached, in one paragraph: the test, its degrees of freedom, Holm's
+    family, the equivalence margin and when it was declared, and what the replicates allow."""
+    tested = [v for v in verdicts.values() if v.difference.n >= 2]
+    if not tested:
+        return "No comparison has two replicates: every verdict is inconclusive."
+    m, alpha = tested[0].family_size, tested[0].alpha
+    ns = sorted({v.difference.n for v in tested})
+    n = max(ns)
+    first = float(stats.t.ppf(1 - alpha / (2 * m), n - 1))  # Holm's first step, two-sided
+    when = (
+        f"declared in {where} before the run and stored with its results"
+        if declared_before
+        else f"declared in {where} after these runs, for this re-rendering (a run stores it with its results)"
+    )
+    counts = {k: sum(v.kind == k for v in verdicts.values()) for k in ("better", "worse", "equivalent")}
+    return (
+        f"Verdicts: each difference is paired by init (paired t-test, n − 1 degrees of freedom; n = "
+        f"{', '.join(map(str, ns))} here), with Holm's correction over all {m} tests of the section (every "
+        f"comparison's difference test and its equivalence test), family-wise α = {alpha:g}. *Better* or "
+        f"*worse*: the difference test rejects no difference; *equivalent within ±{margin:.2f}*: instead two "
+        f"one-sided tests (TOST) put the difference inside ±{margin:.2f} points, a margin {when}; "
+        f"*inconclusive*: neither. Intervals are 95% t intervals of the mean paired difference, in points, "
+        f"uncorrected. With {n} inits ({n - 1} degrees of freedom) Holm's first step needs |t| > {first:.1f}, "
+        f"and Wilcoxon's signed-rank test, the alternative without normality, cannot go below p = "
+        f"{2 / 2**n:.2f} with {n} pairs at all. Here {counts['better']} comparisons are better, "
+        f"{counts['worse']} worse and {counts['equivalent']} equivalent of {len(verdicts)}; the rest are "
+        f"inconclusive. A verdict that differs from what the report's earlier 2-SE screen ({screen}, no "
+        "correction, no equivalence test) said is marked *was …*."
+    )

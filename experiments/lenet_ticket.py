@@ -35,7 +35,17 @@ import numpy as np
 import lotterysearch as ls
 from experiments import ga as ga_section
 from experiments import lth
-from experiments.common import ROOT, Context, Rendered, Section, load_results
+from experiments.common import (
+    ROOT,
+    Context,
+    Rendered,
+    Section,
+    changed,
+    in_points,
+    load_results,
+    method_text,
+    verdict_cell,
+)
 from experiments.demo_gain import best_at
 from experiments.lth import REINIT_SEED, train_mask
 from experiments.ticket_match import overlap
@@ -56,6 +66,7 @@ from lotterysearch.settings import (
 )
 from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.training.fitness import evaluate_masks
+from lotterysearch.verdicts import Family, Verdict
 
 MODEL = "mlp:784-300-100-10:glorot"
 # IMP's rounds 12, 15, 18 (layerwise 20%, output layer 10%) keep 6.95, 3.58, 1.85% of the weights: the
@@ -111,6 +122,9 @@ class LeNetTicketSettings:
     variants: tuple[str, ...] = tuple(VARIANTS)
     # Inits no pilot saw: target 2 is checked again on them, the search against IMP run as section 5 runs it.
     held_out: tuple[int, ...] = ()
+    # Two confirmed test accuracies within this many points count as level: target 2's "within 0.2 points",
+    # and the margin of every equivalence test of the section.
+    equivalence_margin: float = 0.2
     confirm: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(
             steps=3000, optimizer="adam", lr=0.0012, batch_size=60, eval_every=100, fused=True
@@ -508,8 +522,53 @@ def paired(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, float]:
     return ga_section.paired([a[t] for t in common], [b[t] for t in common])
 
 
-def _diff_text(d: Mapping[str, float]) -> str:
-    return "–" if d["n"] == 0 else f"{ga_section.paired_text(d)}, {ga_section.verdict(d)}"
+def screen(a: Mapping[int, float], b: Mapping[int, float]) -> str:
+    """What the report's earlier 2-SE screen said of a − b: 'better', 'worse', 'indistinguishable'."""
+    return ga_section.verdict(paired(a, b))
+
+
+def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it with its settings (declared before it
+    ran) or it is the current settings', declared after the run that ``res`` holds."""
+    if "equivalence_margin" in res["settings"]:
+        return float(res["settings"]["equivalence_margin"]), True
+    return SETTINGS[res.get("settings_name", "small")].equivalence_margin, False
+
+
+def compared(res: Mapping[str, Any]) -> dict[tuple, tuple[dict[int, float], dict[int, float]]]:
+    """Every comparison the section decides, as (a, b) accuracies by θ₀ for a − b: the GA against each
+    method at each density (``("table", d, m)``), target 2 on the report's and the held-out inits
+    (``("stopped", d)``, ``("held", d)``) and the stretch (``("fresh", d)``)."""
+    out: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
+    methods = (*res["settings"]["variants"], *BASELINES, "imp_full")
+    for d in res["densities"]:
+        ga = accuracies(res, d, "ga")
+        for m in methods:
+            if m != "ga" and (m != "imp_full" or res["imp_full"]):
+                out[("table", d, m)] = (ga, accuracies(res, d, m))
+        if res["imp_full"]:
+            at = stopped_at(res, d)
+            out[("stopped", d)] = (at["ga"], at["imp"])
+        if res.get("held_out"):
+            at = stopped_at(res, d, held_out=True)
+            out[("held", d)] = (at["ga"], at["imp"])
+        out[("fresh", d)] = (accuracies(res, d, "ga_fresh_init"), accuracies(res, d, "imp_full"))
+    return out
+
+
+def verdicts(res: Mapping[str, Any]) -> dict[tuple, Verdict]:
+    """``compared``'s comparisons decided as one family (``lotterysearch.verdicts``), in points."""
+    m, _ = margin(res)
+    family = Family()
+    for key, (a, b) in compared(res).items():
+        family.compare(key, in_points(a), in_points(b), m)
+    return family.decide()
+
+
+def _cells(res: Mapping[str, Any], decided: Mapping[tuple, Verdict], key: tuple) -> list[str]:
+    """The interval, the test and the verdict of one comparison (what the screen said, where it changed)."""
+    v = decided[key]
+    return [v.interval(), v.test_text(), verdict_cell(v, screen(*compared(res)[key]))]
 
 
 def steps_of(res: Mapping[str, Any], method: str) -> float:
@@ -520,7 +579,7 @@ def steps_of(res: Mapping[str, Any], method: str) -> float:
 
 def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> str:
     rows = []
-    ga = accuracies(res, d, "ga")
+    decided = verdicts(res)
     for m in (*methods, "imp_full"):
         t = accuracies(res, d, m)
         if m == "imp_full":
@@ -542,7 +601,7 @@ def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> 
                 f"{100 * density:.2f}%",
                 f"{steps:.0f}",
                 pm(mean_std(t.values()), 4),
-                "" if m == "ga" else _diff_text(paired(ga, t)),
+                *(["", "", ""] if m == "ga" else _cells(res, decided, ("table", d, m))),
             ]
         )
     return markdown_table(
@@ -552,7 +611,9 @@ def accuracy_table(res: Mapping[str, Any], d: float, methods: Sequence[str]) -> 
             "density",
             "training steps",
             "test accuracy from θ₀",
-            "GA − method (SE)",
+            "GA − method, points [95% CI]",
+            "paired test",
+            "verdict",
         ],
         rows,
     )
@@ -603,21 +664,25 @@ def stopped_at(res: Mapping[str, Any], d: float, held_out: bool = False) -> dict
     }
 
 
-def close_to_imp(at: Mapping[str, Any]) -> dict[str, Any]:
+def close_to_imp(at: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
     """Target 2 at one density: the paired gap to IMP's ticket, the costliest θ₀'s share of IMP's steps, and
-    whether it is within 0.2 points with every θ₀ at most half of IMP's steps."""
-    gap = paired(at["ga"], at["imp"])
+    whether the gap is shown within the margin (``verdict`` of GA − IMP: equivalent, or better) with every
+    θ₀ at most half of IMP's steps."""
     most = max(at["steps"])
+    close = verdict.kind == "better" or verdict.equivalent
     return {
-        "gap": gap,
+        "gap": paired(at["ga"], at["imp"]),
+        "verdict": verdict,
         "steps_ratio": most / at["imp_steps"],
-        "reached": gap["n"] > 0 and gap["mean"] >= -0.002 and most <= at["imp_steps"] / 2,
+        "close": close,
+        "reached": close and most <= at["imp_steps"] / 2,
     }
 
 
 def stopped_table(res: Mapping[str, Any], held_out: bool = False) -> str:
     """Target 2 (``stopped_at``) density by density, on the report's inits or the held-out ones."""
     rows = []
+    decided = verdicts(res)
     for d in res["densities"]:
         at = stopped_at(res, d, held_out)
         rows.append(
@@ -628,7 +693,7 @@ def stopped_table(res: Mapping[str, Any], held_out: bool = False) -> str:
                 f"{at['imp_steps']}",
                 pm(mean_std(at["ga"].values()), 4),
                 pm(mean_std(at["imp"].values()), 4),
-                _diff_text(close_to_imp(at)["gap"]),
+                *_cells(res, decided, ("held" if held_out else "stopped", d)),
             ]
         )
     return markdown_table(
@@ -639,7 +704,9 @@ def stopped_table(res: Mapping[str, Any], held_out: bool = False) -> str:
             "IMP's steps",
             "GA, stopped there",
             "IMP, full rounds",
-            "GA − IMP (SE)",
+            "GA − IMP, points [95% CI]",
+            "paired test",
+            "verdict",
         ],
         rows,
     )
@@ -647,6 +714,7 @@ def stopped_table(res: Mapping[str, Any], held_out: bool = False) -> str:
 
 def fresh_table(res: Mapping[str, Any]) -> str:
     rows = []
+    decided = verdicts(res)
     for d in res["densities"]:
         fresh, own, reinit = (accuracies(res, d, m) for m in ("ga_fresh_init", "imp_full", "imp_full_reinit"))
         rows.append(
@@ -655,7 +723,7 @@ def fresh_table(res: Mapping[str, Any]) -> str:
                 pm(mean_std(fresh.values()), 4),
                 pm(mean_std(own.values()), 4),
                 pm(mean_std(reinit.values()), 4),
-                _diff_text(paired(fresh, own)),
+                *_cells(res, decided, ("fresh", d)),
             ]
         )
     return markdown_table(
@@ -664,34 +732,58 @@ def fresh_table(res: Mapping[str, Any]) -> str:
             f"GA's mask from init {REINIT_SEED}",
             "IMP's ticket from its own init",
             f"IMP's ticket from init {REINIT_SEED}",
-            "GA (fresh) − IMP (own) (SE)",
+            "GA (fresh) − IMP (own), points [95% CI]",
+            "paired test",
+            "verdict",
         ],
         rows,
     )
 
 
 def targets(res: Mapping[str, Any]) -> dict[str, Any]:
-    """The three targets, each with the numbers that decide it."""
+    """The three targets, each with the verdicts that decide it, and what the earlier 2-SE screen decided."""
     ds = res["densities"]
-    ga = {d: accuracies(res, d, "ga") for d in ds}
-    beats = {
-        d: {m: ga_section.verdict(paired(ga[d], accuracies(res, d, m))) for m in ("synflow", "random")}
+    decided = verdicts(res)
+    beats = {d: {m: decided[("table", d, m)] for m in ("synflow", "random")} for d in ds}
+    beat_both = [d for d in ds if all(v.kind == "better" for v in beats[d].values())]
+    screened_both = [
+        d
         for d in ds
-    }
-    beat_both = [d for d in ds if all(v == "better" for v in beats[d].values())]
-    close = {d: close_to_imp(stopped_at(res, d)) for d in ds}
-    held = {d: close_to_imp(stopped_at(res, d, True)) for d in ds} if res.get("held_out") else None
-    fresh = {d: paired(accuracies(res, d, "ga_fresh_init"), accuracies(res, d, "imp_full")) for d in ds}
+        if all(screen(*compared(res)[("table", d, m)]) == "better" for m in ("synflow", "random"))
+    ]
+    close = (
+        {d: close_to_imp(stopped_at(res, d), decided[("stopped", d)]) for d in ds} if res["imp_full"] else {}
+    )
+    held = (
+        {d: close_to_imp(stopped_at(res, d, True), decided[("held", d)]) for d in ds}
+        if res.get("held_out")
+        else None
+    )
+    fresh = {d: decided[("fresh", d)] for d in ds}
+
+    def screened_close(at: Mapping[str, Any]) -> bool:  # the screen's target 2: the mean gap, not a test
+        gap = paired(at["ga"], at["imp"])
+        return gap["n"] > 0 and gap["mean"] >= -0.002 and max(at["steps"]) <= at["imp_steps"] / 2
+
+    screened_second = bool(res["imp_full"]) and any(
+        screened_close(stopped_at(res, d)) and (held is None or screened_close(stopped_at(res, d, True)))
+        for d in ds
+    )
     return {
         "beats": beats,
         "beat_both": beat_both,
         "first": len(beat_both) >= 2,
+        "screened_first": len(screened_both) >= 2,
         "close": close,
         "held": held,
         # reached at a density on the inits the settings were chosen on and on the held-out ones
         "second": any(c["reached"] and (held is None or held[d]["reached"]) for d, c in close.items()),
+        "screened_second": screened_second,
         "fresh": fresh,
-        "stretch": any(f["n"] > 0 and f["mean"] >= -0.002 for f in fresh.values()),
+        "stretch": any(v.kind == "better" or v.equivalent for v in fresh.values()),
+        "screened_stretch": any(
+            f["n"] > 0 and f["mean"] >= -0.002 for f in (paired(*compared(res)[("fresh", d)]) for d in fresh)
+        ),
     }
 
 
@@ -699,13 +791,21 @@ def _pct(d: float) -> str:
     return f"{100 * d:.1f}%"
 
 
-def _versus(res: Mapping[str, Any], a: str, b: str) -> str:
-    """``a`` against ``b`` at every density: the verdict and the paired difference in points."""
+def _versus(res: Mapping[str, Any], m: str) -> str:
+    """The GA against ``m`` at every density: the verdict and the paired difference in points."""
+    decided = verdicts(res)
     parts = []
     for d in res["densities"]:
-        diff = paired(accuracies(res, d, a), accuracies(res, d, b))
-        parts.append(f"{ga_section.verdict(diff)} at {_pct(d)} ({100 * diff['mean']:+.2f})")
+        v = decided[("table", d, m)]
+        parts.append(f"{_said(res, ('table', d, m))} at {_pct(d)} ({v.interval()})")
     return ", ".join(parts)
+
+
+def _said(res: Mapping[str, Any], key: tuple) -> str:
+    """A comparison's verdict in a sentence, with the screen's where it changed (``was …``)."""
+    v = verdicts(res)[key]
+    before = screen(*compared(res)[key])
+    return f"{v} (was {before})" if changed(v, before) else str(v)
 
 
 def _kappa(res: Mapping[str, Any], d: float, method: str) -> float:
@@ -718,60 +818,82 @@ def _kappa(res: Mapping[str, Any], d: float, method: str) -> float:
     return mean_std(o)["mean"]
 
 
+def _outcome(now: bool, before: bool, yes: str = "reached", no: str = "not reached") -> str:
+    """A target's outcome, and that it changed from the 2-SE screen's where it did."""
+    text = f"**{yes if now else no}**"
+    return text if now == before else f"{text}, changed from {yes if before else no} under the 2-SE screen"
+
+
 def answer(res: Mapping[str, Any]) -> str:
     t = targets(res)
     ds = res["densities"]
     n = len(res["rows"])
-    first = ", ".join(
-        f"{_pct(d)}: SynFlow alone {t['beats'][d]['synflow']}, random {t['beats'][d]['random']}" for d in ds
+    m, _ = margin(res)
+    decided = verdicts(res)
+    first = "; ".join(
+        f"{_pct(d)}: against SynFlow alone {t['beats'][d]['synflow'].interval()}, "
+        f"{_said(res, ('table', d, 'synflow'))}, against random {t['beats'][d]['random'].interval()}, "
+        f"{_said(res, ('table', d, 'random'))}"
+        for d in ds
     )
-    second = ", ".join(
-        f"{_pct(d)}: {100 * c['gap']['mean']:+.2f} points at {c['steps_ratio']:.2f}× IMP's steps"
+    second = "; ".join(
+        f"{_pct(d)}: {c['verdict'].interval()} points, {_said(res, ('stopped', d))}, at "
+        f"{c['steps_ratio']:.2f}× IMP's steps"
         for d, c in t["close"].items()
     )
     if t["held"] is not None:
-        second += "; on the held-out inits " + ", ".join(
-            f"{_pct(d)}: {100 * h['gap']['mean']:+.2f} at {h['steps_ratio']:.2f}×"
+        second += "; on the held-out inits " + "; ".join(
+            f"{_pct(d)}: {h['verdict'].interval()}, {_said(res, ('held', d))}, at {h['steps_ratio']:.2f}×"
             for d, h in t["held"].items()
         )
-    stretch = ", ".join(f"{_pct(d)}: {100 * f['mean']:+.2f} points" for d, f in t["fresh"].items())
+    stretch = ", ".join(
+        f"{_pct(d)}: {v.interval()} points, {_said(res, ('fresh', d))}" for d, v in t["fresh"].items()
+    )
     density = ", ".join(
         f"{100 * mean_std(r['at'][f'{d:g}']['density']['ga'] for r in res['rows'])['mean']:.2f}% for ≤ {_pct(d)}"
         for d in ds
     )
+    ahead = [v.difference.mean for d in ds for v in t["beats"][d].values()]
     head = (
         "**Against SynFlow and random masks yes, "
         if t["first"]
+        else f"**Ahead of SynFlow and random masks by {min(ahead):+.2f} to {max(ahead):+.2f} points but not shown "
+        f"with {n} inits, "
+        if min(ahead) > 0
         else "**Not against SynFlow and random masks at two densities, "
     ) + (
         "and it matches IMP's ticket at half of IMP's steps.**"
         if t["second"]
-        else "and within 0.2 points of IMP's ticket, but not at half of IMP's steps.**"
-        if any(c["gap"]["mean"] >= -0.002 for c in t["close"].values())
-        else "against IMP no.**"
+        else f"and not shown within {m:.2f} points of IMP's ticket, nor at half of IMP's steps.**"
+        if not any(c["close"] for c in t["close"].values())
+        else f"and within {m:.2f} points of IMP's ticket, but not at half of IMP's steps.**"
     )
     ablation = [
-        f"{what}: {_versus(res, 'ga', v)}"
-        for v, what in ABLATIONS.items()
-        if v in res["settings"]["variants"]
+        f"{what}: {_versus(res, v)}" for v, what in ABLATIONS.items() if v in res["settings"]["variants"]
     ]
     kappas = ", ".join(
         f"κ = {_kappa(res, d, 'ga'):.2f} at {_pct(d)} (SynFlow's {_kappa(res, d, 'synflow'):.2f})" for d in ds
     )
+    moved = [k for k, v in decided.items() if changed(v, screen(*compared(res)[k]))]
     return (
         f"{head} On LeNet-300-100 / MNIST in ticket mode (children magnitude-pruned, as IMP prunes), over {n} "
         "inits θ₀, every method at the search's training steps and every winner confirmed with the full "
-        f"protocol from θ₀. Target 1, the GA beats SynFlow alone and random search at equal steps at two or "
-        f"more of the densities (paired, 2 SE): **{'reached' if t['first'] else 'not reached'}** ({first}). "
-        "Target 2, within 0.2 points of IMP's full-protocol ticket at ≤ half of IMP's steps (the search "
-        f"stopped at each density's rung, steps the most over θ₀): "
-        f"**{'reached' if t['second'] else 'not reached'}** ({second}). Against one IMP lineage at the GA's own "
-        f"steps, the GA is {_versus(res, 'ga', 'imp_short')} points with IMP's 20% rounds and "
-        f"{_versus(res, 'ga', 'imp_rate')} at its own rate: that difference is what the population and "
+        f"protocol from θ₀; differences in points with 95% intervals, verdicts by paired t-tests with Holm's "
+        f"correction over the section's {next(iter(decided.values())).family_size} tests and equivalence "
+        f"within ±{m:.2f} points by TOST ({len(moved)} of {len(decided)} verdicts changed from the earlier "
+        f"2-SE screen, marked *was*; with {n} inits most differences are inconclusive, which is what {n} inits "
+        f"can tell). Target 1, the GA beats SynFlow alone and random search at equal steps at two or more of "
+        f"the densities: {_outcome(t['first'], t['screened_first'], no='not shown')} ({first}). Target 2, within {m:.2f} "
+        "points of IMP's full-protocol ticket (shown by TOST, or better) at ≤ half of IMP's steps (the "
+        "search stopped at each density's rung, steps the most over θ₀), on both sets of inits: "
+        f"{_outcome(t['second'], t['screened_second'])} ({second}). Against one IMP lineage at the GA's own "
+        f"steps, the GA is {_versus(res, 'imp_short')} with IMP's 20% rounds and "
+        f"{_versus(res, 'imp_rate')} at its own rate: that difference is what the population and "
         f"selection add to the mutation. Its winners keep {density}. Stretch, the GA's masks from a "
-        f"fresh init against IMP's tickets from their own init: **{'reached' if t['stretch'] else 'not reached'}**"
-        f" ({stretch}). What each piece contributes (GA − ablation, points): {'; '.join(ablation)}. The GA's "
-        f"best mask for θ₀ shares part of IMP's ticket for θ₀: {kappas}, where 0 is chance and 1 identity."
+        "fresh init against IMP's tickets from their own init: "
+        f"{_outcome(t['stretch'], t['screened_stretch'])} ({stretch}). What each piece contributes (GA − "
+        f"ablation, points): {'; '.join(ablation)}. The GA's best mask for θ₀ shares part of IMP's ticket for "
+        f"θ₀: {kappas}, where 0 is chance and 1 identity."
     )
 
 
@@ -798,6 +920,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         if res["imp_full"]
         else "Target 2 has no IMP ticket to compare with: section 5 has no results for these inits."
     )
+    how = method_text(verdicts(res), *margin(res), "the section's settings (`equivalence_margin`)")
     held = res.get("held_out")
     if held:
         target2 += (
@@ -824,10 +947,10 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         f"{rate_round_steps:.0f} steps, and SynFlow masks from more inits (and the same shuffled "
         f"within layers), the best by the same fitness. Each winner is trained from θ₀ with the full protocol "
         f"({s['confirm']['steps']} steps, early stop at the lowest validation loss); test accuracy at the early "
-        "stop, mean ± std over θ₀; the GA's difference to each method paired by θ₀ (better or worse beyond "
-        "2 SE). IMP's full-round tickets are section 5's, from the same θ₀; a mask counts at a density when it "
-        "keeps at most that share of the weights, so a sparser winner competes at a disadvantage."
-        f"\n\n{tables}\n\n"
+        "stop, mean ± std over θ₀; the GA's difference to each method paired by θ₀. IMP's full-round tickets "
+        "are section 5's, from the same θ₀; a mask counts at a density when it keeps at most that share of the "
+        "weights, so a sparser winner competes at a disadvantage."
+        f"\n\n{how}\n\n{tables}\n\n"
         f"{target2}\n\n"
         "Does the GA's best mask for θ₀ coincide with IMP's ticket for θ₀? Overlap with IMP's short-round ticket "
         "of the same θ₀ (Jaccard J against its chance level for masks with the same per-layer counts, "

@@ -22,7 +22,17 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.common import ROOT, Context, Rendered, Section, difference, differs, load_results
+from experiments.common import (
+    ROOT,
+    Context,
+    Rendered,
+    Section,
+    differs,
+    in_points,
+    load_results,
+    method_text,
+    verdict_cell,
+)
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model
@@ -33,10 +43,20 @@ from lotterysearch.settings import IMPConfig, TrainingConfig, config_hash, load_
 from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.storage.store import Store, workspace_paths
 from lotterysearch.training.trainer import train
+from lotterysearch.verdicts import Family, Verdict
 
 CONFIGS = {"small": "lenet_imp_small.toml", "large": "lenet_imp_large.toml"}
 ROUNDS = (0, 3, 7, 12, 15, 18)  # 100, 51.3, 21.1, 7.0, 3.6, 1.9 % of the weights (layerwise 20% / 10%)
 REINIT_SEED = 1000  # the reinit control's init seed, far from every trajectory's
+# Two test accuracies within this many points count as level (a ticket "matches" the dense network): the
+# margin of every equivalence test of the section, stored with the results a run writes.
+EQUIVALENCE_MARGIN = 0.2
+# The section's comparisons, each ticket − the other at the same round (the dense network: round 0).
+VERSUS = {
+    "dense": "the dense network",
+    "reinit": "the same mask, random reinit",
+    "synflow": "a SynFlow mask, same init",
+}
 METHODS = ("ticket", "reinit", "synflow", "random")
 LABELS = {
     "ticket": "winning ticket (IMP, own init)",
@@ -178,6 +198,7 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
         "points": points,
         "stability": stability,
         "training_steps": total_steps,
+        "equivalence_margin": EQUIVALENCE_MARGIN,
     }
 
 
@@ -274,10 +295,10 @@ def overlap_table(res: Mapping[str, Any]) -> str:
                 [
                     f"{_percent(res, k):.1f}",
                     LABELS[method],
-                    pm(o["jaccard"]),
-                    pm(o["chance_jaccard"]),
-                    pm(o["aligned_jaccard"]),
-                    pm(o["aligned_chance_jaccard"]),
+                    pm(o["jaccard"], 4),
+                    pm(o["chance_jaccard"], 4),
+                    pm(o["aligned_jaccard"], 4),
+                    pm(o["aligned_chance_jaccard"], 4),
                     f"{o['classes']} of {len(res['seeds'])}",
                 ]
             )
@@ -330,22 +351,71 @@ def lth_figure(res: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
     return fig
 
 
-def _compare(res: Mapping[str, Any], a: str, k: int, b: str, kb: int | None = None) -> tuple[bool, bool, str]:
-    """(a better than b by > 2 SE, worse by > 2 SE, a − b text) of test accuracy at early stop."""
-    sa, sb = _stat(res, a, k, "es_test"), _stat(res, b, k if kb is None else kb, "es_test")
+def _screen(res: Mapping[str, Any], k: int, other: str) -> str:
+    """What the report's earlier 2-SE screen said of the ticket against ``other`` at round ``k``: 'better',
+    'worse' or 'indistinguishable' (a Welch difference beyond 2 SE, unpaired)."""
+    sa = _stat(res, "ticket", k, "es_test")
+    sb = _stat(res, "ticket" if other == "dense" else other, 0 if other == "dense" else k, "es_test")
     if sa is None or sb is None:
-        return False, False, "no data"
-    d = differs(sa, sb)
-    return d and sa["mean"] > sb["mean"], d and sa["mean"] < sb["mean"], difference(sa, sb)
+        return "no data"
+    if not differs(sa, sb):
+        return "indistinguishable"
+    return "better" if sa["mean"] > sb["mean"] else "worse"
+
+
+def _by_seed(res: Mapping[str, Any], method: str, k: int) -> dict[int, float]:
+    return in_points({p["seed"]: p["es_test"] for p in res["points"][method].get(str(k), [])})
+
+
+def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it (declared before it ran) or it is the
+    module's, declared after the run that ``res`` holds."""
+    if "equivalence_margin" in res:
+        return float(res["equivalence_margin"]), True
+    return EQUIVALENCE_MARGIN, False
+
+
+def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, int], Verdict]:
+    """Every comparison of the section, decided as one family (``lotterysearch.verdicts``): the ticket of
+    each sparse round against the dense network, its reinit control and the SynFlow mask, paired by init."""
+    m, _ = margin(res)
+    family = Family()
+    for k in res["rounds"][1:]:
+        ticket = _by_seed(res, "ticket", k)
+        for other in VERSUS:
+            b = _by_seed(res, "ticket", 0) if other == "dense" else _by_seed(res, other, k)
+            family.compare((other, k), ticket, b, m)
+    return family.decide()
+
+
+def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, int], Verdict]) -> str:
+    rows = [
+        [
+            f"{_percent(res, k):.1f}",
+            VERSUS[other],
+            v.interval(),
+            v.test_text(),
+            verdict_cell(v, _screen(res, k, other)),
+        ]
+        for (other, k), v in decided.items()
+    ]
+    header = ["% weights", "ticket against", "ticket − it, points [95% CI]", "paired test", "verdict"]
+    return markdown_table(header, rows)
 
 
 def answer(res: Mapping[str, Any]) -> str:
+    decided = verdicts(res)
     dense = _stat(res, "ticket", 0, "es_test")
     sparse = res["rounds"][1:]
-    matching = [k for k in sparse if not _compare(res, "ticket", k, "ticket", 0)[1]]
-    lower = [k for k in sparse if _compare(res, "ticket", k, "ticket", 0)[1]]
-    reinit_worse = [k for k in sparse if _compare(res, "ticket", k, "reinit")[0]]
-    synflow_worse = [k for k in sparse if _compare(res, "ticket", k, "synflow")[0]]
+    m, _ = margin(res)
+
+    def where(other: str, *kinds: str) -> list[int]:
+        return [k for k in sparse if decided[(other, k)].kind in kinds]
+
+    matching = where("dense", "better", "equivalent")
+    lower = where("dense", "worse")
+    untold = where("dense", "inconclusive", "no data")
+    was_level = [k for k in sparse if _screen(res, k, "dense") != "worse"]
     es0 = _stat(res, "ticket", 0, "es_step")["mean"]
     sooner = {k: 1 - _stat(res, "ticket", k, "es_step")["mean"] / es0 for k in sparse}
     pct = lambda ks: ", ".join(f"{_percent(res, k):.1f}%" for k in ks) or "none"  # noqa: E731
@@ -354,24 +424,70 @@ def answer(res: Mapping[str, Any]) -> str:
     classes = all(o["classes"] == len(res["seeds"]) for o in j.values())
     stops = [p["es_step"] for k in sparse for p in res["points"]["ticket"][str(k)]]
     at_end = sum(s == res["training"]["steps"] for s in stops) / len(stops)
+    n = len(res["seeds"])
+    diffs = [decided[("dense", k)].difference.mean for k in sparse]
+    if matching:
+        head = (
+            f"**Winning tickets shown here: at {pct(matching)} of the weights IMP's tickets, trained from their "
+            f"own init, match the dense network (test accuracy at early stop {pm(dense, 4)}) within "
+            f"±{m:.2f} points or beat it.**"
+        )
+    else:
+        head = (
+            f"**Not shown with {n} inits: IMP's tickets from their own init differ from the dense network (test "
+            f"accuracy at early stop {pm(dense, 4)}) by {min(diffs):+.2f} to {max(diffs):+.2f} points at "
+            f"{pct(sparse)} of the weights, but no density's difference is shown equivalent within ±{m:.2f} "
+            "points or different.**"
+        )
+    tail = f" Shown below it at {pct(lower)}; inconclusive at {pct(untold)}." if matching or lower else ""
+    change = (
+        f" This verdict changed: the report's earlier 2-SE screen called the tickets not below the dense "
+        f"network at {pct(was_level)}, which only said that no difference was detected."
+        if set(was_level) != set(matching)
+        else ""
+    )
+
+    def against(other: str) -> str:
+        worse = where(other, "better")
+        screened = [k for k in sparse if _screen(res, k, other) == "better"]
+        text = f"worse than the tickets at {pct(worse)}"
+        if set(screened) != set(worse):
+            text += f" (changed: the 2-SE screen said at {pct(screened)})"
+        return text
+
     return (
-        f"**Winning tickets exist here: at {pct(matching)} of the weights IMP's tickets, trained from their own init, "
-        f"are not below the dense network (test accuracy at early stop {pm(dense, 4)}; below it by more than 2 SE at "
-        f"{pct(lower)}).** Randomly reinitialised, the same masks are worse at {pct(reinit_worse)}; SynFlow masks of the "
-        f"same density from the same init are worse than the tickets at {pct(synflow_worse)}. Tickets reach their "
-        "early-stopping iteration "
+        head
+        + tail
+        + change
+        + f" Randomly reinitialised, the same masks are {against('reinit')}; SynFlow masks of the same density "
+        f"from the same init are {against('synflow')} (paired t-tests, Holm over the section's tests). Tickets "
+        "reach their early-stopping iteration "
         + ", ".join(
             f"{100 * abs(v):.0f}% {'sooner' if v >= 0 else 'later'} at {_percent(res, k):.1f}%"
             for k, v in sooner.items()
         )
-        + f" than the dense network ({res['training']['steps']} iterations per round against the paper's 50k; "
-        f"{100 * at_end:.0f}% of the sparse tickets stop early at their last evaluation). Question 1 in this regime: "
-        "tickets "
-        f"from different inits overlap {'at' if max(abs(x) for x in kappa) < 0.05 else 'above'} chance "
-        f"(raw J − chance between {min(kappa):+.3f} and {max(kappa):+.3f}) and are "
+        + f" than the dense network on average ({res['training']['steps']} iterations per round against the "
+        f"paper's 50k; {100 * at_end:.0f}% of the sparse tickets stop early at their last evaluation). Question 1 "
+        "in this regime: tickets from different inits overlap close to chance (raw J exceeds its chance level "
+        f"by {min(kappa):+.3f} to {max(kappa):+.3f}; with {n} inits the {n * (n - 1) // 2} pairs share their "
+        "masks, so no test) and are "
         + ("all distinct isomorphism classes" if classes else "not all distinct isomorphism classes")
         + ": IMP, like SynFlow, finds a different ticket for every init."
     )
+
+
+def _verdicts_text(res: Mapping[str, Any]) -> str:
+    """The section's verdicts: how they were reached, then the table."""
+    decided = verdicts(res)
+    m, before = margin(res)
+    how = method_text(
+        decided,
+        m,
+        before,
+        "`experiments/lth.py` (`EQUIVALENCE_MARGIN`)",
+        screen="a difference beyond 2 Welch standard errors, unpaired",
+    )
+    return f"{how}\n\n{verdict_table(res, decided)}"
 
 
 def _figure(res: Mapping[str, Any], ctx: Context, name: str) -> str:
@@ -399,6 +515,8 @@ def _large(large: Mapping[str, Any], ctx: Context) -> tuple[str, str]:
         f"\n\n**At the large settings** ({head}):\n\n"
         + accuracy_table(large)
         + f"\n\n![the large settings]({_figure(large, ctx, 'lth_lenet_large.png')})\n\n"
+        + _verdicts_text(large)
+        + "\n\n"
         + overlap_table(large)
     )
     return body, f"\n\n**At the large settings** ({head}): " + answer(large)
@@ -418,6 +536,8 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         f"{res['training_steps']:,} training steps in all.\n\n"
         + accuracy_table(res)
         + f"\n\n![accuracy and early-stop iteration against weights remaining]({link})\n\n"
+        + _verdicts_text(res)
+        + "\n\n"
         "Where this differs from the paper, the likely causes: far fewer iterations per round at these settings (the "
         "paper trains 50k; the large settings train more), inputs standardised with MNIST's mean and std (the paper's "
         "preprocessing may differ), and fewer inits than the paper's five at the small settings.\n\n"

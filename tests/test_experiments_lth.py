@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from experiments import lth
 from experiments.common import Context, save_results
 from lotterysearch.settings import parse_imp_config
@@ -51,11 +53,12 @@ def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path
 
     rendered = lth.render(res, ctx)
     table = [line for line in rendered.body.splitlines() if line.startswith("| ")]
-    assert len(table) == 1 + len(lth.ROUNDS) + 1 + 2 * (len(lth.ROUNDS) - 1)  # two tables with their headers
+    # the accuracies, the verdicts (three comparisons a sparse round) and the overlaps, with their headers
+    assert len(table) == 1 + len(lth.ROUNDS) + 1 + 3 * (len(lth.ROUNDS) - 1) + 1 + 2 * (len(lth.ROUNDS) - 1)
     assert (tmp_path / "figures" / "lth_lenet.png").stat().st_size > 10_000
-    assert rendered.answer.startswith("**Winning tickets") or rendered.answer.startswith(
-        "**No winning tickets"
-    )
+    assert rendered.answer.startswith(("**Winning tickets shown here", "**Not shown with 2 inits"))
+    assert res["equivalence_margin"] == lth.EQUIVALENCE_MARGIN  # stored with the run: declared before it
+    assert "margin declared in `experiments/lth.py` (`EQUIVALENCE_MARGIN`) before the run" in rendered.body
     assert "At the large settings" not in rendered.body
     # the large settings' results, where they exist, follow the small ones' in the same section
     large = {**res, "elapsed_s": 600.0, "load_average": [0.5, 2.0]}
@@ -86,3 +89,51 @@ def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twi
     assert sum(line.startswith(("  synflow", "  random")) for line in progress) == 13
     with Store.open(ws) as store:
         assert len(store.runs()) == 1 and store.runs()[0].status == "finished"
+
+
+def _points(by_seed: dict[int, float]) -> list[dict[str, float]]:
+    return [{"seed": t, "density": 0.5, "es_step": 100, "es_test": a} for t, a in by_seed.items()]
+
+
+def test_verdicts_are_paired_by_seed_and_decided_as_one_family() -> None:
+    seeds = (0, 1, 2, 3)
+    dense = {0: 0.9700, 1: 0.9750, 2: 0.9720, 3: 0.9690}
+    ticket = {0: 0.9701, 1: 0.9749, 2: 0.9720, 3: 0.96905}  # within ±0.01 points of dense, seed by seed
+    reinit = {t: a - 0.02 - 0.0001 * t for t, a in ticket.items()}  # 2 points below, every seed
+    synflow = {0: 0.9600, 1: 0.9800, 2: 0.9650, 3: 0.9750}  # as much above as below
+    res = {
+        "seeds": list(seeds),
+        "rounds": [0, 3],
+        "points": {
+            "ticket": {"0": _points(dense), "3": _points(ticket)},
+            "reinit": {"3": _points(reinit)},
+            "synflow": {"3": _points(synflow)},
+            "random": {"3": _points(synflow)},
+        },
+    }
+    decided = lth.verdicts(res)
+    assert lth.margin(res) == (lth.EQUIVALENCE_MARGIN, False)  # not stored with these results: declared after
+    assert set(decided) == {("dense", 3), ("reinit", 3), ("synflow", 3)}
+    assert all(v.family_size == 6 for v in decided.values())  # three difference tests, three TOSTs
+    d = decided[("dense", 3)].difference
+    assert d.differences == pytest.approx((0.01, -0.01, 0.0, 0.005))  # in points, paired by seed
+    assert [decided[k].kind for k in (("dense", 3), ("reinit", 3), ("synflow", 3))] == [
+        "equivalent",
+        "better",
+        "inconclusive",
+    ]
+    assert decided[("reinit", 3)].interval().startswith("+2.02 [")
+    table = lth.verdict_table(res, decided)
+    # the unpaired 2-SE screen could not tell ticket from SynFlow, nor call the ticket level with dense
+    assert "| 50.0 | a SynFlow mask, same init | +0.15 [-1.16, +1.46] |" in table
+    assert table.count("(was indistinguishable by the 2-SE screen)") == 1
+    assert "| equivalent within ±0.20 |" in table
+    res["stability"] = {
+        "3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 4}}
+    }
+    res["training"] = {"steps": 300}
+    assert lth.answer(res).startswith(
+        "**Winning tickets shown here: at 50.0% of the weights IMP's tickets, trained from their own init, "
+        "match the dense network (test accuracy at early stop 0.9715 ± 0.0026) within ±0.20 points or beat it.**"
+    )
+    assert lth.margin({**res, "equivalence_margin": 0.5}) == (0.5, True)
