@@ -424,12 +424,12 @@ def ticket(
 
     if weights not in WEIGHTS:
         raise ConfigError(f"unknown weights '{weights}' (known: {', '.join(WEIGHTS)})")
-    ind: Individual = store.individual(run_id, individual_id)
     inits = confirmation.run_inits(store, run_id)
     if inits.mode == "gradient":
         raise ExportError(
             f"run '{run_id}' trains in gradient mode (a dense forward pass): its networks are not sparse"
         )
+    ind: Individual = store.individual(run_id, individual_id)
     if protocol is None:
         training = run_training(store, run_id)
     elif isinstance(protocol, TrainingConfig):
