@@ -19,7 +19,7 @@ tickets are its individuals and ``run.imp_rounds()`` its rounds; ``imp_runs.IMPD
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +33,8 @@ from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.evolution.steady_state import SteadyStateLoop
 from lotterysearch.execution.evaluators import EvalResult
 from lotterysearch.execution.jobs import Jobs
+from lotterysearch.readers import export
+from lotterysearch.readers.export import BenchRow, Exported
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
 from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
@@ -142,6 +144,29 @@ class Run:
         control, under ``protocol`` (default: the latest one used), by id."""
         key = confirmation.protocol_key(self.store, self.id, protocol)
         return confirmation.stored_confirmed(self.store, self.id, key)
+
+    def export(
+        self,
+        individual_id: int,
+        out: str | Path,
+        format: str | None = None,
+        *,
+        weights: str = "trained",
+        protocol: TrainingConfig | str | Path | None = None,
+    ) -> Exported:
+        """Write an individual as a compacted model or its mask (``export.export``: formats ``compact``,
+        ``sparse``, ``program``, ``onnx``, ``mask``; ``weights`` ``trained`` or ``init``)."""
+        return export.export(
+            self.store, self.id, individual_id, out, format, weights=weights, protocol=protocol
+        )
+
+    def bench(
+        self, individual_id: int, batches: Sequence[int] = (1, 256), *, rounds: int = 7, threads: int = 1
+    ) -> list[BenchRow]:
+        """Latency and memory of an individual's exported forms against its dense masked network
+        (``export.bench``, θ₀ weights: latency does not depend on their values)."""
+        t = export.ticket(self.store, self.id, individual_id, "init")
+        return export.bench(t.model, t.mask, batches, rounds=rounds, threads=threads)
 
     # ---- driving ------------------------------------------------------------------------------
     def _loop(self) -> SearchLoop:

@@ -301,11 +301,28 @@ def cmd_imp(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from lotterysearch.readers import report
+    from lotterysearch.readers.export import export
     from lotterysearch.storage.store import Store
 
     with Store.open(_workspace(args)) as store:
-        print(f"saved {report.export_mask(store, args.run, args.id, args.out)}")
+        done = export(
+            store, args.run, args.id, args.out, args.format, weights=args.weights, protocol=args.protocol
+        )
+        print(done.line())
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from lotterysearch.readers.export import bench, describe_network, format_bench, ticket
+    from lotterysearch.storage.store import Store
+
+    with Store.open(_workspace(args)) as store:
+        t = ticket(store, args.run, args.id, args.weights)
+    print(f"run {args.run} individual {args.id}: {t.spec}, {describe_network(t.model, t.mask)}")
+    print(f"{args.threads} thread(s), best and median of {args.rounds} rounds; × masked: the dense masked")
+    print(
+        "network's best latency over this form's (× zeros: the dense one with its zeros stored)", flush=True
+    )
+    print(format_bench(bench(t.model, t.mask, args.batch, rounds=args.rounds, threads=args.threads)))
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
@@ -482,12 +499,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.set_defaults(func=cmd_front)
 
-    e = sub.add_parser("export", help="write one individual's mask as .npz (accepted by train)")
+    e = sub.add_parser(
+        "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"
+    )
     e.add_argument("run", metavar="RUN")
     e.add_argument("id", type=int, metavar="ID")
     e.add_argument("--workspace", **ws)
-    e.add_argument("--out", required=True, metavar="MASK.npz")
+    e.add_argument("--out", required=True, metavar="FILE", help=".npz mask, .pt, .pt2 or .onnx model")
+    e.add_argument(
+        "--format",
+        default=None,
+        help="mask, compact, sparse, program or onnx (default: from the suffix of --out, else mask)",
+    )
+    e.add_argument(
+        "--weights", default="trained", help="trained (from the mask's own init) or init (θ₀, the ticket)"
+    )
+    e.add_argument(
+        "--protocol",
+        default=None,
+        metavar="FILE.toml",
+        help="the training of --weights trained: the file's [training] table (default: the run's)",
+    )
     e.set_defaults(func=cmd_export)
+
+    b = sub.add_parser(
+        "bench", help="latency and memory of one individual's exported forms against its dense masked network"
+    )
+    b.add_argument("run", metavar="RUN")
+    b.add_argument("id", type=int, metavar="ID")
+    b.add_argument("--workspace", **ws)
+    b.add_argument("--batch", type=int, nargs="+", default=[1, 256], metavar="N", help="batch sizes")
+    b.add_argument("--rounds", type=int, default=7, help="timing rounds, the forms interleaved")
+    b.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
+    b.add_argument("--weights", default="init", help="init (no training: latency does not depend on it)")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("dashboard", help="a live read-only web view of a workspace: runs, fronts, masks")
     d.add_argument("--workspace", **ws)

@@ -27,3 +27,7 @@ class PruningError(LotterySearchError):
 
 class StoreError(LotterySearchError):
     """A workspace or its SQLite store is missing, foreign or corrupt."""
+
+
+class ExportError(LotterySearchError):
+    """An exported model cannot be written, or does not compute what its masked network computes."""
