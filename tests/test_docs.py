@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from docblocks import LANGUAGES, ROOT, blocks, run_blocks
+from docblocks import LANGUAGES, ROOT, blocks, commands, run_blocks
 
 import lotterysearch
 from lotterysearch.config import parse_config, parse_imp_config
@@ -30,6 +30,24 @@ def test_every_block_says_what_it_is_and_every_skip_why(page: Path) -> None:
     for block in blocks(page):
         assert block.lang in LANGUAGES, f"{block.where}: tag the block with one of {', '.join(LANGUAGES)}"
         assert block.skip is None or len(block.skip) >= 10, f"{block.where}: say why it is skipped"
+
+
+def test_blocks_read_markers_and_bash_blocks_refuse_what_needs_a_shell(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        'Save it:\n\n<!-- file: a.toml -->\n```toml\nname = "a"\n```\n\n'
+        "```bash\nlotterysearch canon a.npz \\\n    b.npz   # prints: isomorphic: yes\nlotterysearch runs\n```\n\n"
+        "<!-- skip: needs a cluster at HEAD -->\n```bash\nray status | head\n```\n"
+    )
+    toml, bash, skipped = blocks(page)
+    assert (toml.lang, toml.file, toml.skip, toml.line) == ("toml", "a.toml", None, 4)
+    assert [(c.argv, c.prints) for c in commands(bash)] == [
+        (["canon", "a.npz", "b.npz"], "isomorphic: yes"),
+        (["runs"], None),
+    ]
+    assert skipped.skip == "needs a cluster at HEAD"
+    with pytest.raises(AssertionError, match="is not a plain lotterysearch command"):
+        commands(skipped)
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
