@@ -3,7 +3,7 @@
 No Docker engine runs on CI machines, so the image and the compose file are checked as text. The cluster test
 starts the nodes as docker/compose.yaml does (``ray start --head`` with the dashboard, ``ray start --address``,
 token authentication with the token in ``RAY_AUTH_TOKEN``), on loopback, each with its own temp dir and
-ports, and drives them with the ``ray job`` CLI as README.md ("Run on a cluster") tells a user to.
+ports, and drives them with the ``ray job`` CLI as docs/cluster.md tells a user to.
 """
 
 from __future__ import annotations
