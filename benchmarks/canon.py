@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 
 from lotterysearch.core.alignment import permute_hidden
-from lotterysearch.core.canon import _key, _quotient, class_key, effective_mask, mask_graph, twin_count
+from lotterysearch.core.canon import class_key, effective_mask, mask_graph, twin_count
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model, is_mlp
 
@@ -147,7 +147,7 @@ def main() -> None:
         t_eff = best_of(args.repeats, lambda m=mask: effective_mask(m))
         t_key = best_of(args.repeats, lambda m=mask: class_key(m))
         eff = effective_mask(mask)
-        t_canon = best_of(args.repeats, lambda m=mask, e=eff: _key(_quotient(m, e)))
+        t_canon = best_of(args.repeats, lambda m=mask, e=eff: class_key(m, e))
         graph, edge_attr = mask_graph(mask), None if is_mlp(spec) else "pattern"
         t_wl = best_of(
             args.repeats,

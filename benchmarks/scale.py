@@ -35,6 +35,13 @@ same input recurs in another worker count or latency: the timelines are those of
 time is not spent 32 times. ``--cache DIR`` keeps those tables between runs of the benchmark (named by a
 hash of the source that computes them); the driver's own work is always measured afresh.
 
+The phase timers use the hooks the package offers, nothing of it is patched: a subclass of each loop
+overrides its public steps (``evaluate``, ``select_parents``, ``select_survivors``, ``hypervolume``,
+``front``, the steady state's ``arrival``), a subclass of ``MaskProblem`` its ``children`` (variation), the
+loop writes through a ``RunStorage`` that times the store's writes, and the simulated cluster times its
+``class_keys``. ``today``'s loop is this benchmark's own copy of old source, run against today's modules
+under their old names; it calls its modules' functions directly, so its module gets timed copies of them.
+
 Every figure is a ratio against another driver in the same run (``today`` is the baseline).
 
     python benchmarks/scale.py [--models mlp,lenet] [--workers 1,10,100,1000] [--latencies 0.1,1]
@@ -48,6 +55,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import functools
 import hashlib
 import heapq
 import importlib.util
@@ -71,25 +79,28 @@ from typing import Any
 import numpy as np
 
 from lotterysearch import api
-from lotterysearch.core import canon
+from lotterysearch.core import canon, masks
 from lotterysearch.core.masks import Mask
-from lotterysearch.evolution import loop, nsga2, pareto, steady_state
+from lotterysearch.evolution import loop, nsga2, pareto, problem, steady_state
+from lotterysearch.evolution.loop import SearchLoop
 from lotterysearch.evolution.problem import Candidate, MaskProblem
+from lotterysearch.execution import evaluators
 from lotterysearch.execution.evaluators import BreedJob, BreedResult, EvalResult, breed_child
 from lotterysearch.settings import GAConfig, SearchConfig, SeedingConfig
+from lotterysearch.storage import store as store_module
 from lotterysearch.storage.store import Store
 from lotterysearch.training.fitness import Objectives
 
 BASELINE = "9161e85"  # the driver before this benchmark's changes
 # the code that makes children and class keys: a cache of them (``--cache``) is valid for this source only
 PURE_SOURCES = (
-    "operators.py",
-    "alignment.py",
-    "masks.py",
-    "canon.py",
-    "problem.py",
-    "evaluators.py",
-    "models.py",
+    "evolution/operators.py",
+    "core/alignment.py",
+    "core/masks.py",
+    "core/canon.py",
+    "evolution/problem.py",
+    "execution/evaluators.py",
+    "core/models.py",
 )
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"mlp": "mlp:40-100-100-10", "lenet": "mlp:784-300-100-10"}
@@ -148,20 +159,26 @@ class Profiler:
         self.seconds.clear()
         self.owed = 0.0
 
-    def wrap(self, name: str, fn: Callable) -> Callable:
-        def timed(*args: Any, **kwargs: Any) -> Any:
+    def run(self, name: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, its time phase ``name``'s."""
+        now = self.clock()
+        if self.stack:
+            self.seconds[self.stack[-1][0]] += now - self.stack[-1][1]
+        self.stack.append([name, now])
+        try:
+            return fn(*args, **kwargs)
+        finally:
             now = self.clock()
+            top, start = self.stack.pop()
+            self.seconds[top] += now - start
             if self.stack:
-                self.seconds[self.stack[-1][0]] += now - self.stack[-1][1]
-            self.stack.append([name, now])
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                now = self.clock()
-                top, start = self.stack.pop()
-                self.seconds[top] += now - start
-                if self.stack:
-                    self.stack[-1][1] = now
+                self.stack[-1][1] = now
+
+    def wrap(self, name: str, fn: Callable) -> Callable:
+        """``fn``, timed as phase ``name``."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            return self.run(name, fn, *args, **kwargs)
 
         return timed
 
@@ -275,7 +292,6 @@ class SimCluster:
     ) -> None:
         self.workers, self.latency, self.prof = workers, latency, profiler
         self.keys, self.children, self.full_steps, self.shapes = keys, children, full_steps, shapes
-        self._class_key = canon.class_key  # the real one, whatever the driver's phase timers replace
         self.t = 0.0
         self.free = [0.0] * workers  # when each worker's last assigned job ends
         self.open = Slots(workers, 2)  # free call slots
@@ -283,7 +299,6 @@ class SimCluster:
         self.dropped = 0.0  # worker-seconds of calls the driver stopped waiting for (spares)
         self.starved = 0.0  # worker-seconds a worker waited for its next job
         self.tail = 0.0  # worker-seconds after a worker's last call, before the makespan
-        self.training: dict[int, float] = {}  # steady state: child id -> seconds of its simulated training
         self.kept = 0.0  # worker-seconds of trainings whose result the search kept
         self.known: set[str] = set()
         self.hidden = 0.0  # real seconds spent inside the simulator
@@ -331,7 +346,7 @@ class SimCluster:
         return self._packed_key(mask.pack(), lambda: mask)
 
     def _packed_key(self, packed: bytes, mask: Callable[[], Mask]) -> tuple[str, float]:
-        key, seconds, _ = self.keys.get(digest(packed), lambda: self._class_key(mask()))
+        key, seconds, _ = self.keys.get(digest(packed), lambda: canon.class_key(mask()))
         return key, seconds
 
     # ---- Evaluator --------------------------------------------------------------------------------
@@ -340,7 +355,10 @@ class SimCluster:
         return self.workers
 
     def class_keys(self, masks: Sequence[Mask]) -> list[str]:
-        """Keys computed on the workers, round robin; the driver waits for the last."""
+        """Keys computed on the workers, round robin; the driver waits for the last (phase ``class_key``)."""
+        return self.prof.run("class_key", self._class_keys, masks)
+
+    def _class_keys(self, masks: Sequence[Mask]) -> list[str]:
         self._enter()
         out, done = [], self.t
         for i, m in enumerate(masks):
@@ -350,6 +368,10 @@ class SimCluster:
         self.t = done
         self._exit()
         return out
+
+    def keep(self, key: str) -> None:
+        """The steady-state search kept the training of class ``key``, which a worker ran for its latency."""
+        self.kept += self.latency.of(key)
 
     def publish(self, keys: Iterable[str]) -> None:
         self.known.update(keys)
@@ -394,8 +416,7 @@ class SimCluster:
             seconds, o = made_s + key_s, None
             if key not in self.known:
                 o = simulated_objectives(key, eff, density, self.full_steps)
-                self.training[job.id] = self.latency.of(key)
-                seconds += self.training[job.id]
+                seconds += self.latency.of(key)
             parents = tuple(job.parents[p] for p in picked)
             return seconds, BreedResult(
                 job.id, parents, packed, op, key, density, o, "sim", "sim", seconds, 1, 0
@@ -447,23 +468,186 @@ class SimCluster:
 
 
 # ---- drivers -------------------------------------------------------------------------------------------
-def baseline_modules() -> tuple[type, types.ModuleType]:
-    """``SearchLoop`` and ``nsga2`` as of commit ``BASELINE``, loaded from git into fresh modules."""
+# today's modules under the names the baseline's source imports them by (the flat layout of its commit)
+BASELINE_NAMES = {
+    "lotterysearch.canon": canon,
+    "lotterysearch.evaluators": evaluators,
+    "lotterysearch.masks": masks,
+    "lotterysearch.pareto": pareto,
+    "lotterysearch.problem": problem,
+    "lotterysearch.store": store_module,
+}
 
-    def load(path: str, name: str) -> types.ModuleType:
-        source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"{BASELINE}:{path}"], capture_output=True, text=True, check=True
-        ).stdout
-        spec = importlib.util.spec_from_loader(name, loader=None)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        exec(compile(source, f"{BASELINE}:{path}", "exec"), module.__dict__)
-        return module
 
-    old_nsga2 = load("lotterysearch/evolution/nsga2.py", "scale_baseline_nsga2")
-    old_loop = load("lotterysearch/evolution/loop.py", "scale_baseline_loop")
-    old_loop.nsga2 = old_nsga2
-    return old_loop.SearchLoop, old_nsga2
+@dataclass(frozen=True)
+class Baseline:
+    """``loop`` and ``nsga2`` as of commit ``BASELINE``: their source read from git into fresh modules, run
+    against today's modules (``BASELINE_NAMES``)."""
+
+    loop: types.ModuleType
+    nsga2: types.ModuleType
+
+    @classmethod
+    def load(cls) -> Baseline:
+        def load(path: str, name: str) -> types.ModuleType:
+            source = subprocess.run(
+                ["git", "-C", str(ROOT), "show", f"{BASELINE}:{path}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            spec = importlib.util.spec_from_loader(name, loader=None)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            exec(compile(source, f"{BASELINE}:{path}", "exec"), module.__dict__)
+            return module
+
+        sys.modules.update(BASELINE_NAMES)  # for the imports of the old source only: gone once it is loaded
+        try:
+            sys.modules["lotterysearch.nsga2"] = old_nsga2 = load(
+                "lotterysearch/nsga2.py", "scale_baseline_nsga2"
+            )
+            old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
+        finally:
+            for name in [*BASELINE_NAMES, "lotterysearch.nsga2"]:
+                sys.modules.pop(name, None)
+        return cls(old_loop, old_nsga2)
+
+
+def replayed_selection(
+    memo: Memo,
+    prof: Profiler,
+    name: str,
+    select: Callable,
+    objectives: Sequence,
+    fidelities: Sequence,
+    k: int,
+) -> list[int]:
+    """``select(objectives, fidelities, k)`` (a pure function, ``name`` its module's), from ``memo`` when
+    computed before, its seconds then charged again."""
+    key = digest(name.encode(), repr((list(objectives), list(fidelities), k)).encode())
+    out, seconds, hit = memo.get(key, lambda: select(objectives, fidelities, k))
+    if hit:
+        prof.charge(seconds)
+    return out
+
+
+def timed_loop(base: type[SearchLoop], prof: Profiler, selection: Memo) -> type[SearchLoop]:
+    """``base`` with its public steps timed as the driver's phases, survivor selection replayed."""
+
+    class Timed(base):  # type: ignore[valid-type, misc]
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            return prof.run("archive", super().evaluate, *args, **kwargs)
+
+        def arrival(self, *args: Any, **kwargs: Any) -> Any:  # the steady state's
+            return prof.run("archive", super().arrival, *args, **kwargs)
+
+        def select_parents(self, *args: Any, **kwargs: Any) -> list[int]:
+            return prof.run("selection", super().select_parents, *args, **kwargs)
+
+        def select_survivors(self, objectives: Sequence, fidelities: Sequence, k: int) -> list[int]:
+            select = super().select_survivors
+            replay = functools.partial(replayed_selection, selection, prof, nsga2.__name__, select)
+            return prof.run("selection", replay, objectives, fidelities, k)
+
+        def hypervolume(self, objectives: Sequence) -> float:
+            return prof.run("selection", super().hypervolume, objectives)
+
+        def front(self) -> list:
+            return prof.run("selection", super().front)
+
+    return Timed
+
+
+class DriverArchive(canon.ClassArchive):
+    """``canon.ClassArchive`` that keys the masks it adds with ``key`` (the baseline's driver keys)."""
+
+    def __init__(self, key: Callable[[Mask], str]) -> None:
+        super().__init__()
+        self.key = key
+
+    def add(self, mask: Mask, payload: Any = None, key: str | None = None) -> tuple[str, bool]:
+        return super().add(mask, payload, self.key(mask) if key is None else key)
+
+
+def timed_baseline(baseline: Baseline, prof: Profiler, selection: Memo, keys: Memo) -> type:
+    """The baseline's loop with its steps timed as the driver's phases, its survivor selection and class keys
+    replayed. Its source calls its modules' functions directly (``canon.class_key``, ``nsga2``,
+    ``pareto.hypervolume``): its module, this benchmark's copy, gets timed copies of those modules."""
+
+    def driver_key(mask: Mask) -> str:  # a key computed on the driver, twice per new class (archive too)
+        key, seconds, hit = keys.get(digest(mask.pack()), lambda: canon.class_key(mask))
+        if hit:
+            prof.charge(seconds)
+        return key
+
+    def copy(module: types.ModuleType, **replaced: Any) -> types.SimpleNamespace:
+        return types.SimpleNamespace(**{**vars(module), **replaced})
+
+    old = baseline.nsga2
+    key = prof.wrap("class_key", driver_key)
+    survivors = functools.partial(replayed_selection, selection, prof, old.__name__, old.select_survivors)
+    baseline.loop.__dict__.update(
+        canon=copy(canon, class_key=key, ClassArchive=lambda: DriverArchive(key)),
+        nsga2=copy(
+            old,
+            select_parents=prof.wrap("selection", old.select_parents),
+            select_survivors=prof.wrap("selection", survivors),
+        ),
+        pareto=copy(pareto, hypervolume=prof.wrap("selection", pareto.hypervolume)),
+    )
+
+    class Timed(baseline.loop.SearchLoop):  # type: ignore[name-defined, misc]
+        def _evaluate(self, *args: Any, **kwargs: Any) -> Any:  # the old source's step: ``evaluate`` today
+            return prof.run("archive", super()._evaluate, *args, **kwargs)
+
+        def front(self) -> list:
+            return prof.run("selection", super().front)
+
+    return Timed
+
+
+class ReplayedProblem(MaskProblem):
+    """``MaskProblem`` whose variation (``children``) is timed as phase ``variation`` and replayed from
+    ``memo``: the benchmark's mutations read no trained weights (the loop passes None), so the parents' ids
+    and the generator's state decide the children."""
+
+    def __init__(self, cfg: SearchConfig, memo: Memo, prof: Profiler) -> None:
+        super().__init__(cfg)
+        self.memo, self.prof = memo, prof
+
+    def children(
+        self, parents: Sequence[tuple[int, Mask]], rng: np.random.Generator, weights: Any = None
+    ) -> list[Candidate]:
+        return self.prof.run("variation", self.replayed, parents, rng, weights)
+
+    def replayed(
+        self, parents: Sequence[tuple[int, Mask]], rng: np.random.Generator, weights: Any
+    ) -> list[Candidate]:
+        state = repr(rng.bit_generator.state).encode()
+        key = digest(state, repr([i for i, _ in parents]).encode())
+
+        def make() -> tuple[list[Candidate], dict]:
+            kids = super(ReplayedProblem, self).children(parents, rng, weights)
+            return kids, rng.bit_generator.state
+
+        (kids, after), seconds, hit = self.memo.get(key, make)
+        if hit:
+            rng.bit_generator.state = after
+            self.prof.charge(seconds)
+        return kids
+
+
+class TimedStorage:
+    """The loop's ``RunStorage``: the store, its writes timed as phase ``store`` (with their waits for the
+    disk, ``DriverClock.blocking``)."""
+
+    def __init__(self, store: Store, prof: Profiler) -> None:
+        self.record_evaluation = prof.wrap("store", CLOCK.blocking(store.record_evaluation))
+        self.record_evaluations = prof.wrap("store", CLOCK.blocking(store.record_evaluations))
+        self.commit_generation = prof.wrap("store", CLOCK.blocking(store.commit_generation))
+        self.classes, self.individuals = store.classes, store.individuals
+        self.last_generation, self.trained_weights = store.last_generation, store.trained_weights
 
 
 @dataclass
@@ -528,7 +712,7 @@ class Bench:
             self.load(cache)
         t0 = time.perf_counter()
         with Store.open(self.seeded, create=True) as store:
-            self.run_id = api._record_run(store, self.cfg, self.problem.shapes)
+            self.run_id = api.record_run(store, self.cfg, self.problem.shapes)
             prof = Profiler(CLOCK)
             sim = SimCluster(
                 1000,
@@ -580,79 +764,12 @@ class Bench:
         shutil.copytree(self.seeded, ws)
         return ws
 
-    def instrument(self, lp: Any, prof: Profiler, module: types.ModuleType, sel: types.ModuleType) -> None:
-        """Phase timers (and replay of pure steps) on one loop object and the modules it calls."""
-        children = lp.problem.children
-
-        def varied(parents: Sequence[tuple[int, Mask]], rng: np.random.Generator, weights: Any = None) -> Any:
-            # the benchmark's mutations read no trained weights (the loop passes None), so the parents' ids
-            # and the generator's state decide the children
-            state = repr(rng.bit_generator.state).encode()
-            key = digest(state, repr([i for i, _ in parents]).encode())
-
-            def make() -> tuple[Any, dict]:
-                kids = children(parents, rng, weights)
-                return kids, rng.bit_generator.state
-
-            (kids, after), seconds, hit = self.variation.get(key, make)
-            if hit:
-                rng.bit_generator.state = after
-                prof.charge(seconds)
-            return kids
-
-        lp.problem = replace_children(lp.problem, prof.wrap("variation", varied))
-        lp._evaluate = prof.wrap("archive", lp._evaluate)
-        lp.front = prof.wrap("selection", lp.front)
-        if hasattr(lp, "_arrival"):
-            lp._arrival = prof.wrap("archive", lp._arrival)
-        store = lp.storage
-        for name in ("record_evaluation", "record_evaluations", "commit_generation"):
-            setattr(store, name, prof.wrap("store", CLOCK.blocking(getattr(store, name))))
-        survivors = sel.select_survivors
-
-        def selected(objectives: Sequence, fidelities: Sequence, k: int) -> list[int]:
-            key = digest(sel.__name__.encode(), repr((list(objectives), list(fidelities), k)).encode())
-            out, seconds, hit = self.selection.get(key, lambda: survivors(objectives, fidelities, k))
-            if hit:
-                prof.charge(seconds)
-            return out
-
-        self._patches = [
-            (sel, "select_survivors", survivors),
-            (sel, "select_parents", sel.select_parents),
-            (pareto, "hypervolume", pareto.hypervolume),
-            (canon, "class_key", canon.class_key),
-        ]
-        sel.select_survivors = prof.wrap("selection", selected)
-        sel.select_parents = prof.wrap("selection", sel.select_parents)
-        if hasattr(sel, "crowded_order"):
-            self._patches.append((sel, "crowded_order", sel.crowded_order))
-            sel.crowded_order = prof.wrap("selection", sel.crowded_order)
-        pareto.hypervolume = prof.wrap("selection", pareto.hypervolume)
-        original_key = canon.class_key
-
-        def driver_key(mask: Mask) -> str:  # a key computed on the driver (today's loop)
-            key, seconds, hit = self.keys.get(digest(mask.pack()), lambda: original_key(mask))
-            if hit:
-                prof.charge(seconds)
-            return key
-
-        canon.class_key = prof.wrap("class_key", driver_key)
-        if hasattr(module, "class_keys_of"):
-            self._patches.append((module, "class_keys_of", module.class_keys_of))
-            module.class_keys_of = prof.wrap("class_key", module.class_keys_of)
-
-    def uninstrument(self) -> None:
-        for obj, name, value in reversed(self._patches):
-            setattr(obj, name, value)
-
     def run(
         self,
         driver: str,
         workers: int,
         latency: Latency,
-        loop_class: type,
-        sel: types.ModuleType,
+        loop_class: type[SearchLoop] | Baseline,
         generations: int | None = None,
         profile: Path | None = None,
     ) -> Outcome:
@@ -665,28 +782,17 @@ class Bench:
             workers, latency, prof, self.keys, self.children, self.cfg.fitness.steps, self.problem.shapes
         )
         prof.clock = sim.driver_clock
-        real_key = canon.class_key
-
-        def remembered_key(mask: Mask) -> str:
-            return self.keys.get(digest(mask.pack()), lambda: real_key(mask))[0]
-
+        if isinstance(loop_class, Baseline):
+            timed = timed_baseline(loop_class, prof, self.selection, self.keys)
+        else:
+            timed = timed_loop(loop_class, prof, self.selection)
         with Store.open(ws) as store:
-            canon.class_key = remembered_key  # today's loop keys every stored class on restore (not measured)
-            try:
-                lp = loop_class(MaskProblem(cfg), store, self.run_id, sim).restore()
-            finally:
-                canon.class_key = real_key
-            self.instrument(lp, prof, sys.modules[loop_class.__module__], sel)
-            if hasattr(lp, "_arrival"):
-                arrival = lp._arrival
-
-                def counted(res: BreedResult, records: list) -> Any:
-                    # a training is kept when its class is new to the archive (else another worker's was)
-                    if res.objectives is not None and lp.archive.get(res.class_key) is None:
-                        sim.kept += sim.training.get(res.id, 0.0)
-                    return arrival(res, records)
-
-                lp._arrival = counted
+            storage = TimedStorage(store, prof)
+            # today's loop keys every stored class on restore: the time before the run is not measured
+            lp = timed(ReplayedProblem(cfg, self.variation, prof), storage, self.run_id, sim).restore()
+            if isinstance(lp, steady_state.SteadyStateLoop):
+                # its trainings kept: of a class new to the archive (else another worker's training was)
+                lp.evaluation_listeners.append(lambda res, *_: sim.keep(res.key))
             profiler = cProfile.Profile() if profile else None
             try:
                 prof.reset()
@@ -694,24 +800,20 @@ class Bench:
                 sim.start()
                 if profiler is not None:
                     profiler.enable()
-                prof.wrap("other", lp.run)()
+                prof.run("other", lp.run)
                 makespan = sim.finish()
                 disk = CLOCK.io_wait - disk
             finally:
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(profile)
-                self.uninstrument()
             checkpoints = store.checkpoint_seconds
             individuals = store.individuals(self.run_id)
             generations = [
                 (g.gen, g.population, g.front, g.hypervolume, g.evaluated, g.skipped)
                 for g in store.generations(self.run_id)
             ]
-            whole = store._db.execute(
-                "SELECT COUNT(*) FROM individuals WHERE run_id = ? AND generation > 0 AND length(mask) > 0",
-                (self.run_id,),
-            ).fetchone()[0]
+            whole = store.masks_stored_whole(self.run_id, since_generation=1)
         born = [i for i in individuals if i.generation > 0]
         shutil.rmtree(ws, ignore_errors=True)
         same = None
@@ -746,12 +848,6 @@ class Bench:
         )
 
 
-def replace_children(problem: MaskProblem, children: Callable) -> MaskProblem:
-    """The same problem with ``children`` replaced (an instance attribute shadows the method)."""
-    problem.children = children  # type: ignore[method-assign]
-    return problem
-
-
 # ---- main ----------------------------------------------------------------------------------------------
 def steady_loop(in_flight: int | None) -> type:
     """``SteadyStateLoop``, with ``in_flight`` children queued or running at once in place of its default."""
@@ -762,7 +858,6 @@ def steady_loop(in_flight: int | None) -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, in_flight=in_flight, **kwargs)
 
-    Deeper.__module__ = steady_state.__name__  # the phase timers patch the loop's own module
     return Deeper
 
 
@@ -789,7 +884,7 @@ def main() -> None:
     drivers = args.drivers.split(",")
     steady_workers = [int(w) for w in (args.steady_workers or args.workers).split(",")]
     latencies = [Latency(float(x), k) for x in args.latencies.split(",") for k in args.kinds.split(",")]
-    old_loop, old_nsga2 = baseline_modules()
+    baseline = Baseline.load() if "today" in drivers else None
     print(
         f"scale benchmark: population {args.population}, {args.generations} generations after the seeds"
         f" ({args.steady_generations or args.generations} in the steady-state runs);"
@@ -806,9 +901,9 @@ def main() -> None:
                 for w in workers:
                     t0 = time.perf_counter()
                     if "today" in drivers:
-                        rows.append(bench.run("today", w, lat, old_loop, old_nsga2))
+                        rows.append(bench.run("today", w, lat, baseline))
                     if "generational" in drivers:
-                        rows.append(bench.run("generational", w, lat, loop.SearchLoop, nsga2))
+                        rows.append(bench.run("generational", w, lat, loop.SearchLoop))
                     if "today" in drivers and "generational" in drivers:
                         same = rows[-2].individuals == rows[-1].individuals
                         assert same, "the generational loop must find what today's finds"
@@ -817,9 +912,7 @@ def main() -> None:
                         if where:
                             args.profile.mkdir(parents=True, exist_ok=True)
                         steady = steady_loop(args.in_flight)
-                        rows.append(
-                            bench.run("steady_state", w, lat, steady, nsga2, args.steady_generations, where)
-                        )
+                        rows.append(bench.run("steady_state", w, lat, steady, args.steady_generations, where))
                     print(f"  {lat.label()} × {w} workers: {time.perf_counter() - t0:.0f} s", flush=True)
                     if args.cache is not None:
                         bench.save(args.cache)

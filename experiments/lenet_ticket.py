@@ -443,7 +443,7 @@ def held_out_check(s: LeNetTicketSettings, data: Dataset, ctx: Context, tmp: Pat
         imp=dataclasses.replace(cfg.imp, init_seeds=s.held_out),
     )
     ctx.progress(f"[lenet-ticket] held-out inits {list(s.held_out)}: IMP as section 5 runs it")
-    with lth._imp_run(cfg, ctx.workspace / cfg.name, ctx) as imp_run:
+    with lth.finished_imp_run(cfg, ctx.workspace / cfg.name, ctx) as imp_run:
         rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}  # trajectory: the init seed
     cs = [1 / d for d in s.densities]
     stops: dict[tuple[int, float], dict[str, Any]] = {}

@@ -123,7 +123,7 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
     ctx.progress(
         f"[lth] IMP: {len(seeds)} trajectories x {cfg.imp.rounds + 1} rounds x {cfg.training.steps} steps in {ws}"
     )
-    with _imp_run(cfg, ws, ctx) as imp_run:
+    with finished_imp_run(cfg, ws, ctx) as imp_run:
         run_id = imp_run.id
         rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}  # trajectory: the init seed
         by_id = {i.id: i for i in imp_run.individuals()}
@@ -202,8 +202,9 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
     }
 
 
-def _imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
-    """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one."""
+def finished_imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
+    """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one.
+    Public: ``lenet_ticket`` runs IMP on its held-out inits through it, as this section does."""
     local = cfg.evaluator == "local"
     report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
     if workspace_paths(ws).store.is_file():

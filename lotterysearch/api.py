@@ -292,13 +292,15 @@ def create_run(
     evaluator = problem.evaluator(local=local, address=address)
     evaluator.connect()
     store = Store.open(workspace or cfg.workspace, create=True)
-    run = Run(store, _record_run(store, cfg, problem.shapes), local=local, address=address)
+    run = Run(store, record_run(store, cfg, problem.shapes), local=local, address=address)
     run.problem = problem  # the data is loaded already
     return run
 
 
-def _record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:
-    """The new run's record (its config as given, TOML and JSON, and its identity hash); returns its id."""
+def record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:
+    """The new run's record (its config as given, TOML and JSON, and its identity hash); returns its id.
+    ``create_run`` checks the config, the data and the evaluator first; this records only, for a tool that
+    drives a loop of its own on the run (``benchmarks/scale.py``, on a simulated cluster)."""
     return store.create_run(
         cfg.name,
         to_toml(cfg),
@@ -359,7 +361,7 @@ def create_imp_run(
         jobs.close()
         raise
     shapes = Mask.ones(build_model(cfg.model, 0)).shapes
-    run = Run(store, _record_run(store, cfg, shapes), local=local, address=address)
+    run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
     run._imp_data, run._imp_jobs = data, jobs
     return run
 

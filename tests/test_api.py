@@ -8,12 +8,14 @@ import pytest
 from helpers import tiny_config
 
 import lotterysearch as ls
+from lotterysearch import api
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evolution import pareto
-from lotterysearch.evolution.loop import GenerationReport
+from lotterysearch.evolution.loop import GenerationReport, SearchLoop
+from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.readers import report
-from lotterysearch.settings import SearchConfig
-from lotterysearch.storage.store import STORE_FILENAME
+from lotterysearch.settings import SearchConfig, config_hash
+from lotterysearch.storage.store import STORE_FILENAME, Store
 
 
 def tiny(generations: int = 3) -> SearchConfig:
@@ -63,6 +65,20 @@ def test_optimize_in_steps_then_resume_equals_one_uninterrupted_run(tmp_path) ->
             again.resume()
     with ls.search(tiny(), tmp_path / "b") as whole:
         assert [fields(i) for i in whole.individuals()] == stepped
+
+
+def test_a_run_recorded_alone_is_driven_by_its_callers_loop_and_read_back(tmp_path) -> None:
+    """``record_run`` records the run and nothing else; a tool that drives a loop of its own on it (the scale
+    benchmark) leaves a run that the API reads as any other."""
+    cfg = tiny()
+    problem = MaskProblem(cfg)
+    with Store.open(tmp_path, create=True) as store:
+        run_id = api.record_run(store, cfg, problem.shapes)
+        assert store.last_generation(run_id) is None and store.run(run_id).config_hash == config_hash(cfg)
+        SearchLoop(problem, store, run_id, problem.evaluator(local=True)).run(2)  # generations 0 and 1
+    with ls.open_run(tmp_path, run_id) as run:
+        assert (run.id, run.config, run.generation) == ("tiny-001", cfg, 1)
+        assert len(run.individuals()) == 2 * cfg.ga.population
 
 
 def test_a_second_driver_is_refused_while_the_first_drives(tmp_path) -> None:

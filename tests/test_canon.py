@@ -130,7 +130,7 @@ def test_effective_mask_is_the_fixed_point_of_repeated_removal(mask: Mask) -> No
     assert eff == mask.effective()
     assert eff == removal_fixed_point(mask)
     assert effective_mask(eff) == eff  # idempotent: a fixed point
-    assert class_key(eff) == class_key(mask)
+    assert class_key(eff) == class_key(mask) == class_key(mask, eff)  # the sweep given or done, one key
 
 
 # ---- graph ----------------------------------------------------------------------------------------
@@ -236,6 +236,7 @@ def v1_masks() -> dict[str, Mask]:
 def test_mlp_keys_are_the_v1_keys() -> None:
     assert VERSION == "canon-v1"
     assert {name: class_key(m) for name, m in v1_masks().items()} == V1_KEYS
+    assert {name: class_key(m, effective_mask(m)) for name, m in v1_masks().items()} == V1_KEYS
 
 
 @SETTINGS

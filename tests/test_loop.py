@@ -375,7 +375,7 @@ def test_a_class_stopped_early_competes_again_when_met_later(tmp_path) -> None:
         shapes = problem.shapes
         rng = np.random.default_rng(0)
         masks = [Mask({n: rng.random(s) < d for n, s in shapes.items()}) for d in (0.6, 0.4, 0.25, 0.15)]
-        gen_a = loop._evaluate([Candidate(m, "test") for m in masks], 0, halving=True)
+        gen_a = loop.evaluate([Candidate(m, "test") for m in masks], 0, halving=True)
         assert [ind.id for ind in gen_a] == [0, 1, 2, 3]
         assert sorted(ind.fidelity for ind in gen_a) == [0.5, 0.5, 1.0, 1.0]
         loser = max((ind for ind in gen_a if ind.fidelity == 0.5), key=lambda ind: ind.accuracy)
@@ -388,7 +388,7 @@ def test_a_class_stopped_early_competes_again_when_met_later(tmp_path) -> None:
         collapsed = {n: np.ones(s, dtype=bool) for n, s in shapes.items()}
         collapsed["fc3"][:] = False
         log.rows.clear()
-        gen_b = loop._evaluate(
+        gen_b = loop.evaluate(
             [
                 Candidate(copy, "test"),
                 Candidate(winner.mask.copy(), "test"),

@@ -8,15 +8,18 @@ import os
 import subprocess
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 import pytest
 from helpers import sigkill, tiny_config, tiny_toml
 
 import lotterysearch as ls
+from lotterysearch.api import record_run
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators, pareto
+from lotterysearch.evolution.loop import SearchLoop
+from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.evolution.steady_state import SteadyStateLoop, child_seed
 from lotterysearch.execution.evaluators import BreedJob, LocalEvaluator, breed_child
 from lotterysearch.storage.store import Store
@@ -94,6 +97,57 @@ def test_spares_for_the_last_generation_change_nothing_in_order_and_are_dropped(
             runs[spares] = [fields(i) for i in run.individuals()], run._search.dropped
     assert runs[True][0] == runs[False][0]
     assert runs[False][1] == 0 and runs[True][1] > 0
+
+
+@pytest.mark.parametrize("base", [SearchLoop, SteadyStateLoop], ids=["generational", "steady_state"])
+def test_a_subclass_sees_every_step_through_the_public_hooks(base, tmp_path) -> None:
+    """The loops take every selection, front and evaluation through their public methods, so a subclass
+    that times or replays them (the scale benchmark) sees each call, and one that only delegates changes
+    nothing."""
+    cfg = tiny_config(evaluator="local", ga={"generations": 2})
+    calls: Counter[str] = Counter()
+
+    class Watched(base):
+        def evaluate(self, new, first_id, halving):
+            calls["evaluate"] += 1
+            return super().evaluate(new, first_id, halving)
+
+        def arrival(self, res, records):
+            calls["arrival"] += 1
+            return super().arrival(res, records)
+
+        def select_parents(self, objectives, k):
+            calls["parents"] += k
+            return super().select_parents(objectives, k)
+
+        def select_survivors(self, objectives, fidelities, k):
+            calls["survivors"] += 1
+            return super().select_survivors(objectives, fidelities, k)
+
+        def hypervolume(self, objectives):
+            calls["hypervolume"] += 1
+            return super().hypervolume(objectives)
+
+        def front(self):
+            calls["front"] += 1
+            return super().front()
+
+    def drive(loop_class: type, ws) -> list[tuple]:
+        problem = MaskProblem(cfg)
+        with Store.open(ws, create=True) as store:
+            run_id = record_run(store, cfg, problem.shapes)
+            loop_class(problem, store, run_id, problem.evaluator(local=True)).run()
+            return [fields(i) for i in store.individuals(run_id)]
+
+    assert drive(Watched, tmp_path / "watched") == drive(base, tmp_path / "plain")
+    mu, children = cfg.ga.population, 2 * cfg.ga.population  # two generations after the seeded one
+    assert calls["hypervolume"] == calls["front"] == 3  # one front and its hypervolume per commit
+    if base is SearchLoop:  # a generation: mu parents, one evaluation, one survivor selection
+        assert (calls["evaluate"], calls["parents"], calls["survivors"]) == (3, children, 2)
+        assert calls["arrival"] == 0
+    else:  # the seeds evaluated as a generation; then each child from two parents, arriving on its own
+        assert (calls["evaluate"], calls["parents"], calls["arrival"]) == (1, 2 * children, children)
+        assert calls["survivors"] >= children // (mu // 4)  # every select_every = mu / 4 arrivals
 
 
 def test_the_worker_skips_what_the_driver_published(synthetic) -> None:

@@ -920,6 +920,7 @@ def test_a_mask_equal_to_its_class_representative_is_stored_once(tmp_path):
         s.record_evaluation(run_id, a_class("k", representative=rep))
         s.commit_generation(run_id, 0, [trained, hit], a_generation(0, [0, 1]))
         assert stored_lengths(tmp_path) == {0: 0, 1: len(other)}
+        assert s.masks_stored_whole(run_id) == 1
         assert s.individuals(run_id) == [trained, hit] and s.individual(run_id, 0).packed == rep
         assert s.individuals(run_id, [1, 0]) == [hit, trained]
         with Store.open(tmp_path, readonly=True) as reader:
@@ -930,6 +931,9 @@ def test_a_mask_equal_to_its_class_representative_is_stored_once(tmp_path):
         assert s.individuals(run_id) == [trained, hit]
         s.commit_generation(run_id, 1, [an_individual(2, 1, "k", packed=other)], a_generation(1, [2]))
         assert stored_lengths(tmp_path)[2] == 0 and s.individual(run_id, 2).packed == other
+        assert (s.masks_stored_whole(run_id), s.masks_stored_whole(run_id, since_generation=1)) == (2, 0)
+        with pytest.raises(StoreError, match="^unknown run 'nope'"):
+            s.masks_stored_whole("nope")
         with pytest.raises(StoreError) as e:
             s.commit_generation(run_id, 2, [an_individual(3, 2, "k", packed=b"")], a_generation(2, [3]))
         assert str(e.value) == f"individuals [3] of run '{run_id}' have an empty mask"

@@ -519,11 +519,12 @@ def _certificate(q: _Quotient) -> bytes:
 
 
 # ---- public API -----------------------------------------------------------------------------------
-def class_key(mask: Mask) -> str:
+def class_key(mask: Mask, effective: Mask | None = None) -> str:
     """Exact canonical key of the mask's effective subnetwork up to permutations of hidden units (neurons,
     conv channels) within each layer, kernel patterns included; masks of different layer shapes never
-    share a key. Collapsed masks (no input→output path) share one key per architecture."""
-    return _key(_quotient(mask))
+    share a key. Collapsed masks (no input→output path) share one key per architecture. ``effective``:
+    ``effective_mask(mask)`` when the caller has it already (the key is then the canonization alone)."""
+    return _key(_quotient(mask, effective))
 
 
 def _key(q: _Quotient) -> str:

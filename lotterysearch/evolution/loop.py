@@ -18,7 +18,7 @@ Variation stays on the driver, drawing from the run's one generator, so a run is
 The loop knows the problem (``MaskProblem``), an ``Evaluator`` and a ``RunStorage`` only through their
 methods: no Ray, SQL or printing here (progress goes to ``listeners``).
 
-With ``[fitness] successive_halving = true`` the children's new classes are trained in rungs (``_evaluate``):
+With ``[fitness] successive_halving = true`` the children's new classes are trained in rungs (``evaluate``):
 all for steps/η^(R-1), the best 1/η by non-dominated rank for η times longer, ... up to the full budget.
 Each class records the fidelity (share of the full budget) its objectives were measured at; survivor
 selection ranks full-fidelity individuals first and only they make the front (``pareto``).
@@ -137,7 +137,13 @@ def halving_rungs(steps: int, successive_halving: bool, eta: int, rungs: int) ->
 
 
 class SearchLoop:
-    """One run's generation loop; ``restore`` picks a stored run up after its last committed generation."""
+    """One run's generation loop; ``restore`` picks a stored run up after its last committed generation.
+
+    A subclass may override the public steps to watch or replace them (``benchmarks/scale.py`` times each
+    and replays the pure ones): ``evaluate`` (the objectives of new candidates), ``select_parents``,
+    ``select_survivors``, ``hypervolume`` and ``front``. Variation is the problem's (``MaskProblem.children``)
+    and every write the storage's: pass a problem or a ``RunStorage`` of your own for those.
+    """
 
     def __init__(self, problem: MaskProblem, storage: RunStorage, run_id: str, evaluator: Evaluator) -> None:
         self.problem, self.cfg = problem, problem.cfg
@@ -177,7 +183,7 @@ class SearchLoop:
         return self
 
     # ---- evaluation ---------------------------------------------------------------------------
-    def _evaluate(self, new: list[Candidate], first_id: int, halving: bool) -> list[Individual]:
+    def evaluate(self, new: list[Candidate], first_id: int, halving: bool) -> list[Individual]:
         """Objectives for every candidate (ids ``first_id``, ``first_id + 1``, ...); train only what is not
         known.
 
@@ -305,7 +311,7 @@ class SearchLoop:
     # ---- generations --------------------------------------------------------------------------
     def _offspring(self) -> list[Candidate]:
         objs = [ind.objectives for ind in self.population]
-        picks = nsga2.select_parents(objs, len(self.population), self.rng)
+        picks = self.select_parents(objs, len(self.population))
         parents = [self.population[i] for i in picks]
         weights = (lambda j: self._trained(parents[j])) if self.problem.keeps_weights else None
         return self.problem.children([(p.id, p.mask) for p in parents], self.rng, weights)
@@ -326,7 +332,7 @@ class SearchLoop:
         # The seeds are trained fully: every later generation descends from them, and the front starts from
         # SynFlow masks measured at every compression. Halving stops hopeless *children* early.
         first_id = max(self.everyone, default=-1) + 1
-        new = self._evaluate(candidates, first_id, halving=not seeding)
+        new = self.evaluate(candidates, first_id, halving=not seeding)
         for ind in new:
             self.everyone[ind.id] = ind
         if seeding:
@@ -336,9 +342,9 @@ class SearchLoop:
         return self._commit(new, steps_before)
 
     def _select(self, arrivals: Sequence[Individual]) -> None:
-        """NSGA-II survivor selection over the population and ``arrivals`` (``nsga2.select_survivors``)."""
+        """NSGA-II survivor selection over the population and ``arrivals`` (``select_survivors``)."""
         pool = self.population + list(arrivals)
-        keep = nsga2.select_survivors(
+        keep = self.select_survivors(
             [ind.objectives for ind in pool], [ind.fidelity for ind in pool], self.cfg.ga.population
         )
         self.population = [pool[i] for i in keep]
@@ -349,7 +355,7 @@ class SearchLoop:
         trained = sum(ind.evaluated for ind in new)
         self.generation += 1
         front = self.front()
-        hv = pareto.hypervolume([ind.objectives for ind in front], pareto.REF_POINT)
+        hv = self.hypervolume([ind.objectives for ind in front])
         elapsed = self._elapsed_before + time.monotonic() - self._t0
         report = GenerationReport(
             self.run_id,
@@ -383,6 +389,23 @@ class SearchLoop:
         for listener in self.listeners:
             listener(report)
         return report
+
+    # ---- selection: methods a subclass may override ------------------------------------------------
+    def select_parents(self, objectives: Sequence[pareto.Objective], k: int) -> list[int]:
+        """Indices of ``k`` parents among individuals of ``objectives``: binary tournaments on rank and
+        crowding (``nsga2.select_parents``), drawn from the run's generator."""
+        return nsga2.select_parents(objectives, k, self.rng)
+
+    def select_survivors(
+        self, objectives: Sequence[pareto.Objective], fidelities: Sequence[float], k: int
+    ) -> list[int]:
+        """Indices of the ``k`` survivors: NSGA-II, full-fidelity individuals ranked first
+        (``nsga2.select_survivors``); a pure function of its arguments."""
+        return nsga2.select_survivors(objectives, fidelities, k)
+
+    def hypervolume(self, objectives: Sequence[pareto.Objective]) -> float:
+        """Hypervolume of a front's ``objectives`` against the reference point (``pareto.hypervolume``)."""
+        return pareto.hypervolume(objectives, pareto.REF_POINT)
 
     def front(self) -> list[Individual]:
         """The Pareto front over everything measured so far (``pareto.front``), kept up to date: the front

@@ -48,6 +48,7 @@ from lotterysearch.evolution.loop import (
     class_record,
     record_evaluations,
 )
+from lotterysearch.evolution.pareto import Objective
 from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.execution.evaluators import BreedJob, BreedResult, EvalResult, Evaluator, LocalEvaluator
 from lotterysearch.storage.store import ClassRecord, Individual
@@ -69,7 +70,7 @@ class SteadyStateLoop(SearchLoop):
     arrivals between survivor selections (default population / 4: a selection over 1 280 individuals costs
     about 40 ms, a tenth of a millisecond per child). ``spares``: whether the run's last generation is filled
     by its first arrivals while spare children keep the workers busy (default: on for any evaluator but the
-    in-process one).
+    in-process one). Beside ``SearchLoop``'s steps a subclass may override ``arrival`` (one child's result).
     """
 
     def __init__(
@@ -98,6 +99,13 @@ class SteadyStateLoop(SearchLoop):
     def _select(self, arrivals: Sequence[Individual]) -> None:
         super()._select(arrivals)
         self._order = None
+
+    def select_parents(self, objectives: Sequence[Objective], k: int) -> list[int]:
+        """``SearchLoop.select_parents`` from the population's ``objectives``, its rank and crowding computed
+        once per population (they change only with it)."""
+        if self._order is None:
+            self._order = nsga2.crowded_order(objectives)
+        return nsga2.select_parents(objectives, k, self.rng, self._order)
 
     def restore(self) -> SteadyStateLoop:
         """``SearchLoop.restore``, plus every class trained after the last commit as an individual of the
@@ -201,10 +209,7 @@ class SteadyStateLoop(SearchLoop):
             # parents in batches: one shuffle of the population serves n/2 tournaments
             if n <= 0 or (n < min(refill, left) and outstanding > 0):
                 return
-            objectives = [ind.objectives for ind in self.population]
-            if self._order is None:  # rank and crowding change only with the population
-                self._order = nsga2.crowded_order(objectives)
-            picks = nsga2.select_parents(objectives, 2 * n, self.rng, self._order)
+            picks = self.select_parents([ind.objectives for ind in self.population], 2 * n)
             for a, b in zip(picks[0::2], picks[1::2], strict=True):
                 pa, pb = self.population[a], self.population[b]
                 queue.append(
@@ -238,7 +243,7 @@ class SteadyStateLoop(SearchLoop):
                     self.dropped += 1
                     continue
                 received += 1
-                ind = self._arrival(res, records)
+                ind = self.arrival(res, records)
                 self.everyone[ind.id] = ind
                 arrived.append(ind)
                 pending.append(ind)
@@ -262,7 +267,7 @@ class SteadyStateLoop(SearchLoop):
             self._select(pending)
             self._commit(arrived, steps_before)
 
-    def _arrival(self, res: BreedResult, records: list[ClassRecord]) -> Individual:
+    def arrival(self, res: BreedResult, records: list[ClassRecord]) -> Individual:
         """The individual of one child; a class new to the archive becomes a record of ``records``."""
         rec = self.archive.get(res.class_key)
         if res.objectives is not None:

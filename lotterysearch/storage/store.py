@@ -1301,6 +1301,17 @@ class Store:
             ).fetchone()
         return n
 
+    def masks_stored_whole(self, run_id: str, since_generation: int = 0) -> int:
+        """Individuals of generation ``since_generation`` on whose mask the store holds whole; the others
+        equal their class's representative, and their rows refer to it (a zero-length mask)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            (n,) = conn.execute(
+                "SELECT COUNT(*) FROM individuals WHERE run_id = ? AND generation >= ? AND length(mask) > 0",
+                (run_id, since_generation),
+            ).fetchone()
+        return n
+
     def individuals(self, run_id: str, ids: Sequence[int] | None = None) -> list[Individual]:
         """Committed individuals: all by id, or those of ``ids`` in that order (a missing id raises)."""
         with self._sql() as conn:
