@@ -237,7 +237,7 @@ def create_run(
     """A new run of ``config`` (a ``SearchConfig`` or a TOML file) in ``workspace`` (default: the config's),
     not yet started. What can fail is checked before anything is written: the data, the model's input width
     and, for Ray, the cluster address."""
-    cfg = config if isinstance(config, SearchConfig) else load_config(config)
+    cfg = _checked(config if isinstance(config, SearchConfig) else load_config(config))
     problem = MaskProblem(cfg)
     problem.data  # noqa: B018 - loads and checks the data now
     evaluator = problem.evaluator(local=local, address=address)
@@ -247,6 +247,17 @@ def create_run(
     run = Run(store, _record_run(store, cfg, problem.shapes), local=local, address=address)
     run.problem = problem  # the data is loaded already
     return run
+
+
+def _checked(cfg: SearchConfig | IMPConfig) -> SearchConfig | IMPConfig:
+    """``cfg`` once it is known to pass every check and to read back from the TOML its run stores (a config
+    made in Python skips the loader's checks; one that does not read back could never be opened again),
+    so that nothing is recorded for a run that cannot go on."""
+    parse = parse_imp_config if isinstance(cfg, IMPConfig) else parse_config
+    again = parse(to_toml(cfg), f"the config of '{cfg.name}'")
+    if to_dict(again) != to_dict(cfg):
+        raise ConfigError(f"the config of '{cfg.name}' does not read back from its TOML as it was given")
+    return cfg
 
 
 def _record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:
@@ -302,7 +313,7 @@ def create_imp_run(
     """A new IMP run of ``config`` (an ``IMPConfig`` or a TOML file with ``kind = "imp"``) in ``workspace``
     (default: the config's), not yet started. The data, the model's input width and, for Ray, the cluster
     address are checked before anything is written."""
-    cfg = config if isinstance(config, IMPConfig) else load_imp_config(config)
+    cfg = _checked(config if isinstance(config, IMPConfig) else load_imp_config(config))
     data = imp_data(cfg)
     jobs = imp_jobs(cfg, data, local=local, address=address)
     try:
