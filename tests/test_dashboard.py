@@ -396,13 +396,16 @@ def test_only_reading_methods_are_served(hand):
         (b"not a database at all" * 10, "is not a lotterysearch store (not an SQLite database)"),
     ],
 )
-def test_a_missing_or_corrupt_store_is_an_error_page(tmp_path, content, message):
+def test_a_missing_or_corrupt_store_is_an_error_the_runs_page_polls(tmp_path, content, message):
+    """The runs page is its shell alone (its script polls the API, shows the 503's message, and draws the runs
+    once a search creates the store); the API answers 503 with the one-line reason."""
     if content is not None:
         (tmp_path / STORE_FILENAME).write_bytes(content)
     http = client(tmp_path)
     page = http.get("/")
-    assert page.status_code == 503 and message in page.text and "Traceback" not in page.text
-    assert message in http.get("/api/runs").json()["error"]
+    assert page.status_code == 200 and 'data-page="runs"' in page.text and "dashboard.js" in page.text
+    got = http.get("/api/runs")
+    assert got.status_code == 503 and message in got.json()["error"] and "Traceback" not in got.text
     if content is not None:
         assert (tmp_path / STORE_FILENAME).read_bytes() == content  # never written to
     else:  # the dashboard keeps serving: once a search creates the store, the runs are there
