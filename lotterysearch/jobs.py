@@ -64,8 +64,9 @@ class LocalJobs:
 def _remote_call(fn: Callable[..., Any], arrays: list[Any], *args: Any) -> Any:
     import ray
 
-    from lotterysearch.cluster import dataset_from_arrays
+    from lotterysearch.cluster import dataset_from_arrays, exit_when_orphaned
 
+    exit_when_orphaned()
     return on_one_thread(fn, dataset_from_arrays(ray.get(arrays[0])), *args)
 
 
