@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -234,37 +233,6 @@ def dataset_from_arrays(arrays: Mapping[str, Any]) -> Dataset:
     )
 
 
-ORPHAN_POLL_S = 0.5  # how often a worker looks for its raylet
-_orphan_watch: threading.Thread | None = None
-
-
-def exit_when_orphaned(poll_s: float = ORPHAN_POLL_S) -> None:
-    """End this Ray worker process as soon as its parent (the node's raylet) is gone.
-
-    A local Ray started by ``ray.init`` dies with its driver (Ray starts the raylet with the kernel's
-    parent-death signal), but the workers it forked only notice on their next call to it: a SIGKILLed
-    search left its evaluators, about 0.9 GB, for a minute. An orphan is re-parented, so a changed parent
-    pid is the raylet's death; the process then exits at once. A driver that dies while the raylet lives (a
-    cluster) is Ray's to handle: it kills the actors a dead job owned. Started once per process."""
-    global _orphan_watch
-    if _orphan_watch is not None or not _in_ray_worker():
-        return
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)  # nothing of an orphaned worker's is worth flushing: its driver is gone
-
-    _orphan_watch = threading.Thread(target=watch, name="lotterysearch-orphan-watch", daemon=True)
-    _orphan_watch.start()
-
-
-def _in_ray_worker() -> bool:
-    """Whether this process is a Ray worker (never the driver: a search must outlive its terminal)."""
-    return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-
-
 class EvaluatorActor:
     """Holds the dataset, model spec and fitness config; scores packed masks (``evaluate_masks``).
 
@@ -281,7 +249,6 @@ class EvaluatorActor:
     def __init__(
         self, model_spec: str, fitness_cfg: FitnessConfig, mode: str = "forward", threads: int = 1
     ) -> None:
-        exit_when_orphaned()
         torch.set_num_threads(max(1, int(threads)))
         self.model_spec, self.fitness_cfg, self.mode = model_spec, fitness_cfg, mode
         self.data: Dataset | None = None

@@ -64,9 +64,8 @@ class LocalJobs:
 def _remote_call(fn: Callable[..., Any], arrays: list[Any], *args: Any) -> Any:
     import ray
 
-    from lotterysearch.cluster import dataset_from_arrays, exit_when_orphaned
+    from lotterysearch.cluster import dataset_from_arrays
 
-    exit_when_orphaned()
     return on_one_thread(fn, dataset_from_arrays(ray.get(arrays[0])), *args)
 
 
