@@ -613,6 +613,8 @@ def to_toml(cfg: SearchConfig | IMPConfig) -> str:
             return "true" if v else "false"
         if isinstance(v, list):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, float) and not math.isfinite(v):  # TOML's spelling, which the loader then refuses
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
         return json.dumps(v)
 
     d = to_dict(cfg)
