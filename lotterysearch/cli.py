@@ -579,7 +579,10 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed its one line (or --help): the code, as for any error
+        return e.code if isinstance(e.code, int) else 2
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)
