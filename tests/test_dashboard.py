@@ -560,3 +560,20 @@ def test_json_values_are_json():
         and not views.RUN_ID.fullmatch("a/b")
     )
     assert png_size(images.layer_png(mask_for(0), "fc3"))[0] >= images.MIN_SIDE
+
+
+def test_only_the_pages_that_draw_plots_load_plotly(hand):
+    """The 4.8 MB bundle is for the run and compare pages; the runs and mask pages draw tables and images."""
+    ws, run_id, _ = hand
+    http = client(ws)
+    pages_ = {
+        "/": False,
+        f"/runs/{run_id}": True,
+        f"/runs/{run_id}/masks/2": False,
+        f"/compare?run={run_id}": True,
+    }
+    for path, plots in pages_.items():
+        got = http.get(path)
+        assert got.status_code == 200, path
+        assert ('src="/static/plotly.min.js"' in got.text) == plots, path
+        assert 'src="/static/dashboard.js"' in got.text
