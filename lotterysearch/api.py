@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from lotterysearch import settings
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model
+from lotterysearch.core.models import build_model, parameter_count
 from lotterysearch.errors import ConfigError, LotterySearchError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
@@ -42,6 +42,7 @@ from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
     TrainingConfig,
+    check_field,
     config_hash,
     config_kind,
     parse_config,
@@ -58,13 +59,29 @@ RunConfig = TypeVar("RunConfig", SearchConfig, IMPConfig)
 
 def check_run(cfg: RunConfig) -> RunConfig:
     """What a run's settings need of its model, checked before anything is written: the settings module
-    checks fields and names alone; here the model spec must build, and an IMP schedule must empty no layer."""
+    checks fields and names alone; here the model spec must build within the size limit, every seeding
+    compression must leave a weight, an IMP schedule must empty no layer, and the config must read back
+    from its TOML."""
+    # a config made in Python skips the loader; one that does not read back from the TOML its run stores
+    # could never be opened again, so nothing is recorded for it
+    parse = parse_imp_config if isinstance(cfg, IMPConfig) else parse_config
+    again = parse(to_toml(cfg), f"the config of '{cfg.name}'")
+    if to_dict(again) != to_dict(cfg):
+        raise ConfigError(f"the config of '{cfg.name}' does not read back from its TOML as it was given")
     try:
-        build_model(cfg.model, 0)
+        build_model(cfg.model, 0)  # checks the parameter count (``settings.LIMITS``) before allocating any
     except LotterySearchError as e:
         raise ConfigError(f"field 'model': {e}") from None
     if isinstance(cfg, IMPConfig):
         round_plan(cfg)
+    else:
+        weights = parameter_count(cfg.model, biases=False)
+        check_field(
+            "seeding.compressions",
+            max(cfg.seeding.compressions) <= weights,
+            f"at most the model's {weights} weights (ρ = {weights} keeps one)",
+            list(cfg.seeding.compressions),
+        )
     return cfg
 
 

@@ -7,6 +7,8 @@ light commands (``runs``, ``front``, ``--help``, a bad argument) should not wait
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import signal
 import sys
 import threading
@@ -14,6 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from lotterysearch.errors import LotterySearchError
+from lotterysearch.readers import console
+from lotterysearch.settings import SEED_MAX, check_limit
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +61,14 @@ def cmd_prune(args: argparse.Namespace) -> None:
     from lotterysearch.core.models import build_model
     from lotterysearch.pruning.pruners import prune
 
+    if args.iterations is not None:
+        check_limit("iterations", args.iterations, "iterations", "--iterations")
+    if args.out and os.path.isdir(args.out):  # before the pruning, not after it
+        from lotterysearch.errors import ConfigError
+
+        raise ConfigError(
+            f"--out '{args.out}' is a directory; name a file, e.g. {os.path.join(args.out, 'mask.npz')}"
+        )
     model = build_model(args.model, args.seed)
     check_dataset_name(args.dataset)
     data = (
@@ -147,17 +159,16 @@ def cmd_search(args: argparse.Namespace) -> None:
                 f"run '{run.id}' is an IMP run, not a search; resume it with: lotterysearch imp --resume {run.id}"
             )
         api.check_resumable(run.store, run.id)
-        print(f"resuming run {run.id} after generation {run.generation} in {workspace}", flush=True)
+        console.say(f"resuming run {run.id} after generation {run.generation} in {workspace}")
     else:
         if not args.config:
             raise ConfigError("search needs a CONFIG file (or --resume RUN)")
         cfg = api.load_config(args.config)
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
         run = api.create_run(cfg, workspace, local=local, address=address)
-        print(
+        console.say(
             f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
-            f"population {cfg.ga.population}, {cfg.ga.generations} generations",
-            flush=True,
+            f"population {cfg.ga.population}, {cfg.ga.generations} generations"
         )
     if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
@@ -165,15 +176,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
 
         def counter(res, done: int, total: int) -> None:  # noqa: ANN001 - EvalResult
-            print(
-                f"\r  training {done}/{total}", end="" if done < total else "\r", file=sys.stderr, flush=True
-            )
+            console.say(f"\r  training {done}/{total}", end="" if done < total else "\r", file=sys.stderr)
 
     with run:
         try:
-            run.optimize(progress=lambda r: print(r.line(), flush=True), on_evaluation=counter)
+            run.optimize(progress=lambda r: console.say(r.line()), on_evaluation=counter)
         except KeyboardInterrupt:
-            print(
+            console.say(
                 f"interrupted; resume with: lotterysearch search --resume {run.id} --workspace {workspace}",
                 file=sys.stderr,
             )
@@ -264,10 +273,9 @@ def cmd_imp(args: argparse.Namespace) -> None:
             run.close()
             raise
         i = run.config.imp
-        print(
+        console.say(
             f"resuming IMP run {run.id} in {workspace}: {len(run.imp_rounds())} of"
-            f" {len(i.init_seeds) * (i.rounds + 1)} rounds committed",
-            flush=True,
+            f" {len(i.init_seeds) * (i.rounds + 1)} rounds committed"
         )
     else:
         if not args.config:
@@ -276,19 +284,18 @@ def cmd_imp(args: argparse.Namespace) -> None:
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
         run = api.create_imp_run(cfg, workspace, local=local, address=address)
         i, t = cfg.imp, cfg.training
-        print(
+        console.say(
             f"run {run.id} in {workspace}: IMP of {cfg.model} on {cfg.dataset}, {len(i.init_seeds)}"
             f" trajectories (init seeds {', '.join(map(str, i.init_seeds))}), {i.rounds} rounds pruning"
-            f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round",
-            flush=True,
+            f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round"
         )
     if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     with run:
         try:
-            run.optimize(progress=lambda r: print(r.line(), flush=True))
+            run.optimize(progress=lambda r: console.say(r.line()))
         except KeyboardInterrupt:
-            print(
+            console.say(
                 f"interrupted; resume with: lotterysearch imp --resume {run.id} --workspace {workspace}",
                 file=sys.stderr,
             )
@@ -356,7 +363,7 @@ def cmd_confirm(args: argparse.Namespace) -> None:
             protocol=args.protocol,
             reinit_seeds=seeds,
         )
-        print(confirm.plan_line(plan), flush=True)
+        console.say(confirm.plan_line(plan))
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
@@ -365,7 +372,7 @@ def cmd_confirm(args: argparse.Namespace) -> None:
                 plan,
                 local=True if args.local else None,
                 address=address,
-                on_result=lambda job, result: print(confirm.job_line(job, result), flush=True),
+                on_result=lambda job, result: console.say(confirm.job_line(job, result)),
             )
         except KeyboardInterrupt:
             print(
@@ -387,9 +394,35 @@ def cmd_stability(args: argparse.Namespace) -> None:
 
 def _positive_float(text: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+def _integer(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], else argparse's one-line error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be in [{low}, {high}], got {value}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse
+
+
+_seed = _integer(0, SEED_MAX, "a seed")  # numpy refuses negative seeds; SQLite stores signed 64-bit
+_individual_id = _integer(0, SEED_MAX, "an individual id")
+_port = _integer(0, 65535, "a TCP port")  # 0: any free port
+_threads = _integer(1, 1024, "a thread count")
+_count = _integer(1, SEED_MAX, "a count")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,12 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--compression", type=_positive_float, default=100.0, help="rho = |theta| / |theta_pruned|"
     )
-    q.add_argument("--iterations", type=int, default=None, help="pruning iterations (synflow: 100)")
+    q.add_argument("--iterations", type=_count, default=None, help="pruning iterations (synflow: 100)")
     q.add_argument(
         "--scope", default=None, help="global or layerwise (default: the pruner's own; imp: layerwise)"
     )
     q.add_argument("--rounding", default="round", help="round (exact) or reference (the authors' code)")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--seed", type=_seed, default=0)
     q.add_argument("--out", default=None, help="save the mask as .npz")
     q.set_defaults(func=cmd_prune)
 
@@ -425,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", default="adam")
     t.add_argument("--lr", type=float, default=1e-2)
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
-    t.add_argument("--data-seed", type=int, default=0, help="validation split")
+    t.add_argument("--seed", type=_seed, default=0, help="initial weights and batch order")
+    t.add_argument("--data-seed", type=_seed, default=0, help="validation split")
     t.add_argument("--test", action="store_true", help="also evaluate on the test split")
     t.set_defaults(func=cmd_train)
 
@@ -503,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"
     )
     e.add_argument("run", metavar="RUN")
-    e.add_argument("id", type=int, metavar="ID")
+    e.add_argument("id", type=_individual_id, metavar="ID")
     e.add_argument("--workspace", **ws)
     e.add_argument("--out", required=True, metavar="FILE", help=".npz mask, .pt, .pt2 or .onnx model")
     e.add_argument(
@@ -537,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="a live read-only web view of a workspace: runs, fronts, masks")
     d.add_argument("--workspace", **ws)
     d.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: needs --token)")
-    d.add_argument("--port", type=int, default=8000)
+    d.add_argument("--port", type=_port, default=8000)
     d.add_argument(
         "--token", default=None, help="required of every request (default: $LOTTERYSEARCH_DASHBOARD_TOKEN)"
     )
@@ -551,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--front", action="store_true", help="the run's Pareto front (the default for a search run)"
     )
-    which.add_argument("--ids", type=int, nargs="+", metavar="ID", help="these individuals")
+    which.add_argument("--ids", type=_individual_id, nargs="+", metavar="ID", help="these individuals")
     which.add_argument(
         "--origin",
         metavar="NAME",
@@ -564,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cf.add_argument(
         "--reinit-seeds",
-        type=int,
+        type=_seed,
         nargs="+",
         default=None,
         metavar="SEED",
@@ -584,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("config", metavar="CONFIG.toml")
     st.add_argument("--out", required=True, metavar="DIR")
-    st.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    st.add_argument("--threads", type=_threads, default=1, help="torch threads (default 1)")
     st.set_defaults(func=cmd_stability)
     return p
 
@@ -595,16 +628,23 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed its one line (or --help): the code, as for any error
+        return e.code if isinstance(e.code, int) else 2
     func: Callable[[argparse.Namespace], None] = args.func
     try:
         func(args)
     except LotterySearchError as e:
-        print(f"lotterysearch: error: {e}", file=sys.stderr)
+        console.say(f"lotterysearch: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lotterysearch: interrupted", file=sys.stderr)
+        console.say("lotterysearch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `lotterysearch front RUN | head`: the reader has what it wanted
+        if not console.reader_gone(sys.stdout):
+            raise
+        console.silence(sys.stdout)
     return 0
 
 

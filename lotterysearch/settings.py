@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import tomllib
 import types
 import typing
@@ -18,6 +20,69 @@ from pathlib import Path
 from typing import Any
 
 from lotterysearch.errors import ConfigError
+
+# ---- bounds -------------------------------------------------------------------------------------------
+SEED_MAX = 2**63 - 1  # seeds and ids are SQLite integers (signed 64-bit)
+NAME_MAX = 100  # characters of a run name: its id names a lock file, which the file system caps at 255 bytes
+
+
+@dataclass(frozen=True)
+class Limit:
+    """An upper bound on a setting where memory or time would otherwise run away unnoticed (a population of
+    10^12 grows memory for minutes before anything fails). ``$LOTTERYSEARCH_MAX_<NAME>`` raises it."""
+
+    name: str
+    default: int
+    what: str
+
+    @property
+    def env(self) -> str:
+        return f"LOTTERYSEARCH_MAX_{self.name.upper()}"
+
+    def value(self) -> int:
+        text = os.environ.get(self.env, "").strip()
+        if not text:
+            return self.default
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"${self.env} must be a positive integer, got {text!r}")
+        return int(text)
+
+    def check(self, path: str, value: int, subject: str = "") -> None:
+        """A one-line ``ConfigError`` naming the field (or ``subject``), the limit and how to raise it."""
+        limit = self.value()
+        if value > limit:
+            raise ConfigError(
+                f"{subject or f'field {path!r}'} must be at most {limit} ({self.what}), got {value!r}; to go"
+                f" higher, set {self.env}={value}"
+            )
+
+
+LIMITS: dict[str, Limit] = {
+    limit.name: limit
+    for limit in (
+        Limit("population", 100_000, "the limit on a population"),
+        Limit("generations", 1_000_000, "the limit on generations"),
+        Limit("parameters", 100_000_000, "the limit on a model's weights and biases"),
+        Limit("steps", 10_000_000, "the limit on training steps"),
+        Limit("batch_size", 65_536, "the limit on a batch"),
+        Limit("iterations", 100_000, "the limit on pruning iterations"),
+        Limit("seeds", 1_000, "the limit on init seeds in a list"),
+        Limit("rounds", 1_000, "the limit on IMP rounds"),
+        Limit("evaluators", 10_000, "the limit on evaluators"),
+        Limit("halving_rungs", 32, "the limit on successive-halving rungs"),
+        Limit("halving_rate", 1_000, "the limit on the successive-halving rate"),
+    )
+}
+
+
+def check_limit(path: str, value: int, limit: str, subject: str = "") -> None:
+    """``LIMITS[limit].check``: the one place bounds are enforced."""
+    LIMITS[limit].check(path, value, subject)
+
+
+def check_seed(path: str, value: int) -> None:
+    """Seeds seed numpy (which refuses negatives) and are stored as SQLite integers."""
+    check_field(path, 0 <= value <= SEED_MAX, "an integer in [0, 2^63 - 1]", value)
 
 
 @dataclass(frozen=True)
@@ -79,10 +144,13 @@ def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
     check_one_of("optimizer", cfg.optimizer, OPTIMIZERS)
     number = isinstance(cfg.lr, int | float) and not isinstance(cfg.lr, bool)
     check_field("lr", number and cfg.lr > 0, "a number > 0", cfg.lr)
+    check_field("lr", math.isfinite(cfg.lr), "a finite number", cfg.lr)
     for name, low in (("steps", min_steps), ("batch_size", 1), ("eval_every", 0)):
         v = getattr(cfg, name)
         ok = isinstance(v, int) and not isinstance(v, bool) and v >= low
         check_field(name, ok, f"an integer >= {low}", v)
+    check_limit("steps", cfg.steps, "steps")
+    check_limit("batch_size", cfg.batch_size, "batch_size")
     check_field(
         "eval_every",
         cfg.eval_every <= cfg.steps,
@@ -255,6 +323,12 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     }[tp]
     if not ok:
         raise ConfigError(f"field '{path}' must be {_type_name(tp)}, got {value!r}")
+    if tp is float and not math.isfinite(
+        value
+    ):  # TOML's inf and nan: a run's stored TOML could not hold them
+        raise ConfigError(f"field '{path}' must be a finite number, got {value!r}")
+    if tp is int and not -SEED_MAX - 1 <= value <= SEED_MAX:
+        raise ConfigError(f"field '{path}' must be an integer in [-2^63, 2^63 - 1], got {value!r}")
     return float(value) if tp is float else value
 
 
@@ -304,15 +378,13 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field(
         "seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds)
     )
-    check_field(
-        "seeding.compressions",
-        len(s.compressions) >= 1 and min(s.compressions) >= 1,
-        "a non-empty list of numbers >= 1",
-        list(s.compressions),
-    )
+    _check_seeds("seeding.init_seeds", s.init_seeds)
     check_field("seeding.random_share", 0 <= s.random_share < 1, "in [0, 1)", s.random_share)
     check_field("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
+    check_limit("seeding.iterations", s.iterations, "iterations")
+    _check_compressions(s.compressions)
     check_field("ga.population", g.population >= 2, "an integer >= 2", g.population)
+    check_limit("ga.population", g.population, "population")
     n_random = round(s.random_share * g.population)
     need = len(s.init_seeds) * len(s.compressions)
     check_field(
@@ -322,6 +394,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
         g.population,
     )
     check_field("ga.generations", g.generations >= 0, "an integer >= 0", g.generations)
+    check_limit("ga.generations", g.generations, "generations")
     check_field("ga.crossover_rate", 0 <= g.crossover_rate <= 1, "in [0, 1]", g.crossover_rate)
     check_field("ga.mutation_rate", 0 <= g.mutation_rate <= 1, "in [0, 1]", g.mutation_rate)
     check_field("ga.mutation_strength", 0 < g.mutation_strength <= 1, "in (0, 1]", g.mutation_strength)
@@ -346,6 +419,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field(
         "fitness.init_seeds", len(f.init_seeds) >= 1, "a non-empty list of integers", list(f.init_seeds)
     )
+    _check_seeds("fitness.init_seeds", f.init_seeds)
     check_one_of("fitness.mode", f.mode, FITNESS_MODES)
     if f.mode == "ticket":
         check_field(
@@ -363,6 +437,8 @@ def validate(cfg: SearchConfig) -> SearchConfig:
         )
     check_field("fitness.halving_rate", f.halving_rate >= 2, "an integer >= 2", f.halving_rate)
     check_field("fitness.halving_rungs", f.halving_rungs >= 1, "an integer >= 1", f.halving_rungs)
+    check_limit("fitness.halving_rate", f.halving_rate, "halving_rate")
+    check_limit("fitness.halving_rungs", f.halving_rungs, "halving_rungs")
     if f.successive_halving:
         check_field(
             "fitness.steps",
@@ -381,11 +457,29 @@ def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
     check_one_of("mode", cfg.mode, MODES)
     check_one_of("evaluator", cfg.evaluator, EVALUATORS)
     check_field("model", bool(cfg.model), "a model spec", cfg.model)
+    check_seed("seed", cfg.seed)
     check_field(
         "name",
         bool(cfg.name) and all(c.isalnum() or c in "-_." for c in cfg.name),
         "letters, digits, - _ .",
         cfg.name,
+    )
+    check_field("name", len(cfg.name) <= NAME_MAX, f"at most {NAME_MAX} characters", cfg.name)
+
+
+def _check_seeds(path: str, seeds: tuple[int, ...]) -> None:
+    check_limit(path, len(seeds), "seeds")
+    for seed in seeds:
+        check_seed(path, seed)
+
+
+def _check_compressions(compressions: tuple[float, ...]) -> None:
+    """Compressions are ratios >= 1; that each leaves a weight of the model is ``api.check_run``'s check."""
+    check_field(
+        "seeding.compressions",
+        len(compressions) >= 1 and min(compressions) >= 1,
+        "a non-empty list of numbers >= 1",
+        list(compressions),
     )
 
 
@@ -393,6 +487,7 @@ def _check_ray(r: RayConfig) -> None:
     check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
     check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
     check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
+    check_limit("ray.num_evaluators", r.num_evaluators, "evaluators")
 
 
 def validate_imp(cfg: IMPConfig) -> IMPConfig:
@@ -408,7 +503,9 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
         "a non-empty list of distinct integers (one trajectory each)",
         seeds,
     )
+    _check_seeds("imp.init_seeds", i.init_seeds)
     check_field("imp.rounds", i.rounds >= 0, "an integer >= 0", i.rounds)
+    check_limit("imp.rounds", i.rounds, "rounds")
     check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
     check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
     check_field("imp.conv_rate", 0 <= i.conv_rate < 1, "in [0, 1) (0: imp.rate)", i.conv_rate)
@@ -492,6 +589,8 @@ def to_toml(cfg: SearchConfig | IMPConfig) -> str:
             return "true" if v else "false"
         if isinstance(v, list):
             return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, float) and not math.isfinite(v):  # TOML's spelling, which the loader then refuses
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
         return json.dumps(v)
 
     d = to_dict(cfg)

@@ -182,3 +182,66 @@ def test_training_part_carries_every_training_field_by_name() -> None:
     fitness = FitnessConfig(steps=7, optimizer="sgd", lr=0.5, batch_size=3, init_seeds=(4,), mode="ticket")
     assert fitness.training() == TrainingConfig(steps=7, optimizer="sgd", lr=0.5, batch_size=3)
     assert type(fitness.training()) is TrainingConfig
+
+
+# ---- bounds --------------------------------------------------------------------------------------------
+def test_every_float_is_finite_and_every_integer_fits_the_store() -> None:
+    with pytest.raises(ConfigError, match=r"^field 'fitness.lr' must be a finite number, got inf$"):
+        parse_config("[fitness]\nlr = inf\n")
+    with pytest.raises(ConfigError, match=r"^field 'seeding.compressions' must be a finite number, got nan$"):
+        parse_config("[seeding]\ncompressions = [3, nan]\n")
+    with pytest.raises(ConfigError, match=r"^field 'seed' must be an integer in \[-2\^63, 2\^63 - 1\]"):
+        parse_config(f"seed = {2**63}\n")
+    with pytest.raises(ConfigError, match=r"^field 'seed' must be an integer in \[0, 2\^63 - 1\], got -1$"):
+        parse_config("seed = -1\n")
+    with pytest.raises(ConfigError, match=r"^field 'lr' must be a finite number, got inf$"):
+        TrainingConfig(lr=float("inf"))
+
+
+def test_a_limit_names_itself_and_how_to_raise_it(monkeypatch) -> None:
+    from lotterysearch.settings import LIMITS
+
+    text = "[ga]\npopulation = 100001\n"
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert str(e.value) == (
+        "field 'ga.population' must be at most 100000 (the limit on a population), got 100001; to go higher,"
+        " set LOTTERYSEARCH_MAX_POPULATION=100001"
+    )
+    monkeypatch.setenv(LIMITS["population"].env, "100001")
+    assert parse_config(text).ga.population == 100001
+    monkeypatch.setenv(LIMITS["population"].env, "0")
+    with pytest.raises(
+        ConfigError, match=r"^\$LOTTERYSEARCH_MAX_POPULATION must be a positive integer, got '0'$"
+    ):
+        parse_config(text)
+
+
+def test_the_parameter_count_is_counted_from_the_spec_without_building_it() -> None:
+    from lotterysearch.core.models import build_model, parameter_count, prunable_layers
+
+    for spec in ("mlp:40-100-100-10", "conv2:32x32x3", "cnn1d:40:25k5-25-25:10", "conv:28x28x1:8-M-16:32-10"):
+        model = build_model(spec, 0)
+        assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
+        assert parameter_count(spec, biases=False) == sum(
+            w.weight.numel() for w in prunable_layers(model).values()
+        )
+    # 40·10^8 + 10^8 + 10^8·10 + 10 = 5 100 000 010, refused before a byte is allocated
+    assert parameter_count("mlp:40-100000000-10") == 5_100_000_010
+    with pytest.raises(Exception, match=r"^model spec 'mlp:40-100000000-10' must be at most 100000000 "):
+        build_model("mlp:40-100000000-10", 0)
+
+
+def test_a_config_made_in_python_is_checked_before_its_run_is_recorded(tmp_path) -> None:
+    """``create_run`` with a dataclass skips the loader: it is validated and read back from its TOML first,
+    so no run is recorded for a config that could not be opened again."""
+    import lotterysearch as ls
+
+    cfg = replace(
+        parse_config('dataset = "synthetic"\nmodel = "mlp:16-8-4"\nevaluator = "local"\n'),
+        fitness=FitnessConfig(steps=5),
+    )
+    bad = replace(cfg, seeding=replace(cfg.seeding, compressions=(3.0, float("inf"))))
+    with pytest.raises(ConfigError, match=r"^field 'seeding.compressions' must be a finite number, got inf$"):
+        ls.create_run(bad, tmp_path / "ws", local=True)
+    assert not (tmp_path / "ws").exists()

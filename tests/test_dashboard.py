@@ -398,13 +398,16 @@ def test_only_reading_methods_are_served(hand):
         (b"not a database at all" * 10, "is not a lotterysearch store (not an SQLite database)"),
     ],
 )
-def test_a_missing_or_corrupt_store_is_an_error_page(tmp_path, content, message):
+def test_a_missing_or_corrupt_store_is_an_error_the_runs_page_polls(tmp_path, content, message):
+    """The runs page is its shell alone (its script polls the API, shows the 503's message, and draws the runs
+    once a search creates the store); the API answers 503 with the one-line reason."""
     if content is not None:
         (tmp_path / STORE_FILENAME).write_bytes(content)
     http = client(tmp_path)
     page = http.get("/")
-    assert page.status_code == 503 and message in page.text and "Traceback" not in page.text
-    assert message in http.get("/api/runs").json()["error"]
+    assert page.status_code == 200 and 'data-page="runs"' in page.text and "dashboard.js" in page.text
+    got = http.get("/api/runs")
+    assert got.status_code == 503 and message in got.json()["error"] and "Traceback" not in got.text
     if content is not None:
         assert (tmp_path / STORE_FILENAME).read_bytes() == content  # never written to
     else:  # the dashboard keeps serving: once a search creates the store, the runs are there
@@ -559,3 +562,20 @@ def test_json_values_are_json():
         and not views.RUN_ID.fullmatch("a/b")
     )
     assert png_size(images.layer_png(mask_for(0), "fc3"))[0] >= images.MIN_SIDE
+
+
+def test_only_the_pages_that_draw_plots_load_plotly(hand):
+    """The 4.8 MB bundle is for the run and compare pages; the runs and mask pages draw tables and images."""
+    ws, run_id, _ = hand
+    http = client(ws)
+    pages_ = {
+        "/": False,
+        f"/runs/{run_id}": True,
+        f"/runs/{run_id}/masks/2": False,
+        f"/compare?run={run_id}": True,
+    }
+    for path, plots in pages_.items():
+        got = http.get(path)
+        assert got.status_code == 200, path
+        assert ('src="/static/plotly.min.js"' in got.text) == plots, path
+        assert 'src="/static/dashboard.js"' in got.text

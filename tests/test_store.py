@@ -726,11 +726,41 @@ def test_corruption_found_later_is_a_store_error(tmp_path):
     data[4096 * 3 : len(data)] = b"\xa5" * (len(data) - 4096 * 3)  # scramble every page after the third
     db.write_bytes(bytes(data))
     with pytest.raises(StoreError) as e:
-        with Store.open(tmp_path) as s:
+        with Store.open(tmp_path, readonly=True) as s:  # a reader does not check the whole file first
             s.individuals(run_id)
     assert str(e.value) == (
         f"lotterysearch store '{db}' is corrupt (database disk image is malformed); restore it from a backup"
     )
+    before = sha(db)
+    with pytest.raises(StoreError) as e:  # a writer does, and writes nothing
+        Store.open(tmp_path)
+    assert str(e.value).startswith(f"lotterysearch store '{db}' is damaged (SQLite's quick_check: Page ")
+    assert str(e.value).endswith("); it was not written to; restore it from a backup")
+    assert "\n" not in str(e.value) and sha(db) == before
+    assert sorted(os.listdir(tmp_path)) == [db.name]
+
+
+def test_a_store_that_fails_only_the_integrity_check_is_not_resumed(tmp_path):
+    """A scrambled page that a resume never reads (the empty confirmations table's): every query of the runs
+    listing and a resume still works, so only ``PRAGMA quick_check`` on opening for writing stops a resumed
+    run from writing beside the damage."""
+    db = workspace_paths(tmp_path).store
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        commit_simple(s, run_id, 0, per_gen=20)
+    with sqlite3.connect(db) as conn:
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'confirmations'").fetchone()
+        (page,) = conn.execute("PRAGMA page_size").fetchone()
+    data = bytearray(db.read_bytes())
+    data[(root - 1) * page : root * page] = b"\xa5" * page
+    db.write_bytes(bytes(data))
+    with Store.open(tmp_path, readonly=True) as s:
+        assert s.run(run_id).status == "running" and len(s.individuals(run_id)) == 20
+    before = sha(db)
+    with pytest.raises(StoreError) as e:
+        Store.open(tmp_path)
+    assert str(e.value).startswith(f"lotterysearch store '{db}' is damaged (SQLite's quick_check: ")
+    assert "\n" not in str(e.value) and sha(db) == before
 
 
 # ---- concurrent readers ----------------------------------------------------------------------------
@@ -1006,3 +1036,71 @@ def test_a_version_3_store_gains_the_trained_weights_table_when_a_writer_opens_i
         assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
     finally:
         conn.close()
+
+
+# ---- read-only storage ---------------------------------------------------------------------------
+_READ_AS_ANOTHER_USER = """
+import os, sys
+from lotterysearch.storage.store import Store
+from lotterysearch.errors import StoreError
+if os.geteuid() == 0:  # root writes anywhere: read as nobody, after the imports
+    os.setgid(65534)
+    os.setuid(65534)
+try:
+    with Store.open(sys.argv[1], readonly=True) as s:
+        print("runs", *[r.id for r in s.runs()])
+except StoreError as e:
+    print("error", e)
+"""
+
+
+def _read_only_workspace(make) -> Path:  # noqa: ANN001 - a function of the workspace path
+    """A workspace on storage the reading process cannot write: a directory of mode 555 in /tmp (reachable
+    by user nobody, which pytest's own 700 temporary tree is not)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="lotterysearch-ro-"))
+    root.chmod(0o755)
+    make(root / "ws")
+    (root / "ws").chmod(0o555)
+    return root
+
+
+@pytest.mark.parametrize("pending", [False, True])
+def test_a_store_on_read_only_storage_is_read_immutable_or_refused_with_why(pending):
+    import shutil
+
+    def make(ws: Path) -> None:
+        with Store.open(ws, create=True) as s:
+            new_run(s)
+        if pending:  # a commit still in the WAL, whose shared-memory file is gone (a copy, a reboot)
+            code = (
+                "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_autocheckpoint=0');"
+                " c.execute(\"UPDATE runs SET status = 'failed'\"); c.commit(); os._exit(0)"
+            )
+            subprocess.run([sys.executable, "-c", code, str(workspace_paths(ws).store)], check=True)
+            (ws / f"{STORE_FILENAME}-shm").unlink()
+
+    root = _read_only_workspace(make)
+    try:
+        ws = root / "ws"
+        db = workspace_paths(ws).store
+        p = subprocess.run(
+            [sys.executable, "-c", _READ_AS_ANOTHER_USER, str(ws)], capture_output=True, text=True, timeout=60
+        )
+        assert p.returncode == 0, p.stderr
+        if not pending:
+            assert p.stdout == "runs demo-001\n"
+        else:
+            wal = (ws / f"{STORE_FILENAME}-wal").stat().st_size
+            assert p.stdout == (
+                f"error store '{db}' is on storage this user cannot write, and {wal} bytes of its commits are"
+                " still in its -wal file, which SQLite reads only where it can write; open it once where it is"
+                " writable (lotterysearch runs --workspace DIR) or copy the workspace\n"
+            )
+        assert sorted(os.listdir(ws)) == (
+            [STORE_FILENAME, f"{STORE_FILENAME}-wal"] if pending else [STORE_FILENAME]
+        )
+    finally:
+        (root / "ws").chmod(0o755)
+        shutil.rmtree(root)

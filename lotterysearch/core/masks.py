@@ -231,10 +231,13 @@ class Mask:
     def save(self, path: str | Path) -> Path:
         """Save as ``.npz`` with one bool array per layer and the layer order."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = self.to_numpy()
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **arrays, **{_ORDER_KEY: np.array(self.names)})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                np.savez_compressed(f, **arrays, **{_ORDER_KEY: np.array(self.names)})
+        except OSError as e:  # a directory, a read-only or full disk: the user's path, named
+            raise MaskError(f"cannot write mask file '{path}': {e.strerror or e}") from None
         return path
 
     @classmethod

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lotterysearch.errors import ModelError
+from lotterysearch.errors import LotterySearchError, ModelError
+from lotterysearch.settings import check_limit
 
 # Frankle & Carbin (2019), Figure 2: Conv-2, Conv-4, Conv-6 (3×3 convolutions, 2×2 max-pool after each pair)
 CONV_FEATURES = {
@@ -334,12 +335,36 @@ def is_mlp(spec: str) -> bool:
     return isinstance(parse_spec(spec), MLPSpec)
 
 
+def _weight_shapes(arch: MLPSpec | ConvSpec) -> list[tuple[int, ...]]:
+    """The prunable layers' weight shapes, worked out from the spec alone (nothing is allocated)."""
+    if isinstance(arch, MLPSpec):
+        return [(arch.widths[i], arch.widths[i - 1]) for i in range(1, len(arch.widths))]
+    shapes, channels, dims = [], arch.input_shape[0], len(arch.input_shape) - 1
+    for c in arch.convs:
+        shapes.append((c.channels, channels, *([c.kernel] * dims)))
+        channels = c.channels
+    widths = (math.prod(arch.feature_shape()), *arch.classifier)
+    return shapes + [(widths[i], widths[i - 1]) for i in range(1, len(widths))]
+
+
+def parameter_count(spec: str, *, biases: bool = True) -> int:
+    """Weights (and biases) of the model ``spec`` names, counted without building it."""
+    shapes = _weight_shapes(parse_spec(spec))
+    return sum(math.prod(s) + (s[0] if biases else 0) for s in shapes)
+
+
 def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
     """Build the model of ``spec`` with weights drawn from ``seed`` (the spec's initialization, ``INITS``).
 
-    The global torch RNG is left as it was, so building a model never perturbs other seeded work.
+    The global torch RNG is left as it was, so building a model never perturbs other seeded work. A model
+    larger than ``config.LIMITS["parameters"]`` is refused before anything is allocated: on a shared
+    machine the kernel's OOM killer may pick another user's process.
     """
     arch, init = _parse(spec)
+    try:
+        check_limit("model", parameter_count(spec, biases=bias), "parameters", f"model spec '{spec}'")
+    except LotterySearchError as e:
+        raise ModelError(str(e)) from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = arch.build(bias)

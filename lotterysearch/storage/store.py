@@ -484,6 +484,33 @@ def _check_header(db: Path) -> None:
         )
 
 
+def _connect_readonly(db: Path) -> sqlite3.Connection:
+    """A read-only connection: ``mode=ro``, which sees a live writer's commits through the WAL; on storage
+    this process cannot write (a read-only mount, another user's directory) SQLite cannot make the WAL's
+    shared-memory file that needs, so the file is opened ``immutable`` instead: nobody can be writing there.
+    Commits still in the WAL are invisible to an immutable reader: then a one-line reason, not stale data."""
+    uri = db.resolve().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as e:
+        conn.close()
+        if os.access(db.parent, os.W_OK):
+            raise StoreError(
+                f"cannot open store '{db}' read-only: {e} (can this user read it and its -wal and -shm files?)"
+            ) from None
+    wal = db.with_name(db.name + "-wal")
+    pending = wal.stat().st_size if wal.is_file() else 0
+    if pending:
+        raise StoreError(
+            f"store '{db}' is on storage this user cannot write, and {pending} bytes of its commits are still"
+            " in its -wal file, which SQLite reads only where it can write; open it once where it is"
+            " writable (lotterysearch runs --workspace DIR) or copy the workspace"
+        )
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
+
 def _create_store(paths: WorkspacePaths) -> None:
     """Write the schema into a temporary file and link it into place: a store is whole or absent."""
     try:
@@ -616,8 +643,7 @@ class Store:
         try:
             _check_header(paths.store)
             if readonly:
-                uri = f"{paths.store.resolve().as_uri()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                conn = _connect_readonly(paths.store)
             else:
                 conn = sqlite3.connect(paths.store, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
@@ -634,6 +660,7 @@ class Store:
                 with store._sql():
                     conn.execute("PRAGMA query_only = ON")
                 return store
+            store._quick_check()
             if version < SCHEMA_VERSION:
                 store._migrate()
             with store._sql():
@@ -674,6 +701,26 @@ class Store:
                 f"({SCHEMA_VERSION}); upgrade lotterysearch"
             )
         return version
+
+    def _quick_check(self) -> None:
+        """SQLite's ``PRAGMA quick_check`` before a store is opened for writing: a damaged file (a torn page,
+        a bad index) can pass the header and meta checks, and a run resumed on it would write beside the
+        damage. Linear in the file's size (tens of milliseconds for a search's store); readers skip it."""
+        with self._sql() as conn:
+            try:
+                rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(5)")]
+            except sqlite3.DatabaseError as e:
+                if isinstance(e, sqlite3.OperationalError):  # locked, I/O: ``_sql``'s messages
+                    raise
+                rows = [str(e)]  # a page too damaged to walk
+        if rows != ["ok"]:  # a row may hold several lines, under a "*** in database main ***" heading
+            problems = [line for row in rows for line in row.splitlines() if not line.startswith("***")]
+            problems = problems or rows
+            more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+            raise StoreError(
+                f"lotterysearch store '{self.paths.store}' is damaged (SQLite's quick_check: {problems[0]}{more});"
+                " it was not written to; restore it from a backup"
+            )
 
     def _migrate(self) -> None:
         """Bring an older store to this version in one transaction: a version-1 store gains the tables it

@@ -80,16 +80,19 @@ def _error(request: Request, status: int, message: str) -> Response:
     return HTMLResponse(pages.error_page(status, message), status_code=status)
 
 
-def _handled(fn: Callable[..., Response]) -> Endpoint:
-    """Run a synchronous endpoint in the thread pool with the store opened read-only for it; errors a user
-    can act on become their one-line message, anything else a one-line 500 (the traceback goes to the log)."""
+def _handled(fn: Callable[..., Response], *, store: bool = True) -> Endpoint:
+    """Run a synchronous endpoint in the thread pool with the store opened read-only for it (``store=False``:
+    a page shell that needs none); errors a user can act on become their one-line message, anything else a
+    one-line 500 (the traceback goes to the log)."""
     from starlette.concurrency import run_in_threadpool
 
     @functools.wraps(fn)
     async def endpoint(request: Request) -> Response:
         def call() -> Response:
-            with Store.open(request.app.state.workspace, readonly=True) as store:
-                return fn(request, store, **request.path_params)
+            if not store:
+                return fn(request, **request.path_params)
+            with Store.open(request.app.state.workspace, readonly=True) as opened:
+                return fn(request, opened, **request.path_params)
 
         try:
             return await run_in_threadpool(call)
@@ -115,8 +118,10 @@ def _api(payload: Any) -> Response:
 
 
 # ---- pages -----------------------------------------------------------------------------------------
-def runs_page(request: Request, store: Store) -> Response:
-    return HTMLResponse(pages.page("runs", f"runs in {store.paths.root}", {}))
+def runs_page(request: Request) -> Response:
+    """The shell alone, served before a search has made the store: its script polls ``/api/runs``, says why
+    there is nothing yet (the API's 503), and draws the runs once the store appears."""
+    return HTMLResponse(pages.page("runs", f"runs in {request.app.state.workspace}", {}))
 
 
 def run_page(request: Request, store: Store, run: str) -> Response:
@@ -313,7 +318,8 @@ def create_app(workspace: str | Path, token: str | None = None) -> Any:
         "/api/compare": api_compare,
         "/api/overlap/{run_a}/{id_a:int}/{run_b}/{id_b:int}": api_overlap,
     }
-    routes = [Route(path, _handled(fn)) for path, fn in endpoints.items()] + [Route("/static/{name}", static)]
+    routes = [Route(path, _handled(fn, store=fn is not runs_page)) for path, fn in endpoints.items()]
+    routes.append(Route("/static/{name}", static))
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.workspace = Path(workspace)
     app.state.static = static_files()

@@ -8,18 +8,16 @@ import html
 from collections.abc import Mapping
 
 PAGES = ("runs", "run", "mask", "compare")
+PLOT_PAGES = ("run", "compare")  # the pages that draw with Plotly: only they load its 4.8 MB bundle
 
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _layout(title: str, body: str, *, scripts: bool) -> str:
-    js = (
-        '<script src="/static/plotly.min.js"></script>\n<script src="/static/dashboard.js"></script>'
-        if scripts
-        else ""
-    )
+def _layout(title: str, body: str, *, scripts: bool, plots: bool = False) -> str:
+    plotly = '<script src="/static/plotly.min.js"></script>\n' if plots else ""
+    js = f'{plotly}<script src="/static/dashboard.js"></script>' if scripts else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -48,7 +46,7 @@ def page(kind: str, title: str, data: Mapping[str, object]) -> str:
         '<p class="status" id="status">loading…</p>\n</main>\n'
         "<noscript>This dashboard draws its pages with JavaScript; the same data is at /api/.</noscript>"
     )
-    return _layout(title, body, scripts=True)
+    return _layout(title, body, scripts=True, plots=kind in PLOT_PAGES)
 
 
 def error_page(status: int, message: str) -> str:
