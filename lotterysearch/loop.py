@@ -11,9 +11,9 @@ training; resuming replays the generation from the stored RNG state and finds th
 
 The driver stays off the evaluations' critical path: class keys are computed by the evaluator, where the
 training runs (``Evaluator.class_keys``; a clone's key is its parent's), and only the lookup in the archive,
-which decides what is trained, happens here. Survivor selection is numpy (``nsga2.select_nsga2``).
-Variation stays on the driver, drawing from the run's one generator, so a run is reproducible bit for bit;
-``steady_state`` moves it to the workers for runs that may trade that for never waiting on a generation.
+which decides what is trained, happens here. Selection (DEAP's NSGA-II, ``selection``) and variation stay on
+the driver, drawing from the run's one generator, so a run is reproducible bit for bit; ``steady_state``
+moves variation to the workers for runs that may trade that for never waiting on a generation.
 
 The loop knows the problem (``MaskProblem``), an ``Evaluator`` and a ``RunStorage`` only through their
 methods: no Ray, SQL or printing here (progress goes to ``listeners``).
@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from lotterysearch import canon, nsga2, pareto
+from lotterysearch import canon, pareto, selection
 from lotterysearch.errors import StoreError
 from lotterysearch.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
 from lotterysearch.fitness import fitness_key, key_version
@@ -206,7 +206,7 @@ class SearchLoop:
             if r < len(rungs) - 1:
                 keep = math.ceil(len(todo) / f.halving_rate)
                 objectives = [(accuracy[k], reps[k][1].density()) for k in todo]
-                todo = [todo[i] for i in sorted(nsga2.select_nsga2(objectives, keep))]
+                todo = [todo[i] for i in sorted(selection.select_nsga2(objectives, keep))]
         return [
             self._individual(c, first_id + i, key, self.archive.get(key))
             for i, (c, key) in enumerate(zip(new, keys, strict=True))
@@ -304,7 +304,7 @@ class SearchLoop:
     # ---- generations --------------------------------------------------------------------------
     def _offspring(self) -> list[Candidate]:
         objs = [ind.objectives for ind in self.population]
-        picks = nsga2.select_parents(objs, len(self.population), self.rng)
+        picks = selection.select_parents(objs, len(self.population), self.rng)
         parents = [self.population[i] for i in picks]
         weights = (lambda j: self._trained(parents[j])) if self.problem.keeps_weights else None
         return self.problem.children([(p.id, p.mask) for p in parents], self.rng, weights)
@@ -335,9 +335,9 @@ class SearchLoop:
         return self._commit(new, steps_before)
 
     def _select(self, arrivals: Sequence[Individual]) -> None:
-        """NSGA-II survivor selection over the population and ``arrivals`` (``nsga2.select_survivors``)."""
+        """NSGA-II survivor selection over the population and ``arrivals`` (``selection.select_survivors``)."""
         pool = self.population + list(arrivals)
-        keep = nsga2.select_survivors(
+        keep = selection.select_survivors(
             [ind.objectives for ind in pool], [ind.fidelity for ind in pool], self.cfg.ga.population
         )
         self.population = [pool[i] for i in keep]

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lotterysearch import nsga2
+from lotterysearch import selection
 from lotterysearch.errors import LotterySearchError
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, Evaluator, LocalEvaluator
 from lotterysearch.loop import GenerationReport, RunStorage, SearchLoop, class_record, record_evaluations
@@ -84,7 +84,7 @@ class SteadyStateLoop(SearchLoop):
         self.wasted = 0  # trainings of a class another worker had trained meanwhile
         self.dropped = 0  # spare children that arrived after the run's last generation was full
         self._recovered: list[Individual] = []
-        self._order: tuple[np.ndarray, np.ndarray] | None = None  # the population's crowded order
+        self._order: list | None = None  # the population's crowded order (``selection.crowded_order``)
         self._trained = 0  # classes trained by this object (the evaluation listeners' count)
         self._unheard: list[EvalResult] = []  # trained results the listeners hear of once committed
         self._budget = 0
@@ -197,8 +197,8 @@ class SteadyStateLoop(SearchLoop):
                 return
             objectives = [ind.objectives for ind in self.population]
             if self._order is None:  # rank and crowding change only with the population
-                self._order = nsga2.crowded_order(objectives)
-            picks = nsga2.select_parents(objectives, 2 * n, self.rng, self._order)
+                self._order = selection.crowded_order(objectives)
+            picks = selection.select_parents(objectives, 2 * n, self.rng, self._order)
             for a, b in zip(picks[0::2], picks[1::2], strict=True):
                 pa, pb = self.population[a], self.population[b]
                 queue.append(

@@ -24,9 +24,9 @@ from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evaluators import LocalEvaluator
 from lotterysearch.loop import SearchLoop, halving_rungs
 from lotterysearch.masks import Mask
-from lotterysearch.nsga2 import select_nsga2, select_survivors
 from lotterysearch.pareto import REF_POINT, hypervolume, pareto_front
 from lotterysearch.problem import Candidate, MaskProblem
+from lotterysearch.selection import select_nsga2, select_survivors
 from lotterysearch.store import Store
 
 

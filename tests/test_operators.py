@@ -12,7 +12,6 @@ from masktools import random_mask, random_perms
 from lotterysearch.alignment import permute_arrays, permute_hidden
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.masks import Mask
-from lotterysearch.nsga2 import select_parents
 from lotterysearch.operators import (
     Child,
     VariationConfig,
@@ -32,6 +31,7 @@ from lotterysearch.operators import (
     trained_weights_for,
     vary,
 )
+from lotterysearch.selection import select_parents
 
 
 def storages(mask: Mask) -> set[int]:
