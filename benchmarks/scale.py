@@ -22,11 +22,11 @@ No network latency is simulated.
 Drivers, all from the same committed generation 0 (population ``--population``, seeded as a search seeds):
 
 * ``today``: the generational loop of commit ``BASELINE`` (read with ``git show``): keys on the driver
-  (twice per new class), DEAP's survivor selection, one store transaction per result (the store is
-  today's for every driver);
-* ``generational``: ``loop.SearchLoop`` now: keys on the workers, numpy selection, one transaction per group
-  of results; the same individuals and fronts as ``today`` (checked: the run's stored individuals and
-  generations, populations, fronts and hypervolumes, are equal);
+  (twice per new class), one store transaction per result (the store and the selection, ``selection``, are
+  today's for every driver: ``benchmarks/selection.py`` compares selections);
+* ``generational``: ``loop.SearchLoop`` now: keys on the workers, one transaction per group of results; the
+  same individuals and fronts as ``today`` (checked: the run's stored individuals and generations,
+  populations, fronts and hypervolumes, are equal);
 * ``steady_state``: ``steady_state.SteadyStateLoop``: no generation barrier, children made on the workers.
 
 Pure, deterministic steps (variation of the generational loops, class keys, survivor selection, a
@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from lotterysearch import api, canon, loop, nsga2, pareto, steady_state
+from lotterysearch import api, canon, loop, pareto, selection, steady_state
 from lotterysearch.config import GAConfig, SearchConfig, SeedingConfig
 from lotterysearch.evaluators import BreedJob, BreedResult, EvalResult, breed_child
 from lotterysearch.fitness import Objectives
@@ -445,8 +445,9 @@ class SimCluster:
 
 
 # ---- drivers -------------------------------------------------------------------------------------------
-def baseline_modules() -> tuple[type, types.ModuleType]:
-    """``SearchLoop`` and ``nsga2`` as of commit ``BASELINE``, loaded from git into fresh modules."""
+def baseline_loop() -> type:
+    """``SearchLoop`` as of commit ``BASELINE``, loaded from git into a fresh module, selecting with today's
+    ``selection`` (which it imports under the name it had then, ``nsga2``)."""
 
     def load(path: str, name: str) -> types.ModuleType:
         source = subprocess.run(
@@ -458,10 +459,12 @@ def baseline_modules() -> tuple[type, types.ModuleType]:
         exec(compile(source, f"{BASELINE}:{path}", "exec"), module.__dict__)
         return module
 
-    old_nsga2 = load("lotterysearch/nsga2.py", "scale_baseline_nsga2")
-    old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
-    old_loop.nsga2 = old_nsga2
-    return old_loop.SearchLoop, old_nsga2
+    sys.modules["lotterysearch.nsga2"] = selection
+    try:
+        old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
+    finally:
+        del sys.modules["lotterysearch.nsga2"]
+    return old_loop.SearchLoop
 
 
 @dataclass
@@ -787,7 +790,7 @@ def main() -> None:
     drivers = args.drivers.split(",")
     steady_workers = [int(w) for w in (args.steady_workers or args.workers).split(",")]
     latencies = [Latency(float(x), k) for x in args.latencies.split(",") for k in args.kinds.split(",")]
-    old_loop, old_nsga2 = baseline_modules()
+    old_loop = baseline_loop()
     print(
         f"scale benchmark: population {args.population}, {args.generations} generations after the seeds"
         f" ({args.steady_generations or args.generations} in the steady-state runs);"
@@ -804,9 +807,9 @@ def main() -> None:
                 for w in workers:
                     t0 = time.perf_counter()
                     if "today" in drivers:
-                        rows.append(bench.run("today", w, lat, old_loop, old_nsga2))
+                        rows.append(bench.run("today", w, lat, old_loop, selection))
                     if "generational" in drivers:
-                        rows.append(bench.run("generational", w, lat, loop.SearchLoop, nsga2))
+                        rows.append(bench.run("generational", w, lat, loop.SearchLoop, selection))
                     if "today" in drivers and "generational" in drivers:
                         same = rows[-2].individuals == rows[-1].individuals
                         assert same, "the generational loop must find what today's finds"
@@ -816,7 +819,9 @@ def main() -> None:
                             args.profile.mkdir(parents=True, exist_ok=True)
                         steady = steady_loop(args.in_flight)
                         rows.append(
-                            bench.run("steady_state", w, lat, steady, nsga2, args.steady_generations, where)
+                            bench.run(
+                                "steady_state", w, lat, steady, selection, args.steady_generations, where
+                            )
                         )
                     print(f"  {lat.label()} × {w} workers: {time.perf_counter() - t0:.0f} s", flush=True)
                     if args.cache is not None:
