@@ -22,11 +22,11 @@ No network latency is simulated.
 Drivers, all from the same committed generation 0 (population ``--population``, seeded as a search seeds):
 
 * ``today``: the generational loop of commit ``BASELINE`` (read with ``git show``): keys on the driver
-  (twice per new class), DEAP's survivor selection, one store transaction per result (the store is
-  today's for every driver);
-* ``generational``: ``loop.SearchLoop`` now: keys on the workers, numpy selection, one transaction per group
-  of results; the same individuals and fronts as ``today`` (checked: the run's stored individuals and
-  generations, populations, fronts and hypervolumes, are equal);
+  (twice per new class), one store transaction per result (the store and the selection, ``selection``, are
+  today's for every driver: ``benchmarks/selection.py`` compares selections);
+* ``generational``: ``loop.SearchLoop`` now: keys on the workers, one transaction per group of results; the
+  same individuals and fronts as ``today`` (checked: the run's stored individuals and generations,
+  populations, fronts and hypervolumes, are equal);
 * ``steady_state``: ``steady_state.SteadyStateLoop``: no generation barrier, children made on the workers.
 
 Pure, deterministic steps (variation of the generational loops, class keys, survivor selection, a
@@ -81,7 +81,8 @@ import numpy as np
 from lotterysearch import api
 from lotterysearch.core import canon, masks
 from lotterysearch.core.masks import Mask
-from lotterysearch.evolution import loop, nsga2, pareto, problem, steady_state
+from lotterysearch.evolution import loop, pareto, problem, steady_state
+from lotterysearch.evolution import selection as selection_module
 from lotterysearch.evolution.loop import SearchLoop
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution import evaluators
@@ -481,8 +482,9 @@ BASELINE_NAMES = {
 
 @dataclass(frozen=True)
 class Baseline:
-    """``loop`` and ``nsga2`` as of commit ``BASELINE``: their source read from git into fresh modules, run
-    against today's modules (``BASELINE_NAMES``)."""
+    """``loop`` as of commit ``BASELINE``: its source read from git into a fresh module, run against today's
+    modules (``BASELINE_NAMES``), selecting with today's ``selection`` (imported under the name it had then,
+    ``nsga2``), so that the drivers differ only in the loop."""
 
     loop: types.ModuleType
     nsga2: types.ModuleType
@@ -504,14 +506,12 @@ class Baseline:
 
         sys.modules.update(BASELINE_NAMES)  # for the imports of the old source only: gone once it is loaded
         try:
-            sys.modules["lotterysearch.nsga2"] = old_nsga2 = load(
-                "lotterysearch/nsga2.py", "scale_baseline_nsga2"
-            )
+            sys.modules["lotterysearch.nsga2"] = selection_module
             old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
         finally:
             for name in [*BASELINE_NAMES, "lotterysearch.nsga2"]:
                 sys.modules.pop(name, None)
-        return cls(old_loop, old_nsga2)
+        return cls(old_loop, selection_module)
 
 
 def replayed_selection(
@@ -547,7 +547,7 @@ def timed_loop(base: type[SearchLoop], prof: Profiler, selection: Memo) -> type[
 
         def select_survivors(self, objectives: Sequence, fidelities: Sequence, k: int) -> list[int]:
             select = super().select_survivors
-            replay = functools.partial(replayed_selection, selection, prof, nsga2.__name__, select)
+            replay = functools.partial(replayed_selection, selection, prof, selection_module.__name__, select)
             return prof.run("selection", replay, objectives, fidelities, k)
 
         def hypervolume(self, objectives: Sequence) -> float:

@@ -22,9 +22,9 @@ from lotterysearch import api
 from lotterysearch.core.masks import Mask
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evolution.loop import SearchLoop, halving_rungs
-from lotterysearch.evolution.nsga2 import select_nsga2, select_survivors
 from lotterysearch.evolution.pareto import REF_POINT, hypervolume, pareto_front
 from lotterysearch.evolution.problem import Candidate, MaskProblem
+from lotterysearch.evolution.selection import select_nsga2, select_survivors
 from lotterysearch.execution.evaluators import LocalEvaluator
 from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.storage.store import Store

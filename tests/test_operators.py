@@ -12,7 +12,6 @@ from masktools import random_mask, random_perms
 from lotterysearch.core.alignment import permute_arrays, permute_hidden
 from lotterysearch.core.masks import Mask
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.evolution.nsga2 import select_parents
 from lotterysearch.evolution.operators import (
     Child,
     VariationConfig,
@@ -32,6 +31,7 @@ from lotterysearch.evolution.operators import (
     trained_weights_for,
     vary,
 )
+from lotterysearch.evolution.selection import select_parents
 
 
 def storages(mask: Mask) -> set[int]:

@@ -1,11 +1,11 @@
-"""Pareto fronts of (accuracy ↑, density ↓): dominance, hypervolume, non-dominated sorting, and the front of a
-run's individuals (full fidelity only, one entry per topology); hand computations, brute force and DEAP."""
+"""Pareto fronts of (accuracy ↑, density ↓): dominance, hypervolume, and the front of a run's individuals
+(full fidelity only, one entry per topology); hand computations, brute force and DEAP."""
 
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from deap import base, tools
+from deap import base
 from deap.benchmarks.tools import hypervolume as deap_hypervolume
 from helpers import POINTS, brute_front
 
@@ -16,7 +16,6 @@ from lotterysearch.evolution.pareto import (
     front_hypervolume,
     hypervolume,
     is_full,
-    nondominated_sort,
     on_front,
     pareto_front,
 )
@@ -76,28 +75,6 @@ def test_hypervolume_matches_deap_benchmarks() -> None:
         front = [Ind(objs[i]) for i in pareto_front(objs)]
         ours = hypervolume(objs, ref=(0.0, 1.0))
         assert ours == pytest.approx(deap_hypervolume(front, ref=[0.0, 1.0]), rel=1e-12)
-
-
-# ---- non-dominated sort -------------------------------------------------------------------------------
-
-
-class _Fit(base.Fitness):
-    weights = (1.0, -1.0)
-
-
-class _Ind:
-    def __init__(self, i, values):
-        self.i, self.fitness = i, _Fit(values)
-
-
-def test_nondominated_sort_matches_deap() -> None:
-    rng = np.random.default_rng(2)
-    for objs in (POINTS, [(float(a), float(d)) for a, d in rng.integers(0, 6, size=(40, 2)) / 5]):
-        inds = [_Ind(i, o) for i, o in enumerate(objs)]
-        fronts = tools.sortNondominated(inds, len(inds))
-        assert nondominated_sort(objs) == [sorted(ind.i for ind in f) for f in fronts]
-    assert nondominated_sort(POINTS) == [[0, 1, 2], [3, 5, 6, 7], [4]]
-    assert nondominated_sort([]) == []
 
 
 # ---- the front of a run's individuals -----------------------------------------------------------------

@@ -11,9 +11,9 @@ training; resuming replays the generation from the stored RNG state and finds th
 
 The driver stays off the evaluations' critical path: class keys are computed by the evaluator, where the
 training runs (``Evaluator.class_keys``; a clone's key is its parent's), and only the lookup in the archive,
-which decides what is trained, happens here. Survivor selection is numpy (``nsga2.select_nsga2``).
-Variation stays on the driver, drawing from the run's one generator, so a run is reproducible bit for bit;
-``steady_state`` moves it to the workers for runs that may trade that for never waiting on a generation.
+which decides what is trained, happens here. Selection (DEAP's NSGA-II, ``selection``) and variation stay on
+the driver, drawing from the run's one generator, so a run is reproducible bit for bit; ``steady_state``
+moves variation to the workers for runs that may trade that for never waiting on a generation.
 
 The loop knows the problem (``MaskProblem``), an ``Evaluator`` and a ``RunStorage`` only through their
 methods: no Ray, SQL or printing here (progress goes to ``listeners``).
@@ -38,7 +38,7 @@ import numpy as np
 from lotterysearch.core import canon
 from lotterysearch.core.masks import Mask
 from lotterysearch.errors import StoreError
-from lotterysearch.evolution import nsga2, pareto
+from lotterysearch.evolution import pareto, selection
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
 from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual
@@ -213,7 +213,7 @@ class SearchLoop:
             if r < len(rungs) - 1:
                 keep = math.ceil(len(todo) / f.halving_rate)
                 objectives = [(accuracy[k], reps[k][1].density()) for k in todo]
-                todo = [todo[i] for i in sorted(nsga2.select_nsga2(objectives, keep))]
+                todo = [todo[i] for i in sorted(selection.select_nsga2(objectives, keep))]
         return [
             self._individual(c, first_id + i, key, self.archive.get(key))
             for i, (c, key) in enumerate(zip(new, keys, strict=True))
@@ -393,15 +393,15 @@ class SearchLoop:
     # ---- selection: methods a subclass may override ------------------------------------------------
     def select_parents(self, objectives: Sequence[pareto.Objective], k: int) -> list[int]:
         """Indices of ``k`` parents among individuals of ``objectives``: binary tournaments on rank and
-        crowding (``nsga2.select_parents``), drawn from the run's generator."""
-        return nsga2.select_parents(objectives, k, self.rng)
+        crowding (``selection.select_parents``), drawn from the run's generator."""
+        return selection.select_parents(objectives, k, self.rng)
 
     def select_survivors(
         self, objectives: Sequence[pareto.Objective], fidelities: Sequence[float], k: int
     ) -> list[int]:
         """Indices of the ``k`` survivors: NSGA-II, full-fidelity individuals ranked first
-        (``nsga2.select_survivors``); a pure function of its arguments."""
-        return nsga2.select_survivors(objectives, fidelities, k)
+        (``selection.select_survivors``); a pure function of its arguments."""
+        return selection.select_survivors(objectives, fidelities, k)
 
     def hypervolume(self, objectives: Sequence[pareto.Objective]) -> float:
         """Hypervolume of a front's ``objectives`` against the reference point (``pareto.hypervolume``)."""

@@ -8,7 +8,6 @@ a shorter run's accuracy is a pessimistic estimate, not comparable with a full o
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
@@ -91,35 +90,6 @@ def hypervolume(objectives: Sequence[Objective], ref: Objective = REF_POINT) -> 
     front = front[np.argsort(front[:, 1], kind="stable")]
     densities = np.append(front[:, 1], ref_d)
     return float(np.sum((front[:, 0] - ref_a) * np.diff(densities)))
-
-
-def nondominated_sort(objectives: Sequence[Objective]) -> list[list[int]]:
-    """Pareto fronts F_1, F_2, ... (Deb et al. 2002's ranks), each in ascending index.
-
-    With two objectives a sweep finds them in O(N log N): in order of accuracy descending (then density
-    ascending), every earlier point that is not an equal copy dominates a point unless it is denser, so a
-    point's front is the first whose least density so far exceeds its own (those least densities rise with
-    the front, a bisection finds it); equal copies join the same front.
-    """
-    obj = _objectives(objectives)
-    order = np.lexsort((obj[:, 1], -obj[:, 0]))
-    acc, den = obj[order, 0].tolist(), obj[order, 1].tolist()
-    least: list[float] = []  # per front, the least density of its members so far (non-decreasing)
-    fronts: list[list[int]] = []
-    start = 0
-    while start < len(order):  # one group of equal points at a time
-        end = start + 1
-        while end < len(order) and acc[end] == acc[start] and den[end] == den[start]:
-            end += 1
-        k = bisect.bisect_right(least, den[start])
-        if k == len(fronts):
-            fronts.append([])
-            least.append(den[start])
-        else:
-            least[k] = den[start]
-        fronts[k] += order[start:end].tolist()
-        start = end
-    return [sorted(f) for f in fronts]
 
 
 def is_full(fidelity: float) -> bool:
