@@ -277,12 +277,12 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     pure function of the job (the same bits on a rerun, in process or on Ray).
 
     An own init of a rewinding IMP run trains as the run's rounds do (``pruning.imp_rewind_state``,
-    ``pruning.train_round``: batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
+    ``pruning.imp_round``: batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
     it repeats the round's numbers. Iterations (curve, early stop) count from the rewind point, as the run's.
     """
     from lotterysearch.core.masks import Mask
     from lotterysearch.core.models import build_model
-    from lotterysearch.pruning.pruners import imp_rewind_state, train_round
+    from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
     from lotterysearch.training.trainer import train
 
     p, init = job.protocol, job.init
@@ -290,7 +290,7 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     mask = Mask.unpack(job.packed, job.shapes)
     if init.rewind is not None:
         state = imp_rewind_state(model, data, init.rewind, init.start_step, mode=p.mode, seed=init.seed)
-        _, result = train_round(
+        result = imp_round(
             model,
             state,
             mask,
@@ -300,7 +300,7 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
             mode=p.mode,
             seed=init.seed,
             evaluate_test=True,
-        )
+        ).result
     else:
         training = p.training.with_steps(p.training.steps - init.start_step)
         result = train(model, mask, data, training, mode=p.mode, seed=init.seed, evaluate_test=True)
