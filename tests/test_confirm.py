@@ -29,6 +29,7 @@ from lotterysearch.cli import main
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
+from lotterysearch.evolution import pareto
 from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.readers import report
 from lotterysearch.runs import confirmation
@@ -262,7 +263,7 @@ def test_the_front_is_the_default_and_protocols_sit_side_by_side(searched, tmp_p
     longer = TrainingConfig(steps=80, eval_every=20)
     first = ls.confirm(ws, run_id, protocol=PROTOCOL, reinit_seeds=(1000,), local=True)
     with Store.open(ws) as store:
-        front = [i.id for i in report.stored_front(store, run_id)]
+        front = [i.id for i in pareto.run_front(store, run_id)]
     assert list(first) == front and front
     time.sleep(0.01)  # the later protocol is the later one by the store's millisecond timestamps
     second = ls.confirm(ws, run_id, ids=front[:1], protocol=longer, reinit_seeds=(1000,), local=True)
@@ -290,7 +291,7 @@ def test_front_lists_the_confirmed_accuracies(searched, capsys, tmp_path) -> Non
         == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
     )
     with Store.open(ws) as store:
-        front = [i.id for i in report.stored_front(store, run_id)]
+        front = [i.id for i in pareto.run_front(store, run_id)]
     summaries = ls.confirm(ws, run_id, ids=front[:2], protocol=PROTOCOL, local=True)
     code, out, _ = cli(capsys, "front", run_id, "--workspace", str(ws), "--format", "json")
     rows = {r["id"]: r for r in json.loads(out)}
@@ -403,7 +404,7 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
     killed, clean = copy_of(searched, tmp_path, "killed"), copy_of(searched, tmp_path, "clean")
     run_id = searched[1]
     with Store.open(killed) as store:
-        ids = [str(i.id) for i in report.stored_front(store, run_id)[:2]]
+        ids = [str(i.id) for i in pareto.run_front(store, run_id)[:2]]
     (tmp_path / "p.toml").write_text("[training]\nsteps = 200\neval_every = 20\n")
     argv = [
         "confirm",

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lotterysearch.errors import ConfigError
+from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import (
     APPLICATION_ID,
     RUN_STATUSES,
@@ -223,6 +225,21 @@ def test_run_round_trip_and_ids(tmp_path):
         assert r.versions["python"] == ".".join(map(str, sys.version_info[:3]))
         assert r.created == r.updated
         assert [x.id for x in s.runs()] == [a, b, c]
+
+
+def test_a_runs_kind_is_a_type_read_from_its_stored_config(tmp_path):
+    """A search's config has no kind, an IMP run's says "imp": read back as ``RunKind`` members (compared by
+    identity, still equal to the stored strings); a kind this version does not know is a one-line error."""
+    with Store.open(tmp_path, create=True) as s:
+        search = new_run(s)
+        imp = s.create_run("imp", "", json.dumps({"kind": "imp", "name": "imp"}), "0", 0, (0.0, 1.0), SHAPES)
+        other = s.create_run("frontier", "", json.dumps({"kind": "frontier"}), "0", 0, (0.0, 1.0), SHAPES)
+        assert s.run(search).kind is RunKind.SEARCH and s.run(imp).kind is RunKind.IMP
+        assert (s.run(search).kind, s.run(imp).kind) == ("search", "imp")
+        assert json.dumps([r.kind for r in s.runs()[:2]]) == '["search", "imp"]'
+        with pytest.raises(ConfigError) as e:
+            s.run(other).kind  # noqa: B018
+        assert str(e.value) == "a run of kind 'frontier': this lotterysearch knows search, imp; upgrade it"
 
 
 def test_set_status_and_generations_done(tmp_path):

@@ -34,10 +34,10 @@ from lotterysearch.evolution import pareto
 from lotterysearch.execution import backend
 from lotterysearch.settings import (
     IMPConfig,
+    RunKind,
     SearchConfig,
     TrainingConfig,
     build_config,
-    config_kind,
     parse_config,
     parse_imp_config,
     parse_toml,
@@ -119,7 +119,7 @@ class RunInits:
     """What confirming needs of a stored run: its kind, model, mode, data, evaluator placement, the seeds it
     trained from, and for an IMP run its protocol and rewind point."""
 
-    kind: str  # "search" or "imp"
+    kind: RunKind
     model: str
     mode: str
     dataset: str
@@ -146,10 +146,10 @@ def run_inits(store: Store, run_id: str) -> RunInits:
     """Read a run's settings from its stored config: a search's ``SearchConfig``, an IMP run's
     ``IMPConfig`` (``kind = "imp"``) with the trajectory seed of each committed round."""
     record = store.run(run_id)
-    if config_kind(record.config_json) != "imp":
+    if record.kind is RunKind.SEARCH:
         cfg: SearchConfig = parse_config(record.config_toml, f"run {run_id}")
         return RunInits(
-            kind="search",
+            kind=RunKind.SEARCH,
             model=cfg.model,
             mode=cfg.mode,
             dataset=cfg.dataset,
@@ -162,7 +162,7 @@ def run_inits(store: Store, run_id: str) -> RunInits:
         )
     imp: IMPConfig = parse_imp_config(record.config_toml, f"run {run_id}")
     return RunInits(
-        kind="imp",
+        kind=RunKind.IMP,
         model=imp.model,
         mode=imp.mode,
         dataset=imp.dataset,
@@ -193,7 +193,7 @@ class Init:
 
 def own_init(ind: Individual, inits: RunInits) -> Init:
     """The init an individual's mask belongs to (see the module docstring)."""
-    if inits.kind == "imp":
+    if inits.kind is RunKind.IMP:
         seed = inits.trajectories.get(ind.id)
         if seed is None:
             m = _SEED_ORIGIN.match(ind.origin)
@@ -207,7 +207,7 @@ def own_init(ind: Individual, inits: RunInits) -> Init:
 
 
 def reinit(seed: int, inits: RunInits) -> Init:
-    return Init("reinit", seed, inits.rewind_step if inits.kind == "imp" else 0)
+    return Init("reinit", seed, inits.rewind_step if inits.kind is RunKind.IMP else 0)
 
 
 # ---- choosing individuals -----------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def matches_origin(origin: str, pattern: str) -> bool:
 def select(
     store: Store,
     run_id: str,
-    kind: str,
+    kind: RunKind,
     *,
     ids: Sequence[int] | None = None,
     front: bool = False,
@@ -246,14 +246,9 @@ def select(
                 f"no individual of run '{run_id}' has origin '{origin}' (origins: {', '.join(known) or 'none'})"
             )
         return picked
-    if kind == "search" or front:
-        last = store.last_generation(run_id)
-        if kind == "search":
-            if last is None:
-                raise ConfigError(f"run '{run_id}' has no committed generation yet: no front to confirm")
-            return pareto.front(store.individuals(run_id, last.front))
-        return pareto.front(store.individuals(run_id))
-    return store.individuals(run_id)
+    if kind is RunKind.SEARCH and store.last_generation(run_id) is None:
+        raise ConfigError(f"run '{run_id}' has no committed generation yet: no front to confirm")
+    return pareto.run_front(store, run_id) if kind is RunKind.SEARCH or front else store.individuals(run_id)
 
 
 # ---- one training -------------------------------------------------------------------------------------
@@ -490,7 +485,7 @@ def plan(
     """Check everything a confirmation needs and list its jobs, writing nothing."""
     inits = run_inits(store, run_id)
     proto = resolve_protocol(inits, run_id, protocol)
-    k, t = (inits.rewind_step if inits.kind == "imp" else 0), proto.training
+    k, t = (inits.rewind_step if inits.kind is RunKind.IMP else 0), proto.training
     if t.steps - k < t.eval_every:
         raise ConfigError(
             f"field 'training.steps' must leave at least eval_every ({t.eval_every}) steps after the rewind"
@@ -519,7 +514,7 @@ def round_results(
     """An IMP ticket's own-init training under its run's own protocol is its round's training (``train_job``
     repeats it to the bit), so the round's stored numbers are that confirmation: by job key, none for a
     search or another protocol."""
-    if inits.kind != "imp" or inits.training is None:
+    if inits.kind is not RunKind.IMP or inits.training is None:
         return {}
     if Protocol(inits.training, inits.model, inits.mode).key != proto.key:
         return {}

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lotterysearch.errors import StoreError
+from lotterysearch.settings import RunKind, config_kind
 
 if TYPE_CHECKING:
     from lotterysearch.core.masks import Mask
@@ -206,7 +207,8 @@ def _ids(values: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One search run: its config (as given, TOML and JSON), identity hash, versions and progress."""
+    """One run (a search or an IMP run: ``kind``): its config (as given, TOML and JSON), identity hash,
+    versions and progress."""
 
     id: str
     name: str
@@ -221,6 +223,11 @@ class RunRecord:
     ref_point: tuple[float, ...]
     shapes: dict[str, tuple[int, ...]]  # layer name -> weight shape, in packing order (``Mask.unpack``)
     generations: int  # generations committed
+
+    @cached_property
+    def kind(self) -> RunKind:
+        """A search or an IMP run, as its stored config says (``settings.config_kind``)."""
+        return config_kind(self.config_json)
 
 
 @dataclass(frozen=True)
