@@ -242,6 +242,21 @@ def test_a_runs_kind_is_a_type_read_from_its_stored_config(tmp_path):
         assert str(e.value) == "a run of kind 'frontier': this lotterysearch knows search, imp; upgrade it"
 
 
+def test_records_are_read_by_column_name(tmp_path):
+    """Every stored field comes back in its own field: a run's count of generations (a subquery), an
+    individual's mask (a CASE over its class's representative), and the JSON columns of each record."""
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("a"))
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "a")], a_generation(0, [0]))
+        run, classes = s.run(run_id), s.classes(run_id)
+        gen, ind = s.last_generation(run_id), s.individual(run_id, 0)
+    assert (run.generations, run.seed, run.ref_point, run.shapes) == (1, 7, (0.0, 1.0), SHAPES)
+    assert {k: dataclasses.replace(c, created=None) for k, c in classes.items()} == {"a": a_class("a")}
+    assert dataclasses.replace(gen, created=None) == a_generation(0, [0])
+    assert ind == an_individual(0, 0, "a") and ind.packed == an_individual(0, 0, "a").packed
+
+
 def test_set_status_and_generations_done(tmp_path):
     with Store.open(tmp_path, create=True) as s:
         run_id = new_run(s)
