@@ -35,6 +35,7 @@ from lotterysearch.readers import report
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Init, Protocol, RunInits, matches_origin, own_init
 from lotterysearch.settings import (
+    RunKind,
     TrainingConfig,
     parse_imp_config,
 )
@@ -145,7 +146,7 @@ def _ind(i: int, origin: str) -> Individual:
 
 
 def test_own_init_is_the_seed_the_mask_belongs_to() -> None:
-    search = RunInits("search", "mlp:4-4", "forward", "synthetic", 0, "", True, "", (0, 1, 7), 7)
+    search = RunInits(RunKind.SEARCH, "mlp:4-4", "forward", "synthetic", 0, "", True, "", (0, 1, 7), 7)
     cases = {
         "synflow:seed=1:rho=10": 1,
         "snip:seed=2:rho=3": 2,
@@ -156,6 +157,7 @@ def test_own_init_is_the_seed_the_mask_belongs_to() -> None:
     for i, (origin, seed) in enumerate(cases.items()):
         assert own_init(_ind(i, origin), search) == Init("own", seed)
     imp = RunInits("imp", "mlp:4-4", "forward", "synthetic", 0, "", True, "", (5, 6), 5, PROTOCOL, 20, {3: 6})
+    assert imp.kind is RunKind.IMP  # the stored string names the type
     assert own_init(_ind(3, "imp:seed=6:round=1"), imp) == Init("own", 6, 20, PROTOCOL)
     assert confirmation.reinit(1000, imp) == Init("reinit", 1000, 20)
     assert confirmation.reinit(1000, search) == Init("reinit", 1000)

@@ -133,6 +133,10 @@ class RunInits:
     rewind_step: int = 0
     trajectories: Mapping[int, int] = dataclasses.field(default_factory=dict)  # IMP: individual -> seed
 
+    def __post_init__(self) -> None:
+        # a kind given as its stored string ("imp") becomes its type, which the readers compare by identity
+        object.__setattr__(self, "kind", RunKind(self.kind))
+
     def data(self) -> Dataset:
         from lotterysearch.core.data import load_dataset
         from lotterysearch.core.models import build_model, input_width
