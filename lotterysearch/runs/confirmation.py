@@ -150,34 +150,30 @@ def run_inits(store: Store, run_id: str) -> RunInits:
     """Read a run's settings from its stored config: a search's ``SearchConfig``, an IMP run's
     ``IMPConfig`` (``kind = "imp"``) with the trajectory seed of each committed round."""
     record = store.run(run_id)
-    if record.kind is RunKind.SEARCH:
-        cfg: SearchConfig = parse_config(record.config_toml, f"run {run_id}")
+    parse = parse_imp_config if record.kind is RunKind.IMP else parse_config
+    cfg: SearchConfig | IMPConfig = parse(record.config_toml, f"run {run_id}")
+    common = {
+        "kind": record.kind,
+        "model": cfg.model,
+        "mode": cfg.mode,
+        "dataset": cfg.dataset,
+        "data_seed": cfg.seed,
+        "data_dir": cfg.data_dir,
+        "local": backend.runs_locally(cfg.evaluator),
+        "address": cfg.ray.address,
+    }
+    if isinstance(cfg, SearchConfig):
         return RunInits(
-            kind=RunKind.SEARCH,
-            model=cfg.model,
-            mode=cfg.mode,
-            dataset=cfg.dataset,
-            data_seed=cfg.seed,
-            data_dir=cfg.data_dir,
-            local=backend.runs_locally(cfg.evaluator),
-            address=cfg.ray.address,
+            **common,
             init_seeds=tuple(dict.fromkeys((*cfg.seeding.init_seeds, *cfg.fitness.init_seeds))),
             default_seed=cfg.fitness.init_seeds[0],
         )
-    imp: IMPConfig = parse_imp_config(record.config_toml, f"run {run_id}")
     return RunInits(
-        kind=RunKind.IMP,
-        model=imp.model,
-        mode=imp.mode,
-        dataset=imp.dataset,
-        data_seed=imp.seed,
-        data_dir=imp.data_dir,
-        local=backend.runs_locally(imp.evaluator),
-        address=imp.ray.address,
-        init_seeds=tuple(imp.imp.init_seeds),
-        default_seed=imp.imp.init_seeds[0],
-        training=imp.training,
-        rewind_step=imp.imp.rewind_step,
+        **common,
+        init_seeds=tuple(cfg.imp.init_seeds),
+        default_seed=cfg.imp.init_seeds[0],
+        training=cfg.training,
+        rewind_step=cfg.imp.rewind_step,
         trajectories={r.individual_id: r.trajectory for r in store.imp_rounds(run_id)},
     )
 
