@@ -12,8 +12,9 @@ In Optuna's vocabulary a ``Run`` is the study and an ``Individual`` the trial::
 
 A run lives in the workspace's store (``store.Store``); its generation loop (``loop.SearchLoop``) is made
 only when the run is driven, with the evaluator the config names (Ray, or in-process with ``local=True``).
-An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too: ``run.kind == "imp"``, its
-tickets are its individuals and ``run.imp_rounds()`` its rounds; ``imp_runs.IMPDriver`` drives it.
+An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too: ``run.kind`` is
+``RunKind.IMP`` (equal to ``"imp"``), its tickets are its individuals and ``run.imp_rounds()`` its rounds;
+``runs.imp.IMPDriver`` drives it.
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ from lotterysearch.runs.confirmation import Confirmation, Confirmed
 from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
 from lotterysearch.settings import (
     IMPConfig,
+    RunKind,
     SearchConfig,
     TrainingConfig,
     check_field,
     config_hash,
-    config_kind,
     parse_config,
     parse_imp_config,
     to_dict,
@@ -106,10 +107,10 @@ class Run:
         self.store, self.id = store, run_id
         self.local, self.address = local, address
         record = store.run(run_id)
-        self.kind = config_kind(record.config_json)  # "search" or "imp"
+        self.kind: RunKind = record.kind  # equal to "search" or "imp"
         self.config: SearchConfig | IMPConfig
         self.problem: MaskProblem | None = None
-        if self.kind == "imp":  # rounds of iterative magnitude pruning (``imp_runs``), not generations
+        if self.kind is RunKind.IMP:  # rounds of iterative magnitude pruning (``runs.imp``), not generations
             self.config = parse_imp_config(record.config_toml, f"run {run_id}")
         else:
             self.config = parse_config(record.config_toml, f"run {run_id}")
@@ -138,8 +139,9 @@ class Run:
         return self.store.individuals(self.id)
 
     def front(self) -> list[Individual]:
-        """The Pareto front over every individual of the run, by density (``pareto.front``)."""
-        return pareto.front(self.individuals())
+        """The run's Pareto front, by density (``pareto.run_front``: a search's as committed with its last
+        generation, the front over everything measured up to it; an IMP run's over its tickets)."""
+        return pareto.run_front(self.store, self.id)
 
     def history(self) -> list[GenerationRecord]:
         """One record per committed generation: population, front ids, hypervolume, counts, elapsed time."""
@@ -148,7 +150,7 @@ class Run:
     def imp_rounds(self) -> list[IMPRoundRecord]:
         """An IMP run's committed rounds, by trajectory (init seed) then round: each round's individual id,
         its training numbers (``TrainResult.as_dict``) and the mask it pruned to. Empty for a search."""
-        return self.store.imp_rounds(self.id) if self.kind == "imp" else []
+        return self.store.imp_rounds(self.id) if self.kind is RunKind.IMP else []
 
     def confirmations(self, protocol: str | TrainingConfig | None = None) -> list[Confirmation]:
         """Every stored retraining of the run's masks under a full protocol (``ls.confirm``), or those under
@@ -208,10 +210,10 @@ class Run:
         ``progress`` is called after each committed generation; ``on_evaluation`` as each training returns
         with (result, trained so far, to train in this rung).
 
-        An IMP run (``kind == "imp"``) runs every trajectory to its last round instead (``generations``
+        An IMP run (``kind is RunKind.IMP``) runs every trajectory to its last round instead (``generations``
         does not apply); ``progress`` is then called with an ``IMPRoundReport`` per committed round.
         """
-        if self.kind == "imp":
+        if self.kind is RunKind.IMP:
             if generations is not None:
                 raise ConfigError(f"run '{self.id}' is an IMP run: it has rounds, not generations")
             return self._optimize_imp(progress)
@@ -400,7 +402,7 @@ def check_same_config(run: Run, config: SearchConfig | IMPConfig | str | Path, *
     """A resume given a config must be given the run's own: one whose hash is the stored one."""
     if isinstance(config, str | Path):
         source = source or str(config)
-        config = load_imp_config(config) if run.kind == "imp" else load_config(config)
+        config = load_imp_config(config) if run.kind is RunKind.IMP else load_config(config)
     if config_hash(config) != run.record.config_hash:
         raise ConfigError(
             f"run '{run.id}': the config changed ({source or 'the config'} hashes to"

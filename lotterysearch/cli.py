@@ -145,6 +145,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
+    from lotterysearch.settings import RunKind
     from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
@@ -153,7 +154,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
         workspace = workspace or (api.load_config(args.config).workspace if args.config else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
-        if run.kind == "imp":
+        if run.kind is RunKind.IMP:
             run.close()
             raise ConfigError(
                 f"run '{run.id}' is an IMP run, not a search; resume it with: lotterysearch imp --resume {run.id}"
@@ -251,6 +252,7 @@ def cmd_imp(args: argparse.Namespace) -> None:
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
+    from lotterysearch.settings import RunKind
     from lotterysearch.storage.store import Store
 
     address = args.address or os.environ.get("RAY_ADDRESS") or None
@@ -261,7 +263,7 @@ def cmd_imp(args: argparse.Namespace) -> None:
         workspace = workspace or (cfg.workspace if cfg is not None else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
         try:
-            if run.kind != "imp":
+            if run.kind is not RunKind.IMP:
                 raise ConfigError(
                     f"run '{run.id}' is a search, not an IMP run; resume it with:"
                     f" lotterysearch search --resume {run.id}"

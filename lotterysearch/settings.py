@@ -16,6 +16,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,15 @@ def check_limit(path: str, value: int, limit: str, subject: str = "") -> None:
 def check_seed(path: str, value: int) -> None:
     """Seeds seed numpy (which refuses negatives) and are stored as SQLite integers."""
     check_field(path, 0 <= value <= SEED_MAX, "an integer in [0, 2^63 - 1]", value)
+
+
+class RunKind(StrEnum):
+    """What a run is: a genetic search (a ``SearchConfig``) or an IMP run (an ``IMPConfig``). Stored as its
+    value, in the run's config (``kind = "imp"``; a search's config has none), so every store opens as before;
+    code compares kinds by identity (``kind is RunKind.IMP``), and a kind still equals its value as a string."""
+
+    SEARCH = "search"
+    IMP = "imp"
 
 
 @dataclass(frozen=True)
@@ -284,7 +294,7 @@ class IMPConfig:
     data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
     ``eval_every`` for the early-stopping iteration)."""
 
-    kind: str = "imp"
+    kind: str = RunKind.IMP.value
     name: str = "imp"
     dataset: str = "mnist1d"
     model: str = "mlp:40-100-100-10"
@@ -493,7 +503,7 @@ def _check_ray(r: RayConfig) -> None:
 def validate_imp(cfg: IMPConfig) -> IMPConfig:
     """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
     schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
-    check_field("kind", cfg.kind == "imp", '"imp" in an IMP config', cfg.kind)
+    check_field("kind", cfg.kind == RunKind.IMP, f'"{RunKind.IMP}" in an IMP config', cfg.kind)
     _check_run_fields(cfg)
     i, t = cfg.imp, cfg.training
     seeds = list(i.init_seeds)
@@ -548,7 +558,7 @@ def read_config_file(path: str | Path) -> str:
 
 def parse_config(text: str, source: str = "<config>") -> SearchConfig:
     table = parse_toml(text, source)
-    if table.get("kind") == "imp":
+    if table.get("kind") == RunKind.IMP:
         raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
     return validate(build_config(SearchConfig, table, ""))
 
@@ -571,9 +581,15 @@ def load_imp_config(path: str | Path) -> IMPConfig:
     return parse_imp_config(read_config_file(path), str(path))
 
 
-def config_kind(config_json: str) -> str:
-    """The kind of a stored run from its config JSON: ``imp``, or ``search`` (whose config has no kind)."""
-    return json.loads(config_json).get("kind", "search")
+def config_kind(config_json: str) -> RunKind:
+    """The kind of a stored run from its config JSON, the one place that reads it: ``RunKind.IMP``, or
+    ``RunKind.SEARCH`` (a search's config has no kind). A kind this version does not know is a ``ConfigError``."""
+    value = json.loads(config_json).get("kind", RunKind.SEARCH)
+    try:
+        return RunKind(value)
+    except ValueError:
+        known = ", ".join(RunKind)
+        raise ConfigError(f"a run of kind {value!r}: this lotterysearch knows {known}; upgrade it") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

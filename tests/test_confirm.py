@@ -29,11 +29,13 @@ from lotterysearch.cli import main
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
+from lotterysearch.evolution import pareto
 from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.readers import report
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Init, Protocol, RunInits, matches_origin, own_init
 from lotterysearch.settings import (
+    RunKind,
     TrainingConfig,
     parse_imp_config,
 )
@@ -144,7 +146,7 @@ def _ind(i: int, origin: str) -> Individual:
 
 
 def test_own_init_is_the_seed_the_mask_belongs_to() -> None:
-    search = RunInits("search", "mlp:4-4", "forward", "synthetic", 0, "", True, "", (0, 1, 7), 7)
+    search = RunInits(RunKind.SEARCH, "mlp:4-4", "forward", "synthetic", 0, "", True, "", (0, 1, 7), 7)
     cases = {
         "synflow:seed=1:rho=10": 1,
         "snip:seed=2:rho=3": 2,
@@ -155,6 +157,7 @@ def test_own_init_is_the_seed_the_mask_belongs_to() -> None:
     for i, (origin, seed) in enumerate(cases.items()):
         assert own_init(_ind(i, origin), search) == Init("own", seed)
     imp = RunInits("imp", "mlp:4-4", "forward", "synthetic", 0, "", True, "", (5, 6), 5, PROTOCOL, 20, {3: 6})
+    assert imp.kind is RunKind.IMP  # the stored string names the type
     assert own_init(_ind(3, "imp:seed=6:round=1"), imp) == Init("own", 6, 20, PROTOCOL)
     assert confirmation.reinit(1000, imp) == Init("reinit", 1000, 20)
     assert confirmation.reinit(1000, search) == Init("reinit", 1000)
@@ -262,7 +265,7 @@ def test_the_front_is_the_default_and_protocols_sit_side_by_side(searched, tmp_p
     longer = TrainingConfig(steps=80, eval_every=20)
     first = ls.confirm(ws, run_id, protocol=PROTOCOL, reinit_seeds=(1000,), local=True)
     with Store.open(ws) as store:
-        front = [i.id for i in report.stored_front(store, run_id)]
+        front = [i.id for i in pareto.run_front(store, run_id)]
     assert list(first) == front and front
     time.sleep(0.01)  # the later protocol is the later one by the store's millisecond timestamps
     second = ls.confirm(ws, run_id, ids=front[:1], protocol=longer, reinit_seeds=(1000,), local=True)
@@ -290,7 +293,7 @@ def test_front_lists_the_confirmed_accuracies(searched, capsys, tmp_path) -> Non
         == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
     )
     with Store.open(ws) as store:
-        front = [i.id for i in report.stored_front(store, run_id)]
+        front = [i.id for i in pareto.run_front(store, run_id)]
     summaries = ls.confirm(ws, run_id, ids=front[:2], protocol=PROTOCOL, local=True)
     code, out, _ = cli(capsys, "front", run_id, "--workspace", str(ws), "--format", "json")
     rows = {r["id"]: r for r in json.loads(out)}
@@ -403,7 +406,7 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
     killed, clean = copy_of(searched, tmp_path, "killed"), copy_of(searched, tmp_path, "clean")
     run_id = searched[1]
     with Store.open(killed) as store:
-        ids = [str(i.id) for i in report.stored_front(store, run_id)[:2]]
+        ids = [str(i.id) for i in pareto.run_front(store, run_id)[:2]]
     (tmp_path / "p.toml").write_text("[training]\nsteps = 200\neval_every = 20\n")
     argv = [
         "confirm",

@@ -82,7 +82,8 @@ def imp_toml(**overrides) -> str:
 
 
 def imp_config(**overrides) -> IMPConfig:
-    return parse_imp_config(imp_toml(**overrides), "<imp config>")
+    """An IMP config checked as a run checks it (``api.check_run``: the schedule needs the model)."""
+    return api.check_run(parse_imp_config(imp_toml(**overrides), "<imp config>"))
 
 
 def tickets(workspace: Path, run_id: str) -> dict:

@@ -26,7 +26,7 @@ from lotterysearch.pruning.pruners import (
     imp,
     imp_plan,
     imp_rewind_state,
-    imp_round_plan,
+    imp_round,
     imp_schedule,
     iterative_prune,
     keep_highest,
@@ -37,7 +37,6 @@ from lotterysearch.pruning.pruners import (
     prune_round,
     snip_scores,
     synflow_scores,
-    train_round,
 )
 from lotterysearch.settings import TrainingConfig
 from lotterysearch.training.trainer import train
@@ -466,6 +465,9 @@ def test_imp_plan_is_the_schedule_with_imps_rates() -> None:
     assert imp_plan(model, 1.0) == []
     with pytest.raises(PruningError, match=r"^IMP output_rate must be in \(0, 1\), got 1.5$"):
         imp_plan(model, 4.0, output_rate=1.5)
+    for both_or_neither in ({"compression": 4.0, "rounds": 3}, {}):
+        with pytest.raises(PruningError, match=r"^an IMP plan needs one of compression and rounds$"):
+            imp_plan(model, **both_or_neither)
 
 
 def test_imp_schedule_with_a_fixed_number_of_rounds_by_hand() -> None:
@@ -479,20 +481,20 @@ def test_imp_schedule_with_a_fixed_number_of_rounds_by_hand() -> None:
     assert imp_schedule(SIZES, 0, dict.fromkeys(SIZES, 0.2), "global", rounds=4) == [256, 205, 164, 131]
     assert imp_schedule(SIZES, 0, rates, rounds=0) == []
     model = build_model(SPEC, 0)
-    assert imp_round_plan(model, 3) == imp_schedule(SIZES, 0, rates, rounds=3)
-    assert imp_round_plan(model, 4, scope="global") == [256, 205, 164, 131]
+    assert imp_plan(model, rounds=3) == imp_schedule(SIZES, 0, rates, rounds=3)
+    assert imp_plan(model, rounds=4, scope="global") == [256, 205, 164, 131]
     # at 0.9 per round fc3 goes 32 → 3 → 0 (round(2.7) = 3), an empty layer after round 2
     with pytest.raises(PruningError) as e:
-        imp_round_plan(model, 5, rate=0.9, output_rate=0.9)
+        imp_plan(model, rounds=5, rate=0.9, output_rate=0.9)
     assert str(e.value) == "rounds = 5 would keep no weight of layer 'fc3' (none left after round 2)"
     with pytest.raises(PruningError) as e:  # 320 → 32 → 3 → 0
-        imp_round_plan(model, 3, rate=0.9, scope="global")
+        imp_plan(model, rounds=3, rate=0.9, scope="global")
     assert str(e.value) == "rounds = 3 would keep no weight of the 320 (none left after round 3)"
 
 
 def test_a_round_is_the_trained_magnitudes_from_the_rewind_point(synthetic: Dataset) -> None:
-    """``imp_rewind_state`` (k dense steps, evaluating nothing), ``train_round`` (the steps after it, batches
-    from seed + 1) and ``prune_round`` (the largest |θ|) by hand; an interval longer than the rewind phase
+    """``imp_rewind_state`` (k dense steps, evaluating nothing), ``imp_round`` (the steps after it, batches
+    from seed + 1, then ``prune_round``: the largest |θ|) by hand; an interval longer than the rewind phase
     does not matter there, only in the rounds."""
     model = build_model(SPEC, 4)
     training = TrainingConfig(steps=12, lr=1e-2, batch_size=60, eval_every=6)
@@ -504,12 +506,14 @@ def test_a_round_is_the_trained_magnitudes_from_the_rewind_point(synthetic: Data
         torch.equal(imp_rewind_state(model, synthetic, training, 0)[k], v) for k, v in state(model).items()
     )
     mask = random_mask(model, 0, 0.7)
-    net, result = train_round(model, rewind, mask, synthetic, training, 4, seed=3, evaluate_test=True)
+    counts = {"fc1": 60, "fc2": 30, "fc3": 20}
+    rnd = imp_round(model, rewind, mask, synthetic, training, 4, kept=counts, seed=3, evaluate_test=True)
+    net, result, pruned = rnd.net, rnd.result, rnd.pruned
     by_hand = train(early, mask, synthetic, training.with_steps(8), seed=4, evaluate_test=True)
     assert result == by_hand and result.steps == 8 and [c["step"] for c in result.curve] == [6, 8]
     assert all(torch.equal(net.state_dict()[k], v) for k, v in state(early).items())
-    counts = {"fc1": 60, "fc2": 30, "fc3": 20}
-    pruned = prune_round(net, mask, counts)
+    assert pruned == prune_round(net, mask, counts)
+    assert imp_round(model, rewind, mask, synthetic, training, 4, seed=3).pruned is None
     expected = {
         n: keep_highest((layer.weight.detach().abs().double() * mask[n]).reshape(-1), counts[n])
         for n, layer in prunable_layers(early).items()

@@ -172,13 +172,13 @@ def test_front_listing_is_the_front_committed_with_the_last_generation(tmp_path)
     """What a finished generation stored is what the listing shows: read back, not recomputed."""
     with Store.open(tmp_path / "ws", create=True) as store:
         run_id = new_run(store)
-        assert report.stored_front(store, run_id) == [] and report.front_rows(store, run_id) == []
+        assert pareto.run_front(store, run_id) == [] and report.front_rows(store, run_id) == []
         commit(store, run_id, 0, GEN0)
         assert store.last_generation(run_id).front == (0, 2)  # 3 duplicates 0: stored once
-        assert [r.id for r in report.stored_front(store, run_id)] == [2, 0]
+        assert [r.id for r in pareto.run_front(store, run_id)] == [2, 0]
         # a generation that committed another front (an older run's, say): the listing follows it
         commit(store, run_id, 1, GEN1, front=[9, 6])
-        assert [r.id for r in report.stored_front(store, run_id)] == [9, 6]  # by density
+        assert [r.id for r in pareto.run_front(store, run_id)] == [9, 6]  # by density
         assert [r["id"] for r in report.front_rows(store, run_id)] == [9, 6]
         assert [r["id"] for r in report.run_summary(store, run_id).front] == [9, 6]
         # --all lists every individual, marked against the front over all of them
@@ -546,8 +546,8 @@ def imp_run(store: Store, tickets=TICKETS) -> str:
 def test_an_imp_runs_front_is_the_front_over_its_tickets(demo):
     store, _ = demo
     run_id = imp_run(store)
-    assert [i.id for i in report.stored_front(store, run_id)] == [4, 2, 0]  # by density; 1 and 3 dominated
-    assert report.stored_front(store, run_id) == pareto.front(store.individuals(run_id))
+    assert [i.id for i in pareto.run_front(store, run_id)] == [4, 2, 0]  # by density; 1 and 3 dominated
+    assert pareto.run_front(store, run_id) == pareto.front(store.individuals(run_id))
     lines = report.format_front(store, run_id).splitlines()
     assert lines[0] == (
         "run imp-001 (running, 5 IMP rounds committed): Pareto front: 3 of 5 evaluated masks, hypervolume "

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lotterysearch.errors import ConfigError
+from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import (
     APPLICATION_ID,
     RUN_STATUSES,
@@ -223,6 +225,36 @@ def test_run_round_trip_and_ids(tmp_path):
         assert r.versions["python"] == ".".join(map(str, sys.version_info[:3]))
         assert r.created == r.updated
         assert [x.id for x in s.runs()] == [a, b, c]
+
+
+def test_a_runs_kind_is_a_type_read_from_its_stored_config(tmp_path):
+    """A search's config has no kind, an IMP run's says "imp": read back as ``RunKind`` members (compared by
+    identity, still equal to the stored strings); a kind this version does not know is a one-line error."""
+    with Store.open(tmp_path, create=True) as s:
+        search = new_run(s)
+        imp = s.create_run("imp", "", json.dumps({"kind": "imp", "name": "imp"}), "0", 0, (0.0, 1.0), SHAPES)
+        other = s.create_run("frontier", "", json.dumps({"kind": "frontier"}), "0", 0, (0.0, 1.0), SHAPES)
+        assert s.run(search).kind is RunKind.SEARCH and s.run(imp).kind is RunKind.IMP
+        assert (s.run(search).kind, s.run(imp).kind) == ("search", "imp")
+        assert json.dumps([r.kind for r in s.runs()[:2]]) == '["search", "imp"]'
+        with pytest.raises(ConfigError) as e:
+            s.run(other).kind  # noqa: B018
+        assert str(e.value) == "a run of kind 'frontier': this lotterysearch knows search, imp; upgrade it"
+
+
+def test_records_are_read_by_column_name(tmp_path):
+    """Every stored field comes back in its own field: a run's count of generations (a subquery), an
+    individual's mask (a CASE over its class's representative), and the JSON columns of each record."""
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("a"))
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "a")], a_generation(0, [0]))
+        run, classes = s.run(run_id), s.classes(run_id)
+        gen, ind = s.last_generation(run_id), s.individual(run_id, 0)
+    assert (run.generations, run.seed, run.ref_point, run.shapes) == (1, 7, (0.0, 1.0), SHAPES)
+    assert {k: dataclasses.replace(c, created=None) for k, c in classes.items()} == {"a": a_class("a")}
+    assert dataclasses.replace(gen, created=None) == a_generation(0, [0])
+    assert ind == an_individual(0, 0, "a") and ind.packed == an_individual(0, 0, "a").packed
 
 
 def test_set_status_and_generations_done(tmp_path):

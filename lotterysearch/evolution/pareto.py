@@ -3,18 +3,23 @@
 Every reader of objectives (the search's survivor selection and stored fronts, the reports, the
 experiments) takes its front and hypervolume from here, with one reference point and one rule for
 successive halving: only individuals measured at the full training budget (fidelity 1) are on a front, since
-a shorter run's accuracy is a pessimistic estimate, not comparable with a full one.
+a shorter run's accuracy is a pessimistic estimate, not comparable with a full one. A stored run's front,
+the one the Python API, the reports, the dashboard and confirmation show, is ``run_front``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
 from lotterysearch.errors import ConfigError
+from lotterysearch.settings import RunKind
+
+if TYPE_CHECKING:
+    from lotterysearch.storage.store import Individual, Store
 
 Objective = tuple[float, float]  # (validation accuracy ↑, density ↓)
 REF_POINT: Objective = (0.0, 1.0)  # hypervolume is the area the front dominates above (accuracy 0, density 1)
@@ -122,3 +127,13 @@ def front(individuals: Sequence[S]) -> list[S]:
 def front_hypervolume(individuals: Sequence[S], ref: Objective = REF_POINT) -> float:
     """Hypervolume of ``front(individuals)``."""
     return hypervolume([(r.accuracy, r.density) for r in front(individuals)], ref)
+
+
+def run_front(store: Store, run_id: str) -> list[Individual]:
+    """The front of a stored run, by density (``front``). A search's is the one committed with its last
+    generation (the loop's ``front`` over everything measured up to it; empty before the first generation);
+    an IMP run, which has no generations, has the front over its tickets, every committed round."""
+    if store.run(run_id).kind is RunKind.IMP:
+        return front(store.individuals(run_id))
+    last = store.last_generation(run_id)
+    return front(store.individuals(run_id, last.front)) if last is not None else []

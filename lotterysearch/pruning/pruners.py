@@ -9,7 +9,8 @@ with the lower flat index (layers in forward order, rows then columns), so the k
 reference code's ``score <= threshold`` over-prunes. Pruned weights score -inf and stay pruned.
 
 ``imp`` is iterative magnitude pruning with rewinding (Frankle & Carbin 2019): train, prune a fraction of the
-remaining weights by magnitude, rewind, repeat; it hands back every round. ``collapse_sweep`` prunes at each
+remaining weights by magnitude, rewind, repeat; it hands back every round. Its schedule (``imp_plan``) and its
+round (``imp_round``) are also those of the durable IMP run (``runs.imp``). ``collapse_sweep`` prunes at each
 ρ of a grid and says where layers collapse (``critical_compression``: ρ_cr). No function here changes the
 model it is given, nor the global torch RNG (randomness comes from a ``torch.Generator`` seeded by ``seed``).
 """
@@ -412,49 +413,29 @@ IMP_OPTIONS = ("training", "rate", "output_rate", "rewind_step", "mode")
 
 def imp_plan(
     model: nn.Module,
-    compression: float,
+    compression: float | None = None,
     *,
+    rounds: int | None = None,
     rate: float = 0.2,
     output_rate: float | None = None,
+    conv_rate: float | None = None,
     scope: str = "layerwise",
     rounding: str = "round",
 ) -> list[dict[str, int] | int]:
-    """The kept counts after each round ``imp`` trains to reach ``compression`` (``imp_schedule`` with IMP's
-    rates: ``rate`` per layer, ``output_rate`` (default rate/2) for the output layer when layerwise). Known
-    before any training, so a caller can budget the rounds first."""
-    _check_choice(scope, SCOPES, "scope")
-    _check_compression(compression)
-    output_rate = rate / 2 if output_rate is None else output_rate
-    for what, value in (("rate", rate), ("output_rate", output_rate)):
-        if not 0 < value < 1:
-            raise PruningError(f"IMP {what} must be in (0, 1), got {value:g}")
-    sizes = {n: math.prod(s) for n, s in _layer_sizes(model).items()}
-    names = list(sizes)
-    total = sum(sizes.values())
-    target = kept_count(total, compression, rounding)
-    if target < 1:
-        raise PruningError(
-            f"compression {compression:g} would keep no weight of the {total} (IMP allows at most ρ = {total})"
-        )
-    rates = {n: (output_rate if n == names[-1] and scope == "layerwise" else rate) for n in names}
-    return imp_schedule(sizes, target, rates, scope)
+    """The kept counts after each IMP round (``imp_schedule``), known before any training so that a caller
+    can budget the rounds first: each round prunes ``rate`` of each layer's remaining weights by |θ| (the
+    output layer at ``output_rate``, default rate/2, the convolutions at ``conv_rate``, default rate; a
+    convnet's output layer is its last fully connected one), or with ``scope="global"`` ``rate`` of all.
 
-
-def imp_round_plan(
-    model: nn.Module,
-    rounds: int,
-    *,
-    rate: float = 0.2,
-    output_rate: float | None = None,
-    scope: str = "layerwise",
-    conv_rate: float | None = None,
-) -> list[dict[str, int] | int]:
-    """Kept counts after each of ``rounds`` IMP rounds (``imp_schedule(..., rounds=rounds)``): Frankle &
-    Carbin's trajectory of a fixed number of rounds, each pruning ``rate`` of what is left (the output
-    layer at ``output_rate``, default rate/2, and the convolutions at ``conv_rate``, default rate, when
-    layerwise; a convnet's output layer is its last fully connected one). A round that would leave a layer
-    (or, global, the network) without weights is a one-line ``PruningError``, before any training."""
+    Give one of ``compression`` (ρ: as many rounds as it takes, the last landing on exactly
+    ``kept_count(|θ|, ρ)`` weights: ``imp``'s trajectory) and ``rounds`` (that many rounds of the plain rule,
+    Frankle & Carbin's fixed trajectory: the durable IMP run's). A round that would leave a layer (or, global,
+    the network) without weights is a one-line ``PruningError``, before any training."""
+    if (compression is None) == (rounds is None):
+        raise PruningError("an IMP plan needs one of compression and rounds")
     _check_choice(scope, SCOPES, "scope")
+    if compression is not None:
+        _check_compression(compression)
     output_rate = rate / 2 if output_rate is None else output_rate
     conv_rate = rate if conv_rate is None else conv_rate
     for what, value in (("rate", rate), ("output_rate", output_rate), ("conv_rate", conv_rate)):
@@ -463,14 +444,22 @@ def imp_round_plan(
     shapes = _layer_sizes(model)
     sizes = {n: math.prod(s) for n, s in shapes.items()}
     names = list(sizes)
+    total = sum(sizes.values())
     rates = {n: conv_rate if scope == "layerwise" and len(shapes[n]) > 2 else rate for n in names}
     if scope == "layerwise":
         rates[names[-1]] = output_rate
+    if compression is not None:
+        target = kept_count(total, compression, rounding)
+        if target < 1:
+            raise PruningError(
+                f"compression {compression:g} would keep no weight of the {total} (IMP allows at most ρ = {total})"
+            )
+        return imp_schedule(sizes, target, rates, scope)
     plan = imp_schedule(sizes, 0, rates, scope, rounds=rounds)
     for r, kept in enumerate(plan, start=1):
         empty = [n for n, k in kept.items() if k == 0] if isinstance(kept, dict) else ([] if kept else ["*"])
         if empty:
-            what = f"the {sum(sizes.values())}" if empty == ["*"] else f"layer '{empty[0]}'"
+            what = f"the {total}" if empty == ["*"] else f"layer '{empty[0]}'"
             raise PruningError(
                 f"rounds = {rounds} would keep no weight of {what} (none left after round {r})"
             )
@@ -496,7 +485,18 @@ def imp_rewind_state(
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def train_round(
+@dataclass(frozen=True)
+class TrainedRound:
+    """One IMP round: the network trained from the rewind point under the round's mask, the protocol's
+    numbers for that training, and the mask its magnitudes prune to (None for a round not pruned: the last
+    of a trajectory of fixed rounds, or a retraining)."""
+
+    net: nn.Module
+    result: TrainResult
+    pruned: Mask | None
+
+
+def imp_round(
     model: nn.Module,
     rewind_state: Mapping[str, torch.Tensor],
     mask: Mask,
@@ -504,13 +504,15 @@ def train_round(
     training: TrainingConfig,
     rewind_step: int = 0,
     *,
+    kept: dict[str, int] | int | None = None,
     mode: str = "forward",
     seed: int = 0,
     evaluate_test: bool = False,
-) -> tuple[nn.Module, TrainResult]:
-    """One IMP round's training: a copy of ``model`` at ``rewind_state`` trained under ``mask`` for the
-    ``training.steps - rewind_step`` steps after the rewind point. Batches come from ``seed``, or ``seed + 1``
-    after a rewind phase, so the rounds do not replay its batches. Returns the trained copy and its result."""
+) -> TrainedRound:
+    """One IMP round, the one both ``imp`` and the durable IMP run train: a copy of ``model`` at
+    ``rewind_state`` trained under ``mask`` for the ``training.steps - rewind_step`` steps after the rewind
+    point, then pruned to the ``kept`` largest |θ| (``prune_round``; ``kept=None``: not pruned). Batches come
+    from ``seed``, or ``seed + 1`` after a rewind phase, so the rounds do not replay its batches."""
     net = copy.deepcopy(model)
     net.load_state_dict(rewind_state)
     rounds_training = training.with_steps(training.steps - rewind_step)
@@ -523,7 +525,7 @@ def train_round(
         seed=seed + int(rewind_step > 0),
         evaluate_test=evaluate_test,
     )
-    return net, result
+    return TrainedRound(net, result, None if kept is None else prune_round(net, mask, kept))
 
 
 def prune_round(trained: nn.Module, mask: Mask, kept: dict[str, int] | int) -> Mask:
@@ -604,15 +606,15 @@ def imp(
     tickets = {c: mask for c, p in plans.items() if not p}
     history = []
     for k, kept in enumerate(schedule):
-        net, trained = train_round(
-            model, rewind_state, mask, data, training, rewind_step, mode=mode, seed=seed
+        rnd = imp_round(
+            model, rewind_state, mask, data, training, rewind_step, kept=kept, mode=mode, seed=seed
         )
-        pruned = prune_round(net, mask, kept)
+        assert rnd.pruned is not None
         for c, p in plans.items():
             if len(p) == k + 1:
-                tickets[c] = pruned if p[k] == kept else prune_round(net, mask, p[k])
-        mask = pruned
-        history.append(IMPRound(mask, mask.kept(), mask.density(), trained.val_accuracy))
+                tickets[c] = rnd.pruned if p[k] == kept else prune_round(rnd.net, mask, p[k])
+        mask = rnd.pruned
+        history.append(IMPRound(mask, mask.kept(), mask.density(), rnd.result.val_accuracy))
     tickets[float(compression)] = mask
     kept_totals = tuple(k if isinstance(k, int) else sum(k.values()) for k in schedule)
     return IMPResult(mask, len(schedule), kept_totals, rewind_state, tuple(history), tickets)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.evolution import pareto
 from lotterysearch.runs.confirmation import Confirmed, Plan, Retrained, stored_confirmed
-from lotterysearch.settings import config_kind
+from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import GenerationRecord, Individual, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -83,27 +83,11 @@ def front_of(records: Sequence[Individual], *, all: bool = False) -> list[Row]:
     return [individual_row(r) for r in pareto.front(records)]
 
 
-def run_kind(run: RunRecord) -> str:
-    """``search`` or ``imp``, from the run's stored config."""
-    return config_kind(run.config_json)
-
-
-def stored_front(store: Store, run_id: str) -> list[Individual]:
-    """The front committed with the run's last generation, by density (empty before the first).
-
-    An IMP run has no generations: its front is ``pareto.front`` over its tickets (every committed round).
-    """
-    if run_kind(store.run(run_id)) == "imp":
-        return pareto.front(store.individuals(run_id))
-    last = store.last_generation(run_id)
-    return pareto.front(store.individuals(run_id, last.front)) if last is not None else []
-
-
 def front_rows(store: Store, run_id: str, *, all: bool = False) -> list[Row]:
     """The run's stored front as rows, or with ``all`` every individual (see ``front_of``)."""
     if all:
         return front_of(store.individuals(run_id), all=True)
-    return [individual_row(r) for r in stored_front(store, run_id)]
+    return [individual_row(r) for r in pareto.run_front(store, run_id)]
 
 
 @dataclass(frozen=True)
@@ -118,14 +102,14 @@ class RunSummary:
     confirmed: Mapping[int, Confirmed] = field(default_factory=dict)  # by individual, latest protocol
 
     @property
-    def kind(self) -> str:
-        """``search`` or ``imp`` (whose individuals are tickets, their generation the IMP round)."""
-        return run_kind(self.run)
+    def kind(self) -> RunKind:
+        """A search, or an IMP run (whose individuals are tickets, their generation the IMP round)."""
+        return self.run.kind
 
     @property
     def stage(self) -> str:
         """How far the run got, for titles: the last generation, or an IMP run's rounds committed."""
-        if self.kind == "imp":
+        if self.kind is RunKind.IMP:
             return f"{len(self.individuals)} IMP rounds committed"
         gen = self.last_generation
         return "no generation committed" if gen is None else f"after generation {gen}"
@@ -159,7 +143,7 @@ def run_summary(store: Store, run_id: str) -> RunSummary:
         individuals=individuals,
         generations=store.generations(run_id),
         trained=len(store.classes(run_id)),
-        front=[individual_row(r) for r in stored_front(store, run_id)],
+        front=[individual_row(r) for r in pareto.run_front(store, run_id)],
         confirmed=stored_confirmed(store, run_id),
     )
 
@@ -176,7 +160,7 @@ def runs_rows(store: Store) -> list[Row]:
                 "id": run.id,
                 "name": run.name,
                 "status": run.status,
-                "generations": imp_rounds_reached(store, run) if run_kind(run) == "imp" else c["generation"],
+                "generations": imp_rounds_reached(store, run) if run.kind is RunKind.IMP else c["generation"],
                 "created": run.created,
                 "individuals": c["individuals"],
                 "trained": c["trained"],
@@ -400,7 +384,7 @@ def format_confirmed(plan: Plan, summaries: Mapping[int, Confirmed]) -> str:
                 "reinit_stop": _stop(reinit),
             }
         )
-    imp = plan.inits.kind == "imp"
+    imp = plan.inits.kind is RunKind.IMP
     fitness = (
         "the round's validation accuracy" if imp else "validation accuracy after the search's short training"
     )
@@ -514,7 +498,7 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
     ax, ax_gen = fig.subplots(1, 2, width_ratios=[1.75, 1])
     run = summary.run
     gen = summary.last_generation
-    imp = summary.kind == "imp"
+    imp = summary.kind is RunKind.IMP
     stage = summary.stage if imp else ("no generation" if gen is None else f"generation {gen}")
     fig.suptitle(
         f"{run.id}  ·  {stage}  ·  "
@@ -601,7 +585,7 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
 
-    if summary.kind == "imp":  # an IMP run has rounds, not generations
+    if summary.kind is RunKind.IMP:  # an IMP run has rounds, not generations
         _plot_imp_rounds(ax_gen, summary)
         return fig
     gens = summary.generations
@@ -898,7 +882,7 @@ def front_html(summary: RunSummary, png: bytes) -> str:
         ("status", run.status),
         ("created", _cell("created", run.created) + " UTC"),
         ("IMP rounds committed", len(summary.individuals))
-        if summary.kind == "imp"
+        if summary.kind is RunKind.IMP
         else ("last generation", "-" if gen is None else gen),
         ("masks evaluated", len(summary.individuals)),
         ("classes trained", summary.trained),

@@ -34,10 +34,10 @@ from lotterysearch.evolution import pareto
 from lotterysearch.execution import backend
 from lotterysearch.settings import (
     IMPConfig,
+    RunKind,
     SearchConfig,
     TrainingConfig,
     build_config,
-    config_kind,
     parse_config,
     parse_imp_config,
     parse_toml,
@@ -119,7 +119,7 @@ class RunInits:
     """What confirming needs of a stored run: its kind, model, mode, data, evaluator placement, the seeds it
     trained from, and for an IMP run its protocol and rewind point."""
 
-    kind: str  # "search" or "imp"
+    kind: RunKind
     model: str
     mode: str
     dataset: str
@@ -132,6 +132,10 @@ class RunInits:
     training: TrainingConfig | None = None  # an IMP run's protocol
     rewind_step: int = 0
     trajectories: Mapping[int, int] = dataclasses.field(default_factory=dict)  # IMP: individual -> seed
+
+    def __post_init__(self) -> None:
+        # a kind given as its stored string ("imp") becomes its type, which the readers compare by identity
+        object.__setattr__(self, "kind", RunKind(self.kind))
 
     def data(self) -> Dataset:
         from lotterysearch.core.data import load_dataset
@@ -146,34 +150,30 @@ def run_inits(store: Store, run_id: str) -> RunInits:
     """Read a run's settings from its stored config: a search's ``SearchConfig``, an IMP run's
     ``IMPConfig`` (``kind = "imp"``) with the trajectory seed of each committed round."""
     record = store.run(run_id)
-    if config_kind(record.config_json) != "imp":
-        cfg: SearchConfig = parse_config(record.config_toml, f"run {run_id}")
+    parse = parse_imp_config if record.kind is RunKind.IMP else parse_config
+    cfg: SearchConfig | IMPConfig = parse(record.config_toml, f"run {run_id}")
+    common = {
+        "kind": record.kind,
+        "model": cfg.model,
+        "mode": cfg.mode,
+        "dataset": cfg.dataset,
+        "data_seed": cfg.seed,
+        "data_dir": cfg.data_dir,
+        "local": backend.runs_locally(cfg.evaluator),
+        "address": cfg.ray.address,
+    }
+    if isinstance(cfg, SearchConfig):
         return RunInits(
-            kind="search",
-            model=cfg.model,
-            mode=cfg.mode,
-            dataset=cfg.dataset,
-            data_seed=cfg.seed,
-            data_dir=cfg.data_dir,
-            local=backend.runs_locally(cfg.evaluator),
-            address=cfg.ray.address,
+            **common,
             init_seeds=tuple(dict.fromkeys((*cfg.seeding.init_seeds, *cfg.fitness.init_seeds))),
             default_seed=cfg.fitness.init_seeds[0],
         )
-    imp: IMPConfig = parse_imp_config(record.config_toml, f"run {run_id}")
     return RunInits(
-        kind="imp",
-        model=imp.model,
-        mode=imp.mode,
-        dataset=imp.dataset,
-        data_seed=imp.seed,
-        data_dir=imp.data_dir,
-        local=backend.runs_locally(imp.evaluator),
-        address=imp.ray.address,
-        init_seeds=tuple(imp.imp.init_seeds),
-        default_seed=imp.imp.init_seeds[0],
-        training=imp.training,
-        rewind_step=imp.imp.rewind_step,
+        **common,
+        init_seeds=tuple(cfg.imp.init_seeds),
+        default_seed=cfg.imp.init_seeds[0],
+        training=cfg.training,
+        rewind_step=cfg.imp.rewind_step,
         trajectories={r.individual_id: r.trajectory for r in store.imp_rounds(run_id)},
     )
 
@@ -193,7 +193,7 @@ class Init:
 
 def own_init(ind: Individual, inits: RunInits) -> Init:
     """The init an individual's mask belongs to (see the module docstring)."""
-    if inits.kind == "imp":
+    if inits.kind is RunKind.IMP:
         seed = inits.trajectories.get(ind.id)
         if seed is None:
             m = _SEED_ORIGIN.match(ind.origin)
@@ -207,7 +207,7 @@ def own_init(ind: Individual, inits: RunInits) -> Init:
 
 
 def reinit(seed: int, inits: RunInits) -> Init:
-    return Init("reinit", seed, inits.rewind_step if inits.kind == "imp" else 0)
+    return Init("reinit", seed, inits.rewind_step if inits.kind is RunKind.IMP else 0)
 
 
 # ---- choosing individuals -----------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def matches_origin(origin: str, pattern: str) -> bool:
 def select(
     store: Store,
     run_id: str,
-    kind: str,
+    kind: RunKind,
     *,
     ids: Sequence[int] | None = None,
     front: bool = False,
@@ -246,14 +246,9 @@ def select(
                 f"no individual of run '{run_id}' has origin '{origin}' (origins: {', '.join(known) or 'none'})"
             )
         return picked
-    if kind == "search" or front:
-        last = store.last_generation(run_id)
-        if kind == "search":
-            if last is None:
-                raise ConfigError(f"run '{run_id}' has no committed generation yet: no front to confirm")
-            return pareto.front(store.individuals(run_id, last.front))
-        return pareto.front(store.individuals(run_id))
-    return store.individuals(run_id)
+    if kind is RunKind.SEARCH and store.last_generation(run_id) is None:
+        raise ConfigError(f"run '{run_id}' has no committed generation yet: no front to confirm")
+    return pareto.run_front(store, run_id) if kind is RunKind.SEARCH or front else store.individuals(run_id)
 
 
 # ---- one training -------------------------------------------------------------------------------------
@@ -277,12 +272,12 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     pure function of the job (the same bits on a rerun, in process or on Ray).
 
     An own init of a rewinding IMP run trains as the run's rounds do (``pruning.imp_rewind_state``,
-    ``pruning.train_round``: batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
+    ``pruning.imp_round``: batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
     it repeats the round's numbers. Iterations (curve, early stop) count from the rewind point, as the run's.
     """
     from lotterysearch.core.masks import Mask
     from lotterysearch.core.models import build_model
-    from lotterysearch.pruning.pruners import imp_rewind_state, train_round
+    from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
     from lotterysearch.training.trainer import train
 
     p, init = job.protocol, job.init
@@ -290,7 +285,7 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     mask = Mask.unpack(job.packed, job.shapes)
     if init.rewind is not None:
         state = imp_rewind_state(model, data, init.rewind, init.start_step, mode=p.mode, seed=init.seed)
-        _, result = train_round(
+        result = imp_round(
             model,
             state,
             mask,
@@ -300,7 +295,7 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
             mode=p.mode,
             seed=init.seed,
             evaluate_test=True,
-        )
+        ).result
     else:
         training = p.training.with_steps(p.training.steps - init.start_step)
         result = train(model, mask, data, training, mode=p.mode, seed=init.seed, evaluate_test=True)
@@ -490,7 +485,7 @@ def plan(
     """Check everything a confirmation needs and list its jobs, writing nothing."""
     inits = run_inits(store, run_id)
     proto = resolve_protocol(inits, run_id, protocol)
-    k, t = (inits.rewind_step if inits.kind == "imp" else 0), proto.training
+    k, t = (inits.rewind_step if inits.kind is RunKind.IMP else 0), proto.training
     if t.steps - k < t.eval_every:
         raise ConfigError(
             f"field 'training.steps' must leave at least eval_every ({t.eval_every}) steps after the rewind"
@@ -519,7 +514,7 @@ def round_results(
     """An IMP ticket's own-init training under its run's own protocol is its round's training (``train_job``
     repeats it to the bit), so the round's stored numbers are that confirmation: by job key, none for a
     search or another protocol."""
-    if inits.kind != "imp" or inits.training is None:
+    if inits.kind is not RunKind.IMP or inits.training is None:
         return {}
     if Protocol(inits.training, inits.model, inits.mode).key != proto.key:
         return {}

@@ -5,7 +5,7 @@ A trajectory trains ``rounds + 1`` masks: the dense one (round 0), then each pru
 (``train_round_job``): build the network from the trajectory's seed, go to the rewind point (the init, or the
 weights after ``rewind_step`` dense steps, recomputed from the seed), train the round's mask with the
 protocol (``[training]``, test accuracy read at every evaluation), and prune by |θ| to the next round's
-kept counts (``pruning.imp_round_plan``, ``pruning.prune_round``: the same code as ``pruning.imp``). The
+kept counts (``pruners.imp_plan`` and ``pruners.imp_round``: the schedule and the round of ``pruners.imp``). The
 driver (``IMPDriver``) runs the trajectories side by side through ``backend.jobs`` (Ray tasks or this process), and
 commits each finished round with ``Store.commit_imp_round``: the round's mask as an individual (its id
 ``round · len(init_seeds) + trajectory index``, its generation the round) and the round's numbers, with the
@@ -60,19 +60,20 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
     rewind = pruners.imp_rewind_state(
         model, data, job.training, job.rewind_step, mode=job.mode, seed=job.seed
     )
-    net, result = pruners.train_round(
+    rnd = pruners.imp_round(
         model,
         rewind,
         mask,
         data,
         job.training,
         job.rewind_step,
+        kept=job.kept,
         mode=job.mode,
         seed=job.seed,
         evaluate_test=True,
     )
-    pruned = None if job.kept is None else pruners.prune_round(net, mask, job.kept).pack()
-    return result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
+    pruned = None if rnd.pruned is None else rnd.pruned.pack()
+    return rnd.result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
 
 
 def round_objectives(result: TrainResult) -> tuple[float, float]:
@@ -109,9 +110,9 @@ def round_plan(cfg: IMPConfig) -> list[dict[str, int] | int]:
     if i.conv_rate and is_mlp(cfg.model):
         raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
     try:
-        return pruners.imp_round_plan(
+        return pruners.imp_plan(
             build_model(cfg.model, 0),
-            i.rounds,
+            rounds=i.rounds,
             rate=i.rate,
             output_rate=i.output_rate,
             scope=i.scope,

@@ -38,15 +38,16 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lotterysearch.errors import StoreError
+from lotterysearch.settings import RunKind, config_kind
 
 if TYPE_CHECKING:
     from lotterysearch.core.masks import Mask
@@ -206,7 +207,8 @@ def _ids(values: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One search run: its config (as given, TOML and JSON), identity hash, versions and progress."""
+    """One run (a search or an IMP run: ``kind``): its config (as given, TOML and JSON), identity hash,
+    versions and progress."""
 
     id: str
     name: str
@@ -221,6 +223,11 @@ class RunRecord:
     ref_point: tuple[float, ...]
     shapes: dict[str, tuple[int, ...]]  # layer name -> weight shape, in packing order (``Mask.unpack``)
     generations: int  # generations committed
+
+    @cached_property
+    def kind(self) -> RunKind:
+        """A search or an IMP run, as its stored config says (``settings.config_kind``)."""
+        return config_kind(self.config_json)
 
 
 @dataclass(frozen=True)
@@ -431,6 +438,56 @@ def _versions() -> dict[str, str | None]:
     out["python"] = platform.python_version()
     out["sqlite"] = sqlite3.sqlite_version
     return out
+
+
+def _shape_map(text: str) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v) for k, v in json.loads(text).items()}
+
+
+# How each column stored encoded (JSON, a NaN loss as NULL) reads back, by the column's name: a column of
+# that name means the same in every table.
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "versions": json.loads,
+    "ref_point": lambda text: tuple(json.loads(text)),
+    "shapes": _shape_map,
+    "loss": _loss_out,
+    "parents": json.loads,
+    "population": json.loads,
+    "front": json.loads,
+    "rng_state": json.loads,
+    "result": json.loads,
+}
+
+R = TypeVar("R")
+
+
+def _fields_of(cursor: sqlite3.Cursor) -> Callable[[tuple], dict[str, Any]]:
+    """What turns a row of ``cursor``'s query into a record's fields: each column fills the field of its
+    name, decoded by ``_DECODE``; so a column added to a query, or a field to a record, cannot shift the
+    others (a column a record lacks, or a field no column fills, fails loudly)."""
+    names = [d[0] for d in cursor.description]
+    coded = [(n, _DECODE[n]) for n in names if n in _DECODE]
+
+    def fields(row: tuple) -> dict[str, Any]:
+        out = dict(zip(names, row, strict=True))
+        for name, decode in coded:
+            out[name] = decode(out[name])
+        return out
+
+    return fields
+
+
+def _records(cls: type[R], cursor: sqlite3.Cursor, **given: Any) -> list[R]:
+    """Every row of an executed query as a record of ``cls`` (``_fields_of``); ``given`` fills fields that
+    are no column."""
+    fields = _fields_of(cursor)
+    return [cls(**fields(row), **given) for row in cursor]
+
+
+def _record(cls: type[R], cursor: sqlite3.Cursor, **given: Any) -> R | None:
+    """The next row of an executed query as a record of ``cls``, or None when there is none."""
+    row = cursor.fetchone()
+    return None if row is None else cls(**_fields_of(cursor)(row), **given)
 
 
 def _check_run_id(run_id: str, records: Sequence[ClassRecord | Individual | GenerationRecord]) -> None:
@@ -904,23 +961,21 @@ class Store:
 
     _RUN_SELECT = (
         "SELECT id, name, created, updated, status, config_toml, config_json, config_hash, versions, seed,"
-        " ref_point, shapes, (SELECT COUNT(*) FROM generations g WHERE g.run_id = runs.id) FROM runs"
+        " ref_point, shapes, (SELECT COUNT(*) FROM generations g WHERE g.run_id = runs.id) AS generations"
+        " FROM runs"
     )
-
-    @staticmethod
-    def _run_record(row: tuple) -> RunRecord:
-        shapes = {k: tuple(v) for k, v in json.loads(row[11]).items()}
-        return RunRecord(*row[:8], json.loads(row[8]), row[9], tuple(json.loads(row[10])), shapes, row[12])
 
     def run(self, run_id: str) -> RunRecord:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            return self._run_record(conn.execute(f"{self._RUN_SELECT} WHERE id = ?", (run_id,)).fetchone())
+            record = _record(RunRecord, conn.execute(f"{self._RUN_SELECT} WHERE id = ?", (run_id,)))
+            assert record is not None  # ``_require_run`` found it
+            return record
 
     def runs(self) -> list[RunRecord]:
         """Every run, oldest first."""
         with self._sql() as conn:
-            return [self._run_record(r) for r in conn.execute(f"{self._RUN_SELECT} ORDER BY rowid")]
+            return _records(RunRecord, conn.execute(f"{self._RUN_SELECT} ORDER BY rowid"))
 
     @contextmanager
     def driving(self, run_id: str) -> Iterator[None]:
@@ -1049,12 +1104,11 @@ class Store:
             self._require_run(conn, run_id)
             rows = conn.execute(
                 "SELECT run_id, key, algo_version, individual_id, representative, accuracy, loss,"
-                " effective_density,"
-                " steps, node, wall_time, attempts, fidelity, created FROM classes WHERE run_id = ?"
-                " ORDER BY rowid",
+                " effective_density, steps, node, wall_time, attempts, fidelity, created FROM classes"
+                " WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             )
-            out = {r[1]: ClassRecord(*r[:6], _loss_out(r[6]), *r[7:]) for r in rows}
+            out = {r.key: r for r in _records(ClassRecord, rows)}
         for key, rec in out.items():
             self._representatives[(run_id, key)] = rec.representative
         return out
@@ -1241,7 +1295,7 @@ class Store:
                 " WHERE run_id = ? ORDER BY trajectory, round",
                 (run_id,),
             )
-            return [IMPRoundRecord(*r[:4], json.loads(r[4]), *r[5:]) for r in rows]
+            return _records(IMPRoundRecord, rows)
 
     def record_confirmation(self, record: ConfirmationRecord) -> None:
         """Commit one confirmation now (a killed confirmation resumes without training it again)."""
@@ -1284,48 +1338,38 @@ class Store:
                 f" WHERE run_id = ? {where} ORDER BY individual_id, init, seed",
                 args,
             )
-            return [ConfirmationRecord(*r[:5], json.loads(r[5]), r[6]) for r in rows]
+            return _records(ConfirmationRecord, rows)
 
     _GEN_SELECT = (
         "SELECT run_id, gen, population, front, hypervolume, evaluated, skipped, best_accuracy, rng_state, elapsed,"
         " created FROM generations WHERE run_id = ?"
     )
 
-    @staticmethod
-    def _generation_record(r: tuple) -> GenerationRecord:
-        return GenerationRecord(*r[:2], json.loads(r[2]), json.loads(r[3]), *r[4:8], json.loads(r[8]), *r[9:])
-
     def last_generation(self, run_id: str) -> GenerationRecord | None:
         """The last committed generation (where a resumed run continues from), or None before the first."""
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            row = conn.execute(f"{self._GEN_SELECT} ORDER BY gen DESC LIMIT 1", (run_id,)).fetchone()
-            return None if row is None else self._generation_record(row)
+            return _record(
+                GenerationRecord, conn.execute(f"{self._GEN_SELECT} ORDER BY gen DESC LIMIT 1", (run_id,))
+            )
 
     def generations(self, run_id: str) -> list[GenerationRecord]:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            return [
-                self._generation_record(r)
-                for r in conn.execute(f"{self._GEN_SELECT} ORDER BY gen", (run_id,))
-            ]
+            return _records(GenerationRecord, conn.execute(f"{self._GEN_SELECT} ORDER BY gen", (run_id,)))
 
     _IND_SELECT = (  # a zero-length mask is the class's representative
         "SELECT i.run_id, i.id, i.generation,"
-        " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END, i.parents, i.operator,"
-        " i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity"
+        " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END AS packed,"
+        " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity"
         " FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
         " WHERE i.run_id = ?"
     )
 
     @staticmethod
-    def _individual_record(r: tuple, shapes: Mapping[str, tuple[int, ...]]) -> Individual:
-        return Individual(*r[:4], json.loads(r[4]), *r[5:], shapes=shapes)
-
-    @staticmethod
     def _shapes(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, ...]]:
         (text,) = conn.execute("SELECT shapes FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return {k: tuple(v) for k, v in json.loads(text).items()}
+        return _shape_map(text)
 
     def run_counts(self, run_id: str) -> dict[str, Any]:
         """What a runs listing shows, by SQL aggregates (no mask is read): ``generation`` the last committed
@@ -1365,14 +1409,15 @@ class Store:
             self._require_run(conn, run_id)
             shapes = self._shapes(conn, run_id)
             if ids is None:
-                rows = conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,))
-                return [self._individual_record(r, shapes) for r in rows]
+                return _records(
+                    Individual, conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,)), shapes=shapes
+                )
             ids = [int(i) for i in ids]
             found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
                 marks = ", ".join("?" * len(chunk))
-                for r in conn.execute(f"{self._IND_SELECT} AND i.id IN ({marks})", (run_id, *chunk)):
-                    found[r[1]] = self._individual_record(r, shapes)
+                rows = conn.execute(f"{self._IND_SELECT} AND i.id IN ({marks})", (run_id, *chunk))
+                found.update((r.id, r) for r in _records(Individual, rows, shapes=shapes))
             missing = sorted(set(ids) - found.keys())
             if missing:
                 raise StoreError(
@@ -1383,12 +1428,13 @@ class Store:
     def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            row = conn.execute(f"{self._IND_SELECT} AND i.id = ?", (run_id, int(id))).fetchone()
-            if row is None:
+            rows = conn.execute(f"{self._IND_SELECT} AND i.id = ?", (run_id, int(id)))
+            ind = _record(Individual, rows, shapes=self._shapes(conn, run_id))
+            if ind is None:
                 raise StoreError(
                     f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return self._individual_record(row, self._shapes(conn, run_id))
+            return ind
 
     def next_individual_id(self, run_id: str) -> int:
         """One past the largest committed id: ids of an interrupted generation are handed out again."""

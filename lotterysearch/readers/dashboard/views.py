@@ -20,6 +20,7 @@ from lotterysearch.errors import LotterySearchError, MaskError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
+from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import Individual, RunRecord, Store
 
 # What ``Store.create_run`` makes of a name (``_slug``) plus ``-NNN``: letters, digits, '_', '.', '-'.
@@ -76,14 +77,14 @@ def _config(run: RunRecord) -> dict[str, Any]:
 def planned(run: RunRecord) -> int | None:
     """Generations a search is configured for (an IMP run: rounds per trajectory)."""
     cfg = _config(run)
-    section, key = ("imp", "rounds") if report.run_kind(run) == "imp" else ("ga", "generations")
+    section, key = ("imp", "rounds") if run.kind is RunKind.IMP else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
 
 
 def _hypervolume(store: Store, run: RunRecord) -> float:
-    if report.run_kind(run) == "imp":
-        return pareto.front_hypervolume(report.stored_front(store, run.id), tuple(run.ref_point))
+    if run.kind is RunKind.IMP:
+        return pareto.front_hypervolume(pareto.run_front(store, run.id), tuple(run.ref_point))
     last = store.last_generation(run.id)
     return 0.0 if last is None else last.hypervolume
 
@@ -99,7 +100,7 @@ def runs_view(store: Store) -> dict[str, Any]:
         rows.append(
             row
             | {
-                "kind": report.run_kind(run),
+                "kind": run.kind,
                 "planned": planned(run),
                 "isomorph_hits": store.isomorph_hits(run.id),
                 "hypervolume": _hypervolume(store, run),
@@ -168,7 +169,7 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         }
         for g in summary.generations
     ]
-    tickets = report.imp_ticket_rows(store, run_id) if summary.kind == "imp" else []
+    tickets = report.imp_ticket_rows(store, run_id) if summary.kind is RunKind.IMP else []
     return json_value(
         {
             "run": facts,
@@ -258,7 +259,7 @@ def mask_view(store: Store, run_id: str, individual_id: int) -> dict[str, Any]:
             "run": run_id,
             "mask": report.individual_row(ind)
             | {"fidelity": ind.fidelity, "evaluated": ind.evaluated, "parents": list(ind.parents)},
-            "on_front": ind.id in {r.id for r in report.stored_front(store, run_id)},
+            "on_front": ind.id in {r.id for r in pareto.run_front(store, run_id)},
             "layers": layer_rows(ind.mask),
             "mnist_inputs": ind.mask.shapes[first][1] == 28 * 28,
             "class": {
