@@ -131,7 +131,7 @@ def method_text(
     margin: float,
     declared_before: bool,
     where: str,
-    screen: str = "a paired difference beyond 2 standard errors",
+    screen: str | None = "a paired difference beyond 2 standard errors",
 ) -> str:
     """How a section's verdicts were reached, in one paragraph: the test, its degrees of freedom, Holm's
     family, the equivalence margin and when it was declared, and what the replicates allow."""
@@ -159,6 +159,11 @@ def method_text(
         f"and Wilcoxon's signed-rank test, the alternative without normality, cannot go below p = "
         f"{2 / 2**n:.2f} with {n} pairs at all. Here {counts['better']} comparisons are better, "
         f"{counts['worse']} worse and {counts['equivalent']} equivalent of {len(verdicts)}; the rest are "
-        f"inconclusive. A verdict that differs from what the report's earlier 2-SE screen ({screen}, no "
-        "correction, no equivalence test) said is marked *was …*."
+        "inconclusive."
+        + (
+            f" A verdict that differs from what the report's earlier 2-SE screen ({screen}, no correction, no "
+            "equivalence test) said is marked *was …*."
+            if screen
+            else ""
+        )
     )

@@ -8,11 +8,12 @@ and composes this report's section: the tables of each run and the answer writte
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from experiments.common import ROOT, Context, Rendered, Section, difference, differs
+from experiments.common import ROOT, Context, Rendered, Section, in_points, method_text
 from lotterysearch.runs.stability import (
     accuracy_table,
     load_stability_config,
@@ -21,11 +22,21 @@ from lotterysearch.runs.stability import (
     run_stability,
     unit_table,
 )
-from lotterysearch.stats import pm
+from lotterysearch.settings import to_dict
+from lotterysearch.stats import markdown_table, pm
+from lotterysearch.verdicts import Family, Verdict
 
 CONFIGS = {
-    "small": ("stability_mnist1d.toml", "stability_lenet.toml"),
+    "small": ("stability_mnist1d.toml", "stability_lenet.toml", "stability_mnist1d_converged.toml"),
     "large": ("stability_mnist1d_large.toml", "stability_lenet_large.toml"),
+}
+# Declared before the 10-init runs: a control within ±0.5 points of the mask trained from its own init counts as
+# "the mask's weights beyond this control do not matter", tested by TOST.
+EQUIVALENCE_MARGIN = 0.5
+CONTROLS = {  # the accuracy controls, each compared with the mask from its own init (paired by init)
+    "other": "another init",
+    "shuffled": "layerwise shuffle (random, same layer densities)",
+    "degree_shuffled": "degree-preserving shuffle",
 }
 AT_CHANCE = 0.05  # |κ| below this counts as "no more overlap than chance"
 ROUNDING_STABLE_J = 0.9  # mean J between the two rounding rules at or above this counts as "barely moves"
@@ -37,17 +48,25 @@ def run(ctx: Context) -> dict[str, Any]:
         cfg = load_stability_config(ROOT / "configs" / file)
         if not cfg.data_dir and ctx.data_dir:
             cfg = dataclasses.replace(cfg, data_dir=ctx.data_dir)
+        names.append(cfg.name)
+        done = ctx.results / cfg.name / "metrics.json"
+        if done.is_file() and _same_study(json.loads(done.read_text())["config"], to_dict(cfg)):
+            ctx.progress(f"[stability] {file}: measured already ({done.relative_to(ROOT)}), kept")
+            continue
         ctx.progress(f"[stability] {file}")
         run_stability(
             cfg, ctx.results / cfg.name, progress=lambda s: ctx.progress(f"  {s}"), figures_dir=ctx.figures
         )
-        names.append(cfg.name)
     return {"runs": names, "configs": list(CONFIGS[ctx.settings])}
 
 
-def _metrics(ctx: Context, name: str) -> dict[str, Any]:
-    import json
+def _same_study(stored: Mapping[str, Any], cfg: Mapping[str, Any]) -> bool:
+    """Whether a stored study ran these settings (where the data came from aside), so that a long section
+    resumes: a study measured before is kept, not run again."""
+    return {**stored, "data_dir": ""} == {**cfg, "data_dir": ""}
 
+
+def _metrics(ctx: Context, name: str) -> dict[str, Any]:
     return json.loads((ctx.results / name / "metrics.json").read_text())
 
 
@@ -69,7 +88,7 @@ def _cv(row: Mapping[str, Any]) -> float:
     return max((s["std"] / s["mean"] for s in row["layer_density"].values() if s["mean"] > 0), default=0.0)
 
 
-def model_answer(m: Mapping[str, Any]) -> list[str]:
+def model_answer(m: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> list[str]:
     """Sentences about SynFlow (and the other pruners) on one model, generated from its metrics."""
     n = len(m["init_seeds"])
     sf = [r for r in _rows(m, "synflow") if r["collapsed"] == 0]
@@ -139,25 +158,16 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
     trained = [r for r in sf if r["accuracy"] is not None]
     for r in trained:
         a = r["accuracy"]
-        own, other, shuffled, perm = a["own"], a["other"], a["shuffled"], a["permuted"]
-        degree = a["degree_shuffled"]
-        tied = differs(own, other)
-        positions = differs(own, shuffled)
+        v = {c: verdicts[(m["name"], "synflow", r["compression"], c)] for c in CONTROLS}
+        perm = a["permuted"]
         out.append(
-            f"At ρ = {r['compression']:g}, trained from their own init the masks reach {pm(own)} test "
-            f"accuracy, from another seed's init {pm(other)} (difference {difference(own, other)}: "
-            f"{'a mask is tied to its init' if tied else 'no sign that a mask is tied to the init it came from'}); "
-            f"layerwise-shuffled copies reach {pm(shuffled)} ({difference(own, shuffled)}: "
-            + (
-                "the positions matter, not only the per-layer densities"
-                if positions and own["mean"] > shuffled["mean"]
-                else "within noise, so here only the per-layer densities matter"
-                if not positions
-                else "the shuffled copies do better"
-            )
-            + f"); degree-preserving shuffles reach {pm(degree)} ({difference(own, degree)})"
-            + f". Isomorphic (permuted) copies of one mask spread by σ = {perm['std']:.3f} "
-            f"({perm['n']} copies, mean {perm['mean']:.3f}) against σ = {own['std']:.3f} across seeds."
+            f"At ρ = {r['compression']:g} ({_budget(m)}), trained from their own init the masks reach "
+            f"{pm(a['own'])} test accuracy; own init minus control, in points: another init "
+            f"{v['other'].interval()} ({v['other']}), layerwise shuffle {v['shuffled'].interval()} "
+            f"({v['shuffled']}), degree-preserving shuffle {v['degree_shuffled'].interval()} "
+            f"({v['degree_shuffled']}). Isomorphic (permuted) copies of one mask spread by σ = "
+            f"{perm['std']:.3f} ({perm['n']} copies, mean {perm['mean']:.3f}) against σ = {a['own']['std']:.3f} "
+            "across seeds."
         )
     snip = [r for r in _rows(m, "snip") if r["collapsed"] == 0]
     if snip:
@@ -193,7 +203,7 @@ def model_answer(m: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def headline(runs: Sequence[Mapping[str, Any]]) -> str:
+def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict]) -> str:
     """The one-paragraph verdict, chosen from the numbers of all runs (SynFlow, uncollapsed ρ)."""
     rows = [(m, r) for m in runs for r in _rows(m, "synflow") if r["collapsed"] == 0]
     if not rows:
@@ -219,24 +229,80 @@ def headline(runs: Sequence[Mapping[str, Any]]) -> str:
             f" What is reproducible is the per-layer density profile (coefficient of variation across seeds "
             f"≤ {max(low):.1%} per layer for ρ ≤ 100)."
         )
-    same, matter = [], []
+    matter, level, open_ = [], [], []
     for m, r in rows:
-        a = r["accuracy"]
-        if a is None:
+        if r["accuracy"] is None:
             continue
-        where = f"ρ = {r['compression']:g} on {m['dataset']}"
-        if differs(a["own"], a["shuffled"]) and a["own"]["mean"] > a["shuffled"]["mean"]:
+        where = f"ρ = {r['compression']:g} on {m['dataset']} ({_budget(m)})"
+        kinds = {
+            verdicts[(m["name"], "synflow", r["compression"], c)].kind
+            for c in ("shuffled", "degree_shuffled")
+        }
+        if kinds == {"equivalent"}:
+            level.append(where)
+        elif "better" in kinds:
             matter.append(where)
-        elif not differs(a["own"], a["shuffled"]):
-            same.append(where)
-    if same:
+        else:
+            open_.append(where)
+    if matter or level or open_:
+        verdict += " In accuracy (own init minus shuffled copies, paired by init, Holm-corrected):"
+        verdict += f" the shuffles cost accuracy at {'; '.join(matter)}." if matter else ""
         verdict += (
-            f" In accuracy, shuffling positions within layers costs nothing measurable at {', '.join(same)}"
+            f" both shuffles are equivalent to the mask within ±{EQUIVALENCE_MARGIN:g} points at {'; '.join(level)}:"
+            " there only the layer densities and degrees matter."
+            if level
+            else ""
         )
-        verdict += f"; it does at {', '.join(matter)}." if matter else "."
-    elif matter:
-        verdict += f" Shuffling positions within layers costs accuracy at {', '.join(matter)}: positions matter there."
+        verdict += f" Inconclusive at {'; '.join(open_)}." if open_ else ""
     return verdict
+
+
+def _budget(m: Mapping[str, Any]) -> str:
+    t = m["config"]["training"]
+    stop = f", early-stopped (evaluation every {t['eval_every']})" if t.get("eval_every") else ""
+    return f"{t['steps']} steps{stop}"
+
+
+def accuracy_verdicts(runs: Sequence[Mapping[str, Any]]) -> dict[Any, Verdict]:
+    """Own init against each control (``CONTROLS``), paired by init, in points: one Holm family over every
+    trained pruner and ρ of every run, equivalence within ``EQUIVALENCE_MARGIN``."""
+    family = Family()
+    for m in runs:
+        for r in m["results"]:
+            a = r["accuracy"]
+            if a is None:
+                continue
+            own = in_points(dict(enumerate(a["own"]["values"])))
+            for c in CONTROLS:
+                other = in_points(dict(enumerate(a[c]["values"])))
+                family.compare((m["name"], r["pruner"], r["compression"], c), own, other, EQUIVALENCE_MARGIN)
+    return family.decide()
+
+
+def controls_table(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict]) -> str:
+    """Does the mask matter beyond its layer densities and its degrees? One row per model, budget, pruner and
+    ρ: the own-init accuracy, then own minus each control in points with its interval and verdict."""
+    rows = []
+    for m in runs:
+        for r in m["results"]:
+            if r["accuracy"] is None:
+                continue
+            cells = [
+                f"{verdicts[(m['name'], r['pruner'], r['compression'], c)].interval()} "
+                f"{verdicts[(m['name'], r['pruner'], r['compression'], c)]}"
+                for c in CONTROLS
+            ]
+            rows.append((f"`{m['model']}`", _budget(m), r["pruner"], f"{r['compression']:g}",
+                         f"{100 * r['accuracy']['own']['mean']:.2f}", *cells))  # fmt: skip
+    header = [
+        "model",
+        "training",
+        "pruner",
+        "ρ",
+        "own init (%)",
+        *(f"own − {name}" for name in CONTROLS.values()),
+    ]
+    return markdown_table(header, rows)
 
 
 SYMMETRY = (
@@ -251,6 +317,8 @@ SYMMETRY = (
 
 def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
     parts, answer = [], []
+    runs = [_metrics(ctx, name) for name in results["runs"]]
+    verdicts = accuracy_verdicts(runs)
     for name in results["runs"]:
         m = _metrics(ctx, name)
         cfg = m["config"]
@@ -293,8 +361,23 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
                 rounding_table(m["rounding"]),
                 "",
             ]
-        answer += model_answer(m)
-    head = headline([_metrics(ctx, name) for name in results["runs"]])
+        answer += model_answer(m, verdicts)
+    head = headline(runs, verdicts)
+    parts += [
+        "### Does the mask matter beyond its layer densities and its degrees?",
+        "",
+        "Test accuracy (early-stopping iteration where the training evaluates) of each pruner's masks from their "
+        "own init, and the difference to each control in points (mean over inits, 95% interval): the same mask "
+        "from another init, a layerwise shuffle (random positions at the same layer densities) and a "
+        "degree-preserving shuffle (every unit's in- and out-degree kept), each from the mask's own init and "
+        "batch order. "
+        + method_text(
+            verdicts, EQUIVALENCE_MARGIN, True, "`experiments/stability_study.py` (EQUIVALENCE_MARGIN)", None
+        ),
+        "",
+        controls_table(runs, verdicts),
+        "",
+    ]
     body = "\n".join(parts) + "\n"
     return Rendered(body=body, answer=head + "\n\n" + "\n\n".join(answer) + "\n\n" + SYMMETRY)
 
