@@ -1,0 +1,82 @@
+"""Question 1's section end to end on tiny studies: the controls decided per init with Holm and TOST, the
+converged (early-stopped) budget beside the short one, and a study measured before kept, not run again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from experiments import stability_study
+from experiments.common import Context
+from lotterysearch.runs.stability import parse_stability_config
+
+TINY = """
+name = "{name}"
+dataset = "synthetic"
+model = "mlp:16-24-12-4"
+init_seeds = [0, 1, 2]
+[pruning]
+pruners = ["synflow", "random"]
+compressions = [4]
+[training]
+steps = {steps}
+eval_every = {eval_every}
+permuted_copies = 2
+[rounding]
+seeds = []
+"""
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeypatch, one_thread) -> None:
+    ctx = Context("small", tmp_path, "", progress=lambda s: None)
+    configs = {
+        "short.toml": TINY.format(name="short", steps=20, eval_every=0),
+        "converged.toml": TINY.format(name="converged", steps=60, eval_every=20),
+    }
+    (tmp_path / "configs").mkdir()
+    for file, text in configs.items():
+        (tmp_path / "configs" / file).write_text(text)
+    monkeypatch.setattr(stability_study, "ROOT", tmp_path)  # the section reads its configs from ROOT/configs
+    monkeypatch.setitem(stability_study.CONFIGS, "small", tuple(configs))
+    results = stability_study.run(ctx)
+    assert results["runs"] == ["short", "converged"]
+
+    runs = [stability_study._metrics(ctx, name) for name in results["runs"]]
+    verdicts = stability_study.accuracy_verdicts(runs)
+    # every trained (pruner, ρ) of every run against each control: 2 runs × 2 pruners × 3 controls, paired by 3 inits
+    assert len(verdicts) == 12 and all(v.difference.n == 3 for v in verdicts.values())
+    v = verdicts[("short", "synflow", 4.0, "shuffled")]
+    acc = next(r for r in runs[0]["results"] if r["pruner"] == "synflow")["accuracy"]
+    by_hand = [100 * (a - b) for a, b in zip(acc["own"]["values"], acc["shuffled"]["values"], strict=True)]
+    assert v.difference.mean == pytest.approx(sum(by_hand) / 3)
+    assert v.family_size == 24  # Holm over every difference test and every equivalence test of the section
+
+    rendered = stability_study.render(results, ctx)
+    assert "### Does the mask matter beyond its layer densities and its degrees?" in rendered.body
+    assert (
+        "| `mlp:16-24-12-4` | 60 steps, early-stopped (evaluation every 20) | synflow | 4 |" in rendered.body
+    )
+    assert "degree-preserving shuffle" in rendered.body and "live units" in rendered.body
+
+    # measured already with the same settings: kept, not run again (the stored file is left as it is)
+    stored = {name: (tmp_path / "results" / name / "metrics.json").read_text() for name in results["runs"]}
+    monkeypatch.setattr(stability_study, "run_stability", lambda *a, **k: pytest.fail("ran again"))
+    assert stability_study.run(ctx) == results
+    assert {n: (tmp_path / "results" / n / "metrics.json").read_text() for n in stored} == stored
+
+
+def test_a_study_with_other_settings_is_not_kept() -> None:
+    cfg = parse_stability_config(TINY.format(name="a", steps=20, eval_every=0))
+    stored = dataclasses.asdict(cfg)
+    assert stability_study._same_study(stored, {**stored, "data_dir": "/elsewhere"})
+    assert not stability_study._same_study(stored, {**stored, "init_seeds": [0, 1]})
