@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
@@ -29,29 +30,44 @@ TINY: dict[str, Any] = {
 }
 
 
-def _scalar(v: Any) -> str:
+def toml_scalar(v: Any) -> str:
+    """TOML for a value, including what JSON cannot say (inf, nan), so bad values reach the loader as typed."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+        return "[" + ", ".join(toml_scalar(x) for x in v) + "]"
     return json.dumps(v)
 
 
-def tiny_toml(**overrides: Any) -> str:
-    """The tiny config as TOML, with ``overrides`` (a dict merges into its section, anything else replaces)."""
-    table = copy.deepcopy(TINY)
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            table.setdefault(key, {}).update(value)
-        else:
-            table[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
+def toml_of(table: dict[str, Any]) -> str:
+    """``table`` as TOML text: its scalars at the top, then one ``[section]`` per dict value."""
+    top = [f"{k} = {toml_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
     sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
+        f"[{k}]\n" + "".join(f"{kk} = {toml_scalar(vv)}\n" for kk, vv in v.items())
         for k, v in table.items()
         if isinstance(v, dict)
     ]
     return "\n".join(top) + "\n" + "".join(sections)
+
+
+def overridden(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides``: a dict merges into its section, None drops, anything else replaces."""
+    table = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            table.setdefault(key, {}).update(value)
+        elif value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+def tiny_toml(**overrides: Any) -> str:
+    """The tiny config as TOML, with ``overrides`` as ``overridden`` applies them."""
+    return toml_of(overridden(TINY, **overrides))
 
 
 def tiny_config(**overrides: Any) -> SearchConfig:

@@ -9,8 +9,6 @@ must end without a traceback, and the evaluators of a SIGKILLed driver must exit
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 import re
@@ -23,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import session_pids
+from helpers import overridden, toml_of
 
 from lotterysearch.cli import main
 from lotterysearch.settings import LIMITS, SEED_MAX
@@ -46,28 +45,9 @@ IMP_BASE: dict[str, Any] = {
 ONE_LINE = re.compile(r"^lotterysearch( [a-z]+)?: error: \S.*$")
 
 
-def _scalar(v: Any) -> str:
-    """TOML for a value, including what JSON cannot say (inf, nan) and what a user might type."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    return json.dumps(v)
-
-
 def toml_text(base: dict[str, Any], section: str | None, key: str, value: Any) -> str:
     """``base`` with ``[section] key = value`` (``section`` None: the top level) as TOML text."""
-    table = copy.deepcopy(base)
-    (table.setdefault(section, {}) if section else table)[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
-        for k, v in table.items()
-        if isinstance(v, dict)
-    ]
-    return "\n".join(top) + "\n" + "".join(sections)
+    return toml_of(overridden(base, **({section: {key: value}} if section else {key: value})))
 
 
 def limit_message(path: str, name: str, value: int) -> str:

@@ -5,7 +5,6 @@ synthetic dataset with a 16-24-24-4 MLP and short rounds."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -14,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import sigkill, tiny_config
+from helpers import overridden, sigkill, tiny_config, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -54,31 +53,9 @@ IMP: dict = {
 }
 
 
-def _scalar(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    return json.dumps(v)
-
-
 def imp_toml(**overrides) -> str:
     """The test IMP config as TOML; a dict merges into its section, anything else replaces (None drops)."""
-    table = {k: dict(v) if isinstance(v, dict) else v for k, v in IMP.items()}
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            table.setdefault(key, {}).update(value)
-        elif value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
-        for k, v in table.items()
-        if isinstance(v, dict)
-    ]
-    return "\n".join(top) + "\n" + "".join(sections)
+    return toml_of(overridden(IMP, **overrides))
 
 
 def imp_config(**overrides) -> IMPConfig:
