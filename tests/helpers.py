@@ -14,6 +14,9 @@ import math
 import os
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from lotterysearch.settings import SearchConfig, parse_config
@@ -97,6 +100,24 @@ def brute_front(objs) -> list[int]:
     return [i for i, q in enumerate(objs) if not any(dominates(p, q) for p in objs)]
 
 
+def start_driver(*argv: str) -> subprocess.Popen:
+    """``lotterysearch *argv`` as a subprocess in a session of its own (so ``sigkill`` reaches its Ray workers
+    too), its output unbuffered and piped, for the tests that kill a driver mid-run and resume."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lotterysearch.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+
+
+def assert_running(driver: subprocess.Popen) -> None:
+    """Fail with the output of a ``start_driver`` driver that has exited before the test could kill it."""
+    if driver.poll() is not None:
+        raise AssertionError(f"driver exited early: {driver.stdout.read().decode()[-2000:]}")
+
+
 def sigkill(driver: subprocess.Popen) -> None:
     """SIGKILL a driver started in a session of its own (``start_new_session=True``), with every process it
     started (its Ray workers), and reap it: the crash the resume tests recover from. A driver already reaped
@@ -107,3 +128,13 @@ def sigkill(driver: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     driver.wait(30)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until it holds: the tests that SIGKILL a driver wait for a state on disk (a committed
+    round or generation) that no event announces. Fails after ``timeout`` seconds, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import sigkill, tiny_config
+from helpers import sigkill, start_driver, tiny_config
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -419,13 +416,7 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
         str(tmp_path / "p.toml"),
         "--local",
     ]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "lotterysearch.cli", *argv, "--workspace", str(killed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+    driver = start_driver(*argv, "--workspace", str(killed))
     try:
         deadline = time.monotonic() + 300
         while not stored(killed, run_id):

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import overridden, sigkill, tiny_config, toml_of
+from helpers import assert_running, overridden, sigkill, start_driver, tiny_config, toml_of, wait_for
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -306,38 +303,23 @@ def test_statuses_the_driver_lock_and_resume_after_an_exception(tmp_path, clean)
         assert tickets(ws, "t-001") == reference
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def kill_and_resume(tmp_path: Path, toml: str, reference: dict, total: int, capsys) -> None:
     """SIGKILL ``lotterysearch imp`` once three of its ``total`` rounds are committed; ``imp --resume``
     trains only the rounds left and ends with exactly ``reference``, the tickets of an uninterrupted run."""
     config = tmp_path / "imp.toml"
     config.write_text(toml)
     ws = tmp_path / "killed"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "lotterysearch.cli", "imp", str(config), "--workspace", str(ws), "--local"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+    driver = start_driver("imp", str(config), "--workspace", str(ws), "--local")
 
     def three_rounds() -> bool:
-        if driver.poll() is not None:
-            raise AssertionError(f"driver exited early: {driver.stdout.read().decode()[-2000:]}")
+        assert_running(driver)
         if not (ws / "lotterysearch.sqlite").exists():
             return False
         with Store.open(ws) as store:
             return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 3
 
     try:
-        _wait_for(three_rounds, 300, "three committed rounds")
+        wait_for(three_rounds, 300, "three committed rounds")
         # a second driver of the live run is refused before it writes anything
         with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
             second.optimize()
