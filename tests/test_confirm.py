@@ -223,17 +223,10 @@ def test_confirm_the_synflow_seeds_prints_each_job_and_the_table(searched, capsy
         " accuracy after the search's short training"
     )
     header = lines[14].split()
-    assert header == [
-        "id",
-        "origin",
-        "density",
-        "fitness",
-        "own_seed",
-        "confirmed_own",
-        "own_stop",
-        "confirmed_reinit",
-        "reinit_stop",
-    ]
+    assert (
+        header
+        == "id origin density fitness own_seed confirmed_own own_stop confirmed_reinit reinit_stop".split()
+    )
     rows = lines[16:]
     assert [int(r.split()[0]) for r in rows] == [s.id for s in seeds]
     for row, ind in zip(rows, seeds, strict=True):

@@ -390,17 +390,10 @@ def test_cli_prints_a_line_per_round_and_the_tickets_table(tmp_path, capsys) -> 
         lines[4]
         == f"run t-001 (finished): 3 IMP tickets, {len(front_ids)} on the Pareto front (accuracies at the early-stopping iteration)"
     )
-    assert lines[5].split() == [
-        "id",
-        "seed",
-        "round",
-        "density",
-        "effective_density",
-        "early_stop",
-        "val_accuracy",
-        "test_accuracy",
-        "is_pareto",
-    ]
+    assert (
+        lines[5].split()
+        == "id seed round density effective_density early_stop val_accuracy test_accuracy is_pareto".split()
+    )
     assert [row.split()[0] for row in lines[7:10]] == ["0", "1", "2"]
     assert [row.split()[-1] == "yes" for row in lines[7:10]] == [i in front_ids for i in range(3)]
     assert (
