@@ -102,56 +102,66 @@ def test_config_round_trips_and_hashes_what_it_computes() -> None:
     assert config_hash(IMPConfig()) != config_hash(SearchConfig())  # kind is always part of the name
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        # layerwise at 0.9: fc1 384 → 38 → 4 → 0 and fc3 96 → 10 → 1 → 0, both empty after round 3
-        (
-            {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
-            "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
-        ),
-        # global at 0.9: 1056 → 106 → 11 → 1 → 0
-        (
-            {"imp": {"rounds": 4, "rate": 0.9, "scope": "global"}},
-            "[imp] rounds = 4 would keep no weight of the 1056 (none left after round 4)",
-        ),
-        (
-            {"imp": {"rewind_step": 100}},
-            "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
-            " step, got 100",
-        ),
-        (
-            {"training": {"eval_every": 200}},
-            "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 200",
-        ),
-        (
-            {"imp": {"rewind_step": 60}},
-            "field 'training.eval_every' must be at most training.steps - imp.rewind_step (40): the steps of"
-            " a round, got 50",
-        ),
-        (
-            {"imp": {"init_seeds": [1, 1]}},
-            "field 'imp.init_seeds' must be a non-empty list of distinct integers (one trajectory each), got"
-            " [1, 1]",
-        ),
-        (
-            {"imp": {"scope": "per-neuron"}},
-            "field 'imp.scope' must be one of global, layerwise, got 'per-neuron'",
-        ),
-        ({"imp": {"rate": 1.0}}, "field 'imp.rate' must be in (0, 1), got 1.0"),
-        ({"kind": "search"}, "field 'kind' must be \"imp\" in an IMP config, got 'search'"),
-        (
-            {"imp": {"epochs": 3}},
-            "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
-            " output_rate, scope, rewind_step, conv_rate)",
-        ),
-        ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
-        (
-            {"imp": {"conv_rate": 0.1}},
-            f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
-        ),
-    ],
-)
+# Bad IMP configs (overrides of IMP) and their one-line errors, the same from the API and the CLI.
+BAD_CONFIGS: list[tuple[dict, str]] = [
+    # layerwise at 0.9: fc1 384 → 38 → 4 → 0 and fc3 96 → 10 → 1 → 0, both empty after round 3
+    (
+        {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
+        "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
+    ),
+    # global at 0.9: 1056 → 106 → 11 → 1 → 0
+    (
+        {"imp": {"rounds": 4, "rate": 0.9, "scope": "global"}},
+        "[imp] rounds = 4 would keep no weight of the 1056 (none left after round 4)",
+    ),
+    (
+        {"imp": {"rewind_step": 100}},
+        "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
+        " step, got 100",
+    ),
+    (
+        {"training": {"eval_every": 200}},
+        "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 200",
+    ),
+    (
+        {"imp": {"rewind_step": 60}},
+        "field 'training.eval_every' must be at most training.steps - imp.rewind_step (40): the steps of"
+        " a round, got 50",
+    ),
+    (
+        {"imp": {"init_seeds": [1, 1]}},
+        "field 'imp.init_seeds' must be a non-empty list of distinct integers (one trajectory each), got"
+        " [1, 1]",
+    ),
+    (
+        {"imp": {"scope": "per-neuron"}},
+        "field 'imp.scope' must be one of global, layerwise, got 'per-neuron'",
+    ),
+    ({"imp": {"rate": 1.0}}, "field 'imp.rate' must be in (0, 1), got 1.0"),
+    ({"kind": "search"}, "field 'kind' must be \"imp\" in an IMP config, got 'search'"),
+    (
+        {"imp": {"epochs": 3}},
+        "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
+        " output_rate, scope, rewind_step, conv_rate)",
+    ),
+    ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
+    (
+        {"imp": {"conv_rate": 0.1}},
+        f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
+    ),
+    (
+        {"imp": {"rewind_step": 150}},
+        "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
+        " step, got 150",
+    ),
+    (
+        {"training": {"eval_every": 101}},
+        "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 101",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
 def test_config_errors_are_one_line_naming_the_field(overrides, message) -> None:
     with pytest.raises(ConfigError) as e:
         imp_config(**overrides)
@@ -413,23 +423,12 @@ def one_line_error(capsys, *argv: str) -> str:
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, clean) -> None:
     ws = tmp_path / "ws"
-    cases = [
-        (
-            {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
-            "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
-        ),
-        (
-            {"imp": {"rewind_step": 150}},
-            "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
-            " step, got 150",
-        ),
-        (
-            {"training": {"eval_every": 101}},
-            "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 101",
-        ),
-        ({"model": "mlp:30-12-4"}, "field 'model': mlp:30-12-4 takes 30 inputs, dataset synthetic has 16"),
-    ]
-    for overrides, message in cases:
+    # the model that does not fit the data is found when the data is known, after the config's own checks
+    mismatch = (
+        {"model": "mlp:30-12-4"},
+        "field 'model': mlp:30-12-4 takes 30 inputs, dataset synthetic has 16",
+    )
+    for overrides, message in [*BAD_CONFIGS, mismatch]:
         (tmp_path / "bad.toml").write_text(imp_toml(**overrides))
         assert one_line_error(capsys, "imp", str(tmp_path / "bad.toml"), "--workspace", str(ws)) == message
     assert one_line_error(capsys, "imp") == "imp needs a CONFIG file (or --resume RUN)"
