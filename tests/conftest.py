@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -198,11 +198,15 @@ class RayNodes:
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Every node stopped however the test ended: a stray Ray would hold this machine's CPUs."""
+        self.stop_all()
+
 
 @pytest.fixture
 def ray_nodes() -> Iterator[RayNodes]:
-    nodes = RayNodes()
-    try:
+    with RayNodes() as nodes:
         yield nodes
-    finally:
-        nodes.stop_all()

@@ -122,15 +122,15 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ENV_LEFT_OUT}
 
 
-def run_python(block: Block, cwd: Path, timeout: int = 600) -> str:
-    p = subprocess.run(
-        [sys.executable, "-c", block.code],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+def python(args: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess:
+    """``python *args`` in ``cwd`` as a reader runs it (``env()``), its output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_python(block: Block, cwd: Path, timeout: int = 600) -> str:
+    p = python(["-c", block.code], cwd, timeout)
     assert p.returncode == 0, f"{block.where} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
     return p.stdout
 
@@ -139,14 +139,7 @@ def run_bash(block: Block, cwd: Path, timeout: int = 600) -> list[dict]:
     """Each command's argv, exit status and output; a failing command or a missing ``# prints:`` fails."""
     cmds = commands(block)
     (cwd / ".commands.json").write_text(json.dumps([c.argv for c in cmds]))
-    p = subprocess.run(
-        [sys.executable, "-c", RUNNER, ".commands.json", ".done.json"],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    p = python(["-c", RUNNER, ".commands.json", ".done.json"], cwd, timeout)
     assert p.returncode == 0, f"{block.where}: the runner failed:\n{p.stderr[-3000:]}"
     done = json.loads((cwd / ".done.json").read_text())
     for cmd, result in zip(cmds, done, strict=False):

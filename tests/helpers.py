@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from lotterysearch.settings import SearchConfig, parse_config
@@ -29,29 +33,44 @@ TINY: dict[str, Any] = {
 }
 
 
-def _scalar(v: Any) -> str:
+def toml_scalar(v: Any) -> str:
+    """TOML for a value, including what JSON cannot say (inf, nan), so bad values reach the loader as typed."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(v, list | tuple):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+        return "[" + ", ".join(toml_scalar(x) for x in v) + "]"
     return json.dumps(v)
 
 
-def tiny_toml(**overrides: Any) -> str:
-    """The tiny config as TOML, with ``overrides`` (a dict merges into its section, anything else replaces)."""
-    table = copy.deepcopy(TINY)
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            table.setdefault(key, {}).update(value)
-        else:
-            table[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
+def toml_of(table: dict[str, Any]) -> str:
+    """``table`` as TOML text: its scalars at the top, then one ``[section]`` per dict value."""
+    top = [f"{k} = {toml_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
     sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
+        f"[{k}]\n" + "".join(f"{kk} = {toml_scalar(vv)}\n" for kk, vv in v.items())
         for k, v in table.items()
         if isinstance(v, dict)
     ]
     return "\n".join(top) + "\n" + "".join(sections)
+
+
+def overridden(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A copy of ``base`` with ``overrides``: a dict merges into its section, None drops, anything else replaces."""
+    table = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            table.setdefault(key, {}).update(value)
+        elif value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+    return table
+
+
+def tiny_toml(**overrides: Any) -> str:
+    """The tiny config as TOML, with ``overrides`` as ``overridden`` applies them."""
+    return toml_of(overridden(TINY, **overrides))
 
 
 def tiny_config(**overrides: Any) -> SearchConfig:
@@ -81,6 +100,24 @@ def brute_front(objs) -> list[int]:
     return [i for i, q in enumerate(objs) if not any(dominates(p, q) for p in objs)]
 
 
+def start_driver(*argv: str) -> subprocess.Popen:
+    """``lotterysearch *argv`` as a subprocess in a session of its own (so ``sigkill`` reaches its Ray workers
+    too), its output unbuffered and piped, for the tests that kill a driver mid-run and resume."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lotterysearch.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+
+
+def assert_running(driver: subprocess.Popen) -> None:
+    """Fail with the output of a ``start_driver`` driver that has exited before the test could kill it."""
+    if driver.poll() is not None:
+        raise AssertionError(f"driver exited early: {driver.stdout.read().decode()[-2000:]}")
+
+
 def sigkill(driver: subprocess.Popen) -> None:
     """SIGKILL a driver started in a session of its own (``start_new_session=True``), with every process it
     started (its Ray workers), and reap it: the crash the resume tests recover from. A driver already reaped
@@ -91,3 +128,13 @@ def sigkill(driver: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
     driver.wait(30)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until it holds: the tests that SIGKILL a driver wait for a state on disk (a committed
+    round or generation) that no event announces. Fails after ``timeout`` seconds, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

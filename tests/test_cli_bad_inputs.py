@@ -9,8 +9,6 @@ must end without a traceback, and the evaluators of a SIGKILLed driver must exit
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 import re
@@ -23,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import session_pids
+from helpers import overridden, toml_of
 
 from lotterysearch.cli import main
 from lotterysearch.settings import LIMITS, SEED_MAX
@@ -46,28 +45,9 @@ IMP_BASE: dict[str, Any] = {
 ONE_LINE = re.compile(r"^lotterysearch( [a-z]+)?: error: \S.*$")
 
 
-def _scalar(v: Any) -> str:
-    """TOML for a value, including what JSON cannot say (inf, nan) and what a user might type."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    return json.dumps(v)
-
-
 def toml_text(base: dict[str, Any], section: str | None, key: str, value: Any) -> str:
     """``base`` with ``[section] key = value`` (``section`` None: the top level) as TOML text."""
-    table = copy.deepcopy(base)
-    (table.setdefault(section, {}) if section else table)[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
-        for k, v in table.items()
-        if isinstance(v, dict)
-    ]
-    return "\n".join(top) + "\n" + "".join(sections)
+    return toml_of(overridden(base, **({section: {key: value}} if section else {key: value})))
 
 
 def limit_message(path: str, name: str, value: int) -> str:
@@ -196,6 +176,11 @@ IMP_CASES: list[tuple[str | None, str, Any, str]] = [
 
 BIG = str(SEED_MAX + 1)
 # (argv, what the one line must contain); "{ws}" is the shared workspace, "{tmp}" a scratch directory
+# The start of many command lines below: a train that needs no file, an export into the scratch directory,
+# a stability study of a config there.
+TRAIN = ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic"]
+TO_FILE = ["--workspace", "{ws}", "--out", "{tmp}/x.npz"]
+STABILITY = ["stability", "{tmp}/s.toml", "--out", "{tmp}/o"]
 ARGV_CASES: list[tuple[list[str], str]] = [
     (["prune", "--pruner", "obd"], "unknown pruner 'obd'"),
     (["prune", "--dataset", "cifar"], "unknown dataset 'cifar'"),
@@ -224,39 +209,39 @@ ARGV_CASES: list[tuple[list[str], str]] = [
     (["prune", "--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["train"], "train needs --mask or --model"),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--lr", "inf"],
+        [*TRAIN, "--lr", "inf"],
         "field 'lr' must be a finite number, got inf",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--lr", "nan"],
+        [*TRAIN, "--lr", "nan"],
         "field 'lr' must be a number > 0, got nan",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--lr", "0"],
+        [*TRAIN, "--lr", "0"],
         "field 'lr' must be a number > 0, got 0.0",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--steps", "-1"],
+        [*TRAIN, "--steps", "-1"],
         "field 'steps' must be an integer >= 0, got -1",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--steps", "100000000"],
+        [*TRAIN, "--steps", "100000000"],
         limit_message("steps", "steps", 10**8),
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--batch-size", "0"],
+        [*TRAIN, "--batch-size", "0"],
         "field 'batch_size' must be an integer >= 1, got 0",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--batch-size", "1000000"],
+        [*TRAIN, "--batch-size", "1000000"],
         limit_message("batch_size", "batch_size", 10**6),
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--optimizer", "lbfgs"],
+        [*TRAIN, "--optimizer", "lbfgs"],
         "field 'optimizer' must be one of adam, sgd",
     ),
     (
-        ["train", "--model", "mlp:16-8-4", "--dataset", "synthetic", "--mode", "sideways"],
+        [*TRAIN, "--mode", "sideways"],
         "unknown masking mode 'sideways'",
     ),
     (
@@ -294,22 +279,22 @@ ARGV_CASES: list[tuple[list[str], str]] = [
     (["front", "ok-001", "--workspace", "{ws}", "--format", "xml"], "xml"),
     (["front", "ok-001", "--workspace", "{ws}", "--overlay", "ok-001"], "--overlay draws on the plot"),
     (
-        ["export", "ok-001", BIG, "--workspace", "{ws}", "--out", "{tmp}/x.npz"],
+        ["export", "ok-001", BIG, *TO_FILE],
         f"argument ID: an individual id must be in [0, {SEED_MAX}], got {BIG}",
     ),
     (
-        ["export", "ok-001", "-1", "--workspace", "{ws}", "--out", "{tmp}/x.npz"],
+        ["export", "ok-001", "-1", *TO_FILE],
         "argument ID: an individual id must be in [0, ",
     ),
     (
-        ["export", "ok-001", "x", "--workspace", "{ws}", "--out", "{tmp}/x.npz"],
+        ["export", "ok-001", "x", *TO_FILE],
         "argument ID: not an integer: 'x'",
     ),
     (
-        ["export", "ok-001", "999", "--workspace", "{ws}", "--out", "{tmp}/x.npz"],
+        ["export", "ok-001", "999", *TO_FILE],
         "no individual 999 in run 'ok-001'",
     ),
-    (["export", "zzz-001", "0", "--workspace", "{ws}", "--out", "{tmp}/x.npz"], "unknown run 'zzz-001'"),
+    (["export", "zzz-001", "0", *TO_FILE], "unknown run 'zzz-001'"),
     (
         ["confirm", "ok-001", "--ids", BIG, "--workspace", "{ws}"],
         f"argument --ids: an individual id must be in [0, {SEED_MAX}]",
@@ -338,11 +323,11 @@ ARGV_CASES: list[tuple[list[str], str]] = [
         "the dashboard token must have at least 16 characters",
     ),
     (
-        ["stability", "{tmp}/s.toml", "--out", "{tmp}/o", "--threads", "0"],
+        [*STABILITY, "--threads", "0"],
         "argument --threads: a thread count must be in [1, 1024], got 0",
     ),
     (
-        ["stability", "{tmp}/s.toml", "--out", "{tmp}/o", "--threads", "x"],
+        [*STABILITY, "--threads", "x"],
         "argument --threads: not an integer: 'x'",
     ),
     (["stability", "{tmp}/missing.toml", "--out", "{tmp}/o"], "missing.toml"),

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import sigkill, tiny_config
+from helpers import sigkill, start_driver, tiny_config
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -226,17 +223,10 @@ def test_confirm_the_synflow_seeds_prints_each_job_and_the_table(searched, capsy
         " accuracy after the search's short training"
     )
     header = lines[14].split()
-    assert header == [
-        "id",
-        "origin",
-        "density",
-        "fitness",
-        "own_seed",
-        "confirmed_own",
-        "own_stop",
-        "confirmed_reinit",
-        "reinit_stop",
-    ]
+    assert (
+        header
+        == "id origin density fitness own_seed confirmed_own own_stop confirmed_reinit reinit_stop".split()
+    )
     rows = lines[16:]
     assert [int(r.split()[0]) for r in rows] == [s.id for s in seeds]
     for row, ind in zip(rows, seeds, strict=True):
@@ -419,13 +409,7 @@ def test_a_killed_confirmation_resumes_to_the_same_numbers(searched, capsys, tmp
         str(tmp_path / "p.toml"),
         "--local",
     ]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "lotterysearch.cli", *argv, "--workspace", str(killed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+    driver = start_driver(*argv, "--workspace", str(killed))
     try:
         deadline = time.monotonic() + 300
         while not stored(killed, run_id):

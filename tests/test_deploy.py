@@ -325,11 +325,8 @@ class JobCluster(RayNodes):
 
 @pytest.fixture
 def job_cluster() -> Iterator[JobCluster]:
-    nodes = JobCluster()
-    try:
-        yield nodes
-    finally:
-        nodes.stop_all()
+    with JobCluster() as cluster:
+        yield cluster
 
 
 def progress(workspace: Path) -> tuple[int, set[str]] | None:

@@ -5,16 +5,12 @@ synthetic dataset with a 16-24-24-4 MLP and short rounds."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import sigkill, tiny_config
+from helpers import assert_running, overridden, sigkill, start_driver, tiny_config, toml_of, wait_for
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -54,31 +50,9 @@ IMP: dict = {
 }
 
 
-def _scalar(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, list):
-        return "[" + ", ".join(_scalar(x) for x in v) + "]"
-    return json.dumps(v)
-
-
 def imp_toml(**overrides) -> str:
     """The test IMP config as TOML; a dict merges into its section, anything else replaces (None drops)."""
-    table = {k: dict(v) if isinstance(v, dict) else v for k, v in IMP.items()}
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            table.setdefault(key, {}).update(value)
-        elif value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
-    top = [f"{k} = {_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    sections = [
-        f"[{k}]\n" + "".join(f"{kk} = {_scalar(vv)}\n" for kk, vv in v.items())
-        for k, v in table.items()
-        if isinstance(v, dict)
-    ]
-    return "\n".join(top) + "\n" + "".join(sections)
+    return toml_of(overridden(IMP, **overrides))
 
 
 def imp_config(**overrides) -> IMPConfig:
@@ -128,56 +102,66 @@ def test_config_round_trips_and_hashes_what_it_computes() -> None:
     assert config_hash(IMPConfig()) != config_hash(SearchConfig())  # kind is always part of the name
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        # layerwise at 0.9: fc1 384 → 38 → 4 → 0 and fc3 96 → 10 → 1 → 0, both empty after round 3
-        (
-            {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
-            "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
-        ),
-        # global at 0.9: 1056 → 106 → 11 → 1 → 0
-        (
-            {"imp": {"rounds": 4, "rate": 0.9, "scope": "global"}},
-            "[imp] rounds = 4 would keep no weight of the 1056 (none left after round 4)",
-        ),
-        (
-            {"imp": {"rewind_step": 100}},
-            "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
-            " step, got 100",
-        ),
-        (
-            {"training": {"eval_every": 200}},
-            "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 200",
-        ),
-        (
-            {"imp": {"rewind_step": 60}},
-            "field 'training.eval_every' must be at most training.steps - imp.rewind_step (40): the steps of"
-            " a round, got 50",
-        ),
-        (
-            {"imp": {"init_seeds": [1, 1]}},
-            "field 'imp.init_seeds' must be a non-empty list of distinct integers (one trajectory each), got"
-            " [1, 1]",
-        ),
-        (
-            {"imp": {"scope": "per-neuron"}},
-            "field 'imp.scope' must be one of global, layerwise, got 'per-neuron'",
-        ),
-        ({"imp": {"rate": 1.0}}, "field 'imp.rate' must be in (0, 1), got 1.0"),
-        ({"kind": "search"}, "field 'kind' must be \"imp\" in an IMP config, got 'search'"),
-        (
-            {"imp": {"epochs": 3}},
-            "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
-            " output_rate, scope, rewind_step, conv_rate)",
-        ),
-        ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
-        (
-            {"imp": {"conv_rate": 0.1}},
-            f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
-        ),
-    ],
-)
+# Bad IMP configs (overrides of IMP) and their one-line errors, the same from the API and the CLI.
+BAD_CONFIGS: list[tuple[dict, str]] = [
+    # layerwise at 0.9: fc1 384 → 38 → 4 → 0 and fc3 96 → 10 → 1 → 0, both empty after round 3
+    (
+        {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
+        "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
+    ),
+    # global at 0.9: 1056 → 106 → 11 → 1 → 0
+    (
+        {"imp": {"rounds": 4, "rate": 0.9, "scope": "global"}},
+        "[imp] rounds = 4 would keep no weight of the 1056 (none left after round 4)",
+    ),
+    (
+        {"imp": {"rewind_step": 100}},
+        "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
+        " step, got 100",
+    ),
+    (
+        {"training": {"eval_every": 200}},
+        "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 200",
+    ),
+    (
+        {"imp": {"rewind_step": 60}},
+        "field 'training.eval_every' must be at most training.steps - imp.rewind_step (40): the steps of"
+        " a round, got 50",
+    ),
+    (
+        {"imp": {"init_seeds": [1, 1]}},
+        "field 'imp.init_seeds' must be a non-empty list of distinct integers (one trajectory each), got"
+        " [1, 1]",
+    ),
+    (
+        {"imp": {"scope": "per-neuron"}},
+        "field 'imp.scope' must be one of global, layerwise, got 'per-neuron'",
+    ),
+    ({"imp": {"rate": 1.0}}, "field 'imp.rate' must be in (0, 1), got 1.0"),
+    ({"kind": "search"}, "field 'kind' must be \"imp\" in an IMP config, got 'search'"),
+    (
+        {"imp": {"epochs": 3}},
+        "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
+        " output_rate, scope, rewind_step, conv_rate)",
+    ),
+    ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
+    (
+        {"imp": {"conv_rate": 0.1}},
+        f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
+    ),
+    (
+        {"imp": {"rewind_step": 150}},
+        "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
+        " step, got 150",
+    ),
+    (
+        {"training": {"eval_every": 101}},
+        "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 101",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
 def test_config_errors_are_one_line_naming_the_field(overrides, message) -> None:
     with pytest.raises(ConfigError) as e:
         imp_config(**overrides)
@@ -329,38 +313,23 @@ def test_statuses_the_driver_lock_and_resume_after_an_exception(tmp_path, clean)
         assert tickets(ws, "t-001") == reference
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def kill_and_resume(tmp_path: Path, toml: str, reference: dict, total: int, capsys) -> None:
     """SIGKILL ``lotterysearch imp`` once three of its ``total`` rounds are committed; ``imp --resume``
     trains only the rounds left and ends with exactly ``reference``, the tickets of an uninterrupted run."""
     config = tmp_path / "imp.toml"
     config.write_text(toml)
     ws = tmp_path / "killed"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "lotterysearch.cli", "imp", str(config), "--workspace", str(ws), "--local"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        start_new_session=True,
-    )
+    driver = start_driver("imp", str(config), "--workspace", str(ws), "--local")
 
     def three_rounds() -> bool:
-        if driver.poll() is not None:
-            raise AssertionError(f"driver exited early: {driver.stdout.read().decode()[-2000:]}")
+        assert_running(driver)
         if not (ws / "lotterysearch.sqlite").exists():
             return False
         with Store.open(ws) as store:
             return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 3
 
     try:
-        _wait_for(three_rounds, 300, "three committed rounds")
+        wait_for(three_rounds, 300, "three committed rounds")
         # a second driver of the live run is refused before it writes anything
         with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
             second.optimize()
@@ -431,17 +400,10 @@ def test_cli_prints_a_line_per_round_and_the_tickets_table(tmp_path, capsys) -> 
         lines[4]
         == f"run t-001 (finished): 3 IMP tickets, {len(front_ids)} on the Pareto front (accuracies at the early-stopping iteration)"
     )
-    assert lines[5].split() == [
-        "id",
-        "seed",
-        "round",
-        "density",
-        "effective_density",
-        "early_stop",
-        "val_accuracy",
-        "test_accuracy",
-        "is_pareto",
-    ]
+    assert (
+        lines[5].split()
+        == "id seed round density effective_density early_stop val_accuracy test_accuracy is_pareto".split()
+    )
     assert [row.split()[0] for row in lines[7:10]] == ["0", "1", "2"]
     assert [row.split()[-1] == "yes" for row in lines[7:10]] == [i in front_ids for i in range(3)]
     assert (
@@ -461,23 +423,12 @@ def one_line_error(capsys, *argv: str) -> str:
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, capsys, clean) -> None:
     ws = tmp_path / "ws"
-    cases = [
-        (
-            {"imp": {"rounds": 3, "rate": 0.9, "output_rate": 0.9}},
-            "[imp] rounds = 3 would keep no weight of layer 'fc1' (none left after round 3)",
-        ),
-        (
-            {"imp": {"rewind_step": 150}},
-            "field 'imp.rewind_step' must be in [0, training.steps) = [0, 100): a rewind point before the last"
-            " step, got 150",
-        ),
-        (
-            {"training": {"eval_every": 101}},
-            "field 'training.eval_every' must be at most steps (100): one evaluation or more, got 101",
-        ),
-        ({"model": "mlp:30-12-4"}, "field 'model': mlp:30-12-4 takes 30 inputs, dataset synthetic has 16"),
-    ]
-    for overrides, message in cases:
+    # the model that does not fit the data is found when the data is known, after the config's own checks
+    mismatch = (
+        {"model": "mlp:30-12-4"},
+        "field 'model': mlp:30-12-4 takes 30 inputs, dataset synthetic has 16",
+    )
+    for overrides, message in [*BAD_CONFIGS, mismatch]:
         (tmp_path / "bad.toml").write_text(imp_toml(**overrides))
         assert one_line_error(capsys, "imp", str(tmp_path / "bad.toml"), "--workspace", str(ws)) == message
     assert one_line_error(capsys, "imp") == "imp needs a CONFIG file (or --resume RUN)"

@@ -8,15 +8,13 @@ import math
 import os
 import platform
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import sigkill, tiny_config, tiny_toml
+from helpers import assert_running, sigkill, start_driver, tiny_config, tiny_toml, wait_for
 
 from lotterysearch import api
 from lotterysearch.core.masks import Mask
@@ -94,34 +92,18 @@ def test_search_end_to_end(ray_local, tmp_path) -> None:
     assert [i.id for i in run_front] == sorted(last.front, key=lambda i: (by_id[i].density, i))
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_path) -> None:
     """SIGKILL the CLI driver after generation 1 is committed and some of generation 2 is trained; resuming
     must end exactly where an uninterrupted run with the same seed ends, training nothing twice."""
     config = tmp_path / "tiny.toml"
     config.write_text(tiny_toml(fitness={"steps": 400}))
     killed_ws, clean_ws = tmp_path / "killed", tmp_path / "clean"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "lotterysearch.cli", "search", str(config), "--workspace", str(killed_ws)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    driver = start_driver("search", str(config), "--workspace", str(killed_ws))
     try:
         state: dict = {}
 
         def mid_generation_two() -> bool:
-            if driver.poll() is not None:
-                raise AssertionError(f"driver exited early: {driver.stdout.read().decode()[-2000:]}")
+            assert_running(driver)
             if not (killed_ws / "lotterysearch.sqlite").exists():
                 return False
             with Store.open(killed_ws) as store:
@@ -137,7 +119,7 @@ def test_driver_killed_mid_generation_resumes_to_the_same_result(ray_local, tmp_
             state["run_id"] = runs[0].id
             return n_classes > state["classes_at_1"]
 
-        _wait_for(mid_generation_two, 300, "generation 2 to start training")
+        wait_for(mid_generation_two, 300, "generation 2 to start training")
         # a second driver of the live run is refused before it writes anything
         with api.open_run(killed_ws, state["run_id"]) as second, pytest.raises(StoreError) as e:
             second.optimize()
