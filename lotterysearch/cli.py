@@ -388,10 +388,18 @@ def cmd_confirm(args: argparse.Namespace) -> None:
 def cmd_stability(args: argparse.Namespace) -> None:
     import torch
 
-    from lotterysearch.runs.stability import stability_command
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.runs.stability import given_masks_command, stability_command
 
     torch.set_num_threads(args.threads)  # small networks: one thread each is fastest, and fair under load
-    stability_command(args.config, args.out)
+    if (args.config is None) == (args.masks is None):
+        raise ConfigError("stability takes a CONFIG (a study) or --masks (your own masks), one of the two")
+    if args.masks is not None:
+        given_masks_command(args.masks, args.out, args.seed)
+    elif args.out is None:
+        raise ConfigError("stability CONFIG needs --out DIR for its report, metrics and plots")
+    else:
+        stability_command(args.config, args.out)
 
 
 def _positive_float(text: str) -> float:
@@ -617,8 +625,19 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser(
         "stability", help="do masks from different initializations agree? (report, metrics, plots)"
     )
-    st.add_argument("config", metavar="CONFIG.toml")
-    st.add_argument("--out", required=True, metavar="DIR")
+    st.add_argument("config", metavar="CONFIG.toml", nargs="?", default=None)
+    st.add_argument(
+        "--masks",
+        nargs="+",
+        metavar="MASK.npz",
+        default=None,
+        help="compare your own masks (one per init) instead of running a study: overlap against chance and "
+        "both shuffle nulls, live units, bootstrap over masks",
+    )
+    st.add_argument(
+        "--seed", type=_seed, default=0, help="the shuffled nulls' and bootstrap's seed (--masks)"
+    )
+    st.add_argument("--out", default=None, metavar="DIR", help="where the report goes (needed with CONFIG)")
     st.add_argument("--threads", type=_threads, default=1, help="torch threads (default 1)")
     st.set_defaults(func=cmd_stability)
     return p

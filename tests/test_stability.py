@@ -5,10 +5,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from lotterysearch.core.alignment import permute_hidden
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
+from lotterysearch.pruning.pruners import prune
 from lotterysearch.runs.stability import (
     ACCURACY_KEYS,
     METRICS_KEYS,
@@ -232,4 +236,28 @@ def test_conv_stability_errors_are_one_line(tmp_path: Path) -> None:
     assert (
         str(e.value)
         == "model conv:8x8x1:4-M:6-10 takes 8x8x1 inputs, dataset synthetic has 16 plain features"
+    )
+
+
+def test_stability_of_a_users_own_masks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``lotterysearch stability --masks``: the study's overlap and unit tables for masks a user brings; a
+    mask compared with its own permuted copy is the same network (aligned J = 1), and one mask is an error."""
+    from lotterysearch.cli import main
+
+    model = build_model("mlp:16-24-12-4", 0)
+    first = prune(model, "synflow", 10.0, seed=0)
+    copy = permute_hidden(
+        first, [np.random.default_rng(1).permutation(24), np.random.default_rng(2).permutation(12)]
+    )
+    other = prune(build_model("mlp:16-24-12-4", 1), "synflow", 10.0, seed=1)
+    paths = [str(m.save(tmp_path / f"{name}.npz")) for name, m in (("a", first), ("b", copy), ("c", other))]
+    assert main(["stability", "--masks", *paths, "--out", str(tmp_path / "out")]) in (0, None)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    pair = next(p for p in metrics["results"][0]["pairs"] if (p["i"], p["j"]) == (0, 1))
+    assert pair["aligned_jaccard"] == pytest.approx(1.0)
+    assert "| given | 10 |" in capsys.readouterr().out
+    assert main(["stability", "--masks", paths[0]]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "lotterysearch: error: --masks needs two masks or more to compare, got 1"
     )

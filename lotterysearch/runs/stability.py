@@ -20,6 +20,7 @@ and PNG plots. Std is the sample standard deviation (ddof = 1; 0 for a single va
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import zlib
@@ -520,6 +521,56 @@ def run_stability(
 def stability_command(config_path: str | Path, out_dir: str | Path) -> None:
     """``lotterysearch stability CONFIG --out DIR``."""
     run_stability(load_stability_config(config_path), out_dir, progress=print)
+
+
+def compare_given_masks(paths: Sequence[str | Path], seed: int = 0) -> dict[str, Any]:
+    """The study's overlap and unit metrics (``compare_masks``) of masks a user brings, one per init: the
+    same nulls (layerwise and degree-preserving shuffles), unit counts and bootstrap over inits. Masks must
+    have the same layers and shapes; a bad file is a one-line error."""
+    if len(paths) < 2:
+        raise ConfigError(f"--masks needs two masks or more to compare, got {len(paths)}")
+    masks = [Mask.load(p) for p in paths]
+    for p, m in zip(paths[1:], masks[1:], strict=True):
+        if m.shapes != masks[0].shapes:
+            raise ConfigError(f"mask '{p}' has layers {m.shapes}, the first mask {masks[0].shapes}")
+    res = compare_masks(masks, np.random.default_rng(seed))
+    density = res["density"]["mean"]
+    return {
+        "masks": [str(p) for p in paths],
+        "layers": masks[0].names,
+        "init_seeds": list(range(len(masks))),
+        "results": [
+            {"pruner": "given", "compression": 1 / density if density else math.inf, **res, "accuracy": None}
+        ],
+    }
+
+
+def given_masks_report(metrics: Mapping[str, Any]) -> str:
+    """The tables of ``compare_given_masks``: overlap with both nulls, then units."""
+    return "\n".join(
+        [
+            f"{len(metrics['masks'])} masks: {', '.join(metrics['masks'])}",
+            "",
+            overlap_table(metrics),
+            "",
+            unit_table(metrics),
+            "",
+            *[f"- {s}" for s in stability_findings(metrics)],
+            "",
+        ]
+    )
+
+
+def given_masks_command(paths: Sequence[str | Path], out_dir: str | Path | None, seed: int = 0) -> None:
+    """``lotterysearch stability --masks A.npz B.npz ... [--out DIR]``: print the tables, and write
+    ``report.md`` and ``metrics.json`` to ``DIR`` when given."""
+    metrics = compare_given_masks(paths, seed)
+    text = given_masks_report(metrics)
+    if out_dir is not None:
+        out = _writable_dir(Path(out_dir))
+        _write(out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=True) + "\n")
+        _write(out / "report.md", "# Mask stability: given masks\n\n" + text)
+    print(text, end="")
 
 
 # ---- files ---------------------------------------------------------------------------------------------
