@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lotterysearch.errors import LotterySearchError
 from lotterysearch.readers import console
@@ -133,25 +133,69 @@ def cmd_canon(args: argparse.Namespace) -> None:
     print(canon_report(args.masks))
 
 
-def _workspace(args: argparse.Namespace) -> str:
-    import os
+def _workspace(args: argparse.Namespace, default: str = "workspace") -> str:
+    """--workspace, else $LOTTERYSEARCH_WORKSPACE, else ``default`` (a config's own, or ./workspace)."""
+    return args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or default
 
-    return args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or "workspace"
+
+def _address(args: argparse.Namespace) -> str | None:
+    return args.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _new_run(
+    args: argparse.Namespace, command: str, load: Callable[[str], Any], create: Callable[..., Any]
+) -> tuple[Any, str, Any]:
+    """(config, workspace, run) of a new run of the command's CONFIG, in the workspace ``_workspace`` names
+    with the config's as its default."""
+    from lotterysearch.errors import ConfigError
+
+    if not args.config:
+        raise ConfigError(f"{command} needs a CONFIG file (or --resume RUN)")
+    cfg = load(args.config)
+    workspace = _workspace(args, cfg.workspace)
+    run = create(cfg, workspace, local=True if args.local else None, address=_address(args))
+    return cfg, workspace, run
+
+
+def _run_to_end(
+    run,  # noqa: ANN001 - api.Run
+    command: str,
+    workspace: str,
+    table: Callable[..., str],
+    on_evaluation: Callable[..., None] | None = None,
+) -> None:
+    """Run ``run`` to its end, a line per step, then print ``table(store, run_id)``. SIGTERM and Ctrl-C end
+    it 'interrupted', with the ``command`` that resumes it."""
+    from lotterysearch.storage.store import Store
+
+    if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    with run:
+        try:
+            run.optimize(progress=lambda r: console.say(r.line()), on_evaluation=on_evaluation)
+        except KeyboardInterrupt:
+            console.say(
+                f"interrupted; resume with: lotterysearch {command} --resume {run.id} --workspace {workspace}",
+                file=sys.stderr,
+            )
+            raise
+    with Store.open(workspace) as store:
+        print(table(store, run.id))
+    print(
+        f"front: lotterysearch front {run.id} --workspace {workspace} [--plot front.png] [--html front.html]"
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    import os
-
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
     from lotterysearch.settings import RunKind
-    from lotterysearch.storage.store import Store
 
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    address = _address(args)
     local = True if args.local else None
     if args.resume:
-        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
+        workspace = _workspace(args, "")  # the config is read only when it names the workspace
         workspace = workspace or (api.load_config(args.config).workspace if args.config else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
         if run.kind is RunKind.IMP:
@@ -162,36 +206,19 @@ def cmd_search(args: argparse.Namespace) -> None:
         api.check_resumable(run.store, run.id)
         console.say(f"resuming run {run.id} after generation {run.generation} in {workspace}")
     else:
-        if not args.config:
-            raise ConfigError("search needs a CONFIG file (or --resume RUN)")
-        cfg = api.load_config(args.config)
-        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
-        run = api.create_run(cfg, workspace, local=local, address=address)
+        cfg, workspace, run = _new_run(args, "search", api.load_config, api.create_run)
         console.say(
             f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
             f"population {cfg.ga.population}, {cfg.ga.generations} generations"
         )
-    if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     counter = None
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
 
         def counter(res, done: int, total: int) -> None:  # noqa: ANN001 - EvalResult
             console.say(f"\r  training {done}/{total}", end="" if done < total else "\r", file=sys.stderr)
 
-    with run:
-        try:
-            run.optimize(progress=lambda r: console.say(r.line()), on_evaluation=counter)
-        except KeyboardInterrupt:
-            console.say(
-                f"interrupted; resume with: lotterysearch search --resume {run.id} --workspace {workspace}",
-                file=sys.stderr,
-            )
-            raise
-    with Store.open(workspace) as store:
-        print(report.format_front(store, run.id, "table"))
-    print(
-        f"front: lotterysearch front {run.id} --workspace {workspace} [--plot front.png] [--html front.html]"
+    _run_to_end(
+        run, "search", workspace, lambda store, run_id: report.format_front(store, run_id, "table"), counter
     )
 
 
@@ -247,20 +274,16 @@ def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001
 
 
 def cmd_imp(args: argparse.Namespace) -> None:
-    import os
-
     from lotterysearch import api
     from lotterysearch.errors import ConfigError
     from lotterysearch.readers import report
     from lotterysearch.settings import RunKind
-    from lotterysearch.storage.store import Store
 
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    address = _address(args)
     local = True if args.local else None
     if args.resume:
         cfg = api.load_imp_config(args.config) if args.config else None
-        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE")
-        workspace = workspace or (cfg.workspace if cfg is not None else "workspace")
+        workspace = _workspace(args, cfg.workspace if cfg is not None else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
         try:
             if run.kind is not RunKind.IMP:
@@ -280,33 +303,14 @@ def cmd_imp(args: argparse.Namespace) -> None:
             f" {len(i.init_seeds) * (i.rounds + 1)} rounds committed"
         )
     else:
-        if not args.config:
-            raise ConfigError("imp needs a CONFIG file (or --resume RUN)")
-        cfg = api.load_imp_config(args.config)
-        workspace = args.workspace or os.environ.get("LOTTERYSEARCH_WORKSPACE") or cfg.workspace
-        run = api.create_imp_run(cfg, workspace, local=local, address=address)
+        cfg, workspace, run = _new_run(args, "imp", api.load_imp_config, api.create_imp_run)
         i, t = cfg.imp, cfg.training
         console.say(
             f"run {run.id} in {workspace}: IMP of {cfg.model} on {cfg.dataset}, {len(i.init_seeds)}"
             f" trajectories (init seeds {', '.join(map(str, i.init_seeds))}), {i.rounds} rounds pruning"
             f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round"
         )
-    if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
-        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    with run:
-        try:
-            run.optimize(progress=lambda r: console.say(r.line()))
-        except KeyboardInterrupt:
-            console.say(
-                f"interrupted; resume with: lotterysearch imp --resume {run.id} --workspace {workspace}",
-                file=sys.stderr,
-            )
-            raise
-    with Store.open(workspace) as store:
-        print(report.format_imp_tickets(store, run.id))
-    print(
-        f"front: lotterysearch front {run.id} --workspace {workspace} [--plot front.png] [--html front.html]"
-    )
+    _run_to_end(run, "imp", workspace, report.format_imp_tickets)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -347,13 +351,11 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 def cmd_confirm(args: argparse.Namespace) -> None:
-    import os
-
     from lotterysearch.readers import report
     from lotterysearch.runs import confirmation as confirm
     from lotterysearch.storage.store import Store
 
-    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    address = _address(args)
     seeds = confirm.DEFAULT_REINIT_SEEDS if args.reinit_seeds is None else args.reinit_seeds
     with Store.open(_workspace(args)) as store:
         plan = confirm.plan(
@@ -435,6 +437,20 @@ _threads = _integer(1, 1024, "a thread count")
 _count = _integer(1, SEED_MAX, "a count")
 
 
+def _run_options(p: argparse.ArgumentParser, ws: dict[str, Any], resume: str) -> None:
+    """The options of a command that starts or resumes a run (search, imp): where, on what, from where."""
+    p.add_argument("--workspace", **ws)
+    p.add_argument(
+        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
+    )
+    p.add_argument("--resume", default=None, metavar="RUN", help=resume)
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help='train in this process, without Ray (config: evaluator = "local")',
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lotterysearch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -483,39 +499,18 @@ def build_parser() -> argparse.ArgumentParser:
     }
     s = sub.add_parser("search", help="run (or resume) a genetic search for lottery tickets")
     s.add_argument("config", nargs="?", metavar="CONFIG.toml")
-    s.add_argument("--workspace", **ws)
-    s.add_argument(
-        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
-    )
-    s.add_argument(
-        "--resume", default=None, metavar="RUN", help="continue a stopped run from its last generation"
-    )
-    s.add_argument(
-        "--local",
-        action="store_true",
-        help='train in this process, without Ray (config: evaluator = "local")',
-    )
+    _run_options(s, ws, "continue a stopped run from its last generation")
     s.set_defaults(func=cmd_search)
 
     m = sub.add_parser(
         "imp", help="run (or resume) iterative magnitude pruning with rewinding, per init seed"
     )
     m.add_argument("config", nargs="?", metavar="CONFIG.toml", help='an IMP config (kind = "imp")')
-    m.add_argument("--workspace", **ws)
-    m.add_argument(
-        "--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
-    )
-    m.add_argument(
-        "--resume",
-        default=None,
-        metavar="RUN",
-        help="continue a stopped IMP run after each trajectory's last committed round (CONFIG, if given, must"
+    _run_options(
+        m,
+        ws,
+        "continue a stopped IMP run after each trajectory's last committed round (CONFIG, if given, must"
         " be the run's own)",
-    )
-    m.add_argument(
-        "--local",
-        action="store_true",
-        help='train in this process, without Ray (config: evaluator = "local")',
     )
     m.set_defaults(func=cmd_imp)
 

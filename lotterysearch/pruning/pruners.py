@@ -528,6 +528,30 @@ def imp_round(
     return TrainedRound(net, result, None if kept is None else prune_round(net, mask, kept))
 
 
+def imp_round_from_init(
+    model: nn.Module,
+    mask: Mask,
+    data: Dataset,
+    training: TrainingConfig,
+    rewind_step: int = 0,
+    *,
+    rewind: TrainingConfig | None = None,
+    kept: dict[str, int] | int | None = None,
+    mode: str = "forward",
+    seed: int = 0,
+) -> TrainedRound:
+    """One IMP round trained on its own, to be stored (a round of the durable run, a confirmation's
+    retraining), so evaluated on the test split too: its rewind point (``imp_rewind_state`` under the rewind
+    phase's training ``rewind``, default ``training``) computed again, then ``imp_round``. The same bits as
+    the round inside ``imp``, which computes the rewind point once per trajectory."""
+    state = imp_rewind_state(
+        model, data, training if rewind is None else rewind, rewind_step, mode=mode, seed=seed
+    )
+    return imp_round(
+        model, state, mask, data, training, rewind_step, kept=kept, mode=mode, seed=seed, evaluate_test=True
+    )
+
+
 def prune_round(trained: nn.Module, mask: Mask, kept: dict[str, int] | int) -> Mask:
     """The mask one IMP round prunes ``mask`` to: the ``kept`` largest |θ| of the ``trained`` network among
     ``mask``'s weights (one count per layer, or one global count). Pure: the network is only read."""

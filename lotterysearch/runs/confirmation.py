@@ -271,30 +271,21 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     """Train one mask under the protocol from its init: ``TrainResult.as_dict()`` with the test split, a
     pure function of the job (the same bits on a rerun, in process or on Ray).
 
-    An own init of a rewinding IMP run trains as the run's rounds do (``pruning.imp_rewind_state``,
-    ``pruning.imp_round``: batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
+    An own init of a rewinding IMP run trains as the run's rounds do (``pruning.imp_round_from_init``:
+    batch seed ``seed + 1`` after the rewind phase), so under the run's own protocol
     it repeats the round's numbers. Iterations (curve, early stop) count from the rewind point, as the run's.
     """
     from lotterysearch.core.masks import Mask
     from lotterysearch.core.models import build_model
-    from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
+    from lotterysearch.pruning.pruners import imp_round_from_init
     from lotterysearch.training.trainer import train
 
     p, init = job.protocol, job.init
     model = build_model(p.model, init.seed)
     mask = Mask.unpack(job.packed, job.shapes)
     if init.rewind is not None:
-        state = imp_rewind_state(model, data, init.rewind, init.start_step, mode=p.mode, seed=init.seed)
-        result = imp_round(
-            model,
-            state,
-            mask,
-            data,
-            p.training,
-            init.start_step,
-            mode=p.mode,
-            seed=init.seed,
-            evaluate_test=True,
+        result = imp_round_from_init(
+            model, mask, data, p.training, init.start_step, rewind=init.rewind, mode=p.mode, seed=init.seed
         ).result
     else:
         training = p.training.with_steps(p.training.steps - init.start_step)

@@ -57,20 +57,8 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
     t0 = time.perf_counter()
     model = build_model(job.model, job.seed)
     mask = Mask.unpack(job.mask, Mask.ones(model).shapes)
-    rewind = pruners.imp_rewind_state(
-        model, data, job.training, job.rewind_step, mode=job.mode, seed=job.seed
-    )
-    rnd = pruners.imp_round(
-        model,
-        rewind,
-        mask,
-        data,
-        job.training,
-        job.rewind_step,
-        kept=job.kept,
-        mode=job.mode,
-        seed=job.seed,
-        evaluate_test=True,
+    rnd = pruners.imp_round_from_init(
+        model, mask, data, job.training, job.rewind_step, kept=job.kept, mode=job.mode, seed=job.seed
     )
     pruned = None if rnd.pruned is None else rnd.pruned.pack()
     return rnd.result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
