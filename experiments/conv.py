@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.collapse import collapse_figure, critical_cell, log_stats
+from experiments.collapse import collapse_figure, critical_cell, log_stats, sweep_all
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
-from lotterysearch.pruning.pruners import collapse_sweep, compression_grid, max_compression, prune
+from lotterysearch.pruning.pruners import compression_grid, max_compression, prune
 from lotterysearch.runs.stability import compare_masks
 from lotterysearch.settings import IMPConfig, load_imp_config
 from lotterysearch.stats import markdown_table, mean_std, pm
@@ -112,19 +112,8 @@ def _collapse(case: ConvCase, s: ConvSettings, data: Any, ctx: Context) -> dict[
     model = build_model(case.model, 0)
     rho_max = max_compression(model)
     xs = compression_grid(rho_max, case.step, include_max=True)
-    sweeps = []
-    for bias in case.biases:
-        for pruner in s.pruners:
-            for seed in case.collapse_seeds:
-                sweep = collapse_sweep(case.model, pruner, grid=xs, data=data, seed=seed, bias=bias)
-                sweeps.append(
-                    {"bias": bias, "pruner": pruner, "seed": seed, "collapsed": list(sweep.collapsed),
-                     "effective_fraction": list(sweep.effective_fraction), "critical": sweep.critical}
-                )  # fmt: skip
-            ctx.progress(
-                f"[conv] collapse {case.model} {pruner} bias={bias}: ρ_cr "
-                + ", ".join(f"{w['critical']:.4g}" for w in sweeps[-len(case.collapse_seeds) :])
-            )
+    tag = f"[conv] collapse {case.model}"
+    sweeps = sweep_all(case.model, case.biases, s.pruners, case.collapse_seeds, xs, data, tag, ctx)
     sizes = Mask.ones(model).layer_total()
     return {
         "label": case.label,
