@@ -247,6 +247,32 @@ def evaluators(
     return best, k
 
 
+def throughput_row(
+    label: str,
+    density: float,
+    masks: list[Mask],
+    kernels: Counter,
+    spec: str,
+    data,  # noqa: ANN001
+    cfg: FitnessConfig,
+    rounds: int,
+    flops_per_eval: float,
+    peak: float,
+) -> tuple[float, float]:
+    """Measure (a) ``naive`` and (b) ``evaluators`` on ``masks`` and print the table's row (MLP and convnet
+    rows alike: ``kernels`` counts the masks' kernels); (a) and (b) in evaluations per second."""
+    mix = " ".join(f"{n} {k}" for k, n in sorted(kernels.items()))
+    a = naive(masks, spec, data, cfg, rounds)
+    b, k = evaluators(masks, spec, data, cfg, rounds)
+    flops = b * flops_per_eval
+    print(
+        f"{label:<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f} {k:>3}"
+        f" {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
+        flush=True,
+    )
+    return a, b
+
+
 def dense_flops(widths: tuple[int, ...], n_val: int, cfg: FitnessConfig) -> float:
     """Flops of one evaluation as a dense run does them: 6·B·Σ a step, 2·N_val·Σ for validation."""
     w = work(widths)
@@ -308,16 +334,11 @@ def conv_rows(args: argparse.Namespace, peak: float, rounds: int) -> list[tuple[
         for density in args.densities:
             masks = search_masks(spec, density, counts[dataset])
             plans = Counter(conv_fitness_plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
-            mix = " ".join(f"{n} {k}" for k, n in sorted(plans.items()))
-            a = naive(masks, spec, data, cfg, rounds)
-            b, k = evaluators(masks, spec, data, cfg, rounds)
-            flops = b * conv_flops(template, len(data.y_val), cfg)
-            rows.append((spec, density, b / a))
-            print(
-                f"{spec + f' ({steps})':<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f}"
-                f" {k:>3} {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
-                flush=True,
+            per_eval = conv_flops(template, len(data.y_val), cfg)
+            a, b = throughput_row(
+                f"{spec} ({steps})", density, masks, plans, spec, data, cfg, rounds, per_eval, peak
             )
+            rows.append((spec, density, b / a))
     return rows
 
 
@@ -380,16 +401,9 @@ def main() -> None:
         for density in DENSITIES:
             masks = search_masks(spec, density, counts[dataset])
             kernels = Counter(fitness_kernel(m, widths, MODE, cfg.batch_size) for m in masks)
-            mix = " ".join(f"{n} {k}" for k, n in sorted(kernels.items()))
-            a = naive(masks, spec, data, cfg, rounds)
-            b, k = evaluators(masks, spec, data, cfg, rounds)
-            flops = b * dense_flops(widths, len(data.y_val), cfg)
+            per_eval = dense_flops(widths, len(data.y_val), cfg)
+            a, b = throughput_row(spec, density, masks, kernels, spec, data, cfg, rounds, per_eval, peak)
             rows.append((spec, density, b / a))
-            print(
-                f"{spec:<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f} {k:>3}"
-                f" {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
-                flush=True,
-            )
             if args.threads_split:
                 b2, k2 = evaluators(masks, spec, data, cfg, rounds, cpus_per_eval=cores)
                 print(
