@@ -41,6 +41,7 @@ from collections import Counter
 
 import numpy as np
 import torch
+from benchtools import best_of
 
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
@@ -72,23 +73,13 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def best_of(repeats: int, fn) -> float:  # noqa: ANN001
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def matmul_flops(threads: int, n: int = 2048) -> float:
     """Dense float32 matmul FLOP/s with ``threads`` torch threads (best of 5)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         a, b = torch.randn(n, n), torch.randn(n, n)
-        return 2 * n**3 / best_of(5, lambda: a @ b)
+        return 2 * n**3 / best_of(5, lambda: a @ b, warm_up=True)
     finally:
         torch.set_num_threads(old)
 
@@ -174,14 +165,16 @@ def kernel_table(repeats: int) -> None:
             bs = [layer.bias.detach() for layer in model.layers.values()]
             ms = [mask[n].float() for n in mask.names]
             used, hs, _ = dense_step(ws, ms, bs, x)
-            t_df = best_of(repeats, lambda ws=ws, ms=ms, bs=bs: dense_step(ws, ms, bs, x))
-            t_db = best_of(repeats, lambda u=used, ms=ms, hs=hs: dense_backward(u, ms, hs, delta))
+            t_df = best_of(repeats, lambda ws=ws, ms=ms, bs=bs: dense_step(ws, ms, bs, x), warm_up=True)
+            t_db = best_of(
+                repeats, lambda u=used, ms=ms, hs=hs: dense_backward(u, ms, hs, delta), warm_up=True
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
                 layers = csr_layers(ws, ms)
                 chs, _ = csr_forward(layers, bs, x)
-                t_cf = best_of(repeats, lambda la=layers, bs=bs: csr_forward(la, bs, x))
-                t_cb = best_of(repeats, lambda la=layers, h=chs: csr_backward(la, h, delta))
+                t_cf = best_of(repeats, lambda la=layers, bs=bs: csr_forward(la, bs, x), warm_up=True)
+                t_cb = best_of(repeats, lambda la=layers, h=chs: csr_backward(la, h, delta), warm_up=True)
             comp = compaction(mask)
             small, small_mask = compact_model(model, comp), compact_mask(mask, comp)
             sws = [layer.weight.detach() for layer in small.layers.values()]
@@ -193,8 +186,10 @@ def kernel_table(repeats: int) -> None:
                 return dense_step(sws, sms, sbs, x[:, inputs])
 
             sused, shs, _ = compact_fwd()
-            t_pf = best_of(repeats, compact_fwd)
-            t_pb = best_of(repeats, lambda u=sused, ms=sms, hs=shs: dense_backward(u, ms, hs, delta))
+            t_pf = best_of(repeats, compact_fwd, warm_up=True)
+            t_pb = best_of(
+                repeats, lambda u=sused, ms=sms, hs=shs: dense_backward(u, ms, hs, delta), warm_up=True
+            )
             totals = {"dense": t_df + t_db, "CSR": t_cf + t_cb, "compact": t_pf + t_pb}
             fastest = min(totals, key=totals.get)
             w_share = work(comp.widths) / work(widths)
@@ -296,10 +291,10 @@ def conv_k_row(spec: str, dataset: str, steps: int, ks: tuple[int, ...], repeats
     def batch(k: int) -> None:
         train_conv_batch(ConvBatch([template] * k, [masks[j % len(masks)] for j in range(k)]), data, training)
 
-    alone = len(masks) / best_of(repeats, loop)
+    alone = len(masks) / best_of(repeats, loop, warm_up=True)
     cells = []
     for k in CONV_KS:
-        rate = k / best_of(repeats, lambda k=k: batch(k)) if k in ks else None
+        rate = k / best_of(repeats, lambda k=k: batch(k), warm_up=True) if k in ks else None
         cells.append(f"{rate:>6.2f} {rate / alone:>4.2f}x" if rate is not None else f"{'-':>11}")
     chosen = convnets_per_batch(template, training.batch_size)
     return f"{spec:<26} {steps:>5} {alone:>10.2f}  " + "  ".join(cells) + f"  {chosen:>8}"
