@@ -32,6 +32,7 @@ import warnings
 
 import networkx as nx
 import numpy as np
+from benchtools import best_of
 
 from lotterysearch.core.alignment import permute_hidden
 from lotterysearch.core.canon import class_key, effective_mask, mask_graph, twin_count
@@ -41,15 +42,6 @@ from lotterysearch.core.models import build_model, is_mlp
 SPEC = "mlp:784-300-100-10"
 CONV_SPECS = {"conv:28x28x1:16-16-M:64-10": "conv 28x28", "cnn1d:40:25k5-25-25:10": "cnn1d 40"}
 COMPRESSIONS = (10.0, 100.0, 1000.0)
-
-
-def best_of(repeats: int, fn) -> float:  # noqa: ANN001
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def random_mask(like: Mask, kept: int, rng: np.random.Generator) -> Mask:

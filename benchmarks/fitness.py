@@ -41,6 +41,7 @@ from collections import Counter
 
 import numpy as np
 import torch
+from benchtools import best_of
 
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
@@ -72,23 +73,13 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def best_of(repeats: int, fn) -> float:  # noqa: ANN001
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def matmul_flops(threads: int, n: int = 2048) -> float:
     """Dense float32 matmul FLOP/s with ``threads`` torch threads (best of 5)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         a, b = torch.randn(n, n), torch.randn(n, n)
-        return 2 * n**3 / best_of(5, lambda: a @ b)
+        return 2 * n**3 / best_of(5, lambda: a @ b, warm_up=True)
     finally:
         torch.set_num_threads(old)
 
@@ -174,14 +165,16 @@ def kernel_table(repeats: int) -> None:
             bs = [layer.bias.detach() for layer in model.layers.values()]
             ms = [mask[n].float() for n in mask.names]
             used, hs, _ = dense_step(ws, ms, bs, x)
-            t_df = best_of(repeats, lambda ws=ws, ms=ms, bs=bs: dense_step(ws, ms, bs, x))
-            t_db = best_of(repeats, lambda u=used, ms=ms, hs=hs: dense_backward(u, ms, hs, delta))
+            t_df = best_of(repeats, lambda ws=ws, ms=ms, bs=bs: dense_step(ws, ms, bs, x), warm_up=True)
+            t_db = best_of(
+                repeats, lambda u=used, ms=ms, hs=hs: dense_backward(u, ms, hs, delta), warm_up=True
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
                 layers = csr_layers(ws, ms)
                 chs, _ = csr_forward(layers, bs, x)
-                t_cf = best_of(repeats, lambda la=layers, bs=bs: csr_forward(la, bs, x))
-                t_cb = best_of(repeats, lambda la=layers, h=chs: csr_backward(la, h, delta))
+                t_cf = best_of(repeats, lambda la=layers, bs=bs: csr_forward(la, bs, x), warm_up=True)
+                t_cb = best_of(repeats, lambda la=layers, h=chs: csr_backward(la, h, delta), warm_up=True)
             comp = compaction(mask)
             small, small_mask = compact_model(model, comp), compact_mask(mask, comp)
             sws = [layer.weight.detach() for layer in small.layers.values()]
@@ -193,8 +186,10 @@ def kernel_table(repeats: int) -> None:
                 return dense_step(sws, sms, sbs, x[:, inputs])
 
             sused, shs, _ = compact_fwd()
-            t_pf = best_of(repeats, compact_fwd)
-            t_pb = best_of(repeats, lambda u=sused, ms=sms, hs=shs: dense_backward(u, ms, hs, delta))
+            t_pf = best_of(repeats, compact_fwd, warm_up=True)
+            t_pb = best_of(
+                repeats, lambda u=sused, ms=sms, hs=shs: dense_backward(u, ms, hs, delta), warm_up=True
+            )
             totals = {"dense": t_df + t_db, "CSR": t_cf + t_cb, "compact": t_pf + t_pb}
             fastest = min(totals, key=totals.get)
             w_share = work(comp.widths) / work(widths)
@@ -247,6 +242,32 @@ def evaluators(
     return best, k
 
 
+def throughput_row(
+    label: str,
+    density: float,
+    masks: list[Mask],
+    kernels: Counter,
+    spec: str,
+    data,  # noqa: ANN001
+    cfg: FitnessConfig,
+    rounds: int,
+    flops_per_eval: float,
+    peak: float,
+) -> tuple[float, float]:
+    """Measure (a) ``naive`` and (b) ``evaluators`` on ``masks`` and print the table's row (MLP and convnet
+    rows alike: ``kernels`` counts the masks' kernels); (a) and (b) in evaluations per second."""
+    mix = " ".join(f"{n} {k}" for k, n in sorted(kernels.items()))
+    a = naive(masks, spec, data, cfg, rounds)
+    b, k = evaluators(masks, spec, data, cfg, rounds)
+    flops = b * flops_per_eval
+    print(
+        f"{label:<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f} {k:>3}"
+        f" {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
+        flush=True,
+    )
+    return a, b
+
+
 def dense_flops(widths: tuple[int, ...], n_val: int, cfg: FitnessConfig) -> float:
     """Flops of one evaluation as a dense run does them: 6·B·Σ a step, 2·N_val·Σ for validation."""
     w = work(widths)
@@ -270,10 +291,10 @@ def conv_k_row(spec: str, dataset: str, steps: int, ks: tuple[int, ...], repeats
     def batch(k: int) -> None:
         train_conv_batch(ConvBatch([template] * k, [masks[j % len(masks)] for j in range(k)]), data, training)
 
-    alone = len(masks) / best_of(repeats, loop)
+    alone = len(masks) / best_of(repeats, loop, warm_up=True)
     cells = []
     for k in CONV_KS:
-        rate = k / best_of(repeats, lambda k=k: batch(k)) if k in ks else None
+        rate = k / best_of(repeats, lambda k=k: batch(k), warm_up=True) if k in ks else None
         cells.append(f"{rate:>6.2f} {rate / alone:>4.2f}x" if rate is not None else f"{'-':>11}")
     chosen = convnets_per_batch(template, training.batch_size)
     return f"{spec:<26} {steps:>5} {alone:>10.2f}  " + "  ".join(cells) + f"  {chosen:>8}"
@@ -308,16 +329,11 @@ def conv_rows(args: argparse.Namespace, peak: float, rounds: int) -> list[tuple[
         for density in args.densities:
             masks = search_masks(spec, density, counts[dataset])
             plans = Counter(conv_fitness_plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
-            mix = " ".join(f"{n} {k}" for k, n in sorted(plans.items()))
-            a = naive(masks, spec, data, cfg, rounds)
-            b, k = evaluators(masks, spec, data, cfg, rounds)
-            flops = b * conv_flops(template, len(data.y_val), cfg)
-            rows.append((spec, density, b / a))
-            print(
-                f"{spec + f' ({steps})':<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f}"
-                f" {k:>3} {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
-                flush=True,
+            per_eval = conv_flops(template, len(data.y_val), cfg)
+            a, b = throughput_row(
+                f"{spec} ({steps})", density, masks, plans, spec, data, cfg, rounds, per_eval, peak
             )
+            rows.append((spec, density, b / a))
     return rows
 
 
@@ -380,16 +396,9 @@ def main() -> None:
         for density in DENSITIES:
             masks = search_masks(spec, density, counts[dataset])
             kernels = Counter(fitness_kernel(m, widths, MODE, cfg.batch_size) for m in masks)
-            mix = " ".join(f"{n} {k}" for k, n in sorted(kernels.items()))
-            a = naive(masks, spec, data, cfg, rounds)
-            b, k = evaluators(masks, spec, data, cfg, rounds)
-            flops = b * dense_flops(widths, len(data.y_val), cfg)
+            per_eval = dense_flops(widths, len(data.y_val), cfg)
+            a, b = throughput_row(spec, density, masks, kernels, spec, data, cfg, rounds, per_eval, peak)
             rows.append((spec, density, b / a))
-            print(
-                f"{spec:<20} {100 * density:>6g}% {len(masks):>5} {mix:>22} {a:>10.2f} {b:>10.2f} {k:>3}"
-                f" {b / a:>6.2f} {flops / 1e9:>11.1f} {flops / peak:>6.1%}",
-                flush=True,
-            )
             if args.threads_split:
                 b2, k2 = evaluators(masks, spec, data, cfg, rounds, cpus_per_eval=cores)
                 print(

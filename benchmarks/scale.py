@@ -58,13 +58,11 @@ import dataclasses
 import functools
 import hashlib
 import heapq
-import importlib.util
 import math
 import os
 import pickle
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,6 +75,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from benchtools import module_at
 
 from lotterysearch import api
 from lotterysearch.core import canon, masks
@@ -491,23 +490,10 @@ class Baseline:
 
     @classmethod
     def load(cls) -> Baseline:
-        def load(path: str, name: str) -> types.ModuleType:
-            source = subprocess.run(
-                ["git", "-C", str(ROOT), "show", f"{BASELINE}:{path}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            spec = importlib.util.spec_from_loader(name, loader=None)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            exec(compile(source, f"{BASELINE}:{path}", "exec"), module.__dict__)
-            return module
-
         sys.modules.update(BASELINE_NAMES)  # for the imports of the old source only: gone once it is loaded
         try:
             sys.modules["lotterysearch.nsga2"] = selection_module
-            old_loop = load("lotterysearch/loop.py", "scale_baseline_loop")
+            old_loop = module_at(BASELINE, "lotterysearch/loop.py", "scale_baseline_loop")
         finally:
             for name in [*BASELINE_NAMES, "lotterysearch.nsga2"]:
                 sys.modules.pop(name, None)

@@ -25,23 +25,20 @@ and densities on a grid, as isomorphs and clones make them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import socket
-import subprocess
 import sys
 import time
 import types
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from benchtools import module_at
 from deap import base, tools
 
 from lotterysearch.evolution import selection
 
 NUMPY_COPY = "d2c3546"  # the last commit with the numpy copy of selNSGA2
-ROOT = Path(__file__).resolve().parents[1]
 Objective = tuple[float, float]
 
 
@@ -54,24 +51,14 @@ class Individual:
         self.fitness = Fitness(values)
 
 
-def load(path: str, name: str) -> types.ModuleType:
-    """``path`` of commit ``NUMPY_COPY``, read with ``git show`` and run as a fresh module ``name``."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{NUMPY_COPY}:{path}"], capture_output=True, text=True, check=True
-    ).stdout
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    exec(compile(source, f"{NUMPY_COPY}:{path}", "exec"), module.__dict__)
-    return module
-
-
 def numpy_copy() -> types.ModuleType:
     """``lotterysearch/nsga2.py`` of commit ``NUMPY_COPY`` with the ``pareto`` it imported then (its
     non-dominated sort went with it)."""
-    sys.modules["lotterysearch.pareto"] = load("lotterysearch/pareto.py", "numpy_copy_pareto")
+    sys.modules["lotterysearch.pareto"] = module_at(
+        NUMPY_COPY, "lotterysearch/pareto.py", "numpy_copy_pareto"
+    )
     try:
-        return load("lotterysearch/nsga2.py", "numpy_copy_nsga2")
+        return module_at(NUMPY_COPY, "lotterysearch/nsga2.py", "numpy_copy_nsga2")
     finally:
         del sys.modules["lotterysearch.pareto"]  # that commit's path: no module of today's package
 

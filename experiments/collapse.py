@@ -57,6 +57,34 @@ SETTINGS = {
 COLORS = {"synflow": "#d62728", "snip": "#1f77b4", "magnitude": "#ff7f0e", "random": "#7f7f7f"}
 
 
+def sweep_all(
+    model: str,
+    biases: Sequence[bool],
+    pruners: Sequence[str],
+    seeds: Sequence[int],
+    grid: Sequence[float],
+    data: Any,
+    tag: str,
+    ctx: Context,
+) -> list[dict[str, Any]]:
+    """One ``collapse_sweep`` per (bias, pruner, seed), in that nesting order, as the results store them;
+    a progress line ``tag pruner bias=…: ρ_cr …`` after each (bias, pruner)'s seeds."""
+    sweeps = []
+    for bias in biases:
+        for pruner in pruners:
+            for seed in seeds:
+                sweep = collapse_sweep(model, pruner, grid=grid, data=data, seed=seed, bias=bias)
+                sweeps.append(
+                    {"bias": bias, "pruner": pruner, "seed": seed, "collapsed": list(sweep.collapsed),
+                     "effective_fraction": list(sweep.effective_fraction), "critical": sweep.critical}
+                )  # fmt: skip
+            ctx.progress(
+                f"{tag} {pruner} bias={bias}: ρ_cr "
+                + ", ".join(f"{w['critical']:.4g}" for w in sweeps[-len(seeds) :])
+            )
+    return sweeps
+
+
 def run(ctx: Context) -> dict[str, Any]:
     s = SETTINGS[ctx.settings]
     out: dict[str, Any] = {"settings": asdict(s), "models": []}
@@ -65,21 +93,7 @@ def run(ctx: Context) -> dict[str, Any]:
         data = load_dataset(cm.dataset, 0, data_dir=ctx.data_dir or None)
         rho_max = max_compression(build_model(cm.model, 0))
         xs = compression_grid(rho_max, cm.step, include_max=True)
-        sweeps = []
-        for bias in s.biases:
-            for pruner in s.pruners:
-                for seed in cm.seeds:
-                    sweep = collapse_sweep(cm.model, pruner, grid=xs, data=data, seed=seed, bias=bias)
-                    sweeps.append(
-                        {"bias": bias, "pruner": pruner, "seed": seed, "collapsed": list(sweep.collapsed),
-                         "effective_fraction": list(sweep.effective_fraction), "critical": sweep.critical}
-                    )  # fmt: skip
-                ctx.progress(
-                    f"[collapse] {cm.model} {pruner} bias={bias}: ρ_cr "
-                    + ", ".join(
-                        f"{w['critical']:.4g}" for w in sweeps if w["pruner"] == pruner and w["bias"] == bias
-                    )
-                )
+        sweeps = sweep_all(cm.model, s.biases, s.pruners, cm.seeds, xs, data, f"[collapse] {cm.model}", ctx)
         out["models"].append(
             {
                 **asdict(cm),

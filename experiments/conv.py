@@ -29,15 +29,16 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.collapse import collapse_figure, critical_cell, log_stats
+from experiments.collapse import collapse_figure, critical_cell, log_stats, sweep_all
 from experiments.common import ROOT, Context, Rendered, Section, difference, differs
+from experiments.lth import round_percent, round_stat
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
-from lotterysearch.pruning.pruners import collapse_sweep, compression_grid, max_compression, prune
+from lotterysearch.pruning.pruners import compression_grid, max_compression, prune
 from lotterysearch.runs.stability import compare_masks
 from lotterysearch.settings import IMPConfig, load_imp_config
-from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.stats import markdown_table, pm
 
 REINIT_SEED = 1000  # the reinit control's init seed, far from any trajectory's
 
@@ -112,19 +113,8 @@ def _collapse(case: ConvCase, s: ConvSettings, data: Any, ctx: Context) -> dict[
     model = build_model(case.model, 0)
     rho_max = max_compression(model)
     xs = compression_grid(rho_max, case.step, include_max=True)
-    sweeps = []
-    for bias in case.biases:
-        for pruner in s.pruners:
-            for seed in case.collapse_seeds:
-                sweep = collapse_sweep(case.model, pruner, grid=xs, data=data, seed=seed, bias=bias)
-                sweeps.append(
-                    {"bias": bias, "pruner": pruner, "seed": seed, "collapsed": list(sweep.collapsed),
-                     "effective_fraction": list(sweep.effective_fraction), "critical": sweep.critical}
-                )  # fmt: skip
-            ctx.progress(
-                f"[conv] collapse {case.model} {pruner} bias={bias}: ρ_cr "
-                + ", ".join(f"{w['critical']:.4g}" for w in sweeps[-len(case.collapse_seeds) :])
-            )
+    tag = f"[conv] collapse {case.model}"
+    sweeps = sweep_all(case.model, case.biases, s.pruners, case.collapse_seeds, xs, data, tag, ctx)
     sizes = Mask.ones(model).layer_total()
     return {
         "label": case.label,
@@ -240,23 +230,14 @@ def _stability_table(results: Mapping[str, Any]) -> str:
     return markdown_table(header, rows)
 
 
-def _stat(tk: Mapping[str, Any], method: str, k: int, field: str) -> dict[str, float] | None:
-    pts = tk["points"][method].get(str(k))
-    return mean_std(p[field] for p in pts) if pts else None
-
-
-def _percent(tk: Mapping[str, Any], k: int) -> float:
-    return 100 * mean_std(p["density"] for p in tk["points"]["ticket"][str(k)])["mean"]
-
-
 def _tickets_table(tk: Mapping[str, Any]) -> str:
     rows = []
-    dense = _stat(tk, "ticket", 0, "es_test")
+    dense = round_stat(tk, "ticket", 0, "es_test")
     for k in tk["rounds"]:
-        acc, it = _stat(tk, "ticket", k, "es_test"), _stat(tk, "ticket", k, "es_step")
-        re_acc, re_it = _stat(tk, "reinit", k, "es_test"), _stat(tk, "reinit", k, "es_step")
+        acc, it = round_stat(tk, "ticket", k, "es_test"), round_stat(tk, "ticket", k, "es_step")
+        re_acc, re_it = round_stat(tk, "reinit", k, "es_test"), round_stat(tk, "reinit", k, "es_step")
         rows.append(
-            (f"{_percent(tk, k):.1f}", str(k), f"{pm(acc, 4)} @ {it['mean']:.0f}",
+            (f"{round_percent(tk, k):.1f}", str(k), f"{pm(acc, 4)} @ {it['mean']:.0f}",
              "—" if k == 0 else difference(acc, dense),
              "—" if re_acc is None else f"{pm(re_acc, 4)} @ {re_it['mean']:.0f}",
              "—" if re_acc is None else difference(acc, re_acc))
@@ -277,8 +258,8 @@ def tickets_figure(tk: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
         ("reinit", "s--", "same mask, reinit"),
     ):
         ks = [k for k in tk["rounds"] if tk["points"][method].get(str(k))]
-        stats = [_stat(tk, method, k, "es_test") for k in ks]
-        ax.errorbar([_percent(tk, k) for k in ks], [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
+        stats = [round_stat(tk, method, k, "es_test") for k in ks]
+        ax.errorbar([round_percent(tk, k) for k in ks], [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
                     fmt=style, color="#1f4e9c" if method == "ticket" else "#d62728", label=label, capsize=3, ms=4)  # fmt: skip
     ax.set_xscale("log")
     ax.invert_xaxis()
@@ -429,15 +410,15 @@ def stability_answer(results: Mapping[str, Any]) -> str:
 def tickets_answer(results: Mapping[str, Any]) -> str:
     """Question 5 on the 1-D CNN: do tickets beat their reinit controls, and match the dense network?"""
     tk = results["tickets"]
-    dense = _stat(tk, "ticket", 0, "es_test")
+    dense = round_stat(tk, "ticket", 0, "es_test")
     better, same, worse = [], [], []
     for k in tk["confirm_rounds"]:
-        a, r = _stat(tk, "ticket", k, "es_test"), _stat(tk, "reinit", k, "es_test")
+        a, r = round_stat(tk, "ticket", k, "es_test"), round_stat(tk, "reinit", k, "es_test")
         (better if differs(a, r) and a["mean"] > r["mean"] else worse if differs(a, r) else same).append(k)
-    below = [k for k in tk["rounds"][1:] if (a := _stat(tk, "ticket", k, "es_test"))["mean"] < dense["mean"]
+    below = [k for k in tk["rounds"][1:] if (a := round_stat(tk, "ticket", k, "es_test"))["mean"] < dense["mean"]
              and differs(a, dense)]  # fmt: skip
     matching = [k for k in tk["rounds"][1:] if k not in below]
-    pct = lambda ks: ", ".join(f"{_percent(tk, k):.1f}%" for k in ks) or "none"  # noqa: E731
+    pct = lambda ks: ", ".join(f"{round_percent(tk, k):.1f}%" for k in ks) or "none"  # noqa: E731
     lead = (
         "tickets beat their reinit controls"
         if better
@@ -450,7 +431,7 @@ def tickets_answer(results: Mapping[str, Any]) -> str:
         f"Tickets are not below the dense network (test accuracy {pm(dense, 4)}) by more than 2 SE at "
         f"{pct(matching)} of the weights, and below it at {pct(below)}: winning tickets in Frankle & Carbin's "
         "sense (matching the dense network) exist here only "
-        + (f"down to {min(_percent(tk, k) for k in matching):.1f}% of the weights" if matching else "nowhere")
+        + (f"down to {min(round_percent(tk, k) for k in matching):.1f}% of the weights" if matching else "nowhere")
         + f" at {tk['training']['steps']} iterations per round. Conv-2 tickets were not run."
     )  # fmt: skip
 

@@ -257,22 +257,25 @@ def _overlap(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---- rendering ------------------------------------------------------------------------------------------
-def _stat(res: Mapping[str, Any], method: str, k: int, field: str) -> dict[str, float] | None:
+def round_stat(res: Mapping[str, Any], method: str, k: int, field: str) -> dict[str, float] | None:
+    """Mean ± std of ``field`` over the seeds' points of ``method`` at IMP round ``k`` (None: no points); the
+    convnet section reads its IMP run's points with it too."""
     pts = res["points"][method].get(str(k))
     return mean_std(p[field] for p in pts) if pts else None
 
 
-def _percent(res: Mapping[str, Any], k: int) -> float:
+def round_percent(res: Mapping[str, Any], k: int) -> float:
+    """Percent of the weights the tickets of round ``k`` keep, mean over seeds."""
     return 100 * mean_std(p["density"] for p in res["points"]["ticket"][str(k)])["mean"]
 
 
 def accuracy_table(res: Mapping[str, Any]) -> str:
     rows = []
     for k in res["rounds"]:
-        pct = _percent(res, k)
+        pct = round_percent(res, k)
         cells = [f"{pct:.1f}", str(k)]
         for m in METHODS:
-            acc, it = _stat(res, m, k, "es_test"), _stat(res, m, k, "es_step")
+            acc, it = round_stat(res, m, k, "es_test"), round_stat(res, m, k, "es_step")
             cells.append("—" if acc is None else f"{pm(acc, 4)} @ {it['mean']:.0f}")
         paper = min(PAPER, key=lambda p: abs(math.log(p) - math.log(pct)))
         cells.append(PAPER[paper])
@@ -294,7 +297,7 @@ def overlap_table(res: Mapping[str, Any]) -> str:
             o = st[method]
             rows.append(
                 [
-                    f"{_percent(res, k):.1f}",
+                    f"{round_percent(res, k):.1f}",
                     LABELS[method],
                     pm(o["jaccard"], 4),
                     pm(o["chance_jaccard"], 4),
@@ -322,9 +325,9 @@ def lth_figure(res: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
     }
     for m in METHODS:
         ks = [k for k in res["rounds"] if res["points"][m].get(str(k))]
-        xs = [_percent(res, k) for k in ks]
+        xs = [round_percent(res, k) for k in ks]
         for ax, field in ((ax_it, "es_step"), (ax_acc, "es_test")):
-            stats = [_stat(res, m, k, field) for k in ks]
+            stats = [round_stat(res, m, k, field) for k in ks]
             color, style = styles[m]
             ax.errorbar(
                 xs,
@@ -355,8 +358,8 @@ def lth_figure(res: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
 def _screen(res: Mapping[str, Any], k: int, other: str) -> str:
     """What the report's earlier 2-SE screen said of the ticket against ``other`` at round ``k``: 'better',
     'worse' or 'indistinguishable' (a Welch difference beyond 2 SE, unpaired)."""
-    sa = _stat(res, "ticket", k, "es_test")
-    sb = _stat(res, "ticket" if other == "dense" else other, 0 if other == "dense" else k, "es_test")
+    sa = round_stat(res, "ticket", k, "es_test")
+    sb = round_stat(res, "ticket" if other == "dense" else other, 0 if other == "dense" else k, "es_test")
     if sa is None or sb is None:
         return "no data"
     if not differs(sa, sb):
@@ -392,7 +395,7 @@ def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, int], Verdict]:
 def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, int], Verdict]) -> str:
     rows = [
         [
-            f"{_percent(res, k):.1f}",
+            f"{round_percent(res, k):.1f}",
             VERSUS[other],
             v.interval(),
             v.test_text(),
@@ -406,7 +409,7 @@ def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, int], Verd
 
 def answer(res: Mapping[str, Any]) -> str:
     decided = verdicts(res)
-    dense = _stat(res, "ticket", 0, "es_test")
+    dense = round_stat(res, "ticket", 0, "es_test")
     sparse = res["rounds"][1:]
     m, _ = margin(res)
 
@@ -417,9 +420,9 @@ def answer(res: Mapping[str, Any]) -> str:
     lower = where("dense", "worse")
     untold = where("dense", "inconclusive", "no data")
     was_level = [k for k in sparse if _screen(res, k, "dense") != "worse"]
-    es0 = _stat(res, "ticket", 0, "es_step")["mean"]
-    sooner = {k: 1 - _stat(res, "ticket", k, "es_step")["mean"] / es0 for k in sparse}
-    pct = lambda ks: ", ".join(f"{_percent(res, k):.1f}%" for k in ks) or "none"  # noqa: E731
+    es0 = round_stat(res, "ticket", 0, "es_step")["mean"]
+    sooner = {k: 1 - round_stat(res, "ticket", k, "es_step")["mean"] / es0 for k in sparse}
+    pct = lambda ks: ", ".join(f"{round_percent(res, k):.1f}%" for k in ks) or "none"  # noqa: E731
     j = {k: res["stability"][str(k)]["ticket"] for k in sparse}
     kappa = [(o["jaccard"]["mean"] - o["chance_jaccard"]["mean"]) for o in j.values()]
     classes = all(o["classes"] == len(res["seeds"]) for o in j.values())
@@ -464,7 +467,7 @@ def answer(res: Mapping[str, Any]) -> str:
         f"from the same init are {against('synflow')} (paired t-tests, Holm over the section's tests). Tickets "
         "reach their early-stopping iteration "
         + ", ".join(
-            f"{100 * abs(v):.0f}% {'sooner' if v >= 0 else 'later'} at {_percent(res, k):.1f}%"
+            f"{100 * abs(v):.0f}% {'sooner' if v >= 0 else 'later'} at {round_percent(res, k):.1f}%"
             for k, v in sooner.items()
         )
         + f" than the dense network on average ({res['training']['steps']} iterations per round against the "

@@ -6,7 +6,10 @@ import importlib.util
 import sys
 from pathlib import Path
 
-SPEC = importlib.util.spec_from_file_location("scale", Path(__file__).parents[1] / "benchmarks" / "scale.py")
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+# scale imports benchtools from beside it, as ``python benchmarks/scale.py`` finds it
+sys.path.append(str(BENCHMARKS))
+SPEC = importlib.util.spec_from_file_location("scale", BENCHMARKS / "scale.py")
 scale = importlib.util.module_from_spec(SPEC)
 sys.modules["scale"] = scale  # its dataclasses look their module up while the file runs
 SPEC.loader.exec_module(scale)
