@@ -417,7 +417,7 @@ def ticket(
     """The network of individual ``individual_id`` with ``weights`` (see the module docstring);
     ``protocol``: a ``TrainingConfig`` or a TOML file with a ``[training]`` table (default: the run's)."""
     from lotterysearch.core.models import build_model
-    from lotterysearch.pruning.pruners import imp_rewind_state, train_round
+    from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
     from lotterysearch.runs import confirmation
     from lotterysearch.settings import TrainingConfig
     from lotterysearch.training.trainer import train
@@ -446,9 +446,10 @@ def ticket(
         if weights == "init":
             model.load_state_dict(state)
             return Ticket(model.eval(), mask, inits.model, weights, own.seed)
-        model, result = train_round(
+        trained = imp_round(
             model, state, mask, data, training, own.start_step, mode=inits.mode, seed=own.seed
         )
+        model, result = trained.net, trained.result
     else:
         result = train(model, mask, data, training, mode=inits.mode, seed=own.seed)
     return Ticket(model.eval(), mask, inits.model, weights, own.seed, result)
