@@ -155,23 +155,14 @@ assert set(FLAT_OPTIMIZERS) == set(OPTIMIZERS), "every optimizer of training.OPT
 
 
 # ---- the batch of networks ------------------------------------------------------------------------------
-def check_batch(models: Sequence[nn.Module], masks: Sequence[Mask | None], mode: str) -> None:
-    """What every batch needs of its arguments: a masking mode, at least one network, one mask each."""
-    check_mode(mode)
-    if not models:
-        raise ConfigError("a batch needs at least one network")
-    if len(models) != len(masks):
-        raise ConfigError(f"got {len(models)} networks but {len(masks)} masks")
-
-
 class NetworkBatch(ABC):
     """K networks of one architecture as flat buffers: ``theta`` ``[K, layout.size]`` holds the parameters and
     ``mask`` 1.0 for kept and 0.0 for pruned weights (1.0 on biases, which are never pruned, and 0.0 on
-    padding). A family's batch (``MLPBatch``, ``ConvBatch``) checks its architecture, then builds this and
+    padding). A family's batch (``MLPBatch``, ``ConvBatch``) checks its architecture (``architecture``) and
     adds ``logits`` and ``train_step``; ``optimizer`` is set by ``train_batch``.
 
-    ``stored`` (per layer, optional) keeps only those flat positions of the layer's weight: a sparse layer of
-    live values. ``pad_to`` adds copies of the first network up to that many (trained, never reported): on
+    ``sparse`` (one network, ``forward`` mode; MLPs) keeps the chosen layers as their live values only
+    (``stored_positions``). ``pad_to`` adds copies of the first network up to that many (trained, never reported): on
     CUDA, cuBLAS picks its batched-gemm algorithm by the batch count, so a network's bits depend on K there,
     but not on the other networks once K is fixed (measured on an H100). ``fitness`` pads to the family's K
     on CUDA.
@@ -183,14 +174,19 @@ class NetworkBatch(ABC):
         self,
         models: Sequence[nn.Module],
         masks: Sequence[Mask | None],
-        mode: str,
-        device: torch.device | str | None,
-        pad_to: int | None,
-        shapes: Sequence[tuple[int, ...]],
-        bias: bool,
-        stored: Sequence[torch.Tensor | None] | None = None,
+        mode: str = "forward",
+        device: torch.device | str | None = None,
+        pad_to: int | None = None,
+        sparse: Sequence[bool] | None = None,
     ) -> None:
-        stored = list(stored) if stored is not None else [None] * len(shapes)
+        check_mode(mode)
+        if not models:
+            raise ConfigError("a batch needs at least one network")
+        if len(models) != len(masks):
+            raise ConfigError(f"got {len(models)} networks but {len(masks)} masks")
+        shapes, bias = self.architecture(models)
+        stored = self.stored_positions(masks, mode, sparse) if sparse is not None and any(sparse) else None
+        stored = stored or [None] * len(shapes)
         self.layout = Layout.of(shapes, bias, [None if s is None else len(s) for s in stored])
         self.mode = mode
         self.device = torch.device(device) if device is not None else default_device()
@@ -228,6 +224,22 @@ class NetworkBatch(ABC):
         self.theta, self.mask = theta.to(self.device), mask.to(self.device)
         self.stored = [s.to(self.device) if s is not None else None for s in stored]
         self.optimizer: FlatAdam | FlatSGD | None = None
+        self.ready()
+
+    @abstractmethod
+    def architecture(self, models: Sequence[nn.Module]) -> tuple[list[tuple[int, ...]], bool]:
+        """The weight shapes of the networks' prunable layers and whether they have biases; a one-line
+        ``ModelError`` when the models are not of this batch's family or differ."""
+
+    def stored_positions(
+        self, masks: Sequence[Mask | None], mode: str, sparse: Sequence[bool]
+    ) -> list[torch.Tensor | None]:
+        """Per layer, the flat positions of the weights to store where ``sparse`` says (None: all)."""
+        raise ConfigError(f"{type(self).__name__} has no sparse layers")
+
+    @abstractmethod
+    def ready(self) -> None:
+        """What the family's batch needs once the buffers are on ``device``."""
 
     @property
     def k(self) -> int:

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lotterysearch.core.masks import Mask, apply_mask
+from lotterysearch.core.masks import apply_mask
 from lotterysearch.core.models import ConvNet, prunable_layers
 from lotterysearch.errors import ModelError
-from lotterysearch.training.batched import ALIGN, NetworkBatch, aligned_empty, bmm_aligned, check_batch
+from lotterysearch.training.batched import ALIGN, NetworkBatch, aligned_empty, bmm_aligned
 from lotterysearch.training.trainer import CONV_EVAL_BATCH
 
 
@@ -47,15 +47,7 @@ class ConvBatch(NetworkBatch):
 
     eval_batch = CONV_EVAL_BATCH
 
-    def __init__(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Mask | None],
-        mode: str = "forward",
-        device: torch.device | str | None = None,
-        pad_to: int | None = None,
-    ) -> None:
-        check_batch(models, masks, mode)
+    def architecture(self, models: Sequence[nn.Module]) -> tuple[list[tuple[int, ...]], bool]:
         first = models[0]
         if not isinstance(first, ConvNet):
             raise ModelError(f"convnet batches take convnets; got {type(first).__name__}")
@@ -71,9 +63,10 @@ class ConvBatch(NetworkBatch):
         self.geometry = [  # (stride, padding) of each convolution
             (layer.stride, layer.padding) for layer in layers.values() if not isinstance(layer, nn.Linear)
         ]
-        bias = layers[self.names[0]].bias is not None
-        super().__init__(models, masks, mode, device, pad_to, shapes, bias)
-        self.theta.requires_grad_(True)
+        return shapes, layers[self.names[0]].bias is not None
+
+    def ready(self) -> None:
+        self.theta.requires_grad_(True)  # trained by autograd
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """``[K, N, classes]`` logits of every network on the shared flat inputs ``x`` ``[N, C·H·W]``."""

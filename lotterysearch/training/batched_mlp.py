@@ -25,7 +25,7 @@ from torch import nn
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import prunable_layers
 from lotterysearch.errors import ConfigError, ModelError
-from lotterysearch.training.batched import NetworkBatch, aligned_empty, bmm_aligned, check_batch
+from lotterysearch.training.batched import NetworkBatch, aligned_empty, bmm_aligned
 
 # torch says so once per process, on the first CSR tensor; the kernels used here are tested (test_batched).
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -105,32 +105,29 @@ class MLPBatch(NetworkBatch):
     (``sparse_layers``): same function and gradients, fewer flops at low density, rounding differs.
     """
 
-    def __init__(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Mask | None],
-        mode: str = "forward",
-        device: torch.device | str | None = None,
-        sparse: Sequence[bool] | None = None,
-        pad_to: int | None = None,
-    ) -> None:
-        check_batch(models, masks, mode)
+    csr: list[_CSR | None]
+
+    def architecture(self, models: Sequence[nn.Module]) -> tuple[list[tuple[int, ...]], bool]:
         widths, bias = mlp_widths(models[0])
         for m in models[1:]:
             if mlp_widths(m) != (widths, bias):
                 raise ModelError(f"batched networks differ: {mlp_widths(m)[0]} and {widths}")
-        csr: list[_CSR | None] = [None] * (len(widths) - 1)
-        if sparse is not None and any(sparse):
-            if len(models) != 1 or masks[0] is None or mode != "forward":
-                raise ConfigError("sparse layers need one network with a mask, trained in forward mode")
-            csr = [_CSR(masks[0][n]) if s else None for n, s in zip(masks[0].names, sparse, strict=True)]
-        shapes = [(o, i) for i, o in zip(widths, widths[1:], strict=False)]
-        stored = [c.positions if c is not None else None for c in csr]
-        super().__init__(models, masks, mode, device, pad_to, shapes, bias, stored)
-        self.csr = [c.to(self.device) if c is not None else None for c in csr]
+        self.csr = [None] * (len(widths) - 1)
+        return [(o, i) for i, o in zip(widths, widths[1:], strict=False)], bias
+
+    def stored_positions(
+        self, masks: Sequence[Mask | None], mode: str, sparse: Sequence[bool]
+    ) -> list[torch.Tensor | None]:
+        if len(masks) != 1 or masks[0] is None or mode != "forward":
+            raise ConfigError("sparse layers need one network with a mask, trained in forward mode")
+        self.csr = [_CSR(masks[0][n]) if s else None for n, s in zip(masks[0].names, sparse, strict=True)]
+        return [c.positions if c is not None else None for c in self.csr]
+
+    def ready(self) -> None:
+        self.csr = [c.to(self.device) if c is not None else None for c in self.csr]
         self.grad = torch.zeros_like(self.theta)
         # the weights the forward pass uses: M⊙W, except in gradient mode (W)
-        self._used = torch.zeros_like(self.theta) if mode != "gradient" else self.theta
+        self._used = torch.zeros_like(self.theta) if self.mode != "gradient" else self.theta
 
     def _forward_weights(self) -> list[torch.Tensor]:
         if self.mode != "gradient":

@@ -3,8 +3,8 @@
 Everything above this module (fitness, the evaluators, IMP's checks) asks a ``ModelFamily`` for what a
 network's family decides, and ``family_of`` is the one place that picks the family, from the model spec:
 
-* how many networks to train at once (``networks_per_batch``) and the batch that trains them (``batch``:
-  ``MLPBatch`` or ``ConvBatch``, which share ``batched.NetworkBatch``);
+* how many networks to train at once (``networks_per_batch``) and the batch that trains them
+  (``batch_class``: ``MLPBatch`` or ``ConvBatch``, which share ``batched.NetworkBatch``);
 * the compacted architecture (``narrow``; the compaction itself is ``compaction.py``'s, for any family);
 * how one mask is trained (``plan``, a function of the mask and the settings only), and how a mask that is
   not batched is trained alone (``train_alone``).
@@ -78,6 +78,10 @@ class ModelFamily(ABC):
     """What training needs to know of a family of networks (see the module docstring)."""
 
     convolutional: bool  # the family's networks have convolutions
+    batch_class: type[NetworkBatch]  # trains K networks of the family at once (``MLPBatch``, ``ConvBatch``)
+    # a network trained alone: by a batch of one (with CSR layers where ``sparse_layers`` says), or by
+    # ``training.train`` where the batch is slower alone
+    alone_in_batch: bool
     # K grows until one step of the batch does about ``step_flops`` of arithmetic, at most ``max_networks``;
     # below ``min_networks`` the networks train alone (K = 1)
     step_flops: int
@@ -92,40 +96,12 @@ class ModelFamily(ABC):
         return k if k >= self.min_networks else 1
 
     @abstractmethod
-    def batch(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Mask | None],
-        mode: str = "forward",
-        *,
-        device: torch.device | str | None = None,
-        pad_to: int | None = None,
-    ) -> NetworkBatch:
-        """The family's batch of ``models`` with ``masks`` (``pad_to``: see ``NetworkBatch``)."""
-
-    @abstractmethod
     def narrow(self, model: nn.Module, comp: Compaction) -> nn.Module:
         """A new network of ``model``'s kind with the units ``comp`` keeps (its weights not yet set)."""
 
     def sparse_layers(self, mask: Mask) -> tuple[bool, ...] | None:
         """Which layers of a mask trained alone to keep as CSR matrices (None: none)."""
         return None
-
-    @abstractmethod
-    def train_one(
-        self,
-        model: nn.Module,
-        mask: Mask,
-        plan: FitnessPlan,
-        data: Dataset,
-        training: TrainingConfig,
-        mode: str,
-        seed: int,
-        inputs: torch.Tensor | None,
-        keep: bool,
-    ) -> Trained:
-        """Train a copy of ``model`` (full or compacted) alone, reading only the input columns ``inputs``
-        when given; with ``keep`` also the trained copy."""
 
     def compact_model(self, model: nn.Module, comp: Compaction) -> nn.Module:
         """The compacted network: ``narrow``'s architecture holding the kept weights and biases of ``model``."""
@@ -160,13 +136,21 @@ class ModelFamily(ABC):
         ``model``, the init, is left untouched. With ``keep`` also the trained network in ``model``'s shape
         (a copy; pruned-away units keep their init)."""
         comp = plan.compaction
-        if comp is None:
-            return self.train_one(model, mask, plan, data, training, mode, seed, None, keep)
-        inputs = None if comp.reads_every_input else comp.inputs
-        small, small_mask = self.compact_model(model, comp), compact_mask(mask, comp)
-        result, trained = self.train_one(small, small_mask, plan, data, training, mode, seed, inputs, keep)
-        if trained is None:
-            return result, None
+        inputs = None if comp is None or comp.reads_every_input else comp.inputs
+        net, m = (
+            (model, mask) if comp is None else (self.compact_model(model, comp), compact_mask(mask, comp))
+        )
+        if self.alone_in_batch:
+            pop = self.batch_class([net], [m], mode, sparse=plan.sparse)
+            (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs)
+            trained = pop.trained_copies([net])[0] if keep else None
+        else:
+            if inputs is not None:
+                raise ModelError(f"{type(self).__name__} trains a network alone on every input feature")
+            trained = copy.deepcopy(net)  # ``train`` trains in place
+            result = train(trained, m, data, training, mode=mode, seed=seed)
+        if not keep or comp is None:
+            return result, trained if keep else None
         full = copy.deepcopy(model)
         expand_into(full, trained, comp)
         return result, full
@@ -184,7 +168,7 @@ class ModelFamily(ABC):
         pad_to: int | None = None,
     ) -> list[TrainResult]:
         """Train ``models[j]`` with ``masks[j]`` for every j at once, in place: what ``train`` does one by one."""
-        pop = self.batch(models, masks, mode, device=device, pad_to=pad_to)
+        pop = self.batch_class(models, masks, mode, device, pad_to)
         results = train_batch(pop, data, training, seed=seed)
         pop.write_back(models)
         return results
@@ -199,20 +183,11 @@ class MLPFamily(ModelFamily):
     """
 
     convolutional = False
+    batch_class = MLPBatch
+    alone_in_batch = True
     step_flops = 128_000_000
     max_networks = 16
     min_networks = 1
-
-    def batch(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Mask | None],
-        mode: str = "forward",
-        *,
-        device: torch.device | str | None = None,
-        pad_to: int | None = None,
-    ) -> MLPBatch:
-        return MLPBatch(models, masks, mode, device, pad_to=pad_to)
 
     def narrow(self, model: nn.Module, comp: Compaction) -> MLP:
         bias = next(iter(prunable_layers(model).values())).bias is not None
@@ -221,22 +196,6 @@ class MLPFamily(ModelFamily):
     def sparse_layers(self, mask: Mask) -> tuple[bool, ...] | None:
         sparse = tuple(sparse_layers(mask))
         return sparse if any(sparse) else None
-
-    def train_one(
-        self,
-        model: nn.Module,
-        mask: Mask,
-        plan: FitnessPlan,
-        data: Dataset,
-        training: TrainingConfig,
-        mode: str,
-        seed: int,
-        inputs: torch.Tensor | None,
-        keep: bool,
-    ) -> Trained:
-        pop = MLPBatch([model], [mask], mode, sparse=plan.sparse)
-        (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs)
-        return result, pop.trained_copies([model])[0] if keep else None
 
 
 class ConvFamily(ModelFamily):
@@ -249,20 +208,11 @@ class ConvFamily(ModelFamily):
     """
 
     convolutional = True
+    batch_class = ConvBatch
+    alone_in_batch = False
     step_flops = 256_000_000
     max_networks = 8
     min_networks = 8
-
-    def batch(
-        self,
-        models: Sequence[nn.Module],
-        masks: Sequence[Mask | None],
-        mode: str = "forward",
-        *,
-        device: torch.device | str | None = None,
-        pad_to: int | None = None,
-    ) -> ConvBatch:
-        return ConvBatch(models, masks, mode, device, pad_to=pad_to)
 
     def narrow(self, model: nn.Module, comp: Compaction) -> ConvNet:
         if not isinstance(model, ConvNet) or comp.flatten is None:
@@ -280,24 +230,6 @@ class ConvFamily(ModelFamily):
         ]
         classifier = [len(k) for k in comp.kept[comp.flatten :]]
         return ConvNet(model.input_shape, convs, classifier, bias=layers[0].bias is not None)
-
-    def train_one(
-        self,
-        model: nn.Module,
-        mask: Mask,
-        plan: FitnessPlan,
-        data: Dataset,
-        training: TrainingConfig,
-        mode: str,
-        seed: int,
-        inputs: torch.Tensor | None,
-        keep: bool,
-    ) -> Trained:
-        if inputs is not None:
-            raise ModelError("a convnet reads every input: its compaction keeps all input channels")
-        net = copy.deepcopy(model)  # ``train`` trains in place
-        result = train(net, mask, data, training, mode=mode, seed=seed)
-        return result, net if keep else None
 
 
 MLP_FAMILY = MLPFamily()

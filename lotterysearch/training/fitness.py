@@ -108,7 +108,7 @@ def evaluate_masks(
         results: dict[int, Trained] = {}
         for start in range(0, len(batched), k_max):
             chunk = batched[start : start + k_max]
-            pop = family.batch([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
+            pop = family.batch_class([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
             trained = train_batch(pop, data, training, seed=seed)
             nets = pop.trained_copies([model] * len(chunk)) if keep else [None] * len(chunk)
             results.update(zip(chunk, zip(trained, nets, strict=True), strict=True))
