@@ -214,9 +214,7 @@ class ConvFamily(ModelFamily):
     max_networks = 8
     min_networks = 8
 
-    def narrow(self, model: nn.Module, comp: Compaction) -> ConvNet:
-        if not isinstance(model, ConvNet) or comp.flatten is None:
-            raise ModelError(f"{type(model).__name__} is not a convnet")
+    def narrow(self, model: ConvNet, comp: Compaction) -> ConvNet:
         layers = list(prunable_layers(model).values())
         convs = [
             ConvLayer(
@@ -234,10 +232,22 @@ class ConvFamily(ModelFamily):
 
 MLP_FAMILY = MLPFamily()
 CONV_FAMILY = ConvFamily()
-# architecture (``models.parse_spec``) → its family
-FAMILIES: dict[type, ModelFamily] = {MLPSpec: MLP_FAMILY, ConvSpec: CONV_FAMILY}
+# architecture (a spec's, ``models.parse_spec``, or a built network's class) → its family
+FAMILIES: dict[type, ModelFamily] = {
+    MLPSpec: MLP_FAMILY,
+    MLP: MLP_FAMILY,
+    ConvSpec: CONV_FAMILY,
+    ConvNet: CONV_FAMILY,
+}
 
 
-def family_of(model_spec: str) -> ModelFamily:
-    """The family of the networks ``model_spec`` builds: the one place that tells MLPs from convnets."""
-    return FAMILIES[type(parse_spec(model_spec))]
+def family_of(model: str | nn.Module) -> ModelFamily:
+    """The family of a model spec's networks, or of a built network: the one place that tells MLPs from
+    convnets. Another ``nn.Module`` is a one-line ``ModelError``."""
+    arch = parse_spec(model) if isinstance(model, str) else model
+    family = FAMILIES.get(type(arch))
+    if family is None:
+        raise ModelError(
+            f"{type(arch).__name__} has no model family (the built-in MLPs and convnets have one)"
+        )
+    return family
