@@ -37,7 +37,8 @@ from benchtools import best_of
 from lotterysearch.core.alignment import permute_hidden
 from lotterysearch.core.canon import class_key, effective_mask, mask_graph, twin_count
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, is_mlp
+from lotterysearch.core.models import build_model
+from lotterysearch.training.family import family_of
 
 SPEC = "mlp:784-300-100-10"
 CONV_SPECS = {"conv:28x28x1:16-16-M:64-10": "conv 28x28", "cnn1d:40:25k5-25-25:10": "cnn1d 40"}
@@ -140,7 +141,7 @@ def main() -> None:
         t_key = best_of(args.repeats, lambda m=mask: class_key(m))
         eff = effective_mask(mask)
         t_canon = best_of(args.repeats, lambda m=mask, e=eff: class_key(m, e))
-        graph, edge_attr = mask_graph(mask), None if is_mlp(spec) else "pattern"
+        graph, edge_attr = mask_graph(mask), "pattern" if family_of(spec).convolutional else None
         t_wl = best_of(
             args.repeats,
             lambda g=graph, e=edge_attr: nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr=e),

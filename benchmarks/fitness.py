@@ -14,15 +14,15 @@ default ``FitnessConfig`` (115 steps of Adam, batch 128, one init seed):
 Before that, per-step kernel timings for LeNet-300-100 (forward and backward, B = 128) of the three ways to
 train a masked layer: dense masked matmul, CSR (``torch.sparse.mm``; ``sampled_addmm`` for the weight
 gradient), and exact compaction (dense on the smaller network), for SynFlow and random masks; and which one
-``fitness_kernel`` picks.
+the MLP family's fitness plan picks (``family.ModelFamily.plan``).
 
 Each of (a) and (b) is the best of two passes over the masks (one with ``--quick``): the machine is shared.
 ``--threads-split`` also times the other way to use every core: one evaluator with all of them.
 
 Convnets (``--only conv`` runs these alone): the same rows (a) and (b) for the MNIST-1D CNN
 (``cnn1d:40:25k5-25-25:10``, default fitness) and Conv-2 on digits' 8×8 images (``conv2:8x8x1``, 30 steps),
-and before them the measurement behind ``batched_conv.convnets_per_batch``: networks trained per second on
-one thread by a loop over ``training.train`` and by one grouped batch of K (``ConvBatch``) for K = 1 … 16,
+and before them the measurement behind the convnet family's K (``family.ConvFamily``): networks trained per
+second on one thread by a loop over ``training.train`` and by one batch of K (``ConvBatch``) for K = 1 … 16,
 for those two and a small ``conv:8x8x1:8-8-M:32-10``.
 
 Goals (this 2-core machine): b/a >= 4 for the MNIST-1D MLP, >= 2 for LeNet-300-100 at <= 5% density.
@@ -49,10 +49,10 @@ from lotterysearch.core.models import build_model
 from lotterysearch.evolution.operators import move_mutation
 from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import FitnessConfig, TrainingConfig
-from lotterysearch.training.batched import mlp_widths
-from lotterysearch.training.batched_conv import ConvBatch, convnets_per_batch, train_conv_batch
-from lotterysearch.training.compaction import compact_mask, compact_model, compaction, conv_work, work
-from lotterysearch.training.fitness import conv_fitness_plan, fitness_kernel
+from lotterysearch.training.batched import train_batch
+from lotterysearch.training.batched_conv import ConvBatch
+from lotterysearch.training.compaction import compact_mask, compaction, work
+from lotterysearch.training.family import CONV_FAMILY, MLP_FAMILY, family_of
 from lotterysearch.training.trainer import train
 
 CASES = [("mlp:40-100-100-10", "mnist1d"), ("mlp:784-300-100-10", "mnist")]
@@ -96,7 +96,7 @@ def search_masks(spec: str, density: float, n: int) -> list[Mask]:
 
 # ---- kernels: one training step of LeNet-300-100, three ways ----------------------------------------------
 def dense_step(ws, ms, bs, x):  # noqa: ANN001, ANN201
-    """Forward and backward of the dense masked network (what ``NetworkBatch`` does with K = 1)."""
+    """Forward and backward of the dense masked network (what ``MLPBatch`` does with K = 1)."""
     used = [w * m for w, m in zip(ws, ms, strict=True)]
     hs, h = [x], x
     for i, (w, b) in enumerate(zip(used, bs, strict=True)):
@@ -144,7 +144,6 @@ def csr_backward(layers, hs, delta) -> None:  # noqa: ANN001
 
 def kernel_table(repeats: int) -> None:
     spec = "mlp:784-300-100-10"
-    widths = (784, 300, 100, 10)
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(B, 784, generator=g)
@@ -154,7 +153,7 @@ def kernel_table(repeats: int) -> None:
     )
     header = (
         f"{'mask':<14} {'compacted widths':>20} {'work':>6}  {'dense fwd':>9} {'bwd':>6}  {'CSR fwd':>8}"
-        f" {'bwd':>6}  {'compact fwd':>11} {'bwd':>6}  {'fastest':>8}  {'fitness_kernel':>14}"
+        f" {'bwd':>6}  {'compact fwd':>11} {'bwd':>6}  {'fastest':>8}  {'plan':>14}"
     )
     print(header + "\n" + "-" * len(header))
     for density in DENSITIES:
@@ -176,7 +175,7 @@ def kernel_table(repeats: int) -> None:
                 t_cf = best_of(repeats, lambda la=layers, bs=bs: csr_forward(la, bs, x), warm_up=True)
                 t_cb = best_of(repeats, lambda la=layers, h=chs: csr_backward(la, h, delta), warm_up=True)
             comp = compaction(mask)
-            small, small_mask = compact_model(model, comp), compact_mask(mask, comp)
+            small, small_mask = MLP_FAMILY.compact_model(model, comp), compact_mask(mask, comp)
             sws = [layer.weight.detach() for layer in small.layers.values()]
             sbs = [layer.bias.detach() for layer in small.layers.values()]
             sms = [small_mask[n].float() for n in small_mask.names]
@@ -192,11 +191,12 @@ def kernel_table(repeats: int) -> None:
             )
             totals = {"dense": t_df + t_db, "CSR": t_cf + t_cb, "compact": t_pf + t_pb}
             fastest = min(totals, key=totals.get)
-            w_share = work(comp.widths) / work(widths)
+            w_share = work(model, comp) / work(model)
+            kernel = MLP_FAMILY.plan(mask, model, "forward", B).kernel
             print(
                 f"{name + f' {100 * density:g}%':<14} {'-'.join(map(str, comp.widths)):>20} {w_share:>6.2f}"
                 f"  {t_df * 1e3:>9.3f} {t_db * 1e3:>6.3f}  {t_cf * 1e3:>8.3f} {t_cb * 1e3:>6.3f}"
-                f"  {t_pf * 1e3:>11.3f} {t_pb * 1e3:>6.3f}  {fastest:>8}  {fitness_kernel(mask, widths, 'forward', B):>14}"
+                f"  {t_pf * 1e3:>11.3f} {t_pb * 1e3:>6.3f}  {fastest:>8}  {kernel:>14}"
             )
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -268,9 +268,9 @@ def throughput_row(
     return a, b
 
 
-def dense_flops(widths: tuple[int, ...], n_val: int, cfg: FitnessConfig) -> float:
-    """Flops of one evaluation as a dense run does them: 6·B·Σ a step, 2·N_val·Σ for validation."""
-    w = work(widths)
+def dense_flops(model: torch.nn.Module, n_val: int, cfg: FitnessConfig) -> float:
+    """Flops of one evaluation as a dense run does them: 6·B·work a step, 2·N_val·work for validation."""
+    w = work(model)
     return len(cfg.init_seeds) * (6 * cfg.batch_size * w * cfg.steps + 2 * n_val * w)
 
 
@@ -289,14 +289,14 @@ def conv_k_row(spec: str, dataset: str, steps: int, ks: tuple[int, ...], repeats
             train(build_model(spec, 0), m, data, training, seed=0)
 
     def batch(k: int) -> None:
-        train_conv_batch(ConvBatch([template] * k, [masks[j % len(masks)] for j in range(k)]), data, training)
+        train_batch(ConvBatch([template] * k, [masks[j % len(masks)] for j in range(k)]), data, training)
 
     alone = len(masks) / best_of(repeats, loop, warm_up=True)
     cells = []
     for k in CONV_KS:
         rate = k / best_of(repeats, lambda k=k: batch(k), warm_up=True) if k in ks else None
         cells.append(f"{rate:>6.2f} {rate / alone:>4.2f}x" if rate is not None else f"{'-':>11}")
-    chosen = convnets_per_batch(template, training.batch_size)
+    chosen = CONV_FAMILY.networks_per_batch(template, training.batch_size)
     return f"{spec:<26} {steps:>5} {alone:>10.2f}  " + "  ".join(cells) + f"  {chosen:>8}"
 
 
@@ -313,12 +313,6 @@ def conv_k_table(repeats: int) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
 
 
-def conv_flops(model: torch.nn.Module, n_val: int, cfg: FitnessConfig) -> float:
-    """Flops of one evaluation as a dense run does them: 6·B·work a step, 2·N_val·work for validation."""
-    w = conv_work(model)
-    return len(cfg.init_seeds) * (6 * cfg.batch_size * w * cfg.steps + 2 * n_val * w)
-
-
 def conv_rows(args: argparse.Namespace, peak: float, rounds: int) -> list[tuple[str, float, float]]:
     counts = {"mnist1d": 8 if args.quick else 32, "digits": 4 if args.quick else 8}
     rows = []
@@ -328,8 +322,8 @@ def conv_rows(args: argparse.Namespace, peak: float, rounds: int) -> list[tuple[
         template = build_model(spec, 0)
         for density in args.densities:
             masks = search_masks(spec, density, counts[dataset])
-            plans = Counter(conv_fitness_plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
-            per_eval = conv_flops(template, len(data.y_val), cfg)
+            plans = Counter(family_of(spec).plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
+            per_eval = dense_flops(template, len(data.y_val), cfg)
             a, b = throughput_row(
                 f"{spec} ({steps})", density, masks, plans, spec, data, cfg, rounds, per_eval, peak
             )
@@ -392,11 +386,11 @@ def main() -> None:
     print(header + "\n" + "-" * len(header), flush=True)
     for spec, dataset in CASES if args.only != "conv" else []:
         data = load_dataset(dataset, 0, data_dir=args.data_dir)
-        widths, _ = mlp_widths(build_model(spec, 0))
+        template = build_model(spec, 0)
         for density in DENSITIES:
             masks = search_masks(spec, density, counts[dataset])
-            kernels = Counter(fitness_kernel(m, widths, MODE, cfg.batch_size) for m in masks)
-            per_eval = dense_flops(widths, len(data.y_val), cfg)
+            kernels = Counter(family_of(spec).plan(m, template, MODE, cfg.batch_size).kernel for m in masks)
+            per_eval = dense_flops(template, len(data.y_val), cfg)
             a, b = throughput_row(spec, density, masks, kernels, spec, data, cfg, rounds, per_eval, peak)
             rows.append((spec, density, b / a))
             if args.threads_split:

@@ -1,4 +1,5 @@
-"""Batched training (``batched.py``) and exact compaction against the single-network trainer.
+"""The MLP family's batched training (``batched.py``, ``batched_mlp.py``) and exact compaction against the
+single-network trainer.
 
 Every test runs under one torch thread, as the evaluators do: that is where a mask's objectives must not
 depend on the other masks of its batch.
@@ -13,32 +14,21 @@ import torch.nn.functional as F
 
 from lotterysearch.core.masks import MODES, Mask, masked_call
 from lotterysearch.core.models import build_model
-from lotterysearch.errors import ConfigError, MaskError, ModelError
+from lotterysearch.errors import ConfigError, ModelError
 from lotterysearch.settings import FitnessConfig, TrainingConfig
-from lotterysearch.training.batched import (
-    _CSR,
-    ALIGN,
-    Layout,
-    NetworkBatch,
-    networks_per_batch,
-    sparse_layers,
-    train_batch,
-    train_networks,
-)
-from lotterysearch.training.compaction import compact_mask, compact_model, compaction, expand_into, work
-from lotterysearch.training.fitness import (
-    COMPACT_BELOW,
-    evaluate_mask,
-    evaluate_masks,
-    fitness_kernel,
-    fitness_plan,
-)
+from lotterysearch.training.batched import ALIGN, Layout, train_batch
+from lotterysearch.training.batched_mlp import _CSR, MLPBatch, sparse_layers
+from lotterysearch.training.compaction import compact_mask, compaction, expand_into, work
+from lotterysearch.training.family import COMPACT_BELOW, CONV_FAMILY, MLP_FAMILY, family_of
+from lotterysearch.training.fitness import evaluate_mask, evaluate_masks
 from lotterysearch.training.trainer import train
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 
 SPEC = "mlp:16-24-24-4"
 ODD = "mlp:16-7-5-4"  # blocks of 112, 35 and 20 floats: vector tails everywhere without the padding
+LENET = "mlp:784-300-100-10"
+train_networks = MLP_FAMILY.train_networks
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +118,7 @@ def test_a_mask_trains_to_the_same_bits_in_any_batch(data, spec: str, batch_size
 
 
 def test_layout_starts_every_block_on_the_alignment() -> None:
-    layout = Layout.of((16, 7, 5, 4), bias=True)
+    layout = Layout.of([(7, 16), (5, 7), (4, 5)], bias=True)
     assert all(o % ALIGN == 0 for o in (*layout.weight_offsets, *layout.bias_offsets))
     assert layout.size % ALIGN == 0
     # 7x16=112 -> 128, 7 -> 64, 5x7=35 -> 64, 5 -> 64, 4x5=20 -> 64, 4 -> 64
@@ -140,9 +130,12 @@ def test_layout_starts_every_block_on_the_alignment() -> None:
 
 
 def test_networks_per_batch_batches_small_networks_only() -> None:
-    assert networks_per_batch((40, 100, 100, 10), 128) == 11
-    assert networks_per_batch((784, 300, 100, 10), 128) == 1
-    assert networks_per_batch((16, 8, 4), 64) == 16  # capped
+    """K = min(16, 1.28e8 // (6·B·Σ in·out)), at least 1."""
+    assert family_of("mlp:40-100-100-10") is MLP_FAMILY
+    assert work(build_model("mlp:40-100-100-10", 0)) == 40 * 100 + 100 * 100 + 100 * 10
+    assert MLP_FAMILY.networks_per_batch(build_model("mlp:40-100-100-10", 0), 128) == 11  # 1.2e7 flops
+    assert MLP_FAMILY.networks_per_batch(build_model(LENET, 0), 128) == 1
+    assert MLP_FAMILY.networks_per_batch(build_model("mlp:16-8-4", 0), 64) == 16  # capped
 
 
 def test_batch_arguments_are_checked(data) -> None:
@@ -152,7 +145,7 @@ def test_batch_arguments_are_checked(data) -> None:
     with pytest.raises(ConfigError, match=r"^got 2 networks but 1 masks$"):
         train_networks([build_model(SPEC, 0)] * 2, [mask], data, TrainingConfig(steps=1))
     with pytest.raises(ModelError, match=r"^batched networks differ: \(16, 8, 4\) and \(16, 24, 24, 4\)$"):
-        NetworkBatch([build_model(SPEC, 0), build_model("mlp:16-8-4", 0)], [None, None])
+        MLPBatch([build_model(SPEC, 0), build_model("mlp:16-8-4", 0)], [None, None])
 
 
 # ---- exact compaction ----------------------------------------------------------------------------
@@ -169,10 +162,10 @@ def _hand_mask() -> Mask:
 def test_compaction_keeps_bias_constant_neurons_and_drops_dead_ends() -> None:
     comp = compaction(_hand_mask())
     assert comp.inputs.tolist() == [0, 1]
-    assert [h.tolist() for h in comp.hidden] == [[0, 1]]  # 1 outputs relu(b_1): kept; 2 and 3 dropped
+    assert [h.tolist() for h in comp.kept] == [[0, 1], [0, 1]]  # 1 outputs relu(b_1): kept; 2, 3 dropped
     assert comp.widths == (2, 2, 2)
     no_bias = compaction(_hand_mask(), bias=False)  # without biases hidden 1 outputs relu(0) = 0
-    assert [h.tolist() for h in no_bias.hidden] == [[0]]
+    assert [h.tolist() for h in no_bias.kept] == [[0], [0, 1]]
 
 
 def test_compacted_network_computes_the_same_function_and_gradients() -> None:
@@ -181,7 +174,7 @@ def test_compacted_network_computes_the_same_function_and_gradients() -> None:
     with torch.no_grad():
         model.layers.fc1.bias[1] = 0.7  # so that the bias-constant neuron is active: relu(0.7) > 0
     comp = compaction(mask)
-    small, small_mask = compact_model(model, comp), compact_mask(mask, comp)
+    small, small_mask = MLP_FAMILY.compact_model(model, comp), compact_mask(mask, comp)
     x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
     dense_out = masked_call(model, mask, x, "forward")
     small_out = masked_call(small, small_mask, x[:, comp.inputs], "forward")
@@ -212,11 +205,11 @@ def test_compacted_training_tracks_dense_training(data, mode: str) -> None:
     spec = "mlp:16-64-64-4"
     (mask,) = random_masks(spec, [0.04], seed=3)
     comp = compaction(mask)
-    assert work(comp.widths) < 0.5 * work((16, 64, 64, 4))
+    assert work(build_model(spec, 0), comp) < 0.5 * work(build_model(spec, 0))
     dense = build_model(spec, 0)
     (rd,) = train_networks([dense], [mask], data, TrainingConfig(steps=8), mode=mode, seed=2)
-    small = compact_model(build_model(spec, 0), comp)
-    pop = NetworkBatch([small], [compact_mask(mask, comp)], mode)
+    small = MLP_FAMILY.compact_model(build_model(spec, 0), comp)
+    pop = MLPBatch([small], [compact_mask(mask, comp)], mode)
     (rc,) = train_batch(pop, data, TrainingConfig(steps=8), seed=2, inputs=comp.inputs)
     pop.write_back([small])
     assert rc.val_loss == pytest.approx(rd.val_loss, abs=1e-5)
@@ -230,7 +223,11 @@ def test_compacted_training_tracks_dense_training(data, mode: str) -> None:
 
 # ---- fitness: the kernel is a function of the mask -----------------------------------------------
 def test_fitness_kernel_depends_on_the_mask_and_mode_only() -> None:
-    lenet = (784, 300, 100, 10)
+    lenet = build_model(LENET, 0)
+
+    def kernel(mask: Mask, model: torch.nn.Module, mode: str) -> str:
+        return MLP_FAMILY.plan(mask, model, mode, 128).kernel
+
     sparse = Mask(
         {
             "fc1": np.eye(300, 784, dtype=bool),
@@ -238,13 +235,14 @@ def test_fitness_kernel_depends_on_the_mask_and_mode_only() -> None:
             "fc3": np.eye(10, 100, dtype=bool),
         }
     )
-    assert work(compaction(sparse).widths) <= COMPACT_BELOW * work(lenet)
-    assert fitness_kernel(sparse, lenet, "forward", 128) == "compact"
-    assert fitness_kernel(sparse, lenet, "gradient", 128) == "dense"  # dense forward pass: never compacted
+    assert work(lenet, compaction(sparse)) <= COMPACT_BELOW * work(lenet)
+    assert kernel(sparse, lenet, "forward") == "compact"
+    assert kernel(sparse, lenet, "gradient") == "plain"  # dense forward pass: never compacted
     dense = Mask({n: np.ones(s, dtype=bool) for n, s in sparse.shapes.items()})
-    assert fitness_kernel(dense, lenet, "forward", 128) == "dense"
+    assert kernel(dense, lenet, "forward") == "plain"
     small = random_masks("mlp:40-100-100-10", [0.01])[0]
-    assert fitness_kernel(small, (40, 100, 100, 10), "forward", 128) == "dense"  # batched instead
+    assert kernel(small, build_model("mlp:40-100-100-10", 0), "forward") == "batched"
+    assert kernel(small, build_model("mlp:40-100-100-10", 0), "gradient") == "batched"
 
 
 def test_evaluate_masks_equals_evaluate_mask_of_each(data) -> None:
@@ -278,7 +276,7 @@ def test_csr_layers_train_like_dense_masked_ones(data, sparse: tuple[bool, ...])
     dense = build_model(spec, 0)
     (rd,) = train_networks([dense], [mask], data, TrainingConfig(steps=8), seed=2)
     model = build_model(spec, 0)
-    pop = NetworkBatch([model], [mask], "forward", sparse=sparse)
+    pop = MLPBatch([model], [mask], "forward", sparse=sparse)
     assert pop.layout.nnz[0] == int(mask["fc1"].sum())
     (rs,) = train_batch(pop, data, TrainingConfig(steps=8), seed=2)
     pop.write_back([model])
@@ -296,7 +294,7 @@ def test_csr_layers_train_like_dense_masked_ones(data, sparse: tuple[bool, ...])
     with pytest.raises(
         ConfigError, match=r"^sparse layers need one network with a mask, trained in forward mode$"
     ):
-        NetworkBatch([model], [mask], "gradient", sparse=sparse)
+        MLPBatch([model], [mask], "gradient", sparse=sparse)
 
 
 def test_sparse_layers_are_large_and_mostly_pruned() -> None:
@@ -312,7 +310,7 @@ def test_sparse_layers_are_large_and_mostly_pruned() -> None:
 
 
 def test_fitness_plan_uses_csr_where_compaction_cannot_shrink() -> None:
-    lenet = (784, 300, 100, 10)
+    lenet = build_model(LENET, 0)
     g = torch.Generator().manual_seed(0)
     mask = Mask(
         {
@@ -321,21 +319,21 @@ def test_fitness_plan_uses_csr_where_compaction_cannot_shrink() -> None:
             "fc3": torch.ones(10, 100, dtype=torch.bool),  # every hidden neuron reaches an output
         }
     )
-    plan = fitness_plan(mask, lenet, "forward", 128)
+    plan = MLP_FAMILY.plan(mask, lenet, "forward", 128)
     assert plan.compaction is None and plan.sparse == (True, True, False) and plan.kernel == "csr"
-    assert fitness_plan(mask, lenet, "gradient", 128).kernel == "dense"
+    assert MLP_FAMILY.plan(mask, lenet, "gradient", 128).kernel == "plain"
 
 
-# ---- convnets: the MLP kernels say in one line that they take MLPs (convnets: test_batched_conv.py) -----
-def test_batching_and_compaction_name_their_mlp_only_limit(data) -> None:
-    net = build_model("cnn1d:40:25k5-25-25:10", 0)
+# ---- the family is the spec's; the MLP batch says in one line that it takes MLPs ----------------------------
+def test_the_family_comes_from_the_spec_and_the_mlp_batch_names_its_limit() -> None:
+    cnn = "cnn1d:40:25k5-25-25:10"
+    assert family_of(cnn) is CONV_FAMILY and family_of("conv2:8x8x1") is CONV_FAMILY
+    assert CONV_FAMILY.convolutional and not MLP_FAMILY.convolutional
+    with pytest.raises(ModelError, match=r"^unknown model spec 'resnet:18' "):
+        family_of("resnet:18")
+    net = build_model(cnn, 0)
     with pytest.raises(ModelError) as e:
-        NetworkBatch([net], [Mask.ones(net)])
+        MLPBatch([net], [Mask.ones(net)])
     assert str(e.value) == (
         "batched training takes MLPs only; layer 'conv1' is a convolution (weight [25, 1, 5])"
-    )
-    with pytest.raises(MaskError) as e:
-        compaction(Mask.ones(net))
-    assert str(e.value) == (
-        "mask layer 'conv1' has shape [25, 1, 5], a convolution: this takes MLP masks only"
     )

@@ -1,5 +1,5 @@
-"""Batched convnet training (``batched_conv.py``) and exact compaction of dead channels, against the
-single-network trainer on real data (MNIST-1D and digits).
+"""The convnet family's batched training (``batched_conv.py``) and exact compaction of dead channels, against
+the single-network trainer on real data (MNIST-1D and digits).
 
 Every test runs under one torch thread, as the evaluators do.
 """
@@ -16,27 +16,21 @@ from lotterysearch.core.masks import Mask, masked_call
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, ModelError
 from lotterysearch.settings import FitnessConfig, TrainingConfig
-from lotterysearch.training.batched_conv import ConvBatch, convnets_per_batch, train_convnets
-from lotterysearch.training.compaction import (
-    compact_conv_mask,
-    compact_convnet,
-    conv_compaction,
-    conv_work,
-    expand_conv_into,
-)
-from lotterysearch.training.fitness import (
-    COMPACT_BELOW,
-    conv_fitness_plan,
-    evaluate_mask,
-    evaluate_masks,
-    masks_per_call,
-)
+from lotterysearch.training.batched_conv import ConvBatch
+from lotterysearch.training.compaction import compact_mask, compaction, expand_into, work
+from lotterysearch.training.family import COMPACT_BELOW, CONV_FAMILY
+from lotterysearch.training.fitness import evaluate_mask, evaluate_masks, masks_per_call
 from lotterysearch.training.trainer import train
 
 CNN1D = "cnn1d:40:25k5-25-25:10"  # the MNIST-1D paper's CNN
 SMALL = "conv:8x8x1:8-8-M:32-10"  # a 2-D convnet on digits' 8x8 images
 # On CUDA a network's bits depend on the batch count K (cuBLAS), not on its companions: fix K there.
 PAD = 8 if torch.cuda.is_available() else None
+train_convnets = CONV_FAMILY.train_networks
+
+
+def kernel(mask: Mask, model: torch.nn.Module, mode: str, batch_size: int) -> str:
+    return CONV_FAMILY.plan(mask, model, mode, batch_size).kernel
 
 
 @pytest.fixture(autouse=True)
@@ -141,13 +135,13 @@ def test_a_convnet_trains_to_the_same_bits_in_any_batch(request, spec: str, data
         assert all(torch.equal(x, y) for x, y in zip(a[0], b[0], strict=True))
 
 
-def test_convnets_per_batch_batches_small_convnets_only() -> None:
+def test_networks_per_batch_batches_small_convnets_only() -> None:
     cnn = build_model(CNN1D, 0)
-    assert conv_work(cnn) == 25 * 5 * 19 + 25 * 25 * 3 * 10 + 25 * 25 * 3 * 5 + 125 * 10
-    assert convnets_per_batch(cnn, 128) == 8  # 2.4e7 flops a step
-    assert convnets_per_batch(cnn, 256) == 1  # 4.9e7: 5 would not pay, alone
-    assert convnets_per_batch(build_model("conv2:28x28x1", 0), 128) == 1  # 2.4e10 flops a step
-    assert masks_per_call(CNN1D, 128) == convnets_per_batch(cnn, 128)
+    assert work(cnn) == 25 * 5 * 19 + 25 * 25 * 3 * 10 + 25 * 25 * 3 * 5 + 125 * 10
+    assert CONV_FAMILY.networks_per_batch(cnn, 128) == 8  # 2.4e7 flops a step
+    assert CONV_FAMILY.networks_per_batch(cnn, 256) == 1  # 4.9e7: 5 would not pay, alone
+    assert CONV_FAMILY.networks_per_batch(build_model("conv2:28x28x1", 0), 128) == 1  # 2.4e10 flops a step
+    assert masks_per_call(CNN1D, 128) == CONV_FAMILY.networks_per_batch(cnn, 128)
     assert masks_per_call("conv2:28x28x1", 128) == 1
 
 
@@ -184,23 +178,27 @@ def _hand_mask() -> Mask:
     return Mask({"conv1": conv1, "conv2": conv2, "fc1": fc1, "fc2": fc2})
 
 
-def test_conv_compaction_keeps_bias_constant_channels_and_drops_dead_ends() -> None:
-    comp = conv_compaction(_hand_mask())
+def test_compaction_keeps_bias_constant_channels_and_drops_dead_ends() -> None:
+    comp = compaction(_hand_mask())
     assert [k.tolist() for k in comp.kept] == [[0, 3], [0], [0, 1], [0, 1]]
-    assert comp.block == 4
-    small = compact_convnet(build_model(HAND, 0), comp)
-    assert compact_conv_mask(_hand_mask(), comp).shapes == {
+    assert (comp.inputs.tolist(), comp.flatten, comp.block) == ([0], 2, 4)  # input channels: all kept
+    assert comp.widths == (1, 2, 1, 2, 2)
+    small = CONV_FAMILY.compact_model(build_model(HAND, 0), comp)
+    assert compact_mask(_hand_mask(), comp).shapes == {
         "conv1": (2, 1, 3, 3),
         "conv2": (1, 2, 3, 3),
         "fc1": (2, 4),
         "fc2": (2, 2),
     }
-    assert Mask.ones(small).shapes == compact_conv_mask(_hand_mask(), comp).shapes
-    no_bias = conv_compaction(_hand_mask(), bias=False)  # without biases the constants are relu(0) = 0
+    assert Mask.ones(small).shapes == compact_mask(_hand_mask(), comp).shapes
+    no_bias = compaction(_hand_mask(), bias=False)  # without biases the constants are relu(0) = 0
     assert [k.tolist() for k in no_bias.kept] == [[0], [0], [0], [0, 1]]
+    convolutions_only = Mask({n: _hand_mask()[n] for n in ("conv1", "conv2")})
+    with pytest.raises(ModelError, match=r"^compaction needs fully connected layers after the convolutions$"):
+        compaction(convolutions_only)
     full = build_model(HAND, 0)
-    assert conv_work(full) == 4 * 9 * 16 + 3 * 36 * 16 + 36 + 6
-    assert conv_work(full, comp) == 2 * 9 * 16 + 1 * 18 * 16 + 8 + 4
+    assert work(full) == 4 * 9 * 16 + 3 * 36 * 16 + 36 + 6
+    assert work(full, comp) == 2 * 9 * 16 + 1 * 18 * 16 + 8 + 4
 
 
 def test_compacted_convnet_computes_the_same_function_and_gradients() -> None:
@@ -209,8 +207,8 @@ def test_compacted_convnet_computes_the_same_function_and_gradients() -> None:
     with torch.no_grad():  # the bias-constant units are active: relu(0.7) > 0
         model.layers.conv1.bias[3] = 0.7
         model.layers.fc1.bias[1] = 0.7
-    comp = conv_compaction(mask)
-    small, small_mask = compact_convnet(model, comp), compact_conv_mask(mask, comp)
+    comp = compaction(mask)
+    small, small_mask = CONV_FAMILY.compact_model(model, comp), compact_mask(mask, comp)
     x = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
     dense_out, small_out = masked_call(model, mask, x), masked_call(small, small_mask, x)
     assert torch.allclose(small_out, dense_out, atol=1e-6)
@@ -236,35 +234,35 @@ def test_compacted_convnet_training_tracks_dense_training(mnist1d, mode: str) ->
     layers["conv3"][:, 10:] = False  # ... and feed nothing: dead
     layers["fc1"][:, 12 * 5 :] = False  # conv3 channels 12-24 have no fc block: dead
     mask = Mask(layers)
-    comp = conv_compaction(mask)
+    comp = compaction(mask)
     assert [len(k) for k in comp.kept] == [25, 10, 12, 10]
     cnn = build_model(CNN1D, 0)
-    assert conv_work(cnn, comp) < 0.5 * conv_work(cnn)
+    assert work(cnn, comp) < 0.5 * work(cnn)
     training = TrainingConfig(steps=8, lr=1e-2)
     rd = train(cnn, mask, mnist1d, training, mode=mode, seed=2)
-    small = compact_convnet(build_model(CNN1D, 0), comp)
-    rc = train(small, compact_conv_mask(mask, comp), mnist1d, training, mode=mode, seed=2)
+    small = CONV_FAMILY.compact_model(build_model(CNN1D, 0), comp)
+    rc = train(small, compact_mask(mask, comp), mnist1d, training, mode=mode, seed=2)
     assert rc.val_loss == pytest.approx(rd.val_loss, abs=1e-5)
     assert rc.val_accuracy == rd.val_accuracy
     full = build_model(CNN1D, 0)
-    expand_conv_into(full, small, comp)
+    expand_into(full, small, comp)
     for name in mask.names:
         live = mask[name]
         assert float((cnn.layers[name].weight - full.layers[name].weight).detach()[live].abs().max()) <= 1e-5
 
 
 # ---- fitness: the kernel is a function of the mask; a mask's objectives do not depend on its batch ---
-def test_conv_fitness_plan_batches_small_convnets_and_compacts_large_ones() -> None:
+def test_fitness_plan_batches_small_convnets_and_compacts_large_ones() -> None:
     (sparse,) = random_masks("conv2:28x28x1", [0.002])
     conv2 = build_model("conv2:28x28x1", 0)
-    assert conv_work(conv2, conv_compaction(sparse)) <= COMPACT_BELOW * conv_work(conv2)
-    assert conv_fitness_plan(sparse, conv2, "forward", 128).kernel == "compact"
-    assert conv_fitness_plan(sparse, conv2, "gradient", 128).kernel == "plain"  # dense forward pass
-    assert conv_fitness_plan(Mask.ones(conv2), conv2, "forward", 128).kernel == "plain"
+    assert work(conv2, compaction(sparse)) <= COMPACT_BELOW * work(conv2)
+    assert kernel(sparse, conv2, "forward", 128) == "compact"
+    assert kernel(sparse, conv2, "gradient", 128) == "plain"  # dense forward pass
+    assert kernel(Mask.ones(conv2), conv2, "forward", 128) == "plain"
     cnn = build_model(CNN1D, 0)
-    assert conv_fitness_plan(random_masks(CNN1D, [0.01])[0], cnn, "forward", 128).kernel == "batched"
+    assert kernel(random_masks(CNN1D, [0.01])[0], cnn, "forward", 128) == "batched"
     small = build_model(SMALL, 0)  # 3.5e7 flops a step: alone
-    assert conv_fitness_plan(Mask.ones(small), small, "forward", 128).kernel == "plain"
+    assert kernel(Mask.ones(small), small, "forward", 128) == "plain"
 
 
 def test_convnet_evaluate_masks_equals_evaluate_mask_of_each(mnist1d) -> None:

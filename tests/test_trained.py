@@ -18,14 +18,9 @@ from lotterysearch.errors import MaskError
 from lotterysearch.evolution.operators import vary
 from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import FitnessConfig, TrainingConfig
-from lotterysearch.training.compaction import compaction, conv_compaction
-from lotterysearch.training.fitness import (
-    FitnessPlan,
-    _train_alone,
-    _train_convnet_alone,
-    conv_fitness_plan,
-    evaluate_masks,
-)
+from lotterysearch.training.compaction import compaction
+from lotterysearch.training.family import CONV_FAMILY, MLP_FAMILY, FitnessPlan
+from lotterysearch.training.fitness import evaluate_masks
 from lotterysearch.training.trained import pack_weights, unpack_weights
 from lotterysearch.training.trainer import train
 
@@ -81,7 +76,7 @@ def test_evaluate_masks_keeps_the_first_init_seeds_network_and_the_same_objectiv
 
 
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("kernel", ["dense", "compact", "csr", "compact+csr"])
+@pytest.mark.parametrize("kernel", ["plain", "compact", "csr", "compact+csr"])
 def test_a_mask_trained_alone_keeps_its_weights_in_the_full_networks_places(synthetic, kernel: str) -> None:
     spec = "mlp:16-64-64-4"
     (mask,) = random_masks(spec, [0.08], seed=7)
@@ -93,7 +88,7 @@ def test_a_mask_trained_alone_keeps_its_weights_in_the_full_networks_places(synt
     assert plan.kernel == kernel
     training = TrainingConfig(steps=25, lr=0.02)
     init = build_model(spec, 1)
-    result, net = _train_alone(mask, plan, init, synthetic, "forward", 1, training, keep=True)
+    result, net = MLP_FAMILY.train_alone(mask, plan, init, synthetic, "forward", 1, training, keep=True)
     reference = build_model(spec, 1)
     ref = train(reference, mask, synthetic, training, seed=1)
     assert result.val_accuracy == ref.val_accuracy
@@ -101,7 +96,7 @@ def test_a_mask_trained_alone_keeps_its_weights_in_the_full_networks_places(synt
     assert torch.equal(
         init.layers["fc1"].weight, build_model(spec, 1).layers["fc1"].weight
     )  # the init is left alone
-    assert _train_alone(mask, plan, init, synthetic, "forward", 1, training)[1] is None
+    assert MLP_FAMILY.train_alone(mask, plan, init, synthetic, "forward", 1, training)[1] is None
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -113,11 +108,12 @@ def test_a_convnet_keeps_its_weights_batched_or_alone(compacted: bool) -> None:
     training = TrainingConfig(steps=10, lr=0.01)
     reference = build_model(spec, 2)
     train(reference, mask, data, training, seed=2)
-    plan = FitnessPlan(False, conv_compaction(mask) if compacted else None, conv=True)
-    _, net = _train_convnet_alone(mask, plan, build_model(spec, 2), data, "forward", 2, training, keep=True)
+    plan = FitnessPlan(False, compaction(mask) if compacted else None)
+    init = build_model(spec, 2)
+    _, net = CONV_FAMILY.train_alone(mask, plan, init, data, "forward", 2, training, keep=True)
     _close(unpack_weights(pack_weights(net, mask), mask), _expected(reference, mask), 2e-3)
     cfg = FitnessConfig(steps=10, lr=0.01, init_seeds=(2,), keep_weights=True)
-    assert conv_fitness_plan(mask, build_model(spec, 0), "forward", cfg.batch_size).batched
+    assert CONV_FAMILY.plan(mask, build_model(spec, 0), "forward", cfg.batch_size).batched
     (o,) = evaluate_masks([mask], spec, data, cfg)
     _close(unpack_weights(o.weights, mask), _expected(reference, mask), 2e-3)
 

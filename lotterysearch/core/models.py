@@ -331,10 +331,6 @@ def parse_spec(spec: str) -> MLPSpec | ConvSpec:
     return _parse(spec)[0]
 
 
-def is_mlp(spec: str) -> bool:
-    return isinstance(parse_spec(spec), MLPSpec)
-
-
 def _weight_shapes(arch: MLPSpec | ConvSpec) -> list[tuple[int, ...]]:
     """The prunable layers' weight shapes, worked out from the spec alone (nothing is allocated)."""
     if isinstance(arch, MLPSpec):

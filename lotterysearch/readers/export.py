@@ -53,16 +53,11 @@ import torch
 from torch import nn
 
 from lotterysearch.core.masks import Mask, masked_call
-from lotterysearch.core.models import MLP, ConvNet, input_shape, input_width, prunable_layers
-from lotterysearch.errors import ConfigError, ExportError, ModelError
-from lotterysearch.training.compaction import (
-    compact_conv_mask,
-    compact_convnet,
-    compact_mask,
-    compact_model,
-    compaction,
-    conv_compaction,
-)
+from lotterysearch.core.models import input_shape, input_width, prunable_layers
+from lotterysearch.errors import ConfigError, ExportError
+from lotterysearch.training.batched_mlp import sparse_layers as csr_layers
+from lotterysearch.training.compaction import compact_mask, compaction
+from lotterysearch.training.family import family_of
 
 if TYPE_CHECKING:
     from lotterysearch.core.data import Dataset
@@ -170,10 +165,8 @@ def packed_bytes(rows: int, cols: int, nnz: int) -> int:
 
 def sparse_layers(mask: Mask) -> list[bool]:
     """Per layer of a compacted mask: whether ``PackedLinear`` computes it as CSR. The trainer's rule
-    (``batched.sparse_layers``: large layers with at most ``batched.CSR_BELOW`` of their weights live),
+    (``batched_mlp.sparse_layers``: large layers with at most ``batched_mlp.CSR_BELOW`` of their weights live),
     which measures faster than a dense matmul here at inference too (``lotterysearch bench``)."""
-    from lotterysearch.training.batched import sparse_layers as csr_layers
-
     return [t.dim() == 2 and s for (_, t), s in zip(mask.items(), csr_layers(mask), strict=True)]
 
 
@@ -207,21 +200,15 @@ def compact_network(model: nn.Module, mask: Mask, *, sparse: bool = False) -> nn
     compaction: the same function on flat ``[N, features]`` inputs, up to float rounding. With ``sparse``,
     the fully connected layers are ``PackedLinear``, CSR where ``sparse_layers`` picks it."""
     mask.check_fits(model)
-    bias = next(iter(prunable_layers(model).values())).bias is not None
-    if isinstance(model, MLP):
-        comp = compaction(mask, bias)
-        small, small_mask = compact_model(model, comp), compact_mask(mask, comp)
-        head: list[nn.Module] = [nn.Flatten(1)]
-        if len(comp.inputs) < input_width(model):
-            head.append(InputColumns(comp.inputs))
-        pooled: frozenset[str] = frozenset()
-    elif isinstance(model, ConvNet):
-        conv = conv_compaction(mask, bias)
-        small, small_mask = compact_convnet(model, conv), compact_conv_mask(mask, conv)
-        head = [nn.Flatten(1), nn.Unflatten(1, small.input_shape)]
-        pooled = small.pooled
-    else:
-        raise ModelError(f"export takes the built-in MLPs and convnets, not {type(model).__name__}")
+    family = family_of(model)
+    comp = compaction(mask, bias=next(iter(prunable_layers(model).values())).bias is not None)
+    small, small_mask = family.compact_model(model, comp), compact_mask(mask, comp)
+    head: list[nn.Module] = [nn.Flatten(1)]
+    if not comp.reads_every_input:  # an MLP's dead input features (a convnet reads whole images)
+        head.append(InputColumns(comp.inputs))
+    if family.convolutional:
+        head.append(nn.Unflatten(1, small.input_shape))
+    pooled: frozenset[str] = small.pooled if family.convolutional else frozenset()
     csr = sparse_layers(small_mask) if sparse else [False] * len(small_mask.names)
     layers = prunable_layers(small)
     parts = list(head)

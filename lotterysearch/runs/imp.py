@@ -26,13 +26,14 @@ import torch
 from lotterysearch.core import canon
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, input_width, is_mlp
+from lotterysearch.core.models import build_model, input_width
 from lotterysearch.errors import ConfigError, PruningError, StoreError
 from lotterysearch.execution import backend
 from lotterysearch.execution.jobs import Jobs
 from lotterysearch.pruning import pruners
 from lotterysearch.settings import IMPConfig, TrainingConfig
 from lotterysearch.storage.store import ClassRecord, IMPRoundRecord, Individual
+from lotterysearch.training.family import family_of
 from lotterysearch.training.trainer import TrainResult
 
 
@@ -95,7 +96,7 @@ def round_plan(cfg: IMPConfig) -> list[dict[str, int] | int]:
     schedule that would empty a layer, or a convolution rate for a model without convolutions, is a one-line
     ``ConfigError``."""
     i = cfg.imp
-    if i.conv_rate and is_mlp(cfg.model):
+    if i.conv_rate and not family_of(cfg.model).convolutional:
         raise ConfigError(f"field 'imp.conv_rate' applies to convolutions; model '{cfg.model}' has none")
     try:
         return pruners.imp_plan(
