@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+import torch
 
 RAY_TEST_CPUS = 2
 OBJECT_STORE_BYTES = 200 * 2**20  # small: the machine is shared
@@ -210,3 +211,15 @@ class RayNodes:
 def ray_nodes() -> Iterator[RayNodes]:
     with RayNodes() as nodes:
         yield nodes
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one thread while a test trains: tiny networks train ~10x faster so when other jobs share the
+    cores, and a convolution's sums (so its bits) depend on the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

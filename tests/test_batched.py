@@ -23,20 +23,15 @@ from lotterysearch.training.family import COMPACT_BELOW, CONV_FAMILY, MLP_FAMILY
 from lotterysearch.training.fitness import evaluate_mask, evaluate_masks
 from lotterysearch.training.trainer import train
 
-pytestmark = pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta"),
+    pytest.mark.usefixtures("one_thread"),  # batching is bit-equal on one thread
+]
 
 SPEC = "mlp:16-24-24-4"
 ODD = "mlp:16-7-5-4"  # blocks of 112, 35 and 20 floats: vector tails everywhere without the padding
 LENET = "mlp:784-300-100-10"
 train_networks = MLP_FAMILY.train_networks
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -33,12 +33,7 @@ def kernel(mask: Mask, model: torch.nn.Module, mode: str, batch_size: int) -> st
     return CONV_FAMILY.plan(mask, model, mode, batch_size).kernel
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # batching is bit-equal on one thread
 
 
 @pytest.fixture(scope="module")

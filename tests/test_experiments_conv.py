@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from experiments import conv, run_all
 from experiments.common import Context, Rendered
@@ -32,14 +31,6 @@ TINY = conv.ConvSettings(
     imp_config="tiny",
     confirm_rounds=(2, 4),
 )  # fmt: skip
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_section_measures_renders_and_answers_three_questions(tmp_path: Path, one_thread: None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 
 from experiments import stability_study
 from experiments.common import Context
@@ -27,14 +26,6 @@ permuted_copies = 2
 [rounding]
 seeds = []
 """
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeypatch, one_thread) -> None:

@@ -2,12 +2,10 @@
 section as a ``TrainingConfig``, and a tiny end-to-end run. The metrics themselves: tests/test_overlap.py."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from lotterysearch.core.alignment import permute_hidden
 from lotterysearch.core.models import build_model
@@ -106,17 +104,6 @@ seeds = [0, 1]
 compression = 20
 iterations = 10
 """
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Tiny networks train ~10x faster on one thread when other jobs share the 2 cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_run_stability_end_to_end(
