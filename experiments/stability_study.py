@@ -226,34 +226,49 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
         verdict = "**Partly.** Some inits give isomorphic masks (see the class counts)."
     if low and max(low) < 0.1:
         verdict += (
-            f" What is reproducible is the per-layer density profile (coefficient of variation across seeds "
-            f"≤ {max(low):.1%} per layer for ρ ≤ 100)."
+            f" What is reproducible is the network's shape: the per-layer density profile (coefficient of "
+            f"variation across seeds ≤ {max(low):.1%} per layer for ρ ≤ 100), the number of live units per layer, "
+            "and the units' degrees, which explain the whole of the overlap that aligning hidden units finds"
+            + (
+                " (aligned overlap within its degree-preserving null's 95% interval at every ρ)."
+                if all(r["aligned_excess_ci"] is not None and r["aligned_excess_ci"][0] <= 0 for _, r in rows)
+                else "."
+            )
         )
-    matter, level, open_ = [], [], []
+    where: dict[tuple[str, str], list[str]] = {}
     for m, r in rows:
         if r["accuracy"] is None:
             continue
-        where = f"ρ = {r['compression']:g} on {m['dataset']} ({_budget(m)})"
-        kinds = {
-            verdicts[(m["name"], "synflow", r["compression"], c)].kind
-            for c in ("shuffled", "degree_shuffled")
-        }
-        if kinds == {"equivalent"}:
-            level.append(where)
-        elif "better" in kinds:
-            matter.append(where)
-        else:
-            open_.append(where)
-    if matter or level or open_:
-        verdict += " In accuracy (own init minus shuffled copies, paired by init, Holm-corrected):"
-        verdict += f" the shuffles cost accuracy at {'; '.join(matter)}." if matter else ""
+        at = f"ρ = {r['compression']:g} on {m['dataset']} ({_budget(m)})"
+        for c in ("shuffled", "degree_shuffled"):
+            v = verdicts[(m["name"], "synflow", r["compression"], c)]
+            kind = "costs" if v.kind == "better" else "level" if v.equivalent else "open"
+            where.setdefault((c, kind), []).append(f"{at}: {v.interval()}")
+    if where:
         verdict += (
-            f" both shuffles are equivalent to the mask within ±{EQUIVALENCE_MARGIN:g} points at {'; '.join(level)}:"
-            " there only the layer densities and degrees matter."
-            if level
-            else ""
+            " What the mask adds to its shape, in accuracy (own init minus control, points, paired by init, "
+            "Holm-corrected):"
         )
-        verdict += f" Inconclusive at {'; '.join(open_)}." if open_ else ""
+        for c, name in (
+            ("shuffled", "a layerwise shuffle"),
+            ("degree_shuffled", "a degree-preserving shuffle"),
+        ):
+            parts = [
+                f"{label} at {'; '.join(where[(c, kind)])}"
+                for kind, label in (
+                    ("costs", "costs accuracy"),
+                    ("level", f"is equivalent within ±{EQUIVALENCE_MARGIN:g}"),
+                    ("open", "is not shown to differ"),
+                )
+                if (c, kind) in where
+            ]
+            verdict += f" {name[0].upper()}{name[1:]} {', and '.join(parts)}."
+        if ("shuffled", "costs") in where and ("degree_shuffled", "costs") not in where:
+            verdict += (
+                " This changes the report's earlier reading that the positions of the weights matter: the "
+                "layerwise shuffle behind it evens out the units' degrees, and a shuffle that keeps them is not "
+                "shown to cost accuracy."
+            )
     return verdict
 
 
