@@ -177,7 +177,17 @@ def measure(
             if fits:
                 chosen[(k, seed)] = min(fits, key=lambda r: r.round)
     ids = sorted({r.individual_id for r in chosen.values()})
-    ls.confirm(ws, run_id, ids=ids, protocol=protocol, reinit_seeds=(), local=s.evaluator == "local")
+    ls.confirm(
+        ws,
+        run_id,
+        ids=ids,
+        protocol=protocol,
+        reinit_seeds=(),
+        local=s.evaluator == "local",
+        on_result=lambda job, r: ctx.progress(
+            f"  confirmed {job}: test {r['early_stop']['test_accuracy']:.4f}"
+        ),
+    )
     with ls.open_run(ws, run_id) as again:
         own = {c.individual_id: c for c in again.confirmations(protocol) if c.init == "own"}
     out: dict[str, Any] = {
@@ -200,30 +210,35 @@ def measure(
     return out
 
 
-def run(ctx: Context, which: Sequence[str] = ("dev",)) -> dict[str, Any]:
-    """Run (or resume) every frontier point on the chosen init sets, saving the numbers after each run."""
+def run(ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or resume) the frontier's points (``points``: these only) on the chosen init sets, saving the
+    numbers after each run. Two processes may share the workspace on different points."""
     s = load_settings()
     base = base_config(s, ctx.data_dir)
     targets = target_densities(s, base)
-    res = load_results(ctx, KEY) or {}
-    res.update(
-        {
-            "settings": SETTINGS.name,
-            "base": s.base,
-            "model": base.model,
-            "protocol": dataclasses.asdict(base.training),
-            "reference": s.reference,
-            "targets": {str(k): d for k, d in targets.items()},
-            "equivalence_margin": s.equivalence_margin,
-            "labels": {p.name: p.label for p in s.points},
-        }
-    )
+    unknown = set(points) - {p.name for p in s.points}
+    if unknown:
+        raise ConfigError(f"unknown frontier point(s) {', '.join(sorted(unknown))}")
+    head = {
+        "settings": SETTINGS.name,
+        "base": s.base,
+        "model": base.model,
+        "protocol": dataclasses.asdict(base.training),
+        "reference": s.reference,
+        "targets": {str(k): d for k, d in targets.items()},
+        "equivalence_margin": s.equivalence_margin,
+        "labels": {p.name: p.label for p in s.points},
+    }
+    res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
     for w in which:
         for p, k, cfg in run_configs(s, base, w):
+            if points and p.name not in points:
+                continue
             ctx.progress(
                 f"[frontier] {cfg.name}: inits {list(cfg.imp.init_seeds)}, {cfg.imp.rounds} rounds x {cfg.training.steps} steps"
             )
             m = measure(cfg, k, s, targets, ctx)
+            res = {**(load_results(ctx, KEY) or {}), **head}  # another process may have saved meanwhile
             per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
             for tk, rows in m["targets"].items():
                 per.setdefault(tk, {}).update(rows)
@@ -416,13 +431,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default="", help="MNIST's IDX files (default: $LOTTERYSEARCH_DATA)")
     ap.add_argument("--inits", choices=("dev", "heldout", "both"), default="dev")
+    ap.add_argument("--points", default="", help="comma-separated point names (default: every point)")
     args = ap.parse_args(argv)
     ctx = Context(
         settings="small", root=ROOT, data_dir=args.data_dir, progress=lambda m: print(m, flush=True)
     )
     which = ("dev", "heldout") if args.inits == "both" else (args.inits,)
     try:
-        run(ctx, which)
+        run(ctx, which, [p for p in args.points.split(",") if p])
     except LotterySearchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
