@@ -402,6 +402,13 @@ _threads = _integer(1, 1024, "a thread count")
 _count = _integer(1, SEED_MAX, "a count")
 
 
+def _individual_options(p: argparse.ArgumentParser, ws: dict[str, Any]) -> None:
+    """RUN ID [--workspace]: one individual of a stored run (export, bench)."""
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("id", type=_individual_id, metavar="ID")
+    p.add_argument("--workspace", **ws)
+
+
 def _run_options(p: argparse.ArgumentParser, ws: dict[str, Any], resume: str) -> None:
     """The options of a command that starts or resumes a run (search, imp): where, on what, from where."""
     p.add_argument("--workspace", **ws)
@@ -505,9 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser(
         "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"
     )
-    e.add_argument("run", metavar="RUN")
-    e.add_argument("id", type=_individual_id, metavar="ID")
-    e.add_argument("--workspace", **ws)
+    _individual_options(e, ws)
     e.add_argument("--out", required=True, metavar="FILE", help=".npz mask, .pt, .pt2 or .onnx model")
     e.add_argument(
         "--format",
@@ -528,9 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="latency and memory of one individual's exported forms against its dense masked network"
     )
-    b.add_argument("run", metavar="RUN")
-    b.add_argument("id", type=int, metavar="ID")
-    b.add_argument("--workspace", **ws)
+    _individual_options(b, ws)
     b.add_argument("--batch", type=int, nargs="+", default=[1, 256], metavar="N", help="batch sizes")
     b.add_argument("--rounds", type=int, default=7, help="timing rounds, the forms interleaved")
     b.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
