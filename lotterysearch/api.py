@@ -28,7 +28,8 @@ from lotterysearch import settings
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model, parameter_count
 from lotterysearch.errors import ConfigError, LotterySearchError, StoreError
-from lotterysearch.evolution import pareto
+from lotterysearch.evolution import diagnostics, pareto
+from lotterysearch.evolution.diagnostics import Ancestor, GenerationDiagnostics
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
 from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.evolution.steady_state import SteadyStateLoop
@@ -146,6 +147,15 @@ class Run:
     def history(self) -> list[GenerationRecord]:
         """One record per committed generation: population, front ids, hypervolume, counts, elapsed time."""
         return self.store.generations(self.id)
+
+    def diagnostics(self) -> list[GenerationDiagnostics]:
+        """Per committed generation: distinct lineages, surviving founders and the mean pairwise Jaccard
+        overlap of the population's masks (``diagnostics.run_diagnostics``)."""
+        return diagnostics.run_diagnostics(self.store, self.id)
+
+    def ancestry(self, individual_id: int) -> list[Ancestor]:
+        """``individual_id`` and its ancestors back to generation 0, with the operators that made each."""
+        return diagnostics.run_ancestries(self.store, self.id, [individual_id])[individual_id]
 
     def imp_rounds(self) -> list[IMPRoundRecord]:
         """An IMP run's committed rounds, by trajectory (init seed) then round: each round's individual id,

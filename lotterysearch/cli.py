@@ -248,6 +248,42 @@ def cmd_front(args: argparse.Namespace) -> None:
             print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
 
 
+def cmd_lineage(args: argparse.Namespace) -> None:
+    """Per generation: distinct lineages, surviving founders and mean pairwise overlap of the population;
+    then the ancestry of each front member (or of ID)."""
+    import json
+
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.evolution import diagnostics
+    from lotterysearch.storage.store import Store
+
+    if args.format not in ("table", "json"):
+        raise ConfigError(f"--format must be table or json, got {args.format!r}")
+    with Store.open(_workspace(args)) as store:
+        per_gen = diagnostics.run_diagnostics(store, args.run)
+        trees = diagnostics.run_ancestries(store, args.run, None if args.id is None else [args.id])
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "generations": [diagnostics.as_dict(g) for g in per_gen],
+                    "ancestry": {str(i): [diagnostics.as_dict(a) for a in t] for i, t in trees.items()},
+                },
+                indent=1,
+            )
+        )
+        return
+    if args.id is None:
+        print("gen  size  lineages  founders  overlap (mean pairwise Jaccard of the population's masks)")
+        for g in per_gen:
+            print(f"{g.gen:>3}  {g.size:>4}  {g.lineages:>8}  {g.founders:>8}  {g.overlap:.4f}")
+        print("lineage: the set of generation-0 individuals an individual descends from")
+    for i, tree in trees.items():
+        print(f"ancestry of {i}:")
+        for a in tree:
+            print("  " + a.line())
+
+
 def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001 - Store
     """``front RUN --plot P --overlay OTHER``: OTHER's points (from ``--overlay-workspace``, else this
     workspace) over RUN's front, and how many of them the front dominates."""
@@ -536,6 +572,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay-workspace", default=None, metavar="DIR", help="OTHER_RUN's workspace (default: RUN's)"
     )
     f.set_defaults(func=cmd_front)
+
+    li = sub.add_parser(
+        "lineage", help="is the search searching: lineages and overlap per generation, ancestry of the front"
+    )
+    li.add_argument("run", metavar="RUN")
+    li.add_argument("id", metavar="ID", type=int, nargs="?", default=None, help="one individual's ancestry")
+    li.add_argument("--workspace", **ws)
+    li.add_argument("--format", default="table", help="table or json")
+    li.set_defaults(func=cmd_lineage)
 
     e = sub.add_parser(
         "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"
