@@ -19,6 +19,7 @@ An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.evolution.diagnostics import Ancestor, GenerationDiagnostics
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
 from lotterysearch.evolution.problem import MaskProblem
+from lotterysearch.evolution.single_lineage import SingleLineageLoop
 from lotterysearch.evolution.steady_state import SteadyStateLoop
 from lotterysearch.execution.evaluators import EvalResult
 from lotterysearch.execution.jobs import Jobs
@@ -202,6 +204,8 @@ class Run:
         if self._search is None:
             evaluator = self.problem.evaluator(local=self.local, address=self.address)
             loop = SteadyStateLoop if self.problem.cfg.ga.mode == "steady_state" else SearchLoop
+            if self.problem.cfg.ga.control == "single_lineage":
+                loop = SingleLineageLoop
             self._search = loop(self.problem, self.store, self.id, evaluator).restore()
         return self._search
 
@@ -324,6 +328,24 @@ def create_run(
     run = Run(store, record_run(store, cfg, problem.shapes), local=local, address=address)
     run.problem = problem  # the data is loaded already
     return run
+
+
+def stored_steps(run: Run) -> int:
+    """Training steps of a run's stored trainings: every class at its stored fidelity and every elite
+    re-evaluation. Successive halving's lower rungs are not stored, so a halving run spent more."""
+    classes = run.store.classes(run.id).values()
+    return sum(c.steps for c in classes) + sum(r.steps for r in run.store.reevaluations(run.id))
+
+
+def single_lineage_config(run: Run, steps: int | None = None, name: str | None = None) -> SearchConfig:
+    """The population-of-one control of a search: its config with ``ga.control = "single_lineage"`` and the
+    run's training steps (``stored_steps``, or ``steps``) as the budget, named ``<name>-control``."""
+    cfg = run.config
+    if not isinstance(cfg, SearchConfig):
+        raise ConfigError(f"run '{run.id}' is an IMP run: its control is not a population of one")
+    budget = stored_steps(run) if steps is None else steps
+    ga = dataclasses.replace(cfg.ga, control="single_lineage", control_steps=budget, reevaluate_elites=False)
+    return check_run(dataclasses.replace(cfg, name=name or f"{cfg.name}-control", ga=ga))
 
 
 def record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:

@@ -127,14 +127,14 @@ class GAConfig:
     # The population-of-one control (``single_lineage.SingleLineageLoop``): "single_lineage" runs the same
     # mutation operators on one lineage, one child per generation kept unless its parent dominates it, until
     # ``control_steps`` training steps are spent (the total of the run it controls for).
-    control: str = ""
+    control: str = "none"
     control_steps: int = 0
 
 
 # Option names, here with the settings that name them; each registry of code keyed by one of these has
 # exactly these keys (asserted where the registry is defined), so a config is checked without importing it.
 GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
-CONTROLS = ("", "single_lineage")  # none; ``single_lineage.SingleLineageLoop``
+CONTROLS = ("none", "single_lineage")  # a search; ``single_lineage.SingleLineageLoop``
 OPTIMIZERS = ("adam", "sgd")  # ``trainer.OPTIMIZERS``
 DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10")  # ``data.DATASETS``
 MODES = ("forward", "gradient", "straight_through")  # the masking modes of ``masks``
@@ -419,7 +419,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     _check_compressions(s.compressions)
     check_one_of("ga.control", g.control, CONTROLS)
     check_field("ga.control_steps", g.control_steps >= 0, "an integer >= 0", g.control_steps)
-    if g.control:
+    if g.control != "none":
         check_field(
             "ga.control_steps",
             g.control_steps >= f.steps * len(f.init_seeds),

@@ -431,7 +431,7 @@ class SearchLoop:
         report = GenerationReport(
             self.run_id,
             self.generation,
-            self.cfg.ga.generations,
+            self.planned_generations(),
             trained,
             len(new) - trained,
             max(ind.accuracy for ind in self.population),
@@ -491,6 +491,10 @@ class SearchLoop:
             self._front = pareto.front(self._front + fresh)
             self._fronted = len(self.everyone)
         return list(self._front)
+
+    def planned_generations(self) -> int:
+        """The generations a progress line counts to (``GenerationReport.generations``)."""
+        return self.cfg.ga.generations
 
     @property
     def done(self) -> bool:
