@@ -211,6 +211,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
             f"population {cfg.ga.population}, {cfg.ga.generations} generations"
         )
+    console.say(_fitness_line(run))
     counter = None
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
 
@@ -219,6 +220,20 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     _run_to_end(
         run, "search", workspace, lambda store, run_id: report.format_front(store, run_id, "table"), counter
+    )
+
+
+def _fitness_line(run) -> str:  # noqa: ANN001 - api.Run
+    """What a progress line's accuracy is, and the dense network's under the same fitness (trained once
+    here), so that a reader can tell a good mask from a toy's accuracy."""
+    cfg = run.config
+    f = cfg.fitness
+    seeds = f.init_seeds[0] if len(f.init_seeds) == 1 else f"{len(f.init_seeds)} init seeds (mean)"
+    init = f"init θ₀ = seed {seeds}" if f.mode == "ticket" else f"init seed {seeds}"
+    dense = run.problem.dense_objectives()
+    return (
+        f"fitness: validation accuracy after {f.steps} training steps ({f.optimizer}, lr {f.lr:g}, batch"
+        f" {f.batch_size}) from {init}; the dense network reaches {dense.accuracy:.4f} under it"
     )
 
 
