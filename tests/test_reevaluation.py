@@ -150,3 +150,32 @@ def test_reevaluation_config_is_checked() -> None:
     with pytest.raises(ConfigError, match="field 'fitness.batch_order' must be an integer >= 0"):
         tiny_config(fitness={"batch_order": -1})
     assert not math.isnan(parse_config("[ga]\nreevaluate_elites = true\n").ga.population)
+
+
+def test_a_store_without_the_table_reads_none_and_gains_it_on_first_write(tmp_path) -> None:
+    """A store has no ``reevaluations`` table until a run re-evaluates (older stores neither): it reads as
+    having none, and the first re-evaluation creates it; a re-evaluation of an unknown class is refused."""
+    from lotterysearch.errors import StoreError
+    from lotterysearch.storage.store import Reevaluation
+
+    cfg = tiny_config(evaluator="local", ga={"generations": 0})
+    with api.create_run(cfg, tmp_path, local=True) as run:
+        run.optimize()
+        rid, key = run.id, run.front()[0].class_key
+        first = run.store.classes(rid)[key].accuracy
+    with Store.open(tmp_path) as store:
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table'"
+        assert "reevaluations" not in {r[0] for r in store._db.execute(tables)}
+        assert store.reevaluations(rid) == []
+        assert store.classes(rid)[key].accuracy == first
+        rec = Reevaluation(rid, key, 1, 0, 0.25, math.nan, 30, "local", 0.1)
+        with pytest.raises(StoreError, match="class 'nope' has no full-fidelity training"):
+            store.record_reevaluations(rid, [replace(rec, key="nope")])
+        store.record_reevaluations(rid, [rec])
+        (back,) = store.reevaluations(rid)
+        assert math.isnan(back.loss) and back.created  # a diverged loss comes back as NaN
+        assert replace(back, created=None, loss=0.0) == replace(rec, loss=0.0)
+        # generation 0 is committed: the class reads as the mean of its two trainings, on every member
+        assert store.classes(rid)[key].accuracy == (first + 0.25) / 2
+        members = [i for i in store.individuals(rid) if i.class_key == key]
+        assert members and {i.accuracy for i in members} == {(first + 0.25) / 2}

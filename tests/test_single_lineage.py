@@ -64,7 +64,9 @@ def test_the_control_of_a_run_gets_its_steps_and_resumes_exactly(tmp_path) -> No
 
 
 def test_control_config_is_checked() -> None:
-    with pytest.raises(ConfigError, match="field 'ga.control' must be one of none, single_lineage, got 'one'"):
+    with pytest.raises(
+        ConfigError, match="field 'ga.control' must be one of none, single_lineage, got 'one'"
+    ):
         tiny_config(ga={"control": "one"})
     with pytest.raises(
         ConfigError, match=r"field 'ga.control_steps' must be at least one training \(.* = 30\)"

@@ -176,8 +176,8 @@ CREATE TABLE IF NOT EXISTS trained_weights (
 """
 _SCHEMA += _SCHEMA_V4
 # Elite re-evaluation (``ga.reevaluate_elites``): a class trained again under another order of minibatches.
-# Created by the first write that needs it (a store without it has no re-evaluations), so stores of every
-# version read as before and none needs migrating.
+# Created by the first write that needs it, not with the schema (a store without it has no re-evaluations),
+# so stores of every version read as before, none needs migrating, and runs without it keep the schema small.
 _SCHEMA_REEVALUATIONS = """
 CREATE TABLE IF NOT EXISTS reevaluations (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -194,7 +194,6 @@ CREATE TABLE IF NOT EXISTS reevaluations (
     FOREIGN KEY (run_id, key) REFERENCES classes(run_id, key)
 );
 """
-_SCHEMA += _SCHEMA_REEVALUATIONS
 
 
 # ---- paths ----------------------------------------------------------------------------------------
