@@ -179,3 +179,18 @@ def test_a_store_without_the_table_reads_none_and_gains_it_on_first_write(tmp_pa
         assert store.classes(rid)[key].accuracy == (first + 0.25) / 2
         members = [i for i in store.individuals(rid) if i.class_key == key]
         assert members and {i.accuracy for i in members} == {(first + 0.25) / 2}
+
+
+def test_on_ray_the_second_trainings_are_the_local_ones(ray_local, tmp_path) -> None:
+    """The Ray evaluators train under the second batch order too (``order`` travels with the call), to the
+    same numbers as in this process."""
+    cfg = noisy(generations=1)
+    with api.create_run(
+        tiny_config(ga={"generations": 1, "reevaluate_elites": True}), tmp_path / "ray"
+    ) as run:
+        run.optimize()
+        on_ray = state(tmp_path / "ray", run.id)
+    with api.create_run(cfg, tmp_path / "local", local=True) as run:
+        run.optimize()
+        here = state(tmp_path / "local", run.id)
+    assert on_ray["reevaluations"] and on_ray["reevaluations"] == here["reevaluations"]
