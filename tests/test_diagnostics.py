@@ -130,3 +130,15 @@ def test_a_stored_run_through_the_api_and_the_cli(tmp_path, capsys) -> None:
     assert main(["lineage", rid, "99999", "--workspace", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"lotterysearch: error: no individual 99999 in run '{rid}' (its ids run from 0 to 23)"
+
+
+def test_lineage_of_an_unknown_run_or_format_is_one_line(tmp_path, capsys) -> None:
+    with api.create_run(tiny_config(evaluator="local", ga={"generations": 0}), tmp_path, local=True) as run:
+        run.optimize()
+        rid = run.id
+    assert main(["lineage", "zzz-001", "--workspace", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lotterysearch: error: ") and "zzz-001" in err[0]
+    assert main(["lineage", rid, "--workspace", str(tmp_path), "--format", "xml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lotterysearch: error: --format must be table or json, got 'xml'"
