@@ -268,12 +268,21 @@ class FitnessConfig(TrainingConfig):
 
 @dataclass(frozen=True)
 class RayConfig:
+    """The ``[ray]`` section: where evaluators run and what each holds. Checks itself on construction, so
+    the evaluator pool takes it as it is."""
+
     address: str = ""  # empty: a local Ray (or $RAY_ADDRESS)
     cpus_per_eval: float = 1.0
     # GPUs each evaluator holds (0.25: four share one). 0 keeps evaluators on CPUs: Ray hides the GPUs from an
     # actor that asks for none (CUDA_VISIBLE_DEVICES=""), and fitness then trains on the CPU.
     gpus_per_eval: float = 0.0
     num_evaluators: int = 0  # 0: one per available CPU (and GPU share, with gpus_per_eval)
+
+    def __post_init__(self) -> None:
+        check_field("cpus_per_eval", self.cpus_per_eval > 0, "a number > 0", self.cpus_per_eval)
+        check_field("gpus_per_eval", self.gpus_per_eval >= 0, "a number >= 0", self.gpus_per_eval)
+        check_field("num_evaluators", self.num_evaluators >= 0, "an integer >= 0", self.num_evaluators)
+        check_limit("num_evaluators", self.num_evaluators, "evaluators")
 
 
 @dataclass(frozen=True)
@@ -407,7 +416,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against the option names; the first problem found raises ``ConfigError``. What needs
     the model itself (its spec, IMP's schedule) is checked by ``api.check_run``."""
     _check_run_fields(cfg)
-    s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
+    s, g, f = cfg.seeding, cfg.ga, cfg.fitness
     check_one_of("seeding.pruner", s.pruner, SCORERS)
     check_field(
         "seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds)
@@ -499,7 +508,6 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             " successive halving (every rung needs a step)",
             f.steps,
         )
-    _check_ray(r)
     return cfg
 
 
@@ -535,13 +543,6 @@ def _check_compressions(compressions: tuple[float, ...]) -> None:
     )
 
 
-def _check_ray(r: RayConfig) -> None:
-    check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
-    check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
-    check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
-    check_limit("ray.num_evaluators", r.num_evaluators, "evaluators")
-
-
 def validate_imp(cfg: IMPConfig) -> IMPConfig:
     """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
     schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
@@ -575,7 +576,6 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
             f"at most training.steps - imp.rewind_step ({t.steps - i.rewind_step}): the steps of a round",
             t.eval_every,
         )
-    _check_ray(cfg.ray)
     return cfg
 
 

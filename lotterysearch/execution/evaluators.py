@@ -30,6 +30,7 @@ import torch
 
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators
 from lotterysearch.settings import FitnessConfig
@@ -220,8 +221,6 @@ class LocalEvaluator:
         threads: int = 1,
         chunk: int | None = None,
     ) -> None:
-        from lotterysearch.core.models import build_model
-
         self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
         self.threads = max(1, int(threads))
         model = build_model(model_spec, 0)
