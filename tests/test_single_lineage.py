@@ -72,3 +72,13 @@ def test_control_config_is_checked() -> None:
         ConfigError, match=r"field 'ga.control_steps' must be at least one training \(.* = 30\)"
     ):
         control(10)
+
+
+def test_the_dashboard_plans_no_generation_count_for_a_control(tmp_path) -> None:
+    from lotterysearch.readers.dashboard.views import planned, runs_view
+
+    with api.create_run(control(60), tmp_path, local=True) as run:
+        run.optimize()
+        assert planned(run.record) is None
+        (row,) = runs_view(run.store)["runs"]
+        assert row["planned"] is None and row["generations"] == 1  # the founder, then one child: 60 steps

@@ -75,8 +75,12 @@ def _config(run: RunRecord) -> dict[str, Any]:
 
 
 def planned(run: RunRecord) -> int | None:
-    """Generations a search is configured for (an IMP run: rounds per trajectory)."""
+    """Generations a search is configured for (an IMP run: rounds per trajectory; None for a population-of-one
+    control, which runs until its step budget is spent)."""
     cfg = _config(run)
+    ga = cfg.get("ga")
+    if isinstance(ga, dict) and ga.get("control", "none") != "none":
+        return None
     section, key = ("imp", "rounds") if run.kind is RunKind.IMP else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
