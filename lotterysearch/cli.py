@@ -199,6 +199,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
             f"population {cfg.ga.population}, {cfg.ga.generations} generations"
         )
+    console.say(_fitness_line(run))
     counter = None
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
 
@@ -207,6 +208,20 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     _run_to_end(
         run, "search", workspace, lambda store, run_id: report.format_front(store, run_id, "table"), counter
+    )
+
+
+def _fitness_line(run) -> str:  # noqa: ANN001 - api.Run
+    """What a progress line's accuracy is, and the dense network's under the same fitness (trained once
+    here), so that a reader can tell a good mask from a toy's accuracy."""
+    cfg = run.config
+    f = cfg.fitness
+    seeds = f.init_seeds[0] if len(f.init_seeds) == 1 else f"{len(f.init_seeds)} init seeds (mean)"
+    init = f"init θ₀ = seed {seeds}" if f.mode == "ticket" else f"init seed {seeds}"
+    dense = run.problem.dense_objectives()
+    return (
+        f"fitness: validation accuracy after {f.steps} training steps ({f.optimizer}, lr {f.lr:g}, batch"
+        f" {f.batch_size}) from {init}; the dense network reaches {dense.accuracy:.4f} under it"
     )
 
 
@@ -226,6 +241,42 @@ def cmd_front(args: argparse.Namespace) -> None:
             print(f"wrote {report.plot_front(store, args.run, args.plot)}", file=sys.stderr)
         if args.html:
             print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
+
+
+def cmd_lineage(args: argparse.Namespace) -> None:
+    """Per generation: distinct lineages, surviving founders and mean pairwise overlap of the population;
+    then the ancestry of each front member (or of ID)."""
+    import json
+
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.evolution import diagnostics
+    from lotterysearch.storage.store import Store
+
+    if args.format not in ("table", "json"):
+        raise ConfigError(f"--format must be table or json, got {args.format!r}")
+    with Store.open(_workspace(args)) as store:
+        per_gen = diagnostics.run_diagnostics(store, args.run)
+        trees = diagnostics.run_ancestries(store, args.run, None if args.id is None else [args.id])
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "generations": [diagnostics.as_dict(g) for g in per_gen],
+                    "ancestry": {str(i): [diagnostics.as_dict(a) for a in t] for i, t in trees.items()},
+                },
+                indent=1,
+            )
+        )
+        return
+    if args.id is None:
+        print("gen  size  lineages  founders  overlap (mean pairwise Jaccard of the population's masks)")
+        for g in per_gen:
+            print(f"{g.gen:>3}  {g.size:>4}  {g.lineages:>8}  {g.founders:>8}  {g.overlap:.4f}")
+        print("lineage: the set of generation-0 individuals an individual descends from")
+    for i, tree in trees.items():
+        print(f"ancestry of {i}:")
+        for a in tree:
+            print("  " + a.line())
 
 
 def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001 - Store
@@ -508,6 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay-workspace", default=None, metavar="DIR", help="OTHER_RUN's workspace (default: RUN's)"
     )
     f.set_defaults(func=cmd_front)
+
+    li = sub.add_parser(
+        "lineage", help="is the search searching: lineages and overlap per generation, ancestry of the front"
+    )
+    li.add_argument("run", metavar="RUN")
+    li.add_argument("id", metavar="ID", type=int, nargs="?", default=None, help="one individual's ancestry")
+    li.add_argument("--workspace", **ws)
+    li.add_argument("--format", default="table", help="table or json")
+    li.set_defaults(func=cmd_lineage)
 
     e = sub.add_parser(
         "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"

@@ -297,12 +297,15 @@ class EvaluatorActor:
         shapes: Mapping[str, tuple[int, ...]],
         data: list[Any],
         steps: int | None = None,
+        order: int = 0,
     ) -> list[dict[str, Any]]:
-        """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget.
-        Each result's ``wall_time`` is its share of the call (the call's time over the masks)."""
+        """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget,
+        ``order`` its order of minibatches. Each result's ``wall_time`` is its share of the call (the call's
+        time over the masks)."""
         dataset = self._prepare(data)
         masks = [Mask.unpack(p, shapes) for p in packed]
         cfg = self.fitness_cfg if steps is None else self.fitness_cfg.with_steps(steps)
+        cfg = cfg.with_batch_order(order) if order else cfg
         start = time.perf_counter()
         objectives = evaluate_masks(masks, self.model_spec, dataset, cfg, self.mode)
         share = (time.perf_counter() - start) / max(1, len(masks))
@@ -553,14 +556,16 @@ class EvaluatorPool:
         jobs: Iterable[tuple[str, bytes]],
         shapes: Mapping[str, tuple[int, ...]],
         steps: int | None = None,
+        order: int = 0,
     ) -> Iterator[list[EvalResult]]:
-        """``evaluate``'s results, one list per finished call (the masks trained together)."""
+        """``evaluate``'s results, one list per finished call (the masks trained together); ``order``: the
+        order of minibatches (``FitnessConfig.batch_order``)."""
         queue = deque(_Job(str(key), bytes(packed)) for key, packed in jobs)
         shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
 
         def submit(actor: _Actor, batch: list[_Job]) -> Any:
             return actor.handle.evaluate_batch.remote(
-                [j.payload for j in batch], shapes, [self._data_ref], steps
+                [j.payload for j in batch], shapes, [self._data_ref], steps, order
             )
 
         def result(job: _Job, out: dict[str, Any]) -> EvalResult:
@@ -838,12 +843,14 @@ class RayEvaluator:
         for group in self.evaluate_ready(jobs, steps):
             yield from group
 
-    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
+    def evaluate_ready(
+        self, jobs: Sequence[Job], steps: int | None = None, order: int = 0
+    ) -> Iterator[list[EvalResult]]:
         jobs = list(jobs)
         if not jobs:
             return iter(())
         shapes = jobs[0][1].shapes
-        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps)
+        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps, order)
 
     @property
     def capacity(self) -> int:
