@@ -29,8 +29,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +41,7 @@ from lotterysearch.errors import StoreError
 from lotterysearch.evolution import pareto, selection
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
+from lotterysearch.runs.ledger import step_flops
 from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual
 from lotterysearch.training.fitness import fitness_key, key_version
 from lotterysearch.training.trained import unpack_weights
@@ -95,6 +96,20 @@ class GenerationReport:
             f"skipped {self.skipped:>3} (isomorphs)  best acc {self.best_accuracy:.4f}  "
             f"HV {self.hypervolume:.4f}  front {self.front_size:>3}  {self.elapsed:7.1f} s"
         )
+
+
+@dataclass
+class GenerationLedger:
+    """One generation's compute ledger as the loop counts it (stored with the generation, read by
+    ``runs.ledger``): training steps over every rung and init seed, the critical path in steps (None: a
+    steady-state generation, whose path is its lineages'), FLOPs on kept weights, training seconds, and the
+    steps of each class trained (given to its generation's first individual of that class)."""
+
+    steps: int = 0
+    critical_path: int | None = 0
+    flops: float = 0.0
+    seconds: float = 0.0
+    own: dict[str, int] = field(default_factory=dict)
 
 
 def class_record(
@@ -169,6 +184,11 @@ class SearchLoop:
         self._fronted = 0
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
+        # the compute ledger (``runs.ledger``): each class's fidelity before this generation (the highest its
+        # committed individuals carry), and what ``evaluate`` counted for the generation being made
+        self._prior_fidelity: dict[str, float] = {}
+        self._ledger: GenerationLedger | None = None
+        self._train_seconds = 0.0
 
     def restore(self) -> SearchLoop:
         """Continue after the last committed generation: its population, RNG state and clock."""
@@ -180,7 +200,14 @@ class SearchLoop:
             self.rng.bit_generator.state = last.rng_state["numpy"]
             self.generation = last.gen
             self._elapsed_before = last.elapsed
+            self._prior_fidelity = {}
+            self._remember_fidelities(self.everyone.values())
         return self
+
+    def _remember_fidelities(self, individuals: Iterable[Individual]) -> None:
+        for ind in individuals:
+            old = self._prior_fidelity.get(ind.class_key)
+            self._prior_fidelity[ind.class_key] = ind.fidelity if old is None else max(old, ind.fidelity)
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, new: list[Candidate], first_id: int, halving: bool) -> list[Individual]:
@@ -206,23 +233,57 @@ class SearchLoop:
         todo = [k for k in reps if not self._settled(k, first_id)]
         f = self.cfg.fitness
         rungs = halving_rungs(f.steps, f.successive_halving and halving, f.halving_rate, f.halving_rungs)
+        ledger = GenerationLedger()
+        self._train_seconds = 0.0
         for r, steps in enumerate(rungs):
             if not todo:
                 break
+            self._count(ledger, todo, reps, steps)
             accuracy = self._measure(todo, reps, steps)
             if r < len(rungs) - 1:
                 keep = math.ceil(len(todo) / f.halving_rate)
                 objectives = [(accuracy[k], reps[k][1].density()) for k in todo]
                 todo = [todo[i] for i in sorted(selection.select_nsga2(objectives, keep))]
+        ledger.seconds = self._train_seconds
+        self._ledger = ledger
         return [
-            self._individual(c, first_id + i, key, self.archive.get(key))
+            self._individual(
+                c,
+                first_id + i,
+                key,
+                self.archive.get(key),
+                ledger.own.get(key, 0) if reps[key][0] == first_id + i else 0,
+            )
             for i, (c, key) in enumerate(zip(new, keys, strict=True))
         ]
 
-    def _individual(self, c: Candidate, id: int, key: str, rec: ClassRecord) -> Individual:
-        """An individual of candidate ``c`` with its class's objectives. Its effective density is the
-        class's: isomorphic effective subnetworks have equally many weights, so it is the same number
-        ``Mask.effective_density`` would give, without sweeping the mask again here."""
+    def _count(
+        self, ledger: GenerationLedger, todo: list[str], reps: dict[str, tuple[int, Mask]], steps: int
+    ) -> None:
+        """Add one rung's trainings to the generation's ledger (``runs.ledger``): those an uninterrupted run
+        trains, the classes whose fidelity before this generation is not this rung's. Counted from the
+        decisions, not from what ``_measure`` finds in storage, so a resumed generation counts what the
+        uninterrupted one did. The rung's trainings run side by side: the critical path grows by one
+        training of ``steps`` (the init seeds, too, run side by side)."""
+        f = self.cfg.fitness
+        trained = [k for k in todo if self._prior_fidelity.get(k) != steps / f.steps]
+        if not trained:
+            return
+        seeds = len(f.init_seeds)
+        count = step_flops(self.cfg.model, f.batch_size)
+        ledger.critical_path += steps
+        for key in trained:
+            mask = self.archive.representative(key) if key in self.archive else reps[key][1]
+            ledger.own[key] = ledger.own.get(key, 0) + steps * seeds
+            ledger.steps += steps * seeds
+            ledger.flops += float(steps * seeds * count(mask))
+
+    def _individual(
+        self, c: Candidate, id: int, key: str, rec: ClassRecord, steps: int | None = None
+    ) -> Individual:
+        """An individual of candidate ``c`` with its class's objectives and the training ``steps`` spent on
+        it. Its effective density is the class's: isomorphic effective subnetworks have equally many weights,
+        so it is the same number ``Mask.effective_density`` would give, without sweeping the mask again here."""
         ind = Individual(
             run_id=self.run_id,
             id=id,
@@ -237,6 +298,7 @@ class SearchLoop:
             effective_density=rec.effective_density,
             evaluated=rec.individual_id == id,
             fidelity=rec.fidelity,
+            steps=steps,
             shapes=c.mask.shapes,
         )
         ind.__dict__["mask"] = c.mask  # ``Individual.mask``'s cache: nothing to unpack
@@ -287,6 +349,7 @@ class SearchLoop:
                 o = res.objectives
                 accuracy[res.key] = o.accuracy
                 self.steps_spent += o.steps
+                self._train_seconds += res.wall_time
                 old = self.archive.get(res.key)
                 if old is None or fidelity > old.fidelity:
                     records.append(self._record(res, masks[res.key], fidelity, reps[res.key][0]))
@@ -357,6 +420,7 @@ class SearchLoop:
         front = self.front()
         hv = self.hypervolume([ind.objectives for ind in front])
         elapsed = self._elapsed_before + time.monotonic() - self._t0
+        ledger = self.generation_ledger(new)
         report = GenerationReport(
             self.run_id,
             self.generation,
@@ -384,11 +448,21 @@ class SearchLoop:
                 best_accuracy=report.best_accuracy,
                 rng_state={"numpy": self.rng.bit_generator.state},
                 elapsed=elapsed,
+                steps=ledger.steps if ledger else None,
+                critical_path_steps=ledger.critical_path if ledger else None,
+                flops=ledger.flops if ledger else None,
+                train_seconds=ledger.seconds if ledger else None,
             ),
         )
+        self._remember_fidelities(new)
         for listener in self.listeners:
             listener(report)
         return report
+
+    def generation_ledger(self, new: Sequence[Individual]) -> GenerationLedger | None:
+        """The compute ledger of the generation of ``new`` (what ``evaluate`` counted; None if it did not)."""
+        ledger, self._ledger = self._ledger, None
+        return ledger
 
     # ---- selection: methods a subclass may override ------------------------------------------------
     def select_parents(self, objectives: Sequence[pareto.Objective], k: int) -> list[int]:

@@ -178,8 +178,8 @@ CREATE TABLE IF NOT EXISTS trained_weights (
 _SCHEMA += _SCHEMA_V4
 # Added in schema version 5, the compute ledger (``runs.ledger``): an individual's own training steps (its
 # class's trainings in its generation, all rungs and init seeds; 0 for an isomorph), a generation's steps,
-# critical path, FLOPs on kept weights and training seconds, and the measured seconds of each IMP round and
-# confirmation. NULL where a run stored before version 5 did not record them.
+# critical path, FLOPs on kept weights and training seconds, the measured seconds of each IMP round, and a
+# confirmation's training cost (0 steps for one an IMP round already was). NULL where not recorded.
 _LEDGER_COLUMNS = (
     ("individuals", "steps", "INTEGER"),
     ("generations", "steps", "INTEGER"),
@@ -187,6 +187,8 @@ _LEDGER_COLUMNS = (
     ("generations", "flops", "REAL"),  # may pass SQLite's 2^63 bound on integers
     ("generations", "train_seconds", "REAL"),
     ("imp_rounds", "wall_time", "REAL"),
+    ("confirmations", "steps", "INTEGER"),
+    ("confirmations", "flops", "REAL"),
     ("confirmations", "wall_time", "REAL"),
 )
 _SCHEMA += "".join(f"ALTER TABLE {t} ADD COLUMN {c} {kind};\n" for t, c, kind in _LEDGER_COLUMNS)
@@ -427,7 +429,11 @@ class ConfirmationRecord:
     protocol: str
     result: dict[str, Any]
     created: str | None = None
-    wall_time: float | None = None  # seconds the training took where it ran (None: not recorded)
+    # what its training cost (``runs.ledger``): steps, FLOPs on kept weights, seconds where it ran; 0 for a
+    # confirmation an IMP round already was (its numbers copied); None where not recorded
+    steps: int | None = None
+    flops: float | None = None
+    wall_time: float | None = None
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -1371,7 +1377,7 @@ class Store:
             try:
                 conn.execute(
                     "INSERT INTO confirmations (run_id, individual_id, init, seed, protocol, result, created,"
-                    " wall_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " steps, flops, wall_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.run_id,
                         record.individual_id,
@@ -1380,6 +1386,8 @@ class Store:
                         record.protocol,
                         _dumps(record.result, "result"),
                         record.created or _now(),
+                        record.steps,
+                        record.flops,
                         record.wall_time,
                     ),
                 )
