@@ -89,11 +89,6 @@ class Ledger:
         )
 
 
-def training(steps: int, step_flops: float, wall_time: float | None = None) -> Ledger:
-    """One training of ``steps`` steps at ``step_flops`` a step: its own critical path."""
-    return Ledger(steps, steps, float(steps) * step_flops, wall_time)
-
-
 def sequential(ledgers: Iterable[Ledger]) -> Ledger:
     """Ledgers of trainings that waited for each other, one after another."""
     out = Ledger()
@@ -166,7 +161,7 @@ def search_ledger(
     longest lineage chain in one training's steps (its init seeds side by side)."""
     out = sequential(generation_ledger(g) for g in generations)
     if config.get("ga", {}).get("mode") == "steady_state":
-        seeds = max(1, len(config["fitness"]["init_seeds"]))
+        seeds = max(1, len(config.get("fitness", {}).get("init_seeds", [0])))
         chains = lineage_steps(individuals, seeds).values()
         path = None if None in chains else max(chains, default=0)
         out = Ledger(out.total_steps, path, out.flops, out.wall_time)  # type: ignore[arg-type]
@@ -178,19 +173,21 @@ def derived(
     generations: Sequence[GenerationRecord],
     individuals: Sequence[Individual],
     wall_times: Mapping[int, float],
+    flops: bool = True,
 ) -> tuple[list[GenerationRecord], list[Individual]]:
     """Generations and individuals of a search stored before the ledger, with what their config allows.
 
     Without successive halving each trained class was one training of ``fitness.steps`` per init seed, for
     the individual it was trained for (``evaluated``) in that individual's generation; an isomorph cost 0.
     ``wall_times``: the seconds each such individual's class took (``ClassRecord.wall_time``). With halving
-    the lower rungs' trainings are not stored: left None. Records that have their numbers are kept."""
+    the lower rungs' trainings are not stored: left None, as is everything of a config that does not say.
+    Records that have their numbers are kept; ``flops=False`` leaves FLOPs None (no mask is unpacked)."""
     config = json.loads(run.config_json)
-    f = config["fitness"]
-    if f.get("successive_halving"):
+    f = config.get("fitness", {})
+    if f.get("successive_halving") or not {"steps", "init_seeds"} <= f.keys():
         return list(generations), list(individuals)
     per_class = int(f["steps"]) * len(f["init_seeds"])
-    count = step_flops(config["model"], int(f["batch_size"]))
+    count = _counter_of(config, f) if flops else None
     inds = [
         i if i.steps is not None else _with(i, steps=per_class if i.evaluated else 0) for i in individuals
     ]
@@ -209,13 +206,20 @@ def derived(
                 g,
                 steps=sum(i.steps for i in by_gen.get(g.gen, [])),  # type: ignore[misc]
                 critical_path_steps=None if steady else (int(f["steps"]) if trained else 0),
-                flops=float(sum(per_class * count(i.mask) for i in trained)),
+                flops=None if count is None else float(sum(per_class * count(i.mask) for i in trained)),
                 train_seconds=sum(wall_times.get(i.id, 0.0) for i in trained)
                 if all(i.id in wall_times for i in trained)
                 else None,
             )
         )
     return gens, inds
+
+
+def _counter_of(config: Mapping, training: Mapping) -> Callable[[Mask], int] | None:
+    """``step_flops`` of the run's model at ``training``'s batch size, None where the config does not say."""
+    if "model" not in config or "batch_size" not in training:
+        return None
+    return step_flops(config["model"], int(training["batch_size"]))
 
 
 def _with(record, **fields):  # noqa: ANN001, ANN202 - any frozen record
@@ -225,18 +229,19 @@ def _with(record, **fields):  # noqa: ANN001, ANN202 - any frozen record
 
 
 # ---- IMP and confirmations --------------------------------------------------------------------------
-def imp_ledger(rounds: Sequence[IMPRoundRecord], masks: Mapping[int, Mask], config: Mapping) -> Ledger:
+def imp_ledger(rounds: Sequence[IMPRoundRecord], masks: Mapping[int, Mask] | None, config: Mapping) -> Ledger:
     """An IMP run's ledger: each trajectory's rounds one after another (round 0 with the rewind's
     ``rewind_step`` dense steps, which every round's training starts from: ``imp.round_steps``),
-    trajectories side by side."""
+    trajectories side by side. Without ``masks`` (or a config naming the model) FLOPs are None."""
     from lotterysearch.runs.imp import round_steps
 
-    count = step_flops(config["model"], int(config["training"]["batch_size"]))
-    rewind = int(config["imp"].get("rewind_step", 0))
+    count = _counter_of(config, config.get("training", {})) if masks is not None else None
+    rewind = int(config.get("imp", {}).get("rewind_step", 0))
     chains: dict[int, list[Ledger]] = {}
     for r in rounds:
         steps = round_steps(r.result, r.round, rewind)
-        ledger = training(steps, count(masks[r.individual_id]), r.wall_time)
+        per_step = None if count is None or masks is None else count(masks[r.individual_id])
+        ledger = Ledger(steps, steps, None if per_step is None else float(steps * per_step), r.wall_time)
         chains.setdefault(r.trajectory, []).append(ledger)
     return parallel(sequential(c) for c in chains.values())
 
@@ -265,8 +270,9 @@ class RunCompute:
     run_steps: dict[int, int | None]  # the run's total steps up to the individual's generation
 
 
-def run_compute(store: Store, run_id: str) -> RunCompute:
-    """The run's ledger (``Run.ledger``), recorded or ``derived``, and its individuals' numbers."""
+def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
+    """The run's ledger (``Run.ledger``), recorded or ``derived``, and its individuals' numbers. With
+    ``flops=False`` no mask is unpacked (a listing's steps): FLOPs not recorded stay None."""
     run = store.run(run_id)
     config = json.loads(run.config_json)
     individuals = store.individuals(run_id)
@@ -274,7 +280,7 @@ def run_compute(store: Store, run_id: str) -> RunCompute:
         from lotterysearch.runs.imp import round_steps
 
         rounds = store.imp_rounds(run_id)
-        rewind = int(config["imp"].get("rewind_step", 0))
+        rewind = int(config.get("imp", {}).get("rewind_step", 0))
         by_id = {r.individual_id: r for r in rounds}
         individuals = [
             i
@@ -282,7 +288,7 @@ def run_compute(store: Store, run_id: str) -> RunCompute:
             else _with(i, steps=round_steps(by_id[i.id].result, by_id[i.id].round, rewind))
             for i in individuals
         ]
-        ledger = imp_ledger(rounds, {i.id: i.mask for i in individuals}, config)
+        ledger = imp_ledger(rounds, {i.id: i.mask for i in individuals} if flops else None, config)
         lineage = lineage_steps(individuals)
         running = 0
         run_steps: dict[int, int | None] = {}
@@ -293,7 +299,7 @@ def run_compute(store: Store, run_id: str) -> RunCompute:
     generations = store.generations(run_id)
     if any(g.steps is None for g in generations) or any(i.steps is None for i in individuals):
         walls = {c.individual_id: c.wall_time for c in store.classes(run_id).values()}
-        generations, individuals = derived(run, generations, individuals, walls)
+        generations, individuals = derived(run, generations, individuals, walls, flops)
     upto = steps_to_generation(generations)
     return RunCompute(
         search_ledger(generations, individuals, config),
