@@ -32,6 +32,7 @@ _API = {
     "create_imp_run": "lotterysearch.api",
     "IMPConfig": "lotterysearch.settings",
     "confirm": "lotterysearch.runs.confirmation",
+    "Ledger": "lotterysearch.runs.ledger",
 }
 __all__ = sorted(_API)
 
