@@ -188,6 +188,7 @@ class SearchLoop:
         # committed individuals carry), and what ``evaluate`` counted for the generation being made
         self._prior_fidelity: dict[str, float] = {}
         self._ledger: GenerationLedger | None = None
+        self._step_flops: dict[str, int] = {}  # a class's training FLOPs per step (``_class_flops``)
         self._train_seconds = 0.0
 
     def restore(self) -> SearchLoop:
@@ -270,13 +271,20 @@ class SearchLoop:
         if not trained:
             return
         seeds = len(f.init_seeds)
-        count = step_flops(self.cfg.model, f.batch_size)
         ledger.critical_path += steps
         for key in trained:
-            mask = self.archive.representative(key) if key in self.archive else reps[key][1]
             ledger.own[key] = ledger.own.get(key, 0) + steps * seeds
             ledger.steps += steps * seeds
-            ledger.flops += float(steps * seeds * count(mask))
+            ledger.flops += float(steps * seeds * self._class_flops(key, reps))
+
+    def _class_flops(self, key: str, reps: dict[str, tuple[int, Mask]]) -> int:
+        """FLOPs of one training step of class ``key``: of the mask it is trained on (its representative, or
+        this generation's first member for a new class), which never changes, so it is counted once."""
+        flops = self._step_flops.get(key)
+        if flops is None:
+            mask = self.archive.representative(key) if key in self.archive else reps[key][1]
+            flops = self._step_flops[key] = step_flops(self.cfg.model, self.cfg.fitness.batch_size)(mask)
+        return flops
 
     def _individual(
         self, c: Candidate, id: int, key: str, rec: ClassRecord, steps: int | None = None
