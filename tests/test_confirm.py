@@ -312,7 +312,7 @@ def test_front_lists_the_confirmed_accuracies(searched, capsys, tmp_path) -> Non
             assert cells == ["-"] * 5
     code, out, _ = cli(capsys, "front", run_id, "--workspace", str(ws), "--format", "csv", "--all")
     assert out.splitlines()[0].endswith(
-        ",is_pareto,confirmed_own,own_stop,confirmed_reinit,reinit_std,reinit_stop"
+        ",is_pareto,lineage_steps,run_steps,confirmed_own,own_stop,confirmed_reinit,reinit_std,reinit_stop"
     )
 
     # the plot draws them: own init filled at the mask's density, the reinit mean open, dodged right
