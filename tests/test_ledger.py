@@ -19,6 +19,7 @@ from lotterysearch.core.models import build_model
 from lotterysearch.evolution.loop import SearchLoop
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.readers import report
+from lotterysearch.readers.dashboard import views
 from lotterysearch.runs.ledger import Ledger, lineage_steps, parallel, run_compute, sequential
 from lotterysearch.settings import TrainingConfig, parse_imp_config
 from lotterysearch.storage.store import STORE_FILENAME, Individual, Store
@@ -279,3 +280,38 @@ def test_a_version_4_store_gains_the_ledger_derived_from_its_config(tmp_path) ->
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
     conn.close()
+
+
+# ---- steady state, the listing and the dashboard ---------------------------------------------------------------
+def test_a_steady_state_runs_critical_path_is_its_longest_lineage_and_the_readers_show_it(tmp_path) -> None:
+    cfg = tiny_config(
+        evaluator="local",
+        ga={"mode": "steady_state", "generations": 2},
+        fitness={"steps": 20, "init_seeds": [0, 1]},
+    )
+    with api.create_run(cfg, tmp_path, local=True) as run:
+        run.optimize()
+        ledger, individuals, history = run.ledger, run.individuals(), run.history()
+    by_id = {i.id: i for i in individuals}
+
+    def chain(
+        i: Individual,
+    ) -> int:  # one training's steps (the two init seeds side by side) along the lineage
+        return i.steps // 2 + max((chain(by_id[p]) for p in i.parents if p in by_id), default=0)
+
+    assert all(i.steps in (0, 2 * 20) for i in individuals)
+    assert ledger.total_steps == sum(i.steps for i in individuals) == sum(g.steps for g in history)
+    assert [g.critical_path_steps for g in history] == [
+        20,
+        None,
+        None,
+    ]  # generation 0: the seeds, side by side
+    assert ledger.critical_path_steps == max(chain(i) for i in individuals) >= 2 * 20
+    assert ledger.flops == sum(6 * 128 * i.steps * i.mask.kept() for i in individuals)
+    with Store.open(tmp_path, readonly=True) as store:
+        (row,) = report.runs_rows(store)
+        assert (row["steps"], row["critical_path"]) == (ledger.total_steps, ledger.critical_path_steps)
+        view = views.run_view(store, run.id)
+    assert view["run"]["ledger"] == ledger.as_dict() and view["run"]["ledger_line"] == ledger.line()
+    assert view["run"]["confirmation_ledger"] == Ledger().as_dict()
+    assert {m["id"]: m["lineage_steps"] for m in view["masks"]} == {i.id: chain(i) * 2 for i in individuals}

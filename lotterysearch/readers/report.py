@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.evolution import pareto
 from lotterysearch.runs.confirmation import Confirmed, Plan, Retrained, stored_confirmed
-from lotterysearch.runs.ledger import RunCompute, run_compute
+from lotterysearch.runs.ledger import RunCompute, run_compute, run_steps_summary
 from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import GenerationRecord, Individual, RunRecord, Store
 
@@ -171,7 +171,7 @@ def runs_rows(store: Store) -> list[Row]:
     rows = []
     for run in store.runs():
         c = store.run_counts(run.id)
-        ledger = run_compute(store, run.id, flops=False).ledger
+        steps, critical_path = run_steps_summary(store, run.id)
         rows.append(
             {
                 "id": run.id,
@@ -182,8 +182,8 @@ def runs_rows(store: Store) -> list[Row]:
                 "individuals": c["individuals"],
                 "trained": c["trained"],
                 "best_accuracy": c["best_accuracy"],
-                "steps": ledger.total_steps,
-                "critical_path": ledger.critical_path_steps,
+                "steps": steps,
+                "critical_path": critical_path,
             }
         )
     return rows

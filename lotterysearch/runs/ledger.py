@@ -308,6 +308,18 @@ def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
     )
 
 
+def run_steps_summary(store: Store, run_id: str) -> tuple[int | None, int | None]:
+    """(total steps, critical path) for a listing of runs: a generational search's recorded numbers summed
+    by SQL, without reading its individuals; anything else through ``run_compute`` (no mask unpacked)."""
+    run = store.run(run_id)
+    if run.kind is RunKind.SEARCH and json.loads(run.config_json).get("ga", {}).get("mode") != "steady_state":
+        _, steps, path, missing = store.ledger_sums(run_id)
+        if not missing:
+            return steps, path
+    ledger = run_compute(store, run_id, flops=False).ledger
+    return ledger.total_steps, ledger.critical_path_steps
+
+
 def run_ledger(store: Store, run_id: str) -> Ledger:
     """The run's ledger (``run_compute``)."""
     return run_compute(store, run_id).ledger

@@ -1463,6 +1463,22 @@ class Store:
             (gen,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
         return {"generation": gen, "individuals": n, "trained": trained, "best_accuracy": best}
 
+    def ledger_sums(self, run_id: str) -> tuple[int, int, int, int]:
+        """The generations' recorded training steps and critical paths summed by SQL (no mask is read), with
+        how many generations there are and how many lack either number: (generations, steps, critical path,
+        missing)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            if "NULL" in self._ledger_columns(conn, "generations"):  # an older store read as it is
+                (n,) = conn.execute("SELECT COUNT(*) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
+                return n, 0, 0, n
+            n, steps, path, missing = conn.execute(
+                "SELECT COUNT(*), TOTAL(steps), TOTAL(critical_path_steps),"
+                " SUM(steps IS NULL OR critical_path_steps IS NULL) FROM generations WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+        return n, int(steps), int(path), int(missing or 0)
+
     def isomorph_hits(self, run_id: str) -> int:
         """Individuals whose objectives were reused from a class already trained (not ``evaluated``)."""
         with self._sql() as conn:
