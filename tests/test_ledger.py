@@ -274,6 +274,8 @@ def test_a_version_4_store_gains_the_ledger_derived_from_its_config(tmp_path) ->
     with Store.open(tmp_path, readonly=True) as store:  # read as it is
         assert all(i.steps is None for i in store.individuals(run.id))
         assert derived(store) == expected
+        (row,) = report.runs_rows(store)
+        assert (row["steps"], row["critical_path"]) == (recorded.total_steps, recorded.critical_path_steps)
     with Store.open(tmp_path) as store:  # a writer adds the columns, NULL in the old rows
         assert all(g.steps is None for g in store.generations(run.id))
         assert derived(store) == expected
