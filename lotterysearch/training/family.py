@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -75,6 +76,13 @@ class FitnessPlan:
         return name
 
 
+def _kept(mask: Mask) -> dict[str, int]:
+    """Kept weights per layer, counted by numpy (the search's driver counts every class it trains: torch's
+    reductions over a boolean tensor took 1-30 ms for LeNet-300-100's first layer on a loaded 2-core
+    machine, numpy's ``count_nonzero`` 13 µs)."""
+    return {name: int(np.count_nonzero(t.cpu().numpy())) for name, t in mask.items()}
+
+
 class ModelFamily(ABC):
     """What training needs to know of a family of networks (see the module docstring)."""
 
@@ -102,7 +110,7 @@ class ModelFamily(ABC):
         2020, §2.1, and of RigL, Evci et al. 2020, App. H). Here each kept weight is used once per sample:
         6 × kept × batch, an MLP's count (fully connected layers); a family whose weights are shared across positions overrides it. Biases
         and the optimizer's update are left out; evaluation forwards are not training and are not counted."""
-        return 6 * mask.kept() * int(batch_size)
+        return 6 * sum(_kept(mask).values()) * int(batch_size)
 
     @abstractmethod
     def narrow(self, model: nn.Module, comp: Compaction) -> nn.Module:
@@ -227,7 +235,7 @@ class ConvFamily(ModelFamily):
         """6 × batch × Σ over layers of kept weights × output positions: a kept kernel weight is used once
         per output position of its convolution, a fully connected one once (``ModelFamily``)."""
         positions = output_positions(model)
-        kept = mask.layer_kept()
+        kept = _kept(mask)
         return 6 * int(batch_size) * sum(kept[name] * positions[name] for name in positions)
 
     def narrow(self, model: ConvNet, comp: Compaction) -> ConvNet:
