@@ -33,6 +33,7 @@ _API = {
     "IMPConfig": "lotterysearch.settings",
     "confirm": "lotterysearch.runs.confirmation",
     "single_lineage_config": "lotterysearch.api",
+    "Ledger": "lotterysearch.runs.ledger",
 }
 __all__ = sorted(_API)
 

@@ -42,6 +42,7 @@ from lotterysearch.readers.export import BenchRow, Exported
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
 from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
+from lotterysearch.runs.ledger import Ledger, RunCompute, run_compute, run_ledger, stored_confirmation_ledger
 from lotterysearch.settings import (
     IMPConfig,
     RunKind,
@@ -175,6 +176,22 @@ class Run:
         control, under ``protocol`` (default: the latest one used), by id."""
         key = confirmation.protocol_key(self.store, self.id, protocol)
         return confirmation.stored_confirmed(self.store, self.id, key)
+
+    @property
+    def ledger(self) -> Ledger:
+        """What the run's trainings cost (``runs.ledger``): total training steps, critical path in steps,
+        FLOPs on kept weights, training seconds; its confirmations apart (``confirmation_ledger``)."""
+        return run_ledger(self.store, self.id)
+
+    def compute(self) -> RunCompute:
+        """The run's ledger with, per individual id, the steps along its lineage (``lineage_steps``) and the
+        run's steps up to its generation (``run_steps``)."""
+        return run_compute(self.store, self.id)
+
+    def confirmation_ledger(self, protocol: str | TrainingConfig | None = None) -> Ledger:
+        """What the run's confirmations cost (under ``protocol``, default all), to add to ``ledger``."""
+        key = confirmation.protocol_key(self.store, self.id, protocol)
+        return stored_confirmation_ledger(self.store, self.id, key)
 
     def export(
         self,

@@ -243,7 +243,9 @@ def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> N
     ws = str(finished_run / "ws")
     code, out, _ = run(capsys, "front", "cli-001", "--workspace", ws, "--format", "csv")
     header, *rows = out.strip().splitlines()
-    assert header == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
+    assert header == (
+        "id,accuracy,density,effective_density,compression,class_key,generation,origin,lineage_steps,run_steps"
+    )
     assert rows
     code, out, err = run(
         capsys,
@@ -260,6 +262,15 @@ def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> N
     )
     front = json.loads(out)  # stdout stays clean JSON; "wrote" lines go to stderr
     assert code == 0 and len(front) == len(rows) and "wrote" in err
+    from lotterysearch.runs.ledger import run_compute
+    from lotterysearch.storage.store import Store
+
+    with Store.open(ws, readonly=True) as store:  # each row's lineage steps, the run's up to its generation
+        compute = run_compute(store, "cli-001")
+    assert [(r["lineage_steps"], r["run_steps"]) for r in front] == [
+        (compute.lineage_steps[r["id"]], compute.run_steps[r["id"]]) for r in front
+    ]
+    assert all(r["run_steps"] >= r["lineage_steps"] > 0 for r in front)
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (tmp_path / "f.html").read_text()
     best = max(front, key=lambda r: r["accuracy"])

@@ -93,6 +93,11 @@ def test_elites_are_averaged_over_two_batch_orders(tmp_path) -> None:
         extra = sum(x.steps for x in again if x.gen == rep_.generation)
         trained = rep_.evaluated * steps
         assert rep_.steps == trained + extra
+    # ... and of its compute ledger: the re-evaluations run side by side, one training on its critical path
+    for rep_, g in zip(reports[1:], gens[1:], strict=True):
+        reevaluated = any(x.gen == rep_.generation for x in again)
+        assert g.steps == rep_.steps
+        assert g.critical_path_steps == cfg.fitness.steps * ((rep_.evaluated > 0) + reevaluated)
     assert "best val acc after 30 steps" in reports[-1].line()
 
 

@@ -149,24 +149,35 @@ def expand_into(model: nn.Module, small: nn.Module, comp: Compaction) -> None:
                 layer.bias[rows] = new.bias
 
 
-def work(model: nn.Module, comp: Compaction | None = None) -> int:
-    """Multiply-adds of one sample through ``model`` (a fully connected layer: in·out; a convolution: its
-    weights times its output positions), or through its compaction ``comp``: a training step costs about
-    6·B times this."""
-    pairs = comp.rows_and_columns() if comp is not None else None
-    total, size = 0, list(input_shape(model)[1:])
-    for i, (name, layer) in enumerate(prunable_layers(model).items()):
-        shape = tuple(layer.weight.shape)
-        if pairs is not None:
-            shape = (len(pairs[i][0]), len(pairs[i][1]), *shape[2:])
+def output_positions(model: nn.Module) -> dict[str, int]:
+    """Output positions of each prunable layer for one sample: 1 for a fully connected layer, the spatial
+    size of its output for a convolution (each kernel weight is used once per output position)."""
+    out, size = {}, list(input_shape(model)[1:])
+    for name, layer in prunable_layers(model).items():
         if isinstance(layer, nn.Linear):
-            total += shape[0] * shape[1]
+            out[name] = 1
             continue
         size = [
             (s + 2 * p - k) // st + 1
             for s, p, k, st in zip(size, layer.padding, layer.kernel_size, layer.stride, strict=True)
         ]
-        total += int(np.prod(shape)) * int(np.prod(size))
+        out[name] = int(np.prod(size))
         if name in model.pooled:
             size = [s // 2 for s in size]
+    return out
+
+
+def work(model: nn.Module, comp: Compaction | None = None) -> int:
+    """Multiply-adds of one sample through ``model`` (a fully connected layer: in·out; a convolution: its
+    weights times its output positions), or through its compaction ``comp``: a training step costs about
+    6·B times this."""
+    pairs = comp.rows_and_columns() if comp is not None else None
+    total = 0
+    for i, (layer, positions) in enumerate(
+        zip(prunable_layers(model).values(), output_positions(model).values(), strict=True)
+    ):
+        shape = tuple(layer.weight.shape)
+        if pairs is not None:
+            shape = (len(pairs[i][0]), len(pairs[i][1]), *shape[2:])
+        total += int(np.prod(shape)) * positions
     return total

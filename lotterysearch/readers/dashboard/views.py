@@ -20,6 +20,7 @@ from lotterysearch.errors import LotterySearchError, MaskError, StoreError
 from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
+from lotterysearch.runs.ledger import run_compute, stored_confirmation_ledger
 from lotterysearch.settings import RunKind
 from lotterysearch.storage.store import Individual, RunRecord, Store
 
@@ -137,9 +138,13 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
     masks = report.front_of(summary.individuals, all=True)
     masks, confirmed_fields, note = report.with_confirmed(masks, summary.confirmed)
     by_id = {r.id: r for r in summary.individuals}
+    compute = run_compute(store, run_id)
+    confirming = stored_confirmation_ledger(store, run_id)
     for row in masks:
         ind = by_id[row["id"]]
         row["fidelity"], row["evaluated"] = ind.fidelity, ind.evaluated
+        row["lineage_steps"] = compute.lineage_steps.get(ind.id)
+        row["run_steps"] = compute.run_steps.get(ind.id)
         row["kind"] = report.origin_kind(ind.origin)
     facts = {
         "id": run.id,
@@ -161,6 +166,11 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         "seed": run.seed,
         "config_hash": run.config_hash,
         "title": report.front_title(summary) + note,
+        # the compute ledger (``runs.ledger``): the run's, and its confirmations' apart
+        "ledger": compute.ledger.as_dict(),
+        "ledger_line": compute.ledger.line(),
+        "confirmation_ledger": confirming.as_dict(),
+        "confirmation_ledger_line": confirming.line(),
     }
     generations = [
         {
@@ -170,6 +180,8 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
             "evaluated": g.evaluated,
             "skipped": g.skipped,
             "elapsed": g.elapsed,
+            "steps": g.steps,
+            "critical_path_steps": g.critical_path_steps,
         }
         for g in summary.generations
     ]

@@ -165,6 +165,7 @@
       ["masks evaluated", String(run.individuals)], ["classes trained", String(run.trained)],
       ["isomorph hits", String(run.isomorph_hits)], ["hypervolume", fmt("hypervolume", run.hypervolume)],
       ["best accuracy", fmt("accuracy", run.best_accuracy)], ["created", when(run.created)], ["updated", when(run.updated)],
+      ["compute", run.ledger_line], ["confirmations' compute", run.confirmation_ledger_line],
     ]));
 
     var plot = section("front", "Pareto front (" + front.length + " masks; click a point to open its mask)");
