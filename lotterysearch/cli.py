@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.readers import console, report
+from lotterysearch.readers import frontier as frontier_view
 from lotterysearch.runs import confirmation as confirm
 from lotterysearch.settings import SEED_MAX, RunKind, TrainingConfig, check_limit
 from lotterysearch.storage.store import Store
@@ -241,6 +242,27 @@ def cmd_front(args: argparse.Namespace) -> None:
             print(f"wrote {report.plot_front(store, args.run, args.plot)}", file=sys.stderr)
         if args.html:
             print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
+
+
+def cmd_frontier(args: argparse.Namespace) -> None:
+    """Every method's confirmed ticket at each density against its total and critical-path steps."""
+    if args.format not in ("table", "json"):
+        raise ConfigError(f"--format must be table or json, got {args.format!r}")
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ConfigError(f"--tolerance must be a share of the weights >= 0, got {args.tolerance:g}")
+    targets = frontier_view.check_targets(args.density or [])
+    protocol = confirm.load_protocol(args.protocol) if args.protocol else None
+    with Store.open(_workspace(args)) as store:
+        for rid in args.runs:
+            store.run(rid)  # an unknown run is a one-line error before anything is read
+        found = frontier_view.rows(frontier_view.tickets(store, targets, args.runs, protocol, args.tolerance))
+    if not found:
+        raise ConfigError(
+            "no confirmed mask at or below those densities: confirm the runs first (lotterysearch confirm)"
+        )
+    print(frontier_view.as_json(found) if args.format == "json" else frontier_view.table(found))
+    if args.plot:
+        print(f"wrote {frontier_view.figure(found, args.plot, args.margin, args.reference)}")
 
 
 def cmd_lineage(args: argparse.Namespace) -> None:
@@ -559,6 +581,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--overlay-workspace", default=None, metavar="DIR", help="OTHER_RUN's workspace (default: RUN's)"
     )
     f.set_defaults(func=cmd_front)
+
+    fr = sub.add_parser(
+        "frontier",
+        help="every method's confirmed tickets at each density against total and critical-path steps",
+    )
+    fr.add_argument(
+        "runs",
+        metavar="RUN",
+        nargs="*",
+        help="runs to show (default: every run; runs sharing a name are one method)",
+    )
+    fr.add_argument(
+        "--density", type=float, action="append", metavar="D", help="a density (share of the weights); repeat"
+    )
+    fr.add_argument(
+        "--tolerance", type=float, default=0.0, help="count masks up to D + this share (default 0)"
+    )
+    fr.add_argument(
+        "--protocol",
+        default=None,
+        help="the confirmations' protocol: a TOML [training] file (default: the latest)",
+    )
+    fr.add_argument("--plot", default=None, metavar="FILE.png", help="draw accuracy against both step counts")
+    fr.add_argument(
+        "--reference", default=None, metavar="METHOD", help="shade ±--margin points around it in the plot"
+    )
+    fr.add_argument("--margin", type=float, default=0.2, help="points (default 0.2)")
+    fr.add_argument("--workspace", **ws)
+    fr.add_argument("--format", default="table", help="table or json")
+    fr.set_defaults(func=cmd_frontier)
 
     li = sub.add_parser(
         "lineage", help="is the search searching: lineages and overlap per generation, ancestry of the front"

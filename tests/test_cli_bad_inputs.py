@@ -276,6 +276,12 @@ ARGV_CASES: list[tuple[list[str], str]] = [
     (["runs", "--workspace", "{ws}", "--format", "xml"], "xml"),
     (["runs", "--workspace", "{tmp}/nowhere"], "no lotterysearch workspace at '{tmp}/nowhere'"),
     (["front", "zzz-001", "--workspace", "{ws}"], "unknown run 'zzz-001'"),
+    (["frontier", "--workspace", "{ws}"], "the frontier needs at least one density"),
+    (["frontier", "--workspace", "{ws}", "--density", "1.5"], "a share of the weights in (0, 1], got 1.5"),
+    (["frontier", "--workspace", "{ws}", "--density", "0.5", "--tolerance", "-1"], "--tolerance must be"),
+    (["frontier", "zzz-001", "--workspace", "{ws}", "--density", "0.5"], "unknown run 'zzz-001'"),
+    (["frontier", "ok-001", "--workspace", "{ws}", "--density", "0.5"], "no confirmed mask"),
+    (["frontier", "--workspace", "{ws}", "--density", "0.5", "--format", "xml"], "xml"),
     (["front", "ok-001", "--workspace", "{ws}", "--format", "xml"], "xml"),
     (["front", "ok-001", "--workspace", "{ws}", "--overlay", "ok-001"], "--overlay draws on the plot"),
     (
