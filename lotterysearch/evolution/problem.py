@@ -94,15 +94,7 @@ class MaskProblem:
         return chosen
 
     def variation(self) -> operators.VariationConfig:
-        g = self.cfg.ga
-        return operators.VariationConfig(
-            cx_rate=g.crossover_rate,
-            mut_rate=g.mutation_rate,
-            mutation_strength=g.mutation_strength,
-            crossovers=g.crossovers,
-            mutations=g.mutations,
-            align=g.align,
-        )
+        return operators.VariationConfig.of(self.cfg.ga)
 
     @property
     def keeps_weights(self) -> bool:
