@@ -238,3 +238,53 @@ def test_a_magnitude_mutation_is_refused_where_workers_breed() -> None:
         "field 'ga.mutations': magnitude reads the parents' trained weights, which the steady_state workers"
         ' that breed do not hold; drop it or set ga.mode = "generational"'
     )
+
+
+# ---- gradients at the pruned positions (RigL's regrowth) and per-child batch orders -------------------------
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("spec", ["mlp:16-64-64-4", "cnn1d:40:25k5-25-25:10"])
+def test_kept_gradients_are_the_dense_gradient_at_the_pruned_positions(synthetic, spec: str) -> None:
+    from lotterysearch.core.masks import masked_call
+    from lotterysearch.training.trained import unpack_gradients
+    from lotterysearch.training.trainer import batch_indices
+
+    data = synthetic if spec.startswith("mlp") else load_dataset("mnist1d", 0)
+    (mask,) = random_masks(spec, [0.3], seed=3)
+    cfg = FitnessConfig(steps=12, lr=0.01, init_seeds=(2,), batch_size=32, keep_weights=True)
+    (o,) = evaluate_masks([mask], spec, data, dataclasses.replace(cfg, keep_gradients=True))
+    (plain,) = evaluate_masks([mask], spec, data, cfg)
+    assert unpack_gradients(plain.weights, mask) is None
+    assert np.array_equal(unpack_weights(o.weights, mask)["fc1"], unpack_weights(plain.weights, mask)["fc1"])
+    # by hand: train the network, then straight-through's gradient (masked forward, dense gradient) on the
+    # batch after the last one trained
+    model = build_model(spec, 2)
+    train(model, mask, data, cfg.training(), seed=2)
+    *_, idx = batch_indices(len(data.y_train), 32, 13, 2)
+    loss = torch.nn.functional.cross_entropy(
+        masked_call(model, mask, data.x_train[idx], "straight_through"), data.y_train[idx]
+    )
+    loss.backward()
+    got = unpack_gradients(o.weights, mask)
+    for name, layer in prunable_layers(model).items():
+        kept = mask[name].numpy()
+        assert np.isnan(got[name][kept]).all()
+        want = layer.weight.grad.numpy()[~kept]
+        assert np.abs(want).max() > 0  # pruned positions do have a gradient
+        np.testing.assert_allclose(got[name][~kept], want, rtol=1e-3, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_childs_own_batch_order_changes_its_training_and_repeats_bit_for_bit(synthetic) -> None:
+    spec = "mlp:16-64-64-4"
+    masks = random_masks(spec, [0.3, 0.3], seed=5)
+    cfg = FitnessConfig(steps=20, lr=0.02, init_seeds=(4,), keep_weights=True)
+    a, b, a2, default, seed4 = (
+        evaluate_masks([masks[0]], spec, synthetic, cfg, orders=[o])[0] for o in (11, 12, 11, None, 4)
+    )
+    assert a.weights != b.weights and a.weights == a2.weights and a.accuracy == a2.accuracy
+    assert default.weights == seed4.weights  # no order of its own: the init seed's
+    # in one call, two orders train apart (each batch shares one order) to the same numbers as alone
+    both = evaluate_masks([masks[0], masks[1], masks[0]], spec, synthetic, cfg, orders=[11, 12, 12])
+    assert both[0].weights == a.weights and both[2].weights == b.weights
+    alone = evaluate_masks([masks[1]], spec, synthetic, cfg, orders=[12])[0]
+    assert both[1].weights == alone.weights
