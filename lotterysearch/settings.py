@@ -467,6 +467,11 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             f"field 'ga.mutations': {weighted[0]} reads the parents' trained weights, which the steady_state"
             ' workers that breed do not hold; drop it or set ga.mode = "generational"'
         )
+    if g.order_seeds and (f.mode != "ticket" or g.mode != "generational"):
+        raise ConfigError(
+            "field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" (one θ₀, the"
+            ' order part of the key) and ga.mode = "generational"'
+        )
     if g.mode == "steady_state" and f.successive_halving:
         raise ConfigError(
             "field 'ga.mode': steady_state does not do successive halving; set"

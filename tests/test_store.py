@@ -1023,7 +1023,7 @@ def test_a_version_2_store_reads_as_it_is_and_is_upgraded_by_a_writer(tmp_path):
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
         assert (
-            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4" == str(SCHEMA_VERSION)
+            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "5" == str(SCHEMA_VERSION)
         )
     finally:
         conn.close()
@@ -1065,7 +1065,7 @@ def test_a_version_3_store_gains_the_trained_weights_table_when_a_writer_opens_i
         assert s.trained_weights(run_id, "k") == b"\x05\x06"
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
-        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
     finally:
         conn.close()
 
@@ -1136,3 +1136,26 @@ def test_a_store_on_read_only_storage_is_read_immutable_or_refused_with_why(pend
     finally:
         (root / "ws").chmod(0o755)
         shutil.rmtree(root)
+
+
+def test_genes_round_trip_and_a_version_4_store_gains_their_column(tmp_path):
+    """A child's strength gene and batch order come back as stored; a version-4 store (no genes column) reads
+    with no genes, and a writer adds the column, keeping every row."""
+    genes = {"strength": [0.1 + 0.2, 0.49], "order": 2**62 - 1}
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("k"))
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "k")], a_generation(0, [0]))
+        s.commit_generation(run_id, 1, [an_individual(1, 1, "k", genes=genes)], a_generation(1, [1]))
+        assert [i.genes for i in s.individuals(run_id)] == [None, genes]
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)  # what version 4 wrote: no genes column
+    with conn:
+        conn.execute("ALTER TABLE individuals DROP COLUMN genes")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.close()
+    with Store.open(tmp_path, readonly=True) as reader:
+        assert [i.genes for i in reader.individuals(run_id)] == [None, None]
+        assert reader.individual(run_id, 1) == an_individual(1, 1, "k")
+    with Store.open(tmp_path) as s:
+        s.commit_generation(run_id, 2, [an_individual(2, 2, "k", genes=genes)], a_generation(2, [2]))
+        assert [i.genes for i in s.individuals(run_id)] == [None, None, genes]

@@ -288,3 +288,67 @@ def test_a_childs_own_batch_order_changes_its_training_and_repeats_bit_for_bit(s
     assert both[0].weights == a.weights and both[2].weights == b.weights
     alone = evaluate_masks([masks[1]], spec, synthetic, cfg, orders=[12])[0]
     assert both[1].weights == alone.weights
+
+
+def _strength_config(generations: int = 2, **fitness):  # noqa: ANN202
+    cfg = _magnitude_config(
+        "ticket",
+        generations=generations,
+        mutation="adaptive_prune",
+        mutation_strength=0.3,
+        strength_tau=0.3,
+        regrow=0.5,
+        order_seeds=True,
+    )
+    return dataclasses.replace(cfg, fitness=dataclasses.replace(cfg.fitness, **fitness))
+
+
+def test_a_strength_search_stores_its_genes_regrows_by_gradient_and_resumes_to_the_same_children(
+    tmp_path,
+) -> None:
+    """Ticket mode with the self-adapting strength, RigL's regrowth and per-child batch orders: each child's
+    genes are stored, its drop is exactly its strength's share, its regrowth the parent's largest |gradient|
+    at pruned positions, its key carries its order; a resumed run makes the same children."""
+    import lotterysearch as ls
+    from lotterysearch.evolution.operators import layer_shares
+    from lotterysearch.training.fitness import fitness_key, ordered_key
+    from lotterysearch.training.trained import unpack_gradients
+
+    cfg = _strength_config(generations=3)
+    with ls.search(cfg, tmp_path / "once") as run:
+        store, everyone = run.store, run.individuals()
+        once = [(i.id, i.packed, i.operator, i.genes) for i in everyone]
+        by_id = {i.id: i for i in everyone}
+        children = [i for i in everyone if i.operator == "adaptive_prune_mutation"]
+        assert len(children) >= 8
+        assert len({tuple(c.genes["strength"]) for c in children}) == len(children)  # every child its own
+        for child in children:
+            parent = by_id[child.parents[0]]
+            assert child.class_key == ordered_key(fitness_key(child.mask, "ticket"), child.genes["order"])
+            packed = store.trained_weights(run.id, parent.class_key)
+            w, g = unpack_weights(packed, parent.mask), unpack_gradients(packed, parent.mask)
+            shares = layer_shares(child.genes["strength"], len(parent.mask))
+            for name, share in zip(parent.mask.names, shares, strict=True):
+                had, has = parent.mask[name].numpy(), child.mask[name].numpy()
+                dropped = math.floor(share * had.sum() + 0.5)
+                grown = has & ~had
+                assert int(grown.sum()) == math.floor(0.5 * dropped + 0.5)
+                assert int((had & ~has).sum()) == dropped
+                if grown.any():  # the largest |gradient| among the parent's pruned positions
+                    assert np.abs(g[name][grown]).min() >= np.abs(g[name][~had & ~has]).max()
+                assert np.abs(w[name][had & ~has]).max() <= np.abs(w[name][had & has]).min()
+    run = ls.create_run(cfg, tmp_path / "twice")
+    run.optimize(1)
+    run.close()
+    with ls.open_run(tmp_path / "twice", run.id) as again:
+        again.resume()
+        assert [(i.id, i.packed, i.operator, i.genes) for i in again.individuals()] == once
+
+
+def test_early_bird_stopping_in_a_search_counts_the_steps_it_ran(tmp_path) -> None:
+    import lotterysearch as ls
+
+    cfg = _strength_config(steps=200, early_bird_every=10, early_bird_epsilon=0.05, early_bird_window=2)
+    with ls.search(cfg, tmp_path) as run:
+        steps = [c.steps for c in run.store.classes(run.id).values()]
+    assert all(s % 10 == 0 or s == 200 for s in steps) and min(steps) < 200

@@ -56,9 +56,11 @@ STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
 # 2: IMP rounds and confirmations (a version-1 store gains their tables on open); 3: an individual's
 # zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused);
-# 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open)
-SCHEMA_VERSION = 4
-READABLE_SINCE = 2  # a version-2 or 3 store reads as version 4 (read-only paths never read trained weights)
+# 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open);
+# 5: individuals' genes (a child's prune strength and batch order; an older store gains the column on open)
+SCHEMA_VERSION = 5
+READABLE_SINCE = 2  # a version-2 to 4 store reads as version 5 (read-only paths never read trained weights;
+# its individuals have no genes)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -120,6 +122,7 @@ CREATE TABLE individuals (
     effective_density REAL NOT NULL,
     evaluated INTEGER NOT NULL CHECK (evaluated IN (0, 1)),
     fidelity REAL NOT NULL,
+    genes TEXT,  -- JSON: a child's strength gene and batch order seed (version 5); NULL: none
     PRIMARY KEY (run_id, id),
     FOREIGN KEY (run_id, class_key) REFERENCES classes(run_id, key)
 );
@@ -175,6 +178,8 @@ CREATE TABLE IF NOT EXISTS trained_weights (
 );
 """
 _SCHEMA += _SCHEMA_V4
+# Added in schema version 5 (``_migrate`` adds each column an older store lacks): table, column, type.
+_COLUMNS_V5 = (("individuals", "genes", "TEXT"),)
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -295,6 +300,9 @@ class Individual:
     evaluated: bool
     fidelity: float = 1.0
     shapes: Mapping[str, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
+    # what variation gave it beyond its mask (JSON-able): ``strength``, its prune strength gene (a list), and
+    # ``order``, the seed of its own batch order (``GAConfig.order_seeds``); None for none
+    genes: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         _set(self, "packed", bytes(self.packed))
@@ -456,6 +464,7 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
     "front": json.loads,
     "rng_state": json.loads,
     "result": json.loads,
+    "genes": lambda text: None if text is None else json.loads(text),
 }
 
 R = TypeVar("R")
@@ -494,6 +503,11 @@ def _check_run_id(run_id: str, records: Sequence[ClassRecord | Individual | Gene
     wrong = sorted({r.run_id for r in records} - {run_id})
     if wrong:
         raise StoreError(f"records of run {wrong} were passed to store for run '{run_id}'")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table``."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -783,11 +797,14 @@ class Store:
         """Bring an older store to this version in one transaction: a version-1 store gains the tables it
         lacks; a version-2 store only its number (its masks are all stored whole, which version 3 reads as
         they are; only masks written from now on reference their class's); a version-3 store gains the trained
-        weights' table."""
+        weights' table; a version-4 store its individuals' genes."""
         with self._write() as conn:
             for statement in (_SCHEMA_V2 + _SCHEMA_V4).split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table, column, kind in _COLUMNS_V5:
+                if column not in _columns(conn, table):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _start_checkpointer(self) -> None:
@@ -1193,7 +1210,7 @@ class Store:
 
     _IND_INSERT = (
         "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
-        " accuracy, density, effective_density, evaluated, fidelity)"
+        " accuracy, density, effective_density, evaluated, fidelity, genes)"
     )
 
     def _insert_individuals(
@@ -1222,12 +1239,14 @@ class Store:
                 i.effective_density,
                 int(i.evaluated),
                 i.fidelity,
+                None if i.genes is None else _dumps(dict(i.genes), "genes"),
             )
             (unknown if rep is None else known).append(row)
-        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
+        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
         conn.executemany(
             f"{self._IND_INSERT} VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
-            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+            " ?14)",
             unknown,
         )
 
@@ -1361,10 +1380,17 @@ class Store:
     _IND_SELECT = (  # a zero-length mask is the class's representative
         "SELECT i.run_id, i.id, i.generation,"
         " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END AS packed,"
-        " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity"
-        " FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
+        " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity,"
+        " {genes} AS genes FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
         " WHERE i.run_id = ?"
     )
+
+    @cached_property
+    def _ind_select(self) -> str:
+        """``_IND_SELECT`` for this store: a store read before its migration has no genes column (NULL)."""
+        with self._sql() as conn:
+            has = "genes" in _columns(conn, "individuals")
+        return self._IND_SELECT.format(genes="i.genes" if has else "NULL")
 
     @staticmethod
     def _shapes(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, ...]]:
@@ -1410,13 +1436,13 @@ class Store:
             shapes = self._shapes(conn, run_id)
             if ids is None:
                 return _records(
-                    Individual, conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,)), shapes=shapes
+                    Individual, conn.execute(f"{self._ind_select} ORDER BY i.id", (run_id,)), shapes=shapes
                 )
             ids = [int(i) for i in ids]
             found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
                 marks = ", ".join("?" * len(chunk))
-                rows = conn.execute(f"{self._IND_SELECT} AND i.id IN ({marks})", (run_id, *chunk))
+                rows = conn.execute(f"{self._ind_select} AND i.id IN ({marks})", (run_id, *chunk))
                 found.update((r.id, r) for r in _records(Individual, rows, shapes=shapes))
             missing = sorted(set(ids) - found.keys())
             if missing:
@@ -1428,7 +1454,7 @@ class Store:
     def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            rows = conn.execute(f"{self._IND_SELECT} AND i.id = ?", (run_id, int(id)))
+            rows = conn.execute(f"{self._ind_select} AND i.id = ?", (run_id, int(id)))
             ind = _record(Individual, rows, shapes=self._shapes(conn, run_id))
             if ind is None:
                 raise StoreError(

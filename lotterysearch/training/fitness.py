@@ -52,6 +52,22 @@ def fitness_key(mask: Mask, mode: str = "topology") -> str:
     raise ConfigError(f"unknown fitness mode '{mode}' (known: {', '.join(FITNESS_MODES)})")
 
 
+ORDER_MARK = ":order="  # a key's batch order seed follows this (``ordered_key``)
+
+
+def ordered_key(key: str, order: int | None) -> str:
+    """The key of a mask trained on its own batch order ``order``: another order is another training, so
+    another key (None: the init seed's order, the key as it is). The evaluators read the order back from the
+    key (``key_order``), so it travels with the job."""
+    return key if order is None else f"{key}{ORDER_MARK}{int(order)}"
+
+
+def key_order(key: str) -> int | None:
+    """The batch order seed ``ordered_key`` put in ``key`` (None: none)."""
+    _, mark, order = key.rpartition(ORDER_MARK)
+    return int(order) if mark else None
+
+
 def key_version(mode: str) -> str:
     """The version stored with a class: a resume trusts stored keys only of the same version."""
     return canon.VERSION if mode == "topology" else TICKET_KEY_VERSION
