@@ -12,6 +12,7 @@ counted once per distinct mask. Also reported: the distinct masks, the distinct 
 descends from, and how many parents had two or more different child masks over the run.
 
     python -m experiments.variation_pilot [--data-dir /work/shared/data/mnist] [--out results.json]
+        [--variants magnitude_prune adaptive] [--workspace DIR [--summarize]]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import lotterysearch as ls
 from experiments.lenet_ticket import LeNetTicketSettings, search_config
 from lotterysearch.settings import validate
+from lotterysearch.storage.store import Store
 
 SETTINGS = LeNetTicketSettings(inits=(0,), population=8, generations=4, fitness_steps=1000, evaluator="local")
 # the new variation: the self-adapting strength, RigL's regrowth, per-child batch orders
@@ -81,20 +83,31 @@ def lineages(population: Sequence[ls.Individual], everyone: Sequence[ls.Individu
 
 
 def run(variant: str, data_dir: str, root: Path) -> dict[str, Any]:
+    """Run ``variant``'s search in ``root / variant`` and summarize it."""
     t0 = time.monotonic()
-    with ls.search(config(variant, root / variant, data_dir), local=True) as r:
-        everyone = r.individuals()
-        population = r.store.individuals(r.id, r.store.last_generation(r.id).population)
-        classes = r.store.classes(r.id).values()
+    with ls.search(config(variant, root / variant, data_dir), local=True):
+        pass
+    return {**summarize(root / variant), "seconds": round(time.monotonic() - t0, 1)}
+
+
+def summarize(workspace: Path) -> dict[str, Any]:
+    """The numbers of one finished search in ``workspace`` (its only run), read from its store."""
+    store = Store.open(workspace, readonly=True)
+    try:
+        (record,) = store.runs()
+        everyone = store.individuals(record.id)
+        population = store.individuals(record.id, store.last_generation(record.id).population)
+        classes = store.classes(record.id).values()
+    finally:
+        store.close()
     best = max(population, key=lambda i: i.accuracy)
     out = {
         **lineages(population, everyone),
-        "trained": sum(i.evaluated for i in everyone),
+        "trained": len(classes),
         "steps": sum(c.steps for c in classes),
         "best_accuracy": best.accuracy,
         "best_density": best.density,
         "densities": sorted(round(i.density, 4) for i in population),
-        "seconds": round(time.monotonic() - t0, 1),
     }
     strengths = [i.genes["strength"][0] for i in everyone if i.genes and "strength" in i.genes]
     if strengths:
@@ -107,9 +120,15 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/work/shared/data/mnist")
     parser.add_argument("--out", default="")
     parser.add_argument("--variants", nargs="+", default=["magnitude_prune", "adaptive"])
+    parser.add_argument("--workspace", default="", help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--summarize", action="store_true", help="only read the finished runs in --workspace")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {v: run(v, args.data_dir, Path(tmp)) for v in args.variants}
+        root = Path(args.workspace or tmp)
+        if args.summarize:
+            results = {v: summarize(root / v) for v in args.variants}
+        else:
+            results = {v: run(v, args.data_dir, root) for v in args.variants}
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
