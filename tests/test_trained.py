@@ -60,6 +60,18 @@ def test_packed_weights_round_trip_at_half_precision_with_zeros_off_the_effectiv
         unpack_weights(data + b"\0\0", mask)
 
 
+def test_a_dense_masks_gradients_are_no_candidates_for_regrowth() -> None:
+    from lotterysearch.training.trained import unpack_gradients
+
+    model = build_model("mlp:16-12-4", 3)
+    dense = Mask.ones(model)
+    grads = {n: torch.ones_like(layer.weight) for n, layer in prunable_layers(model).items()}
+    packed = pack_weights(model, dense, grads)
+    assert len(packed) == 2 * dense.kept()
+    got = unpack_gradients(packed, dense)
+    assert got is not None and all(np.isnan(g).all() for g in got.values())
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_evaluate_masks_keeps_the_first_init_seeds_network_and_the_same_objectives(synthetic) -> None:
     spec = "mlp:16-64-64-4"

@@ -59,9 +59,9 @@ def _split(data: bytes, mask: Mask) -> tuple[np.ndarray, np.ndarray | None]:
             f"trained weights hold {len(data) // size} values for a mask that keeps {mask.kept()}"
         )
     values = np.frombuffer(data, dtype=DTYPE, count=kept)
-    if len(data) == kept * size:
-        return values, None
-    return values, np.frombuffer(data, dtype=GRADIENT_DTYPE, offset=kept * size)
+    if len(data) == with_grads:  # a dense mask's gradients are no values: the two sizes agree, no candidate
+        return values, np.frombuffer(data, dtype=GRADIENT_DTYPE, offset=kept * size)
+    return values, None
 
 
 def unpack_gradients(data: bytes, mask: Mask) -> dict[str, np.ndarray] | None:
