@@ -467,6 +467,11 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             f"field 'ga.mutations': {weighted[0]} reads the parents' trained weights, which the steady_state"
             ' workers that breed do not hold; drop it or set ga.mode = "generational"'
         )
+    if g.regrow > 0 and f.mode != "ticket":
+        raise ConfigError(
+            "field 'ga.regrow': regrowth by gradient needs fitness.mode = \"ticket\" (a gradient is kept for the"
+            " positions of the parent's own θ₀, not relabelled onto an isomorph)"
+        )
     if g.order_seeds and (f.mode != "ticket" or g.mode != "generational"):
         raise ConfigError(
             "field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" (one θ₀, the"

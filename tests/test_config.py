@@ -91,6 +91,11 @@ def test_defaults_and_overrides() -> None:
             r" of them in ga.mutations or set ga.regrow = 0$",
         ),
         (
+            "[ga]\nmutations = ['adaptive_prune']\nregrow = 0.5",
+            r"^field 'ga.regrow': regrowth by gradient needs fitness.mode = \"ticket\" \(a gradient is kept for"
+            r" the positions of the parent's own θ₀, not relabelled onto an isomorph\)$",
+        ),
+        (
             "[ga]\norder_seeds = true",
             r"^field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" \(one θ₀, the"
             r' order part of the key\) and ga.mode = "generational"$',
