@@ -136,8 +136,8 @@ class ModelFamily(ABC):
     ) -> Trained:
         """One mask trained alone as ``plan`` says, compacted (reading only the kept inputs) or not;
         ``model``, the init, is left untouched. With ``keep`` also the trained network in ``model``'s shape
-        (a copy; pruned-away units keep their init). ``early_bird`` needs the family's batch (``train_batch``
-        checks the masks), so it trains there even where ``train`` is faster alone."""
+        (a copy; pruned-away units keep their init). ``early_bird`` (``early_bird.py``) is checked on the family's
+        batch's buffers, so it trains there even where ``train`` is faster alone."""
         comp = plan.compaction
         inputs = None if comp is None or comp.reads_every_input else comp.inputs
         net, m = (
