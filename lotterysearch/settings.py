@@ -129,6 +129,19 @@ class GAConfig:
     # ``control_steps`` training steps are spent (the total of the run it controls for).
     control: str = "none"
     control_steps: int = 0
+    # The prune strength of the adaptive_prune and drawn_prune mutations (``operators.child_strengths``): a
+    # child's strength is drawn uniformly on [strength_min, strength_max] (drawn_prune), or is its parent's
+    # gene σ times exp(τ·N(0, 1)) clipped to that range (adaptive_prune; seeds start at mutation_strength).
+    strength_min: float = 0.05
+    strength_max: float = 0.9
+    strength_tau: float = 0.0  # τ of the self-adaptation; 0: 1/√n for a gene of n strengths
+    strength_per_layer: bool = False  # one strength per layer (else one per network)
+    # Share of the weights a strength mutation drops that grow back where the parent's loss has the largest
+    # gradient (RigL, Evci et al. 2020); 0: none (the search then needs no gradients).
+    regrow: float = 0.0
+    # Each child trains with its own batch order, drawn from the run's generator and stored with it; in
+    # ticket mode the order is then part of what the fitness is a property of (``fitness.fitness_key``).
+    order_seeds: bool = False
 
 
 # Option names, here with the settings that name them; each registry of code keyed by one of these has
@@ -154,8 +167,12 @@ MUTATIONS = (  # ``operators.MUTATIONS``
     "neuron_prune_mutation",
     "magnitude_mutation",
     "magnitude_prune_mutation",
+    "adaptive_prune_mutation",
+    "drawn_prune_mutation",
 )
-WEIGHTED_MUTATIONS = frozenset({"magnitude_mutation", "magnitude_prune_mutation"})  # read trained weights
+# the mutations that prune at a child's own strength (``operators.child_strengths``)
+STRENGTH_MUTATIONS = frozenset({"adaptive_prune_mutation", "drawn_prune_mutation"})
+WEIGHTED_MUTATIONS = frozenset({"magnitude_mutation", "magnitude_prune_mutation"}) | STRENGTH_MUTATIONS
 
 
 def check_training(cfg: TrainingConfig, min_steps: int = 0) -> None:
@@ -210,6 +227,10 @@ class TrainingConfig:
         return TrainingConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainingConfig)})
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _in_section(e: ConfigError, prefix: str) -> ConfigError:
     """A settings type's own ``field 'lr'`` message, named as the config file has it: ``field 'fitness.lr'``."""
     text = str(e)
@@ -241,6 +262,19 @@ class FitnessConfig(TrainingConfig):
             and self.batch_order >= 0
         )
         check_field("batch_order", ok, "an integer >= 0", self.batch_order)
+        check_field(
+            "keep_gradients", isinstance(self.keep_gradients, bool), "true or false", self.keep_gradients
+        )
+        every = self.early_bird_every
+        ok = isinstance(every, int) and not isinstance(every, bool) and 0 <= every <= self.steps
+        check_field("early_bird_every", ok, f"an integer in [0, steps] = [0, {self.steps}] (0: off)", every)
+        eps = self.early_bird_epsilon
+        check_field("early_bird_epsilon", _number(eps) and 0 <= eps <= 1, "a number in [0, 1]", eps)
+        w = self.early_bird_window
+        ok = isinstance(w, int) and not isinstance(w, bool) and w >= 1
+        check_field("early_bird_window", ok, "an integer >= 1", w)
+        st = self.early_bird_strength
+        check_field("early_bird_strength", _number(st) and 0 < st < 1, "a number in (0, 1)", st)
 
     init_seeds: tuple[int, ...] = (0,)
     # What a mask's fitness is a property of (``fitness.FITNESS_MODES``): "topology", its isomorphism class,
@@ -264,6 +298,18 @@ class FitnessConfig(TrainingConfig):
     def with_batch_order(self, order: int) -> FitnessConfig:
         """The same settings with another order of minibatches (elite re-evaluation)."""
         return dataclasses.replace(self, batch_order=int(order))
+
+    # With the weights, the dense gradient of the loss at the pruned positions (RigL's regrowth reads it); the
+    # search sets this itself when ``ga.regrow`` > 0.
+    keep_gradients: bool = False
+    # Early-Bird stopping (You et al. 2020): every ``early_bird_every`` steps (0: off) the magnitude mask that
+    # pruning ``early_bird_strength`` of each layer's kept weights would give is compared with the previous
+    # one; training stops once their normalized Hamming distance stays below ``early_bird_epsilon`` for
+    # ``early_bird_window`` consecutive comparisons. The steps trained are what the ledger counts.
+    early_bird_every: int = 0
+    early_bird_epsilon: float = 0.1
+    early_bird_window: int = 3
+    early_bird_strength: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -466,11 +512,22 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     for op in g.mutations:
         check_one_of("ga.mutations", op, short)
     check_one_of("ga.mode", g.mode, GA_MODES)
+    _check_strengths(g)
     weighted = [m for m in g.mutations if f"{m}_mutation" in WEIGHTED_MUTATIONS]
     if g.mode == "steady_state" and weighted:
         raise ConfigError(
             f"field 'ga.mutations': {weighted[0]} reads the parents' trained weights, which the steady_state"
             ' workers that breed do not hold; drop it or set ga.mode = "generational"'
+        )
+    if g.regrow > 0 and f.mode != "ticket":
+        raise ConfigError(
+            "field 'ga.regrow': regrowth by gradient needs fitness.mode = \"ticket\" (a gradient is kept for the"
+            " positions of the parent's own θ₀, not relabelled onto an isomorph)"
+        )
+    if g.order_seeds and (f.mode != "ticket" or g.mode != "generational"):
+        raise ConfigError(
+            "field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" (one θ₀, the"
+            ' order part of the key) and ga.mode = "generational"'
         )
     if g.mode == "steady_state" and f.successive_halving:
         raise ConfigError(
@@ -509,6 +566,21 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             f.steps,
         )
     return cfg
+
+
+def _check_strengths(g: GAConfig) -> None:
+    """The strength mutations' settings (``GAConfig.strength_min`` and after)."""
+    lo, hi = g.strength_min, g.strength_max
+    check_field("ga.strength_min", 0 < lo < 1, "in (0, 1)", lo)
+    check_field("ga.strength_max", lo <= hi < 1, f"in [strength_min, 1) = [{lo:g}, 1)", hi)
+    check_field("ga.strength_tau", g.strength_tau >= 0, "a number >= 0 (0: 1/√n)", g.strength_tau)
+    check_field("ga.regrow", 0 <= g.regrow <= 1, "in [0, 1]", g.regrow)
+    strength = [m for m in g.mutations if f"{m}_mutation" in STRENGTH_MUTATIONS or m in STRENGTH_MUTATIONS]
+    if g.regrow > 0 and not strength:
+        raise ConfigError(
+            f"field 'ga.regrow': {g.regrow:g} regrows what the adaptive_prune and drawn_prune mutations drop;"
+            " name one of them in ga.mutations or set ga.regrow = 0"
+        )
 
 
 def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:

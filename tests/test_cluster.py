@@ -412,6 +412,24 @@ def test_a_shorter_budget_is_passed_to_the_evaluators(pool, data, shapes):
         assert results[f"m{i}"].objectives.steps == 20  # 10 steps from each of 2 init seeds
 
 
+def test_a_key_with_a_batch_order_trains_on_that_order(pool, data, shapes):
+    """The order ``fitness.ordered_key`` puts in a job's key reaches the evaluator with the job."""
+    from lotterysearch.training.fitness import ordered_key
+
+    masks = random_masks(shapes, 2, seed=6)
+    jobs = [(ordered_key(f"m{i}", 77 + i), m.pack()) for i, m in enumerate(masks)]
+    results = {r.key: r for r in pool.evaluate(jobs, shapes)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for i, mask in enumerate(masks):
+            want = evaluate_mask(mask, SPEC, data, CFG, "forward", order=77 + i)
+            assert results[ordered_key(f"m{i}", 77 + i)].objectives == want
+            assert want != direct(mask, data)  # another order: another training
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_batch_size_of_the_pool(data):
     assert EvaluatorPool(data, "mlp:784-300-100-10", CFG).batch == 1  # LeNet-sized: no batching
     assert EvaluatorPool(data, SPEC, CFG, batch=3).batch == 3

@@ -73,9 +73,37 @@ def test_defaults_and_overrides() -> None:
         (
             "[ga]\nmutations = ['flip']",
             r"^field 'ga.mutations' must be one of move, grow_prune, grow, prune, layer_density, neuron_grow, "
-            r"neuron_prune, magnitude, magnitude_prune, got 'flip'$",
+            r"neuron_prune, magnitude, magnitude_prune, adaptive_prune, drawn_prune, got 'flip'$",
         ),
         ("[fitness]\nmode = 'lucky'", r"^field 'fitness.mode' must be one of topology, ticket, got 'lucky'$"),
+        ("[ga]\nstrength_min = 0", r"^field 'ga.strength_min' must be in \(0, 1\), got 0\.0$"),
+        (
+            "[ga]\nstrength_min = 0.3\nstrength_max = 0.2",
+            r"^field 'ga.strength_max' must be in \[strength_min, 1\) = \[0\.3, 1\), got 0\.2$",
+        ),
+        (
+            "[ga]\nstrength_tau = -1",
+            r"^field 'ga.strength_tau' must be a number >= 0 \(0: 1/√n\), got -1\.0$",
+        ),
+        (
+            "[ga]\nregrow = 0.5",
+            r"^field 'ga.regrow': 0.5 regrows what the adaptive_prune and drawn_prune mutations drop; name one"
+            r" of them in ga.mutations or set ga.regrow = 0$",
+        ),
+        (
+            "[ga]\nmutations = ['adaptive_prune']\nregrow = 0.5",
+            r"^field 'ga.regrow': regrowth by gradient needs fitness.mode = \"ticket\" \(a gradient is kept for"
+            r" the positions of the parent's own θ₀, not relabelled onto an isomorph\)$",
+        ),
+        (
+            "[ga]\norder_seeds = true",
+            r"^field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" \(one θ₀, the"
+            r' order part of the key\) and ga.mode = "generational"$',
+        ),
+        (
+            "[fitness]\nearly_bird_every = 5\nearly_bird_strength = 1",
+            r"^field 'fitness\.early_bird_strength' must be a number in \(0, 1\), got 1\.0$",
+        ),
         (
             "[fitness]\nmode = 'ticket'\ninit_seeds = [0, 1]\n[ga]\nalign = false",
             r"^field 'fitness.init_seeds' must be one init seed θ₀ in ticket mode \(a ticket is a mask of one "

@@ -280,7 +280,7 @@ def test_a_version_4_store_gains_the_ledger_derived_from_its_config(tmp_path) ->
         assert all(g.steps is None for g in store.generations(run.id))
         assert derived(store) == expected
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("5",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("6",)
     conn.close()
 
 

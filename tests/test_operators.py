@@ -1,5 +1,6 @@
 """Genetic operators on masks: crossover, mutation, repair and vary; invariants and hand computations."""
 
+import dataclasses
 import math
 import random
 
@@ -15,11 +16,15 @@ from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.evolution.operators import (
     Child,
     VariationConfig,
+    adapt_strength,
+    draw_strength,
+    gradient_regrow,
     grow_mutation,
     grow_prune_mutation,
     layer_crossover,
     layer_density_crossover,
     layer_density_mutation,
+    layer_shares,
     magnitude_mutation,
     magnitude_prune_mutation,
     move_mutation,
@@ -28,6 +33,7 @@ from lotterysearch.evolution.operators import (
     neuron_prune_mutation,
     prune_mutation,
     repair,
+    strength_prune_mutation,
     trained_weights_for,
     vary,
 )
@@ -546,3 +552,115 @@ def test_vary_and_trained_weights_on_convnet_masks() -> None:
 def test_neuron_prune_mutation_leaves_a_layer_without_live_neurons_as_it_is() -> None:
     mask = Mask({"fc1": np.zeros((4, 3), dtype=bool), "fc2": np.ones((2, 4), dtype=bool)})
     assert neuron_prune_mutation(mask, np.random.default_rng(0), 0.5) == mask
+
+
+# ---- strength mutations: a child's own prune strength, regrowth by gradient -----------------------------
+
+
+def test_adapt_strength_is_log_normal_around_the_parent_with_variance_tau_squared() -> None:
+    rng = np.random.default_rng(5)
+    n, sigma, tau = 20_000, 0.3, 0.2
+    logs = np.array([math.log(adapt_strength((sigma,), rng, tau, 1e-6, 0.999)[0] / sigma) for _ in range(n)])
+    # log σ' − log σ ~ N(0, τ²): mean within 4 standard errors of 0, variance within 4 of τ²
+    assert abs(logs.mean()) < 4 * tau / math.sqrt(n)
+    assert abs(logs.var(ddof=1) - tau**2) < 4 * tau**2 * math.sqrt(2 / (n - 1))
+    # τ = 0 stands for 1/√n: a gene of 4 strengths has log-variance 1/4 in every entry
+    genes = np.array([adapt_strength((0.3,) * 4, rng, 0.0, 1e-6, 0.999) for _ in range(n // 4)])
+    per_entry = np.log(genes / 0.3).var(axis=0, ddof=1)
+    assert np.all(np.abs(per_entry - 0.25) < 4 * 0.25 * math.sqrt(2 / (n // 4 - 1)))
+
+
+def test_strength_draws_come_from_the_given_generator_only_and_are_clipped() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    before = (random.getstate(), np.random.get_state()[1].copy())
+    a = [adapt_strength((0.5, 0.5), np.random.default_rng(3), 2.0, 0.1, 0.6) for _ in range(2)]
+    assert a[0] == a[1] and all(0.1 <= v <= 0.6 for v in a[0])
+    many = [adapt_strength((0.5,), np.random.default_rng(s), 2.0, 0.1, 0.6)[0] for s in range(200)]
+    assert min(many) == 0.1 and max(many) == 0.6  # τ = 2 reaches both bounds, which clip
+    drawn = draw_strength(np.random.default_rng(4), 1000, 0.2, 0.7)
+    assert drawn == draw_strength(np.random.default_rng(4), 1000, 0.2, 0.7)
+    assert 0.2 <= min(drawn) < 0.21 and 0.69 < max(drawn) <= 0.7
+    assert random.getstate() == before[0] and np.array_equal(np.random.get_state()[1], before[1])
+    with pytest.raises(ConfigError, match=r"^a strength gene must be positive numbers, got \[0\.2, 0\.0\]$"):
+        adapt_strength((0.2, 0.0), np.random.default_rng(0), 0.1, 0.1, 0.6)
+
+
+def test_strength_prune_removes_exactly_the_share_of_each_layer_by_magnitude() -> None:
+    rng = np.random.default_rng(8)
+    mask = random_mask(rng, (30, 20, 12, 5), density=0.7)
+    weights = {n: rng.normal(size=s) for n, s in mask.shapes.items()}
+    gene = (0.45, 0.3, 0.6)  # per layer; the output layer prunes at half: 0.3
+    child = strength_prune_mutation(mask, gene, weights)
+    for name, share in zip(mask.names, (0.45, 0.3, 0.3), strict=True):
+        x, c = mask[name].numpy(), child[name].numpy()
+        kept = int(x.sum())
+        assert int((x & ~c).sum()) == math.floor(share * kept + 0.5)  # exactly round(σ'·kept)
+        assert not (c & ~x).any()
+        # every weight pruned is no larger than every weight kept
+        assert np.abs(weights[name][x & ~c]).max() <= np.abs(weights[name][c]).min()
+    one = strength_prune_mutation(mask, (0.4,), weights)  # one strength for the network
+    assert one == magnitude_prune_mutation(mask, rng, 0.4, weights)  # IMP's round at 0.4, output at 0.2
+    assert layer_shares((0.4,), 3) == [0.4, 0.4, 0.2]
+    with pytest.raises(ConfigError, match=r"^a strength gene has 1 or 3 entries \(one per layer\), got 2$"):
+        layer_shares((0.4, 0.5), 3)
+
+
+def test_gradient_regrow_grows_the_top_k_absolute_gradients_among_candidates_by_hand() -> None:
+    x = np.array([[1, 0, 0, 0], [0, 0, 1, 0]], bool)
+    g = np.array([[np.nan, 0.3, -0.9, 0.1], [-0.5, 0.5, np.nan, 2.0]])  # NaN: no candidate
+    out = np.array([[1, 0]], bool)
+    mask = Mask({"fc1": x, "fc2": out})
+    grads = {"fc1": g, "fc2": np.array([[np.nan, -1.0]])}
+    grown = gradient_regrow(mask, grads, [3, 0])
+    # |g| among the dead: 2.0, 0.9, then 0.5 twice (a tie: the lower flat index, (1, 0)), then 0.3, 0.1
+    assert grown["fc1"].numpy().tolist() == [[True, False, True, False], [True, False, True, True]]
+    assert grown["fc2"].numpy().tolist() == [[True, False]]
+    assert gradient_regrow(mask, {**grads, "fc1": np.where(np.isnan(g), np.nan, 0 * g)}, [1, 1]) == Mask(
+        {"fc1": np.array([[1, 1, 0, 0], [0, 0, 1, 0]], bool), "fc2": np.array([[1, 1]], bool)}
+    )  # all |g| equal: the lowest dead index with a gradient
+    with pytest.raises(MaskError, match=r"^gradients of 'fc1' have shape \(2, 3\), the mask \(2, 4\)$"):
+        gradient_regrow(mask, {**grads, "fc1": g[:, :3]}, [1, 0])
+
+
+def test_drop_and_grow_leaves_the_density_it_is_set_to() -> None:
+    rng = np.random.default_rng(11)
+    mask = random_mask(rng, (40, 30, 20, 10), density=0.5)
+    weights = {n: rng.normal(size=s) * mask[n].numpy() for n, s in mask.shapes.items()}
+    # the parent's gradient at its pruned positions only (NaN where it kept a weight)
+    grads = {n: np.where(mask[n].numpy(), np.nan, rng.normal(size=s)) for n, s in mask.shapes.items()}
+    for regrow in (0.0, 0.5, 1.0):
+        child = strength_prune_mutation(mask, (0.4,), weights, grads, regrow)
+        for name, share in zip(mask.names, (0.4, 0.4, 0.2), strict=True):
+            kept = int(mask[name].sum())
+            dropped = math.floor(share * kept + 0.5)
+            assert int(child[name].sum()) == kept - dropped + math.floor(regrow * dropped + 0.5)
+            grown = child[name].numpy() & ~mask[name].numpy()
+            if grown.any():  # the grown ones are the largest |g| among the parent's pruned positions
+                dead = ~mask[name].numpy() & ~grown
+                assert np.abs(grads[name][grown]).min() >= np.abs(grads[name][dead]).max()
+    with pytest.raises(ConfigError, match=r"^regrowth by gradient needs the parent's gradients"):
+        strength_prune_mutation(mask, (0.4,), weights, None, 0.5)
+
+
+def test_adaptive_strength_gives_one_parent_many_different_children() -> None:
+    rng = np.random.default_rng(2)
+    parent = random_mask(rng, (30, 20, 12, 5), density=0.8)
+    weights = {n: rng.normal(size=s) for n, s in parent.shapes.items()}
+    cfg = VariationConfig(
+        cx_rate=0.0, mut_rate=1.0, mutations=("adaptive_prune",), mutation_strength=0.4, strength_tau=0.3
+    )
+    kids = vary([parent] * 8, np.random.default_rng(0), cfg, lambda i, m: weights, genes=[(0.4,)] * 8)
+    assert len({k.mask.pack() for k in kids}) == 8  # magnitude_prune_mutation gives one child, eight times
+    assert len({k.strength for k in kids}) == 8 and all(k.operator == "adaptive_prune_mutation" for k in kids)
+    for k in kids:
+        assert int((parent["fc1"].numpy() & ~k.mask["fc1"].numpy()).sum()) == math.floor(
+            k.strength[0] * int(parent["fc1"].sum()) + 0.5
+        )
+    again = vary([parent] * 8, np.random.default_rng(0), cfg, lambda i, m: weights, genes=[(0.4,)] * 8)
+    assert [k.strength for k in again] == [k.strength for k in kids]
+    clones = vary([parent], rng, VariationConfig(cx_rate=0.0, mut_rate=0.0), genes=[(0.3,)])
+    assert clones[0].strength == (0.3,)  # a gene is inherited where no strength mutation applied
+    per_layer = dataclasses.replace(cfg, strength_per_layer=True, mutations=("drawn_prune",))
+    (drawn,) = vary([parent], rng, per_layer, lambda i, m: weights)
+    assert len(drawn.strength) == 3 and all(0.05 <= s <= 0.9 for s in drawn.strength)

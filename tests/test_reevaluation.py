@@ -198,4 +198,5 @@ def test_on_ray_the_second_trainings_are_the_local_ones(ray_local, tmp_path) -> 
     with api.create_run(cfg, tmp_path / "local", local=True) as run:
         run.optimize()
         here = state(tmp_path / "local", run.id)
-    assert on_ray["reevaluations"] and on_ray["reevaluations"] == here["reevaluations"]
+    # the same trainings to the same numbers; Ray's evaluators may return them in another order
+    assert on_ray["reevaluations"] and sorted(on_ray["reevaluations"]) == sorted(here["reevaluations"])

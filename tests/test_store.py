@@ -754,8 +754,11 @@ def test_corruption_found_later_is_a_store_error(tmp_path):
         run_id = new_run(s)
         for g in range(4):
             commit_simple(s, run_id, g, per_gen=100)
+    with sqlite3.connect(db) as conn:  # the individuals table's root page: not the schema's pages
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'individuals'").fetchone()
+    conn.close()
     data = bytearray(db.read_bytes())
-    data[4096 * 3 : len(data)] = b"\xa5" * (len(data) - 4096 * 3)  # scramble every page after the third
+    data[4096 * (root - 1) : 4096 * root] = b"\xa5" * 4096  # scramble that page
     db.write_bytes(bytes(data))
     with pytest.raises(StoreError) as e:
         with Store.open(tmp_path, readonly=True) as s:  # a reader does not check the whole file first
@@ -1023,7 +1026,7 @@ def test_a_version_2_store_reads_as_it_is_and_is_upgraded_by_a_writer(tmp_path):
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
         assert (
-            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "5" == str(SCHEMA_VERSION)
+            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "6" == str(SCHEMA_VERSION)
         )
     finally:
         conn.close()
@@ -1136,3 +1139,26 @@ def test_a_store_on_read_only_storage_is_read_immutable_or_refused_with_why(pend
     finally:
         (root / "ws").chmod(0o755)
         shutil.rmtree(root)
+
+
+def test_genes_round_trip_and_a_version_4_store_gains_their_column(tmp_path):
+    """A child's strength gene and batch order come back as stored; a version-4 store (no genes column) reads
+    with no genes, and a writer adds the column, keeping every row."""
+    genes = {"strength": [0.1 + 0.2, 0.49], "order": 2**62 - 1}
+    with Store.open(tmp_path, create=True) as s:
+        run_id = new_run(s)
+        s.record_evaluation(run_id, a_class("k"))
+        s.commit_generation(run_id, 0, [an_individual(0, 0, "k")], a_generation(0, [0]))
+        s.commit_generation(run_id, 1, [an_individual(1, 1, "k", genes=genes)], a_generation(1, [1]))
+        assert [i.genes for i in s.individuals(run_id)] == [None, genes]
+    conn = sqlite3.connect(tmp_path / STORE_FILENAME)  # what version 4 wrote: no genes column
+    with conn:
+        conn.execute("ALTER TABLE individuals DROP COLUMN genes")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    conn.close()
+    with Store.open(tmp_path, readonly=True) as reader:
+        assert [i.genes for i in reader.individuals(run_id)] == [None, None]
+        assert reader.individual(run_id, 1) == an_individual(1, 1, "k")
+    with Store.open(tmp_path) as s:
+        s.commit_generation(run_id, 2, [an_individual(2, 2, "k", genes=genes)], a_generation(2, [2]))
+        assert [i.genes for i in s.individuals(run_id)] == [None, None, genes]

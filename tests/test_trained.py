@@ -54,6 +54,18 @@ def test_packed_weights_round_trip_at_half_precision_with_zeros_off_the_effectiv
         unpack_weights(data + b"\0\0", mask)
 
 
+def test_a_dense_masks_gradients_are_no_candidates_for_regrowth() -> None:
+    from lotterysearch.training.trained import unpack_gradients
+
+    model = build_model("mlp:16-12-4", 3)
+    dense = Mask.ones(model)
+    grads = {n: torch.ones_like(layer.weight) for n, layer in prunable_layers(model).items()}
+    packed = pack_weights(model, dense, grads)
+    assert len(packed) == 2 * dense.kept()
+    got = unpack_gradients(packed, dense)
+    assert got is not None and all(np.isnan(g).all() for g in got.values())
+
+
 @pytest.mark.usefixtures("one_thread")
 def test_evaluate_masks_keeps_the_first_init_seeds_network_and_the_same_objectives(synthetic) -> None:
     spec = "mlp:16-64-64-4"
@@ -232,3 +244,117 @@ def test_a_magnitude_mutation_is_refused_where_workers_breed() -> None:
         "field 'ga.mutations': magnitude reads the parents' trained weights, which the steady_state workers"
         ' that breed do not hold; drop it or set ga.mode = "generational"'
     )
+
+
+# ---- gradients at the pruned positions (RigL's regrowth) and per-child batch orders -------------------------
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("spec", ["mlp:16-64-64-4", "cnn1d:40:25k5-25-25:10"])
+def test_kept_gradients_are_the_dense_gradient_at_the_pruned_positions(synthetic, spec: str) -> None:
+    from lotterysearch.core.masks import masked_call
+    from lotterysearch.training.trained import unpack_gradients
+    from lotterysearch.training.trainer import batch_indices
+
+    data = synthetic if spec.startswith("mlp") else load_dataset("mnist1d", 0)
+    (mask,) = random_masks(spec, [0.3], seed=3)
+    cfg = FitnessConfig(steps=12, lr=0.01, init_seeds=(2,), batch_size=32, keep_weights=True)
+    (o,) = evaluate_masks([mask], spec, data, dataclasses.replace(cfg, keep_gradients=True))
+    (plain,) = evaluate_masks([mask], spec, data, cfg)
+    assert unpack_gradients(plain.weights, mask) is None
+    assert np.array_equal(unpack_weights(o.weights, mask)["fc1"], unpack_weights(plain.weights, mask)["fc1"])
+    # by hand: train the network, then straight-through's gradient (masked forward, dense gradient) on the
+    # batch after the last one trained
+    model = build_model(spec, 2)
+    train(model, mask, data, cfg.training(), seed=2)
+    *_, idx = batch_indices(len(data.y_train), 32, 13, 2)
+    loss = torch.nn.functional.cross_entropy(
+        masked_call(model, mask, data.x_train[idx], "straight_through"), data.y_train[idx]
+    )
+    loss.backward()
+    got = unpack_gradients(o.weights, mask)
+    for name, layer in prunable_layers(model).items():
+        kept = mask[name].numpy()
+        assert np.isnan(got[name][kept]).all()
+        want = layer.weight.grad.numpy()[~kept]
+        assert np.abs(want).max() > 0  # pruned positions do have a gradient
+        np.testing.assert_allclose(got[name][~kept], want, rtol=1e-3, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_childs_own_batch_order_changes_its_training_and_repeats_bit_for_bit(synthetic) -> None:
+    spec = "mlp:16-64-64-4"
+    masks = random_masks(spec, [0.3, 0.3], seed=5)
+    cfg = FitnessConfig(steps=20, lr=0.02, init_seeds=(4,), keep_weights=True)
+    a, b, a2, default, seed4 = (
+        evaluate_masks([masks[0]], spec, synthetic, cfg, orders=[o])[0] for o in (11, 12, 11, None, 4)
+    )
+    assert a.weights != b.weights and a.weights == a2.weights and a.accuracy == a2.accuracy
+    assert default.weights == seed4.weights  # no order of its own: the init seed's
+    # in one call, two orders train apart (each batch shares one order) to the same numbers as alone
+    both = evaluate_masks([masks[0], masks[1], masks[0]], spec, synthetic, cfg, orders=[11, 12, 12])
+    assert both[0].weights == a.weights and both[2].weights == b.weights
+    alone = evaluate_masks([masks[1]], spec, synthetic, cfg, orders=[12])[0]
+    assert both[1].weights == alone.weights
+
+
+def _strength_config(generations: int = 2, **fitness):  # noqa: ANN202
+    cfg = _magnitude_config(
+        "ticket",
+        generations=generations,
+        mutation="adaptive_prune",
+        mutation_strength=0.3,
+        strength_tau=0.3,
+        regrow=0.5,
+        order_seeds=True,
+    )
+    return dataclasses.replace(cfg, fitness=dataclasses.replace(cfg.fitness, **fitness))
+
+
+def test_a_strength_search_stores_its_genes_regrows_by_gradient_and_resumes_to_the_same_children(
+    tmp_path,
+) -> None:
+    """Ticket mode with the self-adapting strength, RigL's regrowth and per-child batch orders: each child's
+    genes are stored, its drop is exactly its strength's share, its regrowth the parent's largest |gradient|
+    at pruned positions, its key carries its order; a resumed run makes the same children."""
+    import lotterysearch as ls
+    from lotterysearch.evolution.operators import layer_shares
+    from lotterysearch.training.fitness import fitness_key, ordered_key
+    from lotterysearch.training.trained import unpack_gradients
+
+    cfg = _strength_config(generations=3)
+    with ls.search(cfg, tmp_path / "once") as run:
+        store, everyone = run.store, run.individuals()
+        once = [(i.id, i.packed, i.operator, i.genes) for i in everyone]
+        by_id = {i.id: i for i in everyone}
+        children = [i for i in everyone if i.operator == "adaptive_prune_mutation"]
+        assert len(children) >= 8
+        assert len({tuple(c.genes["strength"]) for c in children}) == len(children)  # every child its own
+        for child in children:
+            parent = by_id[child.parents[0]]
+            assert child.class_key == ordered_key(fitness_key(child.mask, "ticket"), child.genes["order"])
+            packed = store.trained_weights(run.id, parent.class_key)
+            w, g = unpack_weights(packed, parent.mask), unpack_gradients(packed, parent.mask)
+            shares = layer_shares(child.genes["strength"], len(parent.mask))
+            for name, share in zip(parent.mask.names, shares, strict=True):
+                had, has = parent.mask[name].numpy(), child.mask[name].numpy()
+                dropped = math.floor(share * had.sum() + 0.5)
+                grown = has & ~had
+                assert int(grown.sum()) == math.floor(0.5 * dropped + 0.5)
+                assert int((had & ~has).sum()) == dropped
+                if grown.any():  # the largest |gradient| among the parent's pruned positions
+                    assert np.abs(g[name][grown]).min() >= np.abs(g[name][~had & ~has]).max()
+                assert np.abs(w[name][had & ~has]).max() <= np.abs(w[name][had & has]).min()
+    run = ls.create_run(cfg, tmp_path / "twice")
+    run.optimize(1)
+    run.close()
+    with ls.open_run(tmp_path / "twice", run.id) as again:
+        again.resume()
+        assert [(i.id, i.packed, i.operator, i.genes) for i in again.individuals()] == once
+
+
+def test_early_bird_stopping_in_a_search_counts_the_steps_it_ran(tmp_path) -> None:
+    import lotterysearch as ls
+
+    cfg = _strength_config(steps=200, early_bird_every=10, early_bird_epsilon=0.05, early_bird_window=2)
+    with ls.search(cfg, tmp_path) as run:
+        steps = [c.steps for c in run.store.classes(run.id).values()]
+    assert all(s % 10 == 0 or s == 200 for s in steps) and min(steps) < 200

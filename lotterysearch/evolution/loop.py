@@ -44,8 +44,8 @@ from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
 from lotterysearch.runs.ledger import step_flops
 from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual, Reevaluation
-from lotterysearch.training.fitness import fitness_key, key_version
-from lotterysearch.training.trained import unpack_weights
+from lotterysearch.training.fitness import fitness_key, key_version, ordered_key
+from lotterysearch.training.trained import unpack_gradients, unpack_weights
 
 
 class RunStorage(Protocol):
@@ -327,13 +327,15 @@ class SearchLoop:
             fidelity=rec.fidelity,
             steps=steps,
             shapes=c.mask.shapes,
+            genes=c.genes,
         )
         ind.__dict__["mask"] = c.mask  # ``Individual.mask``'s cache: nothing to unpack
         return ind
 
     def _class_keys(self, new: Sequence[Candidate]) -> list[str]:
         """Class key of each candidate: a clone's is its parent's (the same mask), the others are computed
-        by the evaluator, where the training runs."""
+        by the evaluator, where the training runs; a candidate with its own batch order has that order in
+        its key (``fitness.ordered_key``: another order is another training)."""
         keys: list[str | None] = []
         for c in new:
             parent = (
@@ -344,7 +346,7 @@ class SearchLoop:
         for i, key in zip(
             todo, class_keys_of(self.evaluator, [new[i].mask for i in todo], self.fitness_mode), strict=True
         ):
-            keys[i] = key
+            keys[i] = ordered_key(key, new[i].order)
         return [str(k) for k in keys]
 
     def _settled(self, key: str, first_id: int) -> bool:
@@ -404,7 +406,17 @@ class SearchLoop:
         picks = self.select_parents(objs, len(self.population))
         parents = [self.population[i] for i in picks]
         weights = (lambda j: self._trained(parents[j])) if self.problem.keeps_weights else None
-        return self.problem.children([(p.id, p.mask) for p in parents], self.rng, weights)
+        gradients = (lambda j: self._gradients(parents[j])) if self.cfg.ga.regrow > 0 else None
+        return self.problem.children(
+            [(p.id, p.mask) for p in parents], self.rng, weights, [p.genes for p in parents], gradients
+        )
+
+    def _gradients(self, ind: Individual) -> dict[str, np.ndarray] | None:
+        """``ind``'s class: the gradient its training kept at the positions it pruned (None: not kept)."""
+        packed = self.storage.trained_weights(self.run_id, ind.class_key)
+        return (
+            None if packed is None else unpack_gradients(packed, self.archive.representative(ind.class_key))
+        )
 
     def _trained(self, ind: Individual) -> tuple[Mask, dict[str, np.ndarray]]:
         """``ind``'s class: the mask trained for it and that training's weights (from storage)."""

@@ -14,6 +14,7 @@ state.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from lotterysearch import settings
 from lotterysearch.core.alignment import align, alignment, check_units, permute_arrays, unit_blocks
 from lotterysearch.core.masks import Mask, chain_arrays, check_same_shapes, mask_from_arrays
 from lotterysearch.errors import ConfigError, MaskError
-from lotterysearch.settings import WEIGHTED_MUTATIONS  # these also take the parent's trained weights
+from lotterysearch.settings import STRENGTH_MUTATIONS, WEIGHTED_MUTATIONS, GAConfig
 
 
 def _check_probability(value: float, what: str) -> float:
@@ -290,6 +291,103 @@ def magnitude_prune_mutation(
     return mask_from_arrays(mask.names, [x for x, _ in layers])
 
 
+# ---- strength mutations: a child's own prune strength, regrowth by gradient -----------------------------
+
+
+def adapt_strength(
+    gene: Sequence[float], rng: np.random.Generator, tau: float, low: float, high: float
+) -> tuple[float, ...]:
+    """A child's strength gene from its parent's: σ'_i = σ_i · exp(τ · N_i(0, 1)), clipped to [low, high].
+
+    The log-normal self-adaptation of an evolution strategy's step size (Schwefel 1977; Beyer & Schwefel 2002,
+    Sect. 4): log σ' = log σ + τ·N(0, 1), so the parent's σ is the median of σ' and no direction is favoured
+    on the log scale; selection keeps the strengths whose children survive. ``tau`` 0 means 1/√n for a gene
+    of n strengths. One draw per entry, all from ``rng``."""
+    sigma = np.asarray(gene, dtype=np.float64)
+    if sigma.ndim != 1 or sigma.size == 0 or not np.all(sigma > 0):
+        raise ConfigError(f"a strength gene must be positive numbers, got {np.atleast_1d(sigma).tolist()}")
+    tau = tau or 1.0 / math.sqrt(sigma.size)
+    out = sigma * np.exp(tau * rng.standard_normal(sigma.size))
+    return tuple(float(v) for v in np.clip(out, low, high))
+
+
+def draw_strength(rng: np.random.Generator, n: int, low: float, high: float) -> tuple[float, ...]:
+    """``n`` strengths drawn uniformly on [low, high] (the drawn_prune mutation: no inheritance)."""
+    return tuple(float(v) for v in rng.uniform(low, high, size=n))
+
+
+def layer_shares(gene: Sequence[float], layers: int) -> list[float]:
+    """The share of each layer's kept weights a strength gene prunes: one strength for every layer, or one per
+    layer; the output layer at half of its strength (IMP's rates, ``pruning.imp``)."""
+    gene = tuple(float(g) for g in gene)
+    if len(gene) not in (1, layers):
+        raise ConfigError(f"a strength gene has 1 or {layers} entries (one per layer), got {len(gene)}")
+    shares = list(gene) * layers if len(gene) == 1 else list(gene)
+    shares[-1] /= 2
+    return shares
+
+
+def magnitude_prune_at(mask: Mask, weights: Mapping[str, np.ndarray], shares: Sequence[float]) -> Mask:
+    """In layer l switch off the round(shares[l] · kept_l) live weights with the smallest trained |w| (at
+    least one when the share is > 0, never the last): ``magnitude_prune_mutation`` with a share per layer.
+    Ties go to the lower flat index; nothing is drawn."""
+    layers = _magnitudes(mask, weights)
+    if len(shares) != len(layers):
+        raise ConfigError(f"{len(shares)} prune shares for a mask of {len(layers)} layers")
+    for (x, w), p in zip(layers, shares, strict=True):
+        flat = x.reshape(-1)
+        kept = int(flat.sum())
+        m = _how_many(_check_probability(p, "prune share"), kept, kept - 1)
+        if m > 0:
+            flat[_weakest(flat, w, m)] = False
+    return mask_from_arrays(mask.names, [x for x, _ in layers])
+
+
+def gradient_regrow(mask: Mask, gradients: Mapping[str, np.ndarray], counts: Sequence[int]) -> Mask:
+    """RigL's grow step (Evci et al. 2020, Alg. 1: I_grow = ArgTopK over inactive positions of |∇L|): in
+    layer l switch on the ``counts[l]`` dead positions of ``mask`` with the largest |gradient|. A NaN
+    gradient marks a position that is no candidate (a weight the parent kept: its gradient is not stored);
+    ties go to the lower flat index, so the result is a function of the inputs. In ticket mode a grown weight
+    starts, like every weight of the child, at its value in θ₀ (the child is trained from θ₀), not at 0 as
+    in RigL's dense-to-sparse training."""
+    xs = chain_arrays(mask)
+    if len(counts) != len(xs):
+        raise ConfigError(f"{len(counts)} regrowth counts for a mask of {len(xs)} layers")
+    for name, x, k in zip(mask.names, xs, counts, strict=True):
+        g = np.abs(np.asarray(gradients[name], dtype=np.float64))
+        if g.shape != x.shape:
+            raise MaskError(f"gradients of '{name}' have shape {g.shape}, the mask {x.shape}")
+        flat, score = x.reshape(-1), g.reshape(-1)
+        candidates = np.flatnonzero(~flat & ~np.isnan(score))
+        if k > 0 and candidates.size:
+            order = np.argsort(-score[candidates], kind="stable")[: int(k)]
+            flat[candidates[order]] = True
+    return mask_from_arrays(mask.names, xs)
+
+
+def strength_prune_mutation(
+    mask: Mask,
+    gene: Sequence[float],
+    weights: Mapping[str, np.ndarray],
+    gradients: Mapping[str, np.ndarray] | None = None,
+    regrow: float = 0.0,
+) -> Mask:
+    """Drop by magnitude at the child's own strengths (``layer_shares`` of ``gene``), then, with ``regrow``
+    > 0, grow round(regrow · dropped) positions per layer by the parent's gradient (``gradient_regrow``):
+    RigL's drop-and-grow with a drop share that varies from child to child. The adaptive_prune and
+    drawn_prune mutations differ only in where ``gene`` comes from (``child_strengths``)."""
+    pruned = magnitude_prune_at(mask, weights, layer_shares(gene, len(mask)))
+    regrow = _check_probability(regrow, "regrow")
+    if regrow == 0:
+        return pruned
+    if gradients is None:
+        raise ConfigError("regrowth by gradient needs the parent's gradients (fitness.keep_gradients)")
+    dropped = [
+        int(a.sum()) - int(b.sum()) for a, b in zip(chain_arrays(mask), chain_arrays(pruned), strict=True)
+    ]
+    return gradient_regrow(pruned, gradients, [math.floor(regrow * d + 0.5) for d in dropped])
+
+
 def trained_weights_for(
     mask: Mask, trained: Mask, weights: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -344,6 +442,8 @@ MUTATIONS: dict[str, Callable[..., Mask]] = {
     "neuron_prune_mutation": neuron_prune_mutation,
     "magnitude_mutation": magnitude_mutation,
     "magnitude_prune_mutation": magnitude_prune_mutation,
+    "adaptive_prune_mutation": strength_prune_mutation,  # the gene: ``adapt_strength`` of the parent's
+    "drawn_prune_mutation": strength_prune_mutation,  # the gene: ``draw_strength``
 }
 assert tuple(CROSSOVERS) == settings.CROSSOVERS, "settings.CROSSOVERS names the crossovers"
 assert tuple(MUTATIONS) == settings.MUTATIONS, "settings.MUTATIONS names the mutations"
@@ -385,10 +485,23 @@ class VariationConfig:
     mutation_weights: tuple[float, ...] | None = None
     neuron_swap_prob: float = 0.5  # per-neuron swap probability of neuron_crossover
     align: bool = True  # align the second parent to the first before crossover
+    # the strength mutations' settings (``GAConfig``'s fields of the same names; ``child_strengths``)
+    strength_min: float = 0.05
+    strength_max: float = 0.9
+    strength_tau: float = 0.0
+    strength_per_layer: bool = False
+    regrow: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("cx_rate", "mut_rate", "mutation_strength", "neuron_swap_prob"):
+        for name in ("cx_rate", "mut_rate", "mutation_strength", "neuron_swap_prob", "regrow"):
             _check_probability(getattr(self, name), name)
+        if not 0 < self.strength_min <= self.strength_max < 1:
+            raise ConfigError(
+                f"strengths need 0 < strength_min <= strength_max < 1, got {self.strength_min!r} and"
+                f" {self.strength_max!r}"
+            )
+        if not (isinstance(self.strength_tau, int | float) and self.strength_tau >= 0):
+            raise ConfigError(f"strength_tau must be a number >= 0, got {self.strength_tau!r}")
         if not isinstance(self.align, bool):
             raise ConfigError(f"align must be true or false, got {self.align!r}")
         crossovers = _operators(self.crossovers, CROSSOVERS, "crossover", "crossovers")
@@ -402,15 +515,40 @@ class VariationConfig:
             self, "mutation_weights", _weights(self.mutation_weights, mutations, "mutation_weights")
         )
 
+    @classmethod
+    def of(cls, ga: GAConfig) -> VariationConfig:
+        """The variation a search's ``[ga]`` section describes: every field of this class that ``GAConfig``
+        has, by name (the rest at their defaults), so a new setting is added in one place."""
+        names = {f.name for f in dataclasses.fields(GAConfig)}
+        same = {f.name: getattr(ga, f.name) for f in dataclasses.fields(cls) if f.name in names}
+        return cls(cx_rate=ga.crossover_rate, mut_rate=ga.mutation_rate, **same)
+
+
+Gene = tuple[float, ...]  # a strength gene: one strength for the network, or one per layer
+
+
+def child_strengths(
+    name: str, parent: Gene | None, layers: int, rng: np.random.Generator, cfg: VariationConfig
+) -> Gene:
+    """The strength gene of a child mutated by ``name``: adaptive_prune adapts its parent's gene (seeds and
+    children of other operators hold ``cfg.mutation_strength``), drawn_prune draws a fresh one."""
+    n = layers if cfg.strength_per_layer else 1
+    if name == "drawn_prune_mutation":
+        return draw_strength(rng, n, cfg.strength_min, cfg.strength_max)
+    start = parent if parent is not None and len(parent) == n else (cfg.mutation_strength,) * n
+    return adapt_strength(start, rng, cfg.strength_tau, cfg.strength_min, cfg.strength_max)
+
 
 @dataclass(frozen=True)
 class Child:
-    """One offspring: its mask, the indices of its parents in the list given to ``vary``, and the operators
-    that made it, joined by '+' (e.g. 'neuron_crossover+move_mutation'; 'clone' when none applied)."""
+    """One offspring: its mask, the indices of its parents in the list given to ``vary``, the operators
+    that made it, joined by '+' (e.g. 'neuron_crossover+move_mutation'; 'clone' when none applied), and its
+    strength gene (made by a strength mutation, else its first parent's; None when neither has one)."""
 
     mask: Mask
     parents: tuple[int, ...]
     operator: str
+    strength: Gene | None = None
 
 
 def _pick(names: tuple[str, ...], weights: tuple[float, ...], rng: np.random.Generator) -> str:
@@ -426,6 +564,8 @@ def vary(
     rng: np.random.Generator,
     cfg: VariationConfig | None = None,
     trained: Trained | None = None,
+    genes: Sequence[Gene | None] | None = None,
+    gradients: Trained | None = None,
 ) -> list[Child]:
     """Offspring as DEAP's ``varAnd`` makes them: consecutive pairs (0, 1), (2, 3), ... are crossed with
     probability ``cx_rate`` by an operator drawn from ``cfg.crossovers`` (the second parent aligned to the
@@ -433,7 +573,9 @@ def vary(
 
     One child per parent, in order. ``parents`` is usually ``select_parents``'s pick; ``Child.parents``
     indexes this list. ``magnitude_mutation`` ranks child i's live weights by ``trained(i, child)``: parent
-    i's trained weights on the child's neurons (child i of a crossed pair is mostly parent i).
+    i's trained weights on the child's neurons (child i of a crossed pair is mostly parent i). The strength
+    mutations read parent i's strength gene (``genes[i]``) and, to regrow, ``gradients(i, child)``: parent
+    i's gradient at the positions it pruned (NaN where it kept a weight).
     """
     cfg = cfg or VariationConfig()
     masks = list(parents)
@@ -451,11 +593,18 @@ def vary(
             applied[i].append(name)
     children = []
     for i, mask in enumerate(masks):
+        gene = genes[i] if genes is not None else None
         if rng.random() < cfg.mut_rate:
             name = _pick(cfg.mutations, cfg.mutation_weights, rng)
-            if name in WEIGHTED_MUTATIONS:
-                if trained is None:
-                    raise ConfigError(f"{name} needs the parents' trained weights")
+            if name in WEIGHTED_MUTATIONS and trained is None:
+                raise ConfigError(f"{name} needs the parents' trained weights")
+            if name in STRENGTH_MUTATIONS:
+                assert trained is not None
+                gene = child_strengths(name, gene, len(mask), rng, cfg)
+                grads = gradients(i, mask) if gradients is not None and cfg.regrow > 0 else None
+                mask = MUTATIONS[name](mask, gene, trained(i, mask), grads, cfg.regrow)
+            elif name in WEIGHTED_MUTATIONS:
+                assert trained is not None
                 mask = MUTATIONS[name](mask, rng, cfg.mutation_strength, trained(i, mask))
             else:
                 mask = MUTATIONS[name](mask, rng, cfg.mutation_strength)
@@ -463,5 +612,5 @@ def vary(
         repaired = repair(mask, rng)  # always a fresh copy: no child aliases a parent
         if repaired != mask:
             applied[i].append("repair")
-        children.append(Child(repaired, origins[i], "+".join(applied[i]) or "clone"))
+        children.append(Child(repaired, origins[i], "+".join(applied[i]) or "clone", gene))
     return children

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, chain_arrays, layerwise_shuffle
 from lotterysearch.core.models import build_model, input_width
+from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators
 from lotterysearch.execution import backend
 from lotterysearch.execution.evaluators import Evaluator
@@ -27,12 +29,19 @@ from lotterysearch.training.fitness import Objectives, evaluate_masks
 @dataclass(frozen=True)
 class Candidate:
     """A mask waiting for its objectives: where it came from (``origin``: a seed such as
-    ``synflow:seed=2:rho=100``, or ``child``), its parents' ids and the operators that made it."""
+    ``synflow:seed=2:rho=100``, or ``child``), its parents' ids, the operators that made it and its genes
+    (``Individual.genes``: its strength gene and batch order seed, or None)."""
 
     mask: Mask
     origin: str
     parents: tuple[int, ...] = ()
     operator: str = ""
+    genes: Mapping[str, Any] | None = None
+
+    @property
+    def order(self) -> int | None:
+        """The seed of its own batch order (None: the init seed's order)."""
+        return None if not self.genes or self.genes.get("order") is None else int(self.genes["order"])
 
 
 def search_data(cfg: SearchConfig) -> Dataset:
@@ -62,6 +71,8 @@ class MaskProblem:
         Ray at ``address``, else ``[ray] address``, else a local Ray."""
         cfg = self.cfg
         fitness = dataclasses.replace(cfg.fitness, keep_weights=True) if self.keeps_weights else cfg.fitness
+        if self.keeps_weights and cfg.ga.regrow > 0:
+            fitness = dataclasses.replace(fitness, keep_gradients=True)
         return backend.evaluator(
             self.data,
             cfg.model,
@@ -102,15 +113,7 @@ class MaskProblem:
         return chosen
 
     def variation(self) -> operators.VariationConfig:
-        g = self.cfg.ga
-        return operators.VariationConfig(
-            cx_rate=g.crossover_rate,
-            mut_rate=g.mutation_rate,
-            mutation_strength=g.mutation_strength,
-            crossovers=g.crossovers,
-            mutations=g.mutations,
-            align=g.align,
-        )
+        return operators.VariationConfig.of(self.cfg.ga)
 
     @property
     def keeps_weights(self) -> bool:
@@ -122,13 +125,21 @@ class MaskProblem:
         parents: Sequence[tuple[int, Mask]],
         rng: np.random.Generator,
         weights: Callable[[int], tuple[Mask, Mapping[str, np.ndarray]]] | None = None,
+        genes: Sequence[Mapping[str, Any] | None] | None = None,
+        gradients: Callable[[int], Mapping[str, np.ndarray] | None] | None = None,
     ) -> list[Candidate]:
         """Offspring of ``(id, mask)`` parents in tournament order (``operators.vary``). ``weights(i)``: the
         mask that was trained for parent i's class (its representative) and its trained weights, which the
         magnitude mutations read on the child's positions. In topology mode they are relabelled from the
         representative onto the child's neurons (``operators.trained_weights_for``). In ticket mode the
         representative is the parent itself and a position is a weight of θ₀: nothing is relabelled, and the
-        child's positions the parent did not train get weight 0."""
+        child's positions the parent did not train get weight 0.
+
+        ``genes[i]``: parent i's genes (its strength gene for the strength mutations; ``Individual.genes``);
+        ``gradients(i)``: parent i's gradient at the positions it pruned (NaN where it kept a weight), for
+        RigL's regrowth; in ticket mode a position is a weight of θ₀, as for the weights. With
+        ``ga.order_seeds`` each child that is not a clone draws its own batch order seed from ``rng`` (a clone
+        keeps its parent's: it is the same training again)."""
         ticket = self.cfg.fitness.mode == "ticket"
 
         def trained(i: int, child: Mask) -> Mapping[str, np.ndarray]:
@@ -142,5 +153,40 @@ class MaskProblem:
                 }
             return operators.trained_weights_for(child, representative, w)
 
-        kids = operators.vary([m for _, m in parents], rng, self.variation(), trained if weights else None)
-        return [Candidate(c.mask, "child", tuple(parents[p][0] for p in c.parents), c.operator) for c in kids]
+        def grads(i: int, child: Mask) -> Mapping[str, np.ndarray]:
+            assert gradients is not None
+            g = gradients(i)
+            if g is None:
+                raise ConfigError(
+                    "regrowth by gradient needs the parents' gradients, which this run did not keep"
+                )
+            return g
+
+        given = list(genes) if genes is not None else [None] * len(parents)
+        strengths = [_strength(g) for g in given]
+        kids = operators.vary(
+            [m for _, m in parents],
+            rng,
+            self.variation(),
+            trained if weights else None,
+            strengths,
+            grads if gradients is not None else None,
+        )
+        out = []
+        for c in kids:
+            made: dict[str, Any] = {}
+            if c.strength is not None:
+                made["strength"] = list(c.strength)
+            if self.cfg.ga.order_seeds:
+                first = given[c.parents[0]] or {}
+                made["order"] = first.get("order") if c.operator == "clone" else int(rng.integers(2**62))
+            ids = tuple(parents[p][0] for p in c.parents)
+            out.append(Candidate(c.mask, "child", ids, c.operator, made or None))
+        return out
+
+
+def _strength(genes: Mapping[str, Any] | None) -> tuple[float, ...] | None:
+    """The strength gene of an individual's genes (None: it has none)."""
+    if not genes or genes.get("strength") is None:
+        return None
+    return tuple(float(v) for v in genes["strength"])

@@ -51,7 +51,7 @@ from lotterysearch.execution.evaluators import (
 )
 from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.settings import FitnessConfig, RayConfig
-from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
+from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, key_order, masks_per_call
 
 # Seconds a TCP connect to the cluster's address may take before ``connect`` gives up. Without this check
 # ``ray.init`` spends 3-5 minutes on an address where nothing listens and then exits the process.
@@ -298,16 +298,18 @@ class EvaluatorActor:
         data: list[Any],
         steps: int | None = None,
         order: int = 0,
+        orders: list[int | None] | None = None,
     ) -> list[dict[str, Any]]:
         """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget,
-        ``order`` its order of minibatches. Each result's ``wall_time`` is its share of the call (the call's
+        ``order`` its order of minibatches (elite re-evaluation), ``orders`` gives masks their own batch
+        orders (``fitness.evaluate_masks``). Each result's ``wall_time`` is its share of the call (the call's
         time over the masks)."""
         dataset = self._prepare(data)
         masks = [Mask.unpack(p, shapes) for p in packed]
         cfg = self.fitness_cfg if steps is None else self.fitness_cfg.with_steps(steps)
         cfg = cfg.with_batch_order(order) if order else cfg
         start = time.perf_counter()
-        objectives = evaluate_masks(masks, self.model_spec, dataset, cfg, self.mode)
+        objectives = evaluate_masks(masks, self.model_spec, dataset, cfg, self.mode, orders)
         share = (time.perf_counter() - start) / max(1, len(masks))
         where = self.info(data)
         return [
@@ -565,7 +567,12 @@ class EvaluatorPool:
 
         def submit(actor: _Actor, batch: list[_Job]) -> Any:
             return actor.handle.evaluate_batch.remote(
-                [j.payload for j in batch], shapes, [self._data_ref], steps, order
+                [j.payload for j in batch],
+                shapes,
+                [self._data_ref],
+                steps,
+                order,
+                [key_order(j.key) for j in batch],
             )
 
         def result(job: _Job, out: dict[str, Any]) -> EvalResult:

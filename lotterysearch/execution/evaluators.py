@@ -34,7 +34,7 @@ from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators
 from lotterysearch.settings import FitnessConfig
-from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
+from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, key_order, masks_per_call
 
 Job = tuple[str, Mask]  # the caller's key (a class key) and the mask to train
 
@@ -235,13 +235,16 @@ class LocalEvaluator:
         for group in self.evaluate_ready(jobs, steps):
             yield from group
 
-    def _train(self, masks: list[Mask], cfg: FitnessConfig) -> tuple[list[Objectives], float]:
-        """Objectives of ``masks`` under ``threads`` torch threads, and each one's share of the time."""
+    def _train(
+        self, masks: list[Mask], cfg: FitnessConfig, orders: list[int | None] | None = None
+    ) -> tuple[list[Objectives], float]:
+        """Objectives of ``masks`` (on their own batch ``orders``, where given) under ``threads`` torch
+        threads, and each one's share of the time."""
         before = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             t0 = time.perf_counter()
-            objectives = evaluate_masks(masks, self.model_spec, self.data, cfg, self.mode)
+            objectives = evaluate_masks(masks, self.model_spec, self.data, cfg, self.mode, orders)
             return objectives, (time.perf_counter() - t0) / max(1, len(masks))
         finally:
             torch.set_num_threads(before)
@@ -255,7 +258,7 @@ class LocalEvaluator:
         host, pid = socket.gethostname(), os.getpid()
         for start in range(0, len(jobs), self.chunk):
             batch = jobs[start : start + self.chunk]
-            objectives, share = self._train([m for _, m in batch], cfg)
+            objectives, share = self._train([m for _, m in batch], cfg, [key_order(k) for k, _ in batch])
             yield [
                 EvalResult(key, o, "local", host, share, 1, pid, len(batch))
                 for (key, _), o in zip(batch, objectives, strict=True)

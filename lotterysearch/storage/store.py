@@ -58,8 +58,9 @@ APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at b
 # zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused);
 # 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open);
 # 5: the compute ledger's columns (``_LEDGER_COLUMNS``; an older store gains them on open, NULL: not recorded)
-SCHEMA_VERSION = 5
-READABLE_SINCE = 2  # a version-2 to 4 store reads as version 5 (the ledger's columns read as NULL)
+# 6: individuals' genes (a child's prune strength and batch order; an older store gains the column on open)
+SCHEMA_VERSION = 6
+READABLE_SINCE = 2  # a version-2 to 5 store reads as version 6 (the ledger's columns and genes read as NULL)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -121,6 +122,7 @@ CREATE TABLE individuals (
     effective_density REAL NOT NULL,
     evaluated INTEGER NOT NULL CHECK (evaluated IN (0, 1)),
     fidelity REAL NOT NULL,
+    genes TEXT,  -- JSON: a child's strength gene and batch order seed (version 6); NULL: none
     PRIMARY KEY (run_id, id),
     FOREIGN KEY (run_id, class_key) REFERENCES classes(run_id, key)
 );
@@ -211,6 +213,8 @@ _LEDGER_COLUMNS = (
     ("confirmations", "wall_time", "REAL"),
 )
 _SCHEMA += "".join(f"ALTER TABLE {t} ADD COLUMN {c} {kind};\n" for t, c, kind in _LEDGER_COLUMNS)
+# Added in schema version 6 (``_migrate`` adds each column an older store lacks): table, column, type.
+_COLUMNS_V6 = (("individuals", "genes", "TEXT"),)
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -334,6 +338,9 @@ class Individual:
     # hit; None where the store did not record it (before schema version 5)
     steps: int | None = None
     shapes: Mapping[str, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
+    # what variation gave it beyond its mask (JSON-able): ``strength``, its prune strength gene (a list), and
+    # ``order``, the seed of its own batch order (``GAConfig.order_seeds``); None for none
+    genes: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         _set(self, "packed", bytes(self.packed))
@@ -544,6 +551,7 @@ _DECODE: dict[str, Callable[[Any], Any]] = {
     "front": json.loads,
     "rng_state": json.loads,
     "result": json.loads,
+    "genes": lambda text: None if text is None else json.loads(text),
 }
 
 R = TypeVar("R")
@@ -582,6 +590,11 @@ def _check_run_id(run_id: str, records: Sequence[ClassRecord | Individual | Gene
     wrong = sorted({r.run_id for r in records} - {run_id})
     if wrong:
         raise StoreError(f"records of run {wrong} were passed to store for run '{run_id}'")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table``."""
+    return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
@@ -875,14 +888,13 @@ class Store:
         lacks; a version-2 store only its number (its masks are all stored whole, which version 3 reads as
         they are; only masks written from now on reference their class's); a version-3 store gains the trained
         weights' table; a version-4 store the ledger's columns, NULL in its rows (``runs.ledger`` derives what
-        the stored config and records allow)."""
+        the stored config and records allow); a version-5 store its individuals' genes."""
         with self._write() as conn:
             for statement in (_SCHEMA_V2 + _SCHEMA_V4).split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            for table, column, kind in _LEDGER_COLUMNS:
-                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                if column not in have:
+            for table, column, kind in (*_LEDGER_COLUMNS, *_COLUMNS_V6):
+                if column not in _columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
@@ -1402,7 +1414,7 @@ class Store:
 
     _IND_INSERT = (
         "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
-        " accuracy, density, effective_density, evaluated, fidelity, steps)"
+        " accuracy, density, effective_density, evaluated, fidelity, steps, genes)"
     )
 
     def _insert_individuals(
@@ -1432,12 +1444,14 @@ class Store:
                 int(i.evaluated),
                 i.fidelity,
                 i.steps,
+                None if i.genes is None else _dumps(dict(i.genes), "genes"),
             )
             (unknown if rep is None else known).append(row)
-        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
+        conn.executemany(f"{self._IND_INSERT} VALUES ({', '.join('?' * 15)})", known)
         conn.executemany(
             f"{self._IND_INSERT} VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
-            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+            " ?14, ?15)",
             unknown,
         )
 
@@ -1584,13 +1598,16 @@ class Store:
         "SELECT i.run_id, i.id, i.generation,"
         " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END AS packed,"
         " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity,"
-        " {ledger}"
-        " FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
+        " {ledger},"
+        " {genes} AS genes FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
         " WHERE i.run_id = ?"
     )
 
     def _ind_select(self, conn: sqlite3.Connection) -> str:
-        return self._IND_SELECT.format(ledger=self._ledger_columns(conn, "individuals", "i."))
+        """``_IND_SELECT`` for this store: a store read before its migration has neither the ledger's columns
+        nor genes (NULL)."""
+        genes = "i.genes" if "genes" in _columns(conn, "individuals") else "NULL"
+        return self._IND_SELECT.format(ledger=self._ledger_columns(conn, "individuals", "i."), genes=genes)
 
     @staticmethod
     def _shapes(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, ...]]:

@@ -35,6 +35,7 @@ from lotterysearch.core.masks import Mask, check_mode
 from lotterysearch.core.models import prunable_layers
 from lotterysearch.errors import ConfigError
 from lotterysearch.settings import TrainingConfig
+from lotterysearch.training.early_bird import EarlyBird, EarlyBirdWatch, magnitude_mask
 from lotterysearch.training.trainer import OPTIMIZERS, TrainResult, batch_indices, default_device
 
 ALIGN = 64  # floats: each layer's block in the flat buffers starts at a multiple of this (256 bytes)
@@ -300,10 +301,15 @@ def train_batch(
     *,
     seed: int = 0,
     inputs: torch.Tensor | None = None,
+    early_bird: EarlyBird | None = None,
 ) -> list[TrainResult]:
     """Train every network of ``pop`` for ``training.steps`` minibatches of ``batch_indices(.., seed)``, then
     score each on the validation split. ``inputs`` (feature indices) makes the networks read only those
-    columns (a compacted network's)."""
+    columns (a compacted network's).
+
+    With ``early_bird`` each network stops once its magnitude mask settles (``early_bird.py``): it is scored
+    with its weights at that step and its ``TrainResult.steps`` is that step. The batch trains on while any
+    of its networks does (a stopped network's later updates are discarded), and stops when all have."""
     steps, batch_size = training.steps, training.batch_size
     device = pop.device
     x, y = data.x_train.to(device), data.y_train.to(device)
@@ -312,7 +318,38 @@ def train_batch(
         inputs = inputs.to(device)
         xv = xv[:, inputs]
     pop.optimizer = FLAT_OPTIMIZERS[training.optimizer](pop.theta.detach(), training.lr)
-    for idx in batch_indices(len(y), batch_size, steps, seed):
+    watches = [EarlyBirdWatch(early_bird) for _ in range(pop.networks)] if early_bird else []
+    stopped: dict[int, tuple[int, torch.Tensor]] = {}  # network → (its last step, its weights there)
+    for step, idx in enumerate(batch_indices(len(y), batch_size, steps, seed), start=1):
         idx = idx.to(device)
         pop.train_step(x[idx] if inputs is None else x[idx[:, None], inputs], y[idx])
-    return [TrainResult(acc, loss, steps) for acc, loss in pop.evaluate(xv, yv)]
+        if early_bird is not None and step % early_bird.every == 0 and step < steps:
+            _watch(pop, watches, stopped, step, early_bird.strength)
+            if len(stopped) == pop.networks:
+                break
+    if stopped:
+        with torch.no_grad():
+            for j, (_, theta) in stopped.items():
+                pop.theta[j].copy_(theta)
+    return [
+        TrainResult(acc, loss, stopped[j][0] if j in stopped else steps)
+        for j, (acc, loss) in enumerate(pop.evaluate(xv, yv))
+    ]
+
+
+def _watch(
+    pop: NetworkBatch,
+    watches: list[EarlyBirdWatch],
+    stopped: dict[int, tuple[int, torch.Tensor]],
+    step: int,
+    strength: float,
+) -> None:
+    """One Early-Bird check of every network still training: those whose mask settled stop at ``step``."""
+    theta, mask = pop.theta.detach(), pop.mask
+    for j, watch in enumerate(watches):
+        if j in stopped:
+            continue
+        weights = pop.layout.weights(theta[j : j + 1])
+        kept = [m[0] > 0 for m in pop.layout.weights(mask[j : j + 1])]
+        if watch.stop(magnitude_mask([w[0] for w in weights], kept, strength)):
+            stopped[j] = (step, theta[j].clone())

@@ -47,6 +47,7 @@ from lotterysearch.training.compaction import (
     output_positions,
     work,
 )
+from lotterysearch.training.early_bird import EarlyBird
 from lotterysearch.training.trainer import TrainResult, train
 
 # Compact a mask when its compacted network does at most this share of the dense network's work: below it
@@ -148,18 +149,20 @@ class ModelFamily(ABC):
         seed: int,
         training: TrainingConfig,
         keep: bool = False,
+        early_bird: EarlyBird | None = None,
     ) -> Trained:
         """One mask trained alone as ``plan`` says, compacted (reading only the kept inputs) or not;
         ``model``, the init, is left untouched. With ``keep`` also the trained network in ``model``'s shape
-        (a copy; pruned-away units keep their init)."""
+        (a copy; pruned-away units keep their init). ``early_bird`` (``early_bird.py``) is checked on the family's
+        batch's buffers, so it trains there even where ``train`` is faster alone."""
         comp = plan.compaction
         inputs = None if comp is None or comp.reads_every_input else comp.inputs
         net, m = (
             (model, mask) if comp is None else (self.compact_model(model, comp), compact_mask(mask, comp))
         )
-        if self.alone_in_batch:
+        if self.alone_in_batch or early_bird is not None:
             pop = self.batch_class([net], [m], mode, sparse=plan.sparse)
-            (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs)
+            (result,) = train_batch(pop, data, training, seed=seed, inputs=inputs, early_bird=early_bird)
             trained = pop.trained_copies([net])[0] if keep else None
         else:
             if inputs is not None:

@@ -30,8 +30,9 @@ from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.settings import FITNESS_MODES, FitnessConfig
 from lotterysearch.training.batched import train_batch
+from lotterysearch.training.early_bird import EarlyBird
 from lotterysearch.training.family import Trained, family_of
-from lotterysearch.training.trained import pack_weights
+from lotterysearch.training.trained import dense_gradients, pack_weights
 from lotterysearch.training.trainer import default_device
 
 TICKET_KEY_VERSION = "mask-v1"
@@ -51,6 +52,22 @@ def fitness_key(mask: Mask, mode: str = "topology") -> str:
     if mode == "ticket":
         return f"{TICKET_KEY_VERSION}:" + hashlib.sha256(mask.pack()).hexdigest()[:32]
     raise ConfigError(f"unknown fitness mode '{mode}' (known: {', '.join(FITNESS_MODES)})")
+
+
+ORDER_MARK = ":order="  # a key's batch order seed follows this (``ordered_key``)
+
+
+def ordered_key(key: str, order: int | None) -> str:
+    """The key of a mask trained on its own batch order ``order``: another order is another training, so
+    another key (None: the init seed's order, the key as it is). The evaluators read the order back from the
+    key (``key_order``), so it travels with the job."""
+    return key if order is None else f"{key}{ORDER_MARK}{int(order)}"
+
+
+def key_order(key: str) -> int | None:
+    """The batch order seed ``ordered_key`` put in ``key`` (None: none)."""
+    _, mark, order = key.rpartition(ORDER_MARK)
+    return int(order) if mark else None
 
 
 def key_version(mode: str) -> str:
@@ -90,75 +107,102 @@ def masks_per_call(model_spec: str, batch_size: int) -> int:
 
 
 def evaluate_masks(
-    masks: Sequence[Mask], model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
+    masks: Sequence[Mask],
+    model_spec: str,
+    data: Dataset,
+    cfg: FitnessConfig,
+    mode: str = "forward",
+    orders: Sequence[int | None] | None = None,
 ) -> list[Objectives]:
     """``evaluate_mask`` of every mask: from every init seed, the masks whose plan batches them trained the
     family's K at a time, the others one by one; the objectives averaged over the seeds.
 
     The result for each mask is the same number, bit for bit under one torch thread, as ``evaluate_mask`` of
     that mask alone. With ``cfg.keep_weights`` each result also carries the network trained from the first
-    init seed (``Objectives.weights``, ``trained.pack_weights``), for the magnitude mutation.
+    init seed (``Objectives.weights``, ``trained.pack_weights``), for the magnitude mutation, and with
+    ``cfg.keep_gradients`` its dense gradient at the pruned positions (``trained.dense_gradients``), for
+    RigL's regrowth. ``orders[j]`` (not None) is mask j's own batch order seed, in place of the init seed's:
+    masks batch together only with masks of the same order. With Early-Bird stopping (``early_bird.py``)
+    ``Objectives.steps`` counts the steps each training ran.
     """
     if not masks:
         return []
     check_mode(mode)
     mode = "forward" if mode == "straight_through" else mode
     training = cfg.training()
+    early_bird = EarlyBird.of(cfg)
     family = family_of(model_spec)
     template = build_model(model_spec, 0)
     plans = [family.plan(m, template, mode, cfg.batch_size) for m in masks]
     k_max = family.networks_per_batch(template, cfg.batch_size)
     pad_to = k_max if default_device().type == "cuda" else None  # see ``NetworkBatch``: fixed K on CUDA
+    orders = list(orders) if orders is not None else [None] * len(masks)
     accs: list[list[float]] = [[] for _ in masks]
     losses: list[list[float]] = [[] for _ in masks]
+    steps = [0] * len(masks)
     weights: list[bytes | None] = [None] * len(masks)
     batched = [j for j, p in enumerate(plans) if p.batched]
     for s, seed in enumerate(cfg.init_seeds):
         keep = cfg.keep_weights and s == 0
         model = build_model(model_spec, seed)
-        order = batch_seed(seed, cfg.batch_order)
+        # a child's own order (or the init seed's), then the re-evaluation's other order of it
+        order = [batch_seed(seed if o is None else int(o), cfg.batch_order) for o in orders]
         results: dict[int, Trained] = {}
-        for start in range(0, len(batched), k_max):
-            chunk = batched[start : start + k_max]
-            pop = family.batch_class([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
-            trained = train_batch(pop, data, training, seed=order)
-            nets = pop.trained_copies([model] * len(chunk)) if keep else [None] * len(chunk)
-            results.update(zip(chunk, zip(trained, nets, strict=True), strict=True))
+        for group in dict.fromkeys(order[j] for j in batched):  # one batch order per batch
+            same = [j for j in batched if order[j] == group]
+            for start in range(0, len(same), k_max):
+                chunk = same[start : start + k_max]
+                pop = family.batch_class([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
+                trained = train_batch(pop, data, training, seed=group, early_bird=early_bird)
+                nets = pop.trained_copies([model] * len(chunk)) if keep else [None] * len(chunk)
+                results.update(zip(chunk, zip(trained, nets, strict=True), strict=True))
         for j, plan in enumerate(plans):
             if not plan.batched:
-                results[j] = family.train_alone(masks[j], plan, model, data, mode, order, training, keep)
+                results[j] = family.train_alone(
+                    masks[j], plan, model, data, mode, order[j], training, keep, early_bird=early_bird
+                )
         for j, (r, net) in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)
+            steps[j] += r.steps
             if net is not None:
-                weights[j] = pack_weights(net, masks[j])
-    return _objectives(masks, accs, losses, cfg, weights)
+                grads = None
+                if cfg.keep_gradients:
+                    grads = dense_gradients(net, masks[j], data, cfg.batch_size, r.steps, order[j])
+                weights[j] = pack_weights(net, masks[j], grads)
+    return _objectives(masks, accs, losses, steps, weights)
 
 
 def _objectives(
     masks: Sequence[Mask],
     accs: list[list[float]],
     losses: list[list[float]],
-    cfg: FitnessConfig,
+    steps: Sequence[int],
     weights: Sequence[bytes | None],
 ) -> list[Objectives]:
-    """Each mask's objectives from its results over the init seeds."""
+    """Each mask's objectives from its results over the init seeds (``steps``: trained, summed over them)."""
     return [
         Objectives(
             accuracy=sum(a) / len(a),
             density=m.density(),
             effective_density=m.effective_density(),
             loss=sum(lo) / len(lo),
-            steps=cfg.steps * len(cfg.init_seeds),
+            steps=n,
             weights=w,
         )
-        for m, a, lo, w in zip(masks, accs, losses, weights, strict=True)
+        for m, a, lo, n, w in zip(masks, accs, losses, steps, weights, strict=True)
     ]
 
 
 def evaluate_mask(
-    mask: Mask, model_spec: str, data: Dataset, cfg: FitnessConfig, mode: str = "forward"
+    mask: Mask,
+    model_spec: str,
+    data: Dataset,
+    cfg: FitnessConfig,
+    mode: str = "forward",
+    order: int | None = None,
 ) -> Objectives:
-    """Train ``mask`` from each init seed and average the validation accuracy (Objective 1)."""
-    (objectives,) = evaluate_masks([mask], model_spec, data, cfg, mode)
+    """Train ``mask`` from each init seed and average the validation accuracy (Objective 1); ``order``: its
+    own batch order seed (``evaluate_masks``)."""
+    (objectives,) = evaluate_masks([mask], model_spec, data, cfg, mode, [order])
     return objectives
