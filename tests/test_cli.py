@@ -83,7 +83,7 @@ def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_pat
         (["prune", "--pruner", "obd"], "unknown pruner 'obd' (known: synflow, snip, magnitude, random, imp)"),
         (
             ["prune", "--dataset", "cifar"],
-            "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic, cifar10)",
+            "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic, cifar10, tensors)",
         ),
         (
             ["prune", "--model", "resnet:18"],

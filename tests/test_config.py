@@ -60,7 +60,7 @@ def test_defaults_and_overrides() -> None:
         ),
         (
             'dataset = "cifar"',
-            r"^field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10, got 'cifar'$",
+            r"^field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10, tensors, got 'cifar'$",
         ),
         ('mode = "both"', r"^field 'mode' must be one of forward, gradient, straight_through, got 'both'$"),
         ('model = "mlp:40"', r"^field 'model': model spec 'mlp:40': need at least input and output widths"),

@@ -54,7 +54,7 @@ def test_mnist1d_is_generated_offline_cached_and_keeps_global_rngs(tmp_path, mon
 
 def test_unknown_dataset() -> None:
     with pytest.raises(
-        DataError, match=r"^unknown dataset 'cifar' \(known: mnist1d, mnist, digits, synthetic, cifar10\)$"
+        DataError, match=r"^unknown dataset 'cifar' \(known: mnist1d, mnist, digits, synthetic, cifar10, tensors\)$"
     ):
         load_dataset("cifar")
 
