@@ -66,7 +66,7 @@ SEARCH_CASES: list[tuple[str | None, str, Any, str]] = [
     (None, "name", "", "field 'name' must be letters, digits, - _ ., got ''"),
     (None, "name", "a/b", "field 'name' must be letters, digits, - _ ., got 'a/b'"),
     (None, "name", 5, "field 'name' must be a string, got 5"),
-    (None, "dataset", "cifar", "field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10, tensors"),
+    (None, "dataset", "cifar", "field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10"),
     (None, "model", "resnet:18", "field 'model': unknown model spec 'resnet:18'"),
     (None, "model", "mlp:16-x-4", "field 'model': model spec 'mlp:16-x-4': widths must be integers"),
     (None, "model", "mlp:16-0-4", "field 'model': model spec 'mlp:16-0-4': widths must be >= 1"),
