@@ -424,7 +424,8 @@ def _parse(spec: str) -> tuple[MLPSpec | ConvSpec | ResNetSpec, str]:
     if not sep and family in DEFAULT_BODIES:
         sep, rest = ":", DEFAULT_BODIES[family]
     if not sep or family not in SPECS:
-        known = ", ".join(f"'{k}:...'" for k in SPECS)
+        specs = [f"'{k}'" if k in DEFAULT_BODIES else f"'{k}:...'" for k in SPECS]
+        known = ", ".join([*specs, "a factory 'package.module:function'"])
         raise ModelError(f"unknown model spec '{spec}' (known: {known}, e.g. 'mlp:40-100-100-10')")
     fields, parser = SPECS[family]
     parts = rest.split(":")
