@@ -275,7 +275,7 @@ class Run:
     ) -> list[BenchRow]:
         """Latency and memory of an individual's exported forms against its dense masked network
         (``export.bench``, θ₀ weights: latency does not depend on their values)."""
-        t = export.ticket(self.store, self.id, individual_id, "init")
+        t = export.ticket(self.store, self.id, individual_id, "init", data=self._own_data)
         return export.bench(t.model, t.mask, batches, rounds=rounds, threads=threads)
 
     # ---- driving ------------------------------------------------------------------------------
@@ -411,7 +411,7 @@ def create_run(
     evaluator.connect()
     store = Store.open(workspace or cfg.workspace, create=True)
     run = Run(store, record_run(store, cfg, problem.shapes), local=local, address=address)
-    run.problem = problem  # the data is loaded already
+    run.problem, run._own_data = problem, own_data  # the data is loaded already
     return run
 
 
@@ -500,7 +500,7 @@ def create_imp_run(
         raise
     shapes = Mask.ones(build_model(cfg.model, 0)).shapes
     run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
-    run._imp_data, run._imp_jobs = data, jobs
+    run._imp_data, run._imp_jobs, run._own_data = data, jobs, own_data
     return run
 
 

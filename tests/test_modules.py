@@ -242,6 +242,8 @@ def test_an_imp_run_and_its_confirmation_on_a_shaped_convnet(tmp_path):
         # conv 108, skip 12 at 20% a round, the output layer fc (40) at 10%
         assert kept == [160, 108 - 22 + 12 - 2 + 40 - 4, 86 - 17 + 10 - 2 + 36 - 4]
         last = run.individuals()[-1].id
+        exported = run.export(last, tmp_path / "conv.onnx", weights="trained")  # the run's own data, kept
+        assert exported.error <= 1e-5 and exported.ticket.result.steps == 20
     summary = ls.confirm(tmp_path, "conv-001", ids=[last], reinit_seeds=[9], local=True, data=(x, y))
     assert list(summary) == [last] and summary[last].reinit.seeds == (9,)
     with pytest.raises(DataError, match=r"^dataset 'tensors' is given from Python: pass data="):

@@ -274,7 +274,10 @@ def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
     convnet's ``layers``, any other network's Linear and convolution modules (``modules.module_weights``)."""
     layers = getattr(model, "layers", None)
     if not isinstance(layers, nn.ModuleDict):
-        return modules.module_weights(model)
+        found = modules.module_weights(model)
+        if not modules.is_chain(model):  # however it was built: its masks' paths need its wiring
+            modules.register_graph(model, found)
+        return found
     return dict(layers.items())
 
 

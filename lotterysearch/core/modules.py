@@ -200,7 +200,7 @@ def register_graph(model: nn.Module, layers: Mapping[str, nn.Module] | None = No
     key = signature({n: tuple(m.weight.shape) for n, m in layers.items()})
     if key in _GRAPHS:
         return
-    net = copy.deepcopy(model).to(torch.float64).eval().requires_grad_(False)
+    net = copy.deepcopy(model).to("cpu", torch.float64).eval().requires_grad_(False)
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.modules.batchnorm._NormBase):
