@@ -41,7 +41,7 @@ from lotterysearch import settings
 from lotterysearch.core import modules
 from lotterysearch.core.data import TENSORS, Dataset, as_dataset, given_data
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, is_factory, parameter_count
+from lotterysearch.core.models import ResNetSpec, build_model, is_factory, parameter_count, parse_spec
 from lotterysearch.errors import ConfigError, LotterySearchError, ModelError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
@@ -146,8 +146,9 @@ def check_own_parts(cfg: RunConfig, run_id: str, model: Factory | str | None, da
 def check_chain_operators(cfg: SearchConfig) -> None:
     """A network that is not a chain has no interchangeable units: aligning neurons and the neuron-level
     operators do not apply to it (one line naming the field)."""
-    model = build_model(cfg.model, 0)
-    if Mask.ones(model).is_chain():
+    if not is_factory(cfg.model) and not isinstance(parse_spec(cfg.model), ResNetSpec):
+        return  # the built-in MLPs and convnets are chains: nothing to build
+    if Mask.ones(build_model(cfg.model, 0)).is_chain():
         return
     what = f"for model {cfg.model}, which is not a chain of layers (no interchangeable units)"
     if cfg.ga.align:
