@@ -56,3 +56,16 @@ class TinyConv(nn.Module):
 
 def tiny_conv(seed: int) -> nn.Module:
     return TinyConv()
+
+
+def named_prunable(seed: int) -> nn.Module:
+    """The residual MLP pruning only its first two layers (not the output layer): named in ``prunable``."""
+    model = ResidualMLP()
+    model.prunable = ("inp", "block")
+    return model
+
+
+def misnamed_prunable(seed: int) -> nn.Module:
+    model = ResidualMLP()
+    model.prunable = ("inp", "nothing")
+    return model

@@ -63,6 +63,20 @@ def test_a_factory_that_cannot_be_imported_back_is_one_line():
         build_model("netzoo:nothing", 0)
 
 
+def test_a_model_may_name_its_prunable_layers():
+    model = build_model("netzoo:named_prunable", 0)
+    assert list(prunable_layers(model)) == ["inp", "block"]
+    mask = ls.prune(model, "magnitude", 4.0)
+    assert mask.kept() == round((128 + 64) / 4) and mask.names == ["inp", "block"]
+    # the unpruned output layer's weights (of either sign) carry every path: a dense mask is all effective
+    assert Mask.ones(model).effective() == Mask.ones(model)
+    with pytest.raises(
+        ModelError,
+        match=r"^model netzoo:misnamed_prunable: prunable 'nothing' is not a module with a weight$",
+    ):
+        build_model("netzoo:misnamed_prunable", 0)
+
+
 # ---- chains, keys, paths --------------------------------------------------------------------------------
 def test_prunable_layers_are_linear_and_conv_weights_in_module_order():
     assert list(prunable_layers(build_model("netzoo:residual_mlp", 0))) == ["inp", "block", "out"]

@@ -193,8 +193,8 @@ def signature(shapes: Mapping[str, Sequence[int]]) -> Signature:
 
 
 def register_graph(model: nn.Module, layers: Mapping[str, nn.Module] | None = None) -> None:
-    """Remember ``model``'s wiring for its masks: a float64 copy in eval mode, biases 0 and normalizations
-    the identity, so that with weights ≥ 0 and an all-ones input every activation is a (scaled) count of
+    """Remember ``model``'s wiring for its masks: a float64 copy in eval mode, biases 0, normalizations
+    the identity and every weight it does not prune at |w|, so that with weights ≥ 0 and an all-ones input every activation is a (scaled) count of
     input→unit paths."""
     layers = module_weights(model) if layers is None else layers
     key = signature({n: tuple(m.weight.shape) for n, m in layers.items()})
@@ -213,6 +213,8 @@ def register_graph(model: nn.Module, layers: Mapping[str, nn.Module] | None = No
             bias = getattr(module, "bias", None)
             if isinstance(bias, torch.Tensor):
                 bias.zero_()
+        for p in net.parameters():  # weights the model does not prune carry paths where they are nonzero
+            p.abs_()
     _GRAPHS[key] = net
 
 
