@@ -4,6 +4,7 @@ family against the trainer, tensors as a dataset, and runs that refuse a resume 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 
 import netzoo
@@ -237,6 +238,23 @@ def test_a_search_on_a_residual_module_and_tensors_refuses_other_data_or_network
         assert torch.allclose(own(x0), masked_call(t.model, t.mask, x0), atol=1e-6)
     with ls.open_run(ws, "res-001") as run:  # reading needs no data; driving it would
         assert len(run.individuals()) >= 4
+
+
+def test_a_search_on_tensors_resumes_in_another_run_object_given_its_data(tmp_path, synthetic):
+    x, y = synthetic_tensors(synthetic)
+    cfg = dataclasses.replace(
+        small_search("again"), ga=dataclasses.replace(small_search("").ga, generations=2)
+    )
+    with ls.create_run(cfg, tmp_path, model="netzoo:residual_mlp", data=(x, y), local=True) as run:
+        run.optimize(generations=1)
+        assert run.status == "interrupted" and run.generation == 0  # the seeded population
+    with ls.open_run(tmp_path, "again-001", local=True) as run:  # readable, but not driven without its data
+        with pytest.raises(DataError, match=r"^dataset 'tensors' is given from Python: pass data="):
+            run.resume()
+        assert run.status == "interrupted"
+    with ls.open_run(tmp_path, "again-001", local=True, data=(x, y)) as run:
+        run.resume()
+        assert run.status == "finished" and run.generation == 2
 
 
 def test_an_imp_run_and_its_confirmation_on_a_shaped_convnet(tmp_path):
