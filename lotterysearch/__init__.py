@@ -32,6 +32,7 @@ _API = {
     "create_imp_run": "lotterysearch.api",
     "IMPConfig": "lotterysearch.settings",
     "confirm": "lotterysearch.runs.confirmation",
+    "single_lineage_config": "lotterysearch.api",
 }
 __all__ = sorted(_API)
 

@@ -26,6 +26,7 @@ selection ranks full-fidelity individuals first and only they make the front (``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -41,7 +42,7 @@ from lotterysearch.errors import StoreError
 from lotterysearch.evolution import pareto, selection
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
-from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual
+from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual, Reevaluation
 from lotterysearch.training.fitness import fitness_key, key_version
 from lotterysearch.training.trained import unpack_weights
 
@@ -62,6 +63,14 @@ class RunStorage(Protocol):
     def last_generation(self, run_id: str) -> GenerationRecord | None: ...
 
     def trained_weights(self, run_id: str, key: str) -> bytes | None: ...
+
+
+class ReevaluationStorage(Protocol):
+    """What elite re-evaluation (``ga.reevaluate_elites``) also needs of the storage (``store.Store`` has it)."""
+
+    def record_reevaluations(self, run_id: str, records: Sequence[Reevaluation]) -> None: ...
+
+    def reevaluations(self, run_id: str) -> list[Reevaluation]: ...
 
 
 def record_evaluations(storage: RunStorage, run_id: str, records: Sequence[ClassRecord]) -> None:
@@ -87,12 +96,14 @@ class GenerationReport:
     hypervolume: float
     front_size: int
     elapsed: float
-    steps: int = 0  # training steps spent in this generation (all rungs, all init seeds)
+    steps: int = 0  # training steps spent in this generation (all rungs, all init seeds, re-evaluations)
+    fitness_steps: int = 0  # the steps of one fitness training: what ``best_accuracy`` was measured after
 
     def line(self) -> str:
+        after = f" after {self.fitness_steps} steps" if self.fitness_steps else ""
         return (
             f"gen {self.generation:>3}/{self.generations}  evaluated {self.evaluated:>3}  "
-            f"skipped {self.skipped:>3} (isomorphs)  best acc {self.best_accuracy:.4f}  "
+            f"skipped {self.skipped:>3} (isomorphs)  best val acc{after} {self.best_accuracy:.4f}  "
             f"HV {self.hypervolume:.4f}  front {self.front_size:>3}  {self.elapsed:7.1f} s"
         )
 
@@ -169,6 +180,13 @@ class SearchLoop:
         self._fronted = 0
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
+        # elite re-evaluation: every stored one by class, and the classes whose mean the store already serves
+        # (their generation is committed, so ``classes`` and ``individuals`` read averaged)
+        stored = getattr(storage, "reevaluations", None)
+        self._reevaluations: dict[str, Reevaluation] = (
+            {r.key: r for r in stored(run_id)} if stored is not None else {}
+        )
+        self._averaged: set[str] = set()
 
     def restore(self) -> SearchLoop:
         """Continue after the last committed generation: its population, RNG state and clock."""
@@ -180,6 +198,7 @@ class SearchLoop:
             self.rng.bit_generator.state = last.rng_state["numpy"]
             self.generation = last.gen
             self._elapsed_before = last.elapsed
+            self._averaged = {k for k, r in self._reevaluations.items() if r.gen <= last.gen}
         return self
 
     # ---- evaluation ---------------------------------------------------------------------------
@@ -324,11 +343,63 @@ class SearchLoop:
             raise StoreError(f"run '{self.run_id}': class '{ind.class_key}' has no trained weights stored")
         return representative, unpack_weights(packed, representative)
 
+    # ---- noise-aware selection ---------------------------------------------------------------------
+    def reevaluate_elites(self) -> list[str]:
+        """Train each class on the population's front once more under a second order of minibatches (same
+        initial weights: θ₀ in ticket mode, every init seed in topology mode) and give it the mean accuracy
+        of the two trainings, before the generation breeds, so that tournaments and survivor selection
+        compare elites on less batch-order noise. A class is re-evaluated once; its steps count as this
+        generation's. Returns the classes averaged now.
+
+        Each result is stored as it arrives, tagged with the generation about to be bred, and counts in the
+        store's accuracies only once that generation is committed: a driver killed before then replays the
+        generation from the same (single-training) accuracies, finds the stored trainings and trains nothing
+        again."""
+        gen = self.generation + 1
+        keys = list(dict.fromkeys(ind.class_key for ind in pareto.front(self.population)))
+        pending = [k for k in keys if k not in self._averaged]
+        todo = [(k, self.archive.representative(k)) for k in pending if k not in self._reevaluations]
+        storage: ReevaluationStorage = self.storage  # type: ignore[assignment]
+        for group in ready_groups(self.evaluator, todo, None, order=1) if todo else ():
+            records = []
+            for res in group:
+                o = res.objectives
+                self.steps_spent += o.steps
+                records.append(
+                    Reevaluation(
+                        self.run_id, res.key, 1, gen, o.accuracy, o.loss, o.steps, res.node, res.wall_time
+                    )
+                )
+            storage.record_reevaluations(self.run_id, records)
+            self._reevaluations.update((r.key, r) for r in records)
+        for key in pending:
+            self._average(key, self._reevaluations[key].accuracy)
+        if pending:  # objectives changed: the cached front is no longer the front
+            self._front, self._fronted = [], 0
+        return pending
+
+    def _average(self, key: str, second: float) -> None:
+        """Class ``key``'s accuracy becomes the mean of its first training and ``second`` (the store's
+        ``_mean``, same order, same float), in the archive and on every full-fidelity member."""
+        rec = self.archive.get(key)
+        mean = (rec.accuracy + second) / 2
+        self.archive.set_payload(key, dataclasses.replace(rec, accuracy=mean))
+        for i, ind in self.everyone.items():
+            if ind.class_key == key and pareto.is_full(ind.fidelity):
+                new = dataclasses.replace(ind, accuracy=mean)
+                if "mask" in ind.__dict__:
+                    new.__dict__["mask"] = ind.__dict__["mask"]
+                self.everyone[i] = new
+        self.population = [self.everyone[ind.id] for ind in self.population]
+        self._averaged.add(key)
+
     def step(self) -> GenerationReport:
         """Run one generation (generation 0 seeds and evaluates the initial population) and commit it."""
         seeding = self.generation < 0
-        candidates = self.problem.seeds(self.rng) if seeding else self._offspring()
         steps_before = self.steps_spent
+        if not seeding and self.cfg.ga.reevaluate_elites:
+            self.reevaluate_elites()
+        candidates = self.problem.seeds(self.rng) if seeding else self._offspring()
         # The seeds are trained fully: every later generation descends from them, and the front starts from
         # SynFlow masks measured at every compression. Halving stops hopeless *children* early.
         first_id = max(self.everyone, default=-1) + 1
@@ -360,7 +431,7 @@ class SearchLoop:
         report = GenerationReport(
             self.run_id,
             self.generation,
-            self.cfg.ga.generations,
+            self.planned_generations(),
             trained,
             len(new) - trained,
             max(ind.accuracy for ind in self.population),
@@ -368,6 +439,7 @@ class SearchLoop:
             len(front),
             elapsed,
             self.steps_spent - steps_before,
+            self.cfg.fitness.steps,
         )
         self.storage.commit_generation(
             self.run_id,
@@ -419,6 +491,10 @@ class SearchLoop:
             self._front = pareto.front(self._front + fresh)
             self._fronted = len(self.everyone)
         return list(self._front)
+
+    def planned_generations(self) -> int:
+        """The generations a progress line counts to (``GenerationReport.generations``)."""
+        return self.cfg.ga.generations
 
     @property
     def done(self) -> bool:

@@ -14,7 +14,8 @@ protocol's key (``Protocol.key``). A rerun of the same confirmation trains only 
 killed confirmation resumes to the same numbers; confirmations under other protocols sit beside them.
 
 The summaries (``Retrained``, ``Confirmed``, ``confirmed``) read plain store records and import no torch, so
-``lotterysearch front`` shows them without paying for it; training imports it when it starts.
+``lotterysearch front`` shows them without paying for it: what needs torch (``RunInits.data``, ``train_job``,
+``Confirmation.of``) imports its modules inside itself, when training starts or a result is read.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -175,6 +175,25 @@ CREATE TABLE IF NOT EXISTS trained_weights (
 );
 """
 _SCHEMA += _SCHEMA_V4
+# Elite re-evaluation (``ga.reevaluate_elites``): a class trained again under another order of minibatches.
+# Created by the first write that needs it, not with the schema (a store without it has no re-evaluations),
+# so stores of every version read as before, none needs migrating, and runs without it keep the schema small.
+_SCHEMA_REEVALUATIONS = """
+CREATE TABLE IF NOT EXISTS reevaluations (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    batch_order INTEGER NOT NULL,
+    gen INTEGER NOT NULL,  -- the generation whose breeding it preceded: it counts once that is committed
+    accuracy REAL NOT NULL,
+    loss REAL,
+    steps INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    wall_time REAL NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, key, batch_order),
+    FOREIGN KEY (run_id, key) REFERENCES classes(run_id, key)
+);
+"""
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -367,6 +386,32 @@ class GenerationRecord:
 
 
 @dataclass(frozen=True)
+class Reevaluation:
+    """One more training of a full-fidelity class under another order of minibatches (``batch_order`` ≥ 1,
+    same initial weights), made before generation ``gen`` bred. Once ``gen`` is committed, the class's
+    accuracy, as ``Store.classes`` and ``Store.individuals`` read it, is the mean of its first training and
+    these."""
+
+    run_id: str
+    key: str
+    batch_order: int
+    gen: int
+    accuracy: float
+    loss: float
+    steps: int
+    node: str
+    wall_time: float
+    created: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_order", "gen", "steps"):
+            _set(self, name, int(getattr(self, name)))
+        _set(self, "loss", _loss_out(self.loss))  # NULL in SQLite: a diverged training's NaN
+        for name in ("accuracy", "loss", "wall_time"):
+            _set(self, name, float(getattr(self, name)))
+
+
+@dataclass(frozen=True)
 class IMPRoundRecord:
     """One round of one IMP trajectory (the init seed ``trajectory``): the mask trained in this round (an
     individual of the run; round 0 is the dense network) and the protocol's numbers for that training
@@ -422,6 +467,11 @@ def _loss_in(x: float) -> float | None:
 
 def _loss_out(x: float | None) -> float:
     return math.nan if x is None else x
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean of a class's accuracies, summed in the order given (first training, then batch orders)."""
+    return sum(values) / len(values)
 
 
 def _slug(name: str) -> str:
@@ -1099,7 +1149,8 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def classes(self, run_id: str) -> dict[str, ClassRecord]:
-        """Every trained class of the run by key, in the order they were recorded."""
+        """Every trained class of the run by key, in the order they were recorded; a class re-evaluated
+        before a committed generation has the mean accuracy of its trainings (``Reevaluation``)."""
         with self._sql() as conn:
             self._require_run(conn, run_id)
             rows = conn.execute(
@@ -1109,9 +1160,104 @@ class Store:
                 (run_id,),
             )
             out = {r.key: r for r in _records(ClassRecord, rows)}
+            extra = self._counted_reevaluations(conn, run_id)
+        for key, accs in extra.items():
+            if key in out:
+                out[key] = replace(out[key], accuracy=_mean([out[key].accuracy, *accs]))
         for key, rec in out.items():
             self._representatives[(run_id, key)] = rec.representative
         return out
+
+    # ---- elite re-evaluation -----------------------------------------------------------------------
+    @staticmethod
+    def _has_reevaluations(conn: sqlite3.Connection) -> bool:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reevaluations'"
+            ).fetchone()
+        )
+
+    def record_reevaluations(self, run_id: str, records: Sequence[Reevaluation]) -> None:
+        """Commit re-evaluations of known full-fidelity classes in one transaction, as they arrive (a driver
+        killed before their generation commits finds them on resume and trains nothing again)."""
+        if not records:
+            return
+        with self._write("NORMAL") as conn:
+            self._require_run(conn, run_id)
+            conn.execute(_SCHEMA_REEVALUATIONS)
+            for r in records:
+                if r.run_id != run_id:
+                    raise StoreError(f"re-evaluation of run '{r.run_id}' recorded into run '{run_id}'")
+                known = conn.execute(
+                    "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, r.key)
+                ).fetchone()
+                if known is None or known[0] < 1.0:
+                    raise StoreError(
+                        f"run '{run_id}': class '{r.key}' has no full-fidelity training to re-evaluate"
+                    )
+                conn.execute(
+                    "INSERT INTO reevaluations (run_id, key, batch_order, gen, accuracy, loss, steps, node,"
+                    " wall_time, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        r.key,
+                        r.batch_order,
+                        r.gen,
+                        r.accuracy,
+                        _loss_in(r.loss),
+                        r.steps,
+                        r.node,
+                        r.wall_time,
+                        _now(),
+                    ),
+                )
+
+    def reevaluations(self, run_id: str) -> list[Reevaluation]:
+        """Every recorded re-evaluation of the run, committed generation or not, in the order recorded."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            if not self._has_reevaluations(conn):
+                return []
+            rows = conn.execute(
+                "SELECT run_id, key, batch_order, gen, accuracy, loss, steps, node, wall_time, created"
+                " FROM reevaluations WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+            return _records(Reevaluation, rows)
+
+    def _counted_reevaluations(self, conn: sqlite3.Connection, run_id: str) -> dict[str, list[float]]:
+        """Accuracies of the extra batch orders of each class, from re-evaluations whose generation is
+        committed (those of an interrupted generation count only once it is)."""
+        if not self._has_reevaluations(conn):
+            return {}
+        rows = conn.execute(
+            "SELECT key, accuracy FROM reevaluations WHERE run_id = ? AND gen <="
+            " (SELECT COALESCE(MAX(gen), -1) FROM generations WHERE run_id = ?) ORDER BY key, batch_order",
+            (run_id, run_id),
+        )
+        out: dict[str, list[float]] = {}
+        for key, acc in rows:
+            out.setdefault(key, []).append(float(acc))
+        return out
+
+    def _averaged(self, conn: sqlite3.Connection, run_id: str, inds: list[Individual]) -> list[Individual]:
+        """``inds`` with the mean accuracy of their class's trainings where it was re-evaluated (full-fidelity
+        members only: a member measured at a lower fidelity keeps that measurement)."""
+        extra = self._counted_reevaluations(conn, run_id)
+        if not extra:
+            return inds
+        first = dict(
+            conn.execute(
+                f"SELECT key, accuracy FROM classes WHERE run_id = ? AND key IN ({', '.join('?' * len(extra))})",
+                (run_id, *extra),
+            ).fetchall()
+        )
+        return [
+            replace(i, accuracy=_mean([first[i.class_key], *extra[i.class_key]]))
+            if i.class_key in extra and i.fidelity >= 1.0
+            else i
+            for i in inds
+        ]
 
     # ---- generations and individuals ---------------------------------------------------------------
     def commit_generation(
@@ -1409,9 +1555,8 @@ class Store:
             self._require_run(conn, run_id)
             shapes = self._shapes(conn, run_id)
             if ids is None:
-                return _records(
-                    Individual, conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,)), shapes=shapes
-                )
+                rows = conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,))
+                return self._averaged(conn, run_id, _records(Individual, rows, shapes=shapes))
             ids = [int(i) for i in ids]
             found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
@@ -1423,7 +1568,7 @@ class Store:
                 raise StoreError(
                     f"no individuals {missing} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return [found[i] for i in ids]
+            return self._averaged(conn, run_id, [found[i] for i in ids])
 
     def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
@@ -1434,7 +1579,7 @@ class Store:
                 raise StoreError(
                     f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return ind
+            return self._averaged(conn, run_id, [ind])[0]
 
     def next_individual_id(self, run_id: str) -> int:
         """One past the largest committed id: ids of an interrupted generation are handed out again."""

@@ -115,15 +115,25 @@ def compact_mask(mask: Mask, comp: Compaction) -> Mask:
     )
 
 
-def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module:
-    """Fill ``small`` (the compacted architecture) with the kept weights and biases of ``model``; returns it."""
-    with torch.no_grad():
+def _kept_layers(
+    model: nn.Module, small: nn.Module, comp: Compaction
+) -> list[tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]]:
+    """Per prunable layer: the full layer, its compacted copy, and the rows and columns it keeps."""
+    return [
+        (layer, new, rows, cols)
         for layer, new, (rows, cols) in zip(
             prunable_layers(model).values(),
             prunable_layers(small).values(),
             comp.rows_and_columns(),
             strict=True,
-        ):
+        )
+    ]
+
+
+def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module:
+    """Fill ``small`` (the compacted architecture) with the kept weights and biases of ``model``; returns it."""
+    with torch.no_grad():
+        for layer, new, rows, cols in _kept_layers(model, small, comp):
             new.weight.copy_(layer.weight[rows][:, cols])
             if layer.bias is not None:
                 new.bias.copy_(layer.bias[rows])
@@ -133,12 +143,7 @@ def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module
 def expand_into(model: nn.Module, small: nn.Module, comp: Compaction) -> None:
     """Write the compacted network's weights back into their places in ``model`` (the rest is left alone)."""
     with torch.no_grad():
-        for layer, new, (rows, cols) in zip(
-            prunable_layers(model).values(),
-            prunable_layers(small).values(),
-            comp.rows_and_columns(),
-            strict=True,
-        ):
+        for layer, new, rows, cols in _kept_layers(model, small, comp):
             layer.weight[rows[:, None], cols[None, :]] = new.weight
             if layer.bias is not None:
                 layer.bias[rows] = new.bias

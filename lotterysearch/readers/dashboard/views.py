@@ -17,7 +17,7 @@ from lotterysearch.core import overlap
 from lotterysearch.core.alignment import align
 from lotterysearch.core.masks import Mask
 from lotterysearch.errors import LotterySearchError, MaskError, StoreError
-from lotterysearch.evolution import pareto
+from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
 from lotterysearch.settings import RunKind
@@ -75,8 +75,12 @@ def _config(run: RunRecord) -> dict[str, Any]:
 
 
 def planned(run: RunRecord) -> int | None:
-    """Generations a search is configured for (an IMP run: rounds per trajectory)."""
+    """Generations a search is configured for (an IMP run: rounds per trajectory; None for a population-of-one
+    control, which runs until its step budget is spent)."""
     cfg = _config(run)
+    ga = cfg.get("ga")
+    if isinstance(ga, dict) and ga.get("control", "none") != "none":
+        return None
     section, key = ("imp", "rounds") if run.kind is RunKind.IMP else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
@@ -170,6 +174,11 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         for g in summary.generations
     ]
     tickets = report.imp_ticket_rows(store, run_id) if summary.kind is RunKind.IMP else []
+    searching = (
+        [diagnostics.as_dict(d) for d in diagnostics.run_diagnostics(store, run_id)]
+        if summary.kind is not RunKind.IMP
+        else []
+    )
     return json_value(
         {
             "run": facts,
@@ -180,6 +189,7 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
             "generations": generations,
             "rungs": _rungs(store, run_id, summary.individuals),
             "tickets": tickets,
+            "diagnostics": searching,
         }
     )
 
