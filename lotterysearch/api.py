@@ -15,6 +15,16 @@ only when the run is driven, with the evaluator the config names (Ray, or in-pro
 An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too: ``run.kind`` is
 ``RunKind.IMP`` (equal to ``"imp"``), its tickets are its individuals and ``run.imp_rounds()`` its rounds;
 ``runs.imp.IMPDriver`` drives it.
+
+Your own network and data go where a spec and a built-in dataset go: ``model=`` a factory ``seed ->
+nn.Module`` (or its import path, ``core.modules``) and ``data=`` tensors ``(x, y)``, a torch ``Dataset`` or
+three splits (``data.as_dataset``)::
+
+    run = ls.search(ls.SearchConfig(...), "ws", model=make_net, data=(x, y), local=True)
+    run = ls.open_run("ws", run.id, data=(x, y))  # resumes only on the same data and network
+
+The run stores the factory's import path and fingerprints of the network (parameter names and shapes) and
+of the data; opening it with other data, or with a factory that now builds another network, is one line.
 """
 
 from __future__ import annotations
@@ -25,10 +35,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from torch import nn
+
 from lotterysearch import settings
+from lotterysearch.core import modules
+from lotterysearch.core.data import TENSORS, Dataset, as_dataset, given_data
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, parameter_count
-from lotterysearch.errors import ConfigError, LotterySearchError, StoreError
+from lotterysearch.core.models import ResNetSpec, build_model, is_factory, parameter_count, parse_spec
+from lotterysearch.errors import ConfigError, LotterySearchError, ModelError, StoreError
 from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.evolution.diagnostics import Ancestor, GenerationDiagnostics
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
@@ -58,6 +72,7 @@ from lotterysearch.settings import (
 from lotterysearch.storage.store import GenerationRecord, IMPRoundRecord, Individual, RunRecord, Store
 
 Progress = Callable[[GenerationReport], None]
+Factory = Callable[[int], nn.Module]
 IMPProgress = Callable[[IMPRoundReport], None]
 RunConfig = TypeVar("RunConfig", SearchConfig, IMPConfig)
 
@@ -80,6 +95,7 @@ def check_run(cfg: RunConfig) -> RunConfig:
     if isinstance(cfg, IMPConfig):
         round_plan(cfg)
     else:
+        check_chain_operators(cfg)
         weights = parameter_count(cfg.model, biases=False)
         check_field(
             "seeding.compressions",
@@ -88,6 +104,62 @@ def check_run(cfg: RunConfig) -> RunConfig:
             list(cfg.seeding.compressions),
         )
     return cfg
+
+
+def with_own_parts(
+    cfg: RunConfig, model: Factory | str | None, data: object
+) -> tuple[RunConfig, Dataset | None]:
+    """``cfg`` with the user's network (its factory's import path, ``modules.reference_of``) and data (as
+    dataset ``tensors``, ``data.as_dataset``) in place of its spec and dataset, and the fingerprints a resume
+    is checked against; with the data as a ``Dataset``."""
+    changes: dict[str, object] = {}
+    if model is not None:
+        changes["model"] = modules.reference_of(model)
+    ds = None
+    if data is not None:
+        ds = as_dataset(data, cfg.seed)
+        changes.update(dataset=TENSORS, data_fingerprint=ds.fingerprint())
+    cfg = dataclasses.replace(cfg, **changes)
+    if is_factory(cfg.model) and not cfg.model_fingerprint:
+        cfg = dataclasses.replace(cfg, model_fingerprint=modules.model_fingerprint(build_model(cfg.model, 0)))
+    return cfg, ds
+
+
+def check_own_parts(cfg: RunConfig, run_id: str, model: Factory | str | None, data: object) -> Dataset | None:
+    """A stored run opened with the user's ``model`` and ``data`` (either may be None): the same factory,
+    a network of the stored fingerprint, data of the stored fingerprint; else a one-line error naming both."""
+    if model is not None and modules.reference_of(model) != cfg.model:
+        raise ModelError(
+            f"run '{run_id}' was made with model {cfg.model}, not {modules.reference_of(model)}: open it"
+            " without model=, or start a new run"
+        )
+    if cfg.model_fingerprint:
+        now = modules.model_fingerprint(build_model(cfg.model, 0))
+        if now != cfg.model_fingerprint:
+            raise ModelError(
+                f"run '{run_id}' was made with a network of fingerprint {cfg.model_fingerprint}, model"
+                f" {cfg.model} now builds {now} (other parameter names or shapes): restore the factory, or start"
+                " a new run"
+            )
+    if data is None:
+        return None
+    return given_data(data, cfg.seed, cfg.data_fingerprint, f"run '{run_id}'")
+
+
+def check_chain_operators(cfg: SearchConfig) -> None:
+    """A network that is not a chain has no interchangeable units: aligning neurons and the neuron-level
+    operators do not apply to it (one line naming the field)."""
+    if not is_factory(cfg.model) and not isinstance(parse_spec(cfg.model), ResNetSpec):
+        return  # the built-in MLPs and convnets are chains: nothing to build
+    if Mask.ones(build_model(cfg.model, 0)).is_chain():
+        return
+    what = f"for model {cfg.model}, which is not a chain of layers (no interchangeable units)"
+    if cfg.ga.align:
+        raise ConfigError(f"field 'ga.align' must be false {what}")
+    for path, ops in (("ga.crossovers", cfg.ga.crossovers), ("ga.mutations", cfg.ga.mutations)):
+        neuron = [op for op in ops if op.startswith("neuron")]
+        if neuron:
+            raise ConfigError(f"field '{path}' must not name {neuron[0]} {what}")
 
 
 def load_config(path: str | Path) -> SearchConfig:
@@ -107,7 +179,16 @@ class Run:
     it is committed. Use it as a context manager, or ``close()`` it, to release the store.
     """
 
-    def __init__(self, store: Store, run_id: str, *, local: bool | None = None, address: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        *,
+        local: bool | None = None,
+        address: str | None = None,
+        model: Factory | str | None = None,
+        data: object = None,
+    ):
         self.store, self.id = store, run_id
         self.local, self.address = local, address
         record = store.run(run_id)
@@ -118,9 +199,12 @@ class Run:
             self.config = parse_imp_config(record.config_toml, f"run {run_id}")
         else:
             self.config = parse_config(record.config_toml, f"run {run_id}")
-            self.problem = MaskProblem(self.config)
+        own_data = check_own_parts(self.config, run_id, model, data)
+        if self.kind is not RunKind.IMP:
+            self.problem = MaskProblem(self.config, own_data)
         self._search: SearchLoop | None = None
-        self._imp_data = None  # an IMP run's dataset, loaded when first driven
+        self._own_data = own_data  # data given from Python (dataset "tensors"), None for a built-in dataset
+        self._imp_data = own_data  # an IMP run's dataset, loaded when first driven unless given
         self._imp_jobs: Jobs | None = None  # made (and its Ray address checked) by ``create_imp_run``
 
     # ---- reading ------------------------------------------------------------------------------
@@ -205,7 +289,14 @@ class Run:
         """Write an individual as a compacted model or its mask (``export.export``: formats ``compact``,
         ``sparse``, ``program``, ``onnx``, ``mask``; ``weights`` ``trained`` or ``init``)."""
         return export.export(
-            self.store, self.id, individual_id, out, format, weights=weights, protocol=protocol
+            self.store,
+            self.id,
+            individual_id,
+            out,
+            format,
+            weights=weights,
+            protocol=protocol,
+            data=self._own_data,
         )
 
     def bench(
@@ -213,7 +304,7 @@ class Run:
     ) -> list[BenchRow]:
         """Latency and memory of an individual's exported forms against its dense masked network
         (``export.bench``, θ₀ weights: latency does not depend on their values)."""
-        t = export.ticket(self.store, self.id, individual_id, "init")
+        t = export.ticket(self.store, self.id, individual_id, "init", data=self._own_data)
         return export.bench(t.model, t.mask, batches, rounds=rounds, threads=threads)
 
     # ---- driving ------------------------------------------------------------------------------
@@ -327,23 +418,31 @@ class Run:
 
 
 def create_run(
-    config: SearchConfig | str | Path,
+    config: SearchConfig | str | Path | None = None,
     workspace: str | Path | None = None,
     *,
     local: bool | None = None,
     address: str | None = None,
+    model: Factory | str | None = None,
+    data: object = None,
 ) -> Run:
-    """A new run of ``config`` (a ``SearchConfig`` or a TOML file) in ``workspace`` (default: the config's),
-    not yet started. What can fail is checked before anything is written: the data, the model's input width
-    and, for Ray, the cluster address."""
-    cfg = check_run(config) if isinstance(config, SearchConfig) else load_config(config)
-    problem = MaskProblem(cfg)
+    """A new run of ``config`` (a ``SearchConfig`` or a TOML file; None: the defaults) in ``workspace``
+    (default: the config's), not yet started, on ``model`` (a factory ``seed -> nn.Module``) and ``data``
+    (tensors, see ``data.as_dataset``) where given. What can fail is checked before anything is written: the
+    data, the model's input width and, for Ray, the cluster address."""
+    cfg = config if config is not None else SearchConfig()
+    cfg = settings.load_config(cfg) if not isinstance(cfg, SearchConfig) else cfg
+    cfg, own_data = with_own_parts(cfg, model, data)
+    cfg = check_run(cfg)
+    problem = MaskProblem(cfg, own_data)
+    if own_data is not None:
+        problem.data.check_model(cfg.model, build_model(cfg.model, 0), label="model")
     problem.data  # noqa: B018 - loads and checks the data now
     evaluator = problem.evaluator(local=local, address=address)
     evaluator.connect()
     store = Store.open(workspace or cfg.workspace, create=True)
     run = Run(store, record_run(store, cfg, problem.shapes), local=local, address=address)
-    run.problem = problem  # the data is loaded already
+    run.problem, run._own_data = problem, own_data  # the data is loaded already
     return run
 
 
@@ -381,25 +480,37 @@ def record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str,
 
 
 def search(
-    config: SearchConfig | str | Path,
+    config: SearchConfig | str | Path | None = None,
     workspace: str | Path | None = None,
     *,
     local: bool | None = None,
     address: str | None = None,
     progress: Progress | None = None,
+    model: Factory | str | None = None,
+    data: object = None,
 ) -> Run:
-    """Create a run of ``config`` and run it to the end; returns the finished ``Run``."""
-    return create_run(config, workspace, local=local, address=address).optimize(progress=progress)
+    """Create a run of ``config`` (on ``model`` and ``data`` where given) and run it to the end; returns the
+    finished ``Run``."""
+    run = create_run(config, workspace, local=local, address=address, model=model, data=data)
+    return run.optimize(progress=progress)
 
 
 def open_run(
-    workspace: str | Path, run_id: str, *, local: bool | None = None, address: str | None = None
+    workspace: str | Path,
+    run_id: str,
+    *,
+    local: bool | None = None,
+    address: str | None = None,
+    model: Factory | str | None = None,
+    data: object = None,
 ) -> Run:
-    """A stored run of ``workspace``; an unknown run, or a store that is not ours, is a one-line error."""
+    """A stored run of ``workspace``; an unknown run, or a store that is not ours, is a one-line error. A
+    run on data given from Python needs that ``data`` to be driven or trained again; ``model`` and ``data``
+    must be the run's own (``check_own_parts``)."""
     store = Store.open(workspace, create=False)
     try:
         store.run(run_id)
-        return Run(store, run_id, local=local, address=address)
+        return Run(store, run_id, local=local, address=address, model=model, data=data)
     except BaseException:
         store.close()
         raise
@@ -411,17 +522,25 @@ def check_resumable(store: Store, run_id: str) -> None:
 
 
 def create_imp_run(
-    config: IMPConfig | str | Path,
+    config: IMPConfig | str | Path | None = None,
     workspace: str | Path | None = None,
     *,
     local: bool | None = None,
     address: str | None = None,
+    model: Factory | str | None = None,
+    data: object = None,
 ) -> Run:
-    """A new IMP run of ``config`` (an ``IMPConfig`` or a TOML file with ``kind = "imp"``) in ``workspace``
-    (default: the config's), not yet started. The data, the model's input width and, for Ray, the cluster
-    address are checked before anything is written."""
-    cfg = check_run(config) if isinstance(config, IMPConfig) else load_imp_config(config)
-    data = imp_data(cfg)
+    """A new IMP run of ``config`` (an ``IMPConfig`` or a TOML file with ``kind = "imp"``; None: the
+    defaults) in ``workspace`` (default: the config's), not yet started, on ``model`` and ``data`` where
+    given (as ``create_run``). The data, the model's input width and, for Ray, the cluster address are
+    checked before anything is written."""
+    cfg = config if config is not None else IMPConfig()
+    cfg = settings.load_imp_config(cfg) if not isinstance(cfg, IMPConfig) else cfg
+    cfg, own_data = with_own_parts(cfg, model, data)
+    cfg = check_run(cfg)
+    if own_data is not None:
+        own_data.check_model(cfg.model, build_model(cfg.model, 0), label="model")
+    data = own_data if own_data is not None else imp_data(cfg)
     jobs = imp_jobs(cfg, data, local=local, address=address)
     try:
         store = Store.open(workspace or cfg.workspace, create=True)
@@ -430,21 +549,24 @@ def create_imp_run(
         raise
     shapes = Mask.ones(build_model(cfg.model, 0)).shapes
     run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
-    run._imp_data, run._imp_jobs = data, jobs
+    run._imp_data, run._imp_jobs, run._own_data = data, jobs, own_data
     return run
 
 
 def imp(
-    config: IMPConfig | str | Path,
+    config: IMPConfig | str | Path | None = None,
     workspace: str | Path | None = None,
     *,
     local: bool | None = None,
     address: str | None = None,
     progress: IMPProgress | None = None,
+    model: Factory | str | None = None,
+    data: object = None,
 ) -> Run:
     """Create an IMP run of ``config`` and run every trajectory to its last round; returns the finished
     ``Run`` (its tickets are its individuals: ``run.individuals()``, ``run.front()``, ``run.imp_rounds()``)."""
-    return create_imp_run(config, workspace, local=local, address=address).optimize(progress=progress)
+    run = create_imp_run(config, workspace, local=local, address=address, model=model, data=data)
+    return run.optimize(progress=progress)
 
 
 def check_same_config(run: Run, config: SearchConfig | IMPConfig | str | Path, *, source: str = "") -> None:

@@ -149,7 +149,8 @@ class GAConfig:
 GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
 CONTROLS = ("none", "single_lineage")  # a search; ``single_lineage.SingleLineageLoop``
 OPTIMIZERS = ("adam", "sgd")  # ``trainer.OPTIMIZERS``
-DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10")  # ``data.DATASETS``
+# ``data.DATASETS``; "tensors": data given from Python (``data.as_dataset``)
+DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10", "tensors")
 MODES = ("forward", "gradient", "straight_through")  # the masking modes of ``masks``
 FITNESS_MODES = ("topology", "ticket")  # what a mask's fitness is a property of (``fitness.fitness_key``)
 SCORERS = ("synflow", "snip", "magnitude", "random")  # ``pruners.SCORERS``
@@ -341,6 +342,10 @@ class SearchConfig:
     evaluator: str = "ray"  # ray: a pool of Ray actors (local Ray or a cluster); local: in this process
     workspace: str = "workspace"
     data_dir: str = ""
+    # What a run on the user's network and data checks a resume against (empty for built-in ones):
+    # ``modules.model_fingerprint`` of a factory's network, ``Dataset.fingerprint`` of dataset "tensors".
+    model_fingerprint: str = ""
+    data_fingerprint: str = ""
     seeding: SeedingConfig = field(default_factory=SeedingConfig)
     ga: GAConfig = field(default_factory=GAConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -382,6 +387,8 @@ class IMPConfig:
     evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
     workspace: str = "workspace"
     data_dir: str = ""
+    model_fingerprint: str = ""  # as in ``SearchConfig``
+    data_fingerprint: str = ""
     imp: IMPSettings = field(default_factory=IMPSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)

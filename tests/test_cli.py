@@ -83,11 +83,12 @@ def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_pat
         (["prune", "--pruner", "obd"], "unknown pruner 'obd' (known: synflow, snip, magnitude, random, imp)"),
         (
             ["prune", "--dataset", "cifar"],
-            "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic, cifar10)",
+            "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic, cifar10, tensors)",
         ),
         (
             ["prune", "--model", "resnet:18"],
-            "unknown model spec 'resnet:18' (known: 'mlp:...', 'conv:...', 'conv2:...', 'conv4:...', 'conv6:...', 'cnn1d:...', e.g. 'mlp:40-100-100-10')",
+            "unknown model spec 'resnet:18' (known: 'mlp:...', 'conv:...', 'conv2:...', 'conv4:...', 'conv6:...',"
+            " 'cnn1d:...', 'resnet20', a factory 'package.module:function', e.g. 'mlp:40-100-100-10')",
         ),
         (["prune", "--compression", "0.5"], "compression must be >= 1 (ρ = |θ| / |θ_pruned|), got 0.5"),
         (

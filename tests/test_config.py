@@ -27,7 +27,11 @@ def parse_config(text: str) -> SearchConfig:
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "experiments" / "configs").glob("*.toml"))
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if "stability" not in p.name and "frontier" not in p.name], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in CONFIGS if "stability" not in p.name and "frontier" not in p.name],
+    ids=lambda p: p.name,
+)
 def test_example_configs_load_and_round_trip(path: Path) -> None:
     if config_kind_of(path) == "imp":
         cfg = load_imp_config(path)
@@ -60,7 +64,7 @@ def test_defaults_and_overrides() -> None:
         ),
         (
             'dataset = "cifar"',
-            r"^field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10, got 'cifar'$",
+            r"^field 'dataset' must be one of mnist1d, mnist, digits, synthetic, cifar10, tensors, got 'cifar'$",
         ),
         ('mode = "both"', r"^field 'mode' must be one of forward, gradient, straight_through, got 'both'$"),
         ('model = "mlp:40"', r"^field 'model': model spec 'mlp:40': need at least input and output widths"),

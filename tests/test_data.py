@@ -53,9 +53,8 @@ def test_mnist1d_is_generated_offline_cached_and_keeps_global_rngs(tmp_path, mon
 
 
 def test_unknown_dataset() -> None:
-    with pytest.raises(
-        DataError, match=r"^unknown dataset 'cifar' \(known: mnist1d, mnist, digits, synthetic, cifar10\)$"
-    ):
+    known = "mnist1d, mnist, digits, synthetic, cifar10, tensors"
+    with pytest.raises(DataError, match=rf"^unknown dataset 'cifar' \(known: {known}\)$"):
         load_dataset("cifar")
 
 

@@ -7,7 +7,10 @@ import torch
 from lotterysearch.core.models import build_model, input_shape, input_width, parse_spec, prunable_layers
 from lotterysearch.errors import ModelError
 
-KNOWN = "'mlp:...', 'conv:...', 'conv2:...', 'conv4:...', 'conv6:...', 'cnn1d:...'"
+KNOWN = (
+    "'mlp:...', 'conv:...', 'conv2:...', 'conv4:...', 'conv6:...', 'cnn1d:...', 'resnet20',"
+    " a factory 'package.module:function'"
+)
 
 
 def test_mlp_spec_builds_named_layers_in_order() -> None:

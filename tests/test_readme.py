@@ -29,7 +29,7 @@ def test_readme_is_short_and_has_the_two_commands() -> None:
     assert shown[0].code.strip().endswith("lotterysearch search experiments/configs/demo.toml")
     assert shown[1].skip == "the CI command: .ci/run runs it"
     assert shown[1].code.strip().endswith("ruff check . && python -m pytest -q")
-    assert len([b for b in blocks(README) if b.lang == "python"]) == 1
+    assert len([b for b in blocks(README) if b.lang == "python"]) == 2
 
 
 def test_ci_reads_the_readme_test_command() -> None:
@@ -50,7 +50,9 @@ def test_readme_answers_are_the_reports() -> None:
 
 
 def test_readme_blocks_run(tmp_path: Path) -> None:
-    ran = dict((b.lang, out) for b, out in run_blocks(README, tmp_path))
+    outputs = run_blocks(README, tmp_path)
+    ran = {b.lang: out for b, out in outputs[::-1]}  # the first block of each language
+    own = [out for b, out in outputs if b.lang == "python"][1]
     walkthrough = ran["bash"]
     steps = {r["argv"][0]: r["output"] for r in walkthrough}
     assert "layer collapse: no" in walkthrough[0]["output"]
@@ -85,6 +87,10 @@ def test_readme_blocks_run(tmp_path: Path) -> None:
     assert len(hv) == 4 and hv == sorted(hv) and 0 < hv[0]  # the front only grows
     best = lotterysearch.Mask.load(tmp_path / "best.npz")
     assert best.density() == max(zip(accuracies, densities, strict=True))[1]
+
+    # use your ticket, bring your own model
+    assert re.search(r"^saved best\.pt \(compact, ", own, re.M) and "torch.Size([1, 10])" in own
+    assert re.search(r"^__main__:make \['0\.\d\d@0\.\d{3}'", own, re.M)
 
 
 def test_readme_walkthrough_is_plain_commands() -> None:

@@ -57,7 +57,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from lotterysearch.core.alignment import unit_blocks
-from lotterysearch.core.masks import Mask, unit_links
+from lotterysearch.core.masks import Mask, exact_key, unit_links
 from lotterysearch.core.refinement import Digraph, individualize, rank, refine, row_bytes
 from lotterysearch.errors import ConfigError, MaskError
 
@@ -414,7 +414,11 @@ def class_key(mask: Mask, effective: Mask | None = None) -> str:
     """Exact canonical key of the mask's effective subnetwork up to permutations of hidden units (neurons,
     conv channels) within each layer, kernel patterns included; masks of different layer shapes never
     share a key. Collapsed masks (no input→output path) share one key per architecture. ``effective``:
-    ``effective_mask(mask)`` when the caller has it already (the key is then the canonization alone)."""
+    ``effective_mask(mask)`` when the caller has it already (the key is then the canonization alone).
+    A network that is not a chain (``Mask.is_chain``) has no interchangeable units here: its key is the exact
+    mask (``masks.exact_key``), and isomorphs are not merged."""
+    if not mask.is_chain():
+        return exact_key(mask)
     return _key(_quotient(mask, effective))
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from lotterysearch import settings
-from lotterysearch.core.models import parse_spec, shape_text
+from lotterysearch.core.models import is_factory, parse_spec, shape_text
 from lotterysearch.errors import ConfigError, DataError
 
 
@@ -58,6 +58,44 @@ class Dataset:
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def check_model(self, spec: str, model: torch.nn.Module, label: str = "model") -> None:
+        """``check_input_width`` for a spec; a factory's network (``modules``) is run on two samples instead,
+        and must give one output per class: anything else is a one-line ``ConfigError`` naming both."""
+        if not is_factory(spec):
+            from lotterysearch.core.models import input_width
+
+            self.check_input_width(spec, input_width(model), label)
+            return
+        import copy
+
+        try:
+            with torch.no_grad():
+                out = copy.deepcopy(model).eval()(self.x_train[:2])
+        except Exception as e:  # the user's network, on this data
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise ConfigError(
+                f"{label} {spec} fails on dataset {self.name}'s inputs (samples of shape"
+                f" {list(self.shape)}): {type(e).__name__}: {first}"
+            ) from None
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (
+            min(2, len(self.y_train)),
+            self.num_classes,
+        ):
+            got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(
+                f"{label} {spec} gives outputs {got} on two samples, dataset {self.name} has"
+                f" {self.num_classes} classes: a network must give [N, classes] logits"
+            )
+
+    def fingerprint(self) -> str:
+        """sha256 of every split's shape and bytes, and of the sample shape, cut to 16 hex digits: a run
+        made on data given from Python refuses a resume against other data."""
+        h = hashlib.sha256(repr((self.shape, self.num_classes)).encode())
+        for t in (self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test):
+            h.update(repr(tuple(t.shape)).encode())
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def check_input_width(self, spec: str, width: int, label: str = "model") -> None:
         """The model of ``spec`` (its first layer taking ``width`` features) must read this dataset and
@@ -387,12 +425,111 @@ def _load_synthetic(seed: int, data_dir: str | Path | None) -> Dataset:
     return _split("synthetic", x[:1600], y[:1600], x[1600:], y[1600:], 400, seed, SYNTHETIC_CLASSES)
 
 
+# ---- the user's tensors -----------------------------------------------------------------------------------
+TENSORS = "tensors"  # the dataset name of a run whose data was given from Python
+HELD_OUT = 0.1  # of the user's samples: the test split, then the validation split of the rest
+
+
+def _load_tensors(seed: int, data_dir: str | Path | None) -> Dataset:
+    raise DataError(
+        "dataset 'tensors' is given from Python: pass data=(x, y) (or a torch Dataset) to"
+        " lotterysearch.search, imp, open_run or confirm"
+    )
+
+
+def _arrays(data: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` tensors or arrays, or a map-style torch ``Dataset`` of ``(x, y)`` pairs, as numpy."""
+    if isinstance(data, tuple | list) and len(data) == 2:
+        x, y = data
+    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        try:
+            pairs = [data[i] for i in range(len(data))]
+            x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+            y = torch.as_tensor([int(p[1]) for p in pairs])
+        except Exception as e:  # the user's dataset
+            raise DataError(f"{what}: cannot read (x, y) pairs from it ({type(e).__name__}: {e})") from None
+    else:
+        raise DataError(
+            f"{what} must be (x, y) tensors or a torch Dataset of (x, y) pairs, got {type(data).__name__}"
+        )
+    try:
+        x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+        y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what}: inputs must be numbers ({e})") from None
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y) or len(y) < 1:
+        raise DataError(
+            f"{what}: need inputs [N, ...] and labels [N] with N >= 1, got {list(x.shape)} and {list(y.shape)}"
+        )
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise DataError(f"{what}: labels must be integers >= 0 (class indices)")
+    return x, y.astype(np.int64)
+
+
+def given_data(data: object, seed: int, fingerprint: str, what: str) -> Dataset:
+    """The user's ``data`` for a stored run whose data had ``fingerprint`` (``Dataset.fingerprint``): other
+    data is a one-line ``DataError`` naming both, so a resume never mixes two datasets in one run."""
+    ds = as_dataset(data, seed)
+    if fingerprint and ds.fingerprint() != fingerprint:
+        raise DataError(
+            f"{what} was made on data with fingerprint {fingerprint}, the data given has {ds.fingerprint()}:"
+            " resume with the run's own data, or start a new run"
+        )
+    return ds
+
+
+def as_dataset(data: object, seed: int = 0, *, num_classes: int | None = None) -> Dataset:
+    """The user's data as a ``Dataset`` (named ``tensors``): a ``Dataset`` as it is; ``(x, y)`` tensors or a
+    torch ``Dataset`` of pairs split by a fixed permutation (numpy seed 0) into test (the last ``HELD_OUT``
+    of the samples, at least one) and the rest, of which ``seed`` carves ``HELD_OUT`` for validation, as a
+    built-in dataset's; or three of them, ``(train, val, test)``, taken as they are. Inputs ``[N, C, H, W]``
+    are stored flat with ``input_shape`` (C, H, W); classes are ``max(y) + 1`` unless given."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, tuple | list) and len(data) == 3:
+        parts = [_arrays(d, f"data split {i + 1} of 3") for i, d in enumerate(data)]
+        shape = parts[0][0].shape[1:]
+        if any(p[0].shape[1:] != shape for p in parts):
+            raise DataError(
+                f"data splits have samples of different shapes: {[list(p[0].shape[1:]) for p in parts]}"
+            )
+        classes = num_classes or int(max(p[1].max() for p in parts)) + 1
+        t = [
+            torch.from_numpy(np.ascontiguousarray(a))
+            for p in parts
+            for a in (p[0].reshape(len(p[0]), -1), p[1])
+        ]
+        return Dataset(TENSORS, *t, classes, shape if len(shape) > 1 else ())
+    x, y = _arrays(data, "data")
+    shape = x.shape[1:]
+    classes = num_classes or int(y.max()) + 1
+    if len(y) < 3:
+        raise DataError(f"data: need at least 3 samples (train, validation, test), got {len(y)}")
+    order = np.random.default_rng(0).permutation(len(y))
+    n_test = max(1, round(HELD_OUT * len(y)))
+    test, rest = order[len(y) - n_test :], order[: len(y) - n_test]
+    flat = x.reshape(len(x), -1)
+    n_val = max(1, round(HELD_OUT * len(rest)))
+    return _split(
+        TENSORS,
+        flat[rest],
+        y[rest],
+        flat[test],
+        y[test],
+        n_val,
+        seed,
+        classes,
+        shape if len(shape) > 1 else (),
+    )
+
+
 DATASETS: dict[str, Callable[[int, str | Path | None], Dataset]] = {
     "mnist1d": _load_mnist1d,
     "mnist": _load_mnist,
     "digits": _load_digits,
     "synthetic": _load_synthetic,
     "cifar10": _load_cifar10,
+    TENSORS: _load_tensors,
 }
 assert tuple(DATASETS) == settings.DATASETS, "settings.DATASETS names the loaders"
 

@@ -16,6 +16,7 @@ Masking modes (``MODES``), each exactly as written in the notes:
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,11 +25,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from lotterysearch.core import modules
 from lotterysearch.core.models import prunable_layers, weight_names
 from lotterysearch.errors import MaskError
 from lotterysearch.settings import MODES
 
 _ORDER_KEY = "__layer_order__"
+EXACT_KEY_VERSION = "mask-v1"
+
+
+def exact_key(mask: Mask) -> str:
+    """The mask itself as a key (sha256 of its packed bits): the class key of a network that is not a chain,
+    and of every mask in ticket mode, where only an exact repeat is the same network."""
+    return f"{EXACT_KEY_VERSION}:" + hashlib.sha256(mask.pack()).hexdigest()[:32]
 
 
 def check_mode(mode: str) -> str:
@@ -160,7 +169,14 @@ class Mask:
         dead-end units and out of source-less units. In a convnet the units are channels and a kernel
         with any live entry is an edge (``unit_links``): a channel no live kernel enters or leaves is dead,
         and the flatten ties channel c to its block of fully connected inputs [c·HW, (c+1)·HW).
+
+        A network that is not a chain (residual connections: ResNet-20, the user's modules) is found by its
+        layers' names and shapes among those built in this process (``modules.graph_of``), and its paths
+        are counted through its own forward pass (``modules.effective_weights``).
         """
+        graph = modules.graph_of(self.shapes)
+        if graph is not None:
+            return Mask(modules.effective_weights(graph, self._layers))
         ts = [t.numpy() for t in self._layers.values()]  # numpy: torch's threads stall under Ray load
         links = unit_links(self)
         forward = [np.ones(links[0].shape[1], dtype=bool)]  # forward[k]: live units feeding layer k
@@ -191,6 +207,11 @@ class Mask:
 
     def is_collapsed(self) -> bool:
         return bool(self.collapsed_layers())
+
+    def is_chain(self) -> bool:
+        """Whether the mask's network is a chain (hidden units interchangeable), not a registered network
+        with residual connections or attention (``modules.register_graph``)."""
+        return modules.graph_of(self.shapes) is None
 
     def is_convnet(self) -> bool:
         """Whether a layer has kernel dimensions: then the units are channels and links carry kernel

@@ -15,6 +15,14 @@ do; the default (``:torch``, or nothing) is PyTorch's Kaiming-uniform.
   ``cnn1d:40:25k5-25-25:10`` is the MNIST-1D paper's CNN (Greydanus 2020, ``ConvBase``): 40→19→10→5
   samples, 25·5 = 125 features into the linear layer, 5 210 parameters.
 
+* ``resnet20`` (or ``resnet20:W``): ResNet-20 for CIFAR-10 (He et al. 2016, Section 4.2) as Frankle et al.
+  (2020) train it (OpenLTH's ``cifar_resnet_20``): a 3×3 convolution, three stages of three basic blocks at
+  W, 2W, 4W channels (W = 16), batch norm after every convolution, 1×1 convolution shortcuts (with batch
+  norm, stride 2) where the shape changes, global average pooling and a linear layer to 10 classes; inputs
+  32×32×3. Its prunable layers are named by module path (``conv``, ``blocks.0.conv1``, ...,
+  ``blocks.3.shortcut.0``, ..., ``fc``), and it is not a chain (``modules.is_chain``).
+* ``package.module:function``: the user's own network, made by that factory from a seed (``modules``).
+
 The prunable layers are the weights of the convolutions (``conv1``, ``conv2``, ..., ``[out, in, k...]``)
 then of the fully connected layers (``fc1``, ...), from input to output; a
 :class:`~lotterysearch.core.masks.Mask` maps these names to boolean tensors of the weights' shapes. Biases are
@@ -36,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lotterysearch.core import modules
 from lotterysearch.errors import LotterySearchError, ModelError
 from lotterysearch.settings import check_limit
 
@@ -113,6 +122,89 @@ class ConvSpec:
         return ConvNet(self.input_shape, self.convs, self.classifier, bias=bias)
 
 
+@dataclass(frozen=True)
+class ResNetSpec:
+    """ResNet-20 for CIFAR-10 at width W (the first stage's channels; ``resnet20`` is W = 16)."""
+
+    width: int = 16
+    input_shape: tuple[int, ...] = (3, 32, 32)
+    outputs: int = 10
+    blocks_per_stage: int = 3
+
+    def weight_shapes(self) -> list[tuple[int, ...]]:
+        """The prunable weights' shapes in the network's module order (nothing is allocated)."""
+        w = self.width
+        shapes: list[tuple[int, ...]] = [(w, self.input_shape[0], 3, 3)]
+        channels = w
+        for stage in range(3):
+            out = w * 2**stage
+            for b in range(self.blocks_per_stage):
+                shapes += [(out, channels, 3, 3), (out, out, 3, 3)]
+                if b == 0 and out != channels:
+                    shapes.append((out, channels, 1, 1))
+                channels = out
+        return [*shapes, (self.outputs, channels)]
+
+    def build(self, bias: bool) -> nn.Module:
+        return ResNet20(self.width, self.input_shape, self.outputs, self.blocks_per_stage, bias=bias)
+
+
+class BasicBlock(nn.Module):
+    """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)); the shortcut a 1×1 convolution with batch norm
+    (stride 2) where channels change, else the identity (He et al. 2016, option B)."""
+
+    def __init__(self, f_in: int, f_out: int, downsample: bool) -> None:
+        super().__init__()
+        stride = 2 if downsample else 1
+        self.conv1 = nn.Conv2d(f_in, f_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(f_out)
+        self.conv2 = nn.Conv2d(f_out, f_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(f_out)
+        self.shortcut: nn.Module = nn.Sequential()
+        if downsample or f_in != f_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(f_in, f_out, 1, stride=stride, bias=False), nn.BatchNorm2d(f_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    """ResNet-20 (see the module docstring); He-normal (fan-in) weights as OpenLTH initializes them, batch
+    norm at γ = 1, β = 0. Reads flat ``[N, C·H·W]`` inputs (viewed channel-major) or ``[N, C, H, W]``."""
+
+    def __init__(
+        self,
+        width: int = 16,
+        input_shape: Sequence[int] = (3, 32, 32),
+        outputs: int = 10,
+        blocks_per_stage: int = 3,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.conv = nn.Conv2d(self.input_shape[0], width, 3, stride=1, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        blocks, channels = [], width
+        for stage in range(3):
+            out = width * 2**stage
+            for b in range(blocks_per_stage):
+                blocks.append(BasicBlock(channels, out, downsample=stage > 0 and b == 0))
+                channels = out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(channels, outputs, bias=bias)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn(self.conv(x.reshape(-1, *self.input_shape))))
+        h = self.blocks(h)
+        return self.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
+
+
 class MLP(nn.Module):
     """ReLU multilayer perceptron; hidden layers use ReLU, the output layer gives logits."""
 
@@ -178,16 +270,21 @@ class ConvNet(nn.Module):
 
 
 def prunable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The prunable layers of a model by name, in forward order (input to output)."""
+    """The prunable layers of a model by name, in forward order (input to output): a built-in MLP's or
+    convnet's ``layers``, any other network's Linear and convolution modules (``modules.module_weights``)."""
     layers = getattr(model, "layers", None)
     if not isinstance(layers, nn.ModuleDict):
-        raise ModelError(f"{type(model).__name__} has no named prunable layers (expected .layers)")
+        found = modules.module_weights(model)
+        if not modules.is_chain(model):  # however it was built: its masks' paths need its wiring
+            modules.register_graph(model, found)
+        return found
     return dict(layers.items())
 
 
 def weight_names(model: nn.Module) -> dict[str, str]:
     """Layer name → the parameter name of its weight (for ``torch.func.functional_call``)."""
-    return {name: f"layers.{name}.weight" for name in prunable_layers(model)}
+    prefix = "layers." if isinstance(getattr(model, "layers", None), nn.ModuleDict) else ""
+    return {name: f"{prefix}{name}.weight" for name in prunable_layers(model)}
 
 
 # ---- spec parsing -------------------------------------------------------------------------------------
@@ -293,13 +390,25 @@ def _conv_alias(family: str) -> Callable[[str], ConvSpec]:
     return parse
 
 
+def parse_resnet20(body: str) -> ResNetSpec:
+    """``W``: ResNet-20 at width W (16/32/64 channels for W = 16)."""
+    if not body.isdigit() or int(body) < 1:
+        raise ModelError(
+            f"model spec 'resnet20:{body}': the width must be an integer >= 1, e.g. 'resnet20:16'"
+        )
+    return ResNetSpec(int(body))
+
+
 # family prefix → (fields in its body, parser of the body); an initialization may follow the fields.
-SPECS: dict[str, tuple[int, Callable[[str], MLPSpec | ConvSpec]]] = {
+SPECS: dict[str, tuple[int, Callable[[str], MLPSpec | ConvSpec | ResNetSpec]]] = {
     "mlp": (1, parse_mlp),
     "conv": (3, parse_conv),
     **{name: (1, _conv_alias(name)) for name in CONV_FEATURES},
     "cnn1d": (3, parse_cnn1d),
+    "resnet20": (1, parse_resnet20),
 }
+# a family whose body may be left out, and the body it then has: ``resnet20`` is ``resnet20:16``
+DEFAULT_BODIES = {"resnet20": "16"}
 
 
 def _glorot_normal(model: nn.Module) -> None:
@@ -313,10 +422,13 @@ def _glorot_normal(model: nn.Module) -> None:
 INITS: dict[str, Callable[[nn.Module], None]] = {"torch": lambda model: None, "glorot": _glorot_normal}
 
 
-def _parse(spec: str) -> tuple[MLPSpec | ConvSpec, str]:
+def _parse(spec: str) -> tuple[MLPSpec | ConvSpec | ResNetSpec, str]:
     family, sep, rest = spec.partition(":")
+    if not sep and family in DEFAULT_BODIES:
+        sep, rest = ":", DEFAULT_BODIES[family]
     if not sep or family not in SPECS:
-        known = ", ".join(f"'{k}:...'" for k in SPECS)
+        specs = [f"'{k}'" if k in DEFAULT_BODIES else f"'{k}:...'" for k in SPECS]
+        known = ", ".join([*specs, "a factory 'package.module:function'"])
         raise ModelError(f"unknown model spec '{spec}' (known: {known}, e.g. 'mlp:40-100-100-10')")
     fields, parser = SPECS[family]
     parts = rest.split(":")
@@ -326,13 +438,15 @@ def _parse(spec: str) -> tuple[MLPSpec | ConvSpec, str]:
     return parser(body), init
 
 
-def parse_spec(spec: str) -> MLPSpec | ConvSpec:
+def parse_spec(spec: str) -> MLPSpec | ConvSpec | ResNetSpec:
     """The architecture a spec names (input shape, outputs), without building it."""
     return _parse(spec)[0]
 
 
-def _weight_shapes(arch: MLPSpec | ConvSpec) -> list[tuple[int, ...]]:
+def _weight_shapes(arch: MLPSpec | ConvSpec | ResNetSpec) -> list[tuple[int, ...]]:
     """The prunable layers' weight shapes, worked out from the spec alone (nothing is allocated)."""
+    if isinstance(arch, ResNetSpec):
+        return arch.weight_shapes()
     if isinstance(arch, MLPSpec):
         return [(arch.widths[i], arch.widths[i - 1]) for i in range(1, len(arch.widths))]
     shapes, channels, dims = [], arch.input_shape[0], len(arch.input_shape) - 1
@@ -344,7 +458,14 @@ def _weight_shapes(arch: MLPSpec | ConvSpec) -> list[tuple[int, ...]]:
 
 
 def parameter_count(spec: str, *, biases: bool = True) -> int:
-    """Weights (and biases) of the model ``spec`` names, counted without building it."""
+    """Weights (and biases) of the model ``spec`` names, counted without building it (a factory's network,
+    ``modules``, is built from seed 0 and its prunable weights and their layers' biases counted)."""
+    if is_factory(spec):
+        layers = prunable_layers(modules.build_factory(spec, 0)).values()
+        shapes = [tuple(m.weight.shape) for m in layers]
+        return sum(math.prod(s) for s in shapes) + (
+            sum(m.bias.numel() for m in layers if getattr(m, "bias", None) is not None) if biases else 0
+        )
     shapes = _weight_shapes(parse_spec(spec))
     return sum(math.prod(s) + (s[0] if biases else 0) for s in shapes)
 
@@ -356,6 +477,8 @@ def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
     larger than ``config.LIMITS["parameters"]`` is refused before anything is allocated: on a shared
     machine the kernel's OOM killer may pick another user's process.
     """
+    if is_factory(spec):
+        return modules.build_factory(spec, seed)
     arch, init = _parse(spec)
     try:
         check_limit("model", parameter_count(spec, biases=bias), "parameters", f"model spec '{spec}'")
@@ -366,7 +489,14 @@ def build_model(spec: str, seed: int, *, bias: bool = True) -> nn.Module:
         model = arch.build(bias)
         with torch.no_grad():
             INITS[init](model)
+        if isinstance(arch, ResNetSpec):
+            modules.register_graph(model)
         return model
+
+
+def is_factory(spec: str) -> bool:
+    """Whether ``spec`` is a factory's import path (``modules``) rather than a spec of ``SPECS``."""
+    return spec.partition(":")[0] not in SPECS and modules.is_reference(spec)
 
 
 def input_shape(model: nn.Module) -> tuple[int, ...]:
@@ -375,6 +505,10 @@ def input_shape(model: nn.Module) -> tuple[int, ...]:
     if shape is not None:
         return tuple(shape)
     first = next(iter(prunable_layers(model).values()))
+    if not isinstance(first, nn.Linear) and first.weight.dim() > 2:
+        raise ModelError(
+            f"{type(model).__name__} starts with a convolution: give it an input_shape attribute, e.g. (3, 32, 32)"
+        )
     return (int(first.weight.shape[1]),)
 
 

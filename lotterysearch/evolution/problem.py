@@ -16,7 +16,7 @@ import numpy as np
 
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, chain_arrays, layerwise_shuffle
-from lotterysearch.core.models import build_model, input_width
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators
 from lotterysearch.execution import backend
@@ -47,7 +47,7 @@ class Candidate:
 def search_data(cfg: SearchConfig) -> Dataset:
     """The search's dataset (validation split seeded by ``cfg.seed``), checked against the model's inputs."""
     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-    data.check_input_width(cfg.model, input_width(build_model(cfg.model, 0)), label="field 'model':")
+    data.check_model(cfg.model, build_model(cfg.model, 0), label="field 'model':")
     return data
 
 

@@ -81,7 +81,8 @@ class SynFlow:
         weight becomes a plain tensor attribute |W| ⊙ M, set anew at each call (cheaper per call than
         ``functional_call``, which re-walks the module tree).
         """
-        net = copy.deepcopy(model).to(self.dtype).requires_grad_(False)
+        # eval: batch norm (ResNet-20) applies its running statistics, not those of the one all-ones sample
+        net = copy.deepcopy(model).to(self.dtype).requires_grad_(False).eval()
         with torch.no_grad():
             for p in net.parameters():
                 p.abs_()

@@ -61,7 +61,7 @@ from lotterysearch.runs import confirmation
 from lotterysearch.settings import TrainingConfig, config_kind, parse_config, parse_imp_config
 from lotterysearch.training.batched_mlp import sparse_layers as csr_layers
 from lotterysearch.training.compaction import compact_mask, compaction
-from lotterysearch.training.family import family_of
+from lotterysearch.training.family import MODULE_FAMILY, family_of
 from lotterysearch.training.trainer import train
 
 if TYPE_CHECKING:
@@ -200,12 +200,25 @@ def _dense_layer(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> 
     return new
 
 
+def masked_dense(model: nn.Module, mask: Mask) -> nn.Module:
+    """A copy of ``model`` with every pruned weight set to 0: the export of a network that is not a chain
+    (ResNet-20, the user's modules), which has no compacted form; its ``state_dict`` loads into the user's
+    own module."""
+    net = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for name, layer in prunable_layers(net).items():
+            layer.weight.mul_(mask[name].to(layer.weight.dtype))
+    return net
+
+
 def compact_network(model: nn.Module, mask: Mask, *, sparse: bool = False) -> nn.Sequential:
     """The masked network ``model`` under ``mask`` (forward mode) as a plain ``nn.Sequential`` of its exact
     compaction: the same function on flat ``[N, features]`` inputs, up to float rounding. With ``sparse``,
     the fully connected layers are ``PackedLinear``, CSR where ``sparse_layers`` picks it."""
     mask.check_fits(model)
     family = family_of(model)
+    if family is MODULE_FAMILY:
+        return nn.Sequential(masked_dense(model, mask)).eval()
     comp = compaction(mask, bias=next(iter(prunable_layers(model).values())).bias is not None)
     small, small_mask = family.compact_model(model, comp), compact_mask(mask, comp)
     head: list[nn.Module] = [nn.Flatten(1)]
@@ -351,7 +364,17 @@ def write_network(model: nn.Module, mask: Mask, fmt: str, path: str | Path) -> t
     if fmt not in MODEL_FORMATS:
         raise ConfigError(f"'{fmt}' is not a model format (known: {', '.join(MODEL_FORMATS)})")
     path = writable(path)
-    data = encode(compact_network(model, mask, sparse=fmt == "sparse"), fmt, input_width(model))
+    net = compact_network(model, mask, sparse=fmt == "sparse")
+    if family_of(model) is MODULE_FAMILY:  # the user's code: a format its forward cannot be written in
+        try:
+            data = encode(net, fmt, input_width(model))
+        except Exception as e:
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise ExportError(
+                f"{type(model).__name__} cannot be written as {fmt} ({type(e).__name__}: {first}); try onnx"
+            ) from None
+    else:
+        data = encode(net, fmt, input_width(model))
     try:
         path.write_bytes(data)
     except OSError as e:
@@ -424,7 +447,7 @@ def ticket(
     model, mask = build_model(inits.model, own.seed), ind.mask
     if weights == "init" and own.rewind is None:
         return Ticket(model.eval(), mask, inits.model, weights, own.seed)
-    data = data if data is not None else inits.data()
+    data = inits.data(data)
     if own.rewind is not None:  # an IMP run that rewinds: θ₀ is the weights after its dense steps
         state = imp_rewind_state(model, data, own.rewind, own.start_step, mode=inits.mode, seed=own.seed)
         if weights == "init":
@@ -481,7 +504,7 @@ def widths_text(net: nn.Sequential) -> str:
             w = layer.weight
             tag = " csr" if w.layout == torch.sparse_csr else ""
             parts.append(f"{w.shape[1]}→{w.shape[0]}{tag}")
-    return ", ".join(parts)
+    return ", ".join(parts) or "masked dense (not a chain of layers: nothing to compact)"
 
 
 def export(

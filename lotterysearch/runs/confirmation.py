@@ -134,17 +134,22 @@ class RunInits:
     training: TrainingConfig | None = None  # an IMP run's protocol
     rewind_step: int = 0
     trajectories: Mapping[int, int] = dataclasses.field(default_factory=dict)  # IMP: individual -> seed
+    data_fingerprint: str = ""  # of data given from Python (dataset "tensors")
 
     def __post_init__(self) -> None:
         # a kind given as its stored string ("imp") becomes its type, which the readers compare by identity
         object.__setattr__(self, "kind", RunKind(self.kind))
 
-    def data(self) -> Dataset:
-        from lotterysearch.core.data import load_dataset
-        from lotterysearch.core.models import build_model, input_width
+    def data(self, given: object = None) -> Dataset:
+        """The run's data: ``given`` from Python (checked against the run's fingerprint), else loaded."""
+        from lotterysearch.core.data import given_data, load_dataset
+        from lotterysearch.core.models import build_model
 
-        data = load_dataset(self.dataset, self.data_seed, data_dir=self.data_dir or None)
-        data.check_input_width(self.model, input_width(build_model(self.model, 0)), label="field 'model':")
+        if given is not None:
+            data = given_data(given, self.data_seed, self.data_fingerprint, "this run")
+        else:
+            data = load_dataset(self.dataset, self.data_seed, data_dir=self.data_dir or None)
+        data.check_model(self.model, build_model(self.model, 0), label="field 'model':")
         return data
 
 
@@ -163,6 +168,7 @@ def run_inits(store: Store, run_id: str) -> RunInits:
         "data_dir": cfg.data_dir,
         "local": backend.runs_locally(cfg.evaluator),
         "address": cfg.ray.address,
+        "data_fingerprint": cfg.data_fingerprint,
     }
     if isinstance(cfg, SearchConfig):
         return RunInits(
@@ -539,7 +545,7 @@ def run_plan(
     store: Store,
     p: Plan,
     *,
-    data: Dataset | None = None,
+    data: object = None,
     local: bool | None = None,
     address: str | None = None,
     on_result: OnResult | None = None,
@@ -568,7 +574,7 @@ def run_plan(
                 on_result(by_job[key], result)
         if not p.todo:
             return
-        data = data if data is not None else p.inits.data()
+        data = p.inits.data(data)
         in_process = local if local is not None else p.inits.local
         runner = backend.jobs(
             timed_train_job, data, local=in_process, address=address or p.inits.address or None
@@ -612,6 +618,7 @@ def confirm(
     local: bool | None = None,
     address: str | None = None,
     on_result: OnResult | None = None,
+    data: object = None,
 ) -> dict[int, Confirmed]:
     """Retrain the chosen masks of a stored run under ``protocol`` from their own init and from each
     ``reinit_seeds`` seed; returns the summaries of the chosen individuals, by id in the order chosen.
@@ -619,7 +626,8 @@ def confirm(
     ``protocol``: a ``TrainingConfig`` or a TOML file's ``[training]`` table (default for an IMP run: its
     own). Individuals: ``ids``, ``origin`` (see ``matches_origin``) or ``front`` (default: a search's front,
     an IMP run's tickets). Everything is checked before anything is written; what is stored is not trained
-    again. ``on_result(job, result)`` is called as each training is committed.
+    again. ``on_result(job, result)`` is called as each training is committed. ``data``: a run's data given
+    from Python (``data.as_dataset``), which must be the run's own (its fingerprint).
     """
     with Store.open(workspace) as store:
         p = plan(
@@ -631,7 +639,7 @@ def confirm(
             protocol=protocol,
             reinit_seeds=reinit_seeds,
         )
-        run_plan(store, p, local=local, address=address, on_result=on_result)
+        run_plan(store, p, data=data, local=local, address=address, on_result=on_result)
         return plan_summaries(store, p)
 
 

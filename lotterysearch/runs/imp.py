@@ -26,7 +26,7 @@ import torch
 from lotterysearch.core import canon
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask
-from lotterysearch.core.models import build_model, input_width
+from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, PruningError, StoreError
 from lotterysearch.execution import backend
 from lotterysearch.execution.jobs import Jobs
@@ -84,7 +84,7 @@ def round_steps(result: TrainResult | dict[str, Any], round: int, rewind_step: i
 def imp_data(cfg: IMPConfig) -> Dataset:
     """The run's dataset (validation split seeded by ``cfg.seed``), checked against the model's inputs."""
     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-    data.check_input_width(cfg.model, input_width(build_model(cfg.model, 0)), label="field 'model':")
+    data.check_model(cfg.model, build_model(cfg.model, 0), label="field 'model':")
     return data
 
 

@@ -32,7 +32,16 @@ from torch import nn
 
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask, check_mode
-from lotterysearch.core.models import MLP, ConvLayer, ConvNet, ConvSpec, MLPSpec, parse_spec, prunable_layers
+from lotterysearch.core.models import (
+    MLP,
+    ConvLayer,
+    ConvNet,
+    ConvSpec,
+    MLPSpec,
+    is_factory,
+    parse_spec,
+    prunable_layers,
+)
 from lotterysearch.errors import ModelError
 from lotterysearch.settings import TrainingConfig
 from lotterysearch.training.batched import NetworkBatch, train_batch
@@ -218,6 +227,35 @@ class MLPFamily(ModelFamily):
         return sparse if any(sparse) else None
 
 
+class ModuleFamily(ModelFamily):
+    """Any other network (ResNet-20, the user's ``nn.Module``): one network at a time through its own forward
+    pass, by ``training.train`` (``masks.masked_call``: ``torch.func.functional_call`` with M⊙W in place of
+    each prunable weight, so batch norm, residual sums and the model's own code run unchanged, and a module
+    that is an MLP trains to the same bits as the spec's MLP). Never batched and never compacted: compaction
+    removes units of a chain, and a residual network has none to remove safely (it is exported masked dense).
+    """
+
+    convolutional = False
+    batch_class = NetworkBatch
+    alone_in_batch = False
+    step_flops = 0
+    max_networks = 1
+    min_networks = 2
+
+    def networks_per_batch(self, model: nn.Module, batch_size: int) -> int:
+        return 1
+
+    def plan(self, mask: Mask, model: nn.Module, mode: str, batch_size: int) -> FitnessPlan:
+        check_mode(mode)
+        return FitnessPlan(batched=False)
+
+    def narrow(self, model: nn.Module, comp: Compaction) -> nn.Module:
+        raise ModelError(f"{type(model).__name__} is not a chain of layers: it has no compacted form")
+
+    def compact_model(self, model: nn.Module, comp: Compaction) -> nn.Module:
+        return self.narrow(model, comp)
+
+
 class ConvFamily(ModelFamily):
     """Convnets (2-D and 1-D): batched by ``ConvBatch`` where that pays; trained alone by ``training.train``.
 
@@ -259,6 +297,7 @@ class ConvFamily(ModelFamily):
 
 MLP_FAMILY = MLPFamily()
 CONV_FAMILY = ConvFamily()
+MODULE_FAMILY = ModuleFamily()
 # architecture (a spec's, ``models.parse_spec``, or a built network's class) → its family
 FAMILIES: dict[type, ModelFamily] = {
     MLPSpec: MLP_FAMILY,
@@ -270,11 +309,15 @@ FAMILIES: dict[type, ModelFamily] = {
 
 def family_of(model: str | nn.Module) -> ModelFamily:
     """The family of a model spec's networks, or of a built network: the one place that tells MLPs from
-    convnets. Another ``nn.Module`` is a one-line ``ModelError``."""
-    arch = parse_spec(model) if isinstance(model, str) else model
+    convnets. Any other network (ResNet-20, a factory's module, any ``nn.Module`` with a Linear or
+    convolution) is ``MODULE_FAMILY``'s; one with nothing to prune is a one-line ``ModelError``."""
+    if isinstance(model, str):
+        arch = None if is_factory(model) else parse_spec(model)
+    else:
+        arch = model
     family = FAMILIES.get(type(arch))
     if family is None:
-        raise ModelError(
-            f"{type(arch).__name__} has no model family (the built-in MLPs and convnets have one)"
-        )
+        if isinstance(arch, nn.Module):
+            prunable_layers(arch)  # nothing to prune: one line
+        return MODULE_FAMILY
     return family

@@ -17,7 +17,6 @@ weights' final values, which differ, are not an objective).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from lotterysearch.core import canon
 from lotterysearch.core.data import Dataset
-from lotterysearch.core.masks import Mask, check_mode
+from lotterysearch.core.masks import EXACT_KEY_VERSION, Mask, check_mode, exact_key
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.settings import FITNESS_MODES, FitnessConfig
@@ -35,7 +34,7 @@ from lotterysearch.training.family import Trained, family_of
 from lotterysearch.training.trained import dense_gradients, pack_weights
 from lotterysearch.training.trainer import default_device
 
-TICKET_KEY_VERSION = "mask-v1"
+TICKET_KEY_VERSION = EXACT_KEY_VERSION
 
 
 def fitness_key(mask: Mask, mode: str = "topology") -> str:
@@ -50,7 +49,7 @@ def fitness_key(mask: Mask, mode: str = "topology") -> str:
     if mode == "topology":
         return canon.class_key(mask)
     if mode == "ticket":
-        return f"{TICKET_KEY_VERSION}:" + hashlib.sha256(mask.pack()).hexdigest()[:32]
+        return exact_key(mask)
     raise ConfigError(f"unknown fitness mode '{mode}' (known: {', '.join(FITNESS_MODES)})")
 
 
