@@ -31,6 +31,9 @@ _API = {
     "imp": "lotterysearch.api",
     "create_imp_run": "lotterysearch.api",
     "IMPConfig": "lotterysearch.settings",
+    "cs": "lotterysearch.api",
+    "create_cs_run": "lotterysearch.api",
+    "CSConfig": "lotterysearch.settings",
     "confirm": "lotterysearch.runs.confirmation",
 }
 __all__ = sorted(_API)

@@ -20,7 +20,7 @@ from lotterysearch.errors import LotterySearchError, MaskError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
-from lotterysearch.settings import RunKind
+from lotterysearch.settings import ROUND_KINDS
 from lotterysearch.storage.store import Individual, RunRecord, Store
 
 # What ``Store.create_run`` makes of a name (``_slug``) plus ``-NNN``: letters, digits, '_', '.', '-'.
@@ -77,13 +77,13 @@ def _config(run: RunRecord) -> dict[str, Any]:
 def planned(run: RunRecord) -> int | None:
     """Generations a search is configured for (an IMP run: rounds per trajectory)."""
     cfg = _config(run)
-    section, key = ("imp", "rounds") if run.kind is RunKind.IMP else ("ga", "generations")
+    section, key = (run.kind.value, "rounds") if run.kind in ROUND_KINDS else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
 
 
 def _hypervolume(store: Store, run: RunRecord) -> float:
-    if run.kind is RunKind.IMP:
+    if run.kind in ROUND_KINDS:
         return pareto.front_hypervolume(pareto.run_front(store, run.id), tuple(run.ref_point))
     last = store.last_generation(run.id)
     return 0.0 if last is None else last.hypervolume
@@ -169,7 +169,7 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         }
         for g in summary.generations
     ]
-    tickets = report.imp_ticket_rows(store, run_id) if summary.kind is RunKind.IMP else []
+    tickets = report.imp_ticket_rows(store, run_id) if summary.kind in ROUND_KINDS else []
     return json_value(
         {
             "run": facts,
