@@ -21,6 +21,7 @@ from lotterysearch.evolution import pareto
 from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning import continuous
 from lotterysearch.pruning.pruners import imp_round_from_init
+from lotterysearch.readers import export
 from lotterysearch.runs import confirmation
 from lotterysearch.settings import RunKind, config_hash, parse_cs_config, parse_imp_config, to_toml
 from lotterysearch.storage.store import Store
@@ -221,6 +222,7 @@ def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys)
         p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
         data = confirmation.run_inits(store, "t-001").data()
         front = pareto.run_front(store, "t-001")
+        assert export.run_training(store, "t-001") == cs_config().training  # what `export` retrains with
     (own,) = [j for j in p.jobs if j.init.init == "own"]
     assert own.key in p.from_rounds and own.init.seed == 0
     assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]

@@ -383,12 +383,14 @@ class Ticket:
 
 
 def run_training(store: Store, run_id: str) -> Any:
-    """The protocol ``trained`` weights use by default: an IMP run's ``[training]``, a search's fitness."""
-    from lotterysearch.settings import config_kind, parse_config, parse_imp_config
+    """The protocol ``trained`` weights use by default: an IMP (or CS) run's ``[training]``, a search's
+    fitness."""
+    from lotterysearch.settings import ROUND_KINDS, config_kind, parse_config, parse_run_config
 
     record = store.run(run_id)
-    if config_kind(record.config_json) == "imp":
-        return parse_imp_config(record.config_toml, f"run {run_id}").training
+    kind = config_kind(record.config_json)
+    if kind in ROUND_KINDS:
+        return parse_run_config(record.config_toml, kind, f"run {run_id}").training
     return parse_config(record.config_toml, f"run {run_id}").fitness.training()
 
 
