@@ -76,8 +76,8 @@ def main() -> None:
                 slope = (y1 - y0) / (x1 - x0) if x1 != x0 and y1 != y0 else slope
             lam = math.exp(tries[-1][0] + (math.log(target) - tries[-1][1]) / slope)
         x, y, best = min(tries, key=lambda t: abs(t[1] - math.log(target)))
+        print(f"round {r}: chose λ {math.exp(x):.3g}, density {math.exp(y):.4f}", flush=True)
         lam = args.start if r == len(args.fixed) else math.exp(x)
-        print(f"round {r}: chose λ {lam:.3g}, density {math.exp(y):.4f}", flush=True)
         scores = reset_scores(best.scores, args.beta_final, args.s_init)
 
 
