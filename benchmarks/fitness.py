@@ -48,7 +48,7 @@ from lotterysearch.core.masks import Mask, layerwise_shuffle
 from lotterysearch.core.models import build_model
 from lotterysearch.evolution.operators import move_mutation
 from lotterysearch.pruning.pruners import prune
-from lotterysearch.settings import FitnessConfig, TrainingConfig
+from lotterysearch.settings import FitnessConfig, RayConfig, TrainingConfig
 from lotterysearch.training.batched import train_batch
 from lotterysearch.training.batched_conv import ConvBatch
 from lotterysearch.training.compaction import compact_mask, compaction, work
@@ -231,7 +231,7 @@ def evaluators(
 
     shapes = masks[0].shapes
     best, k = 0.0, 0
-    with EvaluatorPool(data, spec, cfg, cpus_per_eval=cpus_per_eval) as pool:
+    with EvaluatorPool(data, spec, cfg, ray=RayConfig(cpus_per_eval=cpus_per_eval)) as pool:
         pool.warm_up(timeout=300)
         list(pool.evaluate([(f"warm{i}", m.pack()) for i, m in enumerate(masks[:2])], shapes))
         for r in range(rounds):

@@ -98,6 +98,7 @@ PURE_SOURCES = (
     "core/alignment.py",
     "core/masks.py",
     "core/canon.py",
+    "core/refinement.py",
     "evolution/problem.py",
     "execution/evaluators.py",
     "core/models.py",

@@ -23,6 +23,7 @@ from experiments import (
     collapse,
     conv,
     demo_gain,
+    frontier,
     ga,
     lenet_ticket,
     lth,
@@ -45,6 +46,7 @@ SECTIONS: tuple[Section, ...] = (
     demo_gain.SECTION,
     ticket_match.SECTION,
     lenet_ticket.SECTION,
+    frontier.SECTION,
 )
 QUESTIONS = {
     1: "Does SynFlow (or another pruner) produce the same network from different initial parameterizations?",
@@ -111,6 +113,8 @@ def settings_text() -> str:
     ):
         cells = " | ".join(section.describe(section.SETTINGS[k]) for k in ("small", "large"))
         lines.append(f"| {number} | {cells} |")
+    f = frontier.SETTINGS.name
+    lines.append(f"| 2f. IMP's frontier | [{f}](configs/{f}) (both settings) | the same |")
     return "\n".join(lines)
 
 

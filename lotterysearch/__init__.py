@@ -35,6 +35,8 @@ _API = {
     "create_cs_run": "lotterysearch.api",
     "CSConfig": "lotterysearch.settings",
     "confirm": "lotterysearch.runs.confirmation",
+    "single_lineage_config": "lotterysearch.api",
+    "Ledger": "lotterysearch.runs.ledger",
 }
 __all__ = sorted(_API)
 

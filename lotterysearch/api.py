@@ -20,6 +20,7 @@ the same way, its rounds those of ``runs.cs.CSDriver``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -29,9 +30,11 @@ from lotterysearch import settings
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model, parameter_count
 from lotterysearch.errors import ConfigError, LotterySearchError, StoreError
-from lotterysearch.evolution import pareto
+from lotterysearch.evolution import diagnostics, pareto
+from lotterysearch.evolution.diagnostics import Ancestor, GenerationDiagnostics
 from lotterysearch.evolution.loop import GenerationReport, SearchLoop
 from lotterysearch.evolution.problem import MaskProblem
+from lotterysearch.evolution.single_lineage import SingleLineageLoop
 from lotterysearch.evolution.steady_state import SteadyStateLoop
 from lotterysearch.execution.evaluators import EvalResult
 from lotterysearch.execution.jobs import Jobs
@@ -41,6 +44,7 @@ from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
 from lotterysearch.runs.cs import CSDriver, cs_jobs
 from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
+from lotterysearch.runs.ledger import Ledger, RunCompute, run_compute, run_ledger, stored_confirmation_ledger
 from lotterysearch.settings import (
     ROUND_KINDS,
     CSConfig,
@@ -158,6 +162,15 @@ class Run:
         """One record per committed generation: population, front ids, hypervolume, counts, elapsed time."""
         return self.store.generations(self.id)
 
+    def diagnostics(self) -> list[GenerationDiagnostics]:
+        """Per committed generation: distinct lineages, surviving founders and the mean pairwise Jaccard
+        overlap of the population's masks (``diagnostics.run_diagnostics``)."""
+        return diagnostics.run_diagnostics(self.store, self.id)
+
+    def ancestry(self, individual_id: int) -> list[Ancestor]:
+        """``individual_id`` and its ancestors back to generation 0, with the operators that made each."""
+        return diagnostics.run_ancestries(self.store, self.id, [individual_id])[individual_id]
+
     def imp_rounds(self) -> list[IMPRoundRecord]:
         """An IMP run's committed rounds, by trajectory (init seed) then round: each round's individual id,
         its training numbers (``TrainResult.as_dict``) and the mask it pruned to. Empty for a search."""
@@ -174,6 +187,22 @@ class Run:
         control, under ``protocol`` (default: the latest one used), by id."""
         key = confirmation.protocol_key(self.store, self.id, protocol)
         return confirmation.stored_confirmed(self.store, self.id, key)
+
+    @property
+    def ledger(self) -> Ledger:
+        """What the run's trainings cost (``runs.ledger``): total training steps, critical path in steps,
+        FLOPs on kept weights, training seconds; its confirmations apart (``confirmation_ledger``)."""
+        return run_ledger(self.store, self.id)
+
+    def compute(self) -> RunCompute:
+        """The run's ledger with, per individual id, the steps along its lineage (``lineage_steps``) and the
+        run's steps up to its generation (``run_steps``)."""
+        return run_compute(self.store, self.id)
+
+    def confirmation_ledger(self, protocol: str | TrainingConfig | None = None) -> Ledger:
+        """What the run's confirmations cost (under ``protocol``, default all), to add to ``ledger``."""
+        key = confirmation.protocol_key(self.store, self.id, protocol)
+        return stored_confirmation_ledger(self.store, self.id, key)
 
     def export(
         self,
@@ -203,6 +232,8 @@ class Run:
         if self._search is None:
             evaluator = self.problem.evaluator(local=self.local, address=self.address)
             loop = SteadyStateLoop if self.problem.cfg.ga.mode == "steady_state" else SearchLoop
+            if self.problem.cfg.ga.control == "single_lineage":
+                loop = SingleLineageLoop
             self._search = loop(self.problem, self.store, self.id, evaluator).restore()
         return self._search
 
@@ -329,6 +360,24 @@ def create_run(
     run = Run(store, record_run(store, cfg, problem.shapes), local=local, address=address)
     run.problem = problem  # the data is loaded already
     return run
+
+
+def stored_steps(run: Run) -> int:
+    """Training steps of a run's stored trainings: every class at its stored fidelity and every elite
+    re-evaluation. Successive halving's lower rungs are not stored, so a halving run spent more."""
+    classes = run.store.classes(run.id).values()
+    return sum(c.steps for c in classes) + sum(r.steps for r in run.store.reevaluations(run.id))
+
+
+def single_lineage_config(run: Run, steps: int | None = None, name: str | None = None) -> SearchConfig:
+    """The population-of-one control of a search: its config with ``ga.control = "single_lineage"`` and the
+    run's training steps (``stored_steps``, or ``steps``) as the budget, named ``<name>-control``."""
+    cfg = run.config
+    if not isinstance(cfg, SearchConfig):
+        raise ConfigError(f"run '{run.id}' is an IMP run: its control is not a population of one")
+    budget = stored_steps(run) if steps is None else steps
+    ga = dataclasses.replace(cfg.ga, control="single_lineage", control_steps=budget, reevaluate_elites=False)
+    return check_run(dataclasses.replace(cfg, name=name or f"{cfg.name}-control", ga=ga))
 
 
 def record_run(

@@ -15,9 +15,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from lotterysearch.errors import LotterySearchError
-from lotterysearch.readers import console
-from lotterysearch.settings import SEED_MAX, check_limit
+from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.readers import console, report
+from lotterysearch.runs import confirmation as confirm
+from lotterysearch.settings import SEED_MAX, RunKind, TrainingConfig, check_limit
+from lotterysearch.storage.store import Store
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,8 +47,6 @@ def _layer_table(mask) -> str:  # noqa: ANN001 - Mask
 def spec_from_mask(mask) -> str:  # noqa: ANN001 - Mask
     """The MLP spec a mask of layers fc1..fcL implies: widths from the weight shapes [out, in]. A convnet's
     mask does not say where its pools are, so it needs ``--model``."""
-    from lotterysearch.errors import ConfigError
-
     for name, shape in mask.shapes.items():
         if len(shape) != 2:
             raise ConfigError(
@@ -64,8 +64,6 @@ def cmd_prune(args: argparse.Namespace) -> None:
     if args.iterations is not None:
         check_limit("iterations", args.iterations, "iterations", "--iterations")
     if args.out and os.path.isdir(args.out):  # before the pruning, not after it
-        from lotterysearch.errors import ConfigError
-
         raise ConfigError(
             f"--out '{args.out}' is a directory; name a file, e.g. {os.path.join(args.out, 'mask.npz')}"
         )
@@ -96,14 +94,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from lotterysearch.core.data import load_dataset
     from lotterysearch.core.masks import Mask
     from lotterysearch.core.models import build_model, input_width
-    from lotterysearch.settings import TrainingConfig
     from lotterysearch.training.trainer import train
 
     mask = Mask.load(args.mask) if args.mask else None
     spec = args.model or (spec_from_mask(mask) if mask is not None else None)
     if spec is None:
-        from lotterysearch.errors import ConfigError
-
         raise ConfigError("train needs --mask or --model")
     data = load_dataset(args.dataset, args.data_seed, data_dir=args.data_dir)
     model = build_model(spec, args.seed)
@@ -147,8 +142,6 @@ def _new_run(
 ) -> tuple[Any, str, Any]:
     """(config, workspace, run) of a new run of the command's CONFIG, in the workspace ``_workspace`` names
     with the config's as its default."""
-    from lotterysearch.errors import ConfigError
-
     if not args.config:
         raise ConfigError(f"{command} needs a CONFIG file (or --resume RUN)")
     cfg = load(args.config)
@@ -166,8 +159,6 @@ def _run_to_end(
 ) -> None:
     """Run ``run`` to its end, a line per step, then print ``table(store, run_id)``. SIGTERM and Ctrl-C end
     it 'interrupted', with the ``command`` that resumes it."""
-    from lotterysearch.storage.store import Store
-
     if threading.current_thread() is threading.main_thread():  # after ray.init, which sets its own
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     with run:
@@ -188,9 +179,6 @@ def _run_to_end(
 
 def cmd_search(args: argparse.Namespace) -> None:
     from lotterysearch import api
-    from lotterysearch.errors import ConfigError
-    from lotterysearch.readers import report
-    from lotterysearch.settings import RunKind
 
     address = _address(args)
     local = True if args.local else None
@@ -213,6 +201,7 @@ def cmd_search(args: argparse.Namespace) -> None:
             f"run {run.id} in {workspace}: {cfg.model} on {cfg.dataset}, "
             f"population {cfg.ga.population}, {cfg.ga.generations} generations"
         )
+    console.say(_fitness_line(run))
     counter = None
     if sys.stderr.isatty():  # a transient within-generation counter; logs get only the generation lines
 
@@ -224,21 +213,27 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_runs(args: argparse.Namespace) -> None:
-    from lotterysearch.readers import report
-    from lotterysearch.storage.store import Store
+def _fitness_line(run) -> str:  # noqa: ANN001 - api.Run
+    """What a progress line's accuracy is, and the dense network's under the same fitness (trained once
+    here), so that a reader can tell a good mask from a toy's accuracy."""
+    cfg = run.config
+    f = cfg.fitness
+    seeds = f.init_seeds[0] if len(f.init_seeds) == 1 else f"{len(f.init_seeds)} init seeds (mean)"
+    init = f"init θ₀ = seed {seeds}" if f.mode == "ticket" else f"init seed {seeds}"
+    dense = run.problem.dense_objectives()
+    return (
+        f"fitness: validation accuracy after {f.steps} training steps ({f.optimizer}, lr {f.lr:g}, batch"
+        f" {f.batch_size}) from {init}; the dense network reaches {dense.accuracy:.4f} under it"
+    )
 
+
+def cmd_runs(args: argparse.Namespace) -> None:
     with Store.open(_workspace(args)) as store:
         print(report.format_runs(store, args.format))
 
 
 def cmd_front(args: argparse.Namespace) -> None:
-    from lotterysearch.readers import report
-    from lotterysearch.storage.store import Store
-
     if args.overlay and not args.plot:
-        from lotterysearch.errors import ConfigError
-
         raise ConfigError("--overlay draws on the plot: give --plot FILE.png too")
     with Store.open(_workspace(args)) as store:
         print(report.format_front(store, args.run, args.format, all=args.all))
@@ -250,13 +245,46 @@ def cmd_front(args: argparse.Namespace) -> None:
             print(f"wrote {report.html_front(store, args.run, args.html)}", file=sys.stderr)
 
 
+def cmd_lineage(args: argparse.Namespace) -> None:
+    """Per generation: distinct lineages, surviving founders and mean pairwise overlap of the population;
+    then the ancestry of each front member (or of ID)."""
+    import json
+
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.evolution import diagnostics
+    from lotterysearch.storage.store import Store
+
+    if args.format not in ("table", "json"):
+        raise ConfigError(f"--format must be table or json, got {args.format!r}")
+    with Store.open(_workspace(args)) as store:
+        per_gen = diagnostics.run_diagnostics(store, args.run)
+        trees = diagnostics.run_ancestries(store, args.run, None if args.id is None else [args.id])
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "generations": [diagnostics.as_dict(g) for g in per_gen],
+                    "ancestry": {str(i): [diagnostics.as_dict(a) for a in t] for i, t in trees.items()},
+                },
+                indent=1,
+            )
+        )
+        return
+    if args.id is None:
+        print("gen  size  lineages  founders  overlap (mean pairwise Jaccard of the population's masks)")
+        for g in per_gen:
+            print(f"{g.gen:>3}  {g.size:>4}  {g.lineages:>8}  {g.founders:>8}  {g.overlap:.4f}")
+        print("lineage: the set of generation-0 individuals an individual descends from")
+    for i, tree in trees.items():
+        print(f"ancestry of {i}:")
+        for a in tree:
+            print("  " + a.line())
+
+
 def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001 - Store
     """``front RUN --plot P --overlay OTHER``: OTHER's points (from ``--overlay-workspace``, else this
     workspace) over RUN's front, and how many of them the front dominates."""
     import contextlib
-
-    from lotterysearch.readers import report
-    from lotterysearch.storage.store import Store
 
     with contextlib.ExitStack() as stack:
         other = store
@@ -277,9 +305,6 @@ def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001
 
 def cmd_imp(args: argparse.Namespace) -> None:
     from lotterysearch import api
-    from lotterysearch.errors import ConfigError
-    from lotterysearch.readers import report
-    from lotterysearch.settings import RunKind
 
     address = _address(args)
     local = True if args.local else None
@@ -358,7 +383,6 @@ def cmd_cs(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from lotterysearch.readers.export import export
-    from lotterysearch.storage.store import Store
 
     with Store.open(_workspace(args)) as store:
         done = export(
@@ -369,7 +393,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     from lotterysearch.readers.export import bench, describe_network, format_bench, ticket
-    from lotterysearch.storage.store import Store
 
     with Store.open(_workspace(args)) as store:
         t = ticket(store, args.run, args.id, args.weights)
@@ -382,8 +405,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> None:
-    from lotterysearch.errors import ConfigError
-
     try:
         from lotterysearch.readers.dashboard import serve
     except ImportError as e:
@@ -394,10 +415,6 @@ def cmd_dashboard(args: argparse.Namespace) -> None:
 
 
 def cmd_confirm(args: argparse.Namespace) -> None:
-    from lotterysearch.readers import report
-    from lotterysearch.runs import confirmation as confirm
-    from lotterysearch.storage.store import Store
-
     address = _address(args)
     seeds = confirm.DEFAULT_REINIT_SEEDS if args.reinit_seeds is None else args.reinit_seeds
     with Store.open(_workspace(args)) as store:
@@ -433,7 +450,6 @@ def cmd_confirm(args: argparse.Namespace) -> None:
 def cmd_stability(args: argparse.Namespace) -> None:
     import torch
 
-    from lotterysearch.errors import ConfigError
     from lotterysearch.runs.stability import given_masks_command, stability_command
 
     torch.set_num_threads(args.threads)  # small networks: one thread each is fastest, and fair under load
@@ -478,6 +494,13 @@ _individual_id = _integer(0, SEED_MAX, "an individual id")
 _port = _integer(0, 65535, "a TCP port")  # 0: any free port
 _threads = _integer(1, 1024, "a thread count")
 _count = _integer(1, SEED_MAX, "a count")
+
+
+def _individual_options(p: argparse.ArgumentParser, ws: dict[str, Any]) -> None:
+    """RUN ID [--workspace]: one individual of a stored run (export, bench)."""
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("id", type=_individual_id, metavar="ID")
+    p.add_argument("--workspace", **ws)
 
 
 def _run_options(p: argparse.ArgumentParser, ws: dict[str, Any], resume: str) -> None:
@@ -592,12 +615,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.set_defaults(func=cmd_front)
 
+    li = sub.add_parser(
+        "lineage", help="is the search searching: lineages and overlap per generation, ancestry of the front"
+    )
+    li.add_argument("run", metavar="RUN")
+    li.add_argument("id", metavar="ID", type=int, nargs="?", default=None, help="one individual's ancestry")
+    li.add_argument("--workspace", **ws)
+    li.add_argument("--format", default="table", help="table or json")
+    li.set_defaults(func=cmd_lineage)
+
     e = sub.add_parser(
         "export", help="write one individual as a compacted model (TorchScript, torch.export, ONNX) or a mask"
     )
-    e.add_argument("run", metavar="RUN")
-    e.add_argument("id", type=_individual_id, metavar="ID")
-    e.add_argument("--workspace", **ws)
+    _individual_options(e, ws)
     e.add_argument("--out", required=True, metavar="FILE", help=".npz mask, .pt, .pt2 or .onnx model")
     e.add_argument(
         "--format",
@@ -618,9 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="latency and memory of one individual's exported forms against its dense masked network"
     )
-    b.add_argument("run", metavar="RUN")
-    b.add_argument("id", type=int, metavar="ID")
-    b.add_argument("--workspace", **ws)
+    _individual_options(b, ws)
     b.add_argument("--batch", type=int, nargs="+", default=[1, 256], metavar="N", help="batch sizes")
     b.add_argument("--rounds", type=int, default=7, help="timing rounds, the forms interleaved")
     b.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")

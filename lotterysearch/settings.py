@@ -126,11 +126,21 @@ class GAConfig:
     mutations: tuple[str, ...] = ("move", "grow_prune")  # operators.MUTATIONS, drawn with equal weight
     align: bool = True  # align hidden neurons before crossover (competing conventions)
     mode: str = "generational"  # or "steady_state": no generation barrier (``steady_state``)
+    # Noise-aware selection (``loop.SearchLoop.reevaluate_elites``): before each generation breeds, every
+    # class on the population's front not yet re-evaluated is trained once more under a second order of
+    # minibatches (same initial weights), and its accuracy becomes the mean of the two trainings.
+    reevaluate_elites: bool = False
+    # The population-of-one control (``single_lineage.SingleLineageLoop``): "single_lineage" runs the same
+    # mutation operators on one lineage, one child per generation kept unless its parent dominates it, until
+    # ``control_steps`` training steps are spent (the total of the run it controls for).
+    control: str = "none"
+    control_steps: int = 0
 
 
 # Option names, here with the settings that name them; each registry of code keyed by one of these has
 # exactly these keys (asserted where the registry is defined), so a config is checked without importing it.
 GA_MODES = ("generational", "steady_state")  # ``loop.SearchLoop``, ``steady_state.SteadyStateLoop``
+CONTROLS = ("none", "single_lineage")  # a search; ``single_lineage.SingleLineageLoop``
 OPTIMIZERS = ("adam", "sgd")  # ``trainer.OPTIMIZERS``
 DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10")  # ``data.DATASETS``
 MODES = ("forward", "gradient", "straight_through")  # the masking modes of ``masks``
@@ -231,6 +241,12 @@ class FitnessConfig(TrainingConfig):
             "fused", not self.fused, "false: the fitness trainers have no fused optimizer", self.fused
         )
         check_field("keep_weights", isinstance(self.keep_weights, bool), "true or false", self.keep_weights)
+        ok = (
+            isinstance(self.batch_order, int)
+            and not isinstance(self.batch_order, bool)
+            and self.batch_order >= 0
+        )
+        check_field("batch_order", ok, "an integer >= 0", self.batch_order)
 
     init_seeds: tuple[int, ...] = (0,)
     # What a mask's fitness is a property of (``fitness.FITNESS_MODES``): "topology", its isomorphism class,
@@ -246,16 +262,33 @@ class FitnessConfig(TrainingConfig):
     # which the search stores with the class: the magnitude mutation reads it. The search sets this itself
     # when ``[ga] mutations`` names "magnitude"; it changes no objective.
     keep_weights: bool = False
+    # Which order of minibatches each training sees (``fitness.batch_seed``): 0, the order seeded by the init
+    # seed; k > 0, another order from the same initial weights. Elite re-evaluation (``ga.reevaluate_elites``)
+    # trains a front's classes once more at order 1 and averages the two accuracies.
+    batch_order: int = 0
+
+    def with_batch_order(self, order: int) -> FitnessConfig:
+        """The same settings with another order of minibatches (elite re-evaluation)."""
+        return dataclasses.replace(self, batch_order=int(order))
 
 
 @dataclass(frozen=True)
 class RayConfig:
+    """The ``[ray]`` section: where evaluators run and what each holds. Checks itself on construction, so
+    the evaluator pool takes it as it is."""
+
     address: str = ""  # empty: a local Ray (or $RAY_ADDRESS)
     cpus_per_eval: float = 1.0
     # GPUs each evaluator holds (0.25: four share one). 0 keeps evaluators on CPUs: Ray hides the GPUs from an
     # actor that asks for none (CUDA_VISIBLE_DEVICES=""), and fitness then trains on the CPU.
     gpus_per_eval: float = 0.0
     num_evaluators: int = 0  # 0: one per available CPU (and GPU share, with gpus_per_eval)
+
+    def __post_init__(self) -> None:
+        check_field("cpus_per_eval", self.cpus_per_eval > 0, "a number > 0", self.cpus_per_eval)
+        check_field("gpus_per_eval", self.gpus_per_eval >= 0, "a number >= 0", self.gpus_per_eval)
+        check_field("num_evaluators", self.num_evaluators >= 0, "an integer >= 0", self.num_evaluators)
+        check_limit("num_evaluators", self.num_evaluators, "evaluators")
 
 
 @dataclass(frozen=True)
@@ -427,7 +460,7 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     """Check values against the option names; the first problem found raises ``ConfigError``. What needs
     the model itself (its spec, IMP's schedule) is checked by ``api.check_run``."""
     _check_run_fields(cfg)
-    s, g, f, r = cfg.seeding, cfg.ga, cfg.fitness, cfg.ray
+    s, g, f = cfg.seeding, cfg.ga, cfg.fitness
     check_one_of("seeding.pruner", s.pruner, SCORERS)
     check_field(
         "seeding.init_seeds", len(s.init_seeds) >= 1, "a non-empty list of integers", list(s.init_seeds)
@@ -437,6 +470,24 @@ def validate(cfg: SearchConfig) -> SearchConfig:
     check_field("seeding.iterations", s.iterations >= 1, "an integer >= 1", s.iterations)
     check_limit("seeding.iterations", s.iterations, "iterations")
     _check_compressions(s.compressions)
+    check_one_of("ga.control", g.control, CONTROLS)
+    check_field("ga.control_steps", g.control_steps >= 0, "an integer >= 0", g.control_steps)
+    if g.control != "none":
+        check_field(
+            "ga.control_steps",
+            g.control_steps >= f.steps * len(f.init_seeds),
+            f"at least one training (fitness.steps × init seeds = {f.steps * len(f.init_seeds)}) with"
+            f' ga.control = "{g.control}"',
+            g.control_steps,
+        )
+        check_field(
+            "ga.mode", g.mode == "generational", f'"generational" with ga.control = "{g.control}"', g.mode
+        )
+    if g.reevaluate_elites and g.mode == "steady_state":
+        raise ConfigError(
+            "field 'ga.reevaluate_elites': steady_state breeds without a generation to re-evaluate before;"
+            ' set ga.reevaluate_elites = false or ga.mode = "generational"'
+        )
     check_field("ga.population", g.population >= 2, "an integer >= 2", g.population)
     check_limit("ga.population", g.population, "population")
     n_random = round(s.random_share * g.population)
@@ -501,7 +552,6 @@ def validate(cfg: SearchConfig) -> SearchConfig:
             " successive halving (every rung needs a step)",
             f.steps,
         )
-    _check_ray(r)
     return cfg
 
 
@@ -537,13 +587,6 @@ def _check_compressions(compressions: tuple[float, ...]) -> None:
     )
 
 
-def _check_ray(r: RayConfig) -> None:
-    check_field("ray.cpus_per_eval", r.cpus_per_eval > 0, "a number > 0", r.cpus_per_eval)
-    check_field("ray.gpus_per_eval", r.gpus_per_eval >= 0, "a number >= 0", r.gpus_per_eval)
-    check_field("ray.num_evaluators", r.num_evaluators >= 0, "an integer >= 0", r.num_evaluators)
-    check_limit("ray.num_evaluators", r.num_evaluators, "evaluators")
-
-
 def validate_imp(cfg: IMPConfig) -> IMPConfig:
     """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
     schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
@@ -577,7 +620,6 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
             f"at most training.steps - imp.rewind_step ({t.steps - i.rewind_step}): the steps of a round",
             t.eval_every,
         )
-    _check_ray(cfg.ray)
     return cfg
 
 
@@ -620,7 +662,6 @@ def validate_cs(cfg: CSConfig) -> CSConfig:
             f"at most training.steps - cs.rewind_step ({t.steps - c.rewind_step}): the steps of a round",
             t.eval_every,
         )
-    _check_ray(cfg.ray)
     return cfg
 
 

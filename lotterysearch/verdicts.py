@@ -114,6 +114,13 @@ class PairedDifference:
         return max(lo, hi)
 
 
+def mean_interval(values: Sequence[float], confidence: float = 1 - ALPHA) -> tuple[float, float, float]:
+    """The mean of independent replicates (e.g. one number per init) and its two-sided t interval: the
+    interval of a paired difference against zero. NaN bounds below two replicates."""
+    d = PairedDifference(tuple(float(v) for v in values), "t", confidence)
+    return (d.mean, *d.ci)
+
+
 def _wilcoxon_one_sided(d: np.ndarray, alternative: str) -> float:
     if not d.any():
         return 1.0

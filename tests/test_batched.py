@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from masktools import random_masks
 
 from lotterysearch.core.masks import MODES, Mask, masked_call
 from lotterysearch.core.models import build_model
@@ -38,12 +39,6 @@ train_networks = MLP_FAMILY.train_networks
 def data(synthetic):
     """The session's synthetic dataset (split seed 0); read only."""
     return synthetic
-
-
-def random_masks(spec: str, densities: list[float], seed: int = 0) -> list[Mask]:
-    shapes = Mask.ones(build_model(spec, 0)).shapes
-    g = torch.Generator().manual_seed(seed)
-    return [Mask({n: torch.rand(s, generator=g) < d for n, s in shapes.items()}) for d in densities]
 
 
 def params(model: torch.nn.Module) -> list[torch.Tensor]:

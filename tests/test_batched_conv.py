@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from masktools import random_masks
 
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask, masked_call
@@ -44,12 +45,6 @@ def mnist1d():
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", 0)
-
-
-def random_masks(spec: str, densities: list[float], seed: int = 0) -> list[Mask]:
-    shapes = Mask.ones(build_model(spec, 0)).shapes
-    g = torch.Generator().manual_seed(seed)
-    return [Mask({n: torch.rand(s, generator=g) < d for n, s in shapes.items()}) for d in densities]
 
 
 def params(model: torch.nn.Module) -> list[torch.Tensor]:

@@ -183,9 +183,19 @@ def finished_run(ray_local, tmp_path_factory):
 def test_search_prints_progress_and_the_front(finished_run, capsys) -> None:
     lines = (finished_run / "printed.txt").read_text().splitlines()
     assert lines[0].startswith("run cli-001 in ") and "population 8, 1 generations" in lines[0]
-    assert lines[1].startswith("gen   0/1  evaluated ") and lines[2].startswith("gen   1/1  evaluated ")
-    assert "skipped" in lines[1] and "best acc" in lines[1] and "HV" in lines[1]
-    assert lines[3].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
+    from lotterysearch.evolution.problem import MaskProblem
+    from lotterysearch.settings import parse_config
+
+    cfg = parse_config(TINY)
+    dense = MaskProblem(cfg).dense_objectives().accuracy  # the dense mask trained under the search's fitness
+    assert lines[1] == (
+        f"fitness: validation accuracy after {cfg.fitness.steps} training steps (adam, lr 0.01, batch 128)"
+        f" from init seed 0; the dense network reaches {dense:.4f} under it"
+    )
+    assert lines[2].startswith("gen   0/1  evaluated ") and lines[3].startswith("gen   1/1  evaluated ")
+    assert f"best val acc after {cfg.fitness.steps} steps 0." in lines[2]
+    assert "skipped" in lines[2] and "HV" in lines[2]
+    assert lines[4].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
     assert lines[-1].startswith("front: lotterysearch front cli-001 --workspace ")
     code, out, _ = run(capsys, "runs", "--workspace", str(finished_run / "ws"), "--format", "json")
     runs = json.loads(out)
@@ -219,23 +229,26 @@ def test_search_local_trains_in_process_without_ray(tmp_path) -> None:
     lines = p.stdout.splitlines()
     assert lines[-1] == "ray imported: False"
     assert lines[0] == f"run cli-001 in {ws}: mlp:16-12-12-4 on synthetic, population 8, 1 generations"
-    assert lines[1].startswith("gen   0/1  evaluated ") and lines[2].startswith("gen   1/1  evaluated ")
-    assert lines[3].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
+    assert lines[1].startswith("fitness: validation accuracy after ")
+    assert lines[2].startswith("gen   0/1  evaluated ") and lines[3].startswith("gen   1/1  evaluated ")
+    assert lines[4].startswith("run cli-001 (finished, after generation 1): Pareto front: ")
     assert lines[-2].startswith("front: lotterysearch front cli-001 --workspace ")
-    printed_ids = [int(line.split()[0]) for line in lines[6:-2]]  # the table after title, header, rule
+    printed_ids = [int(line.split()[0]) for line in lines[7:-2]]  # the table after title, header, rule
     with Store.open(ws) as store:
         assert store.run("cli-001").status == "finished"
         front = report.front_rows(store, "cli-001")
         assert len(store.individuals("cli-001")) == 16
     assert printed_ids == [r["id"] for r in front] and front
-    assert f"Pareto front: {len(front)} of 16 evaluated masks" in lines[3]
+    assert f"Pareto front: {len(front)} of 16 evaluated masks" in lines[4]
 
 
 def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> None:
     ws = str(finished_run / "ws")
     code, out, _ = run(capsys, "front", "cli-001", "--workspace", ws, "--format", "csv")
     header, *rows = out.strip().splitlines()
-    assert header == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
+    assert header == (
+        "id,accuracy,density,effective_density,compression,class_key,generation,origin,lineage_steps,run_steps"
+    )
     assert rows
     code, out, err = run(
         capsys,
@@ -252,6 +265,15 @@ def test_front_formats_plot_html_and_export(finished_run, capsys, tmp_path) -> N
     )
     front = json.loads(out)  # stdout stays clean JSON; "wrote" lines go to stderr
     assert code == 0 and len(front) == len(rows) and "wrote" in err
+    from lotterysearch.runs.ledger import run_compute
+    from lotterysearch.storage.store import Store
+
+    with Store.open(ws, readonly=True) as store:  # each row's lineage steps, the run's up to its generation
+        compute = run_compute(store, "cli-001")
+    assert [(r["lineage_steps"], r["run_steps"]) for r in front] == [
+        (compute.lineage_steps[r["id"]], compute.run_steps[r["id"]]) for r in front
+    ]
+    assert all(r["run_steps"] >= r["lineage_steps"] > 0 for r in front)
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "data:image/png;base64," in (tmp_path / "f.html").read_text()
     best = max(front, key=lambda r: r["accuracy"])

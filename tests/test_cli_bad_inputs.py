@@ -296,6 +296,10 @@ ARGV_CASES: list[tuple[list[str], str]] = [
     ),
     (["export", "zzz-001", "0", *TO_FILE], "unknown run 'zzz-001'"),
     (
+        ["bench", "ok-001", BIG, "--workspace", "{ws}"],
+        f"argument ID: an individual id must be in [0, {SEED_MAX}], got {BIG}",
+    ),
+    (
         ["confirm", "ok-001", "--ids", BIG, "--workspace", "{ws}"],
         f"argument --ids: an individual id must be in [0, {SEED_MAX}]",
     ),

@@ -36,12 +36,13 @@ from lotterysearch.execution.cluster import (
     parse_address,
 )
 from lotterysearch.execution.evaluators import EvalResult
-from lotterysearch.settings import FitnessConfig
+from lotterysearch.settings import FitnessConfig, RayConfig
 from lotterysearch.training.fitness import evaluate_mask
 
 SPEC = "mlp:16-8-4"
 # ~0.5 s per evaluation here: long enough to kill a worker in the middle of one.
 CFG = FitnessConfig(steps=100, batch_size=64, init_seeds=(0, 1))
+HALF_CPU = RayConfig(num_evaluators=1, cpus_per_eval=0.5)  # leaves the session's other CPU to the rest
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def direct(mask: Mask, data, cfg: FitnessConfig = CFG, mode: str = "forward"):
 @pytest.fixture(scope="module")
 def pool(ray_local, data):
     # Half a CPU each: the two evaluators leave one of the session's 2 CPUs to the other pools here.
-    with EvaluatorPool(data, SPEC, CFG, num_evaluators=2, cpus_per_eval=0.5) as p:
+    with EvaluatorPool(data, SPEC, CFG, ray=RayConfig(num_evaluators=2, cpus_per_eval=0.5)) as p:
         yield p
 
 
@@ -237,7 +238,7 @@ def test_a_config_the_evaluators_reject_raises_its_own_error(ray_local, data, sh
     with pytest.raises(ConfigError) as e:
         FitnessConfig(steps=1, optimizer="lbfgs")
     assert str(e.value) == "field 'optimizer' must be one of adam, sgd, got 'lbfgs'"
-    with EvaluatorPool(data, SPEC, CFG, mode="sideways", num_evaluators=1, cpus_per_eval=0.5) as p:
+    with EvaluatorPool(data, SPEC, CFG, mode="sideways", ray=HALF_CPU) as p:
         with pytest.raises(MaskError) as e:
             list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
     assert str(e.value) == "unknown masking mode 'sideways' (known: forward, gradient, straight_through)"
@@ -246,7 +247,7 @@ def test_a_config_the_evaluators_reject_raises_its_own_error(ray_local, data, sh
 def test_the_pool_trains_in_its_mode(ray_local, data, shapes):
     masks = random_masks(shapes, 2, seed=6)
     cfg = CFG.with_steps(20)
-    with EvaluatorPool(data, SPEC, cfg, mode="gradient", num_evaluators=1, cpus_per_eval=0.5) as p:
+    with EvaluatorPool(data, SPEC, cfg, mode="gradient", ray=HALF_CPU) as p:
         results = {r.key: r for r in p.evaluate([(f"m{i}", m.pack()) for i, m in enumerate(masks)], shapes)}
     for i, mask in enumerate(masks):
         got = results[f"m{i}"].objectives
@@ -256,7 +257,9 @@ def test_the_pool_trains_in_its_mode(ray_local, data, shapes):
 
 def test_a_pool_that_gets_no_cpu_says_so_instead_of_hanging(pool, data, shapes):
     # ``pool`` holds one of the session's 2 CPUs, so an evaluator asking for 2 can never start.
-    with EvaluatorPool(data, SPEC, CFG, num_evaluators=1, cpus_per_eval=2, ready_timeout=1) as p:
+    with EvaluatorPool(
+        data, SPEC, CFG, ray=RayConfig(num_evaluators=1, cpus_per_eval=2), ready_timeout=1
+    ) as p:
         with pytest.raises(EvaluationError) as e:
             list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
     assert str(e.value) == (
@@ -266,26 +269,29 @@ def test_a_pool_that_gets_no_cpu_says_so_instead_of_hanging(pool, data, shapes):
 
 
 def test_pool_arguments_are_checked(data):
+    # the [ray] settings check themselves: a pool cannot be given bad ones
     for kw, msg in [
-        ({"num_evaluators": 0}, "num_evaluators must be >= 1 (or None for one per CPU), got 0"),
-        ({"cpus_per_eval": 0}, "cpus_per_eval must be > 0, got 0"),
-        ({"gpus_per_eval": -1}, "gpus_per_eval must be >= 0, got -1"),
-        ({"max_attempts": 0}, "max_attempts must be >= 1, got 0"),
+        ({"num_evaluators": -1}, "field 'num_evaluators' must be an integer >= 0, got -1"),
+        ({"cpus_per_eval": 0}, "field 'cpus_per_eval' must be a number > 0, got 0"),
+        ({"gpus_per_eval": -1}, "field 'gpus_per_eval' must be a number >= 0, got -1"),
     ]:
         with pytest.raises(ConfigError) as e:
-            EvaluatorPool(data, SPEC, CFG, **kw)
+            RayConfig(**kw)
         assert str(e.value) == msg
+    with pytest.raises(ConfigError) as e:
+        EvaluatorPool(data, SPEC, CFG, max_attempts=0)
+    assert str(e.value) == "max_attempts must be >= 1, got 0"
 
 
 def test_an_evaluation_too_big_for_any_node_is_refused(ray_local, data, shapes):
-    with EvaluatorPool(data, SPEC, CFG, cpus_per_eval=3) as p:
+    with EvaluatorPool(data, SPEC, CFG, ray=RayConfig(cpus_per_eval=3)) as p:
         with pytest.raises(ConfigError) as e:
             list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
     assert str(e.value) == (
         "each evaluation asks for 3 CPUs but no node of the Ray cluster has that many (largest: 2);"
         " lower cpus_per_eval"
     )
-    with EvaluatorPool(data, SPEC, CFG, gpus_per_eval=0.5) as p:  # this cluster has no GPU
+    with EvaluatorPool(data, SPEC, CFG, ray=RayConfig(gpus_per_eval=0.5)) as p:  # this cluster has no GPU
         with pytest.raises(ConfigError) as e:
             list(p.evaluate([("m", random_masks(shapes, 1)[0].pack())], shapes))
     assert str(e.value) == (

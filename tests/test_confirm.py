@@ -280,7 +280,7 @@ def test_front_lists_the_confirmed_accuracies(searched, capsys, tmp_path) -> Non
     code, before, _ = cli(capsys, "front", run_id, "--workspace", str(ws), "--format", "csv")
     assert (
         before.splitlines()[0]
-        == "id,accuracy,density,effective_density,compression,class_key,generation,origin"
+        == "id,accuracy,density,effective_density,compression,class_key,generation,origin,lineage_steps,run_steps"
     )
     with Store.open(ws) as store:
         front = [i.id for i in pareto.run_front(store, run_id)]
@@ -312,7 +312,7 @@ def test_front_lists_the_confirmed_accuracies(searched, capsys, tmp_path) -> Non
             assert cells == ["-"] * 5
     code, out, _ = cli(capsys, "front", run_id, "--workspace", str(ws), "--format", "csv", "--all")
     assert out.splitlines()[0].endswith(
-        ",is_pareto,confirmed_own,own_stop,confirmed_reinit,reinit_std,reinit_stop"
+        ",is_pareto,lineage_steps,run_steps,confirmed_own,own_stop,confirmed_reinit,reinit_std,reinit_stop"
     )
 
     # the plot draws them: own init filled at the mask's density, the reinit mean open, dodged right

@@ -147,3 +147,29 @@ def test_compare_overlays_fronts_and_shows_an_overlap(live, page):
     cells = page.locator("#overlap table.facts td")
     playwright_api.expect(cells.nth(0)).to_have_text(f"{expected['raw']:.4f}")
     playwright_api.expect(cells.nth(1)).to_have_text(f"{expected['aligned']:.4f}")
+
+
+def test_the_generation_plot_labels_its_axes_within_the_data(live, page):
+    """The hypervolume and best-accuracy axes are labelled over the data's own range (a single generation
+    once gave an accuracy axis from -0.159 to 0.711 for an accuracy of 0.48), and the lineage and overlap
+    plot is drawn."""
+    run, url = live
+    page.goto(f"{url}/runs/{run.id}")
+    data = page.request.get(f"{url}/api/runs/{run.id}").json()
+    gens = data["generations"]
+    playwright_api.expect(page.locator("#hv-plot .ytick text").first).to_be_visible()
+
+    def ticks(selector: str) -> list[float]:
+        texts = page.locator(f"#hv-plot {selector} text").all_text_contents()
+        return [float(t.replace("\u2212", "-")) for t in texts if t.strip()]
+
+    for selector, field in ((".ytick", "hypervolume"), (".y2tick", "best_accuracy")):
+        values = [g[field] for g in gens]
+        lo, hi = min(values), max(values)
+        pad = max((hi - lo) * 0.1, abs(hi) * 0.01, 1e-4)
+        labels = ticks(selector)
+        assert labels, f"no {field} tick labels"
+        assert all(lo - pad <= t <= hi + pad for t in labels), (field, labels, lo, hi)
+    diag = data["diagnostics"]
+    assert [d["gen"] for d in diag] == [g["gen"] for g in gens]
+    playwright_api.expect(page.locator("#diag-plot .scatterlayer .trace")).to_have_count(3)

@@ -24,6 +24,7 @@ from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning.pruners import imp, imp_plan
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.imp import IMPRoundReport, round_plan
+from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
@@ -64,13 +65,19 @@ def tickets(workspace: Path, run_id: str) -> dict:
     """Everything an IMP run computed, without timestamps: its individuals and its rounds."""
     with Store.open(workspace) as store:
         inds = [
-            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density)
+            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density, i.steps)
             for i in store.individuals(run_id)
         ]
         rounds = [
             (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
         ]
-        return {"individuals": inds, "rounds": rounds, "status": store.run(run_id).status}
+        ledger = run_ledger(store, run_id)  # its wall time is what the trainings took this time
+        return {
+            "individuals": inds,
+            "rounds": rounds,
+            "status": store.run(run_id).status,
+            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
+        }
 
 
 @pytest.fixture(scope="module")

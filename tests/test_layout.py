@@ -1,6 +1,8 @@
 """The package's floor plan: imports flow one way (no circle), and the settings module is a leaf."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -59,3 +61,17 @@ def test_no_import_circle() -> None:
 
 def test_settings_import_nothing_of_the_package_but_errors() -> None:
     assert imported(MODULES["lotterysearch.settings"]) == {"lotterysearch.errors"}
+
+
+def test_reading_stored_runs_imports_neither_torch_nor_ray() -> None:
+    """Why the CLI and the training modules import torch inside functions: the readers of a workspace
+    (``runs``, ``front``, the report, confirmation summaries, the backend's choice) start without it."""
+    code = (
+        "import sys\n"
+        "import lotterysearch.cli, lotterysearch.readers.report, lotterysearch.runs.confirmation\n"
+        "import lotterysearch.execution.backend, lotterysearch.storage.store\n"
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -24,6 +24,7 @@ from lotterysearch.evolution.pareto import REF_POINT, hypervolume, pareto_front
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.evolution.selection import select_nsga2, select_survivors
 from lotterysearch.execution.evaluators import LocalEvaluator
+from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.storage.store import Store
 
@@ -37,6 +38,7 @@ def final_state(workspace: Path, run_id: str) -> dict:
         last = store.last_generation(run_id)
         individuals = store.individuals(run_id)
         classes = store.classes(run_id)
+        ledger = run_ledger(store, run_id)
         by_id = {i.id: i for i in individuals}
         return {
             "generation": last.gen,
@@ -49,6 +51,10 @@ def final_state(workspace: Path, run_id: str) -> dict:
             "trained": sum(i.evaluated for i in individuals),
             "individuals": len(individuals),
             "status": store.run(run_id).status,
+            # the compute ledger counts the decisions, not what a resumed driver trained again; its wall
+            # time is what the trainings took this time
+            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
+            "steps": [(i.id, i.steps) for i in individuals],
         }
 
 

@@ -229,6 +229,9 @@ def test_masking_modes_on_conv_weights(mode: str) -> None:
 
 def test_conv_masks_name_what_supports_mlps_only() -> None:
     mask = conv_net_mask(np.random.default_rng(3), 0.5)
+    assert mask.is_convnet()
+    assert not Mask({"fc1": np.ones((5, 10)), "fc2": np.ones((2, 5))}).is_convnet()
+    assert Mask({"conv1": np.ones((3, 2, 3)), "fc1": np.ones((5, 24))}).is_convnet()
     with pytest.raises(MaskError) as e:
         check_chain(mask)
     assert str(e.value) == (

@@ -289,6 +289,7 @@ def test_runs_rows(demo):
         "trained": 9,
     }
     assert rows[0]["best_accuracy"] == 0.70
+    assert (rows[0]["steps"], rows[0]["critical_path"]) == (None, None)  # its config says nothing of steps
     assert rows[0]["created"] == store.run(run_id).created
     assert rows[1] | {"created": None} == {
         "id": empty,
@@ -299,12 +300,14 @@ def test_runs_rows(demo):
         "individuals": 0,
         "trained": 0,
         "best_accuracy": None,
+        "steps": 0,
+        "critical_path": 0,
     }
     table = report.format_runs(store).splitlines()
     assert table[0] == f"2 runs in workspace {store.paths.root}"
     assert table[1].split() == list(report.RUN_FIELDS)
     assert table[4].split()[:4] == ["other-001", "other", "running", "-"]
-    assert table[4].split()[-3:] == ["0", "0", "-"]
+    assert table[4].split()[-5:] == ["0", "0", "-", "0", "0"]
 
 
 # ---- formats ---------------------------------------------------------------------------------------
@@ -553,10 +556,10 @@ def test_an_imp_runs_front_is_the_front_over_its_tickets(demo):
         "run imp-001 (running, 5 IMP rounds committed): Pareto front: 3 of 5 evaluated masks, hypervolume "
         f"{pareto.hypervolume([(0.30, 0.02), (0.55, 0.05), (0.72, 1.0)]):.4f}"
     )
-    assert [line.split()[-1] for line in lines[3:]] == [
-        "imp:seed=0:round=2",
-        "imp:seed=0:round=1",
-        "imp:seed=0:round=0",
+    assert [line.split()[-3:] for line in lines[3:]] == [  # origin, lineage steps, run steps to its round
+        ["imp:seed=0:round=2", "100", "500"],  # these hand-made tickets name no parents
+        ["imp:seed=0:round=1", "100", "400"],
+        ["imp:seed=0:round=0", "100", "200"],
     ]
     rows = {r["id"]: r for r in report.runs_rows(store)}
     assert rows[run_id]["generations"] == 1  # both trajectories have round 1; only seed 0 has round 2

@@ -1023,7 +1023,7 @@ def test_a_version_2_store_reads_as_it_is_and_is_upgraded_by_a_writer(tmp_path):
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
         assert (
-            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4" == str(SCHEMA_VERSION)
+            dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "5" == str(SCHEMA_VERSION)
         )
     finally:
         conn.close()
@@ -1065,7 +1065,7 @@ def test_a_version_3_store_gains_the_trained_weights_table_when_a_writer_opens_i
         assert s.trained_weights(run_id, "k") == b"\x05\x06"
     conn = sqlite3.connect(tmp_path / STORE_FILENAME)
     try:
-        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
+        assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
     finally:
         conn.close()
 

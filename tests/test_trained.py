@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from convtools import one_thread  # noqa: F401 - a fixture
-from masktools import random_mask
+from masktools import random_mask, random_masks
 
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask
@@ -23,12 +23,6 @@ from lotterysearch.training.family import CONV_FAMILY, MLP_FAMILY, FitnessPlan
 from lotterysearch.training.fitness import evaluate_masks
 from lotterysearch.training.trained import pack_weights, unpack_weights
 from lotterysearch.training.trainer import train
-
-
-def random_masks(spec: str, densities: list[float], seed: int = 0) -> list[Mask]:
-    shapes = Mask.ones(build_model(spec, 0)).shapes
-    g = torch.Generator().manual_seed(seed)
-    return [Mask({n: torch.rand(s, generator=g) < d for n, s in shapes.items()}) for d in densities]
 
 
 def _expected(model: torch.nn.Module, mask: Mask) -> dict[str, np.ndarray]:

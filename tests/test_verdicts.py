@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from lotterysearch.errors import ConfigError
-from lotterysearch.verdicts import Family, holm, paired_difference
+from lotterysearch.verdicts import Family, holm, mean_interval, paired_difference
 
 # Student (1908) / Cushny & Peebles: extra hours of sleep under two drugs, ten patients (R's `sleep`).
 SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
@@ -176,3 +176,12 @@ def test_verdict_texts_give_the_interval_in_two_decimals_and_the_test() -> None:
     tiny = Family()
     tiny.compare("a", [5.0, 5.1, 4.9, 5.05], [0.0, 0.1, 0.0, 0.0])
     assert tiny.decide()["a"].test_text() == "t(3) = 158.55, p = 6e-07, Holm p = 6e-07"
+
+
+def test_mean_interval_is_the_t_interval_of_a_mean_by_hand():
+    # [1, 2, 3]: mean 2, s = 1, SE = 1/sqrt(3), t(0.975; 2) = 4.302653 (tables)
+    mean, lo, hi = mean_interval([1.0, 2.0, 3.0])
+    half = 4.302653 / math.sqrt(3)
+    assert mean == 2.0
+    assert lo == pytest.approx(2 - half, abs=1e-6) and hi == pytest.approx(2 + half, abs=1e-6)
+    assert all(math.isnan(x) for x in mean_interval([0.5])[1:])

@@ -23,9 +23,10 @@ from lotterysearch.core.masks import (
     mask_from_arrays,
     unit_links,
 )
+from lotterysearch.core.refinement import Digraph, individualize, rank, refine, row_bytes
 from lotterysearch.errors import MaskError
 
-Colouring = tuple[list[np.ndarray], list[np.ndarray]]  # neuron colours per layer: reference, other
+PerLayer = tuple[list[np.ndarray], list[np.ndarray]]  # one array per layer of the reference, of the other
 
 
 def unit_blocks(xs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -51,29 +52,26 @@ def _columns_of(block: np.ndarray) -> np.ndarray:
 
 def check_units(mask: Mask) -> None:
     """Unit-level operations need an MLP chain (``check_chain``) or convnet layers that join (``unit_links``)."""
-    if any(len(s) > 2 for s in mask.shapes.values()):
+    if mask.is_convnet():
         unit_links(mask)
     else:
         check_chain(mask)
 
 
-def _link_labels(rb: list[np.ndarray], ob: list[np.ndarray]) -> tuple[Colouring, Colouring]:
-    """Unit-level matrices of two convnet masks for ``_isomorphism``: per layer, a hashed weight in
-    [1, 2^10) of each link's pattern (for refinement: products with colour weights < 2^30 stay exact in
-    float64 sums), and the link's exact pattern id in one table shared by both masks (0: no link)."""
-    hashed: Colouring = ([], [])
-    ids: Colouring = ([], [])
-    for r, o in zip(rb, ob, strict=True):
+def _link_ids(rs: list[np.ndarray], os_: list[np.ndarray], convnet: bool) -> PerLayer:
+    """Per layer, the ``[out units, in units]`` id of each unit link of the two masks, from one table of
+    distinct patterns per layer shared by both (0: no link). Equal ids are equal kernel patterns (or fc
+    blocks); an MLP's ids are its mask."""
+    if not convnet:
+        return [x.astype(np.int64) for x in rs], [x.astype(np.int64) for x in os_]
+    ids: PerLayer = ([], [])
+    for r, o in zip(unit_blocks(rs), unit_blocks(os_), strict=True):
         both = np.concatenate([r, o]).reshape(-1, r.shape[2])
-        packed = np.ascontiguousarray(np.packbits(both, axis=1))
-        rows = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
-        link_ids = (np.unique(rows, return_inverse=True)[1].reshape(-1) + 1) * both.any(axis=1)
-        weights = np.random.default_rng(0x5EED).integers(1, 2**10, size=int(link_ids.max()) + 1)
-        weights[0] = 0
+        link_ids = np.unique(row_bytes(np.packbits(both, axis=1)), return_inverse=True)[1].reshape(-1) + 1
+        link_ids *= both.any(axis=1)
         for side, part in enumerate(np.split(link_ids, [r.shape[0] * r.shape[1]])):
-            ids[side].append(part.reshape(-1, r.shape[1]).astype(np.float64))
-            hashed[side].append(weights[part].reshape(-1, r.shape[1]).astype(np.float64))
-    return hashed, ids
+            ids[side].append(part.reshape(-1, r.shape[1]))
+    return ids
 
 
 def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
@@ -97,49 +95,54 @@ def permute_hidden(mask: Mask, perms: Sequence[np.ndarray]) -> Mask:
     return mask_from_arrays(mask.names, permute_arrays(xs, [np.asarray(p) for p in perms]))
 
 
-def _colour_weights(n: int) -> np.ndarray:
-    """A fixed pseudo-random integer weight in [1, 2^30) per colour (SplitMix64 finaliser), so that
-    Σ weight over a neighbourhood names its colour multiset; sums stay exact in float64 (< 2^53)."""
-    with np.errstate(over="ignore"):
-        x = np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(34)).astype(np.float64) + 1
+class _UnionGraph:
+    """The unit graphs of two masks side by side, for refinement of their disjoint union: the reference's
+    units of layers 0..L, then the other's. Inputs and outputs start with one colour each, shared by the
+    two masks (they are fixed); the hidden units of a layer share one colour. Links are edges labelled by
+    their pattern id (``_link_ids``), so equal colours on the two sides name a candidate bijection."""
 
+    def __init__(self, ids: PerLayer) -> None:
+        ex_r, ex_o = ids
+        widths = [ex_r[0].shape[1], *(x.shape[0] for x in ex_r)]
+        self.offsets = np.cumsum([0, *widths])
+        self.half = int(self.offsets[-1])  # units of one mask
+        layer = np.repeat(np.arange(len(widths)), widths)
+        index = np.concatenate([np.arange(w) for w in widths])
+        fixed = (layer == 0) | (layer == len(widths) - 1)
+        self.layer = np.concatenate([layer, layer])
+        self.start = rank(self.layer, np.concatenate([np.where(fixed, index, 0)] * 2))
+        top = [int(max(x.max(initial=0), y.max(initial=0))) for x, y in zip(ex_r, ex_o, strict=True)]
+        seen = np.cumsum([0, *top])  # label ids of layer t start at seen[t]: distinct across layers
+        srcs, dsts, labs = [], [], []
+        for side, xs in enumerate(ids):
+            for t, x in enumerate(xs):
+                r, c = np.nonzero(x)
+                base = side * self.half
+                srcs.append(c + base + self.offsets[t])
+                dsts.append(r + base + self.offsets[t + 1])
+                labs.append(x[r, c] - 1 + seen[t])
+        labelled = max(top, default=0) > 1  # one pattern per layer (any MLP) needs no labels
+        self.g = Digraph(
+            2 * self.half,
+            np.concatenate(srcs).astype(np.int64),
+            np.concatenate(dsts).astype(np.int64),
+            np.concatenate(labs).astype(np.int64),
+            labelled,
+        )
 
-def _refine(rs: list[np.ndarray], os_: list[np.ndarray], cr: list[np.ndarray], co: list[np.ndarray]) -> bool:
-    """Colour refinement (1-WL) on the disjoint union of two masks, in place, to the stable colouring;
-    False as soon as the two masks' colour histograms differ (then they are not isomorphic).
+    def refine(self, colour: np.ndarray) -> np.ndarray | None:
+        """The stable colouring, or None when the two masks' colour histograms differ (not isomorphic)."""
+        colour = refine(colour, self.g)
+        k = int(colour.max()) + 1
+        ref, other = colour[: self.half], colour[self.half :]
+        if not np.array_equal(np.bincount(ref, minlength=k), np.bincount(other, minlength=k)):
+            return None
+        return colour
 
-    ``cr[t]``/``co[t]`` are the colours of the neurons of layer ``t`` (0 = inputs, L = outputs) in the
-    reference and the other mask, from one shared id space per layer. Inputs and outputs keep their
-    distinct colours (they are fixed); a hidden neuron's new colour is its colour with (a hash of) the
-    multisets of its in- and out-neighbours' colours. A hash collision only merges colours: coarser, never
-    wrong, since a found bijection is verified.
-    """
-    depth = len(rs)
-    while True:
-        split = False
-        new_r, new_o = list(cr), list(co)
-        for t in range(1, depth):
-            below = _colour_weights(int(max(cr[t - 1].max(), co[t - 1].max())) + 1)
-            above = _colour_weights(int(max(cr[t + 1].max(), co[t + 1].max())) + 1)
-            feats = np.vstack(
-                [
-                    np.column_stack([cs[t], ms[t - 1] @ below[cs[t - 1]], ms[t].T @ above[cs[t + 1]]])
-                    for ms, cs in ((rs, cr), (os_, co))
-                ]
-            )
-            ids = np.unique(feats, axis=0, return_inverse=True)[1].reshape(-1)
-            n = len(cr[t])
-            new_r[t], new_o[t] = ids[:n], ids[n:]
-            if not np.array_equal(np.sort(new_r[t]), np.sort(new_o[t])):
-                return False
-            split |= int(ids.max()) + 1 > len(np.unique(cr[t]))
-        cr[:], co[:] = new_r, new_o
-        if not split:
-            return True
+    def units(self, colour: np.ndarray, side: int, t: int) -> np.ndarray:
+        """The colours of layer ``t``'s units of one mask (0: the reference)."""
+        base = side * self.half
+        return colour[base + self.offsets[t] : base + self.offsets[t + 1]]
 
 
 def _twins(m_in: np.ndarray, m_out: np.ndarray, cell: np.ndarray) -> bool:
@@ -147,38 +150,32 @@ def _twins(m_in: np.ndarray, m_out: np.ndarray, cell: np.ndarray) -> bool:
     return bool((m_in[cell] == m_in[cell[0]]).all() and (m_out[:, cell] == m_out[:, cell[:1]]).all())
 
 
-def _isomorphism(
-    rs: list[np.ndarray], os_: list[np.ndarray], budget: int, exact: Colouring | None = None
-) -> list[np.ndarray] | None:
-    """Hidden-neuron permutations that map ``os_`` exactly onto ``rs``, or None if there is none (or the
-    search spent ``budget`` refinements). In a convnet ``rs``/``os_`` weigh each unit link by a hash of its
-    pattern (for refinement) and ``exact`` holds the links' exact pattern ids (for twins and the final
-    check); an MLP's masks serve as both. Individualization-refinement, the idea of nauty: refine colours;
-    while a colour class has several neurons, give one reference neuron and one candidate of the other
-    mask a fresh shared colour and refine again, backtracking when the histograms part. Classes of twins
-    are paired all at once (any pairing is an isomorphism there)."""
-    ex_r, ex_o = exact if exact is not None else (rs, os_)
-    depth = len(rs)
-    start = [np.arange(rs[0].shape[1])] + [np.zeros(m.shape[0], dtype=np.int64) for m in rs[:-1]]
-    start.append(np.arange(rs[-1].shape[0]))
+def _isomorphism(ids: PerLayer, budget: int) -> list[np.ndarray] | None:
+    """Hidden-unit permutations that map the other mask exactly onto the reference, or None if there is
+    none (or the search spent ``budget`` refinements). ``ids``: both masks' link ids (``_link_ids``).
+    Individualization-refinement, the idea of nauty, on the disjoint union (``refinement.refine``):
+    refine colours; while a colour class has several units, give one reference unit and one candidate of
+    the other mask a fresh shared colour and refine again, backtracking when the histograms part. Classes
+    of twins are paired all at once (any pairing is an isomorphism there)."""
+    ex_r, ex_o = ids
+    u = _UnionGraph(ids)
+    depth = len(ex_r)
 
-    def children(cr: list[np.ndarray], co: list[np.ndarray], t: int, colour: int) -> Iterator[Colouring]:
-        ref_cell, other_cell = np.flatnonzero(cr[t] == colour), np.flatnonzero(co[t] == colour)
-        fresh = int(max(cr[t].max(), co[t].max())) + 1
-        twins = _twins(ex_r[t - 1], ex_r[t], ref_cell) and _twins(ex_o[t - 1], ex_o[t], other_cell)
-        for candidate in other_cell[:1] if twins else other_cell:
-            cr2, co2 = [c.copy() for c in cr], [c.copy() for c in co]
-            if twins:
-                cr2[t][ref_cell] = fresh + np.arange(len(ref_cell))
-                co2[t][other_cell] = fresh + np.arange(len(other_cell))
-            else:
-                cr2[t][ref_cell[0]] = fresh
-                co2[t][candidate] = fresh
-            yield cr2, co2
+    def children(colour: np.ndarray, cell: int) -> Iterator[np.ndarray]:
+        ref_cell = np.flatnonzero(colour[: u.half] == cell)
+        other_cell = np.flatnonzero(colour[u.half :] == cell)
+        t = int(u.layer[ref_cell[0]])
+        ref_units, other_units = ref_cell - u.offsets[t], other_cell - u.offsets[t]
+        twins = _twins(ex_r[t - 1], ex_r[t], ref_units) and _twins(ex_o[t - 1], ex_o[t], other_units)
+        if twins:
+            yield individualize(colour, *np.stack([ref_cell, other_cell + u.half], axis=1))
+            return
+        for candidate in other_cell:
+            yield individualize(colour, [ref_cell[0], candidate + u.half])
 
-    stack: list[Iterator[Colouring]] = [iter([(start, [c.copy() for c in start])])]
+    stack: list[Iterator[np.ndarray]] = [iter([u.start])]
     spent = 0
-    while stack:  # depth-first, without recursion (one level per individualized neuron)
+    while stack:  # depth-first, without recursion (one level per individualized unit)
         node = next(stack[-1], None)
         if node is None:
             stack.pop()
@@ -186,23 +183,19 @@ def _isomorphism(
         if spent == budget:
             return None
         spent += 1
-        cr, co = node
-        if not _refine(rs, os_, cr, co):
+        colour = u.refine(node)
+        if colour is None:
             continue
-        cell = next(
-            (
-                (t, c)
-                for t in range(1, depth)
-                for c, n in zip(*np.unique(cr[t], return_counts=True), strict=True)
-                if n > 1
-            ),
-            None,
-        )
-        if cell is not None:
-            stack.append(children(cr, co, *cell))
+        sizes = np.bincount(colour[: u.half])
+        multi = np.flatnonzero(sizes > 1)
+        if multi.size:  # the first cell of several units: of the lowest layer, then the lowest colour
+            stack.append(children(colour, int(multi[0])))
             continue
         # discrete: equal colours name the bijection
-        perms = [np.argsort(co[t])[np.argsort(np.argsort(cr[t]))] for t in range(1, depth)]
+        perms = []
+        for t in range(1, depth):
+            cr, co = u.units(colour, 0, t), u.units(colour, 1, t)
+            perms.append(np.argsort(co)[np.argsort(np.argsort(cr))])
         if all(np.array_equal(r, o) for r, o in zip(ex_r, permute_arrays(ex_o, perms), strict=True)):
             return perms
     return None
@@ -282,21 +275,12 @@ def alignment(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> list[np.
     check_same_shapes(reference, other)
     check_units(reference)
     rs, os_ = chain_arrays(reference), chain_arrays(other)
-    rb, ob = unit_blocks(rs), unit_blocks(os_)
     if [int(x.sum()) for x in rs] == [int(x.sum()) for x in os_]:
         budget = 64 + 4 * sum(x.shape[0] for x in rs[:-1])
-        if any(x.ndim > 2 for x in rs):
-            hashed, ids = _link_labels(rb, ob)
-            exact = _isomorphism(*hashed, budget=budget, exact=ids)
-        else:
-            rs_f, os_f = (
-                [x.astype(np.float64) for x in rs],
-                [x.astype(np.float64) for x in os_],
-            )  # BLAS, exact
-            exact = _isomorphism(rs_f, os_f, budget=budget)
+        exact = _isomorphism(_link_ids(rs, os_, reference.is_convnet()), budget)
         if exact is not None:
             return exact
-    return _weight_matching(rb, ob, max_sweeps)
+    return _weight_matching(unit_blocks(rs), unit_blocks(os_), max_sweeps)
 
 
 def align(reference: Mask, other: Mask, *, max_sweeps: int = 10) -> Mask:

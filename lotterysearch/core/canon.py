@@ -21,7 +21,7 @@ Below, an MLP is the case with one label; its keys are those of ``canon-v1`` bef
    the search below explode.
 2. *Colour refinement* from the fixed labels: each input and each output its own colour, hidden vertices by
    (layer, multiplicity), refined by the multiset of in- and out-neighbour colours (of (colour, edge
-   label) pairs in a convnet) until stable.
+   label) pairs in a convnet) until stable (``refinement.refine``, which the alignment of two masks shares).
 3. *Individualization-refinement* where cells stay non-singleton: branch on a cell, refine, keep the leaf
    with the smallest (path invariants, certificate); automorphisms found between leaves prune branches in the
    same orbit. When the refined colouring is not discrete, the hidden part is first split into connected
@@ -46,7 +46,6 @@ time, never exactness; the only hash the key trusts is sha256 of the full certif
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -59,6 +58,7 @@ from scipy.sparse.csgraph import connected_components
 
 from lotterysearch.core.alignment import unit_blocks
 from lotterysearch.core.masks import Mask, unit_links
+from lotterysearch.core.refinement import Digraph, individualize, rank, refine, row_bytes
 from lotterysearch.errors import ConfigError, MaskError
 
 VERSION = "canon-v1"
@@ -91,14 +91,10 @@ def _chain_widths(mask: Mask) -> tuple[int, ...]:
     return tuple(widths)
 
 
-def _is_conv(mask: Mask) -> bool:
-    return any(len(s) > 2 for s in mask.shapes.values())
-
-
 def _unit_widths(mask: Mask) -> tuple[int, ...]:
     """Units per layer (input features or channels, hidden neurons or channels, classes); raises unless the
     layers chain (MLPs) or join (convnets, ``unit_links``)."""
-    if not _is_conv(mask):
+    if not mask.is_convnet():
         return _chain_widths(mask)
     links = unit_links(mask)
     return (links[0].shape[1], *(m.shape[0] for m in links))
@@ -138,7 +134,7 @@ def mask_graph(mask: Mask) -> nx.DiGraph:
     attributes are strings or ints.
     """
     widths = _unit_widths(mask)
-    conv = _is_conv(mask)
+    conv = mask.is_convnet()
     depth = len(widths) - 1
     g = nx.DiGraph(widths="-".join(map(str, widths)), layers=",".join(mask.names))
     for layer, (name, block) in enumerate(zip(mask.names, _blocks(effective_mask(mask)), strict=True), 1):
@@ -197,7 +193,7 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         outgoing = blocks[layer][:, live].transpose(1, 0, 2).reshape(live.size, -1 if live.size else 0)
         packed = np.packbits(np.concatenate([incoming, outgoing], axis=1), axis=1)
         if live.size:
-            _, first, counts = np.unique(_rows(packed), return_index=True, return_counts=True)
+            _, first, counts = np.unique(row_bytes(packed), return_index=True, return_counts=True)
         else:
             first, counts = live, live
         order = np.argsort(first, kind="stable")  # representatives in unit order (any order would do)
@@ -214,7 +210,7 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         fixed = layer in (0, depth)
         labels[offsets[layer] : offsets[layer + 1], 1] = v if fixed else mult
     srcs, dsts, labs = [], [], []
-    conv, seen = _is_conv(mask), 0
+    conv, seen = mask.is_convnet(), 0
     table = [np.array([len(mask.shapes)], dtype=np.int64).tobytes()]
     for shape in mask.shapes.values():
         table.append(np.array([len(shape), *shape], dtype=np.int64).tobytes())
@@ -225,7 +221,7 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
         dsts.append(r + offsets[layer])
         if conv:
             patterns = np.packbits(blocks[layer - 1][nodes[layer][r], nodes[layer - 1][c]], axis=1)
-            distinct, ids = np.unique(_rows(patterns), return_inverse=True)
+            distinct, ids = np.unique(row_bytes(patterns), return_inverse=True)
             labs.append(ids.reshape(-1) + seen)
             seen += distinct.shape[0]
             table.append(
@@ -239,118 +235,13 @@ def _quotient(mask: Mask, eff: Mask | None = None) -> _Quotient:
     return _Quotient(widths, labels, src, dst, twins, lab, b"".join(table))
 
 
-def _rows(packed: np.ndarray) -> np.ndarray:
-    """The rows of a 2-D uint8 array (at least one column) as single byte strings (numpy void), so that
-    ``np.unique`` compares them with one memcmp each: the order of ``np.unique(axis=0)``, far faster on
-    wide rows."""
-    packed = np.ascontiguousarray(packed)
-    return packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
-
-
-# ---- colour refinement ----------------------------------------------------------------------------
-class _Digraph:
-    """A digraph with its in- and out-adjacency as sparse matrices, for refinement by matrix products.
-
-    With edge labels (``labelled``), a vertex's neighbourhood is the multiset of (neighbour colour, edge
-    label) pairs, summarised by sums of a pseudo-random mix of the two."""
-
-    def __init__(
-        self, n: int, src: np.ndarray, dst: np.ndarray, lab: np.ndarray, labelled: bool, nlab: int = 0
-    ) -> None:
-        self.n, self.src, self.dst, self.lab = n, src, dst, lab
-        self.nlab = max(nlab, int(lab.max(initial=0)) + 1)  # label ids range over 0..nlab-1
-        self.labelled = labelled
-        if not labelled:
-            ones = np.ones(src.size)
-            self.into = sp.csr_matrix((ones, (dst, src)), shape=(n, n))  # row v sums over v's in-neighbours
-            self.outof = self.into.T.tocsr()
-        degree = int(
-            max(np.bincount(src, minlength=n).max(initial=0), np.bincount(dst, minlength=n).max(initial=0))
-        )
-        self.bits = 52 - max(degree, 1).bit_length()
-        self.weights = _colour_weights(n, self.bits)
-        if labelled:
-            self.label_weights = _colour_weights(self.nlab, 63).astype(np.uint64)
-
-    def codes(self, pos: np.ndarray) -> np.ndarray:
-        """Sorted edge codes under the vertex order ``pos``: (pos(u)·n + pos(v))·labels + label."""
-        return np.sort((pos[self.src] * self.n + pos[self.dst]) * self.nlab + self.lab)
-
-    def neighbour_sums(self, colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per vertex, a summary of its in- and of its out-neighbourhood's colours (with edge labels)."""
-        w = self.weights[colour]
-        if not self.labelled:
-            return self.into @ w, self.outof @ w
-        lw = self.label_weights[self.lab]
-        into = _mix(w[self.src].astype(np.uint64), lw, self.bits)
-        outof = _mix(w[self.dst].astype(np.uint64), lw, self.bits)
-        return (
-            np.bincount(self.dst, weights=into, minlength=self.n),
-            np.bincount(self.src, weights=outof, minlength=self.n),
-        )
-
-
-def _mix(a: np.ndarray, b: np.ndarray, bits: int) -> np.ndarray:
-    """A pseudo-random integer in [1, 2**bits] of each pair (a, b) (SplitMix64's finaliser), as float64."""
-    with np.errstate(over="ignore"):
-        x = a * np.uint64(0x9E3779B97F4A7C15) ^ b
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        x ^= x >> np.uint64(31)
-    return (x >> np.uint64(64 - bits)).astype(np.float64) + 1
-
-
-@functools.lru_cache(maxsize=64)
-def _colour_weights(n: int, bits: int) -> np.ndarray:
-    """Fixed pseudo-random weights per colour index: a vertex's multiset of in- (out-) neighbour colours is
-    summarised by the sum of their weights. ``bits`` keeps sums below 2**52, so float64 products are exact.
-    A collision would only coarsen the partition, costing search time but never exactness."""
-    rng = np.random.default_rng(0x5EED_CA40)
-    return rng.integers(1, 2**bits, size=max(n, 1)).astype(np.float64)
-
-
-def _rank(primary: np.ndarray, *secondary: np.ndarray) -> np.ndarray:
-    """Dense rank of the rows (primary, *secondary), lexicographic; ties share a rank."""
-    order = np.lexsort((*reversed(secondary), primary))
-    keys = np.stack([primary, *secondary])[:, order]
-    new = np.empty(order.size, dtype=bool)
-    new[:1] = True
-    new[1:] = (keys[:, 1:] != keys[:, :-1]).any(axis=0)
-    ranks = np.empty(order.size, dtype=np.int64)
-    ranks[order] = np.cumsum(new) - 1
-    return ranks
-
-
-def _refine(colour: np.ndarray, g: _Digraph) -> np.ndarray:
-    """Equitable refinement of an ordered colouring (colours are ranks 0..k-1; cells split in place, so the
-    result is a deterministic function of the structure: isomorphism-equivariant)."""
-    n = g.n
-    if n == 0:
-        return colour
-    k = int(colour.max()) + 1
-    while k < n:
-        new = _rank(colour, *g.neighbour_sums(colour))
-        k_new = int(new.max()) + 1
-        if k_new == k:
-            break
-        colour, k = new, k_new
-    return colour
-
-
-def _individualize(colour: np.ndarray, v: int) -> np.ndarray:
-    """Give vertex v a colour of its own, just before the rest of its cell."""
-    c = 2 * colour + 1
-    c[v] -= 1
-    return np.unique(c, return_inverse=True)[1].astype(np.int64)
-
-
+# ---- individualization-refinement search ----------------------------------------------------------
 def _invariant(colour: np.ndarray) -> int:
     """An isomorphism invariant of a tree node: the ordered cell sizes."""
     sizes = np.bincount(colour).astype(np.int64)
     return int.from_bytes(hashlib.blake2b(sizes.tobytes(), digest_size=8).digest(), "big") >> 1
 
 
-# ---- individualization-refinement search ----------------------------------------------------------
 def _lex_less(a: np.ndarray, b: np.ndarray) -> bool:
     diff = np.flatnonzero(a != b)
     return bool(diff.size) and bool(a[diff[0]] < b[diff[0]])
@@ -360,10 +251,10 @@ class _Search:
     """Canonical labelling of one vertex-coloured digraph (nauty-style, see the module docstring).
 
     A leaf's key is (path invariants + (-1,), certificate), the certificate being the sorted edge codes
-    ``_Digraph.codes`` (``pos(u) * n + pos(v)`` without edge labels); the canonical leaf is the smallest key.
+    ``Digraph.codes`` (``pos(u) * n + pos(v)`` without edge labels); the canonical leaf is the smallest key.
     """
 
-    def __init__(self, colour0: np.ndarray, g: _Digraph) -> None:
+    def __init__(self, colour0: np.ndarray, g: Digraph) -> None:
         self.n = colour0.size
         self.g = g
         self.edges = g.codes(np.arange(self.n))
@@ -377,7 +268,7 @@ class _Search:
 
     def run(self) -> np.ndarray:
         """Vertex → canonical position."""
-        self._explore(_refine(self.colour0, self.g), ())
+        self._explore(refine(self.colour0, self.g), ())
         assert self.best is not None
         return self.best[2]
 
@@ -395,7 +286,7 @@ class _Search:
             for v in np.flatnonzero(colour == cell).tolist():
                 if self._same_orbit_as_explored(depth, v):
                     continue
-                child = _refine(_individualize(colour, v), self.g)
+                child = refine(individualize(colour, [v]), self.g)
                 child_inv = (*inv, _invariant(child))
                 if self.best is not None and child_inv > self.best[0][: len(child_inv)]:
                     self.explored[depth].append(v)  # every leaf below is worse; so is its orbit
@@ -462,9 +353,9 @@ class _Search:
         return bool(np.isin(orbits[done], orbits[v]).any())
 
 
-def _canonical_part(labels: np.ndarray, g: _Digraph) -> bytes:
+def _canonical_part(labels: np.ndarray, g: Digraph) -> bytes:
     """Certificate of one vertex-labelled digraph: labels in canonical order, then sorted edge codes."""
-    colour0 = _rank(labels[:, 0], labels[:, 1])
+    colour0 = rank(labels[:, 0], labels[:, 1])
     pos = _Search(colour0, g).run()
     order = np.argsort(pos)
     codes = g.codes(pos)
@@ -480,8 +371,8 @@ def _certificate(q: _Quotient) -> bytes:
     # A convnet's certificate starts with "K" and its layer shapes and edge patterns; an MLP's starts with
     # "D" or "C", so no convnet shares a key with an MLP.
     tag = b"K" + q.table if labelled else b""
-    g = _Digraph(n, q.src, q.dst, q.lab, labelled)
-    colour = _refine(_rank(q.labels[:, 0], q.labels[:, 1]), g)
+    g = Digraph(n, q.src, q.dst, q.lab, labelled)
+    colour = refine(rank(q.labels[:, 0], q.labels[:, 1]), g)
     if n == 0 or int(colour.max()) + 1 == n:
         # Discrete after refinement (the usual case): the refined order is the canonical order.
         order = np.argsort(colour)
@@ -506,7 +397,7 @@ def _certificate(q: _Quotient) -> bytes:
     for s, d, e in zip(*(np.split(x, bounds) for x in (esrc, edst, elab)), strict=True):
         verts, inverse = np.unique(np.concatenate([s, d]), return_inverse=True)
         # label ids stay global (canonical), so the parts' codes share one encoding
-        part = _Digraph(verts.size, inverse[: s.size], inverse[s.size :], e, labelled, g.nlab)
+        part = Digraph(verts.size, inverse[: s.size], inverse[s.size :], e, labelled, g.nlab)
         parts.append(_canonical_part(q.labels[verts], part))
     parts.sort()
     fixed_edges = ~touches  # input→output edges (only in networks without hidden layers)

@@ -192,6 +192,11 @@ class Mask:
     def is_collapsed(self) -> bool:
         return bool(self.collapsed_layers())
 
+    def is_convnet(self) -> bool:
+        """Whether a layer has kernel dimensions: then the units are channels and links carry kernel
+        patterns (``unit_links``); otherwise the mask is an MLP chain of ``[out, in]`` layers."""
+        return any(t.dim() > 2 for t in self._layers.values())
+
     # ---- validation ---------------------------------------------------------------------------
     def check_fits(self, model: nn.Module) -> Mask:
         """Raise ``MaskError`` unless the layer names and shapes equal the model's prunable weights."""

@@ -26,11 +26,12 @@ selection ranks full-fidelity individuals first and only they make the front (``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -41,7 +42,8 @@ from lotterysearch.errors import StoreError
 from lotterysearch.evolution import pareto, selection
 from lotterysearch.evolution.problem import Candidate, MaskProblem
 from lotterysearch.execution.evaluators import BreedResult, EvalResult, Evaluator, class_keys_of, ready_groups
-from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual
+from lotterysearch.runs.ledger import step_flops
+from lotterysearch.storage.store import ClassRecord, GenerationRecord, Individual, Reevaluation
 from lotterysearch.training.fitness import fitness_key, key_version
 from lotterysearch.training.trained import unpack_weights
 
@@ -62,6 +64,14 @@ class RunStorage(Protocol):
     def last_generation(self, run_id: str) -> GenerationRecord | None: ...
 
     def trained_weights(self, run_id: str, key: str) -> bytes | None: ...
+
+
+class ReevaluationStorage(Protocol):
+    """What elite re-evaluation (``ga.reevaluate_elites``) also needs of the storage (``store.Store`` has it)."""
+
+    def record_reevaluations(self, run_id: str, records: Sequence[Reevaluation]) -> None: ...
+
+    def reevaluations(self, run_id: str) -> list[Reevaluation]: ...
 
 
 def record_evaluations(storage: RunStorage, run_id: str, records: Sequence[ClassRecord]) -> None:
@@ -87,14 +97,30 @@ class GenerationReport:
     hypervolume: float
     front_size: int
     elapsed: float
-    steps: int = 0  # training steps spent in this generation (all rungs, all init seeds)
+    steps: int = 0  # training steps spent in this generation (all rungs, all init seeds, re-evaluations)
+    fitness_steps: int = 0  # the steps of one fitness training: what ``best_accuracy`` was measured after
 
     def line(self) -> str:
+        after = f" after {self.fitness_steps} steps" if self.fitness_steps else ""
         return (
             f"gen {self.generation:>3}/{self.generations}  evaluated {self.evaluated:>3}  "
-            f"skipped {self.skipped:>3} (isomorphs)  best acc {self.best_accuracy:.4f}  "
+            f"skipped {self.skipped:>3} (isomorphs)  best val acc{after} {self.best_accuracy:.4f}  "
             f"HV {self.hypervolume:.4f}  front {self.front_size:>3}  {self.elapsed:7.1f} s"
         )
+
+
+@dataclass
+class GenerationLedger:
+    """One generation's compute ledger as the loop counts it (stored with the generation, read by
+    ``runs.ledger``): training steps over every rung and init seed, the critical path in steps (None: a
+    steady-state generation, whose path is its lineages'), FLOPs on kept weights, training seconds, and the
+    steps of each class trained (given to its generation's first individual of that class)."""
+
+    steps: int = 0
+    critical_path: int | None = 0
+    flops: float = 0.0
+    seconds: float = 0.0
+    own: dict[str, int] = field(default_factory=dict)
 
 
 def class_record(
@@ -169,6 +195,19 @@ class SearchLoop:
         self._fronted = 0
         self._t0 = time.monotonic()
         self._elapsed_before = 0.0
+        # elite re-evaluation: every stored one by class, and the classes whose mean the store already serves
+        # (their generation is committed, so ``classes`` and ``individuals`` read averaged)
+        stored = getattr(storage, "reevaluations", None)
+        self._reevaluations: dict[str, Reevaluation] = (
+            {r.key: r for r in stored(run_id)} if stored is not None else {}
+        )
+        self._averaged: set[str] = set()
+        # the compute ledger (``runs.ledger``): each class's fidelity before this generation (the highest its
+        # committed individuals carry), and what ``evaluate`` counted for the generation being made
+        self._prior_fidelity: dict[str, float] = {}
+        self._ledger: GenerationLedger | None = None
+        self._step_flops: dict[str, int] = {}  # a class's training FLOPs per step (``_class_flops``)
+        self._train_seconds = 0.0
 
     def restore(self) -> SearchLoop:
         """Continue after the last committed generation: its population, RNG state and clock."""
@@ -180,7 +219,15 @@ class SearchLoop:
             self.rng.bit_generator.state = last.rng_state["numpy"]
             self.generation = last.gen
             self._elapsed_before = last.elapsed
+            self._averaged = {k for k, r in self._reevaluations.items() if r.gen <= last.gen}
+            self._prior_fidelity = {}
+            self._remember_fidelities(self.everyone.values())
         return self
+
+    def _remember_fidelities(self, individuals: Iterable[Individual]) -> None:
+        for ind in individuals:
+            old = self._prior_fidelity.get(ind.class_key)
+            self._prior_fidelity[ind.class_key] = ind.fidelity if old is None else max(old, ind.fidelity)
 
     # ---- evaluation ---------------------------------------------------------------------------
     def evaluate(self, new: list[Candidate], first_id: int, halving: bool) -> list[Individual]:
@@ -206,23 +253,64 @@ class SearchLoop:
         todo = [k for k in reps if not self._settled(k, first_id)]
         f = self.cfg.fitness
         rungs = halving_rungs(f.steps, f.successive_halving and halving, f.halving_rate, f.halving_rungs)
+        ledger = GenerationLedger()
+        self._train_seconds = 0.0
         for r, steps in enumerate(rungs):
             if not todo:
                 break
+            self._count(ledger, todo, reps, steps)
             accuracy = self._measure(todo, reps, steps)
             if r < len(rungs) - 1:
                 keep = math.ceil(len(todo) / f.halving_rate)
                 objectives = [(accuracy[k], reps[k][1].density()) for k in todo]
                 todo = [todo[i] for i in sorted(selection.select_nsga2(objectives, keep))]
+        ledger.seconds = self._train_seconds
+        self._ledger = ledger
         return [
-            self._individual(c, first_id + i, key, self.archive.get(key))
+            self._individual(
+                c,
+                first_id + i,
+                key,
+                self.archive.get(key),
+                ledger.own.get(key, 0) if reps[key][0] == first_id + i else 0,
+            )
             for i, (c, key) in enumerate(zip(new, keys, strict=True))
         ]
 
-    def _individual(self, c: Candidate, id: int, key: str, rec: ClassRecord) -> Individual:
-        """An individual of candidate ``c`` with its class's objectives. Its effective density is the
-        class's: isomorphic effective subnetworks have equally many weights, so it is the same number
-        ``Mask.effective_density`` would give, without sweeping the mask again here."""
+    def _count(
+        self, ledger: GenerationLedger, todo: list[str], reps: dict[str, tuple[int, Mask]], steps: int
+    ) -> None:
+        """Add one rung's trainings to the generation's ledger (``runs.ledger``): those an uninterrupted run
+        trains, the classes whose fidelity before this generation is not this rung's. Counted from the
+        decisions, not from what ``_measure`` finds in storage, so a resumed generation counts what the
+        uninterrupted one did. The rung's trainings run side by side: the critical path grows by one
+        training of ``steps`` (the init seeds, too, run side by side)."""
+        f = self.cfg.fitness
+        trained = [k for k in todo if self._prior_fidelity.get(k) != steps / f.steps]
+        if not trained:
+            return
+        seeds = len(f.init_seeds)
+        ledger.critical_path += steps
+        for key in trained:
+            ledger.own[key] = ledger.own.get(key, 0) + steps * seeds
+            ledger.steps += steps * seeds
+            ledger.flops += float(steps * seeds * self._class_flops(key, reps))
+
+    def _class_flops(self, key: str, reps: dict[str, tuple[int, Mask]]) -> int:
+        """FLOPs of one training step of class ``key``: of the mask it is trained on (its representative, or
+        this generation's first member for a new class), which never changes, so it is counted once."""
+        flops = self._step_flops.get(key)
+        if flops is None:
+            mask = self.archive.representative(key) if key in self.archive else reps[key][1]
+            flops = self._step_flops[key] = step_flops(self.cfg.model, self.cfg.fitness.batch_size)(mask)
+        return flops
+
+    def _individual(
+        self, c: Candidate, id: int, key: str, rec: ClassRecord, steps: int | None = None
+    ) -> Individual:
+        """An individual of candidate ``c`` with its class's objectives and the training ``steps`` spent on
+        it. Its effective density is the class's: isomorphic effective subnetworks have equally many weights,
+        so it is the same number ``Mask.effective_density`` would give, without sweeping the mask again here."""
         ind = Individual(
             run_id=self.run_id,
             id=id,
@@ -237,6 +325,7 @@ class SearchLoop:
             effective_density=rec.effective_density,
             evaluated=rec.individual_id == id,
             fidelity=rec.fidelity,
+            steps=steps,
             shapes=c.mask.shapes,
         )
         ind.__dict__["mask"] = c.mask  # ``Individual.mask``'s cache: nothing to unpack
@@ -287,6 +376,7 @@ class SearchLoop:
                 o = res.objectives
                 accuracy[res.key] = o.accuracy
                 self.steps_spent += o.steps
+                self._train_seconds += res.wall_time
                 old = self.archive.get(res.key)
                 if old is None or fidelity > old.fidelity:
                     records.append(self._record(res, masks[res.key], fidelity, reps[res.key][0]))
@@ -324,15 +414,81 @@ class SearchLoop:
             raise StoreError(f"run '{self.run_id}': class '{ind.class_key}' has no trained weights stored")
         return representative, unpack_weights(packed, representative)
 
+    # ---- noise-aware selection ---------------------------------------------------------------------
+    def reevaluate_elites(self) -> list[str]:
+        """Train each class on the population's front once more under a second order of minibatches (same
+        initial weights: θ₀ in ticket mode, every init seed in topology mode) and give it the mean accuracy
+        of the two trainings, before the generation breeds, so that tournaments and survivor selection
+        compare elites on less batch-order noise. A class is re-evaluated once; its steps count as this
+        generation's. Returns the classes averaged now.
+
+        Each result is stored as it arrives, tagged with the generation about to be bred, and counts in the
+        store's accuracies only once that generation is committed: a driver killed before then replays the
+        generation from the same (single-training) accuracies, finds the stored trainings and trains nothing
+        again."""
+        gen = self.generation + 1
+        keys = list(dict.fromkeys(ind.class_key for ind in pareto.front(self.population)))
+        pending = [k for k in keys if k not in self._averaged]
+        todo = [(k, self.archive.representative(k)) for k in pending if k not in self._reevaluations]
+        storage: ReevaluationStorage = self.storage  # type: ignore[assignment]
+        for group in ready_groups(self.evaluator, todo, None, order=1) if todo else ():
+            records = []
+            for res in group:
+                o = res.objectives
+                self.steps_spent += o.steps
+                records.append(
+                    Reevaluation(
+                        self.run_id, res.key, 1, gen, o.accuracy, o.loss, o.steps, res.node, res.wall_time
+                    )
+                )
+            storage.record_reevaluations(self.run_id, records)
+            self._reevaluations.update((r.key, r) for r in records)
+        for key in pending:
+            self._average(key, self._reevaluations[key].accuracy)
+        if pending:  # objectives changed: the cached front is no longer the front
+            self._front, self._fronted = [], 0
+        return pending
+
+    def _count_reevaluations(self, keys: Sequence[str]) -> None:
+        """Add the re-evaluations made before this generation bred to its ledger: they run side by side (one
+        full-budget training on the critical path), each class one training per init seed. Counted from the
+        decision (the classes averaged now), so a resumed generation counts what the uninterrupted one did."""
+        if not keys or self._ledger is None:
+            return
+        f, ledger = self.cfg.fitness, self._ledger
+        seeds = len(f.init_seeds)
+        if ledger.critical_path is not None:
+            ledger.critical_path += f.steps
+        for key in keys:
+            ledger.steps += f.steps * seeds
+            ledger.flops += float(f.steps * seeds * self._class_flops(key, {}))
+
+    def _average(self, key: str, second: float) -> None:
+        """Class ``key``'s accuracy becomes the mean of its first training and ``second`` (the store's
+        ``_mean``, same order, same float), in the archive and on every full-fidelity member."""
+        rec = self.archive.get(key)
+        mean = (rec.accuracy + second) / 2
+        self.archive.set_payload(key, dataclasses.replace(rec, accuracy=mean))
+        for i, ind in self.everyone.items():
+            if ind.class_key == key and pareto.is_full(ind.fidelity):
+                new = dataclasses.replace(ind, accuracy=mean)
+                if "mask" in ind.__dict__:
+                    new.__dict__["mask"] = ind.__dict__["mask"]
+                self.everyone[i] = new
+        self.population = [self.everyone[ind.id] for ind in self.population]
+        self._averaged.add(key)
+
     def step(self) -> GenerationReport:
         """Run one generation (generation 0 seeds and evaluates the initial population) and commit it."""
         seeding = self.generation < 0
-        candidates = self.problem.seeds(self.rng) if seeding else self._offspring()
         steps_before = self.steps_spent
+        reevaluated = self.reevaluate_elites() if not seeding and self.cfg.ga.reevaluate_elites else []
+        candidates = self.problem.seeds(self.rng) if seeding else self._offspring()
         # The seeds are trained fully: every later generation descends from them, and the front starts from
         # SynFlow masks measured at every compression. Halving stops hopeless *children* early.
         first_id = max(self.everyone, default=-1) + 1
         new = self.evaluate(candidates, first_id, halving=not seeding)
+        self._count_reevaluations(reevaluated)
         for ind in new:
             self.everyone[ind.id] = ind
         if seeding:
@@ -357,10 +513,11 @@ class SearchLoop:
         front = self.front()
         hv = self.hypervolume([ind.objectives for ind in front])
         elapsed = self._elapsed_before + time.monotonic() - self._t0
+        ledger = self.generation_ledger(new)
         report = GenerationReport(
             self.run_id,
             self.generation,
-            self.cfg.ga.generations,
+            self.planned_generations(),
             trained,
             len(new) - trained,
             max(ind.accuracy for ind in self.population),
@@ -368,6 +525,7 @@ class SearchLoop:
             len(front),
             elapsed,
             self.steps_spent - steps_before,
+            self.cfg.fitness.steps,
         )
         self.storage.commit_generation(
             self.run_id,
@@ -384,11 +542,21 @@ class SearchLoop:
                 best_accuracy=report.best_accuracy,
                 rng_state={"numpy": self.rng.bit_generator.state},
                 elapsed=elapsed,
+                steps=ledger.steps if ledger else None,
+                critical_path_steps=ledger.critical_path if ledger else None,
+                flops=ledger.flops if ledger else None,
+                train_seconds=ledger.seconds if ledger else None,
             ),
         )
+        self._remember_fidelities(new)
         for listener in self.listeners:
             listener(report)
         return report
+
+    def generation_ledger(self, new: Sequence[Individual]) -> GenerationLedger | None:
+        """The compute ledger of the generation of ``new`` (what ``evaluate`` counted; None if it did not)."""
+        ledger, self._ledger = self._ledger, None
+        return ledger
 
     # ---- selection: methods a subclass may override ------------------------------------------------
     def select_parents(self, objectives: Sequence[pareto.Objective], k: int) -> list[int]:
@@ -419,6 +587,10 @@ class SearchLoop:
             self._front = pareto.front(self._front + fresh)
             self._fronted = len(self.everyone)
         return list(self._front)
+
+    def planned_generations(self) -> int:
+        """The generations a progress line counts to (``GenerationReport.generations``)."""
+        return self.cfg.ga.generations
 
     @property
     def done(self) -> bool:

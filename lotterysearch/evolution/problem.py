@@ -21,6 +21,7 @@ from lotterysearch.execution import backend
 from lotterysearch.execution.evaluators import Evaluator
 from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import SearchConfig
+from lotterysearch.training.fitness import Objectives, evaluate_masks
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ class MaskProblem:
             address=address or cfg.ray.address or None,
             ray=cfg.ray,
         )
+
+    def dense_objectives(self) -> Objectives:
+        """The dense network's objectives under the search's fitness (every weight kept, the same init seeds,
+        steps and batch order), trained here: what a progress line's accuracies are to be read against."""
+        dense = Mask.ones(build_model(self.cfg.model, 0))
+        (objectives,) = evaluate_masks([dense], self.cfg.model, self.data, self.cfg.fitness, self.cfg.mode)
+        return objectives
 
     def seeds(self, rng: np.random.Generator) -> list[Candidate]:
         """SynFlow masks from every init seed at every compression, random controls with their per-layer

@@ -42,6 +42,7 @@ import numpy as np
 from lotterysearch.errors import LotterySearchError
 from lotterysearch.evolution import selection
 from lotterysearch.evolution.loop import (
+    GenerationLedger,
     GenerationReport,
     RunStorage,
     SearchLoop,
@@ -51,6 +52,7 @@ from lotterysearch.evolution.loop import (
 from lotterysearch.evolution.pareto import Objective
 from lotterysearch.evolution.problem import MaskProblem
 from lotterysearch.execution.evaluators import BreedJob, BreedResult, EvalResult, Evaluator, LocalEvaluator
+from lotterysearch.runs.ledger import step_flops
 from lotterysearch.storage.store import ClassRecord, Individual
 
 
@@ -95,6 +97,7 @@ class SteadyStateLoop(SearchLoop):
         self._trained = 0  # classes trained by this object (the evaluation listeners' count)
         self._unheard: list[EvalResult] = []  # trained results the listeners hear of once committed
         self._budget = 0
+        self._seconds: dict[int, float] = {}  # training seconds of each arrival not yet committed, by id
 
     def _select(self, arrivals: Sequence[Individual]) -> None:
         super()._select(arrivals)
@@ -119,9 +122,13 @@ class SteadyStateLoop(SearchLoop):
         return self.archive.get(key).individual_id not in self.everyone
 
     def _recover(self, key: str) -> Individual:
+        """A class trained after the last commit: its training's steps and seconds count in its generation."""
         rec: ClassRecord = self.archive.get(key)
         mask = self.archive.representative(key)
-        return self._child(rec.individual_id, (), "recovered", rec.representative, mask.density(), rec)
+        self._seconds[rec.individual_id] = rec.wall_time
+        return self._child(
+            rec.individual_id, (), "recovered", rec.representative, mask.density(), rec, steps=rec.steps
+        )
 
     def _child(
         self,
@@ -131,6 +138,7 @@ class SteadyStateLoop(SearchLoop):
         packed: bytes,
         density: float,
         rec: ClassRecord,
+        steps: int = 0,
     ) -> Individual:
         return Individual(
             run_id=self.run_id,
@@ -146,6 +154,7 @@ class SteadyStateLoop(SearchLoop):
             effective_density=rec.effective_density,
             evaluated=rec.individual_id == id,
             fidelity=rec.fidelity,
+            steps=steps,
             shapes=self.problem.shapes,
         )
 
@@ -270,8 +279,11 @@ class SteadyStateLoop(SearchLoop):
     def arrival(self, res: BreedResult, records: list[ClassRecord]) -> Individual:
         """The individual of one child; a class new to the archive becomes a record of ``records``."""
         rec = self.archive.get(res.class_key)
+        steps = 0
         if res.objectives is not None:
             self.steps_spent += res.objectives.steps
+            steps = res.objectives.steps  # a class another worker trained meanwhile was trained all the same
+            self._seconds[res.id] = res.wall_time
             if rec is None:
                 o = res.objectives
                 rec = class_record(
@@ -288,7 +300,22 @@ class SteadyStateLoop(SearchLoop):
             raise LotterySearchError(
                 f"an evaluator skipped class '{res.class_key}' as known, but the driver never published it"
             )
-        return self._child(res.id, res.parents, res.operator, res.packed, res.density, rec)
+        return self._child(res.id, res.parents, res.operator, res.packed, res.density, rec, steps)
+
+    def generation_ledger(self, new: Sequence[Individual]) -> GenerationLedger | None:
+        """Generation 0 as ``SearchLoop`` counts it; after it, the arrivals' trainings (``runs.ledger``): no
+        critical path per generation (the run's is its longest lineage chain)."""
+        counted = super().generation_ledger(new)
+        if counted is not None:
+            return counted
+        count = step_flops(self.cfg.model, self.cfg.fitness.batch_size)
+        trained = [ind for ind in new if ind.steps]
+        return GenerationLedger(
+            steps=sum(ind.steps or 0 for ind in new),
+            critical_path=None,
+            flops=float(sum((ind.steps or 0) * count(ind.mask) for ind in trained)),
+            seconds=sum(self._seconds.pop(ind.id, 0.0) for ind in new),
+        )
 
     def _flush(self, records: Sequence[ClassRecord]) -> None:
         """Commit the new classes now, then tell the evaluators they are known and the listeners."""

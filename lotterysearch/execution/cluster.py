@@ -297,12 +297,15 @@ class EvaluatorActor:
         shapes: Mapping[str, tuple[int, ...]],
         data: list[Any],
         steps: int | None = None,
+        order: int = 0,
     ) -> list[dict[str, Any]]:
-        """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget.
-        Each result's ``wall_time`` is its share of the call (the call's time over the masks)."""
+        """``evaluate`` of each packed mask, trained together; ``steps`` overrides the config's budget,
+        ``order`` its order of minibatches. Each result's ``wall_time`` is its share of the call (the call's
+        time over the masks)."""
         dataset = self._prepare(data)
         masks = [Mask.unpack(p, shapes) for p in packed]
         cfg = self.fitness_cfg if steps is None else self.fitness_cfg.with_steps(steps)
+        cfg = cfg.with_batch_order(order) if order else cfg
         start = time.perf_counter()
         objectives = evaluate_masks(masks, self.model_spec, dataset, cfg, self.mode)
         share = (time.perf_counter() - start) / max(1, len(masks))
@@ -371,12 +374,12 @@ class EvaluatorPool:
     so it starts without a round trip), each with up to ``batch`` masks (``None``: chosen from the
     network's size by ``fitness.masks_per_call``: the batched kernel's K).
 
-    ``num_evaluators=None`` gives one evaluator per ``cpus_per_eval`` CPUs on each alive node (and, with
-    ``gpus_per_eval > 0``, no more than its GPUs hold shares of ``gpus_per_eval``), and the pool grows when
-    nodes join (checked at each ``evaluate``). An actor whose process dies is restarted by Ray
-    (``max_restarts=-1``); the evaluation it held is retried on the next ready actor, up to ``max_attempts``
-    times in all, and an actor receives work again only after it answers ``info`` (so nothing waits on an
-    actor stuck restarting after its node left). If no evaluator is ready for ``ready_timeout`` seconds
+    ``ray`` (the run's ``[ray]`` settings) sizes the evaluators. ``num_evaluators = 0`` gives one evaluator
+    per ``cpus_per_eval`` CPUs on each alive node (and, with ``gpus_per_eval > 0``, no more than its GPUs
+    hold shares of ``gpus_per_eval``), and the pool grows when nodes join (checked at each ``evaluate``).
+    An actor whose process dies is restarted by Ray (``max_restarts=-1``); the evaluation it held is
+    retried on the next ready actor, up to ``max_attempts`` times in all, and an actor receives work again
+    only after it answers ``info`` (so nothing waits on an actor stuck restarting after its node left). If no evaluator is ready for ``ready_timeout`` seconds
     while work waits (all CPUs taken, say by another pool), ``evaluate`` raises instead of hanging.
     """
 
@@ -387,20 +390,12 @@ class EvaluatorPool:
         fitness_cfg: FitnessConfig,
         *,
         mode: str = "forward",
-        num_evaluators: int | None = None,
-        cpus_per_eval: float = 1.0,
-        gpus_per_eval: float = 0.0,
+        ray: RayConfig | None = None,
         max_attempts: int = 3,
         in_flight_per_evaluator: int = 2,
         ready_timeout: float = 300.0,
         batch: int | None = None,
     ) -> None:
-        if num_evaluators is not None and num_evaluators < 1:
-            raise ConfigError(f"num_evaluators must be >= 1 (or None for one per CPU), got {num_evaluators}")
-        if not cpus_per_eval > 0:
-            raise ConfigError(f"cpus_per_eval must be > 0, got {cpus_per_eval}")
-        if not gpus_per_eval >= 0:
-            raise ConfigError(f"gpus_per_eval must be >= 0, got {gpus_per_eval}")
         if max_attempts < 1:
             raise ConfigError(f"max_attempts must be >= 1, got {max_attempts}")
         if in_flight_per_evaluator < 1:
@@ -408,8 +403,7 @@ class EvaluatorPool:
         if batch is not None and batch < 1:
             raise ConfigError(f"batch must be >= 1 (or None to choose from the network), got {batch}")
         self.dataset, self.model_spec, self.fitness_cfg, self.mode = dataset, model_spec, fitness_cfg, mode
-        self.num_evaluators, self.cpus_per_eval = num_evaluators, float(cpus_per_eval)
-        self.gpus_per_eval = float(gpus_per_eval)
+        self.ray = ray or RayConfig()
         self.max_attempts, self.in_flight = max_attempts, in_flight_per_evaluator
         self.ready_timeout = float(ready_timeout)
         if batch is None:
@@ -435,24 +429,25 @@ class EvaluatorPool:
             connect()
         self._data_ref = ray.put(dataset_arrays(self.dataset))
         self._actor_class = ray.remote(EvaluatorActor).options(
-            num_cpus=self.cpus_per_eval,
-            num_gpus=self.gpus_per_eval,
+            num_cpus=self.ray.cpus_per_eval,
+            num_gpus=self.ray.gpus_per_eval,
             max_restarts=-1,
             max_task_retries=0,  # the pool retries, so that it can count attempts
             scheduling_strategy="SPREAD",
         )
 
     def _target_size(self) -> int:
-        if self.num_evaluators is not None:
-            return self.num_evaluators
+        if self.ray.num_evaluators:
+            return self.ray.num_evaluators
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        slots = [self._slots(r, "CPU", self.cpus_per_eval) for r in nodes]
-        if self.gpus_per_eval > 0:
+        slots = [self._slots(r, "CPU", self.ray.cpus_per_eval) for r in nodes]
+        if self.ray.gpus_per_eval > 0:
             slots = [
-                min(s, self._slots(r, "GPU", self.gpus_per_eval)) for s, r in zip(slots, nodes, strict=True)
+                min(s, self._slots(r, "GPU", self.ray.gpus_per_eval))
+                for s, r in zip(slots, nodes, strict=True)
             ]
         if max(slots, default=0) < 1:
-            for kind, need in (("CPU", self.cpus_per_eval), ("GPU", self.gpus_per_eval)):
+            for kind, need in (("CPU", self.ray.cpus_per_eval), ("GPU", self.ray.gpus_per_eval)):
                 have = max((float(r.get(kind, 0.0)) for r in nodes), default=0.0)
                 if have < need:
                     raise ConfigError(
@@ -465,7 +460,7 @@ class EvaluatorPool:
                         )
                     )
             raise ConfigError(  # enough of each, never on one node
-                f"each evaluation asks for {self.cpus_per_eval:g} CPUs and {self.gpus_per_eval:g} GPUs, but no"
+                f"each evaluation asks for {self.ray.cpus_per_eval:g} CPUs and {self.ray.gpus_per_eval:g} GPUs, but no"
                 " node of the Ray cluster has both; lower cpus_per_eval or gpus_per_eval"
             )
         return sum(slots)
@@ -482,7 +477,7 @@ class EvaluatorPool:
             self._add_actor()
 
     def _add_actor(self) -> None:
-        threads = max(1, int(self.cpus_per_eval))
+        threads = max(1, int(self.ray.cpus_per_eval))
         handle = self._actor_class.remote(self.model_spec, self.fitness_cfg, self.mode, threads)
         actor = _Actor(handle)
         self._actors.append(actor)
@@ -525,15 +520,15 @@ class EvaluatorPool:
 
     def _stalled_message(self) -> str:
         free = ray.available_resources()
-        need, has = f"{self.cpus_per_eval:g} CPUs", f"{free.get('CPU', 0.0):g}"
-        if self.gpus_per_eval > 0:
+        need, has = f"{self.ray.cpus_per_eval:g} CPUs", f"{free.get('CPU', 0.0):g}"
+        if self.ray.gpus_per_eval > 0:
             need, has = (
-                f"{need} and {self.gpus_per_eval:g} GPUs",
+                f"{need} and {self.ray.gpus_per_eval:g} GPUs",
                 f"{has} CPUs and {free.get('GPU', 0.0):g} GPUs",
             )
         return (
             f"no evaluator became ready within {self.ready_timeout:g} s (each needs {need}, the Ray cluster has"
-            f" {has} free): are its {'CPUs' if self.gpus_per_eval == 0 else 'CPUs or GPUs'} taken by other work?"
+            f" {has} free): are its {'CPUs' if self.ray.gpus_per_eval == 0 else 'CPUs or GPUs'} taken by other work?"
         )
 
     def _settle_orphan(self, ref: Any) -> None:
@@ -561,14 +556,16 @@ class EvaluatorPool:
         jobs: Iterable[tuple[str, bytes]],
         shapes: Mapping[str, tuple[int, ...]],
         steps: int | None = None,
+        order: int = 0,
     ) -> Iterator[list[EvalResult]]:
-        """``evaluate``'s results, one list per finished call (the masks trained together)."""
+        """``evaluate``'s results, one list per finished call (the masks trained together); ``order``: the
+        order of minibatches (``FitnessConfig.batch_order``)."""
         queue = deque(_Job(str(key), bytes(packed)) for key, packed in jobs)
         shapes = {str(n): tuple(int(d) for d in s) for n, s in shapes.items()}
 
         def submit(actor: _Actor, batch: list[_Job]) -> Any:
             return actor.handle.evaluate_batch.remote(
-                [j.payload for j in batch], shapes, [self._data_ref], steps
+                [j.payload for j in batch], shapes, [self._data_ref], steps, order
             )
 
         def result(job: _Job, out: dict[str, Any]) -> EvalResult:
@@ -839,28 +836,21 @@ class RayEvaluator:
     def pool(self) -> EvaluatorPool:
         if self._pool is None:
             self.connect()
-            r = self.ray
-            self._pool = EvaluatorPool(
-                self.data,
-                self.model_spec,
-                self.fitness,
-                mode=self.mode,
-                num_evaluators=r.num_evaluators or None,
-                cpus_per_eval=r.cpus_per_eval,
-                gpus_per_eval=r.gpus_per_eval,
-            )
+            self._pool = EvaluatorPool(self.data, self.model_spec, self.fitness, mode=self.mode, ray=self.ray)
         return self._pool
 
     def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
         for group in self.evaluate_ready(jobs, steps):
             yield from group
 
-    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
+    def evaluate_ready(
+        self, jobs: Sequence[Job], steps: int | None = None, order: int = 0
+    ) -> Iterator[list[EvalResult]]:
         jobs = list(jobs)
         if not jobs:
             return iter(())
         shapes = jobs[0][1].shapes
-        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps)
+        return self.pool.evaluate_ready([(key, mask.pack()) for key, mask in jobs], shapes, steps, order)
 
     @property
     def capacity(self) -> int:

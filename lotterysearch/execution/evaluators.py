@@ -30,6 +30,8 @@ import torch
 
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import operators
 from lotterysearch.settings import FitnessConfig
 from lotterysearch.training.fitness import Objectives, evaluate_masks, fitness_key, masks_per_call
@@ -92,8 +94,11 @@ class Evaluator(Protocol):
         """One result per job, in order of completion; ``steps`` overrides the fitness budget."""
         ...
 
-    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
-        """``evaluate``'s results in groups: each group is what arrived together (one call's masks)."""
+    def evaluate_ready(
+        self, jobs: Sequence[Job], steps: int | None = None, order: int = 0
+    ) -> Iterator[list[EvalResult]]:
+        """``evaluate``'s results in groups: each group is what arrived together (one call's masks).
+        ``order`` trains under another order of minibatches (``FitnessConfig.batch_order``)."""
         ...
 
     def class_keys(self, masks: Sequence[Mask]) -> list[str]:
@@ -186,9 +191,17 @@ def class_keys_of(evaluator: object, masks: Sequence[Mask], mode: str = "topolog
     return list(keys(masks)) if keys is not None else [fitness_key(m, mode) for m in masks]
 
 
-def ready_groups(evaluator: object, jobs: Sequence[Job], steps: int | None) -> Iterator[list[EvalResult]]:
-    """``evaluator.evaluate_ready``, or ``evaluate``'s results one per group for an evaluator without it."""
+def ready_groups(
+    evaluator: object, jobs: Sequence[Job], steps: int | None, order: int = 0
+) -> Iterator[list[EvalResult]]:
+    """``evaluator.evaluate_ready``, or ``evaluate``'s results one per group for an evaluator without it.
+    ``order`` (another order of minibatches) is passed only where it is not 0, so an evaluator written
+    before it existed still serves every other call."""
     grouped = getattr(evaluator, "evaluate_ready", None)
+    if order:
+        if grouped is None:
+            raise ConfigError(f"{type(evaluator).__name__} cannot train under another batch order")
+        return grouped(jobs, steps, order=order)
     if grouped is not None:
         return grouped(jobs, steps)
     return ([r] for r in evaluator.evaluate(jobs, steps))  # type: ignore[attr-defined]
@@ -208,8 +221,6 @@ class LocalEvaluator:
         threads: int = 1,
         chunk: int | None = None,
     ) -> None:
-        from lotterysearch.core.models import build_model
-
         self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
         self.threads = max(1, int(threads))
         model = build_model(model_spec, 0)
@@ -235,8 +246,11 @@ class LocalEvaluator:
         finally:
             torch.set_num_threads(before)
 
-    def evaluate_ready(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[list[EvalResult]]:
+    def evaluate_ready(
+        self, jobs: Sequence[Job], steps: int | None = None, order: int = 0
+    ) -> Iterator[list[EvalResult]]:
         cfg = self.fitness if steps is None else self.fitness.with_steps(steps)
+        cfg = cfg.with_batch_order(order) if order else cfg
         jobs = list(jobs)
         host, pid = socket.gethostname(), os.getpid()
         for start in range(0, len(jobs), self.chunk):

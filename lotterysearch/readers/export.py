@@ -53,11 +53,16 @@ import torch
 from torch import nn
 
 from lotterysearch.core.masks import Mask, masked_call
-from lotterysearch.core.models import input_shape, input_width, prunable_layers
+from lotterysearch.core.models import build_model, input_shape, input_width, prunable_layers
 from lotterysearch.errors import ConfigError, ExportError
+from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
+from lotterysearch.readers.report import export_mask
+from lotterysearch.runs import confirmation
+from lotterysearch.settings import ROUND_KINDS, TrainingConfig, config_kind, parse_config, parse_run_config
 from lotterysearch.training.batched_mlp import sparse_layers as csr_layers
 from lotterysearch.training.compaction import compact_mask, compaction
 from lotterysearch.training.family import family_of
+from lotterysearch.training.trainer import train
 
 if TYPE_CHECKING:
     from lotterysearch.core.data import Dataset
@@ -385,8 +390,6 @@ class Ticket:
 def run_training(store: Store, run_id: str) -> Any:
     """The protocol ``trained`` weights use by default: an IMP (or CS) run's ``[training]``, a search's
     fitness."""
-    from lotterysearch.settings import ROUND_KINDS, config_kind, parse_config, parse_run_config
-
     record = store.run(run_id)
     kind = config_kind(record.config_json)
     if kind in ROUND_KINDS:
@@ -405,12 +408,6 @@ def ticket(
 ) -> Ticket:
     """The network of individual ``individual_id`` with ``weights`` (see the module docstring);
     ``protocol``: a ``TrainingConfig`` or a TOML file with a ``[training]`` table (default: the run's)."""
-    from lotterysearch.core.models import build_model
-    from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
-    from lotterysearch.runs import confirmation
-    from lotterysearch.settings import TrainingConfig
-    from lotterysearch.training.trainer import train
-
     if weights not in WEIGHTS:
         raise ConfigError(f"unknown weights '{weights}' (known: {', '.join(WEIGHTS)})")
     inits = confirmation.run_inits(store, run_id)
@@ -506,8 +503,6 @@ def export(
     if weights not in WEIGHTS:
         raise ConfigError(f"unknown weights '{weights}' (known: {', '.join(WEIGHTS)})")
     if fmt == "mask":
-        from lotterysearch.readers.report import export_mask
-
         path = export_mask(store, run_id, individual_id, writable(out))
         return Exported(path, fmt, path.stat().st_size, None, None, None)
     writable(out)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.evolution import pareto
 from lotterysearch.runs.confirmation import Confirmed, Plan, Retrained, stored_confirmed
+from lotterysearch.runs.ledger import RunCompute, run_compute, run_steps_summary
 from lotterysearch.settings import ROUND_KINDS, RunKind
 from lotterysearch.storage.store import GenerationRecord, Individual, RunRecord, Store
 
@@ -42,7 +43,21 @@ FRONT_FIELDS = (
     "generation",
     "origin",
 )
-RUN_FIELDS = ("id", "name", "status", "generations", "created", "individuals", "trained", "best_accuracy")
+RUN_FIELDS = (
+    "id",
+    "name",
+    "status",
+    "generations",
+    "created",
+    "individuals",
+    "trained",
+    "best_accuracy",
+    "steps",
+    "critical_path",
+)
+# The compute ledger per individual (``runs.ledger``): steps along its lineage, the run's steps up to its
+# generation; listed where the run recorded them
+COMPUTE_FIELDS = ("lineage_steps", "run_steps")
 
 Row = dict[str, Any]
 
@@ -151,10 +166,12 @@ def run_summary(store: Store, run_id: str) -> RunSummary:
 def runs_rows(store: Store) -> list[Row]:
     """The runs of a workspace, oldest first (``RUN_FIELDS``): ``generations`` is the last committed
     generation (None before the first), ``individuals`` those evaluated (trained or isomorph hits),
-    ``trained`` the classes actually trained."""
+    ``trained`` the classes actually trained, ``steps`` and ``critical_path`` the run's compute ledger in
+    training steps (``runs.ledger``; None where not known)."""
     rows = []
     for run in store.runs():
         c = store.run_counts(run.id)
+        steps, critical_path = run_steps_summary(store, run.id)
         rows.append(
             {
                 "id": run.id,
@@ -165,6 +182,8 @@ def runs_rows(store: Store) -> list[Row]:
                 "individuals": c["individuals"],
                 "trained": c["trained"],
                 "best_accuracy": c["best_accuracy"],
+                "steps": steps,
+                "critical_path": critical_path,
             }
         )
     return rows
@@ -300,8 +319,27 @@ def format_front(store: Store, run_id: str, fmt: str = "table", *, all: bool = F
     summary = run_summary(store, run_id)
     rows = front_of(summary.individuals, all=all)
     fields = [*FRONT_FIELDS, "is_pareto"] if all else list(FRONT_FIELDS)
+    rows, compute_fields = with_compute(rows, run_compute(store, run_id, flops=False))
     rows, extra, note = with_confirmed(rows, summary.confirmed)
-    return format_rows(rows, fmt, title=front_title(summary, all=all) + note, fields=[*fields, *extra])
+    return format_rows(
+        rows, fmt, title=front_title(summary, all=all) + note, fields=[*fields, *compute_fields, *extra]
+    )
+
+
+def with_compute(rows: Sequence[Row], compute: RunCompute) -> tuple[list[Row], list[str]]:
+    """Rows with ``COMPUTE_FIELDS`` (the steps along each individual's lineage, the run's steps up to its
+    generation) and those fields, when the run recorded them (or they are derived); unchanged otherwise."""
+    if all(compute.lineage_steps.get(row["id"]) is None for row in rows):
+        return list(rows), []
+    out = [
+        row
+        | {
+            "lineage_steps": compute.lineage_steps.get(row["id"]),
+            "run_steps": compute.run_steps.get(row["id"]),
+        }
+        for row in rows
+    ]
+    return out, list(COMPUTE_FIELDS)
 
 
 # ---- confirmations ----------------------------------------------------------------------------------
@@ -465,10 +503,10 @@ _REINIT_DODGE = 1.03
 
 def origin_kind(origin: str) -> str:
     """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control), ``child``, or
-    ``imp`` (an IMP ticket)."""
+    ``imp`` (an IMP or a CS ticket)."""
     if origin.startswith("child"):
         return "child"
-    if origin.startswith("imp:"):
+    if origin.startswith(("imp:", "cs:")):
         return "imp"
     if origin.startswith("random"):
         return "random"

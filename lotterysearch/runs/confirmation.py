@@ -14,7 +14,8 @@ protocol's key (``Protocol.key``). A rerun of the same confirmation trains only 
 killed confirmation resumes to the same numbers; confirmations under other protocols sit beside them.
 
 The summaries (``Retrained``, ``Confirmed``, ``confirmed``) read plain store records and import no torch, so
-``lotterysearch front`` shows them without paying for it; training imports it when it starts.
+``lotterysearch front`` shows them without paying for it: what needs torch (``RunInits.data``, ``train_job``,
+``Confirmation.of``) imports its modules inside itself, when training starts or a result is read.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +296,24 @@ def train_job(data: Dataset, job: Job) -> dict[str, Any]:
     return result.as_dict()
 
 
+def timed_train_job(data: Dataset, job: Job) -> tuple[dict[str, Any], float]:
+    """``train_job`` and the seconds it took where it ran (the compute ledger's wall time)."""
+    t0 = time.perf_counter()
+    result = train_job(data, job)
+    return result, time.perf_counter() - t0
+
+
+def job_cost(job: Job, result: Mapping[str, Any]) -> tuple[int, float]:
+    """(steps, FLOPs on kept weights) of one confirmation training (``runs.ledger``): the steps it trained
+    from its init (an own init's rewind point is the run's own dense training, counted with the run)."""
+    from lotterysearch.core.masks import Mask
+    from lotterysearch.runs.ledger import step_flops
+
+    steps = int(result["steps"])
+    mask = Mask.unpack(job.packed, job.shapes)
+    return steps, float(steps * step_flops(job.protocol.model, job.protocol.training.batch_size)(mask))
+
+
 def plan_jobs(
     individuals: Sequence[Individual], inits: RunInits, protocol: Protocol, reinit_seeds: Sequence[int]
 ) -> list[Job]:
@@ -532,8 +552,18 @@ def run_plan(
     with store.driving(p.run_id):
         by_job = {j.key: j for j in p.jobs}
         for key, result in p.from_rounds.items():
-            store.record_confirmation(
-                ConfirmationRecord(p.run_id, key[0], key[1], key[2], p.protocol.key, result)
+            store.record_confirmation(  # the round's training, already in the run's ledger: no cost here
+                ConfirmationRecord(
+                    p.run_id,
+                    key[0],
+                    key[1],
+                    key[2],
+                    p.protocol.key,
+                    result,
+                    steps=0,
+                    flops=0.0,
+                    wall_time=0.0,
+                )
             )
             if on_result is not None:
                 on_result(by_job[key], result)
@@ -541,17 +571,28 @@ def run_plan(
             return
         data = data if data is not None else p.inits.data()
         in_process = local if local is not None else p.inits.local
-        runner = backend.jobs(train_job, data, local=in_process, address=address or p.inits.address or None)
+        runner = backend.jobs(
+            timed_train_job, data, local=in_process, address=address or p.inits.address or None
+        )
         try:
             for job in p.todo:
                 runner.submit(job.key, job)
             by_key = {j.key: j for j in p.todo}
             while runner.pending():
-                key, result = runner.next_done()
+                key, (result, seconds) = runner.next_done()
                 job = by_key[key]
+                steps, flops = job_cost(job, result)
                 store.record_confirmation(
                     ConfirmationRecord(
-                        p.run_id, job.individual_id, job.init.init, job.init.seed, p.protocol.key, result
+                        p.run_id,
+                        job.individual_id,
+                        job.init.init,
+                        job.init.seed,
+                        p.protocol.key,
+                        result,
+                        steps=steps,
+                        flops=flops,
+                        wall_time=seconds,
                     )
                 )
                 if on_result is not None:

@@ -72,6 +72,14 @@ def round_objectives(result: TrainResult) -> tuple[float, float]:
     return (es.val_accuracy, es.val_loss) if es is not None else (result.val_accuracy, result.val_loss)
 
 
+def round_steps(result: TrainResult | dict[str, Any], round: int, rewind_step: int) -> int:
+    """Training steps of a round for the compute ledger (``runs.ledger``): those from its rewind point, and
+    for round 0 also the ``rewind_step`` dense steps that reach it (once per trajectory: every later round
+    starts from the same point)."""
+    steps = result.steps if isinstance(result, TrainResult) else int(result["steps"])
+    return steps + (rewind_step if round == 0 else 0)
+
+
 # ---- the run ------------------------------------------------------------------------------------------
 def imp_data(cfg: IMPConfig) -> Dataset:
     """The run's dataset (validation split seeded by ``cfg.seed``), checked against the model's inputs."""
@@ -248,6 +256,7 @@ class IMPDriver:
             class_key=key,
             accuracy=accuracy,
             evaluated=True,
+            steps=round_steps(result, r, self.cfg.imp.rewind_step),
         )
         trained = ClassRecord(
             run_id=self.run_id,
@@ -262,6 +271,8 @@ class IMPDriver:
             node=str(where.get("node", "")),
             wall_time=float(where.get("wall_time", 0.0)),
         )
-        record = IMPRoundRecord(self.run_id, seed, r, ind.id, result_dict, pruned)
+        record = IMPRoundRecord(
+            self.run_id, seed, r, ind.id, result_dict, pruned, wall_time=float(where.get("wall_time", 0.0))
+        )
         self.storage.commit_imp_round(record, ind, trained)
         return IMPRoundReport(self.run_id, seed, t, r, self.rounds, ind.id, ind.density, result, elapsed)

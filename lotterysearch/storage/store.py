@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -56,9 +56,10 @@ STORE_FILENAME = "lotterysearch.sqlite"
 APPLICATION_ID = 0x4C545352  # "LTSR": lottery search; in the SQLite header at byte 68
 # 2: IMP rounds and confirmations (a version-1 store gains their tables on open); 3: an individual's
 # zero-length mask is its class's representative (older lotterysearch would read it as a mask: refused);
-# 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open)
-SCHEMA_VERSION = 4
-READABLE_SINCE = 2  # a version-2 or 3 store reads as version 4 (read-only paths never read trained weights)
+# 4: classes' trained weights, for the magnitude mutation (an older store gains the table on open);
+# 5: the compute ledger's columns (``_LEDGER_COLUMNS``; an older store gains them on open, NULL: not recorded)
+SCHEMA_VERSION = 5
+READABLE_SINCE = 2  # a version-2 to 4 store reads as version 5 (the ledger's columns read as NULL)
 RUN_STATUSES = ("running", "finished", "failed", "interrupted")
 VERSIONED_PACKAGES = ("torch", "ray", "deap", "networkx", "numpy", "lotterysearch")
 BUSY_TIMEOUT_S = 30.0  # how long a statement waits for the write lock before failing
@@ -175,6 +176,41 @@ CREATE TABLE IF NOT EXISTS trained_weights (
 );
 """
 _SCHEMA += _SCHEMA_V4
+# Elite re-evaluation (``ga.reevaluate_elites``): a class trained again under another order of minibatches.
+# Created by the first write that needs it, not with the schema (a store without it has no re-evaluations),
+# so stores of every version read as before, none needs migrating, and runs without it keep the schema small.
+_SCHEMA_REEVALUATIONS = """
+CREATE TABLE IF NOT EXISTS reevaluations (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    key TEXT NOT NULL,
+    batch_order INTEGER NOT NULL,
+    gen INTEGER NOT NULL,  -- the generation whose breeding it preceded: it counts once that is committed
+    accuracy REAL NOT NULL,
+    loss REAL,
+    steps INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    wall_time REAL NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (run_id, key, batch_order),
+    FOREIGN KEY (run_id, key) REFERENCES classes(run_id, key)
+);
+"""
+# Added in schema version 5, the compute ledger (``runs.ledger``): an individual's own training steps (its
+# class's trainings in its generation, all rungs and init seeds; 0 for an isomorph), a generation's steps,
+# critical path, FLOPs on kept weights and training seconds, the measured seconds of each IMP round, and a
+# confirmation's training cost (0 steps for one an IMP round already was). NULL where not recorded.
+_LEDGER_COLUMNS = (
+    ("individuals", "steps", "INTEGER"),
+    ("generations", "steps", "INTEGER"),
+    ("generations", "critical_path_steps", "INTEGER"),
+    ("generations", "flops", "REAL"),  # may pass SQLite's 2^63 bound on integers
+    ("generations", "train_seconds", "REAL"),
+    ("imp_rounds", "wall_time", "REAL"),
+    ("confirmations", "steps", "INTEGER"),
+    ("confirmations", "flops", "REAL"),
+    ("confirmations", "wall_time", "REAL"),
+)
+_SCHEMA += "".join(f"ALTER TABLE {t} ADD COLUMN {c} {kind};\n" for t, c, kind in _LEDGER_COLUMNS)
 
 
 # ---- paths ----------------------------------------------------------------------------------------
@@ -294,6 +330,9 @@ class Individual:
     effective_density: float
     evaluated: bool
     fidelity: float = 1.0
+    # training steps spent on its class in its generation (every rung and init seed); 0 for an isomorph
+    # hit; None where the store did not record it (before schema version 5)
+    steps: int | None = None
     shapes: Mapping[str, tuple[int, ...]] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -302,6 +341,8 @@ class Individual:
         _set(self, "id", int(self.id))
         _set(self, "generation", int(self.generation))
         _set(self, "evaluated", bool(self.evaluated))
+        if self.steps is not None:
+            _set(self, "steps", int(self.steps))
         for name in ("accuracy", "density", "effective_density", "fidelity"):
             _set(self, name, float(getattr(self, name)))
 
@@ -356,13 +397,49 @@ class GenerationRecord:
     rng_state: Any
     elapsed: float  # seconds since the run started
     created: str | None = None  # set by the store when committed
+    # the compute ledger of this generation (``runs.ledger``): training steps (every rung and init seed),
+    # the critical path in steps, training FLOPs on kept weights, seconds its trainings took where they ran;
+    # None where not recorded (stored before schema version 5; a steady-state run's critical path)
+    steps: int | None = None
+    critical_path_steps: int | None = None
+    flops: float | None = None
+    train_seconds: float | None = None
 
     def __post_init__(self) -> None:
         _set(self, "population", _ids(self.population))
         _set(self, "front", _ids(self.front))
+        for name, kind in (("steps", int), ("critical_path_steps", int), ("flops", float)):
+            if getattr(self, name) is not None:
+                _set(self, name, kind(getattr(self, name)))
         for name in ("gen", "evaluated", "skipped"):
             _set(self, name, int(getattr(self, name)))
         for name in ("hypervolume", "best_accuracy", "elapsed"):
+            _set(self, name, float(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class Reevaluation:
+    """One more training of a full-fidelity class under another order of minibatches (``batch_order`` ≥ 1,
+    same initial weights), made before generation ``gen`` bred. Once ``gen`` is committed, the class's
+    accuracy, as ``Store.classes`` and ``Store.individuals`` read it, is the mean of its first training and
+    these."""
+
+    run_id: str
+    key: str
+    batch_order: int
+    gen: int
+    accuracy: float
+    loss: float
+    steps: int
+    node: str
+    wall_time: float
+    created: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_order", "gen", "steps"):
+            _set(self, name, int(getattr(self, name)))
+        _set(self, "loss", _loss_out(self.loss))  # NULL in SQLite: a diverged training's NaN
+        for name in ("accuracy", "loss", "wall_time"):
             _set(self, name, float(getattr(self, name)))
 
 
@@ -381,6 +458,7 @@ class IMPRoundRecord:
     result: dict[str, Any]
     pruned: bytes | None = None
     created: str | None = None
+    wall_time: float | None = None  # seconds the round took where it ran (None: stored before version 5)
 
 
 @dataclass(frozen=True)
@@ -396,6 +474,11 @@ class ConfirmationRecord:
     protocol: str
     result: dict[str, Any]
     created: str | None = None
+    # what its training cost (``runs.ledger``): steps, FLOPs on kept weights, seconds where it ran; 0 for a
+    # confirmation an IMP round already was (its numbers copied); None where not recorded
+    steps: int | None = None
+    flops: float | None = None
+    wall_time: float | None = None
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -422,6 +505,11 @@ def _loss_in(x: float) -> float | None:
 
 def _loss_out(x: float | None) -> float:
     return math.nan if x is None else x
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean of a class's accuracies, summed in the order given (first training, then batch orders)."""
+    return sum(values) / len(values)
 
 
 def _slug(name: str) -> str:
@@ -674,6 +762,9 @@ class Store:
         # committed representatives by (run, class) that this store wrote or read: the same bytes objects
         # the caller holds, so an individual's mask is compared with its class's without reading it back
         self._representatives: dict[tuple[str, str], bytes] = {}
+        self._has_ledger: bool | None = (
+            None  # the ledger's columns exist (not in an older store read as it is)
+        )
 
     # ---- opening and closing -----------------------------------------------------------------------
     @classmethod
@@ -783,11 +874,16 @@ class Store:
         """Bring an older store to this version in one transaction: a version-1 store gains the tables it
         lacks; a version-2 store only its number (its masks are all stored whole, which version 3 reads as
         they are; only masks written from now on reference their class's); a version-3 store gains the trained
-        weights' table."""
+        weights' table; a version-4 store the ledger's columns, NULL in its rows (``runs.ledger`` derives what
+        the stored config and records allow)."""
         with self._write() as conn:
             for statement in (_SCHEMA_V2 + _SCHEMA_V4).split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table, column, kind in _LEDGER_COLUMNS:
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def _start_checkpointer(self) -> None:
@@ -871,6 +967,18 @@ class Store:
             conn.execute("COMMIT")
         if self._checkpointer is not None:
             self._checkpointer.wake.set()
+
+    def _ledger_columns(self, conn: sqlite3.Connection, table: str, prefix: str = "") -> str:
+        """The ledger's columns of ``table`` for a SELECT list: NULL in an older store opened read-only."""
+        if self._has_ledger is None:
+            have = {
+                (t, r[1])
+                for t in {t for t, _, _ in _LEDGER_COLUMNS}
+                for r in conn.execute(f"PRAGMA table_info({t})")
+            }
+            self._has_ledger = all((t, c) in have for t, c, _ in _LEDGER_COLUMNS)
+        names = [c for t, c, _ in _LEDGER_COLUMNS if t == table]
+        return ", ".join(f"{prefix}{c}" if self._has_ledger else f"NULL AS {c}" for c in names)
 
     def _require_run(self, conn: sqlite3.Connection, run_id: str) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
@@ -1099,7 +1207,8 @@ class Store:
         return None if row is None else bytes(row[0])
 
     def classes(self, run_id: str) -> dict[str, ClassRecord]:
-        """Every trained class of the run by key, in the order they were recorded."""
+        """Every trained class of the run by key, in the order they were recorded; a class re-evaluated
+        before a committed generation has the mean accuracy of its trainings (``Reevaluation``)."""
         with self._sql() as conn:
             self._require_run(conn, run_id)
             rows = conn.execute(
@@ -1109,9 +1218,104 @@ class Store:
                 (run_id,),
             )
             out = {r.key: r for r in _records(ClassRecord, rows)}
+            extra = self._counted_reevaluations(conn, run_id)
+        for key, accs in extra.items():
+            if key in out:
+                out[key] = replace(out[key], accuracy=_mean([out[key].accuracy, *accs]))
         for key, rec in out.items():
             self._representatives[(run_id, key)] = rec.representative
         return out
+
+    # ---- elite re-evaluation -----------------------------------------------------------------------
+    @staticmethod
+    def _has_reevaluations(conn: sqlite3.Connection) -> bool:
+        return bool(
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reevaluations'"
+            ).fetchone()
+        )
+
+    def record_reevaluations(self, run_id: str, records: Sequence[Reevaluation]) -> None:
+        """Commit re-evaluations of known full-fidelity classes in one transaction, as they arrive (a driver
+        killed before their generation commits finds them on resume and trains nothing again)."""
+        if not records:
+            return
+        with self._write("NORMAL") as conn:
+            self._require_run(conn, run_id)
+            conn.execute(_SCHEMA_REEVALUATIONS)
+            for r in records:
+                if r.run_id != run_id:
+                    raise StoreError(f"re-evaluation of run '{r.run_id}' recorded into run '{run_id}'")
+                known = conn.execute(
+                    "SELECT fidelity FROM classes WHERE run_id = ? AND key = ?", (run_id, r.key)
+                ).fetchone()
+                if known is None or known[0] < 1.0:
+                    raise StoreError(
+                        f"run '{run_id}': class '{r.key}' has no full-fidelity training to re-evaluate"
+                    )
+                conn.execute(
+                    "INSERT INTO reevaluations (run_id, key, batch_order, gen, accuracy, loss, steps, node,"
+                    " wall_time, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        r.key,
+                        r.batch_order,
+                        r.gen,
+                        r.accuracy,
+                        _loss_in(r.loss),
+                        r.steps,
+                        r.node,
+                        r.wall_time,
+                        _now(),
+                    ),
+                )
+
+    def reevaluations(self, run_id: str) -> list[Reevaluation]:
+        """Every recorded re-evaluation of the run, committed generation or not, in the order recorded."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            if not self._has_reevaluations(conn):
+                return []
+            rows = conn.execute(
+                "SELECT run_id, key, batch_order, gen, accuracy, loss, steps, node, wall_time, created"
+                " FROM reevaluations WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+            return _records(Reevaluation, rows)
+
+    def _counted_reevaluations(self, conn: sqlite3.Connection, run_id: str) -> dict[str, list[float]]:
+        """Accuracies of the extra batch orders of each class, from re-evaluations whose generation is
+        committed (those of an interrupted generation count only once it is)."""
+        if not self._has_reevaluations(conn):
+            return {}
+        rows = conn.execute(
+            "SELECT key, accuracy FROM reevaluations WHERE run_id = ? AND gen <="
+            " (SELECT COALESCE(MAX(gen), -1) FROM generations WHERE run_id = ?) ORDER BY key, batch_order",
+            (run_id, run_id),
+        )
+        out: dict[str, list[float]] = {}
+        for key, acc in rows:
+            out.setdefault(key, []).append(float(acc))
+        return out
+
+    def _averaged(self, conn: sqlite3.Connection, run_id: str, inds: list[Individual]) -> list[Individual]:
+        """``inds`` with the mean accuracy of their class's trainings where it was re-evaluated (full-fidelity
+        members only: a member measured at a lower fidelity keeps that measurement)."""
+        extra = self._counted_reevaluations(conn, run_id)
+        if not extra:
+            return inds
+        first = dict(
+            conn.execute(
+                f"SELECT key, accuracy FROM classes WHERE run_id = ? AND key IN ({', '.join('?' * len(extra))})",
+                (run_id, *extra),
+            ).fetchall()
+        )
+        return [
+            replace(i, accuracy=_mean([first[i.class_key], *extra[i.class_key]]))
+            if i.class_key in extra and i.fidelity >= 1.0
+            else i
+            for i in inds
+        ]
 
     # ---- generations and individuals ---------------------------------------------------------------
     def commit_generation(
@@ -1144,6 +1348,10 @@ class Store:
             _dumps(generation.rng_state, "rng_state"),
             generation.elapsed,
             generation.created or _now(),
+            generation.steps,
+            generation.critical_path_steps,
+            generation.flops,
+            generation.train_seconds,
         )
         new_ids = [i.id for i in individuals]
         with self._write() as conn:
@@ -1174,10 +1382,11 @@ class Store:
                 )
             conn.execute(
                 "INSERT INTO generations (run_id, gen, population, front, hypervolume, evaluated, skipped,"
-                " best_accuracy, rng_state, elapsed, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " best_accuracy, rng_state, elapsed, created, steps, critical_path_steps, flops, train_seconds)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 gen_row,
             )
-            conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (gen_row[-1], run_id))
+            conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (gen_row[10], run_id))
         self._settle()
 
     def _settle(self) -> None:
@@ -1193,7 +1402,7 @@ class Store:
 
     _IND_INSERT = (
         "INSERT INTO individuals (run_id, id, generation, mask, parents, operator, origin, class_key,"
-        " accuracy, density, effective_density, evaluated, fidelity)"
+        " accuracy, density, effective_density, evaluated, fidelity, steps)"
     )
 
     def _insert_individuals(
@@ -1222,12 +1431,13 @@ class Store:
                 i.effective_density,
                 int(i.evaluated),
                 i.fidelity,
+                i.steps,
             )
             (unknown if rep is None else known).append(row)
-        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
+        conn.executemany(f"{self._IND_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", known)
         conn.executemany(
             f"{self._IND_INSERT} VALUES (?1, ?2, ?3, CASE WHEN ?4 = (SELECT representative FROM classes"
-            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            " WHERE run_id = ?1 AND key = ?8) THEN X'' ELSE ?4 END, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             unknown,
         )
 
@@ -1272,8 +1482,8 @@ class Store:
             self._insert_individuals(conn, record.run_id, [individual])
             now = record.created or _now()
             conn.execute(
-                "INSERT INTO imp_rounds (run_id, trajectory, round, individual_id, result, pruned, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO imp_rounds (run_id, trajectory, round, individual_id, result, pruned, created,"
+                " wall_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.run_id,
                     record.trajectory,
@@ -1282,6 +1492,7 @@ class Store:
                     _dumps(record.result, "result"),
                     None if record.pruned is None else bytes(record.pruned),
                     now,
+                    record.wall_time,
                 ),
             )
             conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (now, record.run_id))
@@ -1291,8 +1502,9 @@ class Store:
         with self._sql() as conn:
             self._require_run(conn, run_id)
             rows = conn.execute(
-                "SELECT run_id, trajectory, round, individual_id, result, pruned, created FROM imp_rounds"
-                " WHERE run_id = ? ORDER BY trajectory, round",
+                "SELECT run_id, trajectory, round, individual_id, result, pruned, created,"
+                f" {self._ledger_columns(conn, 'imp_rounds')} FROM imp_rounds WHERE run_id = ?"
+                " ORDER BY trajectory, round",
                 (run_id,),
             )
             return _records(IMPRoundRecord, rows)
@@ -1310,8 +1522,8 @@ class Store:
                 )
             try:
                 conn.execute(
-                    "INSERT INTO confirmations (run_id, individual_id, init, seed, protocol, result, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO confirmations (run_id, individual_id, init, seed, protocol, result, created,"
+                    " steps, flops, wall_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.run_id,
                         record.individual_id,
@@ -1320,6 +1532,9 @@ class Store:
                         record.protocol,
                         _dumps(record.result, "result"),
                         record.created or _now(),
+                        record.steps,
+                        record.flops,
+                        record.wall_time,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -1334,7 +1549,8 @@ class Store:
             self._require_run(conn, run_id)
             where, args = ("AND protocol = ?", (run_id, protocol)) if protocol else ("", (run_id,))
             rows = conn.execute(
-                "SELECT run_id, individual_id, init, seed, protocol, result, created FROM confirmations"
+                "SELECT run_id, individual_id, init, seed, protocol, result, created,"
+                f" {self._ledger_columns(conn, 'confirmations')} FROM confirmations"
                 f" WHERE run_id = ? {where} ORDER BY individual_id, init, seed",
                 args,
             )
@@ -1342,7 +1558,7 @@ class Store:
 
     _GEN_SELECT = (
         "SELECT run_id, gen, population, front, hypervolume, evaluated, skipped, best_accuracy, rng_state, elapsed,"
-        " created FROM generations WHERE run_id = ?"
+        " created, {ledger} FROM generations WHERE run_id = ?"
     )
 
     def last_generation(self, run_id: str) -> GenerationRecord | None:
@@ -1350,21 +1566,31 @@ class Store:
         with self._sql() as conn:
             self._require_run(conn, run_id)
             return _record(
-                GenerationRecord, conn.execute(f"{self._GEN_SELECT} ORDER BY gen DESC LIMIT 1", (run_id,))
+                GenerationRecord,
+                conn.execute(f"{self._gen_select(conn)} ORDER BY gen DESC LIMIT 1", (run_id,)),
             )
 
     def generations(self, run_id: str) -> list[GenerationRecord]:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            return _records(GenerationRecord, conn.execute(f"{self._GEN_SELECT} ORDER BY gen", (run_id,)))
+            return _records(
+                GenerationRecord, conn.execute(f"{self._gen_select(conn)} ORDER BY gen", (run_id,))
+            )
+
+    def _gen_select(self, conn: sqlite3.Connection) -> str:
+        return self._GEN_SELECT.format(ledger=self._ledger_columns(conn, "generations"))
 
     _IND_SELECT = (  # a zero-length mask is the class's representative
         "SELECT i.run_id, i.id, i.generation,"
         " CASE WHEN length(i.mask) = 0 THEN c.representative ELSE i.mask END AS packed,"
-        " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity"
+        " i.parents, i.operator, i.origin, i.class_key, i.accuracy, i.density, i.effective_density, i.evaluated, i.fidelity,"
+        " {ledger}"
         " FROM individuals i LEFT JOIN classes c ON c.run_id = i.run_id AND c.key = i.class_key"
         " WHERE i.run_id = ?"
     )
+
+    def _ind_select(self, conn: sqlite3.Connection) -> str:
+        return self._IND_SELECT.format(ledger=self._ledger_columns(conn, "individuals", "i."))
 
     @staticmethod
     def _shapes(conn: sqlite3.Connection, run_id: str) -> dict[str, tuple[int, ...]]:
@@ -1382,6 +1608,22 @@ class Store:
             (trained,) = conn.execute("SELECT COUNT(*) FROM classes WHERE run_id = ?", (run_id,)).fetchone()
             (gen,) = conn.execute("SELECT MAX(gen) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
         return {"generation": gen, "individuals": n, "trained": trained, "best_accuracy": best}
+
+    def ledger_sums(self, run_id: str) -> tuple[int, int, int, int]:
+        """The generations' recorded training steps and critical paths summed by SQL (no mask is read), with
+        how many generations there are and how many lack either number: (generations, steps, critical path,
+        missing)."""
+        with self._sql() as conn:
+            self._require_run(conn, run_id)
+            if "NULL" in self._ledger_columns(conn, "generations"):  # an older store read as it is
+                (n,) = conn.execute("SELECT COUNT(*) FROM generations WHERE run_id = ?", (run_id,)).fetchone()
+                return n, 0, 0, n
+            n, steps, path, missing = conn.execute(
+                "SELECT COUNT(*), TOTAL(steps), TOTAL(critical_path_steps),"
+                " SUM(steps IS NULL OR critical_path_steps IS NULL) FROM generations WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+        return n, int(steps), int(path), int(missing or 0)
 
     def isomorph_hits(self, run_id: str) -> int:
         """Individuals whose objectives were reused from a class already trained (not ``evaluated``)."""
@@ -1409,32 +1651,31 @@ class Store:
             self._require_run(conn, run_id)
             shapes = self._shapes(conn, run_id)
             if ids is None:
-                return _records(
-                    Individual, conn.execute(f"{self._IND_SELECT} ORDER BY i.id", (run_id,)), shapes=shapes
-                )
+                rows = conn.execute(f"{self._ind_select(conn)} ORDER BY i.id", (run_id,))
+                return self._averaged(conn, run_id, _records(Individual, rows, shapes=shapes))
             ids = [int(i) for i in ids]
             found: dict[int, Individual] = {}
             for chunk in _chunks(sorted(set(ids))):
                 marks = ", ".join("?" * len(chunk))
-                rows = conn.execute(f"{self._IND_SELECT} AND i.id IN ({marks})", (run_id, *chunk))
+                rows = conn.execute(f"{self._ind_select(conn)} AND i.id IN ({marks})", (run_id, *chunk))
                 found.update((r.id, r) for r in _records(Individual, rows, shapes=shapes))
             missing = sorted(set(ids) - found.keys())
             if missing:
                 raise StoreError(
                     f"no individuals {missing} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return [found[i] for i in ids]
+            return self._averaged(conn, run_id, [found[i] for i in ids])
 
     def individual(self, run_id: str, id: int) -> Individual:
         with self._sql() as conn:
             self._require_run(conn, run_id)
-            rows = conn.execute(f"{self._IND_SELECT} AND i.id = ?", (run_id, int(id)))
+            rows = conn.execute(f"{self._ind_select(conn)} AND i.id = ?", (run_id, int(id)))
             ind = _record(Individual, rows, shapes=self._shapes(conn, run_id))
             if ind is None:
                 raise StoreError(
                     f"no individual {id} in run '{run_id}' ({self._committed_ids(conn, run_id)})"
                 )
-            return ind
+            return self._averaged(conn, run_id, [ind])[0]
 
     def next_individual_id(self, run_id: str) -> int:
         """One past the largest committed id: ids of an interrupted generation are handed out again."""

@@ -115,15 +115,25 @@ def compact_mask(mask: Mask, comp: Compaction) -> Mask:
     )
 
 
-def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module:
-    """Fill ``small`` (the compacted architecture) with the kept weights and biases of ``model``; returns it."""
-    with torch.no_grad():
+def _kept_layers(
+    model: nn.Module, small: nn.Module, comp: Compaction
+) -> list[tuple[nn.Module, nn.Module, torch.Tensor, torch.Tensor]]:
+    """Per prunable layer: the full layer, its compacted copy, and the rows and columns it keeps."""
+    return [
+        (layer, new, rows, cols)
         for layer, new, (rows, cols) in zip(
             prunable_layers(model).values(),
             prunable_layers(small).values(),
             comp.rows_and_columns(),
             strict=True,
-        ):
+        )
+    ]
+
+
+def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module:
+    """Fill ``small`` (the compacted architecture) with the kept weights and biases of ``model``; returns it."""
+    with torch.no_grad():
+        for layer, new, rows, cols in _kept_layers(model, small, comp):
             new.weight.copy_(layer.weight[rows][:, cols])
             if layer.bias is not None:
                 new.bias.copy_(layer.bias[rows])
@@ -133,15 +143,28 @@ def copy_kept(model: nn.Module, small: nn.Module, comp: Compaction) -> nn.Module
 def expand_into(model: nn.Module, small: nn.Module, comp: Compaction) -> None:
     """Write the compacted network's weights back into their places in ``model`` (the rest is left alone)."""
     with torch.no_grad():
-        for layer, new, (rows, cols) in zip(
-            prunable_layers(model).values(),
-            prunable_layers(small).values(),
-            comp.rows_and_columns(),
-            strict=True,
-        ):
+        for layer, new, rows, cols in _kept_layers(model, small, comp):
             layer.weight[rows[:, None], cols[None, :]] = new.weight
             if layer.bias is not None:
                 layer.bias[rows] = new.bias
+
+
+def output_positions(model: nn.Module) -> dict[str, int]:
+    """Output positions of each prunable layer for one sample: 1 for a fully connected layer, the spatial
+    size of its output for a convolution (each kernel weight is used once per output position)."""
+    out, size = {}, list(input_shape(model)[1:])
+    for name, layer in prunable_layers(model).items():
+        if isinstance(layer, nn.Linear):
+            out[name] = 1
+            continue
+        size = [
+            (s + 2 * p - k) // st + 1
+            for s, p, k, st in zip(size, layer.padding, layer.kernel_size, layer.stride, strict=True)
+        ]
+        out[name] = int(np.prod(size))
+        if name in model.pooled:
+            size = [s // 2 for s in size]
+    return out
 
 
 def work(model: nn.Module, comp: Compaction | None = None) -> int:
@@ -149,19 +172,12 @@ def work(model: nn.Module, comp: Compaction | None = None) -> int:
     weights times its output positions), or through its compaction ``comp``: a training step costs about
     6·B times this."""
     pairs = comp.rows_and_columns() if comp is not None else None
-    total, size = 0, list(input_shape(model)[1:])
-    for i, (name, layer) in enumerate(prunable_layers(model).items()):
+    total = 0
+    for i, (layer, positions) in enumerate(
+        zip(prunable_layers(model).values(), output_positions(model).values(), strict=True)
+    ):
         shape = tuple(layer.weight.shape)
         if pairs is not None:
             shape = (len(pairs[i][0]), len(pairs[i][1]), *shape[2:])
-        if isinstance(layer, nn.Linear):
-            total += shape[0] * shape[1]
-            continue
-        size = [
-            (s + 2 * p - k) // st + 1
-            for s, p, k, st in zip(size, layer.padding, layer.kernel_size, layer.stride, strict=True)
-        ]
-        total += int(np.prod(shape)) * int(np.prod(size))
-        if name in model.pooled:
-            size = [s // 2 for s in size]
+        total += int(np.prod(shape)) * positions
     return total

@@ -21,6 +21,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from lotterysearch.core import canon
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask, check_mode
@@ -73,6 +75,15 @@ class Objectives:
         return asdict(self)
 
 
+def batch_seed(init_seed: int, batch_order: int) -> int:
+    """The seed of the minibatch order of a training from ``init_seed``: the init seed itself at order 0 (so
+    every stored result keeps its meaning), else a seed drawn from both by numpy's ``SeedSequence``, which
+    keeps the orders of different (seed, order) pairs independent."""
+    if batch_order == 0:
+        return init_seed
+    return int(np.random.SeedSequence([init_seed, batch_order]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def masks_per_call(model_spec: str, batch_size: int) -> int:
     """How many masks one evaluator call trains together: the family's K (1: one at a time)."""
     return family_of(model_spec).networks_per_batch(build_model(model_spec, 0), batch_size)
@@ -105,16 +116,17 @@ def evaluate_masks(
     for s, seed in enumerate(cfg.init_seeds):
         keep = cfg.keep_weights and s == 0
         model = build_model(model_spec, seed)
+        order = batch_seed(seed, cfg.batch_order)
         results: dict[int, Trained] = {}
         for start in range(0, len(batched), k_max):
             chunk = batched[start : start + k_max]
             pop = family.batch_class([model] * len(chunk), [masks[j] for j in chunk], mode, pad_to=pad_to)
-            trained = train_batch(pop, data, training, seed=seed)
+            trained = train_batch(pop, data, training, seed=order)
             nets = pop.trained_copies([model] * len(chunk)) if keep else [None] * len(chunk)
             results.update(zip(chunk, zip(trained, nets, strict=True), strict=True))
         for j, plan in enumerate(plans):
             if not plan.batched:
-                results[j] = family.train_alone(masks[j], plan, model, data, mode, seed, training, keep)
+                results[j] = family.train_alone(masks[j], plan, model, data, mode, order, training, keep)
         for j, (r, net) in results.items():
             accs[j].append(r.val_accuracy)
             losses[j].append(r.val_loss)

@@ -17,9 +17,10 @@ from lotterysearch.core import overlap
 from lotterysearch.core.alignment import align
 from lotterysearch.core.masks import Mask
 from lotterysearch.errors import LotterySearchError, MaskError, StoreError
-from lotterysearch.evolution import pareto
+from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
+from lotterysearch.runs.ledger import run_compute, stored_confirmation_ledger
 from lotterysearch.settings import ROUND_KINDS
 from lotterysearch.storage.store import Individual, RunRecord, Store
 
@@ -75,8 +76,12 @@ def _config(run: RunRecord) -> dict[str, Any]:
 
 
 def planned(run: RunRecord) -> int | None:
-    """Generations a search is configured for (an IMP run: rounds per trajectory)."""
+    """Generations a search is configured for (an IMP run: rounds per trajectory; None for a population-of-one
+    control, which runs until its step budget is spent)."""
     cfg = _config(run)
+    ga = cfg.get("ga")
+    if isinstance(ga, dict) and ga.get("control", "none") != "none":
+        return None
     section, key = (run.kind.value, "rounds") if run.kind in ROUND_KINDS else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
@@ -133,9 +138,13 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
     masks = report.front_of(summary.individuals, all=True)
     masks, confirmed_fields, note = report.with_confirmed(masks, summary.confirmed)
     by_id = {r.id: r for r in summary.individuals}
+    compute = run_compute(store, run_id)
+    confirming = stored_confirmation_ledger(store, run_id)
     for row in masks:
         ind = by_id[row["id"]]
         row["fidelity"], row["evaluated"] = ind.fidelity, ind.evaluated
+        row["lineage_steps"] = compute.lineage_steps.get(ind.id)
+        row["run_steps"] = compute.run_steps.get(ind.id)
         row["kind"] = report.origin_kind(ind.origin)
     facts = {
         "id": run.id,
@@ -157,6 +166,11 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         "seed": run.seed,
         "config_hash": run.config_hash,
         "title": report.front_title(summary) + note,
+        # the compute ledger (``runs.ledger``): the run's, and its confirmations' apart
+        "ledger": compute.ledger.as_dict(),
+        "ledger_line": compute.ledger.line(),
+        "confirmation_ledger": confirming.as_dict(),
+        "confirmation_ledger_line": confirming.line(),
     }
     generations = [
         {
@@ -166,10 +180,17 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
             "evaluated": g.evaluated,
             "skipped": g.skipped,
             "elapsed": g.elapsed,
+            "steps": g.steps,
+            "critical_path_steps": g.critical_path_steps,
         }
         for g in summary.generations
     ]
     tickets = report.imp_ticket_rows(store, run_id) if summary.kind in ROUND_KINDS else []
+    searching = (
+        [diagnostics.as_dict(d) for d in diagnostics.run_diagnostics(store, run_id)]
+        if summary.kind not in ROUND_KINDS
+        else []
+    )
     return json_value(
         {
             "run": facts,
@@ -180,6 +201,7 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
             "generations": generations,
             "rungs": _rungs(store, run_id, summary.individuals),
             "tickets": tickets,
+            "diagnostics": searching,
         }
     )
 

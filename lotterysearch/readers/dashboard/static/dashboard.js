@@ -145,6 +145,16 @@
   }
 
   // ---- one run -------------------------------------------------------------------------------------
+  // An axis range around the data (a tenth of its spread, at least 1% of its size, either side): Plotly's
+  // own range around one point or a flat series runs far beyond it (an accuracy of 0.48 labelled from -0.159
+  // to 0.711), which a reader cannot read.
+  function span(values) {
+    var v = values.filter(function (x) { return x !== null && isFinite(x); });
+    if (!v.length) return undefined;
+    var lo = Math.min.apply(null, v), hi = Math.max.apply(null, v);
+    var pad = Math.max((hi - lo) * 0.1, Math.abs(hi) * 0.01, 1e-4);
+    return [lo - pad, hi + pad];
+  }
   function drawRun(data, front) {
     var run = data.run, id = run.id;
     document.querySelector("h1").textContent = "run " + id;
@@ -155,6 +165,7 @@
       ["masks evaluated", String(run.individuals)], ["classes trained", String(run.trained)],
       ["isomorph hits", String(run.isomorph_hits)], ["hypervolume", fmt("hypervolume", run.hypervolume)],
       ["best accuracy", fmt("accuracy", run.best_accuracy)], ["created", when(run.created)], ["updated", when(run.updated)],
+      ["compute", run.ledger_line], ["confirmations' compute", run.confirmation_ledger_line],
     ]));
 
     var plot = section("front", "Pareto front (" + front.length + " masks; click a point to open its mask)");
@@ -193,14 +204,35 @@
       var hv = el("div", { id: "hv-plot", cls: "plot small" });
       gens.appendChild(hv);
       var g = data.generations.map(function (r) { return r.gen; });
+      var hvs = data.generations.map(function (r) { return r.hypervolume; });
+      var best = data.generations.map(function (r) { return r.best_accuracy; });
       Plotly.react(hv, [
         { type: "scatter", mode: "lines+markers", name: "hypervolume", x: g, y: data.generations.map(function (r) { return r.hypervolume; }), line: { color: FRONT } },
         { type: "scatter", mode: "lines+markers", name: "best accuracy (population)", yaxis: "y2", x: g, y: data.generations.map(function (r) { return r.best_accuracy; }), line: { color: "#2a8a3a", dash: "dash" } },
       ], {
         height: 300, margin: { t: 20, r: 60, b: 40, l: 60 }, legend: { orientation: "h", y: -0.3 },
-        xaxis: { title: { text: "generation" }, dtick: 1 }, yaxis: { title: { text: "hypervolume" } },
-        yaxis2: { title: { text: "best accuracy" }, overlaying: "y", side: "right" },
+        xaxis: { title: { text: "generation" }, dtick: 1 },
+        yaxis: { title: { text: "hypervolume" }, range: span(hvs), autorange: false },
+        yaxis2: { title: { text: "best validation accuracy" }, overlaying: "y", side: "right", range: span(best), autorange: false },
       }, { displaylogo: false, responsive: true });
+      if (data.diagnostics && data.diagnostics.length) {
+        // Is the search still searching: how many ancestries the population holds, how alike its masks are.
+        var diag = el("div", { id: "diag-plot", cls: "plot small" });
+        gens.appendChild(el("p", { cls: "sub", text: "lineage: the set of generation-0 masks an individual descends from; overlap: mean pairwise Jaccard of the population's masks (1: all the same)" }));
+        gens.appendChild(diag);
+        var dg = data.diagnostics.map(function (r) { return r.gen; });
+        var lineages = data.diagnostics.map(function (r) { return r.lineages; });
+        Plotly.react(diag, [
+          { type: "scatter", mode: "lines+markers", name: "distinct lineages", x: dg, y: lineages, line: { color: SEED } },
+          { type: "scatter", mode: "lines+markers", name: "founders with descendants", x: dg, y: data.diagnostics.map(function (r) { return r.founders; }), line: { color: SEED, dash: "dot" } },
+          { type: "scatter", mode: "lines+markers", name: "overlap (mean pairwise Jaccard)", yaxis: "y2", x: dg, y: data.diagnostics.map(function (r) { return r.overlap; }), line: { color: RANDOM, dash: "dash" } },
+        ], {
+          height: 280, margin: { t: 20, r: 60, b: 40, l: 60 }, legend: { orientation: "h", y: -0.3 },
+          xaxis: { title: { text: "generation" }, dtick: 1 },
+          yaxis: { title: { text: "lineages" }, rangemode: "tozero" },
+          yaxis2: { title: { text: "overlap" }, overlaying: "y", side: "right", range: [0, 1.02], autorange: false },
+        }, { displaylogo: false, responsive: true });
+      }
       gens.appendChild(table(data.generations, ["gen", "hypervolume", "best_accuracy", "evaluated", "skipped", "elapsed"], null, "rows gens"));
     } else {
       gens.appendChild(el("p", { text: "no generation committed yet" }));

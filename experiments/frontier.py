@@ -1,0 +1,449 @@
+"""IMP's frontier on LeNet-300-100 / MNIST: the yardstick every ticket-finding method here is measured with.
+
+One untuned IMP (20% per round, 3000-step rounds) is not a baseline: a user who does not know the right rate
+tries several, and Frankle & Carbin's own cheap baselines (one-shot and few-shot magnitude pruning with
+rewinding) cost a fraction of it. Each point of ``configs/lenet_frontier.toml`` is an IMP run of the service
+from the same inits θ₀ (per-layer rates 20, 49 and 80 %, the output layer at half; rounds of 1000 and 3000
+steps; one and two shots to each target density), and every ticket is confirmed with the full protocol
+(``lotterysearch confirm``: from θ₀, early stop at the lowest validation loss; a round trained under that
+protocol already is its own confirmation). At each target density (IMP-20's rounds 12, 15 and 18) a point's
+ticket is the first mask of its trajectory at or below the target.
+
+Compute is counted two ways: total training steps to find the ticket (every round before the ticket's own
+training, which is its confirmation and costs every method the same), and the critical path, the longest
+chain of trainings that waited for each other. IMP's rounds wait for each other, so for one trajectory the two
+are equal; its inits are independent trajectories, run side by side on a cluster.
+
+Every run lives in ``experiments/workspace/frontier`` and commits each round as it finishes, so a killed
+frontier, run again, resumes where it stopped; the numbers so far are saved to ``results/frontier.json`` after
+every point.
+
+    python -m experiments.frontier --data-dir ../shared/data/mnist --inits dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lotterysearch as ls
+from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
+from experiments.lth import finished_imp_run
+from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.runs.imp import round_plan
+from lotterysearch.settings import IMPConfig, load_imp_config
+from lotterysearch.stats import markdown_table
+from lotterysearch.verdicts import Family, Verdict, mean_interval
+
+SETTINGS = ROOT / "configs" / "lenet_frontier.toml"
+KEY = "frontier"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One frontier point: IMP at ``rate`` (the output layer at half) for ``rounds`` rounds of ``steps``, or
+    ``shots`` rounds per target, each pruning the reference's per-round rates compounded over the target's
+    rounds divided by ``shots``."""
+
+    name: str
+    label: str
+    steps: int
+    rate: float = 0.0
+    rounds: int = 0
+    shots: int = 0
+
+
+@dataclass(frozen=True)
+class FrontierSettings:
+    base: str
+    dev_inits: tuple[int, ...]
+    heldout_inits: tuple[int, ...]
+    reference: str
+    target_rounds: tuple[int, ...]
+    density_tolerance: float
+    equivalence_margin: float
+    evaluator: str
+    points: tuple[Point, ...]
+
+    def point(self, name: str) -> Point:
+        return next(p for p in self.points if p.name == name)
+
+
+def load_settings(path: Path = SETTINGS) -> FrontierSettings:
+    """The frontier's settings; a point that is neither IMP (rate and rounds) nor shots is a one-line error."""
+    raw = tomllib.loads(path.read_text())
+    points = []
+    for p in raw.pop("point"):
+        point = Point(**p)
+        if (point.shots > 0) == (point.rate > 0 and point.rounds > 0):
+            raise ConfigError(f"{path.name}: point '{point.name}' needs rate and rounds, or shots")
+        points.append(point)
+    s = FrontierSettings(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}, points=tuple(points)
+    )
+    ref = s.point(s.reference)
+    if ref.shots or max(s.target_rounds) > ref.rounds:
+        raise ConfigError(
+            f"{path.name}: the reference must be an IMP point reaching round {max(s.target_rounds)}"
+        )
+    return s
+
+
+def base_config(s: FrontierSettings, data_dir: str) -> IMPConfig:
+    cfg = load_imp_config(ROOT / "configs" / s.base)
+    return dataclasses.replace(cfg, data_dir=cfg.data_dir or data_dir, evaluator=s.evaluator)
+
+
+def run_configs(
+    s: FrontierSettings, base: IMPConfig, which: str
+) -> list[tuple[Point, int | None, IMPConfig]]:
+    """Every IMP run of the frontier on the ``which`` inits ("dev" or "heldout"): (point, the target round a
+    shots run is for or None, its config)."""
+    inits = s.dev_inits if which == "dev" else s.heldout_inits
+    ref = s.point(s.reference)
+    ref_out = (
+        base.imp.output_rate / base.imp.rate * ref.rate
+    )  # the output layer at the same share of the rate
+    runs = []
+    for p in s.points:
+        training = dataclasses.replace(base.training, steps=p.steps)
+        if p.shots:
+            for k in s.target_rounds:
+                rate = 1 - (1 - ref.rate) ** (k / p.shots)
+                out = 1 - (1 - ref_out) ** (k / p.shots)
+                imp = dataclasses.replace(
+                    base.imp, init_seeds=inits, rounds=p.shots, rate=rate, output_rate=out
+                )
+                name = f"frontier-{p.name}-r{k}-{which}"
+                runs.append((p, k, dataclasses.replace(base, name=name, imp=imp, training=training)))
+        else:
+            out = base.imp.output_rate / base.imp.rate * p.rate
+            imp = dataclasses.replace(
+                base.imp, init_seeds=inits, rounds=p.rounds, rate=p.rate, output_rate=out
+            )
+            name = f"frontier-{p.name}-{which}"
+            runs.append((p, None, dataclasses.replace(base, name=name, imp=imp, training=training)))
+    return runs
+
+
+def target_densities(s: FrontierSettings, base: IMPConfig) -> dict[int, float]:
+    """The reference's density at each target round, from its plan (known before any training)."""
+    ref = s.point(s.reference)
+    cfg = dataclasses.replace(
+        base,
+        imp=dataclasses.replace(
+            base.imp,
+            rounds=ref.rounds,
+            rate=ref.rate,
+            output_rate=base.imp.output_rate / base.imp.rate * ref.rate,
+        ),
+    )
+    plan = round_plan(cfg)
+    total = sum(math.prod(shape) for shape in ls.Mask.ones(ls.build_model(base.model, 0)).shapes.values())
+    kept = lambda c: c if isinstance(c, int) else sum(c.values())  # noqa: E731
+    return {k: kept(plan[k - 1]) / total for k in s.target_rounds}
+
+
+def measure(
+    cfg: IMPConfig, target: int | None, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> dict[str, Any]:
+    """One run's tickets at each target, confirmed: per init, the density, the confirmed test accuracy at the
+    early stop, and the steps spent to find the ticket (total and critical path)."""
+    ws = ctx.workspace / "frontier"
+    protocol = load_imp_config(ROOT / "configs" / s.base).training
+    with finished_imp_run(cfg, ws, ctx) as run:
+        run_id = run.id
+        rounds = run.imp_rounds()
+        by_id = {i.id: i for i in run.individuals()}
+    chosen: dict[tuple[int, int], Any] = {}  # (target round, init) -> the ticket's round record
+    for k, density in targets.items():
+        if target is not None and k != target:
+            continue
+        for seed in cfg.imp.init_seeds:
+            fits = [
+                r
+                for r in rounds
+                if r.trajectory == seed
+                and r.round > 0
+                and by_id[r.individual_id].density <= density + s.density_tolerance
+            ]
+            if fits:
+                chosen[(k, seed)] = min(fits, key=lambda r: r.round)
+    ids = sorted({r.individual_id for r in chosen.values()})
+    ls.confirm(
+        ws,
+        run_id,
+        ids=ids,
+        protocol=protocol,
+        reinit_seeds=(),
+        local=s.evaluator == "local",
+        on_result=lambda job, r: ctx.progress(
+            f"  confirmed {job}: test {r['early_stop']['test_accuracy']:.4f}"
+        ),
+    )
+    with ls.open_run(ws, run_id) as again:
+        own = {c.individual_id: c for c in again.confirmations(protocol) if c.init == "own"}
+    out: dict[str, Any] = {
+        "run_id": run_id,
+        "steps": cfg.training.steps,
+        "rounds": cfg.imp.rounds,
+        "targets": {},
+    }
+    for (k, seed), r in sorted(chosen.items()):
+        c = own[r.individual_id]
+        spent = r.round * cfg.training.steps  # the rounds before the ticket's own training
+        out["targets"].setdefault(str(k), {})[str(seed)] = {
+            "round": r.round,
+            "density": by_id[r.individual_id].density,
+            "test_accuracy": c.test_accuracy,
+            "early_stop_step": c.early_stop_step,
+            "total_steps": spent,
+            "critical_path_steps": spent,
+        }
+    return out
+
+
+def run(ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = ()) -> dict[str, Any]:
+    """Run (or resume) the frontier's points (``points``: these only) on the chosen init sets, saving the
+    numbers after each run. Two processes may share the workspace on different points."""
+    s = load_settings()
+    base = base_config(s, ctx.data_dir)
+    targets = target_densities(s, base)
+    unknown = set(points) - {p.name for p in s.points}
+    if unknown:
+        raise ConfigError(f"unknown frontier point(s) {', '.join(sorted(unknown))}")
+    head = {
+        "settings": SETTINGS.name,
+        "base": s.base,
+        "model": base.model,
+        "protocol": dataclasses.asdict(base.training),
+        "reference": s.reference,
+        "targets": {str(k): d for k, d in targets.items()},
+        "equivalence_margin": s.equivalence_margin,
+        "labels": {p.name: p.label for p in s.points},
+    }
+    res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
+    for w in which:
+        for p, k, cfg in run_configs(s, base, w):
+            if points and p.name not in points:
+                continue
+            ctx.progress(
+                f"[frontier] {cfg.name}: inits {list(cfg.imp.init_seeds)}, {cfg.imp.rounds} rounds x {cfg.training.steps} steps"
+            )
+            m = measure(cfg, k, s, targets, ctx)
+            res = {**(load_results(ctx, KEY) or {}), **head}  # another process may have saved meanwhile
+            per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
+            for tk, rows in m["targets"].items():
+                per.setdefault(tk, {}).update(rows)
+            save_results(ctx, KEY, res)
+    return res
+
+
+# ---- the report ------------------------------------------------------------------------------------------
+SETS = {"dev": "development inits", "heldout": "held-out inits"}
+
+
+def _rows(res: Mapping[str, Any], which: str, point: str, k: int) -> dict[int, Mapping[str, Any]]:
+    got = res.get("points", {}).get(which, {}).get(point, {}).get(str(k), {})
+    return {int(seed): row for seed, row in got.items()}
+
+
+def _acc(rows: Mapping[int, Mapping[str, Any]]) -> dict[int, float]:
+    return {seed: 100 * row["test_accuracy"] for seed, row in rows.items()}
+
+
+def _steps(rows: Mapping[int, Mapping[str, Any]], what: str) -> float:
+    return sum(r[what] for r in rows.values()) / len(rows) if rows else math.nan
+
+
+def verdicts(res: Mapping[str, Any], which: str) -> dict[tuple[str, int], Verdict]:
+    """Every point against the reference at every target, paired by init: one family per init set."""
+    family, ref = Family(), res["reference"]
+    for k in map(int, res["targets"]):
+        base = _acc(_rows(res, which, ref, k))
+        for p in res["labels"]:
+            if p != ref and _rows(res, which, p, k):
+                family.compare((p, k), _acc(_rows(res, which, p, k)), base, res["equivalence_margin"])
+    return family.decide()
+
+
+def _cell(values: Mapping[int, float]) -> str:
+    mean, lo, hi = mean_interval(list(values.values()))
+    return f"{mean:.2f} [{lo:.2f}, {hi:.2f}]" if len(values) > 1 else f"{mean:.2f}"
+
+
+def table(res: Mapping[str, Any], which: str, k: int, decided: Mapping[tuple[str, int], Verdict]) -> str:
+    rows = []
+    for p, label in res["labels"].items():
+        got = _rows(res, which, p, k)
+        if not got:
+            continue
+        v = decided.get((p, k))
+        rows.append(
+            [
+                label + (" (reference)" if p == res["reference"] else ""),
+                len(got),
+                f"{100 * sum(r['density'] for r in got.values()) / len(got):.2f}%",
+                _cell(_acc(got)),
+                f"{_steps(got, 'total_steps'):,.0f}",
+                f"{_steps(got, 'critical_path_steps'):,.0f}",
+                v.interval() if v else "",
+                v.test_text() if v else "",
+                str(v) if v else "",
+            ]
+        )
+    header = [
+        "method",
+        "inits",
+        "density",
+        "test accuracy, % [95% CI]",
+        "total steps",
+        "critical-path steps",
+        "− reference, points [95% CI]",
+        "paired test",
+        "verdict",
+    ]
+    return markdown_table(header, rows)
+
+
+def cheapest(res: Mapping[str, Any], which: str, k: int, what: str) -> tuple[str, float] | None:
+    """The point with the fewest ``what`` steps whose mean confirmed accuracy is within the margin of the
+    reference's (or above it), with those steps; None when no point has rows."""
+    ref = _acc(_rows(res, which, res["reference"], k))
+    if not ref:
+        return None
+    bar = sum(ref.values()) / len(ref) - res["equivalence_margin"]
+    fits = []
+    for p in res["labels"]:
+        got = _rows(res, which, p, k)
+        if got and sum(_acc(got).values()) / len(got) >= bar:
+            fits.append((_steps(got, what), p))
+    return min(fits)[::-1] if fits else None
+
+
+def figure(res: Mapping[str, Any], which: str, ctx: Context) -> str:
+    """Confirmed accuracy at each target against total and critical-path steps, every point on one picture."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = [int(k) for k in res["targets"]]
+    fig, axes = plt.subplots(2, len(targets), figsize=(4.2 * len(targets), 7), squeeze=False)
+    markers = "osD^v<>phX*"
+    for col, k in enumerate(targets):
+        ref = _acc(_rows(res, which, res["reference"], k))
+        for row, (what, name) in enumerate(
+            (("total_steps", "total"), ("critical_path_steps", "critical-path"))
+        ):
+            ax = axes[row][col]
+            if ref:
+                m = sum(ref.values()) / len(ref)
+                ax.axhspan(
+                    m - res["equivalence_margin"], m + res["equivalence_margin"], color="0.9", zorder=0
+                )
+            for i, (p, label) in enumerate(res["labels"].items()):
+                got = _rows(res, which, p, k)
+                if not got:
+                    continue
+                mean, lo, hi = mean_interval(list(_acc(got).values()))
+                x = max(_steps(got, what), 1)
+                ax.errorbar(
+                    x,
+                    mean,
+                    yerr=[[mean - lo], [hi - mean]] if len(got) > 1 else None,
+                    fmt=markers[i % len(markers)],
+                    capsize=3,
+                    label=label,
+                )
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{name} training steps to find the ticket")
+            ax.set_ylabel("confirmed test accuracy, %")
+            ax.set_title(f"≤ {100 * res['targets'][str(k)]:.2f}% of the weights")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    ctx.figures.mkdir(parents=True, exist_ok=True)
+    path = ctx.figures / f"frontier_{which}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return ctx.figure_link(path)
+
+
+def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
+    t = res["protocol"]
+    ref_label = res["labels"][res["reference"]]
+    body = [
+        f"IMP's frontier on `{res['model']}` / MNIST, every point an IMP run of the service (settings "
+        f"[`{res['settings']}`](configs/{res['settings']})) from the same inits θ₀: per-layer rates of 20, 49 and "
+        "80 % (the output layer at half), rounds of 1000 and 3000 steps, and one-shot and two-shot magnitude "
+        "pruning with rewinding to each target density (the reference's per-round rates compounded). Every ticket "
+        f"is confirmed with the full protocol (Adam lr {t['lr']:g}, batch {t['batch_size']}, {t['steps']} steps "
+        f"from θ₀, evaluation every {t['eval_every']}, test accuracy at the lowest validation loss; a 3000-step "
+        "round is its own confirmation). A point's ticket at a target is the first mask of its trajectory at or "
+        "below the target's density. Steps are those spent to find the ticket (the rounds before its own "
+        "training, which every method pays alike); IMP's rounds wait for each other, so its critical path equals "
+        "its total for one init, and inits run side by side. The reference is "
+        f"{ref_label}; verdicts compare each point with it, paired by init, as one family per set of inits "
+        f"(paired t, Holm, TOST within ±{res['equivalence_margin']:.2f} points declared in the settings before "
+        "any run)."
+    ]
+    answers = []
+    for which, name in SETS.items():
+        if not res.get("points", {}).get(which):
+            continue
+        decided = verdicts(res, which)
+        body.append(f"\n\n### On the {name}\n\n![frontier]({figure(res, which, ctx)})")
+        lines = []
+        for k, d in res["targets"].items():
+            body.append(f"\n\n**Density ≤ {100 * d:.2f}%** (the reference's round {k})\n\n")
+            body.append(table(res, which, int(k), decided))
+            parts = []
+            for what, words in (
+                ("total_steps", "total steps"),
+                ("critical_path_steps", "critical-path steps"),
+            ):
+                c = cheapest(res, which, int(k), what)
+                if c:
+                    ref_steps = _steps(_rows(res, which, res["reference"], int(k)), what)
+                    parts.append(
+                        f"in {words}, {res['labels'][c[0]]} ({c[1]:,.0f}, {c[1] / ref_steps:.2f} of the reference's)"
+                    )
+            if parts:
+                lines.append(
+                    f"at ≤ {100 * d:.2f}%, the cheapest point within {res['equivalence_margin']:.2f} points of "
+                    f"the reference's mean accuracy: " + "; ".join(parts)
+                )
+        answers.append(f"On the {name}: " + "; ".join(lines) + ".")
+    return Rendered(body="".join(body), answer=" ".join(answers))
+
+
+SECTION = Section(KEY, "IMP's frontier: the yardstick", 2, lambda ctx: run(ctx, ("dev", "heldout")), render)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default="", help="MNIST's IDX files (default: $LOTTERYSEARCH_DATA)")
+    ap.add_argument("--inits", choices=("dev", "heldout", "both"), default="dev")
+    ap.add_argument("--points", default="", help="comma-separated point names (default: every point)")
+    args = ap.parse_args(argv)
+    ctx = Context(
+        settings="small", root=ROOT, data_dir=args.data_dir, progress=lambda m: print(m, flush=True)
+    )
+    which = ("dev", "heldout") if args.inits == "both" else (args.inits,)
+    try:
+        run(ctx, which, [p for p in args.points.split(",") if p])
+    except LotterySearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
