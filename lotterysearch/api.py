@@ -14,7 +14,8 @@ A run lives in the workspace's store (``store.Store``); its generation loop (``l
 only when the run is driven, with the evaluator the config names (Ray, or in-process with ``local=True``).
 An IMP run (``ls.imp(config)``, a config with ``kind = "imp"``) is a ``Run`` too: ``run.kind`` is
 ``RunKind.IMP`` (equal to ``"imp"``), its tickets are its individuals and ``run.imp_rounds()`` its rounds;
-``runs.imp.IMPDriver`` drives it.
+``runs.imp.IMPDriver`` drives it. A Continuous Sparsification run (``ls.cs(config)``, ``kind = "cs"``) is read
+the same way, its rounds those of ``runs.cs.CSDriver``.
 
 Your own network and data go where a spec and a built-in dataset go: ``model=`` a factory ``seed ->
 nn.Module`` (or its import path, ``core.modules``) and ``data=`` tensors ``(x, y)``, a torch ``Dataset`` or
@@ -55,9 +56,12 @@ from lotterysearch.readers import export
 from lotterysearch.readers.export import BenchRow, Exported
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
+from lotterysearch.runs.cs import CSDriver, cs_jobs
 from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
 from lotterysearch.runs.ledger import Ledger, RunCompute, run_compute, run_ledger, stored_confirmation_ledger
 from lotterysearch.settings import (
+    ROUND_KINDS,
+    CSConfig,
     IMPConfig,
     RunKind,
     SearchConfig,
@@ -65,7 +69,9 @@ from lotterysearch.settings import (
     check_field,
     config_hash,
     parse_config,
+    parse_cs_config,
     parse_imp_config,
+    parse_run_config,
     to_dict,
     to_toml,
 )
@@ -74,7 +80,7 @@ from lotterysearch.storage.store import GenerationRecord, IMPRoundRecord, Indivi
 Progress = Callable[[GenerationReport], None]
 Factory = Callable[[int], nn.Module]
 IMPProgress = Callable[[IMPRoundReport], None]
-RunConfig = TypeVar("RunConfig", SearchConfig, IMPConfig)
+RunConfig = TypeVar("RunConfig", SearchConfig, IMPConfig, CSConfig)
 
 
 def check_run(cfg: RunConfig) -> RunConfig:
@@ -84,7 +90,7 @@ def check_run(cfg: RunConfig) -> RunConfig:
     from its TOML."""
     # a config made in Python skips the loader; one that does not read back from the TOML its run stores
     # could never be opened again, so nothing is recorded for it
-    parse = parse_imp_config if isinstance(cfg, IMPConfig) else parse_config
+    parse = {IMPConfig: parse_imp_config, CSConfig: parse_cs_config}.get(type(cfg), parse_config)
     again = parse(to_toml(cfg), f"the config of '{cfg.name}'")
     if to_dict(again) != to_dict(cfg):
         raise ConfigError(f"the config of '{cfg.name}' does not read back from its TOML as it was given")
@@ -94,7 +100,7 @@ def check_run(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"field 'model': {e}") from None
     if isinstance(cfg, IMPConfig):
         round_plan(cfg)
-    else:
+    elif isinstance(cfg, SearchConfig):
         check_chain_operators(cfg)
         weights = parameter_count(cfg.model, biases=False)
         check_field(
@@ -172,6 +178,11 @@ def load_imp_config(path: str | Path) -> IMPConfig:
     return check_run(settings.load_imp_config(path))
 
 
+def load_cs_config(path: str | Path) -> CSConfig:
+    """A Continuous Sparsification run's settings from a TOML file with ``kind = "cs"``, checked through."""
+    return check_run(settings.load_cs_config(path))
+
+
 class Run:
     """One run of a workspace: read it at any time, drive it (``optimize``, ``resume``) from one process.
 
@@ -193,10 +204,10 @@ class Run:
         self.local, self.address = local, address
         record = store.run(run_id)
         self.kind: RunKind = record.kind  # equal to "search" or "imp"
-        self.config: SearchConfig | IMPConfig
+        self.config: SearchConfig | IMPConfig | CSConfig
         self.problem: MaskProblem | None = None
-        if self.kind is RunKind.IMP:  # rounds of iterative magnitude pruning (``runs.imp``), not generations
-            self.config = parse_imp_config(record.config_toml, f"run {run_id}")
+        if self.kind in ROUND_KINDS:  # rounds of tickets (``runs.imp``, ``runs.cs``), not generations
+            self.config = parse_run_config(record.config_toml, self.kind, f"run {run_id}")
         else:
             self.config = parse_config(record.config_toml, f"run {run_id}")
         own_data = check_own_parts(self.config, run_id, model, data)
@@ -247,7 +258,7 @@ class Run:
     def imp_rounds(self) -> list[IMPRoundRecord]:
         """An IMP run's committed rounds, by trajectory (init seed) then round: each round's individual id,
         its training numbers (``TrainResult.as_dict``) and the mask it pruned to. Empty for a search."""
-        return self.store.imp_rounds(self.id) if self.kind is RunKind.IMP else []
+        return self.store.imp_rounds(self.id) if self.kind in ROUND_KINDS else []
 
     def confirmations(self, protocol: str | TrainingConfig | None = None) -> list[Confirmation]:
         """Every stored retraining of the run's masks under a full protocol (``ls.confirm``), or those under
@@ -335,9 +346,10 @@ class Run:
         An IMP run (``kind is RunKind.IMP``) runs every trajectory to its last round instead (``generations``
         does not apply); ``progress`` is then called with an ``IMPRoundReport`` per committed round.
         """
-        if self.kind is RunKind.IMP:
+        if self.kind in ROUND_KINDS:
             if generations is not None:
-                raise ConfigError(f"run '{self.id}' is an IMP run: it has rounds, not generations")
+                what = "an IMP run" if self.kind is RunKind.IMP else "a CS run"
+                raise ConfigError(f"run '{self.id}' is {what}: it has rounds, not generations")
             return self._optimize_imp(progress)
         loop = self._loop()
         listeners = [(loop.listeners, progress), (loop.evaluation_listeners, on_evaluation)]
@@ -377,9 +389,12 @@ class Run:
         """Drive an IMP run to its last round under the driver lock, with the statuses of ``optimize``."""
         if self._imp_data is None:
             self._imp_data = imp_data(self.config)
-        jobs = self._imp_jobs or imp_jobs(self.config, self._imp_data, local=self.local, address=self.address)
+        make_jobs, make_driver = (cs_jobs, CSDriver) if self.kind is RunKind.CS else (imp_jobs, IMPDriver)
+        jobs = self._imp_jobs or make_jobs(
+            self.config, self._imp_data, local=self.local, address=self.address
+        )
         self._imp_jobs = None
-        driver = IMPDriver(self.config, self.store, self.id, jobs, self.record.shapes)
+        driver = make_driver(self.config, self.store, self.id, jobs, self.record.shapes)
         if progress is not None:
             driver.listeners.append(progress)
 
@@ -464,7 +479,9 @@ def single_lineage_config(run: Run, steps: int | None = None, name: str | None =
     return check_run(dataclasses.replace(cfg, name=name or f"{cfg.name}-control", ga=ga))
 
 
-def record_run(store: Store, cfg: SearchConfig | IMPConfig, shapes: Mapping[str, tuple[int, ...]]) -> str:
+def record_run(
+    store: Store, cfg: SearchConfig | IMPConfig | CSConfig, shapes: Mapping[str, tuple[int, ...]]
+) -> str:
     """The new run's record (its config as given, TOML and JSON, and its identity hash); returns its id.
     ``create_run`` checks the config, the data and the evaluator first; this records only, for a tool that
     drives a loop of its own on the run (``benchmarks/scale.py``, on a simulated cluster)."""
@@ -569,11 +586,50 @@ def imp(
     return run.optimize(progress=progress)
 
 
-def check_same_config(run: Run, config: SearchConfig | IMPConfig | str | Path, *, source: str = "") -> None:
+def create_cs_run(
+    config: CSConfig | str | Path,
+    workspace: str | Path | None = None,
+    *,
+    local: bool | None = None,
+    address: str | None = None,
+) -> Run:
+    """A new Continuous Sparsification run of ``config`` (a ``CSConfig`` or a TOML file with
+    ``kind = "cs"``) in ``workspace`` (default: the config's), not yet started; checked as ``create_imp_run``."""
+    cfg = check_run(config) if isinstance(config, CSConfig) else load_cs_config(config)
+    data = imp_data(cfg)  # the same dataset and input checks as an IMP run's
+    jobs = cs_jobs(cfg, data, local=local, address=address)
+    try:
+        store = Store.open(workspace or cfg.workspace, create=True)
+    except BaseException:
+        jobs.close()
+        raise
+    shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+    run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
+    run._imp_data, run._imp_jobs = data, jobs
+    return run
+
+
+def cs(
+    config: CSConfig | str | Path,
+    workspace: str | Path | None = None,
+    *,
+    local: bool | None = None,
+    address: str | None = None,
+    progress: IMPProgress | None = None,
+) -> Run:
+    """Create a Continuous Sparsification run of ``config`` and run every trajectory to its last round;
+    returns the finished ``Run`` (its tickets are its individuals, its rounds ``run.imp_rounds()``)."""
+    return create_cs_run(config, workspace, local=local, address=address).optimize(progress=progress)
+
+
+def check_same_config(
+    run: Run, config: SearchConfig | IMPConfig | CSConfig | str | Path, *, source: str = ""
+) -> None:
     """A resume given a config must be given the run's own: one whose hash is the stored one."""
     if isinstance(config, str | Path):
         source = source or str(config)
-        config = load_imp_config(config) if run.kind is RunKind.IMP else load_config(config)
+        load = {RunKind.IMP: load_imp_config, RunKind.CS: load_cs_config}.get(run.kind, load_config)
+        config = load(config)
     if config_hash(config) != run.record.config_hash:
         raise ConfigError(
             f"run '{run.id}': the config changed ({source or 'the config'} hashes to"

@@ -72,7 +72,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
     check_dataset_name(args.dataset)
     data = (
         load_dataset(args.dataset, args.seed, data_dir=args.data_dir)
-        if args.pruner in ("snip", "imp")
+        if args.pruner in ("snip", "imp", "cs")
         else None
     )
     mask = prune(
@@ -187,10 +187,12 @@ def cmd_search(args: argparse.Namespace) -> None:
         workspace = _workspace(args, "")  # the config is read only when it names the workspace
         workspace = workspace or (api.load_config(args.config).workspace if args.config else "workspace")
         run = api.open_run(workspace, args.resume, local=local, address=address)
-        if run.kind is RunKind.IMP:
+        if run.kind is not RunKind.SEARCH:
             run.close()
+            what = "an IMP run" if run.kind is RunKind.IMP else f"a {run.kind.value.upper()} run"
             raise ConfigError(
-                f"run '{run.id}' is an IMP run, not a search; resume it with: lotterysearch imp --resume {run.id}"
+                f"run '{run.id}' is {what}, not a search; resume it with: lotterysearch {run.kind.value}"
+                f" --resume {run.id}"
             )
         api.check_resumable(run.store, run.id)
         console.say(f"resuming run {run.id} after generation {run.generation} in {workspace}")
@@ -334,9 +336,10 @@ def cmd_imp(args: argparse.Namespace) -> None:
         run = api.open_run(workspace, args.resume, local=local, address=address)
         try:
             if run.kind is not RunKind.IMP:
+                what, command = ("a search", "search") if run.kind is RunKind.SEARCH else ("a CS run", "cs")
                 raise ConfigError(
-                    f"run '{run.id}' is a search, not an IMP run; resume it with:"
-                    f" lotterysearch search --resume {run.id}"
+                    f"run '{run.id}' is {what}, not an IMP run; resume it with:"
+                    f" lotterysearch {command} --resume {run.id}"
                 )
             if cfg is not None:
                 api.check_same_config(run, cfg, source=args.config)
@@ -358,6 +361,46 @@ def cmd_imp(args: argparse.Namespace) -> None:
             f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round"
         )
     _run_to_end(run, "imp", workspace, report.format_imp_tickets)
+
+
+def cmd_cs(args: argparse.Namespace) -> None:
+    from lotterysearch import api
+    from lotterysearch.errors import ConfigError
+    from lotterysearch.readers import report
+    from lotterysearch.settings import RunKind
+
+    address = _address(args)
+    local = True if args.local else None
+    if args.resume:
+        cfg = api.load_cs_config(args.config) if args.config else None
+        workspace = _workspace(args, cfg.workspace if cfg is not None else "workspace")
+        run = api.open_run(workspace, args.resume, local=local, address=address)
+        try:
+            if run.kind is not RunKind.CS:
+                raise ConfigError(
+                    f"run '{run.id}' is not a CS run; resume it with: lotterysearch {run.kind.value}"
+                    f" --resume {run.id}"
+                )
+            if cfg is not None:
+                api.check_same_config(run, cfg, source=args.config)
+            api.check_resumable(run.store, run.id)
+        except BaseException:
+            run.close()
+            raise
+        c = run.config.cs
+        console.say(
+            f"resuming CS run {run.id} in {workspace}: {len(run.imp_rounds())} of"
+            f" {len(c.init_seeds) * (c.rounds + 1)} rounds committed"
+        )
+    else:
+        cfg, workspace, run = _new_run(args, "cs", api.load_cs_config, api.create_cs_run)
+        c, t = cfg.cs, cfg.training
+        console.say(
+            f"run {run.id} in {workspace}: Continuous Sparsification of {cfg.model} on {cfg.dataset},"
+            f" {len(c.init_seeds)} trajectories (init seeds {', '.join(map(str, c.init_seeds))}), {c.rounds}"
+            f" rounds, λ {', '.join(f'{p:g}' for p in c.penalty)}, {t.steps - c.rewind_step} steps per ticket"
+        )
+    _run_to_end(run, "cs", workspace, report.format_imp_tickets)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -558,6 +601,18 @@ def build_parser() -> argparse.ArgumentParser:
         " be the run's own)",
     )
     m.set_defaults(func=cmd_imp)
+
+    k = sub.add_parser(
+        "cs", help="run (or resume) Continuous Sparsification, a learned mask per round, per init seed"
+    )
+    k.add_argument("config", nargs="?", metavar="CONFIG.toml", help='a CS config (kind = "cs")')
+    _run_options(
+        k,
+        ws,
+        "continue a stopped CS run after each trajectory's last committed round (CONFIG, if given, must"
+        " be the run's own)",
+    )
+    k.set_defaults(func=cmd_cs)
 
     r = sub.add_parser("runs", help="list the runs in a workspace")
     r.add_argument("--workspace", **ws)

@@ -93,6 +93,12 @@ class RunKind(StrEnum):
 
     SEARCH = "search"
     IMP = "imp"
+    CS = "cs"
+
+
+# Run kinds made of rounds of tickets, one trajectory per init seed (stored as IMP rounds): IMP, and
+# Continuous Sparsification, which learns each round's mask instead of reading it off magnitudes.
+ROUND_KINDS = frozenset({RunKind.IMP, RunKind.CS})
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,7 @@ DATASETS = ("mnist1d", "mnist", "digits", "synthetic", "cifar10", "tensors")
 MODES = ("forward", "gradient", "straight_through")  # the masking modes of ``masks``
 FITNESS_MODES = ("topology", "ticket")  # what a mask's fitness is a property of (``fitness.fitness_key``)
 SCORERS = ("synflow", "snip", "magnitude", "random")  # ``pruners.SCORERS``
-PRUNERS = (*SCORERS, "imp")  # what ``prune`` takes: a scorer, or IMP
+PRUNERS = (*SCORERS, "imp", "cs")  # what ``prune`` takes: a scorer, IMP, or Continuous Sparsification
 SCOPES = ("global", "layerwise")  # one threshold for all layers, or one per layer
 ROUNDINGS = ("round", "reference")  # how a layer's kept count is rounded (``pruners.layer_counts``)
 CROSSOVERS = ("layer_crossover", "layer_density_crossover", "neuron_crossover")  # ``operators.CROSSOVERS``
@@ -394,6 +400,44 @@ class IMPConfig:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
+@dataclass(frozen=True)
+class CSSettings:
+    """The ``[cs]`` section: Continuous Sparsification (Savarese et al. 2020), one trajectory per init seed.
+    Each round trains the weights and a score s per weight on L(w ⊙ σ(β·s)) + λ·‖σ(β·s)‖₁ for ``steps``
+    steps from the rewind point, β rising from 1 to ``beta_final``; its ticket is the mask 1[s > 0] with the
+    weights rewound, trained under ``[training]``. Between rounds s ← min(β_T·s, s₀) and β ← 1 (Algorithm
+    1). How sparse a round gets follows from λ (``penalty``: one for every round, or one per round) and
+    s₀ (``s_init``), not from a rate."""
+
+    init_seeds: tuple[int, ...] = (0,)
+    rounds: int = 3
+    penalty: tuple[float, ...] = (1e-6,)
+    beta_final: float = 200.0
+    s_init: float = 0.0
+    rewind_step: int = 0
+    # steps of each round's search (0: training.steps - rewind_step, a ticket's training)
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class CSConfig:
+    """A Continuous Sparsification run (``kind = "cs"`` at the top of its file): the fields of an IMP run,
+    with the search in ``[cs]``; ``[training]`` trains every round's ticket, as an IMP round's."""
+
+    kind: str = RunKind.CS.value
+    name: str = "cs"
+    dataset: str = "mnist1d"
+    model: str = "mlp:40-100-100-10"
+    mode: str = "forward"
+    seed: int = 0  # the validation split
+    evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
+    workspace: str = "workspace"
+    data_dir: str = ""
+    cs: CSSettings = field(default_factory=CSSettings)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
 # Fields that say where a search runs, not what it computes: left out of the hash.
 _PLACEMENT = {"workspace", "data_dir", "ray", "evaluator"}
 EVALUATORS = ("ray", "local")
@@ -590,7 +634,7 @@ def _check_strengths(g: GAConfig) -> None:
         )
 
 
-def _check_run_fields(cfg: SearchConfig | IMPConfig) -> None:
+def _check_run_fields(cfg: SearchConfig | IMPConfig | CSConfig) -> None:
     """The top-level fields a search and an IMP run share: option names and the run name."""
     check_one_of("dataset", cfg.dataset, DATASETS)
     check_one_of("mode", cfg.mode, MODES)
@@ -658,6 +702,48 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     return cfg
 
 
+def validate_cs(cfg: CSConfig) -> CSConfig:
+    """Check a Continuous Sparsification config's fields; the first problem found raises a one-line
+    ``ConfigError``."""
+    check_field("kind", cfg.kind == RunKind.CS, f'"{RunKind.CS}" in a CS config', cfg.kind)
+    _check_run_fields(cfg)
+    c, t = cfg.cs, cfg.training
+    seeds = list(c.init_seeds)
+    check_field(
+        "cs.init_seeds",
+        len(seeds) >= 1 and len(set(seeds)) == len(seeds),
+        "a non-empty list of distinct integers (one trajectory each)",
+        seeds,
+    )
+    _check_seeds("cs.init_seeds", c.init_seeds)
+    check_field("cs.rounds", c.rounds >= 1, "an integer >= 1", c.rounds)
+    check_limit("cs.rounds", c.rounds, "rounds")
+    check_field(
+        "cs.penalty",
+        len(c.penalty) in (1, c.rounds),
+        f"one λ, or one per round ({c.rounds})",
+        list(c.penalty),
+    )
+    check_field("cs.penalty", min(c.penalty) >= 0, "a list of numbers >= 0 (λ)", list(c.penalty))
+    check_field("cs.beta_final", c.beta_final >= 1, "a number >= 1 (β_T)", c.beta_final)
+    check_field(
+        "cs.rewind_step",
+        0 <= c.rewind_step < t.steps,
+        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
+        c.rewind_step,
+    )
+    check_field("cs.steps", c.steps >= 0, "an integer >= 0 (0: training.steps - cs.rewind_step)", c.steps)
+    check_limit("cs.steps", c.steps, "steps")
+    if c.rewind_step:
+        check_field(
+            "training.eval_every",
+            t.eval_every <= t.steps - c.rewind_step,
+            f"at most training.steps - cs.rewind_step ({t.steps - c.rewind_step}): the steps of a round",
+            t.eval_every,
+        )
+    return cfg
+
+
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     """The TOML table of a config text; invalid TOML is a one-line ``ConfigError`` naming ``source``."""
     try:
@@ -681,6 +767,8 @@ def parse_config(text: str, source: str = "<config>") -> SearchConfig:
     table = parse_toml(text, source)
     if table.get("kind") == RunKind.IMP:
         raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
+    if table.get("kind") == RunKind.CS:
+        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
     return validate(build_config(SearchConfig, table, ""))
 
 
@@ -695,11 +783,35 @@ def parse_imp_config(text: str, source: str = "<config>") -> IMPConfig:
         raise ConfigError(
             f'{source} is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
         )
+    if table.get("kind") == RunKind.CS:
+        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
     return validate_imp(build_config(IMPConfig, table, ""))
 
 
 def load_imp_config(path: str | Path) -> IMPConfig:
     return parse_imp_config(read_config_file(path), str(path))
+
+
+def parse_cs_config(text: str, source: str = "<config>") -> CSConfig:
+    """A Continuous Sparsification config from TOML text: it must say ``kind = "cs"``."""
+    table = parse_toml(text, source)
+    kind = table.get("kind")
+    if kind != RunKind.CS:
+        what = "a search config" if kind is None else f"a config of kind {kind!r}"
+        raise ConfigError(f'{source} is {what}, not a CS config (kind = "cs" at its top)')
+    return validate_cs(build_config(CSConfig, table, ""))
+
+
+def load_cs_config(path: str | Path) -> CSConfig:
+    return parse_cs_config(read_config_file(path), str(path))
+
+
+def parse_run_config(
+    text: str, kind: RunKind, source: str = "<config>"
+) -> SearchConfig | IMPConfig | CSConfig:
+    """A stored run's config by its kind: a search's, an IMP run's or a CS run's."""
+    parse = {RunKind.SEARCH: parse_config, RunKind.IMP: parse_imp_config, RunKind.CS: parse_cs_config}[kind]
+    return parse(text, source)
 
 
 def config_kind(config_json: str) -> RunKind:
@@ -718,7 +830,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
-def to_toml(cfg: SearchConfig | IMPConfig) -> str:
+def to_toml(cfg: SearchConfig | IMPConfig | CSConfig) -> str:
     """A TOML text that ``parse_config`` (``parse_imp_config``) reads back to ``cfg`` (stored with every run)."""
 
     def scalar(v: Any) -> str:
@@ -753,10 +865,10 @@ def _non_default(cfg: Any, default: Any) -> dict[str, Any]:
     return out
 
 
-def config_hash(cfg: SearchConfig | IMPConfig) -> str:
+def config_hash(cfg: SearchConfig | IMPConfig | CSConfig) -> str:
     """sha256 of the non-default fields that define what a run computes (OpenLTH's run naming). An IMP
     config's kind is always hashed, so it never shares a name with a search."""
     fields = {k: v for k, v in _non_default(cfg, type(cfg)()).items() if k not in _PLACEMENT}
-    if isinstance(cfg, IMPConfig):
+    if isinstance(cfg, IMPConfig | CSConfig):
         fields["kind"] = cfg.kind
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

@@ -155,10 +155,10 @@ def run_bash(block: Block, cwd: Path, timeout: int = 600) -> list[dict]:
 
 def check_toml(block: Block) -> None:
     """A config (or a fragment of one: every field has a default) that the loader accepts."""
-    from lotterysearch.settings import parse_config, parse_imp_config
+    from lotterysearch.settings import parse_config, parse_cs_config, parse_imp_config
 
     table = tomllib.loads(block.code)
-    parse = parse_imp_config if table.get("kind") == "imp" else parse_config
+    parse = {"imp": parse_imp_config, "cs": parse_cs_config}.get(table.get("kind"), parse_config)
     parse(block.code, block.where)
 
 

@@ -80,7 +80,10 @@ def test_prune_prints_the_layer_table_and_train_accepts_the_mask(capsys, tmp_pat
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["prune", "--pruner", "obd"], "unknown pruner 'obd' (known: synflow, snip, magnitude, random, imp)"),
+        (
+            ["prune", "--pruner", "obd"],
+            "unknown pruner 'obd' (known: synflow, snip, magnitude, random, imp, cs)",
+        ),
         (
             ["prune", "--dataset", "cifar"],
             "unknown dataset 'cifar' (known: mnist1d, mnist, digits, synthetic, cifar10, tensors)",

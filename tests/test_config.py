@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lotterysearch.api import check_run, load_config, load_imp_config
+from lotterysearch.api import check_run, load_config, load_cs_config, load_imp_config
 from lotterysearch.errors import ConfigError
 from lotterysearch.settings import (
     FitnessConfig,
     SearchConfig,
     TrainingConfig,
     config_hash,
+    parse_cs_config,
     parse_imp_config,
     to_toml,
 )
@@ -36,6 +37,9 @@ def test_example_configs_load_and_round_trip(path: Path) -> None:
     if config_kind_of(path) == "imp":
         cfg = load_imp_config(path)
         assert parse_imp_config(to_toml(cfg)) == cfg
+    elif config_kind_of(path) == "cs":
+        cfg = load_cs_config(path)
+        assert parse_cs_config(to_toml(cfg)) == cfg
     else:
         cfg = load_config(path)
         assert parse_config(to_toml(cfg)) == cfg

@@ -12,7 +12,7 @@ from docblocks import LANGUAGES, ROOT, blocks, commands, run_blocks
 
 import lotterysearch
 from lotterysearch.errors import ConfigError
-from lotterysearch.settings import parse_config, parse_imp_config
+from lotterysearch.settings import parse_config, parse_cs_config, parse_imp_config
 
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [ROOT / "README.md", *DOCS]
@@ -99,7 +99,11 @@ def _tables() -> dict[str, dict[str, tuple[str, str]]]:
 def _settings(path: str) -> object:
     """The default settings object a table documents: ``search.ga`` is ``SearchConfig().ga``."""
     kind, *sub = path.split(".")
-    obj = {"search": lotterysearch.SearchConfig, "imp": lotterysearch.IMPConfig}[kind]()
+    obj = {
+        "search": lotterysearch.SearchConfig,
+        "imp": lotterysearch.IMPConfig,
+        "cs": lotterysearch.CSConfig,
+    }[kind]()
     for name in sub:
         obj = getattr(obj, name)
     return obj
@@ -116,6 +120,7 @@ def test_configuration_reference_lists_every_field_with_its_default() -> None:
     expected |= {
         f"{k}.{f.name}" for k, c in sections.items() for f in dataclasses.fields(c) if _is_section(c, f)
     }
+    expected.add("cs.cs")  # a CS run is an IMP run's fields with [cs] for [imp]
     assert set(tables) == expected
     for path, rows in tables.items():
         obj = _settings(path)
@@ -147,9 +152,9 @@ def test_configuration_reference_allows_what_the_loader_allows() -> None:
             many = isinstance(getattr(_settings(path), name), tuple)
             value = '["nonsense"]' if many else '"nonsense"'
             field = f"{name} = {value}"
-            top = 'kind = "imp"\n' if kind == "imp" else ""
+            top = f'kind = "{kind}"\n' if kind in ("imp", "cs") else ""
             text = top + (f"[{sub[0]}]\n{field}\n" if sub else f"{field}\n")
-            parse = parse_imp_config if kind == "imp" else parse_config
+            parse = {"imp": parse_imp_config, "cs": parse_cs_config}.get(kind, parse_config)
             with pytest.raises(ConfigError) as e:
                 parse(text)
             said = re.search(r"must be one of (.*), got", str(e.value))

@@ -288,7 +288,7 @@ def test_each_step_keeps_what_its_formula_says(rounding: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pruner": "grasp"}, "unknown pruner 'grasp' (known: synflow, snip, magnitude, random, imp)"),
+        ({"pruner": "grasp"}, "unknown pruner 'grasp' (known: synflow, snip, magnitude, random, imp, cs)"),
         ({"scope": "local"}, "unknown scope 'local' (known: global, layerwise)"),
         ({"rounding": "floor"}, "unknown rounding rule 'floor' (known: round, reference)"),
         ({"compression": 0.5}, "compression must be >= 1 (ρ = |θ| / |θ_pruned|), got 0.5"),
@@ -308,7 +308,7 @@ def test_each_step_keeps_what_its_formula_says(rounding: str) -> None:
             {"pruner": "imp", "iterations": 5},
             "pruner 'imp' sets its rounds from rate; pass rate=..., not iterations",
         ),
-        ({"rate": 0.5}, "option(s) rate apply only to pruner 'imp'"),
+        ({"rate": 0.5}, "option(s) rate apply only to pruners 'imp' and 'cs'"),
     ],
 )
 def test_error_messages(kwargs: dict, message: str) -> None:

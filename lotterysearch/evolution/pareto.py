@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import numpy as np
 
 from lotterysearch.errors import ConfigError
-from lotterysearch.settings import RunKind
+from lotterysearch.settings import ROUND_KINDS
 
 if TYPE_CHECKING:
     from lotterysearch.storage.store import Individual, Store
@@ -133,7 +133,7 @@ def run_front(store: Store, run_id: str) -> list[Individual]:
     """The front of a stored run, by density (``front``). A search's is the one committed with its last
     generation (the loop's ``front`` over everything measured up to it; empty before the first generation);
     an IMP run, which has no generations, has the front over its tickets, every committed round."""
-    if store.run(run_id).kind is RunKind.IMP:
+    if store.run(run_id).kind in ROUND_KINDS:
         return front(store.individuals(run_id))
     last = store.last_generation(run_id)
     return front(store.individuals(run_id, last.front)) if last is not None else []

@@ -34,6 +34,7 @@ from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model, input_width, prunable_layers, weight_names
 from lotterysearch.errors import PruningError
+from lotterysearch.pruning import continuous
 from lotterysearch.settings import PRUNERS, ROUNDINGS, SCOPES, TrainingConfig
 from lotterysearch.training.trainer import TrainResult, train
 
@@ -645,6 +646,60 @@ def imp(
     return IMPResult(mask, len(schedule), kept_totals, rewind_state, tuple(history), tickets)
 
 
+# ---- Continuous Sparsification at a compression ------------------------------------------------------
+CS_OPTIONS = ("training", "penalty", "beta_final", "s_init", "rounds", "steps", "rewind_step")
+
+
+def cs(
+    model: nn.Module,
+    compression: float,
+    data: Dataset | None,
+    *,
+    training: TrainingConfig | None = None,
+    penalty: float | Sequence[float] = 1e-6,
+    beta_final: float = continuous.BETA_FINAL,
+    s_init: float = 0.0,
+    rounds: int = 5,
+    steps: int | None = None,
+    rewind_step: int = 0,
+    seed: int = 0,
+    rounding: str = "round",
+) -> Mask:
+    """Continuous Sparsification (``continuous.continuous_sparsification``) cut to ρ: rounds of the search
+    (λ = ``penalty``, each ``steps`` long, default the ``training`` steps after the rewind point) until the
+    hard mask is at most ``kept_count(|θ|, ρ)`` weights or ``rounds`` have run, then exactly that many
+    weights, the highest scores of the last round. The search's weights rewind to the init, or to those
+    after ``rewind_step`` dense steps (``imp_rewind_state``); batches come from ``seed``, as IMP's."""
+    if data is None:
+        raise PruningError("pruner 'cs' needs training data: pass data=load_dataset(...)")
+    training = IMP_TRAINING if training is None else training
+    if not isinstance(training, TrainingConfig):
+        raise PruningError(f"CS training must be a TrainingConfig, got {training!r}")
+    if not 0 <= rewind_step < training.steps:
+        raise PruningError(
+            f"CS needs 0 <= rewind_step < steps, got rewind_step={rewind_step}, steps={training.steps}"
+        )
+    total = sum(math.prod(s) for s in _layer_sizes(model).values())
+    kept = kept_count(total, compression, rounding)
+    if kept < 1:
+        raise PruningError(f"compression {compression:g} would keep no weight of the {total}")
+    state = imp_rewind_state(model, data, training, rewind_step, seed=seed)
+    return continuous.continuous_sparsification(
+        model,
+        data,
+        training,
+        rounds=rounds,
+        penalty=penalty,
+        beta_final=beta_final,
+        s_init=s_init,
+        steps=training.steps - rewind_step if steps is None else steps,
+        rewind_state=state,
+        seed=seed + int(rewind_step > 0),
+        target_density=kept / total,
+        kept=kept,
+    ).mask
+
+
 # ---- the public entry point --------------------------------------------------------------------------
 def prune(
     model: nn.Module,
@@ -663,9 +718,20 @@ def prune(
     ``iterations=None`` is the pruner's default (100 for synflow, 1 for snip, magnitude and random);
     ``scope=None`` is the pruner's default ("global"; "layerwise" for imp, as Frankle & Carbin).
     ``imp`` needs ``data`` and takes :func:`imp`'s ``IMP_OPTIONS`` (``training=TrainingConfig(...)``, ``rate``, ...)
-    as keywords.
+    as keywords; ``cs`` (Continuous Sparsification, :func:`cs`) needs ``data`` and takes ``CS_OPTIONS``.
     """
     _check_choice(pruner, PRUNERS, "pruner")
+    if pruner == "cs":
+        if iterations is not None:
+            raise PruningError("pruner 'cs' runs rounds of its search; pass rounds=..., not iterations")
+        if scope not in (None, "global"):
+            raise PruningError(
+                f"pruner 'cs' keeps the highest scores of all layers at once (scope 'global'), got scope '{scope}'"
+            )
+        unknown = sorted(set(imp_options) - set(CS_OPTIONS))
+        if unknown:
+            raise PruningError(f"unknown CS option(s) {', '.join(unknown)} (known: {', '.join(CS_OPTIONS)})")
+        return cs(model, compression, data, seed=seed, rounding=rounding, **imp_options)  # type: ignore[arg-type]
     if pruner == "imp":
         if iterations is not None:
             raise PruningError("pruner 'imp' sets its rounds from rate; pass rate=..., not iterations")
@@ -678,7 +744,7 @@ def prune(
             model, compression, data, scope=scope or "layerwise", seed=seed, rounding=rounding, **imp_options
         ).mask
     if imp_options:
-        raise PruningError(f"option(s) {', '.join(sorted(imp_options))} apply only to pruner 'imp'")
+        raise PruningError(f"option(s) {', '.join(sorted(imp_options))} apply only to pruners 'imp' and 'cs'")
     return iterative_prune(
         model,
         SCORERS[pruner],

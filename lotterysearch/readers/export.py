@@ -58,7 +58,7 @@ from lotterysearch.errors import ConfigError, ExportError
 from lotterysearch.pruning.pruners import imp_rewind_state, imp_round
 from lotterysearch.readers.report import export_mask
 from lotterysearch.runs import confirmation
-from lotterysearch.settings import TrainingConfig, config_kind, parse_config, parse_imp_config
+from lotterysearch.settings import ROUND_KINDS, TrainingConfig, config_kind, parse_config, parse_run_config
 from lotterysearch.training.batched_mlp import sparse_layers as csr_layers
 from lotterysearch.training.compaction import compact_mask, compaction
 from lotterysearch.training.family import MODULE_FAMILY, family_of
@@ -411,10 +411,12 @@ class Ticket:
 
 
 def run_training(store: Store, run_id: str) -> Any:
-    """The protocol ``trained`` weights use by default: an IMP run's ``[training]``, a search's fitness."""
+    """The protocol ``trained`` weights use by default: an IMP (or CS) run's ``[training]``, a search's
+    fitness."""
     record = store.run(run_id)
-    if config_kind(record.config_json) == "imp":
-        return parse_imp_config(record.config_toml, f"run {run_id}").training
+    kind = config_kind(record.config_json)
+    if kind in ROUND_KINDS:
+        return parse_run_config(record.config_toml, kind, f"run {run_id}").training
     return parse_config(record.config_toml, f"run {run_id}").fitness.training()
 
 

@@ -26,7 +26,7 @@ from lotterysearch.errors import ConfigError, MaskError
 from lotterysearch.evolution import pareto
 from lotterysearch.runs.confirmation import Confirmed, Plan, Retrained, stored_confirmed
 from lotterysearch.runs.ledger import RunCompute, run_compute, run_steps_summary
-from lotterysearch.settings import RunKind
+from lotterysearch.settings import ROUND_KINDS, RunKind
 from lotterysearch.storage.store import GenerationRecord, Individual, RunRecord, Store
 
 if TYPE_CHECKING:
@@ -124,8 +124,8 @@ class RunSummary:
     @property
     def stage(self) -> str:
         """How far the run got, for titles: the last generation, or an IMP run's rounds committed."""
-        if self.kind is RunKind.IMP:
-            return f"{len(self.individuals)} IMP rounds committed"
+        if self.kind in ROUND_KINDS:
+            return f"{len(self.individuals)} {self.kind.value.upper()} rounds committed"
         gen = self.last_generation
         return "no generation committed" if gen is None else f"after generation {gen}"
 
@@ -177,7 +177,7 @@ def runs_rows(store: Store) -> list[Row]:
                 "id": run.id,
                 "name": run.name,
                 "status": run.status,
-                "generations": imp_rounds_reached(store, run) if run.kind is RunKind.IMP else c["generation"],
+                "generations": imp_rounds_reached(store, run) if run.kind in ROUND_KINDS else c["generation"],
                 "created": run.created,
                 "individuals": c["individuals"],
                 "trained": c["trained"],
@@ -283,7 +283,7 @@ def format_rows(
 def imp_rounds_reached(store: Store, run: RunRecord) -> int | None:
     """The last IMP round every trajectory of ``run`` has committed (None before each has its dense round),
     what the runs table shows as an IMP run's generations."""
-    seeds = json.loads(run.config_json).get("imp", {}).get("init_seeds", [0])
+    seeds = json.loads(run.config_json).get(run.kind.value, {}).get("init_seeds", [0])  # [imp] or [cs]
     done: dict[int, int] = {}
     for r in store.imp_rounds(run.id):
         done[r.trajectory] = max(done.get(r.trajectory, -1), r.round)
@@ -422,7 +422,7 @@ def format_confirmed(plan: Plan, summaries: Mapping[int, Confirmed]) -> str:
                 "reinit_stop": _stop(reinit),
             }
         )
-    imp = plan.inits.kind is RunKind.IMP
+    imp = plan.inits.kind in ROUND_KINDS
     fitness = (
         "the round's validation accuracy" if imp else "validation accuracy after the search's short training"
     )
@@ -481,7 +481,7 @@ def format_imp_tickets(store: Store, run_id: str, fmt: str = "table") -> str:
     run = store.run(run_id)
     rows = imp_ticket_rows(store, run_id)
     title = (
-        f"run {run_id} ({run.status}): {len(rows)} IMP tickets, {sum(r['is_pareto'] for r in rows)} on the"
+        f"run {run_id} ({run.status}): {len(rows)} {run.kind.value.upper()} tickets, {sum(r['is_pareto'] for r in rows)} on the"
         " Pareto front (accuracies at the early-stopping iteration)"
     )
     return format_rows(rows, fmt, title=title, fields=IMP_FIELDS)
@@ -503,10 +503,10 @@ _REINIT_DODGE = 1.03
 
 def origin_kind(origin: str) -> str:
     """``seed`` (a pruner's mask), ``seed+`` (a mutated copy of one), ``random`` (the control), ``child``, or
-    ``imp`` (an IMP ticket)."""
+    ``imp`` (an IMP or a CS ticket)."""
     if origin.startswith("child"):
         return "child"
-    if origin.startswith("imp:"):
+    if origin.startswith(("imp:", "cs:")):
         return "imp"
     if origin.startswith("random"):
         return "random"
@@ -536,7 +536,7 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
     ax, ax_gen = fig.subplots(1, 2, width_ratios=[1.75, 1])
     run = summary.run
     gen = summary.last_generation
-    imp = summary.kind is RunKind.IMP
+    imp = summary.kind in ROUND_KINDS
     stage = summary.stage if imp else ("no generation" if gen is None else f"generation {gen}")
     fig.suptitle(
         f"{run.id}  ·  {stage}  ·  "
@@ -623,7 +623,7 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.1)
 
-    if summary.kind is RunKind.IMP:  # an IMP run has rounds, not generations
+    if summary.kind in ROUND_KINDS:  # an IMP run has rounds, not generations
         _plot_imp_rounds(ax_gen, summary)
         return fig
     gens = summary.generations
@@ -920,7 +920,7 @@ def front_html(summary: RunSummary, png: bytes) -> str:
         ("status", run.status),
         ("created", _cell("created", run.created) + " UTC"),
         ("IMP rounds committed", len(summary.individuals))
-        if summary.kind is RunKind.IMP
+        if summary.kind in ROUND_KINDS
         else ("last generation", "-" if gen is None else gen),
         ("masks evaluated", len(summary.individuals)),
         ("classes trained", summary.trained),

@@ -35,13 +35,13 @@ from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import pareto
 from lotterysearch.execution import backend
 from lotterysearch.settings import (
-    IMPConfig,
+    ROUND_KINDS,
+    CSConfig,
     RunKind,
     SearchConfig,
     TrainingConfig,
     build_config,
-    parse_config,
-    parse_imp_config,
+    parse_run_config,
     parse_toml,
     read_config_file,
 )
@@ -155,10 +155,10 @@ class RunInits:
 
 def run_inits(store: Store, run_id: str) -> RunInits:
     """Read a run's settings from its stored config: a search's ``SearchConfig``, an IMP run's
-    ``IMPConfig`` (``kind = "imp"``) with the trajectory seed of each committed round."""
+    ``IMPConfig`` (``kind = "imp"``) or a CS run's ``CSConfig`` (``kind = "cs"``) with the trajectory seed of
+    each committed round."""
     record = store.run(run_id)
-    parse = parse_imp_config if record.kind is RunKind.IMP else parse_config
-    cfg: SearchConfig | IMPConfig = parse(record.config_toml, f"run {run_id}")
+    cfg = parse_run_config(record.config_toml, record.kind, f"run {run_id}")
     common = {
         "kind": record.kind,
         "model": cfg.model,
@@ -176,12 +176,13 @@ def run_inits(store: Store, run_id: str) -> RunInits:
             init_seeds=tuple(dict.fromkeys((*cfg.seeding.init_seeds, *cfg.fitness.init_seeds))),
             default_seed=cfg.fitness.init_seeds[0],
         )
+    rounds = cfg.cs if isinstance(cfg, CSConfig) else cfg.imp  # same fields: init_seeds, rewind_step
     return RunInits(
         **common,
-        init_seeds=tuple(cfg.imp.init_seeds),
-        default_seed=cfg.imp.init_seeds[0],
+        init_seeds=tuple(rounds.init_seeds),
+        default_seed=rounds.init_seeds[0],
         training=cfg.training,
-        rewind_step=cfg.imp.rewind_step,
+        rewind_step=rounds.rewind_step,
         trajectories={r.individual_id: r.trajectory for r in store.imp_rounds(run_id)},
     )
 
@@ -201,7 +202,7 @@ class Init:
 
 def own_init(ind: Individual, inits: RunInits) -> Init:
     """The init an individual's mask belongs to (see the module docstring)."""
-    if inits.kind is RunKind.IMP:
+    if inits.kind in ROUND_KINDS:
         seed = inits.trajectories.get(ind.id)
         if seed is None:
             m = _SEED_ORIGIN.match(ind.origin)
@@ -215,7 +216,7 @@ def own_init(ind: Individual, inits: RunInits) -> Init:
 
 
 def reinit(seed: int, inits: RunInits) -> Init:
-    return Init("reinit", seed, inits.rewind_step if inits.kind is RunKind.IMP else 0)
+    return Init("reinit", seed, inits.rewind_step if inits.kind in ROUND_KINDS else 0)
 
 
 # ---- choosing individuals -----------------------------------------------------------------------------
@@ -502,7 +503,7 @@ def plan(
     """Check everything a confirmation needs and list its jobs, writing nothing."""
     inits = run_inits(store, run_id)
     proto = resolve_protocol(inits, run_id, protocol)
-    k, t = (inits.rewind_step if inits.kind is RunKind.IMP else 0), proto.training
+    k, t = (inits.rewind_step if inits.kind in ROUND_KINDS else 0), proto.training
     if t.steps - k < t.eval_every:
         raise ConfigError(
             f"field 'training.steps' must leave at least eval_every ({t.eval_every}) steps after the rewind"
@@ -531,7 +532,7 @@ def round_results(
     """An IMP ticket's own-init training under its run's own protocol is its round's training (``train_job``
     repeats it to the bit), so the round's stored numbers are that confirmation: by job key, none for a
     search or another protocol."""
-    if inits.kind is not RunKind.IMP or inits.training is None:
+    if inits.kind not in ROUND_KINDS or inits.training is None:
         return {}
     if Protocol(inits.training, inits.model, inits.mode).key != proto.key:
         return {}

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
-from lotterysearch.settings import RunKind
+from lotterysearch.settings import ROUND_KINDS, RunKind
 from lotterysearch.storage.store import (
     ConfirmationRecord,
     GenerationRecord,
@@ -241,7 +241,7 @@ def imp_ledger(rounds: Sequence[IMPRoundRecord], masks: Mapping[int, Mask] | Non
     from lotterysearch.runs.imp import round_steps
 
     count = _counter_of(config, config.get("training", {})) if masks is not None else None
-    rewind = int(config.get("imp", {}).get("rewind_step", 0))
+    rewind = int(config.get(config.get("kind", "imp"), {}).get("rewind_step", 0))  # [imp] or [cs]
     chains: dict[int, list[Ledger]] = {}
     for r in rounds:
         steps = round_steps(r.result, r.round, rewind)
@@ -281,11 +281,11 @@ def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
     run = store.run(run_id)
     config = json.loads(run.config_json)
     individuals = store.individuals(run_id)
-    if run.kind is RunKind.IMP:
+    if run.kind in ROUND_KINDS:  # a CS run counts its tickets' trainings as IMP's; its search rounds are not
         from lotterysearch.runs.imp import round_steps
 
         rounds = store.imp_rounds(run_id)
-        rewind = int(config.get("imp", {}).get("rewind_step", 0))
+        rewind = int(config.get(run.kind.value, {}).get("rewind_step", 0))
         by_id = {r.individual_id: r for r in rounds}
         individuals = [
             i

@@ -87,7 +87,7 @@ class PruningSection:
     compressions: tuple[float, ...] = (10.0, 100.0)
     iterations: int = 0  # 0: the pruner's default (100 for synflow, one-shot for the others)
     rounding: str = "round"
-    imp_steps: int = 1000  # training steps per IMP round (pruner "imp" only)
+    imp_steps: int = 1000  # training steps per IMP round (pruner "imp"), and per CS round (pruner "cs")
     imp_rate: float = 0.2
 
 
@@ -271,6 +271,9 @@ def _prune(
         return prune(
             model, "imp", rho, data=data, seed=seed, rounding=rounding, training=training, rate=p.imp_rate
         )
+    if pruner == "cs":  # Continuous Sparsification, its rounds as long as IMP's
+        training = IMP_TRAINING.with_steps(p.imp_steps)
+        return prune(model, "cs", rho, data=data, seed=seed, rounding=rounding, training=training)
     return prune(model, pruner, rho, iterations=p.iterations or None, data=data, seed=seed, rounding=rounding)
 
 
@@ -449,7 +452,7 @@ def run_stability(
     t0 = time.monotonic()
     out = _writable_dir(Path(out_dir))
     figs = _writable_dir(Path(figures_dir)) if figures_dir is not None else out
-    needs_data = cfg.training.steps > 0 or any(p in ("snip", "imp") for p in cfg.pruning.pruners)
+    needs_data = cfg.training.steps > 0 or any(p in ("snip", "imp", "cs") for p in cfg.pruning.pruners)
     data = _load_data(cfg) if needs_data else None
     model = build_model(cfg.model, 0, bias=cfg.bias)
     ones = Mask.ones(model)

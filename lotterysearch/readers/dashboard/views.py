@@ -21,7 +21,7 @@ from lotterysearch.evolution import diagnostics, pareto
 from lotterysearch.readers import report
 from lotterysearch.runs.confirmation import stored_confirmed
 from lotterysearch.runs.ledger import run_compute, stored_confirmation_ledger
-from lotterysearch.settings import RunKind
+from lotterysearch.settings import ROUND_KINDS
 from lotterysearch.storage.store import Individual, RunRecord, Store
 
 # What ``Store.create_run`` makes of a name (``_slug``) plus ``-NNN``: letters, digits, '_', '.', '-'.
@@ -82,13 +82,13 @@ def planned(run: RunRecord) -> int | None:
     ga = cfg.get("ga")
     if isinstance(ga, dict) and ga.get("control", "none") != "none":
         return None
-    section, key = ("imp", "rounds") if run.kind is RunKind.IMP else ("ga", "generations")
+    section, key = (run.kind.value, "rounds") if run.kind in ROUND_KINDS else ("ga", "generations")
     value = cfg.get(section, {}).get(key) if isinstance(cfg.get(section), dict) else None
     return value if isinstance(value, int) else None
 
 
 def _hypervolume(store: Store, run: RunRecord) -> float:
-    if run.kind is RunKind.IMP:
+    if run.kind in ROUND_KINDS:
         return pareto.front_hypervolume(pareto.run_front(store, run.id), tuple(run.ref_point))
     last = store.last_generation(run.id)
     return 0.0 if last is None else last.hypervolume
@@ -185,10 +185,10 @@ def run_view(store: Store, run_id: str) -> dict[str, Any]:
         }
         for g in summary.generations
     ]
-    tickets = report.imp_ticket_rows(store, run_id) if summary.kind is RunKind.IMP else []
+    tickets = report.imp_ticket_rows(store, run_id) if summary.kind in ROUND_KINDS else []
     searching = (
         [diagnostics.as_dict(d) for d in diagnostics.run_diagnostics(store, run_id)]
-        if summary.kind is not RunKind.IMP
+        if summary.kind not in ROUND_KINDS
         else []
     )
     return json_value(

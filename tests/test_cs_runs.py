@@ -1,0 +1,240 @@
+"""Continuous Sparsification as a durable run kind: the config and its one-line errors, rounds equal to the
+pure search's (``continuous.continuous_sparsification``) with tickets trained as IMP trains its rounds, a
+SIGKILLed CLI driver that resumes to the same tickets bit for bit, and confirm and front on its tickets.
+Real store and training on the synthetic dataset with a 16-24-24-4 MLP and short rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import assert_running, overridden, sigkill, start_driver, toml_of, wait_for
+
+import lotterysearch as ls
+from lotterysearch import api
+from lotterysearch.cli import main
+from lotterysearch.core.data import load_dataset
+from lotterysearch.core.masks import Mask
+from lotterysearch.core.models import build_model
+from lotterysearch.errors import ConfigError
+from lotterysearch.evolution import pareto
+from lotterysearch.execution.jobs import on_one_thread
+from lotterysearch.pruning import continuous
+from lotterysearch.pruning.pruners import imp_round_from_init
+from lotterysearch.readers import export
+from lotterysearch.runs import confirmation
+from lotterysearch.settings import RunKind, config_hash, parse_cs_config, parse_imp_config, to_toml
+from lotterysearch.storage.store import Store
+
+MODEL = "mlp:16-24-24-4"  # 384 + 576 + 96 = 1056 prunable weights
+CS: dict = {
+    "kind": "cs",
+    "name": "t",
+    "dataset": "synthetic",
+    "model": MODEL,
+    "seed": 3,
+    "evaluator": "local",
+    "cs": {"init_seeds": [0, 1], "rounds": 3, "penalty": [1e-3]},
+    "training": {"steps": 60, "lr": 0.01, "batch_size": 60, "eval_every": 30},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread) -> None:
+    """Every test here trains: one thread (``conftest.one_thread``)."""
+
+
+def cs_toml(**overrides) -> str:
+    """The test CS config as TOML; a dict merges into its section, anything else replaces (None drops)."""
+    return toml_of(overridden(CS, **overrides))
+
+
+def cs_config(**overrides):
+    return api.check_run(parse_cs_config(cs_toml(**overrides), "<cs config>"))
+
+
+def tickets(workspace: Path, run_id: str) -> dict:
+    """Everything a CS run computed, without timestamps: its individuals and its rounds."""
+    with Store.open(workspace) as store:
+        inds = [
+            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density)
+            for i in store.individuals(run_id)
+        ]
+        rounds = [
+            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
+        ]
+        return {"individuals": inds, "rounds": rounds, "status": store.run(run_id).status}
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory) -> tuple[Path, dict]:
+    """The test config run uninterrupted, in process: the reference a resumed run must equal."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ws = tmp_path_factory.mktemp("clean")
+        with ls.cs(cs_config(), ws) as run:
+            assert run.id == "t-001" and run.kind is RunKind.CS
+        return ws, tickets(ws, "t-001")
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---- config ---------------------------------------------------------------------------------------------
+def test_config_round_trips_and_hashes_what_it_computes() -> None:
+    cfg = cs_config()
+    assert (cfg.kind, cfg.cs.init_seeds, cfg.cs.rounds, cfg.cs.penalty, cfg.cs.beta_final, cfg.cs.s_init) == (
+        "cs",
+        (0, 1),
+        3,
+        (1e-3,),
+        200.0,
+        0.0,
+    )
+    assert parse_cs_config(to_toml(cfg)) == cfg
+    assert config_hash(cfg) != config_hash(cs_config(cs={"penalty": [2e-3]}))
+    assert config_hash(cfg) == config_hash(cs_config(workspace="elsewhere"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cs": {"penalty": [-1e-6]}}, "field 'cs.penalty' must be a list of numbers >= 0 (λ), got [-1e-06]"),
+        (
+            {"cs": {"penalty": [1e-3, 2e-3]}},
+            "field 'cs.penalty' must be one λ, or one per round (3), got [0.001, 0.002]",
+        ),
+        ({"cs": {"rounds": 0}}, "field 'cs.rounds' must be an integer >= 1, got 0"),
+        ({"cs": {"beta_final": 0.5}}, "field 'cs.beta_final' must be a number >= 1 (β_T), got 0.5"),
+        (
+            {"cs": {"init_seeds": [1, 1]}},
+            "field 'cs.init_seeds' must be a non-empty list of distinct integers"
+            " (one trajectory each), got [1, 1]",
+        ),
+        (
+            {"cs": {"rewind_step": 60}},
+            "field 'cs.rewind_step' must be in [0, training.steps) = [0, 60): a rewind"
+            " point before the last step, got 60",
+        ),
+        (
+            {"cs": {"rate": 0.2}},
+            "unknown field 'cs.rate' in section [cs] (allowed: init_seeds, rounds, penalty,"
+            " beta_final, s_init, rewind_step, steps)",
+        ),
+        (
+            {"kind": "imp"},
+            "<cs config> is a config of kind 'imp', not a CS config (kind = \"cs\" at its top)",
+        ),
+    ],
+)
+def test_config_errors_are_one_line(overrides, message) -> None:
+    with pytest.raises(ConfigError) as e:
+        cs_config(**overrides)
+    assert str(e.value) == message
+
+
+def test_the_other_commands_refuse_a_cs_config() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_imp_config(cs_toml(), "cs.toml")
+    assert str(e.value) == 'cs.toml is a CS config (kind = "cs"): run it with `lotterysearch cs`'
+
+
+def test_cli_config_error_is_one_line_and_exit_2(tmp_path, capsys) -> None:
+    config = tmp_path / "cs.toml"
+    config.write_text(cs_toml(cs={"penalty": [-1.0]}))
+    assert main(["cs", str(config), "--workspace", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err
+    assert err == "lotterysearch: error: field 'cs.penalty' must be a list of numbers >= 0 (λ), got [-1.0]\n"
+    assert not (tmp_path / "ws").exists()
+
+
+# ---- the run ----------------------------------------------------------------------------------------------
+def test_rounds_are_the_pure_search_with_tickets_trained_as_imp_rounds(clean) -> None:
+    ws, reference = clean
+    data = load_dataset("synthetic", 3)
+    cfg = cs_config()
+    rounds = reference["rounds"]
+    assert [(t, r) for t, r, *_ in rounds] == [(s, r) for s in (0, 1) for r in range(4)]
+    with ls.open_run(ws, "t-001") as run:
+        inds = {i.id: i for i in run.individuals()}
+        assert run.status == "finished" and len(run.imp_rounds()) == 8
+        shapes = run.record.shapes
+    for seed in (0, 1):
+        model = build_model(MODEL, seed)
+        search = continuous.continuous_sparsification(
+            model, data, cfg.training, rounds=3, penalty=1e-3, seed=seed
+        )
+        mine = [rec for rec in rounds if rec[0] == seed]
+        masks = [inds[rec[2]].mask for rec in mine]
+        assert masks[0] == Mask.ones(model) and masks[1:] == list(search.masks)
+        # the stored scores are those the next round's ticket was cut from, bit for bit
+        last = continuous.scores_from_bytes(mine[2][4], shapes)
+        assert continuous.hard_mask(last) == masks[3] and mine[3][4] is None
+        # each ticket trained from θ₀ under the run's protocol, as an IMP round trains its mask
+        for mask, rec in zip(masks, mine, strict=True):
+            assert imp_round_from_init(model, mask, data, cfg.training, seed=seed).result.as_dict() == rec[3]
+        assert [inds[rec[2]].origin for rec in mine] == [f"cs:seed={seed}:round={r}" for r in range(4)]
+    assert 1.0 > masks[1].density() > masks[2].density() > masks[3].density() > 0
+
+
+def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
+    _, reference = clean
+    config = tmp_path / "cs.toml"
+    config.write_text(cs_toml())
+    ws = tmp_path / "killed"
+    driver = start_driver("cs", str(config), "--workspace", str(ws), "--local")
+
+    def some_rounds() -> bool:
+        assert_running(driver)
+        if not (ws / "lotterysearch.sqlite").exists():
+            return False
+        with Store.open(ws) as store:
+            return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 2
+
+    try:
+        wait_for(some_rounds, 300, "two committed rounds")
+        sigkill(driver)
+    finally:
+        sigkill(driver)
+    with Store.open(ws) as store:
+        assert store.run("t-001").status == "running"
+        committed = len(store.imp_rounds("t-001"))
+    assert 2 <= committed < 8, "the run finished before the kill: make the rounds longer"
+    capsys.readouterr()
+    assert main(["cs", "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"resuming CS run t-001 in {ws}: {committed} of 8 rounds committed"
+    progress = [line for line in lines if line.startswith("seed ")]
+    assert len(progress) == 8 - committed  # nothing committed is trained again
+    assert lines[len(progress) + 1].startswith("run t-001 (finished): 8 CS tickets, ")
+    assert tickets(ws, "t-001") == reference
+
+
+def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys) -> None:
+    """A CS ticket's own-init confirmation under the run's protocol is its round's training (stored as it);
+    the reinit control is another training; ``front`` lists the run's front over its tickets."""
+    ws, reference = clean
+    last = [r for r in reference["rounds"] if r[1] == 3]
+    ids = [r[2] for r in last]
+    with Store.open(ws) as store:
+        p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
+        data = confirmation.run_inits(store, "t-001").data()
+        front = pareto.run_front(store, "t-001")
+        assert export.run_training(store, "t-001") == cs_config().training  # what `export` retrains with
+    (own,) = [j for j in p.jobs if j.init.init == "own"]
+    assert own.key in p.from_rounds and own.init.seed == 0
+    assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]
+    summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
+    assert list(summaries) == ids
+    with ls.open_run(ws, "t-001") as run:
+        done = {(c.individual_id, c.init): c for c in run.confirmations()}
+    for _, _, individual_id, result, _ in last:
+        assert done[(individual_id, "own")].result.as_dict() == result
+        assert done[(individual_id, "reinit")].result.as_dict() != result
+    assert front and {i.id for i in front} <= {r[2] for r in reference["rounds"]}
+    capsys.readouterr()
+    assert main(["front", "t-001", "--workspace", str(ws)]) == 0
+    out = capsys.readouterr().out
+    assert "8 CS rounds committed" in out and all(f" {i.origin} " in out for i in front)
