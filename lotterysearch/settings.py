@@ -436,6 +436,8 @@ class CSConfig:
     cs: CSSettings = field(default_factory=CSSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    model_fingerprint: str = ""  # as in ``SearchConfig``
+    data_fingerprint: str = ""
 
 
 # Fields that say where a search runs, not what it computes: left out of the hash.
