@@ -238,3 +238,23 @@ def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys)
     assert main(["front", "t-001", "--workspace", str(ws)]) == 0
     out = capsys.readouterr().out
     assert "8 CS rounds committed" in out and all(f" {i.origin} " in out for i in front)
+
+
+def test_the_ledger_counts_each_round_search_and_the_frontier_only_the_searches(clean) -> None:
+    """Each trajectory: its 3 searches of 60 steps (training.steps, no rewind) and its 4 tickets' trainings
+    of 60, one after another; the two trajectories side by side. A ticket of round r took r searches."""
+    from lotterysearch.readers import frontier
+
+    workspace, _ = clean
+    ls.confirm(workspace, "t-001", reinit_seeds=(), local=True)  # each ticket's own round: nothing trained
+    with Store.open(workspace) as store:
+        (run,) = store.runs()
+        ledger = api.Run(store, run.id).ledger
+        rounds = store.imp_rounds(run.id)
+        found = frontier.run_tickets(store, run.id, [1.0])
+    per_trajectory = 3 * 60 + 4 * 60
+    assert (ledger.total_steps, ledger.critical_path_steps) == (2 * per_trajectory, per_trajectory)
+    round_of = {r.individual_id: r.round for r in rounds}
+    assert found and all(
+        t.total_steps == t.critical_path_steps == 60 * round_of[t.individual_id] for t in found
+    )

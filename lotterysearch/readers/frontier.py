@@ -15,8 +15,9 @@ other run kind sits on one table and one picture.
   set).
 * **Steps to find it** (``runs.ledger``), not counting its confirming training, which every method pays
   alike: an IMP ticket's trajectory up to the round before its own (total and critical path are equal: the
-  rounds wait for each other); a search winner's run up to and including its generation (total), and the sum
-  of those generations' critical paths.
+  rounds wait for each other); a Continuous Sparsification ticket's search rounds up to its own (the tickets
+  trained along the way confirm, they do not make masks); a search winner's run up to and including its
+  generation (total), and the sum of those generations' critical paths.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from pathlib import Path
 
 from lotterysearch.errors import ConfigError
 from lotterysearch.runs.confirmation import latest_protocol, protocol_key
-from lotterysearch.runs.ledger import run_compute
-from lotterysearch.settings import RunKind, TrainingConfig
+from lotterysearch.runs.ledger import run_compute, search_steps
+from lotterysearch.settings import ROUND_KINDS, RunKind, TrainingConfig
 from lotterysearch.stats import markdown_table
 from lotterysearch.storage.store import Store
 from lotterysearch.verdicts import mean_interval
@@ -96,9 +97,11 @@ def run_tickets(
         return []
     inds = {i.id: i for i in store.individuals(run_id)}
     compute = run_compute(store, run_id, flops=False)
-    trajectory = run.kind is RunKind.IMP
+    trajectory = run.kind in ROUND_KINDS
+    config = json.loads(run.config_json)
     if trajectory:
         rounds = {r.individual_id: r.round for r in store.imp_rounds(run_id)}
+        rewind = int(config.get(run.kind.value, {}).get("rewind_step", 0))
     else:
         gens = store.generations(run_id)
         path: dict[int, int | None] = {}
@@ -115,11 +118,13 @@ def run_tickets(
             if inds[i].density <= d + tolerance:
                 by_init.setdefault(rec.seed, []).append(i)
         for init, ids in sorted(by_init.items()):
-            if trajectory:
+            if trajectory and run.kind is RunKind.CS:  # its search rounds made the mask; tickets confirm
+                best = min(ids, key=lambda i: rounds.get(i, math.inf))
+                total = critical = rounds[best] * search_steps(config) + rewind
+            elif trajectory:
                 best = min(ids, key=lambda i: rounds.get(i, math.inf))
                 parents = inds[best].parents
-                steps = compute.lineage_steps.get(parents[0]) if parents else 0
-                total = critical = steps
+                total = critical = compute.lineage_steps.get(parents[0]) if parents else 0
             else:
                 best = max(ids, key=lambda i: (inds[i].accuracy, inds[i].density))
                 total = compute.run_steps.get(best)

@@ -234,20 +234,39 @@ def _with(record, **fields):  # noqa: ANN001, ANN202 - any frozen record
 
 
 # ---- IMP and confirmations --------------------------------------------------------------------------
+def search_steps(config: Mapping) -> int:
+    """Steps of the search that made each round's mask before its ticket was trained: a Continuous
+    Sparsification round's (``[cs] steps``, 0: ``training.steps - rewind_step``); IMP's masks come from its
+    tickets' own trainings, 0."""
+    if config.get("kind") != RunKind.CS.value:
+        return 0
+    cs, training = config.get("cs", {}), config.get("training", {})
+    return int(cs.get("steps") or int(training.get("steps", 0)) - int(cs.get("rewind_step", 0)))
+
+
 def imp_ledger(rounds: Sequence[IMPRoundRecord], masks: Mapping[int, Mask] | None, config: Mapping) -> Ledger:
     """An IMP run's ledger: each trajectory's rounds one after another (round 0 with the rewind's
     ``rewind_step`` dense steps, which every round's training starts from: ``imp.round_steps``),
-    trajectories side by side. Without ``masks`` (or a config naming the model) FLOPs are None."""
+    trajectories side by side. A Continuous Sparsification round adds the search that made its mask
+    (``search_steps``), which trains every weight: its FLOPs are the dense network's. Without ``masks`` (or
+    a config naming the model) FLOPs are None."""
     from lotterysearch.runs.imp import round_steps
 
     count = _counter_of(config, config.get("training", {})) if masks is not None else None
     rewind = int(config.get(config.get("kind", "imp"), {}).get("rewind_step", 0))  # [imp] or [cs]
+    search = search_steps(config)
+    dense = {r.trajectory: r.individual_id for r in rounds if r.round == 0}
     chains: dict[int, list[Ledger]] = {}
     for r in rounds:
         steps = round_steps(r.result, r.round, rewind)
-        per_step = None if count is None or masks is None else count(masks[r.individual_id])
-        ledger = Ledger(steps, steps, None if per_step is None else float(steps * per_step), r.wall_time)
-        chains.setdefault(r.trajectory, []).append(ledger)
+        extra = search if r.round > 0 else 0
+        flops = None
+        if count is not None and masks is not None:
+            flops = float(steps * count(masks[r.individual_id]))
+            if extra:
+                first = dense.get(r.trajectory)
+                flops = None if first is None else flops + float(extra * count(masks[first]))
+        chains.setdefault(r.trajectory, []).append(Ledger(steps + extra, steps + extra, flops, r.wall_time))
     return parallel(sequential(c) for c in chains.values())
 
 
@@ -281,7 +300,7 @@ def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
     run = store.run(run_id)
     config = json.loads(run.config_json)
     individuals = store.individuals(run_id)
-    if run.kind in ROUND_KINDS:  # a CS run counts its tickets' trainings as IMP's; its search rounds are not
+    if run.kind in ROUND_KINDS:  # a CS round: its search, then its ticket's training
         from lotterysearch.runs.imp import round_steps
 
         rounds = store.imp_rounds(run_id)
@@ -290,7 +309,11 @@ def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
         individuals = [
             i
             if i.steps is not None or i.id not in by_id
-            else _with(i, steps=round_steps(by_id[i.id].result, by_id[i.id].round, rewind))
+            else _with(
+                i,
+                steps=round_steps(by_id[i.id].result, by_id[i.id].round, rewind)
+                + (search_steps(config) if by_id[i.id].round > 0 else 0),
+            )
             for i in individuals
         ]
         ledger = imp_ledger(rounds, {i.id: i.mask for i in individuals} if flops else None, config)
