@@ -37,9 +37,11 @@ import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from experiments.lth import finished_imp_run
 from lotterysearch.errors import ConfigError, LotterySearchError
+from lotterysearch.readers import frontier as frontier_view
 from lotterysearch.runs.imp import round_plan
 from lotterysearch.settings import IMPConfig, load_imp_config
 from lotterysearch.stats import markdown_table
+from lotterysearch.storage.store import Store
 from lotterysearch.verdicts import Family, Verdict, mean_interval
 
 SETTINGS = ROOT / "configs" / "lenet_frontier.toml"
@@ -79,6 +81,7 @@ class FrontierSettings:
 def load_settings(path: Path = SETTINGS) -> FrontierSettings:
     """The frontier's settings; a point that is neither IMP (rate and rounds) nor shots is a one-line error."""
     raw = tomllib.loads(path.read_text())
+    raw["base"] = str(path.parent / raw["base"])  # beside the settings
     points = []
     for p in raw.pop("point"):
         point = Point(**p)
@@ -97,7 +100,7 @@ def load_settings(path: Path = SETTINGS) -> FrontierSettings:
 
 
 def base_config(s: FrontierSettings, data_dir: str) -> IMPConfig:
-    cfg = load_imp_config(ROOT / "configs" / s.base)
+    cfg = load_imp_config(s.base)
     return dataclasses.replace(cfg, data_dir=cfg.data_dir or data_dir, evaluator=s.evaluator)
 
 
@@ -157,7 +160,7 @@ def measure(
     """One run's tickets at each target, confirmed: per init, the density, the confirmed test accuracy at the
     early stop, and the steps spent to find the ticket (total and critical path)."""
     ws = ctx.workspace / "frontier"
-    protocol = load_imp_config(ROOT / "configs" / s.base).training
+    protocol = load_imp_config(s.base).training
     with finished_imp_run(cfg, ws, ctx) as run:
         run_id = run.id
         rounds = run.imp_rounds()
@@ -185,43 +188,50 @@ def measure(
         reinit_seeds=(),
         local=s.evaluator == "local",
         on_result=lambda job, r: ctx.progress(
-            f"  confirmed {job}: test {r['early_stop']['test_accuracy']:.4f}"
+            f"  confirmed ticket {job.individual_id} of init {job.init.seed}:"
+            f" test {r['early_stop']['test_accuracy']:.4f}"
         ),
     )
-    with ls.open_run(ws, run_id) as again:
-        own = {c.individual_id: c for c in again.confirmations(protocol) if c.init == "own"}
+    # the service's frontier view reads them: the same ticket (the first confirmed at or below the target)
+    # and its steps from the run's compute ledger
+    with Store.open(ws) as store:
+        found = frontier_view.run_tickets(
+            store, run_id, [targets[k] for k in {k for k, _ in chosen}], protocol, s.density_tolerance
+        )
+    round_of = {r.individual_id: r.round for r in chosen.values()}
     out: dict[str, Any] = {
         "run_id": run_id,
         "steps": cfg.training.steps,
         "rounds": cfg.imp.rounds,
         "targets": {},
     }
-    for (k, seed), r in sorted(chosen.items()):
-        c = own[r.individual_id]
-        spent = r.round * cfg.training.steps  # the rounds before the ticket's own training
-        out["targets"].setdefault(str(k), {})[str(seed)] = {
-            "round": r.round,
-            "density": by_id[r.individual_id].density,
-            "test_accuracy": c.test_accuracy,
-            "early_stop_step": c.early_stop_step,
-            "total_steps": spent,
-            "critical_path_steps": spent,
+    by_density = {d: k for k, d in targets.items()}
+    for t in found:
+        out["targets"].setdefault(str(by_density[t.target]), {})[str(t.init)] = {
+            "round": round_of.get(t.individual_id),
+            "density": t.density,
+            "test_accuracy": t.test_accuracy,
+            "early_stop_step": t.early_stop_step,
+            "total_steps": t.total_steps,
+            "critical_path_steps": t.critical_path_steps,
         }
     return out
 
 
-def run(ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = ()) -> dict[str, Any]:
+def run(
+    ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = (), settings: Path = SETTINGS
+) -> dict[str, Any]:
     """Run (or resume) the frontier's points (``points``: these only) on the chosen init sets, saving the
     numbers after each run. Two processes may share the workspace on different points."""
-    s = load_settings()
+    s = load_settings(settings)
     base = base_config(s, ctx.data_dir)
     targets = target_densities(s, base)
     unknown = set(points) - {p.name for p in s.points}
     if unknown:
         raise ConfigError(f"unknown frontier point(s) {', '.join(sorted(unknown))}")
     head = {
-        "settings": SETTINGS.name,
-        "base": s.base,
+        "settings": settings.name,
+        "base": Path(s.base).name,
         "model": base.model,
         "protocol": dataclasses.asdict(base.training),
         "reference": s.reference,

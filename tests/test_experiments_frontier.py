@@ -1,0 +1,104 @@
+"""IMP's frontier section end to end on tiny settings (in process): every point an IMP run of the service,
+every ticket confirmed, steps to find each ticket by hand, and the section rendered with its verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import toml_of
+
+from experiments import frontier
+from experiments.common import Context
+
+BASE = {
+    "kind": "imp",
+    "name": "base",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-24-4",
+    "seed": 3,
+    "evaluator": "local",
+    "imp": {"init_seeds": [0], "rounds": 1, "rate": 0.5, "output_rate": 0.25},
+    "training": {"steps": 40, "lr": 0.01, "batch_size": 60, "eval_every": 20},
+}
+SETTINGS = """
+base = "base.toml"
+dev_inits = [0, 1]
+heldout_inits = [2]
+reference = "imp50_40"
+target_rounds = [1, 2]
+density_tolerance = 0.001
+equivalence_margin = 0.2
+evaluator = "local"
+
+[[point]]
+name = "imp50_20"
+label = "IMP 50%, 20-step rounds"
+rate = 0.5
+steps = 20
+rounds = 2
+
+[[point]]
+name = "oneshot_40"
+label = "one-shot"
+shots = 1
+steps = 40
+
+[[point]]
+name = "imp50_40"
+label = "IMP 50%, 40-step rounds"
+rate = 0.5
+steps = 40
+rounds = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def section(tmp_path_factory) -> tuple[dict, Context, Path]:
+    root = tmp_path_factory.mktemp("frontier")
+    (root / "base.toml").write_text(toml_of(BASE))
+    (root / "frontier.toml").write_text(SETTINGS)
+    ctx = Context("small", root, "", progress=lambda s: None)
+    return frontier.run(ctx, ("dev",), settings=root / "frontier.toml"), ctx, root
+
+
+def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(section) -> None:
+    res, _, _ = section
+    dev = res["points"]["dev"]
+    assert sorted(dev) == ["imp50_20", "imp50_40", "oneshot_40"]
+    for point, per_target in dev.items():
+        assert sorted(per_target) == ["1", "2"]
+        for k, rows in per_target.items():
+            assert sorted(rows) == ["0", "1"]
+            for row in rows.values():
+                assert row["density"] <= res["targets"][k] + 0.001
+                assert 0 <= row["test_accuracy"] <= 1 and row["early_stop_step"] % 20 == 0
+                # IMP: the k rounds before the ticket's; one shot: the dense training before it
+                steps = {"imp50_20": 20 * int(k), "imp50_40": 40 * int(k), "oneshot_40": 40}[point]
+                assert row["total_steps"] == row["critical_path_steps"] == steps
+    # the reference's rounds are trained with the protocol itself: the same early stops as its one-shot twin
+    # at round 1 (one round of the same rate from the same θ₀ is the same mask)
+    ref, shot = dev["imp50_40"]["1"], dev["oneshot_40"]["1"]
+    assert all(ref[s]["test_accuracy"] == shot[s]["test_accuracy"] for s in ("0", "1"))
+
+
+def test_a_rerun_trains_nothing_and_gives_the_same_numbers(section) -> None:
+    res, ctx, root = section
+    lines: list[str] = []
+    again = frontier.run(
+        Context("small", root, "", progress=lines.append), ("dev",), settings=root / "frontier.toml"
+    )
+    assert again["points"] == res["points"]
+    assert not any(line.lstrip().startswith(("seed", "confirmed")) for line in lines)
+
+
+def test_the_section_renders_tables_verdicts_and_both_pictures(section) -> None:
+    res, ctx, root = section
+    rendered = frontier.render(res, ctx)
+    rows = [
+        line for line in rendered.body.splitlines() if line.startswith("| IMP") or line.startswith("| one")
+    ]
+    assert len(rows) == 3 * 2  # three points at two targets, development inits only
+    assert "(reference)" in rendered.body and "t(1) =" in rendered.body
+    assert (root / "figures" / "frontier_dev.png").stat().st_size > 10_000
+    assert rendered.answer.startswith("On the development inits: at ≤ ")
