@@ -36,12 +36,13 @@ from typing import Any
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from experiments.lth import finished_imp_run
+from lotterysearch import api
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.readers import frontier as frontier_view
 from lotterysearch.runs.imp import round_plan
-from lotterysearch.settings import IMPConfig, load_imp_config
+from lotterysearch.settings import IMPConfig, config_hash, load_config, load_cs_config, load_imp_config
 from lotterysearch.stats import markdown_table
-from lotterysearch.storage.store import Store
+from lotterysearch.storage.store import Store, workspace_paths
 from lotterysearch.verdicts import Family, Verdict, mean_interval
 
 SETTINGS = ROOT / "configs" / "lenet_frontier.toml"
@@ -56,10 +57,12 @@ class Point:
 
     name: str
     label: str
-    steps: int
+    steps: int = 0
     rate: float = 0.0
     rounds: int = 0
     shots: int = 0
+    search: str = ""  # a search config beside the settings: one ticket-mode run per init θ₀
+    cs: str = ""  # a Continuous Sparsification config beside the settings: one run of every init
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,15 @@ def load_settings(path: Path = SETTINGS) -> FrontierSettings:
     points = []
     for p in raw.pop("point"):
         point = Point(**p)
-        if (point.shots > 0) == (point.rate > 0 and point.rounds > 0):
-            raise ConfigError(f"{path.name}: point '{point.name}' needs rate and rounds, or shots")
+        kinds = [point.rate > 0 and point.rounds > 0, point.shots > 0, bool(point.search), bool(point.cs)]
+        if sum(kinds) != 1:
+            raise ConfigError(f"{path.name}: point '{point.name}' needs rate and rounds, shots, search or cs")
+        if point.search or point.cs:
+            point = dataclasses.replace(
+                point,
+                search=point.search and str(path.parent / point.search),
+                cs=point.cs and str(path.parent / point.cs),
+            )
         points.append(point)
     s = FrontierSettings(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}, points=tuple(points)
@@ -116,6 +126,8 @@ def run_configs(
     )  # the output layer at the same share of the rate
     runs = []
     for p in s.points:
+        if p.search or p.cs:
+            continue
         training = dataclasses.replace(base.training, steps=p.steps)
         if p.shots:
             for k in s.target_rounds:
@@ -218,6 +230,146 @@ def measure(
     return out
 
 
+def _choose(individuals, targets: Mapping[int, float], tolerance: float, key) -> list[int]:  # noqa: ANN001
+    """The ids to confirm: per target, the individual ``key`` picks among those at or below it."""
+    ids = set()
+    for d in targets.values():
+        fits = [i for i in individuals if i.density <= d + tolerance]
+        if fits:
+            ids.add(key(fits).id)
+    return sorted(ids)
+
+
+def _confirm_and_read(
+    ws: Path, run_id: str, ids: Sequence[int], s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> dict[str, dict[str, Any]]:
+    """Confirm ``ids`` with the protocol, then read each init's ticket per target through the frontier view."""
+    protocol = load_imp_config(s.base).training
+    ls.confirm(
+        ws,
+        run_id,
+        ids=ids,
+        protocol=protocol,
+        reinit_seeds=(),
+        local=s.evaluator == "local",
+        on_result=lambda job, r: ctx.progress(
+            f"  confirmed {job.individual_id} of init {job.init.seed}: test {r['early_stop']['test_accuracy']:.4f}"
+        ),
+    )
+    by_density = {d: k for k, d in targets.items()}
+    with Store.open(ws) as store:
+        found = frontier_view.run_tickets(
+            store, run_id, list(targets.values()), protocol, s.density_tolerance
+        )
+        generation = {i.id: i.generation for i in store.individuals(run_id)}
+    out: dict[str, dict[str, Any]] = {}
+    for t in found:
+        out.setdefault(str(by_density[t.target]), {})[str(t.init)] = {
+            "round": generation[t.individual_id],
+            "density": t.density,
+            "test_accuracy": t.test_accuracy,
+            "early_stop_step": t.early_stop_step,
+            "total_steps": t.total_steps,
+            "critical_path_steps": t.critical_path_steps,
+        }
+    return out
+
+
+def _stored_run(ws: Path, cfg: Any) -> str | None:  # noqa: ANN401 - any run config
+    if not workspace_paths(ws).store.is_file():
+        return None
+    with Store.open(ws) as store:
+        ours = [r for r in store.runs() if r.config_hash == config_hash(cfg)]
+    return ours[-1].id if ours else None
+
+
+def measure_search(
+    p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> dict[str, Any]:
+    """The search of ``p.search`` on each init θ₀ (one ticket-mode run each, one method by name), run or
+    resumed; per target its best mask by fitness at or below it, confirmed."""
+    ws = ctx.workspace / "frontier"
+    template = load_config(p.search)
+    out: dict[str, Any] = {"targets": {}}
+    for init in s.dev_inits if which == "dev" else s.heldout_inits:
+        cfg = api.check_run(
+            dataclasses.replace(
+                template,
+                name=f"frontier-{p.name}-{which}",
+                seed=init,
+                evaluator=s.evaluator,
+                data_dir=template.data_dir or ctx.data_dir,
+                seeding=dataclasses.replace(template.seeding, init_seeds=(init,)),
+                fitness=dataclasses.replace(template.fitness, init_seeds=(init,)),
+            )
+        )
+        ctx.progress(
+            f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
+        )
+        report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
+        run_id = _stored_run(ws, cfg)
+        if run_id is None:
+            with ls.search(cfg, ws, local=True, progress=report) as run:
+                run_id = run.id
+        else:
+            with ls.open_run(ws, run_id, local=True) as run:
+                if run.status != "finished":
+                    run.resume(progress=report)
+        with Store.open(ws) as store:
+            inds = store.individuals(run_id)
+        ids = _choose(
+            inds, targets, s.density_tolerance, lambda fits: max(fits, key=lambda i: (i.accuracy, i.density))
+        )
+        for k, rows in _confirm_and_read(ws, run_id, ids, s, targets, ctx).items():
+            out["targets"].setdefault(k, {}).update(rows)
+    return out
+
+
+def measure_cs(
+    p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> dict[str, Any]:
+    """Continuous Sparsification (``p.cs``) on every init in one run, run or resumed; per target each
+    trajectory's first round at or below it, confirmed (its ticket trained with the protocol already)."""
+    ws = ctx.workspace / "frontier"
+    template = load_cs_config(p.cs)
+    inits = s.dev_inits if which == "dev" else s.heldout_inits
+    cfg = api.check_run(
+        dataclasses.replace(
+            template,
+            name=f"frontier-{p.name}-{which}",
+            evaluator=s.evaluator,
+            data_dir=template.data_dir or ctx.data_dir,
+            cs=dataclasses.replace(template.cs, init_seeds=inits),
+        )
+    )
+    ctx.progress(f"[frontier] {cfg.name}: inits {list(inits)}, {cfg.cs.rounds} rounds")
+    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
+    run_id = _stored_run(ws, cfg)
+    if run_id is None:
+        with ls.cs(cfg, ws, local=True, progress=report) as run:
+            run_id = run.id
+    else:
+        with ls.open_run(ws, run_id, local=True) as run:
+            if run.status != "finished":
+                run.optimize(progress=report)
+    with Store.open(ws) as store:
+        rounds = store.imp_rounds(run_id)
+        density = {i.id: i.density for i in store.individuals(run_id)}
+    ids = set()
+    for d in targets.values():
+        for seed in inits:
+            fits = [
+                r
+                for r in rounds
+                if r.trajectory == seed
+                and r.round > 0
+                and density[r.individual_id] <= d + s.density_tolerance
+            ]
+            if fits:
+                ids.add(min(fits, key=lambda r: r.round).individual_id)
+    return {"targets": _confirm_and_read(ws, run_id, sorted(ids), s, targets, ctx)}
+
+
 def run(
     ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = (), settings: Path = SETTINGS
 ) -> dict[str, Any]:
@@ -241,6 +393,14 @@ def run(
     }
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
     for w in which:
+        for p in s.points:
+            if (p.search or p.cs) and (not points or p.name in points):
+                m = (measure_search if p.search else measure_cs)(p, w, s, targets, ctx)
+                res = {**(load_results(ctx, KEY) or {}), **head}
+                per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
+                for tk, rows in m["targets"].items():
+                    per.setdefault(tk, {}).update(rows)
+                save_results(ctx, KEY, res)
         for p, k, cfg in run_configs(s, base, w):
             if points and p.name not in points:
                 continue

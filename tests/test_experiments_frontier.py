@@ -21,6 +21,34 @@ BASE = {
     "imp": {"init_seeds": [0], "rounds": 1, "rate": 0.5, "output_rate": 0.25},
     "training": {"steps": 40, "lr": 0.01, "batch_size": 60, "eval_every": 20},
 }
+SEARCH = {
+    "name": "ga",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-24-4",
+    "seed": 0,
+    "evaluator": "local",
+    "seeding": {"init_seeds": [0], "compressions": [1.0, 2.0], "random_share": 0.0},
+    "ga": {
+        "population": 4,
+        "generations": 2,
+        "crossover_rate": 0.0,
+        "mutation_rate": 1.0,
+        "mutation_strength": 0.5,
+        "mutations": ["adaptive_prune"],
+        "align": False,
+    },
+    "fitness": {"mode": "ticket", "init_seeds": [0], "steps": 20, "lr": 0.01, "batch_size": 60},
+}
+CS = {
+    "kind": "cs",
+    "name": "cs",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-24-4",
+    "seed": 3,
+    "evaluator": "local",
+    "cs": {"init_seeds": [0], "rounds": 2, "penalty": [1e-3]},
+    "training": {"steps": 40, "lr": 0.01, "batch_size": 60, "eval_every": 20},
+}
 SETTINGS = """
 base = "base.toml"
 dev_inits = [0, 1]
@@ -50,6 +78,16 @@ label = "IMP 50%, 40-step rounds"
 rate = 0.5
 steps = 40
 rounds = 2
+
+[[point]]
+name = "cs"
+label = "CS"
+cs = "cs.toml"
+
+[[point]]
+name = "ga"
+label = "GA"
+search = "search.toml"
 """
 
 
@@ -58,6 +96,8 @@ def section(tmp_path_factory) -> tuple[dict, Context, Path]:
     root = tmp_path_factory.mktemp("frontier")
     (root / "base.toml").write_text(toml_of(BASE))
     (root / "frontier.toml").write_text(SETTINGS)
+    (root / "search.toml").write_text(toml_of(SEARCH))
+    (root / "cs.toml").write_text(toml_of(CS))
     ctx = Context("small", root, "", progress=lambda s: None)
     return frontier.run(ctx, ("dev",), settings=root / "frontier.toml"), ctx, root
 
@@ -65,8 +105,9 @@ def section(tmp_path_factory) -> tuple[dict, Context, Path]:
 def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(section) -> None:
     res, _, _ = section
     dev = res["points"]["dev"]
-    assert sorted(dev) == ["imp50_20", "imp50_40", "oneshot_40"]
-    for point, per_target in dev.items():
+    assert sorted(dev) == ["cs", "ga", "imp50_20", "imp50_40", "oneshot_40"]
+    for point in ("imp50_20", "imp50_40", "oneshot_40"):
+        per_target = dev[point]
         assert sorted(per_target) == ["1", "2"]
         for k, rows in per_target.items():
             assert sorted(rows) == ["0", "1"]
@@ -80,6 +121,16 @@ def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(s
     # at round 1 (one round of the same rate from the same θ₀ is the same mask)
     ref, shot = dev["imp50_40"]["1"], dev["oneshot_40"]["1"]
     assert all(ref[s]["test_accuracy"] == shot[s]["test_accuracy"] for s in ("0", "1"))
+    assert dev["ga"] and dev["cs"] and all(dev["ga"].values()) and all(dev["cs"].values())
+    # the search: one run per θ₀, its winner costs its run up to its generation, side by side on a cluster
+    for k, rows in dev["ga"].items():
+        for row in rows.values():
+            assert row["density"] <= res["targets"][k] + 0.001
+            assert row["critical_path_steps"] == 20 * (row["round"] + 1) <= row["total_steps"]
+    # Continuous Sparsification: a ticket of round r cost its r searches of 40 steps
+    for rows in dev["cs"].values():
+        for row in rows.values():
+            assert row["total_steps"] == row["critical_path_steps"] == 40 * row["round"]
 
 
 def test_a_rerun_trains_nothing_and_gives_the_same_numbers(section) -> None:
@@ -98,7 +149,7 @@ def test_the_section_renders_tables_verdicts_and_both_pictures(section) -> None:
     rows = [
         line for line in rendered.body.splitlines() if line.startswith("| IMP") or line.startswith("| one")
     ]
-    assert len(rows) == 3 * 2  # three points at two targets, development inits only
+    assert len(rows) == 3 * 2  # three IMP points at two targets, development inits only
     assert "(reference)" in rendered.body and "t(1) =" in rendered.body
     assert (root / "figures" / "frontier_dev.png").stat().st_size > 10_000
     assert rendered.answer.startswith("On the development inits: at ≤ ")
