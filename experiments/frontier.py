@@ -283,6 +283,20 @@ def _stored_run(ws: Path, cfg: Any) -> str | None:  # noqa: ANN401 - any run con
     return ours[-1].id if ours else None
 
 
+def _finished(ws: Path, cfg: Any, start: Any, ctx: Context) -> str:  # noqa: ANN401 - any run config
+    """The id of ``cfg``'s finished run in ``ws``: the stored one (resumed if it did not finish), or a new
+    one made with ``start`` (``ls.search``, ``ls.cs``) and run to its end."""
+    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
+    run_id = _stored_run(ws, cfg)
+    if run_id is None:
+        with start(cfg, ws, local=True, progress=report) as run:
+            return run.id
+    with ls.open_run(ws, run_id, local=True) as run:
+        if run.status != "finished":
+            run.optimize(progress=report)
+    return run_id
+
+
 def measure_search(
     p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
 ) -> dict[str, Any]:
@@ -306,15 +320,7 @@ def measure_search(
         ctx.progress(
             f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
         )
-        report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
-        run_id = _stored_run(ws, cfg)
-        if run_id is None:
-            with ls.search(cfg, ws, local=True, progress=report) as run:
-                run_id = run.id
-        else:
-            with ls.open_run(ws, run_id, local=True) as run:
-                if run.status != "finished":
-                    run.resume(progress=report)
+        run_id = _finished(ws, cfg, ls.search, ctx)
         with Store.open(ws) as store:
             inds = store.individuals(run_id)
         ids = _choose(
@@ -343,15 +349,7 @@ def measure_cs(
         )
     )
     ctx.progress(f"[frontier] {cfg.name}: inits {list(inits)}, {cfg.cs.rounds} rounds")
-    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
-    run_id = _stored_run(ws, cfg)
-    if run_id is None:
-        with ls.cs(cfg, ws, local=True, progress=report) as run:
-            run_id = run.id
-    else:
-        with ls.open_run(ws, run_id, local=True) as run:
-            if run.status != "finished":
-                run.optimize(progress=report)
+    run_id = _finished(ws, cfg, ls.cs, ctx)
     with Store.open(ws) as store:
         rounds = store.imp_rounds(run_id)
         density = {i.id: i.density for i in store.individuals(run_id)}
