@@ -62,6 +62,7 @@ class Point:
     rounds: int = 0
     shots: int = 0
     search: str = ""  # a search config beside the settings: one ticket-mode run per init θ₀
+    control: str = ""  # a search point: its population-of-one control, the same steps on each θ₀
     cs: str = ""  # a Continuous Sparsification config beside the settings: one run of every init
 
 
@@ -89,8 +90,10 @@ def load_settings(path: Path = SETTINGS) -> FrontierSettings:
     for p in raw.pop("point"):
         point = Point(**p)
         kinds = [point.rate > 0 and point.rounds > 0, point.shots > 0, bool(point.search), bool(point.cs)]
-        if sum(kinds) != 1:
-            raise ConfigError(f"{path.name}: point '{point.name}' needs rate and rounds, shots, search or cs")
+        if sum(kinds) + bool(point.control) != 1:
+            raise ConfigError(
+                f"{path.name}: point '{point.name}' needs rate and rounds, shots, search, cs or control"
+            )
         if point.search or point.cs:
             point = dataclasses.replace(
                 point,
@@ -126,7 +129,7 @@ def run_configs(
     )  # the output layer at the same share of the rate
     runs = []
     for p in s.points:
-        if p.search or p.cs:
+        if p.search or p.cs or p.control:
             continue
         training = dataclasses.replace(base.training, steps=p.steps)
         if p.shots:
@@ -297,36 +300,70 @@ def _finished(ws: Path, cfg: Any, start: Any, ctx: Context) -> str:  # noqa: ANN
     return run_id
 
 
+def search_config(p: Point, which: str, init: int, ctx: Context) -> Any:  # noqa: ANN401 - SearchConfig
+    """The search of point ``p`` on θ₀ = ``init``: its template with the seed, the seeds' and the fitness's
+    init set to it, in this process."""
+    template = load_config(p.search)
+    return api.check_run(
+        dataclasses.replace(
+            template,
+            name=f"frontier-{p.name}-{which}",
+            seed=init,
+            evaluator="local",
+            data_dir=template.data_dir or ctx.data_dir,
+            seeding=dataclasses.replace(template.seeding, init_seeds=(init,)),
+            fitness=dataclasses.replace(template.fitness, init_seeds=(init,)),
+        )
+    )
+
+
+def _winners(ws: Path, run_id: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context) -> dict:
+    """A search's best mask by fitness at or below each target, confirmed and read (per target, per init)."""
+    with Store.open(ws) as store:
+        inds = store.individuals(run_id)
+    ids = _choose(
+        inds, targets, s.density_tolerance, lambda fits: max(fits, key=lambda i: (i.accuracy, i.density))
+    )
+    return _confirm_and_read(ws, run_id, ids, s, targets, ctx)
+
+
+def measure_control(
+    p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> dict[str, Any]:
+    """The population-of-one control of search point ``p.control`` (``ls.single_lineage_config``: the same
+    operators on one lineage, one child a generation) with that search's steps on each θ₀ it finished."""
+    ws = ctx.workspace / "frontier"
+    searched = s.point(p.control)
+    out: dict[str, Any] = {"targets": {}}
+    for init in s.dev_inits if which == "dev" else s.heldout_inits:
+        run_id = _stored_run(ws, search_config(searched, which, init, ctx))
+        if run_id is None:
+            ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not run there yet")
+            continue
+        with ls.open_run(ws, run_id, local=True) as run:
+            if run.status != "finished":
+                ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not finished there")
+                continue
+            cfg = ls.single_lineage_config(run, name=f"frontier-{p.name}-{which}")
+        ctx.progress(f"[frontier] {cfg.name} on θ₀ = {init}: one lineage, {cfg.ga.control_steps} steps")
+        for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
+            out["targets"].setdefault(k, {}).update(rows)
+    return out
+
+
 def measure_search(
     p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
 ) -> dict[str, Any]:
     """The search of ``p.search`` on each init θ₀ (one ticket-mode run each, one method by name), run or
     resumed; per target its best mask by fitness at or below it, confirmed."""
     ws = ctx.workspace / "frontier"
-    template = load_config(p.search)
     out: dict[str, Any] = {"targets": {}}
     for init in s.dev_inits if which == "dev" else s.heldout_inits:
-        cfg = api.check_run(
-            dataclasses.replace(
-                template,
-                name=f"frontier-{p.name}-{which}",
-                seed=init,
-                evaluator=s.evaluator,
-                data_dir=template.data_dir or ctx.data_dir,
-                seeding=dataclasses.replace(template.seeding, init_seeds=(init,)),
-                fitness=dataclasses.replace(template.fitness, init_seeds=(init,)),
-            )
-        )
+        cfg = search_config(p, which, init, ctx)
         ctx.progress(
             f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
         )
-        run_id = _finished(ws, cfg, ls.search, ctx)
-        with Store.open(ws) as store:
-            inds = store.individuals(run_id)
-        ids = _choose(
-            inds, targets, s.density_tolerance, lambda fits: max(fits, key=lambda i: (i.accuracy, i.density))
-        )
-        for k, rows in _confirm_and_read(ws, run_id, ids, s, targets, ctx).items():
+        for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
             out["targets"].setdefault(k, {}).update(rows)
     return out
 
@@ -392,8 +429,9 @@ def run(
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
     for w in which:
         for p in s.points:
-            if (p.search or p.cs) and (not points or p.name in points):
-                m = (measure_search if p.search else measure_cs)(p, w, s, targets, ctx)
+            if (p.search or p.cs or p.control) and (not points or p.name in points):
+                measure_point = measure_search if p.search else measure_cs if p.cs else measure_control
+                m = measure_point(p, w, s, targets, ctx)
                 res = {**(load_results(ctx, KEY) or {}), **head}
                 per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
                 for tk, rows in m["targets"].items():

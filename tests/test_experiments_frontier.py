@@ -88,6 +88,11 @@ cs = "cs.toml"
 name = "ga"
 label = "GA"
 search = "search.toml"
+
+[[point]]
+name = "ga1"
+label = "GA on one lineage"
+control = "ga"
 """
 
 
@@ -105,7 +110,7 @@ def section(tmp_path_factory) -> tuple[dict, Context, Path]:
 def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(section) -> None:
     res, _, _ = section
     dev = res["points"]["dev"]
-    assert sorted(dev) == ["cs", "ga", "imp50_20", "imp50_40", "oneshot_40"]
+    assert sorted(dev) == ["cs", "ga", "ga1", "imp50_20", "imp50_40", "oneshot_40"]
     for point in ("imp50_20", "imp50_40", "oneshot_40"):
         per_target = dev[point]
         assert sorted(per_target) == ["1", "2"]
@@ -127,6 +132,11 @@ def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(s
         for row in rows.values():
             assert row["density"] <= res["targets"][k] + 0.001
             assert row["critical_path_steps"] == 20 * (row["round"] + 1) <= row["total_steps"]
+    # the population-of-one control: one child a generation, each training waits for the one before it
+    assert dev["ga1"] and all(dev["ga1"].values())
+    for rows in dev["ga1"].values():
+        for row in rows.values():
+            assert row["critical_path_steps"] == row["total_steps"] == 20 * (row["round"] + 1)
     # Continuous Sparsification: a ticket of round r cost its r searches of 40 steps
     for rows in dev["cs"].values():
         for row in rows.values():
