@@ -298,3 +298,17 @@ def test_a_search_needs_its_network_to_be_a_chain_for_neuron_operators(tmp_path,
     ):
         ls.create_run(cfg, tmp_path, model=netzoo.residual_mlp, data=(x, y), local=True)
     assert not (tmp_path / "lotterysearch.sqlite").exists()
+
+
+def test_a_factory_search_on_ray_workers_gives_the_local_numbers(ray_local, tmp_path, synthetic):
+    """Ray's workers build the network from the stored import path (``netzoo`` is importable there as here)
+    and train it to the numbers this process gets."""
+    x, y = synthetic_tensors(synthetic)
+    numbers = []
+    for where, local in (("ray", False), ("here", True)):
+        with ls.search(
+            small_search(where), tmp_path / where, model=netzoo.residual_mlp, data=(x, y), local=local
+        ) as run:
+            assert run.status == "finished"
+            numbers.append(sorted((i.class_key, i.accuracy) for i in run.individuals()))
+    assert numbers[0] == numbers[1]

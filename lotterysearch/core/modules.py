@@ -30,6 +30,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,6 +86,25 @@ def reference_of(factory: Callable[[int], nn.Module] | str) -> str:
     if resolve(ref) is not factory:
         raise ModelError(f"model factory {ref} imports back as another object: pass its import path")
     return ref
+
+
+def import_root(ref: str) -> str | None:
+    """The folder this process imports factory ``ref``'s top-level module or package from (None: a module
+    without a file, or one that does not import here), so that Ray workers can import it too."""
+    module_name = ref.partition(":")[0]
+    try:
+        module = sys.modules.get(module_name) or importlib.import_module(module_name)
+    except Exception:  # the user's module: ``resolve`` says why, where it is needed
+        return None
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    folder = Path(file).resolve().parent
+    if Path(file).name == "__init__.py":
+        folder = folder.parent
+    for _ in range(module_name.count(".")):
+        folder = folder.parent
+    return str(folder)
 
 
 def resolve(ref: str) -> Callable[[int], nn.Module]:

@@ -35,9 +35,10 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
+from lotterysearch.core import modules
 from lotterysearch.core.data import Dataset
 from lotterysearch.core.masks import Mask, check_mode
-from lotterysearch.core.models import build_model
+from lotterysearch.core.models import build_model, is_factory
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.evolution import operators
 from lotterysearch.evolution.operators import VariationConfig
@@ -369,6 +370,17 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def factory_env(model_spec: str) -> dict[str, Any]:
+    """Actor options that let Ray's workers import a user's factory (``model_spec`` an import path): the
+    folder this process imports it from, first on their ``PYTHONPATH``. On a cluster that folder must exist
+    on every node (a shared file system), or the module be installed there."""
+    root = modules.import_root(model_spec) if is_factory(model_spec) else None
+    if root is None:
+        return {}
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {"runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+
+
 class EvaluatorPool:
     """Evaluator actors over the cluster, started on first use; ``evaluate`` streams results.
 
@@ -436,6 +448,7 @@ class EvaluatorPool:
             max_restarts=-1,
             max_task_retries=0,  # the pool retries, so that it can count attempts
             scheduling_strategy="SPREAD",
+            **factory_env(self.model_spec),
         )
 
     def _target_size(self) -> int:
