@@ -626,6 +626,12 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
                     f"at ≤ {100 * d:.2f}%, the cheapest point within {res['equivalence_margin']:.2f} points of "
                     f"the reference's mean accuracy: " + "; ".join(parts)
                 )
+        ran = [res["labels"][p] for p in res["labels"] if res["points"][which].get(p)]
+        missing = [res["labels"][p] for p in res["labels"] if not res["points"][which].get(p)]
+        if not lines:
+            lines.append(f"the reference ({ref_label}) has not run on them yet, so nothing is compared")
+        if missing:
+            lines.append(f"not run yet: {', '.join(f'*{m}*' for m in missing)} ({len(ran)} of {len(res['labels'])} points ran)")
         answers.append(f"On the {name}: " + "; ".join(lines) + ".")
     return Rendered(body="".join(body), answer=" ".join(answers))
 
