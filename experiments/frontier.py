@@ -631,7 +631,9 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         if not lines:
             lines.append(f"the reference ({ref_label}) has not run on them yet, so nothing is compared")
         if missing:
-            lines.append(f"not run yet: {', '.join(f'*{m}*' for m in missing)} ({len(ran)} of {len(res['labels'])} points ran)")
+            lines.append(
+                f"not run yet: {', '.join(f'*{m}*' for m in missing)} ({len(ran)} of {len(res['labels'])} points ran)"
+            )
         answers.append(f"On the {name}: " + "; ".join(lines) + ".")
     return Rendered(body="".join(body), answer=" ".join(answers))
 
