@@ -5,7 +5,7 @@ to the store the moment it finishes.
 The two kinds differ only in what a round computes and what it stores for its successor: an IMP round
 stores the mask it pruned to, a CS round the scores its search ended with. A subclass of
 ``TrajectoryDriver`` says that (``round_job``, ``_job``, ``_ticket``); restoring, submitting, committing and
-resuming are here once. Each finished round is committed with ``Store.commit_imp_round``: the round's ticket
+resuming live here once. Each finished round is committed with ``Store.commit_imp_round``: the round's ticket
 as an individual (its id ``round · len(init_seeds) + trajectory index``, its generation the round) and the
 round's numbers, with what the round stored. A killed run resumes each trajectory after its last committed
 round, from what that round stored, and ends with the same tickets bit for bit: a round is a pure function
@@ -96,7 +96,8 @@ class TrajectoryDriver:
 
     A subclass names its config section (``section``: ``init_seeds``, ``rounds``, ``rewind_step``), the
     round's job function (``round_job``: ``(data, job) → (TrainResult.as_dict(), stored bytes or None,
-    where)``), the job of a round (``_job``) and the ticket a stored round leads to (``_ticket``)."""
+    where)``), the plan of its rounds (``_plan``), the job of a round (``_job``) and the ticket a stored round
+    leads to (``_ticket``)."""
 
     section: ClassVar[str]  # the config's table of the trajectories: "imp" or "cs"
     label: ClassVar[str]  # the kind in messages: "IMP" or "CS"
@@ -147,7 +148,8 @@ class TrajectoryDriver:
         return self.part.rounds
 
     def _plan(self) -> list[Any]:
-        """What rounds 1..R do beyond training, known before any training (``plan[r]``: round r + 1's)."""
+        """What each round computes for its successor, known before any training (``plan[r]``: round r's,
+        for rounds 0..R-1: IMP's kept counts, CS's search settings)."""
         raise NotImplementedError
 
     def _job(self, t: int, r: int, mask: Mask, stored: bytes | None) -> TrajectoryJob:
