@@ -56,8 +56,8 @@ from lotterysearch.readers import export
 from lotterysearch.readers.export import BenchRow, Exported
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.confirmation import Confirmation, Confirmed
-from lotterysearch.runs.cs import CSDriver, cs_jobs
-from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, imp_jobs, round_plan
+from lotterysearch.runs.cs import CSDriver
+from lotterysearch.runs.imp import IMPDriver, IMPRoundReport, imp_data, round_plan
 from lotterysearch.runs.ledger import Ledger, RunCompute, run_compute, run_ledger, stored_confirmation_ledger
 from lotterysearch.settings import (
     ROUND_KINDS,
@@ -389,8 +389,8 @@ class Run:
         """Drive an IMP run to its last round under the driver lock, with the statuses of ``optimize``."""
         if self._imp_data is None:
             self._imp_data = imp_data(self.config)
-        make_jobs, make_driver = (cs_jobs, CSDriver) if self.kind is RunKind.CS else (imp_jobs, IMPDriver)
-        jobs = self._imp_jobs or make_jobs(
+        make_driver = CSDriver if self.kind is RunKind.CS else IMPDriver
+        jobs = self._imp_jobs or make_driver.open_jobs(
             self.config, self._imp_data, local=self.local, address=self.address
         )
         self._imp_jobs = None
@@ -538,6 +538,31 @@ def check_resumable(store: Store, run_id: str) -> None:
         raise StoreError(f"run '{run_id}' has already finished; nothing to resume")
 
 
+def _create_trajectory_run(
+    driver: type[IMPDriver | CSDriver],
+    cfg: IMPConfig | CSConfig,
+    workspace: str | Path | None,
+    own_data: Dataset | None,
+    *,
+    local: bool | None,
+    address: str | None,
+) -> Run:
+    """A new run of per-init trajectories (IMP or CS) of a checked ``cfg``, its data loaded (the built-in
+    dataset, checked against the model's inputs, unless ``own_data``) and its jobs connected before the
+    store is opened and the run written, so that a bad dataset or Ray address writes nothing."""
+    data = own_data if own_data is not None else imp_data(cfg)
+    jobs = driver.open_jobs(cfg, data, local=local, address=address)
+    try:
+        store = Store.open(workspace or cfg.workspace, create=True)
+    except BaseException:
+        jobs.close()
+        raise
+    shapes = Mask.ones(build_model(cfg.model, 0)).shapes
+    run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
+    run._imp_data, run._imp_jobs, run._own_data = data, jobs, own_data
+    return run
+
+
 def create_imp_run(
     config: IMPConfig | str | Path | None = None,
     workspace: str | Path | None = None,
@@ -557,17 +582,7 @@ def create_imp_run(
     cfg = check_run(cfg)
     if own_data is not None:
         own_data.check_model(cfg.model, build_model(cfg.model, 0), label="model")
-    data = own_data if own_data is not None else imp_data(cfg)
-    jobs = imp_jobs(cfg, data, local=local, address=address)
-    try:
-        store = Store.open(workspace or cfg.workspace, create=True)
-    except BaseException:
-        jobs.close()
-        raise
-    shapes = Mask.ones(build_model(cfg.model, 0)).shapes
-    run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
-    run._imp_data, run._imp_jobs, run._own_data = data, jobs, own_data
-    return run
+    return _create_trajectory_run(IMPDriver, cfg, workspace, own_data, local=local, address=address)
 
 
 def imp(
@@ -596,17 +611,7 @@ def create_cs_run(
     """A new Continuous Sparsification run of ``config`` (a ``CSConfig`` or a TOML file with
     ``kind = "cs"``) in ``workspace`` (default: the config's), not yet started; checked as ``create_imp_run``."""
     cfg = check_run(config) if isinstance(config, CSConfig) else load_cs_config(config)
-    data = imp_data(cfg)  # the same dataset and input checks as an IMP run's
-    jobs = cs_jobs(cfg, data, local=local, address=address)
-    try:
-        store = Store.open(workspace or cfg.workspace, create=True)
-    except BaseException:
-        jobs.close()
-        raise
-    shapes = Mask.ones(build_model(cfg.model, 0)).shapes
-    run = Run(store, record_run(store, cfg, shapes), local=local, address=address)
-    run._imp_data, run._imp_jobs = data, jobs
-    return run
+    return _create_trajectory_run(CSDriver, cfg, workspace, None, local=local, address=address)
 
 
 def cs(

@@ -325,82 +325,94 @@ def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001
     )
 
 
-def cmd_imp(args: argparse.Namespace) -> None:
+def _drive_trajectories(
+    args: argparse.Namespace,
+    kind: RunKind,
+    label: str,
+    method: str,
+    load: Callable[[str], Any],
+    create: Callable[..., Any],
+    not_this_kind: Callable[[Any], str],
+    schedule: Callable[[Any], str],
+) -> None:
+    """The ``imp`` and ``cs`` commands: a new run of per-init trajectories (``method``, its rounds said by
+    ``schedule(config)``), or with ``--resume`` the run opened, checked to be of ``kind`` (else the one-line
+    ``not_this_kind(run)``), against --config where given, and resumable; then driven to its last round and
+    its tickets printed."""
     from lotterysearch import api
 
-    address = _address(args)
-    local = True if args.local else None
     if args.resume:
-        cfg = api.load_imp_config(args.config) if args.config else None
+        cfg = load(args.config) if args.config else None
         workspace = _workspace(args, cfg.workspace if cfg is not None else "workspace")
-        run = api.open_run(workspace, args.resume, local=local, address=address)
+        run = api.open_run(workspace, args.resume, local=True if args.local else None, address=_address(args))
         try:
-            if run.kind is not RunKind.IMP:
-                what, command = ("a search", "search") if run.kind is RunKind.SEARCH else ("a CS run", "cs")
-                raise ConfigError(
-                    f"run '{run.id}' is {what}, not an IMP run; resume it with:"
-                    f" lotterysearch {command} --resume {run.id}"
-                )
+            if run.kind is not kind:
+                raise ConfigError(not_this_kind(run))
             if cfg is not None:
                 api.check_same_config(run, cfg, source=args.config)
             api.check_resumable(run.store, run.id)
         except BaseException:
             run.close()
             raise
-        i = run.config.imp
+        part = getattr(run.config, kind.value)
         console.say(
-            f"resuming IMP run {run.id} in {workspace}: {len(run.imp_rounds())} of"
-            f" {len(i.init_seeds) * (i.rounds + 1)} rounds committed"
+            f"resuming {label} run {run.id} in {workspace}: {len(run.imp_rounds())} of"
+            f" {len(part.init_seeds) * (part.rounds + 1)} rounds committed"
         )
     else:
-        cfg, workspace, run = _new_run(args, "imp", api.load_imp_config, api.create_imp_run)
-        i, t = cfg.imp, cfg.training
+        cfg, workspace, run = _new_run(args, kind.value, load, create)
+        part = getattr(cfg, kind.value)
+        seeds = ", ".join(map(str, part.init_seeds))
         console.say(
-            f"run {run.id} in {workspace}: IMP of {cfg.model} on {cfg.dataset}, {len(i.init_seeds)}"
-            f" trajectories (init seeds {', '.join(map(str, i.init_seeds))}), {i.rounds} rounds pruning"
-            f" {i.rate:g} per round ({i.scope}), {t.steps - i.rewind_step} steps per round"
+            f"run {run.id} in {workspace}: {method} of {cfg.model} on {cfg.dataset}, {len(part.init_seeds)}"
+            f" trajectories (init seeds {seeds}), {part.rounds} rounds{schedule(cfg)}"
         )
-    _run_to_end(run, "imp", workspace, report.format_imp_tickets)
+    _run_to_end(run, kind.value, workspace, report.format_imp_tickets)
+
+
+def _not_imp(run: Any) -> str:
+    what, command = ("a search", "search") if run.kind is RunKind.SEARCH else ("a CS run", "cs")
+    return (
+        f"run '{run.id}' is {what}, not an IMP run; resume it with: lotterysearch {command} --resume {run.id}"
+    )
+
+
+def _imp_schedule(cfg: Any) -> str:
+    i = cfg.imp
+    return f" pruning {i.rate:g} per round ({i.scope}), {cfg.training.steps - i.rewind_step} steps per round"
+
+
+def cmd_imp(args: argparse.Namespace) -> None:
+    from lotterysearch import api
+
+    _drive_trajectories(
+        args, RunKind.IMP, "IMP", "IMP", api.load_imp_config, api.create_imp_run, _not_imp, _imp_schedule
+    )
+
+
+def _not_cs(run: Any) -> str:
+    return f"run '{run.id}' is not a CS run; resume it with: lotterysearch {run.kind.value} --resume {run.id}"
+
+
+def _cs_schedule(cfg: Any) -> str:
+    c = cfg.cs
+    penalties = ", ".join(f"{p:g}" for p in c.penalty)
+    return f", λ {penalties}, {cfg.training.steps - c.rewind_step} steps per ticket"
 
 
 def cmd_cs(args: argparse.Namespace) -> None:
     from lotterysearch import api
-    from lotterysearch.errors import ConfigError
-    from lotterysearch.readers import report
-    from lotterysearch.settings import RunKind
 
-    address = _address(args)
-    local = True if args.local else None
-    if args.resume:
-        cfg = api.load_cs_config(args.config) if args.config else None
-        workspace = _workspace(args, cfg.workspace if cfg is not None else "workspace")
-        run = api.open_run(workspace, args.resume, local=local, address=address)
-        try:
-            if run.kind is not RunKind.CS:
-                raise ConfigError(
-                    f"run '{run.id}' is not a CS run; resume it with: lotterysearch {run.kind.value}"
-                    f" --resume {run.id}"
-                )
-            if cfg is not None:
-                api.check_same_config(run, cfg, source=args.config)
-            api.check_resumable(run.store, run.id)
-        except BaseException:
-            run.close()
-            raise
-        c = run.config.cs
-        console.say(
-            f"resuming CS run {run.id} in {workspace}: {len(run.imp_rounds())} of"
-            f" {len(c.init_seeds) * (c.rounds + 1)} rounds committed"
-        )
-    else:
-        cfg, workspace, run = _new_run(args, "cs", api.load_cs_config, api.create_cs_run)
-        c, t = cfg.cs, cfg.training
-        console.say(
-            f"run {run.id} in {workspace}: Continuous Sparsification of {cfg.model} on {cfg.dataset},"
-            f" {len(c.init_seeds)} trajectories (init seeds {', '.join(map(str, c.init_seeds))}), {c.rounds}"
-            f" rounds, λ {', '.join(f'{p:g}' for p in c.penalty)}, {t.steps - c.rewind_step} steps per ticket"
-        )
-    _run_to_end(run, "cs", workspace, report.format_imp_tickets)
+    _drive_trajectories(
+        args,
+        RunKind.CS,
+        "CS",
+        "Continuous Sparsification",
+        api.load_cs_config,
+        api.create_cs_run,
+        _not_cs,
+        _cs_schedule,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -590,29 +602,31 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(s, ws, "continue a stopped run from its last generation")
     s.set_defaults(func=cmd_search)
 
-    m = sub.add_parser(
-        "imp", help="run (or resume) iterative magnitude pruning with rewinding, per init seed"
-    )
-    m.add_argument("config", nargs="?", metavar="CONFIG.toml", help='an IMP config (kind = "imp")')
-    _run_options(
-        m,
-        ws,
-        "continue a stopped IMP run after each trajectory's last committed round (CONFIG, if given, must"
-        " be the run's own)",
-    )
-    m.set_defaults(func=cmd_imp)
-
-    k = sub.add_parser(
-        "cs", help="run (or resume) Continuous Sparsification, a learned mask per round, per init seed"
-    )
-    k.add_argument("config", nargs="?", metavar="CONFIG.toml", help='a CS config (kind = "cs")')
-    _run_options(
-        k,
-        ws,
-        "continue a stopped CS run after each trajectory's last committed round (CONFIG, if given, must"
-        " be the run's own)",
-    )
-    k.set_defaults(func=cmd_cs)
+    for command, what, label, config_help, func in (
+        (
+            "imp",
+            "iterative magnitude pruning with rewinding, per init seed",
+            "IMP",
+            'an IMP config (kind = "imp")',
+            cmd_imp,
+        ),
+        (
+            "cs",
+            "Continuous Sparsification, a learned mask per round, per init seed",
+            "CS",
+            'a CS config (kind = "cs")',
+            cmd_cs,
+        ),
+    ):
+        m = sub.add_parser(command, help=f"run (or resume) {what}")
+        m.add_argument("config", nargs="?", metavar="CONFIG.toml", help=config_help)
+        _run_options(
+            m,
+            ws,
+            f"continue a stopped {label} run after each trajectory's last committed round (CONFIG, if given,"
+            " must be the run's own)",
+        )
+        m.set_defaults(func=func)
 
     r = sub.add_parser("runs", help="list the runs in a workspace")
     r.add_argument("--workspace", **ws)

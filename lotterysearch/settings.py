@@ -668,58 +668,66 @@ def _check_compressions(compressions: tuple[float, ...]) -> None:
     )
 
 
-def validate_imp(cfg: IMPConfig) -> IMPConfig:
-    """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
-    schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
-    check_field("kind", cfg.kind == RunKind.IMP, f'"{RunKind.IMP}" in an IMP config', cfg.kind)
+def _check_trajectory_fields(cfg: IMPConfig | CSConfig, kind: RunKind, what: str, *, min_rounds: int) -> None:
+    """The fields every run of per-init trajectories (IMP, CS) shares, checked in this order: its kind, the
+    run's top-level fields, the init seeds (one trajectory each) and the number of rounds."""
+    check_field("kind", cfg.kind == kind, f'"{kind}" in {what}', cfg.kind)
     _check_run_fields(cfg)
-    i, t = cfg.imp, cfg.training
-    seeds = list(i.init_seeds)
+    section = kind.value
+    part = getattr(cfg, section)
+    seeds = list(part.init_seeds)
     check_field(
-        "imp.init_seeds",
+        f"{section}.init_seeds",
         len(seeds) >= 1 and len(set(seeds)) == len(seeds),
         "a non-empty list of distinct integers (one trajectory each)",
         seeds,
     )
-    _check_seeds("imp.init_seeds", i.init_seeds)
-    check_field("imp.rounds", i.rounds >= 0, "an integer >= 0", i.rounds)
-    check_limit("imp.rounds", i.rounds, "rounds")
+    _check_seeds(f"{section}.init_seeds", part.init_seeds)
+    check_field(f"{section}.rounds", part.rounds >= min_rounds, f"an integer >= {min_rounds}", part.rounds)
+    check_limit(f"{section}.rounds", part.rounds, "rounds")
+
+
+def _check_rewind_step(section: str, rewind_step: int, t: TrainingConfig) -> None:
+    """A trajectory's rewind point lies before the protocol's last step."""
+    check_field(
+        f"{section}.rewind_step",
+        0 <= rewind_step < t.steps,
+        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
+        rewind_step,
+    )
+
+
+def _check_round_evaluations(section: str, rewind_step: int, t: TrainingConfig) -> None:
+    """With a rewind point, a round trains ``training.steps - rewind_step`` steps: it must evaluate within
+    them."""
+    if rewind_step:
+        check_field(
+            "training.eval_every",
+            t.eval_every <= t.steps - rewind_step,
+            f"at most training.steps - {section}.rewind_step ({t.steps - rewind_step}): the steps of a round",
+            t.eval_every,
+        )
+
+
+def validate_imp(cfg: IMPConfig) -> IMPConfig:
+    """Check an IMP config's fields; the first problem found raises a one-line ``ConfigError``. Its pruning
+    schedule, which needs the model, is worked out by ``api.check_run`` before any run is written."""
+    _check_trajectory_fields(cfg, RunKind.IMP, "an IMP config", min_rounds=0)
+    i, t = cfg.imp, cfg.training
     check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
     check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
     check_field("imp.conv_rate", 0 <= i.conv_rate < 1, "in [0, 1) (0: imp.rate)", i.conv_rate)
     check_one_of("imp.scope", i.scope, SCOPES)
-    check_field(
-        "imp.rewind_step",
-        0 <= i.rewind_step < t.steps,
-        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
-        i.rewind_step,
-    )
-    if i.rewind_step:
-        check_field(
-            "training.eval_every",
-            t.eval_every <= t.steps - i.rewind_step,
-            f"at most training.steps - imp.rewind_step ({t.steps - i.rewind_step}): the steps of a round",
-            t.eval_every,
-        )
+    _check_rewind_step("imp", i.rewind_step, t)
+    _check_round_evaluations("imp", i.rewind_step, t)
     return cfg
 
 
 def validate_cs(cfg: CSConfig) -> CSConfig:
     """Check a Continuous Sparsification config's fields; the first problem found raises a one-line
     ``ConfigError``."""
-    check_field("kind", cfg.kind == RunKind.CS, f'"{RunKind.CS}" in a CS config', cfg.kind)
-    _check_run_fields(cfg)
+    _check_trajectory_fields(cfg, RunKind.CS, "a CS config", min_rounds=1)
     c, t = cfg.cs, cfg.training
-    seeds = list(c.init_seeds)
-    check_field(
-        "cs.init_seeds",
-        len(seeds) >= 1 and len(set(seeds)) == len(seeds),
-        "a non-empty list of distinct integers (one trajectory each)",
-        seeds,
-    )
-    _check_seeds("cs.init_seeds", c.init_seeds)
-    check_field("cs.rounds", c.rounds >= 1, "an integer >= 1", c.rounds)
-    check_limit("cs.rounds", c.rounds, "rounds")
     check_field(
         "cs.penalty",
         len(c.penalty) in (1, c.rounds),
@@ -728,21 +736,10 @@ def validate_cs(cfg: CSConfig) -> CSConfig:
     )
     check_field("cs.penalty", min(c.penalty) >= 0, "a list of numbers >= 0 (λ)", list(c.penalty))
     check_field("cs.beta_final", c.beta_final >= 1, "a number >= 1 (β_T)", c.beta_final)
-    check_field(
-        "cs.rewind_step",
-        0 <= c.rewind_step < t.steps,
-        f"in [0, training.steps) = [0, {t.steps}): a rewind point before the last step",
-        c.rewind_step,
-    )
+    _check_rewind_step("cs", c.rewind_step, t)
     check_field("cs.steps", c.steps >= 0, "an integer >= 0 (0: training.steps - cs.rewind_step)", c.steps)
     check_limit("cs.steps", c.steps, "steps")
-    if c.rewind_step:
-        check_field(
-            "training.eval_every",
-            t.eval_every <= t.steps - c.rewind_step,
-            f"at most training.steps - cs.rewind_step ({t.steps - c.rewind_step}): the steps of a round",
-            t.eval_every,
-        )
+    _check_round_evaluations("cs", c.rewind_step, t)
     return cfg
 
 
