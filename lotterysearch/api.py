@@ -203,7 +203,7 @@ class Run:
         self.store, self.id = store, run_id
         self.local, self.address = local, address
         record = store.run(run_id)
-        self.kind: RunKind = record.kind  # equal to "search" or "imp"
+        self.kind: RunKind = record.kind  # equal to "search", "imp" or "cs"
         self.config: SearchConfig | IMPConfig | CSConfig
         self.problem: MaskProblem | None = None
         if self.kind in ROUND_KINDS:  # rounds of tickets (``runs.imp``, ``runs.cs``), not generations
@@ -211,7 +211,7 @@ class Run:
         else:
             self.config = parse_config(record.config_toml, f"run {run_id}")
         own_data = check_own_parts(self.config, run_id, model, data)
-        if self.kind is not RunKind.IMP:
+        if self.kind not in ROUND_KINDS:  # a search's problem; rounds of tickets have none
             self.problem = MaskProblem(self.config, own_data)
         self._search: SearchLoop | None = None
         self._own_data = own_data  # data given from Python (dataset "tensors"), None for a built-in dataset
