@@ -28,7 +28,7 @@ import dataclasses
 import math
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -328,7 +328,12 @@ def _winners(ws: Path, run_id: str, s: FrontierSettings, targets: Mapping[int, f
 
 
 def measure_control(
-    p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+    p: Point,
+    which: str,
+    s: FrontierSettings,
+    targets: Mapping[int, float],
+    ctx: Context,
+    save: Callable[[Mapping[str, Any]], None] = lambda rows: None,
 ) -> dict[str, Any]:
     """The population-of-one control of search point ``p.control`` (``ls.single_lineage_config``: the same
     operators on one lineage, one child a generation) with that search's steps on each θ₀ it finished."""
@@ -348,11 +353,17 @@ def measure_control(
         ctx.progress(f"[frontier] {cfg.name} on θ₀ = {init}: one lineage, {cfg.ga.control_steps} steps")
         for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
             out["targets"].setdefault(k, {}).update(rows)
+        save(out["targets"])  # each θ₀ as it finishes: a search point takes hours
     return out
 
 
 def measure_search(
-    p: Point, which: str, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+    p: Point,
+    which: str,
+    s: FrontierSettings,
+    targets: Mapping[int, float],
+    ctx: Context,
+    save: Callable[[Mapping[str, Any]], None] = lambda rows: None,
 ) -> dict[str, Any]:
     """The search of ``p.search`` on each init θ₀ (one ticket-mode run each, one method by name), run or
     resumed; per target its best mask by fitness at or below it, confirmed."""
@@ -365,6 +376,7 @@ def measure_search(
         )
         for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
             out["targets"].setdefault(k, {}).update(rows)
+        save(out["targets"])  # each θ₀ as it finishes: a search point takes hours
     return out
 
 
@@ -427,28 +439,29 @@ def run(
         "labels": {p.name: p.label for p in s.points},
     }
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
+
+    def save(which: str, point: str, found: Mapping[str, Any]) -> None:
+        nonlocal res
+        res = {**(load_results(ctx, KEY) or {}), **head}  # another process may have saved meanwhile
+        per = res.setdefault("points", {}).setdefault(which, {}).setdefault(point, {})
+        for tk, rows in found.items():
+            per.setdefault(tk, {}).update(rows)
+        save_results(ctx, KEY, res)
+
     for w in which:
         for p in s.points:
-            if (p.search or p.cs or p.control) and (not points or p.name in points):
-                measure_point = measure_search if p.search else measure_cs if p.cs else measure_control
-                m = measure_point(p, w, s, targets, ctx)
-                res = {**(load_results(ctx, KEY) or {}), **head}
-                per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
-                for tk, rows in m["targets"].items():
-                    per.setdefault(tk, {}).update(rows)
-                save_results(ctx, KEY, res)
+            if p.cs and (not points or p.name in points):
+                save(w, p.name, measure_cs(p, w, s, targets, ctx)["targets"])
+            elif (p.search or p.control) and (not points or p.name in points):
+                measure_point = measure_search if p.search else measure_control
+                measure_point(p, w, s, targets, ctx, save=lambda found, w=w, p=p: save(w, p.name, found))
         for p, k, cfg in run_configs(s, base, w):
             if points and p.name not in points:
                 continue
             ctx.progress(
                 f"[frontier] {cfg.name}: inits {list(cfg.imp.init_seeds)}, {cfg.imp.rounds} rounds x {cfg.training.steps} steps"
             )
-            m = measure(cfg, k, s, targets, ctx)
-            res = {**(load_results(ctx, KEY) or {}), **head}  # another process may have saved meanwhile
-            per = res.setdefault("points", {}).setdefault(w, {}).setdefault(p.name, {})
-            for tk, rows in m["targets"].items():
-                per.setdefault(tk, {}).update(rows)
-            save_results(ctx, KEY, res)
+            save(w, p.name, measure(cfg, k, s, targets, ctx)["targets"])
     return res
 
 
