@@ -178,62 +178,31 @@ def measure(
     """One run's tickets at each target, confirmed: per init, the density, the confirmed test accuracy at the
     early stop, and the steps spent to find the ticket (total and critical path)."""
     ws = ctx.workspace / "frontier"
-    protocol = load_imp_config(s.base).training
     with finished_imp_run(cfg, ws, ctx) as run:
         run_id = run.id
-        rounds = run.imp_rounds()
-        by_id = {i.id: i for i in run.individuals()}
-    chosen: dict[tuple[int, int], Any] = {}  # (target round, init) -> the ticket's round record
-    for k, density in targets.items():
-        if target is not None and k != target:
-            continue
-        for seed in cfg.imp.init_seeds:
+    mine = targets if target is None else {target: targets[target]}  # a shots run is for one target
+    with Store.open(ws) as store:
+        ids = _first_rounds(store, run_id, cfg.imp.init_seeds, mine, s.density_tolerance)
+    return {"targets": _confirm_and_read(ws, run_id, ids, s, mine, ctx)}
+
+
+def _first_rounds(
+    store: Store, run_id: str, inits: Sequence[int], targets: Mapping[int, float], tolerance: float
+) -> list[int]:
+    """The ids to confirm of a trajectory run (IMP, CS): per target and init, its first round at or below."""
+    rounds = store.imp_rounds(run_id)
+    density = {i.id: i.density for i in store.individuals(run_id)}
+    ids = set()
+    for d in targets.values():
+        for seed in inits:
             fits = [
                 r
                 for r in rounds
-                if r.trajectory == seed
-                and r.round > 0
-                and by_id[r.individual_id].density <= density + s.density_tolerance
+                if r.trajectory == seed and r.round > 0 and density[r.individual_id] <= d + tolerance
             ]
             if fits:
-                chosen[(k, seed)] = min(fits, key=lambda r: r.round)
-    ids = sorted({r.individual_id for r in chosen.values()})
-    ls.confirm(
-        ws,
-        run_id,
-        ids=ids,
-        protocol=protocol,
-        reinit_seeds=(),
-        local=s.evaluator == "local",
-        on_result=lambda job, r: ctx.progress(
-            f"  confirmed ticket {job.individual_id} of init {job.init.seed}:"
-            f" test {r['early_stop']['test_accuracy']:.4f}"
-        ),
-    )
-    # the service's frontier view reads them: the same ticket (the first confirmed at or below the target)
-    # and its steps from the run's compute ledger
-    with Store.open(ws) as store:
-        found = frontier_view.run_tickets(
-            store, run_id, [targets[k] for k in {k for k, _ in chosen}], protocol, s.density_tolerance
-        )
-    round_of = {r.individual_id: r.round for r in chosen.values()}
-    out: dict[str, Any] = {
-        "run_id": run_id,
-        "steps": cfg.training.steps,
-        "rounds": cfg.imp.rounds,
-        "targets": {},
-    }
-    by_density = {d: k for k, d in targets.items()}
-    for t in found:
-        out["targets"].setdefault(str(by_density[t.target]), {})[str(t.init)] = {
-            "round": round_of.get(t.individual_id),
-            "density": t.density,
-            "test_accuracy": t.test_accuracy,
-            "early_stop_step": t.early_stop_step,
-            "total_steps": t.total_steps,
-            "critical_path_steps": t.critical_path_steps,
-        }
-    return out
+                ids.add(min(fits, key=lambda r: r.round).individual_id)
+    return sorted(ids)
 
 
 def _choose(individuals, targets: Mapping[int, float], tolerance: float, key) -> list[int]:  # noqa: ANN001
@@ -403,21 +372,8 @@ def measure_cs(
     ctx.progress(f"[frontier] {cfg.name}: inits {list(inits)}, {cfg.cs.rounds} rounds")
     run_id = _finished(ws, cfg, ls.cs, ctx)
     with Store.open(ws) as store:
-        rounds = store.imp_rounds(run_id)
-        density = {i.id: i.density for i in store.individuals(run_id)}
-    ids = set()
-    for d in targets.values():
-        for seed in inits:
-            fits = [
-                r
-                for r in rounds
-                if r.trajectory == seed
-                and r.round > 0
-                and density[r.individual_id] <= d + s.density_tolerance
-            ]
-            if fits:
-                ids.add(min(fits, key=lambda r: r.round).individual_id)
-    return {"targets": _confirm_and_read(ws, run_id, sorted(ids), s, targets, ctx)}
+        ids = _first_rounds(store, run_id, inits, targets, s.density_tolerance)
+    return {"targets": _confirm_and_read(ws, run_id, ids, s, targets, ctx)}
 
 
 def run(
