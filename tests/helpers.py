@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,17 @@ TINY: dict[str, Any] = {
     "fitness": {"steps": 30},
     "ray": {"num_evaluators": 2},
 }
+
+
+# A line Ray's log monitor printed on the driver's stdout for a worker or the raylet ("(raylet) ...",
+# "(EvaluatorActor pid=12) ...", coloured or not): it comes from any actor of the session's shared Ray,
+# so a test reading what one command printed leaves it out.
+_RAY_LOG_LINE = re.compile(r"^(\x1b\[[0-9;]*m)?\((raylet|pid=\d+|\w+ pid=\d+)[^)]*\)")
+
+
+def printed_lines(text: str) -> list[str]:
+    """The lines a command printed, without those Ray's log monitor interleaved from other workers."""
+    return [line for line in text.splitlines() if not _RAY_LOG_LINE.match(line)]
 
 
 def toml_scalar(v: Any) -> str:

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_toml
+from helpers import printed_lines, tiny_toml
 
 from lotterysearch.cli import main
 from lotterysearch.core.alignment import permute_hidden
@@ -182,7 +182,7 @@ def finished_run(ray_local, tmp_path_factory):
 
 
 def test_search_prints_progress_and_the_front(finished_run, capsys) -> None:
-    lines = (finished_run / "printed.txt").read_text().splitlines()
+    lines = printed_lines((finished_run / "printed.txt").read_text())
     assert lines[0].startswith("run cli-001 in ") and "population 8, 1 generations" in lines[0]
     from lotterysearch.evolution.problem import MaskProblem
     from lotterysearch.settings import parse_config

@@ -803,7 +803,13 @@ class EvaluatorPool:
         return len(self._actors)
 
     def shutdown(self) -> None:
-        """Kill the evaluator actors and free the dataset; a later ``evaluate`` starts afresh."""
+        """Kill the evaluator actors and free the dataset; a later ``evaluate`` starts afresh. Pending
+        ``info`` probes are cancelled first: they retry without end, and a killed actor's would be resubmitted."""
+        for probe in self._probes:
+            try:
+                ray.cancel(probe)
+            except Exception:  # already finished or its actor gone
+                pass
         for actor in self._actors:
             try:
                 ray.kill(actor.handle, no_restart=True)
