@@ -66,6 +66,8 @@ class Point:
     shots: int = 0
     search: str = ""  # a search config beside the settings: one ticket-mode run per init θ₀
     control: str = ""  # a search point: its population-of-one control, the same steps on each θ₀
+    # a search point: its children land on the target densities (``ga.density_targets``) instead of passing
+    land_on_targets: bool = False
     cs: str = ""  # a Continuous Sparsification config beside the settings: one run of every init
 
 
@@ -272,10 +274,14 @@ def _finished(ws: Path, cfg: Any, start: Any, ctx: Context) -> str:  # noqa: ANN
     return run_id
 
 
-def search_config(p: Point, which: str, init: int, ctx: Context) -> Any:  # noqa: ANN401 - SearchConfig
+def search_config(p: Point, which: str, init: int, ctx: Context, targets: Mapping[int, float]) -> Any:  # noqa: ANN401 - SearchConfig
     """The search of point ``p`` on θ₀ = ``init``: its template with the seed, the seeds' and the fitness's
-    init set to it, in this process."""
+    init set to it, in this process; the frontier's target densities as its density targets if ``p`` lands
+    on them."""
     template = load_config(p.search)
+    ga = template.ga
+    if p.land_on_targets:
+        ga = dataclasses.replace(ga, density_targets=tuple(sorted(targets.values(), reverse=True)))
     return api.check_run(
         dataclasses.replace(
             template,
@@ -285,6 +291,7 @@ def search_config(p: Point, which: str, init: int, ctx: Context) -> Any:  # noqa
             data_dir=template.data_dir or ctx.data_dir,
             seeding=dataclasses.replace(template.seeding, init_seeds=(init,)),
             fitness=dataclasses.replace(template.fitness, init_seeds=(init,)),
+            ga=ga,
         )
     )
 
@@ -313,7 +320,7 @@ def measure_control(
     searched = s.point(p.control)
     out: dict[str, Any] = {"targets": {}}
     for init in s.dev_inits if which == "dev" else s.heldout_inits:
-        run_id = _stored_run(ws, search_config(searched, which, init, ctx))
+        run_id = _stored_run(ws, search_config(searched, which, init, ctx, targets))
         if run_id is None:
             ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not run there yet")
             continue
@@ -342,7 +349,7 @@ def measure_search(
     ws = ctx.workspace / "frontier"
     out: dict[str, Any] = {"targets": {}}
     for init in s.dev_inits if which == "dev" else s.heldout_inits:
-        cfg = search_config(p, which, init, ctx)
+        cfg = search_config(p, which, init, ctx, targets)
         ctx.progress(
             f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
         )

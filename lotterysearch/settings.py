@@ -145,6 +145,9 @@ class GAConfig:
     # Share of the weights a strength mutation drops that grow back where the parent's loss has the largest
     # gradient (RigL, Evci et al. 2020); 0: none (the search then needs no gradients).
     regrow: float = 0.0
+    # Densities (shares of the weights) a strength-pruned child lands on instead of passing below them
+    # (``operators.land_on_target``): the densities a user wants tickets at; empty: none.
+    density_targets: tuple[float, ...] = ()
     # Each child trains with its own batch order, drawn from the run's generator and stored with it; in
     # ticket mode the order is then part of what the fitness is a property of (``fitness.fitness_key``).
     order_seeds: bool = False
@@ -629,6 +632,23 @@ def _check_strengths(g: GAConfig) -> None:
     check_field("ga.strength_tau", g.strength_tau >= 0, "a number >= 0 (0: 1/√n)", g.strength_tau)
     check_field("ga.regrow", 0 <= g.regrow <= 1, "in [0, 1]", g.regrow)
     strength = [m for m in g.mutations if f"{m}_mutation" in STRENGTH_MUTATIONS or m in STRENGTH_MUTATIONS]
+    targets = g.density_targets
+    check_field(
+        "ga.density_targets",
+        all(isinstance(t, int | float) and 0 < t < 1 for t in targets),
+        "shares of the weights in (0, 1)",
+        list(targets),
+    )
+    if targets and not strength:
+        raise ConfigError(
+            "field 'ga.density_targets': only the adaptive_prune and drawn_prune mutations land on targets;"
+            " name one of them in ga.mutations or leave ga.density_targets empty"
+        )
+    if targets and g.regrow > 0:
+        raise ConfigError(
+            "field 'ga.density_targets': a regrown child leaves its target; set ga.regrow = 0 or leave"
+            " ga.density_targets empty"
+        )
     if g.regrow > 0 and not strength:
         raise ConfigError(
             f"field 'ga.regrow': {g.regrow:g} regrows what the adaptive_prune and drawn_prune mutations drop;"

@@ -104,6 +104,20 @@ def test_defaults_and_overrides() -> None:
             r" the positions of the parent's own θ₀, not relabelled onto an isomorph\)$",
         ),
         (
+            "[ga]\ndensity_targets = [0.07, 1.5]",
+            r"^field 'ga.density_targets' must be shares of the weights in \(0, 1\), got \[0\.07, 1\.5\]$",
+        ),
+        (
+            "[ga]\ndensity_targets = [0.07]",
+            r"^field 'ga.density_targets': only the adaptive_prune and drawn_prune mutations land on targets;"
+            r" name one of them in ga.mutations or leave ga.density_targets empty$",
+        ),
+        (
+            "[ga]\nmutations = ['adaptive_prune']\ndensity_targets = [0.07]\nregrow = 0.5",
+            r"^field 'ga.density_targets': a regrown child leaves its target; set ga.regrow = 0 or leave"
+            r" ga.density_targets empty$",
+        ),
+        (
             "[ga]\norder_seeds = true",
             r"^field 'ga.order_seeds': a child's own batch order needs fitness.mode = \"ticket\" \(one θ₀, the"
             r' order part of the key\) and ga.mode = "generational"$',

@@ -21,11 +21,13 @@ from lotterysearch.evolution.operators import (
     gradient_regrow,
     grow_mutation,
     grow_prune_mutation,
+    land_on_target,
     layer_crossover,
     layer_density_crossover,
     layer_density_mutation,
     layer_shares,
     magnitude_mutation,
+    magnitude_prune_at,
     magnitude_prune_mutation,
     move_mutation,
     neuron_crossover,
@@ -604,6 +606,39 @@ def test_strength_prune_removes_exactly_the_share_of_each_layer_by_magnitude() -
     assert layer_shares((0.4,), 3) == [0.4, 0.4, 0.2]
     with pytest.raises(ConfigError, match=r"^a strength gene has 1 or 3 entries \(one per layer\), got 2$"):
         layer_shares((0.4, 0.5), 3)
+
+
+def test_a_child_that_would_pass_a_target_density_lands_on_it_by_hand() -> None:
+    mask = Mask({"fc1": np.ones((10, 10), bool)})
+    weights = {"fc1": np.arange(100.0).reshape(10, 10) - 30}  # |w| smallest at 30, then 29 and 31, ...
+    # share 0.9 keeps 10 of 100; the target 0.35 lies between: c = 65/90 prunes 65, keeping the 35 largest |w|
+    child = land_on_target(mask, weights, [0.9], [0.35])
+    order = np.argsort(np.abs(weights["fc1"]).reshape(-1), kind="stable")
+    assert child.kept() == 35
+    assert np.flatnonzero(child["fc1"].numpy().reshape(-1)).tolist() == sorted(order[65:].tolist())
+    # two targets passed: the highest; a target above the parent or not reached changes nothing
+    assert land_on_target(mask, weights, [0.9], [0.2, 0.35]) == child
+    for targets in ([], [0.05], [1.0]):
+        assert land_on_target(mask, weights, [0.9], targets) == magnitude_prune_at(mask, weights, [0.9])
+
+
+def test_landing_scales_every_layer_by_one_factor_and_stays_inside_the_full_prune() -> None:
+    rng = np.random.default_rng(5)
+    mask = random_mask(rng, (30, 20, 12, 5), density=0.6)
+    weights = {n: rng.normal(size=s) for n, s in mask.shapes.items()}
+    shares = layer_shares((0.7,), 3)
+    full = magnitude_prune_at(mask, weights, shares)
+    target = (mask.density() + full.density()) / 2
+    child = strength_prune_mutation(mask, (0.7,), weights, targets=[target])
+    assert full.density() < child.density() <= target
+    assert child.kept() >= math.floor(target * mask.total()) - 3  # one weight per layer of rounding at most
+    for (
+        name
+    ) in mask.names:  # magnitude order: the full prune's child inside the landed one, inside the parent
+        f, c, x = (m[name].numpy() for m in (full, child, mask))
+        assert not (f & ~c).any() and not (c & ~x).any()
+    with pytest.raises(ConfigError, match=r"^density targets and regrowth exclude each other"):
+        strength_prune_mutation(mask, (0.7,), weights, {}, 0.5, [target])
 
 
 def test_gradient_regrow_grows_the_top_k_absolute_gradients_among_candidates_by_hand() -> None:

@@ -239,7 +239,9 @@ def test_a_runs_kind_is_a_type_read_from_its_stored_config(tmp_path):
         assert json.dumps([r.kind for r in s.runs()[:2]]) == '["search", "imp"]'
         with pytest.raises(ConfigError) as e:
             s.run(other).kind  # noqa: B018
-        assert str(e.value) == "a run of kind 'frontier': this lotterysearch knows search, imp, cs; upgrade it"
+        assert (
+            str(e.value) == "a run of kind 'frontier': this lotterysearch knows search, imp, cs; upgrade it"
+        )
 
 
 def test_records_are_read_by_column_name(tmp_path):

@@ -343,6 +343,36 @@ def magnitude_prune_at(mask: Mask, weights: Mapping[str, np.ndarray], shares: Se
     return mask_from_arrays(mask.names, [x for x, _ in layers])
 
 
+def land_on_target(
+    mask: Mask, weights: Mapping[str, np.ndarray], shares: Sequence[float], targets: Sequence[float]
+) -> Mask:
+    """``magnitude_prune_at(mask, weights, shares)``, unless that passes below a target density that ``mask``
+    is above: then the shares are scaled by one factor c in (0, 1], the largest whose child keeps at most
+    target · |θ| weights, so the child lands on the highest target it would have passed.
+
+    A user asks for tickets at given densities (IMP's rounds reach them by construction); a strength drawn
+    for one child would otherwise step over them, and the search's mask at a target would be sparser than
+    the target. The kept count only falls as c grows, so c is found by bisection; at c → 0 each layer still
+    drops one weight, so a parent within a few weights of a target lands a few weights below it."""
+    pruned = magnitude_prune_at(mask, weights, shares)
+    total, before, after = mask.total(), mask.density(), pruned.density()
+    passed = [t for t in targets if after < t < before]
+    if not passed:
+        return pruned
+    limit = math.floor(max(passed) * total)
+    lo, hi, best = 0.0, 1.0, pruned  # hi: a factor whose child keeps <= limit
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        child = magnitude_prune_at(mask, weights, [mid * p for p in shares])
+        if child.kept() <= limit:
+            hi, best = mid, child
+        else:
+            lo = mid
+        if best.kept() == limit:
+            break
+    return best
+
+
 def gradient_regrow(mask: Mask, gradients: Mapping[str, np.ndarray], counts: Sequence[int]) -> Mask:
     """RigL's grow step (Evci et al. 2020, Alg. 1: I_grow = ArgTopK over inactive positions of |∇L|): in
     layer l switch on the ``counts[l]`` dead positions of ``mask`` with the largest |gradient|. A NaN
@@ -371,12 +401,18 @@ def strength_prune_mutation(
     weights: Mapping[str, np.ndarray],
     gradients: Mapping[str, np.ndarray] | None = None,
     regrow: float = 0.0,
+    targets: Sequence[float] = (),
 ) -> Mask:
-    """Drop by magnitude at the child's own strengths (``layer_shares`` of ``gene``), then, with ``regrow``
-    > 0, grow round(regrow · dropped) positions per layer by the parent's gradient (``gradient_regrow``):
-    RigL's drop-and-grow with a drop share that varies from child to child. The adaptive_prune and
-    drawn_prune mutations differ only in where ``gene`` comes from (``child_strengths``)."""
-    pruned = magnitude_prune_at(mask, weights, layer_shares(gene, len(mask)))
+    """Drop by magnitude at the child's own strengths (``layer_shares`` of ``gene``), landing on a target
+    density it would pass (``land_on_target``), then, with ``regrow`` > 0, grow round(regrow · dropped)
+    positions per layer by the parent's gradient (``gradient_regrow``): RigL's drop-and-grow with a drop
+    share that varies from child to child. The adaptive_prune and drawn_prune mutations differ only in where
+    ``gene`` comes from (``child_strengths``)."""
+    if targets and regrow > 0:
+        raise ConfigError(
+            "density targets and regrowth exclude each other: a regrown child leaves its target"
+        )
+    pruned = land_on_target(mask, weights, layer_shares(gene, len(mask)), targets)
     regrow = _check_probability(regrow, "regrow")
     if regrow == 0:
         return pruned
@@ -491,6 +527,7 @@ class VariationConfig:
     strength_tau: float = 0.0
     strength_per_layer: bool = False
     regrow: float = 0.0
+    density_targets: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("cx_rate", "mut_rate", "mutation_strength", "neuron_swap_prob", "regrow"):
@@ -602,7 +639,7 @@ def vary(
                 assert trained is not None
                 gene = child_strengths(name, gene, len(mask), rng, cfg)
                 grads = gradients(i, mask) if gradients is not None and cfg.regrow > 0 else None
-                mask = MUTATIONS[name](mask, gene, trained(i, mask), grads, cfg.regrow)
+                mask = MUTATIONS[name](mask, gene, trained(i, mask), grads, cfg.regrow, cfg.density_targets)
             elif name in WEIGHTED_MUTATIONS:
                 assert trained is not None
                 mask = MUTATIONS[name](mask, rng, cfg.mutation_strength, trained(i, mask))
