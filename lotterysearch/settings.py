@@ -379,6 +379,10 @@ class IMPSettings:
     # The convolutions' rate when layerwise (0: ``rate``): Frankle & Carbin prune Conv-2/4/6's convolutions
     # at 10% per round and their fully connected layers at 20%.
     conv_rate: float = 0.0
+    # Which order of minibatches every round trains on (``fitness.batch_seed``): 0, the order seeded by the
+    # init seed; k > 0, another order from the same θ₀. Two runs that differ only here are Grosse & Backes'
+    # (2020) reference for how much of a ticket the order of the data decides.
+    batch_order: int = 0
 
 
 @dataclass(frozen=True)
@@ -737,6 +741,9 @@ def validate_imp(cfg: IMPConfig) -> IMPConfig:
     check_field("imp.rate", 0 < i.rate < 1, "in (0, 1)", i.rate)
     check_field("imp.output_rate", 0 < i.output_rate < 1, "in (0, 1)", i.output_rate)
     check_field("imp.conv_rate", 0 <= i.conv_rate < 1, "in [0, 1) (0: imp.rate)", i.conv_rate)
+    check_field(
+        "imp.batch_order", i.batch_order >= 0, "an integer >= 0 (0: the init seed's order)", i.batch_order
+    )
     check_one_of("imp.scope", i.scope, SCOPES)
     _check_rewind_step("imp", i.rewind_step, t)
     _check_round_evaluations("imp", i.rewind_step, t)

@@ -5,6 +5,7 @@ synthetic dataset with a 16-24-24-4 MLP and short rounds."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 from pathlib import Path
@@ -36,6 +37,7 @@ from lotterysearch.settings import (
     to_toml,
 )
 from lotterysearch.storage.store import Store
+from lotterysearch.training.fitness import batch_seed
 from lotterysearch.training.trainer import TrainResult
 
 MODEL = "mlp:16-24-24-4"  # 384 + 576 + 96 = 1056 prunable weights
@@ -149,9 +151,13 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
     (
         {"imp": {"epochs": 3}},
         "unknown field 'imp.epochs' in section [imp] (allowed: init_seeds, rounds, rate,"
-        " output_rate, scope, rewind_step, conv_rate)",
+        " output_rate, scope, rewind_step, conv_rate, batch_order)",
     ),
     ({"imp": {"conv_rate": 1.0}}, "field 'imp.conv_rate' must be in [0, 1) (0: imp.rate), got 1.0"),
+    (
+        {"imp": {"batch_order": -1}},
+        "field 'imp.batch_order' must be an integer >= 0 (0: the init seed's order), got -1",
+    ),
     (
         {"imp": {"conv_rate": 0.1}},
         f"field 'imp.conv_rate' applies to convolutions; model '{MODEL}' has none",
@@ -206,11 +212,20 @@ def test_the_lenet_configs_are_frankle_and_carbins_setup() -> None:
 # ---- the trajectory -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rewind_step", [0, 30])
-def test_a_trajectory_is_pruning_imps(tmp_path, synthetic_3, rewind_step) -> None:
+@pytest.mark.parametrize(("rewind_step", "batch_order"), [(0, 0), (30, 0), (0, 1)])
+def test_a_trajectory_is_pruning_imps(tmp_path, synthetic_3, rewind_step, batch_order) -> None:
     """One seed, global scope (where a fixed number of rounds and imp's landing on a target agree): every
-    round's mask and trained accuracy are those of ``pruning.imp``, rewinding included."""
-    cfg = imp_config(imp={"init_seeds": [2], "rounds": 3, "scope": "global", "rewind_step": rewind_step})
+    round's mask and trained accuracy are those of ``pruning.imp``, rewinding included; another batch order
+    is ``pruning.imp`` with the same θ₀ and the minibatches of ``batch_seed``."""
+    cfg = imp_config(
+        imp={
+            "init_seeds": [2],
+            "rounds": 3,
+            "scope": "global",
+            "rewind_step": rewind_step,
+            "batch_order": batch_order,
+        }
+    )
     with ls.imp(cfg, tmp_path) as run:
         rounds = run.imp_rounds()
         individuals = run.individuals()
@@ -225,9 +240,14 @@ def test_a_trajectory_is_pruning_imps(tmp_path, synthetic_3, rewind_step) -> Non
         training=cfg.training,
         scope="global",
         rewind_step=rewind_step,
-        seed=2,
+        seed=batch_seed(2, batch_order),
     )
     masks = [Mask.ones(model), *(h.mask for h in ref.history)]
+    if batch_order:  # the same θ₀ under another order of minibatches prunes to another mask
+        with ls.imp(
+            dataclasses.replace(cfg, imp=dataclasses.replace(cfg.imp, batch_order=0)), tmp_path
+        ) as run0:
+            assert [i.mask for i in run0.individuals()][1:] != masks[1:]
     assert [i.mask for i in individuals] == masks
     assert [Mask.unpack(r.pruned, masks[0].shapes) for r in rounds[:-1]] == masks[1:] and rounds[
         -1

@@ -26,6 +26,7 @@ from lotterysearch.pruning import pruners
 from lotterysearch.runs.trajectories import IMPRoundReport, TrajectoryDriver, TrajectoryJob
 from lotterysearch.settings import CSConfig, IMPConfig
 from lotterysearch.training.family import family_of
+from lotterysearch.training.fitness import batch_seed
 from lotterysearch.training.trainer import TrainResult
 
 # The names of an IMP run, with the round report that every trajectory run shares.
@@ -43,9 +44,11 @@ __all__ = [
 # ---- one round ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RoundJob(TrajectoryJob):
-    """An IMP round's job: its ticket and the counts to prune it to (None: the last round)."""
+    """An IMP round's job: its ticket, the counts to prune it to (None: the last round) and the order of its
+    minibatches (``IMPSettings.batch_order``)."""
 
     kept: dict[str, int] | int | None
+    batch_order: int = 0
 
 
 def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes | None, dict[str, Any]]:
@@ -55,7 +58,14 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
     model = build_model(job.model, job.seed)
     mask = Mask.unpack(job.mask, Mask.ones(model).shapes)
     rnd = pruners.imp_round_from_init(
-        model, mask, data, job.training, job.rewind_step, kept=job.kept, mode=job.mode, seed=job.seed
+        model,
+        mask,
+        data,
+        job.training,
+        job.rewind_step,
+        kept=job.kept,
+        mode=job.mode,
+        seed=batch_seed(job.seed, job.batch_order),
     )
     pruned = None if rnd.pruned is None else rnd.pruned.pack()
     return rnd.result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
@@ -108,7 +118,8 @@ class IMPDriver(TrajectoryDriver):
         return round_plan(self.cfg)
 
     def _job(self, t: int, r: int, mask: Mask, stored: bytes | None) -> RoundJob:
-        return RoundJob(**self._job_fields(t, mask), kept=self.plan[r] if r < self.rounds else None)
+        kept = self.plan[r] if r < self.rounds else None
+        return RoundJob(**self._job_fields(t, mask), kept=kept, batch_order=self.part.batch_order)
 
     def _ticket(self, stored: bytes, seed: int, r: int) -> Mask:
         return Mask.unpack(stored, self.shapes)
