@@ -37,6 +37,7 @@ import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from experiments.lth import finished_imp_run
 from lotterysearch import api
+from lotterysearch.core.overlap import chance_jaccard, jaccard
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.readers import frontier as frontier_view
 from lotterysearch.runs.imp import round_plan
@@ -68,6 +69,7 @@ class Point:
     control: str = ""  # a search point: its population-of-one control, the same steps on each θ₀
     # a search point: its children land on the target densities (``ga.density_targets``) instead of passing
     land_on_targets: bool = False
+    batch_order: int = 0  # an IMP point: the order of minibatches its rounds train on (``imp.batch_order``)
     cs: str = ""  # a Continuous Sparsification config beside the settings: one run of every init
 
 
@@ -149,7 +151,12 @@ def run_configs(
         else:
             out = base.imp.output_rate / base.imp.rate * p.rate
             imp = dataclasses.replace(
-                base.imp, init_seeds=inits, rounds=p.rounds, rate=p.rate, output_rate=out
+                base.imp,
+                init_seeds=inits,
+                rounds=p.rounds,
+                rate=p.rate,
+                output_rate=out,
+                batch_order=p.batch_order,
             )
             name = f"frontier-{p.name}-{which}"
             runs.append((p, None, dataclasses.replace(base, name=name, imp=imp, training=training)))
@@ -384,10 +391,15 @@ def measure_cs(
 
 
 def run(
-    ctx: Context, which: Sequence[str] = ("dev",), points: Sequence[str] = (), settings: Path = SETTINGS
+    ctx: Context,
+    which: Sequence[str] = ("dev",),
+    points: Sequence[str] = (),
+    settings: Path = SETTINGS,
+    overlap_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the frontier's points (``points``: these only) on the chosen init sets, saving the
-    numbers after each run. Two processes may share the workspace on different points."""
+    numbers after each run. Two processes may share the workspace on different points. ``overlap_only``:
+    train nothing; save every confirmed ticket's overlap with the reference's (``overlaps``)."""
     s = load_settings(settings)
     base = base_config(s, ctx.data_dir)
     targets = target_densities(s, base)
@@ -415,6 +427,11 @@ def run(
         save_results(ctx, KEY, res)
 
     for w in which:
+        if overlap_only:
+            res = {**(load_results(ctx, KEY) or {}), **head}
+            res.setdefault("overlap", {})[w] = overlaps(ctx.workspace / "frontier", s, targets, w)
+            save_results(ctx, KEY, res)
+            continue
         for p in s.points:
             if p.cs and (not points or p.name in points):
                 save(w, p.name, measure_cs(p, w, s, targets, ctx)["targets"])
@@ -429,6 +446,53 @@ def run(
             )
             save(w, p.name, measure(cfg, k, s, targets, ctx)["targets"])
     return res
+
+
+def ticket_masks(
+    ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str
+) -> dict[str, dict[int, dict[int, ls.Mask]]]:
+    """Every point's ticket masks on the ``which`` inits: point → target round → init → mask, chosen as the
+    accuracy tables choose them (``frontier_view.run_tickets``), from the runs stored under the point's names."""
+    protocol = load_imp_config(s.base).training
+    by_density = {d: k for k, d in targets.items()}
+    out: dict[str, dict[int, dict[int, ls.Mask]]] = {}
+    if not workspace_paths(ws).store.is_file():
+        return out
+    with Store.open(ws) as store:
+        runs = store.runs()
+        for p in s.points:
+            names = {f"frontier-{p.name}-{which}"} | {f"frontier-{p.name}-r{k}-{which}" for k in targets}
+            for run in (r for r in runs if r.name in names):
+                found = frontier_view.run_tickets(
+                    store, run.id, list(targets.values()), protocol, s.density_tolerance
+                )
+                masks = {i.id: i.mask for i in store.individuals(run.id, [t.individual_id for t in found])}
+                for t in found:
+                    if t.test_accuracy is not None:  # confirmed: the ticket the accuracy tables show
+                        out.setdefault(p.name, {}).setdefault(by_density[t.target], {})[t.init] = masks[
+                            t.individual_id
+                        ]
+    return out
+
+
+def overlaps(
+    ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Per point, target and init, [Jaccard κ of its ticket with the reference's ticket from the same θ₀,
+    κ expected by chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``)."""
+    masks = ticket_masks(ws, s, targets, which)
+    ref = masks.get(s.reference, {})
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for p, per in masks.items():
+        if p == s.reference:
+            continue
+        for k, inits in per.items():
+            for init, m in inits.items():
+                r = ref.get(k, {}).get(init)
+                if r is not None:
+                    row = [jaccard(m, r), chance_jaccard(m, r)]
+                    out.setdefault(p, {}).setdefault(str(k), {})[str(init)] = row
+    return out
 
 
 # ---- the report ------------------------------------------------------------------------------------------
@@ -644,13 +708,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data-dir", default="", help="MNIST's IDX files (default: $LOTTERYSEARCH_DATA)")
     ap.add_argument("--inits", choices=("dev", "heldout", "both"), default="dev")
     ap.add_argument("--points", default="", help="comma-separated point names (default: every point)")
+    ap.add_argument(
+        "--overlaps", action="store_true", help="train nothing: save the tickets' overlap with the reference's"
+    )
     args = ap.parse_args(argv)
     ctx = Context(
         settings="small", root=ROOT, data_dir=args.data_dir, progress=lambda m: print(m, flush=True)
     )
     which = ("dev", "heldout") if args.inits == "both" else (args.inits,)
     try:
-        run(ctx, which, [p for p in args.points.split(",") if p])
+        run(ctx, which, [p for p in args.points.split(",") if p], overlap_only=args.overlaps)
     except LotterySearchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
