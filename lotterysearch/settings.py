@@ -782,13 +782,29 @@ def read_config_file(path: str | Path) -> str:
         raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
 
 
-def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+# The command that runs a config of each kind (a search's config has none): a file given to another
+# command is refused with it.
+_RUN_WITH: dict[str | None, str] = {
+    None: 'is a search config (no kind = "imp" at its top): run it with `lotterysearch search`',
+    RunKind.IMP: 'is an IMP config (kind = "imp"): run it with `lotterysearch imp`',
+    RunKind.CS: 'is a CS config (kind = "cs"): run it with `lotterysearch cs`',
+}
+
+
+def _run_table(text: str, source: str, kind: RunKind | None) -> dict[str, Any]:
+    """The TOML table of a config meant for a run of ``kind`` (None: a search). A config of another kind
+    that ``lotterysearch`` runs is a one-line ``ConfigError`` naming the command that runs it."""
     table = parse_toml(text, source)
-    if table.get("kind") == RunKind.IMP:
-        raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
-    if table.get("kind") == RunKind.CS:
-        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
-    return validate(build_config(SearchConfig, table, ""))
+    found = table.get("kind")
+    if found != kind:
+        hint = next((h for k, h in _RUN_WITH.items() if k == found), None)  # a TOML value may be unhashable
+        if hint is not None:
+            raise ConfigError(f"{source} {hint}")
+    return table
+
+
+def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+    return validate(build_config(SearchConfig, _run_table(text, source, None), ""))
 
 
 def load_config(path: str | Path) -> SearchConfig:
@@ -797,14 +813,7 @@ def load_config(path: str | Path) -> SearchConfig:
 
 def parse_imp_config(text: str, source: str = "<config>") -> IMPConfig:
     """An IMP config from TOML text: it must say ``kind = "imp"`` (a file without it is a search's)."""
-    table = parse_toml(text, source)
-    if "kind" not in table:
-        raise ConfigError(
-            f'{source} is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
-        )
-    if table.get("kind") == RunKind.CS:
-        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
-    return validate_imp(build_config(IMPConfig, table, ""))
+    return validate_imp(build_config(IMPConfig, _run_table(text, source, RunKind.IMP), ""))
 
 
 def load_imp_config(path: str | Path) -> IMPConfig:
