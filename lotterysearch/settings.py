@@ -382,13 +382,12 @@ class IMPSettings:
 
 
 @dataclass(frozen=True)
-class IMPConfig:
-    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
-    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
-    ``eval_every`` for the early-stopping iteration)."""
+class TrajectoryRunConfig:
+    """The top-level fields of a run of per-init trajectories, an IMP run's and a CS run's alike; each kind
+    sets its ``kind`` and ``name`` and adds its section and ``[training]``."""
 
-    kind: str = RunKind.IMP.value
-    name: str = "imp"
+    kind: str = ""
+    name: str = ""
     dataset: str = "mnist1d"
     model: str = "mlp:40-100-100-10"
     mode: str = "forward"
@@ -398,6 +397,16 @@ class IMPConfig:
     data_dir: str = ""
     model_fingerprint: str = ""  # as in ``SearchConfig``
     data_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class IMPConfig(TrajectoryRunConfig):
+    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
+    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
+    ``eval_every`` for the early-stopping iteration)."""
+
+    kind: str = RunKind.IMP.value
+    name: str = "imp"
     imp: IMPSettings = field(default_factory=IMPSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -423,24 +432,15 @@ class CSSettings:
 
 
 @dataclass(frozen=True)
-class CSConfig:
+class CSConfig(TrajectoryRunConfig):
     """A Continuous Sparsification run (``kind = "cs"`` at the top of its file): the fields of an IMP run,
     with the search in ``[cs]``; ``[training]`` trains every round's ticket, as an IMP round's."""
 
     kind: str = RunKind.CS.value
     name: str = "cs"
-    dataset: str = "mnist1d"
-    model: str = "mlp:40-100-100-10"
-    mode: str = "forward"
-    seed: int = 0  # the validation split
-    evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
-    workspace: str = "workspace"
-    data_dir: str = ""
     cs: CSSettings = field(default_factory=CSSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
-    model_fingerprint: str = ""  # as in ``SearchConfig``
-    data_fingerprint: str = ""
 
 
 # Fields that say where a search runs, not what it computes: left out of the hash.
