@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import assert_running, overridden, sigkill, start_driver, toml_of, wait_for
+from helpers import kill_and_resume, overridden, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -181,35 +181,7 @@ def test_rounds_are_the_pure_search_with_tickets_trained_as_imp_rounds(clean) ->
 
 def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
     _, reference = clean
-    config = tmp_path / "cs.toml"
-    config.write_text(cs_toml())
-    ws = tmp_path / "killed"
-    driver = start_driver("cs", str(config), "--workspace", str(ws), "--local")
-
-    def some_rounds() -> bool:
-        assert_running(driver)
-        if not (ws / "lotterysearch.sqlite").exists():
-            return False
-        with Store.open(ws) as store:
-            return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 2
-
-    try:
-        wait_for(some_rounds, 300, "two committed rounds")
-        sigkill(driver)
-    finally:
-        sigkill(driver)
-    with Store.open(ws) as store:
-        assert store.run("t-001").status == "running"
-        committed = len(store.imp_rounds("t-001"))
-    assert 2 <= committed < 8, "the run finished before the kill: make the rounds longer"
-    capsys.readouterr()
-    assert main(["cs", "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"resuming CS run t-001 in {ws}: {committed} of 8 rounds committed"
-    progress = [line for line in lines if line.startswith("seed ")]
-    assert len(progress) == 8 - committed  # nothing committed is trained again
-    assert lines[len(progress) + 1].startswith("run t-001 (finished): 8 CS tickets, ")
-    assert tickets(ws, "t-001") == reference
+    kill_and_resume("cs", tmp_path, cs_toml(), reference, tickets, capsys, total=8, kill_after=2)
 
 
 def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys) -> None:
