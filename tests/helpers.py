@@ -27,6 +27,7 @@ import pytest
 import lotterysearch as ls
 from lotterysearch.cli import main
 from lotterysearch.errors import StoreError
+from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import SearchConfig, parse_config
 from lotterysearch.storage.store import Store
 
@@ -160,12 +161,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def tickets(workspace: Path, run_id: str) -> dict:
+    """Everything an IMP or CS run computed, without timestamps: its individuals, its rounds and its ledger
+    (whose wall time is what the trainings took this time, so left out): what a resumed run must equal."""
+    with Store.open(workspace) as store:
+        inds = [
+            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density, i.steps)
+            for i in store.individuals(run_id)
+        ]
+        rounds = [
+            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
+        ]
+        ledger = run_ledger(store, run_id)
+        return {
+            "individuals": inds,
+            "rounds": rounds,
+            "status": store.run(run_id).status,
+            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
+        }
+
+
 def kill_and_resume(
     kind: str,
     tmp_path: Path,
     toml: str,
     reference: dict,
-    tickets: Callable[[Path, str], dict],
     capsys: pytest.CaptureFixture[str],
     *,
     total: int,
@@ -173,8 +193,8 @@ def kill_and_resume(
 ) -> None:
     """SIGKILL ``lotterysearch KIND`` (``imp`` or ``cs``, a run of ``total`` rounds) once ``kill_after``
     rounds are committed, a second driver of the live run having been refused before it wrote anything;
-    ``KIND --resume`` then trains only the rounds left and ends with exactly ``reference``: ``tickets`` of
-    an uninterrupted run."""
+    ``KIND --resume`` then trains only the rounds left and ends with exactly ``reference``, the ``tickets``
+    of an uninterrupted run."""
     config = tmp_path / f"{kind}.toml"
     config.write_text(toml)
     ws = tmp_path / "killed"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import kill_and_resume, overridden, toml_of
+from helpers import kill_and_resume, overridden, tickets, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -51,19 +51,6 @@ def cs_toml(**overrides) -> str:
 
 def cs_config(**overrides):
     return api.check_run(parse_cs_config(cs_toml(**overrides), "<cs config>"))
-
-
-def tickets(workspace: Path, run_id: str) -> dict:
-    """Everything a CS run computed, without timestamps: its individuals and its rounds."""
-    with Store.open(workspace) as store:
-        inds = [
-            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density)
-            for i in store.individuals(run_id)
-        ]
-        rounds = [
-            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
-        ]
-        return {"individuals": inds, "rounds": rounds, "status": store.run(run_id).status}
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +168,7 @@ def test_rounds_are_the_pure_search_with_tickets_trained_as_imp_rounds(clean) ->
 
 def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
     _, reference = clean
-    kill_and_resume("cs", tmp_path, cs_toml(), reference, tickets, capsys, total=8, kill_after=2)
+    kill_and_resume("cs", tmp_path, cs_toml(), reference, capsys, total=8, kill_after=2)
 
 
 def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys) -> None:

@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 
 import pytest
-from helpers import kill_and_resume, overridden, tiny_config, toml_of
+from helpers import kill_and_resume, overridden, tickets, tiny_config, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -24,7 +24,6 @@ from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning.pruners import imp, imp_plan
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.imp import IMPRoundReport, round_plan
-from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
@@ -59,25 +58,6 @@ def imp_toml(**overrides) -> str:
 def imp_config(**overrides) -> IMPConfig:
     """An IMP config checked as a run checks it (``api.check_run``: the schedule needs the model)."""
     return api.check_run(parse_imp_config(imp_toml(**overrides), "<imp config>"))
-
-
-def tickets(workspace: Path, run_id: str) -> dict:
-    """Everything an IMP run computed, without timestamps: its individuals and its rounds."""
-    with Store.open(workspace) as store:
-        inds = [
-            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density, i.steps)
-            for i in store.individuals(run_id)
-        ]
-        rounds = [
-            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
-        ]
-        ledger = run_ledger(store, run_id)  # its wall time is what the trainings took this time
-        return {
-            "individuals": inds,
-            "rounds": rounds,
-            "status": store.run(run_id).status,
-            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
-        }
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +302,7 @@ def test_statuses_the_driver_lock_and_resume_after_an_exception(tmp_path, clean)
 
 def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
     _, reference = clean
-    kill_and_resume("imp", tmp_path, imp_toml(), reference, tickets, capsys, total=12, kill_after=3)
+    kill_and_resume("imp", tmp_path, imp_toml(), reference, capsys, total=12, kill_after=3)
 
 
 def test_rounds_as_ray_tasks_give_the_in_process_numbers(ray_local, tmp_path) -> None:
@@ -494,7 +474,7 @@ def test_a_killed_conv_imp_run_resumes_to_the_same_tickets(tmp_path, clean_conv,
         masks = [i.mask for i in run.individuals()]
     assert [m.kept() for m in masks[::2]] == [480, 390, 318, 259, 212, 173]
     assert all(m["conv1"].shape == (4, 1, 3, 3) for m in masks)
-    kill_and_resume("imp", tmp_path, imp_toml(**CONV), reference, tickets, capsys, total=12, kill_after=3)
+    kill_and_resume("imp", tmp_path, imp_toml(**CONV), reference, capsys, total=12, kill_after=3)
 
 
 def test_conv_tickets_confirm_from_their_own_init_and_a_reinit(clean_conv) -> None:
