@@ -386,13 +386,12 @@ class IMPSettings:
 
 
 @dataclass(frozen=True)
-class IMPConfig:
-    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
-    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
-    ``eval_every`` for the early-stopping iteration)."""
+class TrajectoryRunConfig:
+    """The top-level fields of a run of per-init trajectories, an IMP run's and a CS run's alike; each kind
+    sets its ``kind`` and ``name`` and adds its section and ``[training]``."""
 
-    kind: str = RunKind.IMP.value
-    name: str = "imp"
+    kind: str = ""
+    name: str = ""
     dataset: str = "mnist1d"
     model: str = "mlp:40-100-100-10"
     mode: str = "forward"
@@ -402,6 +401,16 @@ class IMPConfig:
     data_dir: str = ""
     model_fingerprint: str = ""  # as in ``SearchConfig``
     data_fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class IMPConfig(TrajectoryRunConfig):
+    """An IMP run (``kind = "imp"`` at the top of its file; a search config has no ``kind``): the model, the
+    data, the pruning schedule (``[imp]``) and the training protocol of every round (``[training]``, with
+    ``eval_every`` for the early-stopping iteration)."""
+
+    kind: str = RunKind.IMP.value
+    name: str = "imp"
     imp: IMPSettings = field(default_factory=IMPSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -427,24 +436,15 @@ class CSSettings:
 
 
 @dataclass(frozen=True)
-class CSConfig:
+class CSConfig(TrajectoryRunConfig):
     """A Continuous Sparsification run (``kind = "cs"`` at the top of its file): the fields of an IMP run,
     with the search in ``[cs]``; ``[training]`` trains every round's ticket, as an IMP round's."""
 
     kind: str = RunKind.CS.value
     name: str = "cs"
-    dataset: str = "mnist1d"
-    model: str = "mlp:40-100-100-10"
-    mode: str = "forward"
-    seed: int = 0  # the validation split
-    evaluator: str = "ray"  # ray: rounds as Ray tasks; local: in this process, one after another
-    workspace: str = "workspace"
-    data_dir: str = ""
     cs: CSSettings = field(default_factory=CSSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     ray: RayConfig = field(default_factory=RayConfig)
-    model_fingerprint: str = ""  # as in ``SearchConfig``
-    data_fingerprint: str = ""
 
 
 # Fields that say where a search runs, not what it computes: left out of the hash.
@@ -789,13 +789,29 @@ def read_config_file(path: str | Path) -> str:
         raise ConfigError(f"cannot read config file '{path}' ({type(e).__name__})") from None
 
 
-def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+# The command that runs a config of each kind (a search's config has none): a file given to another
+# command is refused with it.
+_RUN_WITH: dict[str | None, str] = {
+    None: 'is a search config (no kind = "imp" at its top): run it with `lotterysearch search`',
+    RunKind.IMP: 'is an IMP config (kind = "imp"): run it with `lotterysearch imp`',
+    RunKind.CS: 'is a CS config (kind = "cs"): run it with `lotterysearch cs`',
+}
+
+
+def _run_table(text: str, source: str, kind: RunKind | None) -> dict[str, Any]:
+    """The TOML table of a config meant for a run of ``kind`` (None: a search). A config of another kind
+    that ``lotterysearch`` runs is a one-line ``ConfigError`` naming the command that runs it."""
     table = parse_toml(text, source)
-    if table.get("kind") == RunKind.IMP:
-        raise ConfigError(f'{source} is an IMP config (kind = "imp"): run it with `lotterysearch imp`')
-    if table.get("kind") == RunKind.CS:
-        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
-    return validate(build_config(SearchConfig, table, ""))
+    found = table.get("kind")
+    if found != kind:
+        hint = next((h for k, h in _RUN_WITH.items() if k == found), None)  # a TOML value may be unhashable
+        if hint is not None:
+            raise ConfigError(f"{source} {hint}")
+    return table
+
+
+def parse_config(text: str, source: str = "<config>") -> SearchConfig:
+    return validate(build_config(SearchConfig, _run_table(text, source, None), ""))
 
 
 def load_config(path: str | Path) -> SearchConfig:
@@ -804,14 +820,7 @@ def load_config(path: str | Path) -> SearchConfig:
 
 def parse_imp_config(text: str, source: str = "<config>") -> IMPConfig:
     """An IMP config from TOML text: it must say ``kind = "imp"`` (a file without it is a search's)."""
-    table = parse_toml(text, source)
-    if "kind" not in table:
-        raise ConfigError(
-            f'{source} is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
-        )
-    if table.get("kind") == RunKind.CS:
-        raise ConfigError(f'{source} is a CS config (kind = "cs"): run it with `lotterysearch cs`')
-    return validate_imp(build_config(IMPConfig, table, ""))
+    return validate_imp(build_config(IMPConfig, _run_table(text, source, RunKind.IMP), ""))
 
 
 def load_imp_config(path: str | Path) -> IMPConfig:

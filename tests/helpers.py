@@ -12,15 +12,24 @@ import copy
 import json
 import math
 import os
+import platform
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+import lotterysearch as ls
+from lotterysearch.cli import main
+from lotterysearch.errors import StoreError
+from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import SearchConfig, parse_config
+from lotterysearch.storage.store import Store
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -150,3 +159,75 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def tickets(workspace: Path, run_id: str) -> dict:
+    """Everything an IMP or CS run computed, without timestamps: its individuals, its rounds and its ledger
+    (whose wall time is what the trainings took this time, so left out): what a resumed run must equal."""
+    with Store.open(workspace) as store:
+        inds = [
+            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density, i.steps)
+            for i in store.individuals(run_id)
+        ]
+        rounds = [
+            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
+        ]
+        ledger = run_ledger(store, run_id)
+        return {
+            "individuals": inds,
+            "rounds": rounds,
+            "status": store.run(run_id).status,
+            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
+        }
+
+
+def kill_and_resume(
+    kind: str,
+    tmp_path: Path,
+    toml: str,
+    reference: dict,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    total: int,
+    kill_after: int,
+) -> None:
+    """SIGKILL ``lotterysearch KIND`` (``imp`` or ``cs``, a run of ``total`` rounds) once ``kill_after``
+    rounds are committed, a second driver of the live run having been refused before it wrote anything;
+    ``KIND --resume`` then trains only the rounds left and ends with exactly ``reference``, the ``tickets``
+    of an uninterrupted run."""
+    config = tmp_path / f"{kind}.toml"
+    config.write_text(toml)
+    ws = tmp_path / "killed"
+    driver = start_driver(kind, str(config), "--workspace", str(ws), "--local")
+
+    def committed_rounds() -> bool:
+        assert_running(driver)
+        if not (ws / "lotterysearch.sqlite").exists():
+            return False
+        with Store.open(ws) as store:
+            return bool(store.runs()) and len(store.imp_rounds("t-001")) >= kill_after
+
+    try:
+        wait_for(committed_rounds, 300, f"{kill_after} committed rounds")
+        with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
+            second.optimize()
+        sigkill(driver)
+    finally:
+        sigkill(driver)
+    assert str(e.value) == (
+        f"run 't-001' is being driven by pid {driver.pid} on {platform.node()}; stop that process or wait"
+        " for it to end"
+    )
+    with Store.open(ws) as store:
+        assert store.run("t-001").status == "running"  # the driver had no chance to say otherwise
+        committed = len(store.imp_rounds("t-001"))
+    assert kill_after <= committed < total, "the run finished before the kill: make the rounds longer"
+    capsys.readouterr()
+    assert main([kind, "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    label = kind.upper()
+    assert lines[0] == f"resuming {label} run t-001 in {ws}: {committed} of {total} rounds committed"
+    progress = [line for line in lines if line.startswith("seed ")]
+    assert len(progress) == total - committed  # nothing committed is trained again
+    assert lines[len(progress) + 1].startswith(f"run t-001 (finished): {total} {label} tickets, ")
+    assert tickets(ws, "t-001") == reference

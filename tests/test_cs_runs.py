@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import assert_running, overridden, sigkill, start_driver, toml_of, wait_for
+from helpers import kill_and_resume, overridden, tickets, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -51,19 +51,6 @@ def cs_toml(**overrides) -> str:
 
 def cs_config(**overrides):
     return api.check_run(parse_cs_config(cs_toml(**overrides), "<cs config>"))
-
-
-def tickets(workspace: Path, run_id: str) -> dict:
-    """Everything a CS run computed, without timestamps: its individuals and its rounds."""
-    with Store.open(workspace) as store:
-        inds = [
-            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density)
-            for i in store.individuals(run_id)
-        ]
-        rounds = [
-            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
-        ]
-        return {"individuals": inds, "rounds": rounds, "status": store.run(run_id).status}
 
 
 @pytest.fixture(scope="module")
@@ -181,35 +168,7 @@ def test_rounds_are_the_pure_search_with_tickets_trained_as_imp_rounds(clean) ->
 
 def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
     _, reference = clean
-    config = tmp_path / "cs.toml"
-    config.write_text(cs_toml())
-    ws = tmp_path / "killed"
-    driver = start_driver("cs", str(config), "--workspace", str(ws), "--local")
-
-    def some_rounds() -> bool:
-        assert_running(driver)
-        if not (ws / "lotterysearch.sqlite").exists():
-            return False
-        with Store.open(ws) as store:
-            return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 2
-
-    try:
-        wait_for(some_rounds, 300, "two committed rounds")
-        sigkill(driver)
-    finally:
-        sigkill(driver)
-    with Store.open(ws) as store:
-        assert store.run("t-001").status == "running"
-        committed = len(store.imp_rounds("t-001"))
-    assert 2 <= committed < 8, "the run finished before the kill: make the rounds longer"
-    capsys.readouterr()
-    assert main(["cs", "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"resuming CS run t-001 in {ws}: {committed} of 8 rounds committed"
-    progress = [line for line in lines if line.startswith("seed ")]
-    assert len(progress) == 8 - committed  # nothing committed is trained again
-    assert lines[len(progress) + 1].startswith("run t-001 (finished): 8 CS tickets, ")
-    assert tickets(ws, "t-001") == reference
+    kill_and_resume("cs", tmp_path, cs_toml(), reference, capsys, total=8, kill_after=2)
 
 
 def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys) -> None:

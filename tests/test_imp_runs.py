@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 
 import pytest
-from helpers import assert_running, overridden, sigkill, start_driver, tiny_config, toml_of, wait_for
+from helpers import kill_and_resume, overridden, tickets, tiny_config, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -25,7 +25,6 @@ from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning.pruners import imp, imp_plan
 from lotterysearch.runs import confirmation
 from lotterysearch.runs.imp import IMPRoundReport, round_plan
-from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import (
     IMPConfig,
     SearchConfig,
@@ -61,25 +60,6 @@ def imp_toml(**overrides) -> str:
 def imp_config(**overrides) -> IMPConfig:
     """An IMP config checked as a run checks it (``api.check_run``: the schedule needs the model)."""
     return api.check_run(parse_imp_config(imp_toml(**overrides), "<imp config>"))
-
-
-def tickets(workspace: Path, run_id: str) -> dict:
-    """Everything an IMP run computed, without timestamps: its individuals and its rounds."""
-    with Store.open(workspace) as store:
-        inds = [
-            (i.id, i.generation, i.packed, i.parents, i.origin, i.class_key, i.accuracy, i.density, i.steps)
-            for i in store.individuals(run_id)
-        ]
-        rounds = [
-            (r.trajectory, r.round, r.individual_id, r.result, r.pruned) for r in store.imp_rounds(run_id)
-        ]
-        ledger = run_ledger(store, run_id)  # its wall time is what the trainings took this time
-        return {
-            "individuals": inds,
-            "rounds": rounds,
-            "status": store.run(run_id).status,
-            "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
-        }
 
 
 @pytest.fixture(scope="module")
@@ -340,50 +320,9 @@ def test_statuses_the_driver_lock_and_resume_after_an_exception(tmp_path, clean)
         assert tickets(ws, "t-001") == reference
 
 
-def kill_and_resume(tmp_path: Path, toml: str, reference: dict, total: int, capsys) -> None:
-    """SIGKILL ``lotterysearch imp`` once three of its ``total`` rounds are committed; ``imp --resume``
-    trains only the rounds left and ends with exactly ``reference``, the tickets of an uninterrupted run."""
-    config = tmp_path / "imp.toml"
-    config.write_text(toml)
-    ws = tmp_path / "killed"
-    driver = start_driver("imp", str(config), "--workspace", str(ws), "--local")
-
-    def three_rounds() -> bool:
-        assert_running(driver)
-        if not (ws / "lotterysearch.sqlite").exists():
-            return False
-        with Store.open(ws) as store:
-            return bool(store.runs()) and len(store.imp_rounds("t-001")) >= 3
-
-    try:
-        wait_for(three_rounds, 300, "three committed rounds")
-        # a second driver of the live run is refused before it writes anything
-        with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
-            second.optimize()
-        sigkill(driver)
-    finally:
-        sigkill(driver)
-    assert str(e.value) == (
-        f"run 't-001' is being driven by pid {driver.pid} on {platform.node()}; stop that process or wait"
-        " for it to end"
-    )
-    with Store.open(ws) as store:
-        assert store.run("t-001").status == "running"  # the driver had no chance to say otherwise
-        committed = len(store.imp_rounds("t-001"))
-    assert 3 <= committed < total, "the run finished before the kill: make the rounds longer"
-    capsys.readouterr()
-    assert main(["imp", "--resume", "t-001", str(config), "--workspace", str(ws), "--local"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"resuming IMP run t-001 in {ws}: {committed} of {total} rounds committed"
-    progress = [line for line in lines if line.startswith("seed ")]
-    assert len(progress) == total - committed  # nothing committed is trained again
-    assert lines[len(progress) + 1].startswith(f"run t-001 (finished): {total} IMP tickets, ")
-    assert tickets(ws, "t-001") == reference
-
-
 def test_a_killed_cli_driver_resumes_to_the_same_tickets(tmp_path, clean, capsys) -> None:
     _, reference = clean
-    kill_and_resume(tmp_path, imp_toml(), reference, 12, capsys)
+    kill_and_resume("imp", tmp_path, imp_toml(), reference, capsys, total=12, kill_after=3)
 
 
 def test_rounds_as_ray_tasks_give_the_in_process_numbers(ray_local, tmp_path) -> None:
@@ -555,7 +494,7 @@ def test_a_killed_conv_imp_run_resumes_to_the_same_tickets(tmp_path, clean_conv,
         masks = [i.mask for i in run.individuals()]
     assert [m.kept() for m in masks[::2]] == [480, 390, 318, 259, 212, 173]
     assert all(m["conv1"].shape == (4, 1, 3, 3) for m in masks)
-    kill_and_resume(tmp_path, imp_toml(**CONV), reference, 12, capsys)
+    kill_and_resume("imp", tmp_path, imp_toml(**CONV), reference, capsys, total=12, kill_after=3)
 
 
 def test_conv_tickets_confirm_from_their_own_init_and_a_reinit(clean_conv) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lotterysearch.core.masks import Mask
@@ -28,15 +28,10 @@ if TYPE_CHECKING:
 
 
 class Bred(Protocol):
-    """What the diagnostics read of an individual (a store's ``Individual`` has it)."""
+    """What the lineages read of an individual (a store's ``Individual`` has it); an ancestry reads the
+    fields of ``Ancestor`` from it too, by name."""
 
-    id: int
-    generation: int
     parents: tuple[int, ...]
-    operator: str
-    origin: str
-    accuracy: float
-    density: float
 
 
 @dataclass(frozen=True)
@@ -64,6 +59,18 @@ class Ancestor:
     accuracy: float
     density: float
     strength: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parents", tuple(self.parents))
+        if self.strength is not None:
+            object.__setattr__(self, "strength", float(self.strength))
+
+    @classmethod
+    def of(cls, ind: Bred) -> Ancestor:
+        """``ind``'s fields of this record, read by name; one with a default (``strength``) only where
+        ``ind`` has it."""
+        names = [f.name for f in fields(cls) if f.default is MISSING or hasattr(ind, f.name)]
+        return cls(**{name: getattr(ind, name) for name in names})
 
     def line(self) -> str:
         made = f"{self.operator or 'seed'} of {'+'.join(map(str, self.parents))}" if self.parents else "seed"
@@ -121,19 +128,7 @@ def ancestry(individual_id: int, individuals: Mapping[int, Bred]) -> list[Ancest
     out, queue, seen = [], [individual_id], {individual_id}
     while queue:
         ind = individuals[queue.pop(0)]
-        strength = getattr(ind, "strength", None)
-        out.append(
-            Ancestor(
-                id=ind.id,
-                generation=ind.generation,
-                parents=tuple(ind.parents),
-                operator=ind.operator,
-                origin=ind.origin,
-                accuracy=ind.accuracy,
-                density=ind.density,
-                strength=None if strength is None else float(strength),
-            )
-        )
+        out.append(Ancestor.of(ind))
         for p in ind.parents:
             if p in individuals and p not in seen:
                 seen.add(p)
