@@ -224,3 +224,10 @@ def changes(items: Sequence[tuple[str, str, Verdict, str | None]]) -> str:
         )
         + "."
     )
+
+
+def test_cell(v: Verdict) -> str:
+    """The paired test as ``Verdict.test_text`` writes it, or ``all 5 differences 0`` where the two sides are
+    equal in every replicate (t is undefined there; the difference test's p is 1, TOST's 0)."""
+    d = v.difference
+    return f"all {d.n} differences 0" if d.n >= 2 and not any(d.differences) else v.test_text()

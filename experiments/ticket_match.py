@@ -32,6 +32,7 @@ from experiments.common import (
     decide,
     grouped,
     method_text,
+    test_cell,
     verdict_cell,
 )
 from experiments.demo_gain import best_at
@@ -245,7 +246,7 @@ def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float
             f"1/{rho:g}",
             COMPARISONS[(a, b)],
             v.interval(),
-            v.test_text(),
+            test_cell(v),
             verdict_cell(v, screen(res, rho, a, b)),
         ]
         for (a, b, rho), v in decided.items()
