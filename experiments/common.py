@@ -195,7 +195,8 @@ def was(v: Verdict, screen: str | None) -> str:
     return f" (changed: was {screen} under {SCREEN})" if screen is not None and changed(v, screen) else ""
 
 
-def _and(items: Sequence[str]) -> str:
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
@@ -205,7 +206,7 @@ def grouped(at: Mapping[str, Verdict]) -> str:
     places: dict[str, list[str]] = {}
     for where, v in at.items():
         places.setdefault(str(v), []).append(where)
-    return ", ".join(f"{v} at {_and(ws)}" for v, ws in places.items())
+    return ", ".join(f"{v} at {and_list(ws)}" for v, ws in places.items())
 
 
 def changes(items: Sequence[tuple[str, str, Verdict, str | None]]) -> str:
@@ -220,7 +221,7 @@ def changes(items: Sequence[tuple[str, str, Verdict, str | None]]) -> str:
     return (
         f"Changed from {SCREEN}: "
         + "; ".join(
-            f"{what} was {screen} at {_and(ws)} (now {now})" for (what, screen, now), ws in moved.items()
+            f"{what} was {screen} at {and_list(ws)} (now {now})" for (what, screen, now), ws in moved.items()
         )
         + "."
     )
