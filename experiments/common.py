@@ -189,12 +189,6 @@ def by_replicate(values: Sequence[float], replicates: Sequence[Any]) -> dict[Any
     return dict(zip(replicates, (float(v) for v in values), strict=True))
 
 
-def was(v: Verdict, screen: str | None) -> str:
-    """`` (changed: was worse under the 2-SE screen)`` where ``v`` differs from what the screen said; empty
-    where it agrees or the screen said nothing (``None``)."""
-    return f" (changed: was {screen} under {SCREEN})" if screen is not None and changed(v, screen) else ""
-
-
 def and_list(items: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -221,7 +215,8 @@ def changes(items: Sequence[tuple[str, str, Verdict, str | None]]) -> str:
     return (
         f"Changed from {SCREEN}: "
         + "; ".join(
-            f"{what} was {screen} at {and_list(ws)} (now {now})" for (what, screen, now), ws in moved.items()
+            f"{what} was {screen}{f' at {and_list(ws)}' if any(ws) else ''} (now {now})"
+            for (what, screen, now), ws in moved.items()
         )
         + "."
     )
