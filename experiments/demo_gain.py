@@ -462,7 +462,7 @@ def demo_answer(
         text += (
             f" Changed from {SCREEN}: "
             + "; ".join(
-                f"{label} at {where} was {'an improvement' if improved else 'no improvement'} (now {v})"
+                f"*{label}* at {where} was {'an improvement' if improved else 'no improvement'} (now {v})"
                 for label, where, v, improved in moved
             )
             + "."
