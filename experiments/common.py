@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scipy import stats
 
-from lotterysearch.verdicts import Verdict
+from lotterysearch.verdicts import Family, Verdict
 
 ROOT = Path(__file__).resolve().parent
 
@@ -132,9 +132,11 @@ def method_text(
     declared_before: bool,
     where: str,
     screen: str | None = "a paired difference beyond 2 standard errors",
+    unit: str = "init",
 ) -> str:
     """How a section's verdicts were reached, in one paragraph: the test, its degrees of freedom, Holm's
-    family, the equivalence margin and when it was declared, and what the replicates allow."""
+    family, the equivalence margin and when it was declared, and what the replicates allow. ``unit`` is the
+    replicate the differences are paired by (an init, a GA seed)."""
     tested = [v for v in verdicts.values() if v.difference.n >= 2]
     if not tested:
         return "No comparison has two replicates: every verdict is inconclusive."
@@ -149,13 +151,13 @@ def method_text(
     )
     counts = {k: sum(v.kind == k for v in verdicts.values()) for k in ("better", "worse", "equivalent")}
     return (
-        f"Verdicts: each difference is paired by init (paired t-test, n − 1 degrees of freedom; n = "
+        f"Verdicts: each difference is paired by {unit} (paired t-test, n − 1 degrees of freedom; n = "
         f"{', '.join(map(str, ns))} here), with Holm's correction over all {m} tests of the section (every "
         f"comparison's difference test and its equivalence test), family-wise α = {alpha:g}. *Better* or "
         f"*worse*: the difference test rejects no difference; *equivalent within ±{margin:.2f}*: instead two "
         f"one-sided tests (TOST) put the difference inside ±{margin:.2f} points, a margin {when}; "
         f"*inconclusive*: neither. Intervals are 95% t intervals of the mean paired difference, in points, "
-        f"uncorrected. With {n} inits ({n - 1} degrees of freedom) Holm's first step needs |t| > {first:.1f}, "
+        f"uncorrected. With {n} {unit}s ({n - 1} degrees of freedom) Holm's first step needs |t| > {first:.1f}, "
         f"and Wilcoxon's signed-rank test, the alternative without normality, cannot go below p = "
         f"{2 / 2**n:.2f} with {n} pairs at all. Here {counts['better']} comparisons are better, "
         f"{counts['worse']} worse and {counts['equivalent']} equivalent of {len(verdicts)}; the rest are "
@@ -167,3 +169,61 @@ def method_text(
             else ""
         )
     )
+
+
+def decide(
+    comparisons: Mapping[Hashable, tuple[Mapping[Any, float], Mapping[Any, float]]], margin: float
+) -> dict[Hashable, Verdict]:
+    """Every comparison a − b of a section, given as accuracies (fractions) by replicate, decided as one Holm
+    family in points, each with the equivalence ``margin``. A replicate where either side has no number
+    (NaN: e.g. no mask that sparse) is left out of that comparison."""
+    family = Family()
+    for key, (a, b) in comparisons.items():
+        keep = [r for r in a if r in b and not (math.isnan(a[r]) or math.isnan(b[r]))]
+        family.compare(key, in_points({r: a[r] for r in keep}), in_points({r: b[r] for r in keep}), margin)
+    return family.decide()
+
+
+def by_replicate(values: Sequence[float], replicates: Sequence[Any]) -> dict[Any, float]:
+    """``values`` (one per replicate, in order) keyed by replicate, for ``decide``'s pairing."""
+    return dict(zip(replicates, (float(v) for v in values), strict=True))
+
+
+def and_list(items: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def grouped(at: Mapping[str, Verdict]) -> str:
+    """``inconclusive at 1/10 and 1/30, worse at 1/100``: where (the keys) each verdict holds, verdicts in the
+    order they first appear."""
+    places: dict[str, list[str]] = {}
+    for where, v in at.items():
+        places.setdefault(str(v), []).append(where)
+    return ", ".join(f"{v} at {and_list(ws)}" for v, ws in places.items())
+
+
+def changes(items: Sequence[tuple[str, str, Verdict, str | None]]) -> str:
+    """One sentence on the verdicts that differ from the earlier 2-SE screen's, from (what was compared, where,
+    its verdict, what the screen said or None); empty when none changed."""
+    moved: dict[tuple[str, str, str], list[str]] = {}
+    for what, where, v, screen in items:
+        if screen is not None and changed(v, screen):
+            moved.setdefault((what, screen, str(v)), []).append(where)
+    if not moved:
+        return ""
+    return (
+        f"Changed from {SCREEN}: "
+        + "; ".join(
+            f"{what} was {screen}{f' at {and_list(ws)}' if any(ws) else ''} (now {now})"
+            for (what, screen, now), ws in moved.items()
+        )
+        + "."
+    )
+
+
+def test_cell(v: Verdict) -> str:
+    """The paired test as ``Verdict.test_text`` writes it, or ``all 5 differences 0`` where the two sides are
+    equal in every replicate (t is undefined there; the difference test's p is 1, TOST's 0)."""
+    d = v.difference
+    return f"all {d.n} differences 0" if d.n >= 2 and not any(d.differences) else v.test_text()

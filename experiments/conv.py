@@ -11,8 +11,10 @@ the MNIST-1D paper's 1-D CNN on MNIST-1D (``cnn1d:40:25k5-25-25:10``).
 * **tickets** (question 5): an IMP run of the service (``lotterysearch imp``) on the 1-D CNN: layerwise 20%
   per round, the output layer (the CNN's one fully connected layer) at 10%, rewinding to the init. Tickets of
   chosen rounds are confirmed (``lotterysearch confirm``) from a fresh init (the reinit control); from their
-  own init a ticket's confirmation is its round's training. Conv-2 tickets are not run: Conv-2 trains too
-  slowly on 2 CPU cores for either setting.
+  own init a ticket's confirmation is its round's training. Each ticket is compared with the dense network
+  (its round 0) and with its reinit control, paired by init, as one family (``lotterysearch.verdicts``: paired
+  t, Holm, TOST within a declared margin). Conv-2 tickets are not run: Conv-2 trains too slowly on 2 CPU cores
+  for either setting.
 """
 
 from __future__ import annotations
@@ -30,7 +32,19 @@ import numpy as np
 
 import lotterysearch as ls
 from experiments.collapse import collapse_figure, critical_cell, log_stats, sweep_all
-from experiments.common import ROOT, Context, Rendered, Section, difference, differs
+from experiments.common import (
+    ROOT,
+    Context,
+    Rendered,
+    Section,
+    changes,
+    decide,
+    differs,
+    grouped,
+    method_text,
+    test_cell,
+    verdict_cell,
+)
 from experiments.lth import round_percent, round_stat
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask
@@ -39,6 +53,7 @@ from lotterysearch.pruning.pruners import compression_grid, max_compression, pru
 from lotterysearch.runs.stability import compare_masks
 from lotterysearch.settings import IMPConfig, load_imp_config
 from lotterysearch.stats import markdown_table, pm
+from lotterysearch.verdicts import Verdict
 
 REINIT_SEED = 1000  # the reinit control's init seed, far from any trajectory's
 
@@ -66,6 +81,10 @@ class ConvSettings:
     imp_config: str  # experiments/configs/<file>: the tickets' IMP run
     confirm_rounds: tuple[int, ...]  # rounds whose tickets are confirmed (own init and reinit)
     pruners: tuple[str, ...] = ("synflow", "snip", "magnitude", "random")
+    # Two test accuracies within this many points count as level (a ticket "matches" the dense network): the
+    # margin of every equivalence test (TOST) of the tickets, as section 1's on MNIST-1D. Declared before the
+    # next run, which stores it with its settings; the saved run was made before it was declared.
+    equivalence_margin: float = 0.5
 
 
 CONV2 = "conv2:28x28x1"
@@ -232,19 +251,73 @@ def _stability_table(results: Mapping[str, Any]) -> str:
 
 def _tickets_table(tk: Mapping[str, Any]) -> str:
     rows = []
-    dense = round_stat(tk, "ticket", 0, "es_test")
     for k in tk["rounds"]:
         acc, it = round_stat(tk, "ticket", k, "es_test"), round_stat(tk, "ticket", k, "es_step")
         re_acc, re_it = round_stat(tk, "reinit", k, "es_test"), round_stat(tk, "reinit", k, "es_step")
         rows.append(
             (f"{round_percent(tk, k):.1f}", str(k), f"{pm(acc, 4)} @ {it['mean']:.0f}",
-             "—" if k == 0 else difference(acc, dense),
-             "—" if re_acc is None else f"{pm(re_acc, 4)} @ {re_it['mean']:.0f}",
-             "—" if re_acc is None else difference(acc, re_acc))
+             "—" if re_acc is None else f"{pm(re_acc, 4)} @ {re_it['mean']:.0f}")
         )  # fmt: skip
-    header = ["% weights", "round", "ticket (own init): test acc @ early-stop iter", "ticket − dense",
-              f"reinit (seed {REINIT_SEED}): test acc @ early-stop iter", "ticket − reinit"]  # fmt: skip
+    header = ["% weights", "round", "ticket (own init): test acc @ early-stop iter",
+              f"reinit (seed {REINIT_SEED}): test acc @ early-stop iter"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+# What each ticket is compared with (ticket − it), paired by init.
+VERSUS = {"dense": "the dense network (round 0)", "reinit": f"the same mask, reinit (seed {REINIT_SEED})"}
+
+
+def margin(results: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it with its settings (declared before it
+    ran) or it is the current settings', declared after the run that ``results`` holds."""
+    if "equivalence_margin" in results["settings"]:
+        return float(results["settings"]["equivalence_margin"]), True
+    return SETTINGS[results.get("settings_name", "small")].equivalence_margin, False
+
+
+def _by_seed(tk: Mapping[str, Any], method: str, k: int) -> dict[int, float]:
+    return {p["seed"]: float(p["es_test"]) for p in tk["points"][method].get(str(k), [])}
+
+
+def compared(tk: Mapping[str, Any]) -> dict[tuple[str, int], tuple[dict[int, float], dict[int, float]]]:
+    """The tickets' comparisons as (ticket, other) test accuracies at early stop by init: every sparse round
+    against the dense network (``("dense", k)``), every confirmed round against its reinit (``("reinit", k)``)."""
+    out = {("dense", k): (_by_seed(tk, "ticket", k), _by_seed(tk, "ticket", 0)) for k in tk["rounds"][1:]}
+    out |= {
+        ("reinit", k): (_by_seed(tk, "ticket", k), _by_seed(tk, "reinit", k)) for k in tk["confirm_rounds"]
+    }
+    return out
+
+
+def verdicts(results: Mapping[str, Any]) -> dict[tuple[str, int], Verdict]:
+    """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
+    return decide(compared(results["tickets"]), margin(results)[0])
+
+
+def screen(tk: Mapping[str, Any], other: str, k: int) -> str:
+    """What the report's earlier 2-SE screen (Welch, unpaired) said of the ticket of round ``k`` against
+    ``other``: 'better', 'worse' or 'indistinguishable'."""
+    a = round_stat(tk, "ticket", k, "es_test")
+    b = round_stat(tk, "ticket", 0, "es_test") if other == "dense" else round_stat(tk, "reinit", k, "es_test")
+    if not differs(a, b):
+        return "indistinguishable"
+    return "better" if a["mean"] > b["mean"] else "worse"
+
+
+def verdict_table(tk: Mapping[str, Any], decided: Mapping[tuple[str, int], Verdict]) -> str:
+    rows = [
+        [
+            f"{round_percent(tk, k):.1f}",
+            VERSUS[other],
+            v.interval(),
+            test_cell(v),
+            verdict_cell(v, screen(tk, other, k)),
+        ]
+        for (other, k), v in decided.items()
+    ]
+    return markdown_table(
+        ["% weights", "ticket against", "ticket − it, points [95% CI]", "paired test", "verdict"], rows
+    )
 
 
 def tickets_figure(tk: Mapping[str, Any]):  # noqa: ANN201 - matplotlib Figure
@@ -291,6 +364,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         for r in results["collapse"]
     )
     stab = "; ".join(f"{st['label']}: {len(st['seeds'])} inits" for st in results["stability"])
+    decided = verdicts(results)
     body = "\n".join(
         [
             "**Collapse.** ρ = 10^x for x on a grid ("
@@ -319,13 +393,21 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"{t['eval_every']} on the validation split, test accuracy at the early-stopping iteration (lowest "
             f"validation loss). Tickets of rounds {', '.join(map(str, tk['confirm_rounds']))} confirmed "
             f"(`lotterysearch confirm`) from init seed {REINIT_SEED} (from its own init a ticket's confirmation "
-            f"is its round); {training_runs(tk)} trainings in all. Differences are "
-            "± their standard error over inits. Conv-2 tickets are not run at either setting (Conv-2 trains "
-            "too slowly on 2 CPU cores).",
+            f"is its round); {training_runs(tk)} trainings in all. Conv-2 tickets are not run at either setting "
+            "(Conv-2 trains too slowly on 2 CPU cores).",
             "",
             _tickets_table(tk),
             "",
             f"![tickets and reinit controls]({ctx.figure_link(tk_path)})",
+            "",
+            method_text(
+                decided,
+                *margin(results),
+                "`experiments/conv.py` (`ConvSettings.equivalence_margin`)",
+                screen="a difference beyond 2 Welch standard errors, unpaired",
+            ),
+            "",
+            verdict_table(tk, decided),
         ]
     )
     return Rendered(
@@ -410,30 +492,35 @@ def stability_answer(results: Mapping[str, Any]) -> str:
 def tickets_answer(results: Mapping[str, Any]) -> str:
     """Question 5 on the 1-D CNN: do tickets beat their reinit controls, and match the dense network?"""
     tk = results["tickets"]
+    decided = verdicts(results)
+    m, _ = margin(results)
     dense = round_stat(tk, "ticket", 0, "es_test")
-    better, same, worse = [], [], []
-    for k in tk["confirm_rounds"]:
-        a, r = round_stat(tk, "ticket", k, "es_test"), round_stat(tk, "reinit", k, "es_test")
-        (better if differs(a, r) and a["mean"] > r["mean"] else worse if differs(a, r) else same).append(k)
-    below = [k for k in tk["rounds"][1:] if (a := round_stat(tk, "ticket", k, "es_test"))["mean"] < dense["mean"]
-             and differs(a, dense)]  # fmt: skip
-    matching = [k for k in tk["rounds"][1:] if k not in below]
     pct = lambda ks: ", ".join(f"{round_percent(tk, k):.1f}%" for k in ks) or "none"  # noqa: E731
-    lead = (
-        "tickets beat their reinit controls"
-        if better
-        else "no ticket beats its reinit control by more than 2 SE"
+
+    def said(other: str, ks: Sequence[int]) -> str:
+        at = {f"{round_percent(tk, k):.1f}%": decided[(other, k)] for k in ks}
+        diffs = ", ".join(f"{v.interval()} at {where}" for where, v in at.items())
+        return f"{grouped(at)} (in points: {diffs})"
+
+    sparse = tk["rounds"][1:]
+    matching = [k for k in sparse if decided[("dense", k)].kind in ("better", "equivalent")]
+    n = len(tk["seeds"])
+    moved = changes(
+        [
+            (f"the ticket against {VERSUS[o]}", f"{round_percent(tk, k):.1f}%", v, screen(tk, o, k))
+            for (o, k), v in decided.items()
+        ]
     )
     return (
-        f"**On the 1-D CNN / MNIST-1D** ({len(tk['seeds'])} inits, {tk['training']['steps']} iterations per "
-        f"round): {lead}" + (f" at {pct(better)} of the weights" if better else "")
-        + f" (by more than 2 SE; within 2 SE at {pct(same)}; worse at {pct(worse)} of the rounds confirmed). "
-        f"Tickets are not below the dense network (test accuracy {pm(dense, 4)}) by more than 2 SE at "
-        f"{pct(matching)} of the weights, and below it at {pct(below)}: winning tickets in Frankle & Carbin's "
-        "sense (matching the dense network) exist here only "
-        + (f"down to {min(round_percent(tk, k) for k in matching):.1f}% of the weights" if matching else "nowhere")
-        + f" at {tk['training']['steps']} iterations per round. Conv-2 tickets were not run."
-    )  # fmt: skip
+        f"**On the 1-D CNN / MNIST-1D** ({n} inits, {tk['training']['steps']} iterations per round; paired by init, "
+        f"Holm over the {next(iter(decided.values())).family_size} tests of the tickets, equivalence within "
+        f"±{m:.2f} points by TOST): against their reinit controls the tickets are {said('reinit', tk['confirm_rounds'])}. "
+        f"Against the dense network (test accuracy {pm(dense, 4)}) they are {said('dense', sparse)}: winning tickets "
+        "in Frankle & Carbin's sense (matching the dense network within the margin, or beating it) are shown here "
+        + (f"at {pct(matching)} of the weights" if matching else "at no density")
+        + f" with {n} inits at {tk['training']['steps']} iterations per round. Conv-2 tickets were not run."
+        + (f" {moved}" if moved else "")
+    )
 
 
 def describe(s: ConvSettings) -> str:

@@ -11,9 +11,12 @@ by fitness is taken twice: among the seeds (generation 0) and among everything t
 The fitness is a validation accuracy after a short training from one init (seed 0), and the search's best
 is the maximum over hundreds of such draws, so its fitness gain is inflated by selection (the winner's
 curse). Both masks are therefore retrained with the same short protocol from fresh inits and scored on the
-test split; the gain is the paired difference (same GA seed, same fresh init). The fitness noise is the
-spread of one mask's accuracy over fresh inits (the std of a single fitness evaluation); the search
-"improves on its seeds" at d when the mean gain exceeds both that noise and 2 standard errors.
+test split; the gain is the paired difference (same GA seed, same fresh init), averaged over the fresh inits
+of each GA seed: the GA seed, which chose both masks, is the replicate. The search "improves on its seeds" at
+d when the paired t-test over GA seeds says so after Holm's correction over every comparison of the section,
+and is level with them when TOST puts the gain within the declared margin (``lotterysearch.verdicts``). The
+fitness noise, the spread of one mask's accuracy over fresh inits (the std of a single fitness evaluation),
+is shown beside it.
 """
 
 from __future__ import annotations
@@ -29,12 +32,24 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.common import ROOT, Context, Rendered, Section
+from experiments.common import (
+    ROOT,
+    SCREEN,
+    Context,
+    Rendered,
+    Section,
+    and_list,
+    decide,
+    grouped,
+    method_text,
+    test_cell,
+)
 from experiments.lth import train_mask
 from lotterysearch.core.data import load_dataset
 from lotterysearch.execution import backend
 from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.verdicts import Verdict, mean_interval
 
 DEMO = ROOT / "configs" / "demo.toml"
 STRUCTURED = {
@@ -67,6 +82,10 @@ class DemoSettings:
     evaluator: str = "ray"  # or "local"
     config: Path = DEMO
     variants: tuple[str, ...] = tuple(OPERATORS)
+    # A gain within this many points of zero counts as none: the margin of every equivalence test (TOST) of the
+    # section, as section 1's on the same data. Declared before the next run, which stores it with its
+    # results; the saved run was made before it was declared.
+    equivalence_margin: float = 0.5
 
 
 SETTINGS = {
@@ -159,6 +178,7 @@ def measure(s: DemoSettings, ctx: Context) -> dict[str, Any]:
         "ga_seeds": list(s.ga_seeds),
         "retrain_seeds": list(s.retrain_seeds),
         "compressions": list(s.compressions),
+        "equivalence_margin": s.equivalence_margin,
         "runs": runs,
     }
 
@@ -205,6 +225,51 @@ def gains(res: Mapping[str, Any], operators: str, d: float) -> dict[str, Any]:
     }
 
 
+def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it (declared before it ran) or it is the
+    current settings', declared after the run that ``res`` holds."""
+    if "equivalence_margin" in res:
+        return float(res["equivalence_margin"]), True
+    return SETTINGS[res.get("settings_name", "small")].equivalence_margin, False
+
+
+def compared(res: Mapping[str, Any]) -> dict[tuple[str, float], tuple[dict[int, float], dict[int, float]]]:
+    """Every comparison of the section, keyed (variant, ρ): the search's best and the seeds' best, test accuracy
+    by GA seed, each the mean over the fresh inits both were retrained from."""
+    out: dict[tuple[str, float], tuple[dict[int, float], dict[int, float]]] = {}
+    for operators in variants(res):
+        for rho in res["compressions"]:
+            search, seeds = {}, {}
+            for row in res["runs"]:
+                pair = row["best"][f"{rho:g}"]
+                if row["operators"] != operators or pair["seeds"] is None or pair["search"] is None:
+                    continue
+                common = set(pair["search"]["test"]) & set(pair["seeds"]["test"])
+                if common:
+                    search[row["seed"]] = float(np.mean([pair["search"]["test"][r] for r in common]))
+                    seeds[row["seed"]] = float(np.mean([pair["seeds"]["test"][r] for r in common]))
+            out[(operators, rho)] = (search, seeds)
+    return out
+
+
+def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, float], Verdict]:
+    """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
+    return decide(compared(res), margin(res)[0])
+
+
+def same_mask(res: Mapping[str, Any], operators: str, rho: float) -> tuple[int, int]:
+    """In how many GA seeds (of how many) the search's best at 1/ρ is the seeds' best itself."""
+    pairs = [r["best"][f"{rho:g}"] for r in res["runs"] if r["operators"] == operators]
+    pairs = [p for p in pairs if p["seeds"] is not None and p["search"] is not None]
+    return sum(p["search"].get("id") == p["seeds"].get("id") is not None for p in pairs), len(pairs)
+
+
+def changed(v: Verdict, g: Mapping[str, Any]) -> bool:
+    """Whether the test's verdict differs from the earlier 2-SE screen's "improves?" (a gain beyond 2 SE over
+    GA seeds × inits and beyond the fitness noise): improving is now "better", nothing else."""
+    return (v.kind == "better") != g["improves"]
+
+
 def variants(res: Mapping[str, Any]) -> dict[str, str]:
     """The variants the results hold, in ``LABELS`` order, with their labels."""
     held = {r["operators"] for r in res["runs"]}
@@ -248,30 +313,43 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     path = ctx.figures / "demo_gain.png"
     figure(res).savefig(path, dpi=120)
     n_seeds, n_inits = len(res["ga_seeds"]), len(res["retrain_seeds"])
-    rows, verdicts = [], {}
+    decided = verdicts(res)
+    rows, screened = [], {}
     for operators, label in variants(res).items():
         for rho in res["compressions"]:
-            g = verdicts[(operators, rho)] = gains(res, operators, rho)
+            g = screened[(operators, rho)] = gains(res, operators, rho)
+            v = decided[(operators, rho)]
+            same, n = same_mask(res, operators, rho)
+            was = (
+                f" (was {'an improvement' if g['improves'] else 'no improvement'} by {SCREEN})"
+                if changed(v, g)
+                else ""
+            )
             rows.append(
                 [
                     label,
                     f"1/{rho:g}",
                     pm(g["seeds"]),
                     pm(g["search"]),
-                    f"{g['gain']['mean']:+.3f} ± {g['se']:.3f}",
-                    f"{g['noise']:.3f}",
-                    f"{g['fitness_gain']['mean']:+.3f}",
-                    "yes" if g["improves"] else "no",
+                    f"{same}/{n}",
+                    v.interval(),
+                    test_cell(v),
+                    f"{100 * g['noise']:.2f}",
+                    f"{100 * g['fitness_gain']['mean']:+.2f}",
+                    f"{v}{was}",
                 ]
             )
         hv = hypervolumes(res, operators)
+        mean, lo, hi = mean_interval([100 * (h[-1] - h[0]) for h in hv["curves"]])
         rows.append(
             [
                 label,
-                "hypervolume",
+                "hypervolume (validation)",
                 pm(hv["first"], 4),
                 pm(hv["last"], 4),
-                f"{hv['delta']['mean']:+.4f}",
+                "",
+                f"{mean:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                "not tested (selection-biased)",
                 "",
                 "",
                 "",
@@ -283,75 +361,111 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
             "density ≤",
             "seeds' best (generation 0), test",
             "search's best, test",
-            "gain ± SE",
-            "fitness noise σ",
-            "fitness gain (biased)",
-            "improves?",
+            "same mask (GA seeds)",
+            "gain, points [95% CI]",
+            "paired test (over GA seeds)",
+            "fitness noise σ, points",
+            "fitness gain (biased), points",
+            "verdict",
         ],
         rows,
+    )
+    how = method_text(
+        decided,
+        *margin(res),
+        "`experiments/demo_gain.py` (`DemoSettings.equivalence_margin`)",
+        screen="a gain beyond 2 standard errors over GA seeds × inits and beyond the fitness noise",
+        unit="GA seed",
     )
     body = (
         f"The README's demo (`experiments/configs/{res['config']}`, {res['generations']} generations) from "
         f"{n_seeds} GA seeds in each variant. At each seed density 1/ρ, the best mask by fitness among "
         "the seeds (generation 0) and among everything the search evaluated are both retrained with the "
         f"variant's fitness training from {n_inits} fresh inits and scored on test (mean ± std over GA seeds × inits). "
-        "Gain: the paired difference ± its SE; fitness noise σ: the std of one mask's accuracy over fresh "
-        "inits (over √2 for a fitness averaged over 2 inits), i.e. the noise of one fitness evaluation; fitness gain: what the search itself saw, inflated by "
-        'taking the maximum of many noisy evaluations. "Improves" means a gain above both 2 SE and σ. The '
-        "hypervolume rows are the validation fitness's at generation 0 and at the end (selection-biased in "
-        f"the same way).\n\n{table}\n\n![hypervolume per generation]({ctx.figure_link(path)})"
+        "Gain: search's best − seeds' best, the mean over the fresh inits of each GA seed, then over GA seeds, "
+        "in points with its 95% interval; *same mask*: in how many GA seeds the search's best is the seeds' best "
+        "itself (a gain of exactly 0). Fitness noise σ: the std of one mask's accuracy over fresh inits (over √2 "
+        "for a fitness averaged over 2 inits), i.e. the noise of one fitness evaluation; fitness gain: what the "
+        "search itself saw, inflated by taking the maximum of many noisy evaluations. The hypervolume rows are the "
+        "validation fitness's at generation 0 and at the end (selection-biased in the same way), and their "
+        f"difference over GA seeds.\n\n{table}\n\n{how}\n\n![hypervolume per generation]({ctx.figure_link(path)})"
     )
-    return Rendered(body=body, answer=demo_answer(res, verdicts))
+    return Rendered(body=body, answer=demo_answer(res, decided, screened))
 
 
-def demo_answer(res: Mapping[str, Any], verdicts: Mapping[tuple[str, float], Mapping[str, Any]]) -> str:
-    """The written answer: per operator set, where the retrained best beats the seeds' best."""
+def demo_answer(
+    res: Mapping[str, Any],
+    decided: Mapping[tuple[str, float], Verdict],
+    screened: Mapping[tuple[str, float], Mapping[str, Any]],
+) -> str:
+    """The written answer: per operator set, where the retrained best is shown better than the seeds' best."""
     parts, wins = [], {}
+    m, _ = margin(res)
     for operators, label in variants(res).items():
-        wins[operators] = [r for r in res["compressions"] if verdicts[(operators, r)]["improves"]]
-        detail = ", ".join(
-            f"{verdicts[(operators, r)]['gain']['mean']:+.3f} ± {verdicts[(operators, r)]['se']:.3f} at 1/{r:g}"
-            for r in res["compressions"]
+        at = {f"1/{r:g}": decided[(operators, r)] for r in res["compressions"]}
+        wins[operators] = [r for r in res["compressions"] if decided[(operators, r)].kind == "better"]
+        detail = ", ".join(f"{v.interval()} at {where}" for where, v in at.items())
+        same = [f"1/{r:g}" for r in res["compressions"] if (k := same_mask(res, operators, r))[0] == k[1] > 0]
+        noise = max(screened[(operators, r)]["noise"] for r in res["compressions"])
+        parts.append(
+            f"{label}: {grouped(at)} (test gain in points {detail}"
+            + (f"; at {and_list(same)} its best is the seeds' best itself in every GA seed" if same else "")
+            + f"; fitness noise σ ≤ {100 * noise:.2f} points)"
         )
-        noise = max(verdicts[(operators, r)]["noise"] for r in res["compressions"])
-        where = (
-            "at density " + ", ".join(f"1/{r:g}" for r in wins[operators]) if wins[operators] else "nowhere"
-        )
-        parts.append(f"{label}: improves {where} (test gain {detail}; fitness noise σ ≤ {noise:.3f})")
     n = len(res["compressions"])
-    demo = len(wins["classic"])
+    demo = len(wins["classic"]) if "classic" in wins else 0
     if demo == n:
         head = "**Yes: the demo search improves on its seeds at every seed density.**"
     elif demo:
         head = f"**Partly: the demo search improves on its seeds at {demo} of {n} seed densities.**"
     else:
-        head = "**No: the demo search does not improve on its seeds by more than the fitness noise.**"
+        head = "**Not shown: the demo search is not shown to improve on its seeds at any seed density.**"
         better = [variants(res)[o] for o in wins if wins[o]]
         if better:
             head = (
-                "**Not as configured: the demo search does not improve on its seeds by more than the fitness "
-                f"noise; {' and '.join(better)} does.**"
+                "**Not as configured: the demo search is not shown to improve on its seeds; "
+                f"{' and '.join(better)} is.**"
             )
+    k = len(res["ga_seeds"])
+    family = next(iter(decided.values())).family_size
+    text = (
+        f"{head} Its best masks, retrained from fresh inits and scored on test, against its SynFlow seeds' best "
+        f"at the same density ({k} GA seeds, the replicate; paired t-tests with {k - 1} degrees of freedom, Holm "
+        f"over the section's {family} tests, equivalence within ±{m:.2f} points by TOST): "
+        + "; ".join(parts)
+        + "."
+    )
     pairs = [
-        (verdicts[(o, r)]["fitness_gain"]["mean"], verdicts[(o, r)]["noise"])
+        (screened[(o, r)]["fitness_gain"]["mean"], screened[(o, r)]["noise"])
         for o in variants(res)
         for r in res["compressions"]
     ]
-    text = (
-        f"{head} Its best masks, retrained from fresh inits and scored on test, against its SynFlow seeds' best "
-        f"at the same density ({len(res['ga_seeds'])} GA seeds): " + "; ".join(parts) + "."
-    )
     if not any(wins.values()) and all(seen < sigma for seen, sigma in pairs):
         text += (
             " Why: at every density the gain the search sees in its own fitness "
-            f"({min(p[0] for p in pairs):+.3f} to {max(p[0] for p in pairs):+.3f}) is smaller than the noise of one "
-            "fitness evaluation there, so selection keeps the masks whose fitness evaluation drew well (the "
-            "winner's curse), and retrained from fresh inits that luck is gone."
+            f"({100 * min(p[0] for p in pairs):+.2f} to {100 * max(p[0] for p in pairs):+.2f} points) is smaller than "
+            "the noise of one fitness evaluation there, so selection keeps the masks whose fitness evaluation drew "
+            "well (the winner's curse), and retrained from fresh inits that luck is gone."
         )
     else:
         text += (
             " What the search reports in its own fitness is larger: the winner's curse of taking the best of "
             "hundreds of noisy evaluations."
+        )
+    moved = [
+        (variants(res)[o], f"1/{r:g}", decided[(o, r)], screened[(o, r)]["improves"])
+        for o in variants(res)
+        for r in res["compressions"]
+        if changed(decided[(o, r)], screened[(o, r)])
+    ]
+    if moved:
+        text += (
+            f" Changed from {SCREEN}: "
+            + "; ".join(
+                f"*{label}* at {where} was {'an improvement' if improved else 'no improvement'} (now {v})"
+                for label, where, v, improved in moved
+            )
+            + "."
         )
     return text
 

@@ -17,7 +17,8 @@ validation split). Fronts are compared as hypervolume of (validation accuracy, d
 best accuracy among masks of density ≤ d, at fixed d. Selection used validation accuracy, so the selected
 masks are then retrained from fresh init seeds and scored on the test split: a method is not credited for
 the noise it selected on (the winner's curse). The same search with ``ga.align = false`` measures what
-aligning hidden neurons before crossover buys.
+aligning hidden neurons before crossover buys. Every comparison is paired by GA seed and decided in one family
+(``lotterysearch.verdicts``: paired t, Holm over the section, TOST within the declared margin), in points.
 """
 
 from __future__ import annotations
@@ -37,7 +38,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.common import Context, Rendered, Section
+from experiments.common import (
+    Context,
+    Rendered,
+    Section,
+    by_replicate,
+    changes,
+    decide,
+    grouped,
+    method_text,
+    test_cell,
+    verdict_cell,
+)
 from lotterysearch.api import create_run
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
@@ -58,6 +70,7 @@ from lotterysearch.settings import (
 from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.training.fitness import evaluate_mask
 from lotterysearch.training.trainer import train
+from lotterysearch.verdicts import Verdict
 
 PENDING = False
 
@@ -89,6 +102,10 @@ class GASettings:
     retrain_seeds: tuple[int, ...]  # fresh inits for the test retraining
     densities: tuple[float, ...] = (0.1, 0.03, 0.01)  # A(d) is reported here
     sparse_density: float = 0.1  # HV restricted to density ≤ this (the ticket regime)
+    # Two test accuracies (or hypervolumes, × 100) within this many points count as level: the margin of every
+    # equivalence test (TOST) of the section, as section 1's on the same data. Declared before the next run,
+    # which stores it with its settings; the saved runs were made before it was declared.
+    equivalence_margin: float = 0.5
 
 
 GRID = (3.0, 5.0, 20 / 3, 10.0, 100 / 7, 20.0, 100 / 3, 50.0, 200 / 3, 100.0)  # densities 1/3 ... 1%
@@ -227,9 +244,10 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 
 
 def verdict(diff: Mapping[str, float], z: float = 2.0) -> str:
-    """'better' / 'worse' when a paired mean difference lies beyond ``z`` standard errors of zero, else
-    'indistinguishable' (also with fewer than two replicates: no error estimate); 'no data' when a method
-    had no mask to compare (NaN)."""
+    """The report's earlier 2-SE screen, kept to mark the verdicts that changed: 'better' / 'worse' when a
+    paired mean difference lies beyond ``z`` standard errors of zero, else 'indistinguishable' (also with fewer
+    than two replicates: no error estimate); 'no data' when a method had no mask to compare (NaN). The
+    section's verdicts are tests (``verdicts``)."""
     n, mean, std = diff["n"], diff["mean"], diff["std"]
     if math.isnan(mean):
         return "no data"
@@ -742,20 +760,106 @@ def _steps_text(reps: Sequence[Mapping[str, Any]], method: str) -> str:
     return f"{np.mean(_field(reps, method, 'steps')) / 1000:.1f}k"
 
 
-def fronts_table(res: Mapping[str, Any], sparse: float) -> str:
+# ---- verdicts (``lotterysearch.verdicts``) --------------------------------------------------------------
+OTHERS = ("ga_unaligned", "synflow", "random", "imp")  # what the aligned GA is compared with
+Key = tuple  # (model, kind, *what): see ``compared``
+Pairs = tuple[dict[int, float], dict[int, float]]
+
+
+def margin(results: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it with its settings (declared before it
+    ran) or it is the current settings', declared after the run that ``results`` holds."""
+    if "equivalence_margin" in results["settings"]:
+        return float(results["settings"]["equivalence_margin"]), True
+    return SETTINGS[results.get("settings_name", "small")].equivalence_margin, False
+
+
+def _hv_final(reps: Sequence[Mapping[str, Any]], method: str) -> list[float]:
+    return [rep["methods"][method]["curve"]["hv"][-1] for rep in reps]
+
+
+def compared(res: Mapping[str, Any], densities: Sequence[float]) -> dict[Key, Pairs]:
+    """Every comparison of one model, a − b by GA seed (the replicate), as accuracies or hypervolumes:
+
+    * ``(model, "topo", m, d)``: the aligned GA's chosen mask at density ≤ d against method m's, both
+      retrained from fresh inits (test); ``(model, "hv", m)``: their test hypervolumes;
+    * ``(model, "ticket", d)``: the GA's mask from its selection init against IMP's ticket from its own init;
+    * ``(model, "imp_gain" | "order" | "ga_gain" | "sf_gain", d)``: IMP's ticket from its own init against
+      the same mask from fresh inits, and against its own init with another batch order; the GA's and
+      SynFlow alone's masks from their selection init against fresh inits;
+    * ``(model, "hv_val")``: the GA's validation hypervolume against SynFlow alone's;
+    * ``(model, "align_final" | "align_equal")``: the aligned GA's validation hypervolume against the
+      unaligned one's, at the end and at the steps the cheaper one spent.
+    """
+    reps = res["replicates"]
+    ids = [rep["replicate"] for rep in reps]
+    m = res["model"]
+
+    def by(values: Sequence[float]) -> dict[int, float]:
+        return by_replicate(values, ids)
+
+    def pick(method: str, d: float, what: str) -> dict[int, float]:
+        return by(_pick(reps, method, d, what))
+
+    out: dict[Key, Pairs] = {}
+    for d in densities:
+        for b in OTHERS:
+            out[(m, "topo", b, d)] = (pick("ga_aligned", d, "test"), pick(b, d, "test"))
+    for b in OTHERS:
+        out[(m, "hv", b)] = (by(_field(reps, "ga_aligned", "test_hv")), by(_field(reps, b, "test_hv")))
+    for d in densities:
+        own = pick("imp", d, "test_own_init")
+        out[(m, "ticket", d)] = (pick("ga_aligned", d, "test_selection_init"), own)
+        out[(m, "imp_gain", d)] = (own, pick("imp", d, "test"))
+        out[(m, "order", d)] = (own, pick("imp", d, "test_own_init_other_order"))
+        for key, method in (("ga_gain", "ga_aligned"), ("sf_gain", "synflow")):
+            out[(m, key, d)] = (pick(method, d, "test_selection_init"), pick(method, d, "test"))
+    out[(m, "hv_val")] = (by(_field(reps, "ga_aligned", "hv")), by(_field(reps, "synflow", "hv")))
+    out[(m, "align_final")] = (by(_hv_final(reps, "ga_aligned")), by(_hv_final(reps, "ga_unaligned")))
+    common = _hv_at_common_steps(reps)
+    out[(m, "align_equal")] = (by(common["ga_aligned"]), by(common["ga_unaligned"]))
+    return out
+
+
+def verdicts(results: Mapping[str, Any]) -> dict[Key, Verdict]:
+    """Every model's comparisons decided as one family, in points (``common.decide``)."""
+    ds = [float(d) for d in results["settings"]["densities"]]
+    return decide(
+        {k: v for res in results["models"] for k, v in compared(res, ds).items()}, margin(results)[0]
+    )
+
+
+# The comparisons the report's earlier 2-SE screen gave a verdict for (the others it gave as numbers only).
+SCREENED = ("topo", "hv", "ticket", "hv_val", "align_final", "align_equal")
+
+
+def screen(pairs: Pairs, kind: str) -> str | None:
+    """What the earlier screen (``verdict``: a paired difference beyond 2 SE) said of a − b, or None where the
+    report gave the difference without a verdict."""
+    if kind not in SCREENED:
+        return None
+    a, b = pairs
+    return verdict(paired(list(a.values()), [b[r] for r in a]))
+
+
+def cell(v: Verdict) -> str:
+    """A table's difference column: the interval in points, then the verdict."""
+    return f"{v.interval()}: {v}" if v.difference.n else "–"
+
+
+def fronts_table(res: Mapping[str, Any], sparse: float, decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
     rows = []
     for method in METHODS:
-        ref, mine = _field(reps, "ga_aligned", "test_hv"), _field(reps, method, "test_hv")
         rows.append(
             (
                 LABELS[method],
                 _steps_text(reps, method),
                 pm(mean_std(_field(reps, method, "hv"))),
                 pm(mean_std(_field(reps, method, "hv_sparse"))),
-                pm(mean_std(mine)),
+                pm(mean_std(_field(reps, method, "test_hv"))),
                 pm(mean_std(_field(reps, method, "test_hv_sparse"))),
-                "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
+                "–" if method == "ga_aligned" else cell(decided[(res["model"], "hv", method)]),
             )
         )
     return markdown_table(
@@ -766,19 +870,17 @@ def fronts_table(res: Mapping[str, Any], sparse: float) -> str:
             f"mean A(d), d ≤ {sparse:g} (val)",
             "HV (test, fresh inits)",
             f"mean A(d), d ≤ {sparse:g} (test)",
-            "GA aligned − method, HV test",
+            "GA aligned − method, HV test, points [95% CI]",
         ],
         rows,
     )
 
 
-def density_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
+def density_table(res: Mapping[str, Any], densities: Sequence[float], decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
     rows = []
     for d in densities:
-        ref = _pick(reps, "ga_aligned", d, "test")
         for method in METHODS:
-            mine = _pick(reps, method, d, "test")
             rows.append(
                 (
                     f"{d:g}",
@@ -786,8 +888,8 @@ def density_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
                     pm(_nan_stats(_pick(reps, method, d, "density")), 4),
                     pm(_nan_stats(_pick(reps, method, d, "val"))),
                     pm(_nan_stats(_pick(reps, method, d, "test_selection_init"))),
-                    pm(_nan_stats(mine)),
-                    "–" if method == "ga_aligned" else paired_text(paired(ref, mine)),
+                    pm(_nan_stats(_pick(reps, method, d, "test"))),
+                    "–" if method == "ga_aligned" else cell(decided[(res["model"], "topo", method, d)]),
                 )
             )
     return markdown_table(
@@ -798,27 +900,25 @@ def density_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
             "A(d) val (selection)",
             "test, selection init (0)",
             "test, fresh inits",
-            "GA aligned − method, test (fresh inits)",
+            "GA aligned − method, test (fresh inits), points [95% CI]",
         ],
         rows,
     )
 
 
-def ticket_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
+def ticket_table(res: Mapping[str, Any], densities: Sequence[float], decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
     rows = []
     for d in densities:
-        own = _pick(reps, "imp", d, "test_own_init")
-        ga = _pick(reps, "ga_aligned", d, "test_selection_init")
         rows.append(
             (
                 f"{d:g}",
-                pm(_nan_stats(own)),
+                pm(_nan_stats(_pick(reps, "imp", d, "test_own_init"))),
                 pm(_nan_stats(_pick(reps, "imp", d, "test_own_init_other_order"))),
                 pm(_nan_stats(_pick(reps, "imp", d, "test"))),
-                pm(_nan_stats(ga)),
+                pm(_nan_stats(_pick(reps, "ga_aligned", d, "test_selection_init"))),
                 pm(_nan_stats(_pick(reps, "ga_aligned", d, "test"))),
-                paired_text(paired(ga, own)),
+                cell(decided[(res["model"], "ticket", d)]),
             )
         )
     return markdown_table(
@@ -829,7 +929,7 @@ def ticket_table(res: Mapping[str, Any], densities: Sequence[float]) -> str:
             "IMP mask, fresh inits",
             "GA mask, selection init (0)",
             "GA mask, fresh inits",
-            "GA (selection init) − IMP ticket (own init)",
+            "GA (selection init) − IMP ticket (own init), points [95% CI]",
         ],
         rows,
     )
@@ -844,7 +944,7 @@ def align_table(res: Mapping[str, Any]) -> str:
                 LABELS[method],
                 pm(mean_std(_field(reps, method, "classes")), 1),
                 _steps_text(reps, method),
-                pm(mean_std([rep["methods"][method]["curve"]["hv"][-1] for rep in reps])),
+                pm(mean_std(_hv_final(reps, method))),
                 pm(mean_std(_hv_at_common_steps(reps)[method])),
                 pm(mean_std(_field(reps, method, "test_hv"))),
             )
@@ -873,184 +973,207 @@ def _hv_at_common_steps(reps: Sequence[Mapping[str, Any]]) -> dict[str, list[flo
     return out
 
 
-Verdicts = dict[float, tuple[str, dict[str, float]]]  # density → (verdict, paired difference)
+OWNER = {"ga_unaligned": "the unaligned GA's", "synflow": "SynFlow alone's", "random": "the random masks'",
+         "imp": "IMP's masks'"}  # fmt: skip
+IN_WORDS = {  # what each kind of comparison is, for the table and the "changed" sentence
+    "topo": "the GA's mask against {m}, both from fresh inits (test)",
+    "hv": "the GA's test hypervolume against {m}",
+    "ticket": "the GA's mask from its selection init against IMP's ticket from its own init",
+    "imp_gain": "IMP's ticket from its own init against the same mask from fresh inits",
+    "order": "IMP's ticket from its own init against the same init with another batch order",
+    "ga_gain": "the GA's mask from its selection init against fresh inits",
+    "sf_gain": "SynFlow alone's mask from its selection init against fresh inits",
+    "hv_val": "the GA's validation hypervolume against SynFlow alone's",
+    "align_final": "the aligned GA's final validation hypervolume against the unaligned one's",
+    "align_equal": "the aligned GA's validation hypervolume at equal steps against the unaligned one's",
+}
 
 
-def _verdicts(
-    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], densities: Sequence[float]
-) -> Verdicts:
-    out = {}
-    for d, x, y in zip(densities, a, b, strict=True):
-        diff = paired(x, y)
-        out[d] = (verdict(diff), diff)
-    return out
+def _words(key: Key) -> str:
+    kind = key[1]
+    return IN_WORDS[kind].format(m=OWNER[key[2]]) if kind in ("topo", "hv") else IN_WORDS[kind]
 
 
+def _where(key: Key) -> str:
+    d = key[-1]
+    return f"d = {d:g}" if key[1] in ("topo", "ticket", "imp_gain", "order", "ga_gain", "sf_gain") else ""
+
+
+def verdict_table(results: Mapping[str, Any], decided: Mapping[Key, Verdict]) -> str:
+    models = len(results["models"])
+    ds = [float(d) for d in results["settings"]["densities"]]
+    pairs = {k: v for res in results["models"] for k, v in compared(res, ds).items()}
+    rows = []
+    for key, v in decided.items():
+        s = screen(pairs[key], key[1])
+        rows.append(
+            [
+                *([f"`{key[0]}`"] if models > 1 else []),
+                _words(key),
+                _where(key) or "–",
+                v.interval(),
+                test_cell(v),
+                verdict_cell(v, s) if s else str(v),
+            ]
+        )
+    header = ["comparison (a − b)", "at", "difference, points [95% CI]", "paired test", "verdict"]
+    return markdown_table(["model", *header] if models > 1 else header, rows)
+
+
+# ---- the written answer ---------------------------------------------------------------------------------
 def _mean(values: Sequence[float]) -> float:
     v = [x for x in values if not math.isnan(x)]
     return sum(v) / len(v) if v else math.nan
 
 
-def _list(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _at(decided: Mapping[Key, Verdict], keys: Mapping[str, Key]) -> str:
+    """``inconclusive at d = 0.1 and 0.03, better at d = 0.01 (in points: +0.94 [...] at d = 0.1, ...)``."""
+    at = {where: decided[k] for where, k in keys.items()}
+    diffs = ", ".join(f"{v.interval()} at {where}" for where, v in at.items())
+    return f"{grouped(at)} (in points: {diffs})"
 
 
-VERDICTS = ("better", "worse", "indistinguishable", "no data")
-PHRASE = {
-    "better": "better than",
-    "worse": "worse than",
-    "indistinguishable": "indistinguishable from",
-    "no data": "not compared (no mask) with",
-}
+KINDS = ("better", "worse", "equivalent", "inconclusive", "no data")
 
 
-def _against(name: str, at: Verdicts) -> str:
-    """Where the GA is better than, worse than or indistinguishable from ``name``, with the differences."""
-    parts = []
-    for word in VERDICTS:
-        ds = [d for d, (v, _) in at.items() if v == word]
-        if ds:
-            diffs = ", ".join(paired_text(at[d][1]) for d in ds)
-            parts.append(f"{PHRASE[word]} {name} at d = {_list([f'{d:g}' for d in ds])} ({diffs})")
-    return "; ".join(parts)
+def _counts(kinds: Sequence[str]) -> str:
+    """e.g. 'better at 1, inconclusive at 2 of 3 densities'."""
+    parts = [f"{w} at {kinds.count(w)}" for w in KINDS if w in kinds]
+    return ", ".join(parts) + f" of {len(kinds)} densities"
 
 
-def _counts(words: Sequence[str]) -> str:
-    """e.g. 'better at 1, indistinguishable at 2 of 3 densities'."""
-    parts = [f"{w} at {words.count(w)}" for w in VERDICTS if w in words]
-    return ", ".join(parts) + f" of {len(words)} densities"
-
-
-def model_answer(res: Mapping[str, Any], s: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+def model_answer(
+    res: Mapping[str, Any], s: Mapping[str, Any], decided: Mapping[Key, Verdict], m: float
+) -> tuple[list[str], dict[str, Any]]:
     """The paragraphs of one model's answer, and its verdicts for the headline."""
     reps = res["replicates"]
     ds = [float(d) for d in s["densities"]]
+    model = res["model"]
+
+    def at(kind: str, *what: str) -> dict[str, Key]:
+        return {f"d = {d:g}": (model, kind, *what, d) for d in ds}
+
+    def one(key: Key) -> str:
+        v = decided[key]
+        return f"{v} ({v.interval()} points)"
 
     def picks(method: str, what: str) -> list[list[float]]:
         return [_pick(reps, method, d, what) for d in ds]
 
-    ga_fresh = picks("ga_aligned", "test")
-    topo = {b: _verdicts(ga_fresh, picks(b, "test"), ds) for b in ("imp", "synflow", "random")}
-    hv = {b: paired(_field(reps, "ga_aligned", "test_hv"), _field(reps, b, "test_hv")) for b in topo}
-    ticket = _verdicts(picks("ga_aligned", "test_selection_init"), picks("imp", "test_own_init"), ds)
     budget = mean_std([rep["budget"] for rep in reps])
-    word = {
-        "better": "higher than",
-        "worse": "lower than",
-        "indistinguishable": "indistinguishable from",
-        "no data": "not comparable with",
-    }
+    family = next(iter(decided.values())).family_size
+    n = len(reps)
     out = [
-        f"On `{res['model']}` / {res['dataset']}, every method spends {budget['mean'] / 1000:.1f}k ± "
-        f"{budget['std'] / 1000:.1f}k training steps ({len(reps)} GA seeds; differences are paired by GA seed, "
-        f"± SE). As topologies, i.e. the selected masks retrained from {len(s['retrain_seeds'])} fresh inits "
-        f"and scored on test, the GA's (aligned crossover) are {_against('the IMP tickets', topo['imp'])}; "
-        f"{_against('SynFlow masks alone', topo['synflow'])}; "
-        f"{_against('random masks with SynFlow’s layer densities', topo['random'])}. Their test hypervolume is "
-        + ", ".join(f"{word[verdict(hv[b])]} that of {LABELS[b]} ({paired_text(hv[b])})" for b in topo)
+        f"On `{model}` / {res['dataset']}, every method spends {budget['mean'] / 1000:.1f}k ± "
+        f"{budget['std'] / 1000:.1f}k training steps ({n} GA seeds, the replicate: differences are paired by GA "
+        f"seed, in points with 95% intervals; paired t-tests with {n - 1} degrees of freedom, Holm over the "
+        f"section's {family} tests, equivalence within ±{m:.2f} points by TOST). As topologies, i.e. the selected "
+        f"masks retrained from {len(s['retrain_seeds'])} fresh inits and scored on test, the GA's (aligned "
+        f"crossover) against the IMP tickets are {_at(decided, at('topo', 'imp'))}; against SynFlow masks alone "
+        f"{_at(decided, at('topo', 'synflow'))}; against random masks with SynFlow’s layer densities "
+        f"{_at(decided, at('topo', 'random'))}. Their test hypervolume against that of "
+        + ", ".join(f"{LABELS[b]}: {one((model, 'hv', b))}" for b in ("imp", "synflow", "random"))
         + "."
     ]
-    own, other, imp_fresh = (
-        picks("imp", "test_own_init"),
-        picks("imp", "test_own_init_other_order"),
-        picks("imp", "test"),
-    )
-    ga_sel = picks("ga_aligned", "test_selection_init")
-    imp_gain = [paired(o, f) for o, f in zip(own, imp_fresh, strict=True)]
-    order_cost = [paired(o, x) for o, x in zip(own, other, strict=True)]
-    ga_gain = [paired(g, f) for g, f in zip(ga_sel, ga_fresh, strict=True)]
-    sf_gain = [
-        paired(g, f)
-        for g, f in zip(picks("synflow", "test_selection_init"), picks("synflow", "test"), strict=True)
-    ]
-    mean_imp, mean_ga = _mean([x["mean"] for x in imp_gain]), _mean([x["mean"] for x in ga_gain])
-    order_small = all(abs(c["mean"]) < abs(g["mean"]) / 2 for c, g in zip(order_cost, imp_gain, strict=True))
-    if all(math.isnan(g["mean"]) for g in imp_gain):
+    own, other = picks("imp", "test_own_init"), picks("imp", "test_own_init_other_order")
+    imp_gain = [decided[(model, "imp_gain", d)].difference.mean for d in ds]
+    ga_gain = [decided[(model, "ga_gain", d)].difference.mean for d in ds]
+    order = [decided[(model, "order", d)] for d in ds]
+    if all(decided[(model, "ticket", d)].kind == "no data" for d in ds):
         out.append("IMP scored no ticket within the GA's budget, so the ticket comparison is missing here.")
     else:
         out.append(
             "The lottery ticket in Frankle & Carbin's sense is a mask *with its own init*. From their own (rewound) "
             "init IMP's tickets reach "
             + ", ".join(f"{pm(_nan_stats(o))} at d = {d:g}" for d, o in zip(ds, own, strict=True))
-            + " on test, "
-            + ", ".join(paired_text(g) for g in imp_gain)
-            + " over the same masks from fresh inits; from their own init with another batch order they reach "
+            + f" on test; against the same masks from fresh inits they are {_at(decided, at('imp_gain'))}. From "
+            "their own init with another batch order they reach "
             + ", ".join(pm(_nan_stats(o)) for o in other)
+            + f"; against that order IMP's own is {_at(decided, at('order'))}"
             + (
                 ", so the advantage belongs to the init, not to IMP's batch order."
-                if order_small
-                else f", so part of the advantage ({', '.join(paired_text(c) for c in order_cost)}) belongs to IMP's "
-                "batch order."
+                if all(v.kind == "equivalent" for v in order)
+                else ": that the advantage belongs to the init rather than to IMP's batch order is not shown "
+                f"(an equivalence within ±{m:.2f} points at every density would show it)."
             )
             + " The GA's chosen masks, from the init they were selected with (init 0), reach "
-            + ", ".join(pm(_nan_stats(g)) for g in ga_sel)
-            + f": {_against('the IMP ticket', ticket)}. They gain "
-            + ", ".join(paired_text(g) for g in ga_gain)
-            + " from that init over fresh inits (SynFlow alone's chosen masks "
-            + ", ".join(paired_text(g) for g in sf_gain)
-            + f"), {mean_ga:+.3f} on average against IMP's {mean_imp:+.3f} from its own init: "
+            + ", ".join(pm(_nan_stats(g)) for g in picks("ga_aligned", "test_selection_init"))
+            + f"; against the IMP ticket they are {_at(decided, at('ticket'))}. Against the same masks from fresh "
+            f"inits they are {_at(decided, at('ga_gain'))} (SynFlow alone's chosen masks: "
+            f"{_at(decided, at('sf_gain'))}): {_mean(ga_gain):+.2f} points on average against IMP's "
+            f"{_mean(imp_gain):+.2f} from its own init. By those means, "
             + (
                 "a search that scores masks from one shared init tunes them to it far less than IMP's masks are "
-                "tied to theirs."
-                if mean_ga < mean_imp / 2
-                else "the GA's masks are tuned to the fitness's init about as much as IMP's to their own."
+                "tied to theirs (the difference of the two gains is not tested)."
+                if _mean(ga_gain) < _mean(imp_gain) / 2
+                else "the GA's masks are tuned to the fitness's init about as much as IMP's to their own (not "
+                "tested)."
             )
         )
     curse = {}
-    for m in ("ga_aligned", "synflow", "imp"):
-        pairs = zip(sum(picks(m, "val"), []), sum(picks(m, "test_selection_init"), []), strict=True)
-        curse[m] = _nan_stats([v - t for v, t in pairs if not math.isnan(v)])
-    hv_val = paired(_field(reps, "ga_aligned", "hv"), _field(reps, "synflow", "hv"))
+    for method in ("ga_aligned", "synflow", "imp"):
+        pairs = zip(sum(picks(method, "val"), []), sum(picks(method, "test_selection_init"), []), strict=True)
+        curse[method] = _nan_stats([100 * (v - t) for v, t in pairs if not math.isnan(v)])
     out.append(
         "Selection noise: from validation to test, on the very networks that were selected (init 0), the chosen "
-        f"masks lose {curse['ga_aligned']['mean']:+.3f} (GA), {curse['synflow']['mean']:+.3f} (SynFlow alone) "
-        f"and {curse['imp']['mean']:+.3f} (IMP) on average over the fixed densities and seeds (the winner's "
-        "curse plus the validation/test shift). On validation the GA's hypervolume is "
-        f"{word[verdict(hv_val)]} SynFlow alone's ({paired_text(hv_val)}); after retraining, on test, it is "
-        f"{word[verdict(hv['synflow'])]} it ({paired_text(hv['synflow'])}). This is why the comparisons above "
-        "retrain and use the test split."
+        f"masks lose {curse['ga_aligned']['mean']:+.2f} (GA), {curse['synflow']['mean']:+.2f} (SynFlow alone) "
+        f"and {curse['imp']['mean']:+.2f} (IMP) points on average over the fixed densities and seeds (the "
+        "winner's curse plus the validation/test shift). On validation the GA's hypervolume against SynFlow "
+        f"alone's is {one((model, 'hv_val'))}; after retraining, on test, it is {one((model, 'hv', 'synflow'))}. "
+        "This is why the comparisons above retrain and use the test split."
     )
-    final = paired(
-        [rep["methods"]["ga_aligned"]["curve"]["hv"][-1] for rep in reps],
-        [rep["methods"]["ga_unaligned"]["curve"]["hv"][-1] for rep in reps],
-    )
-    equal = paired(*_hv_at_common_steps(reps).values())
-    test = paired(_field(reps, "ga_aligned", "test_hv"), _field(reps, "ga_unaligned", "test_hv"))
-    at = _verdicts(ga_fresh, picks("ga_unaligned", "test"), ds)
     out.append(
         f"Aligned vs unaligned crossover: after {res['generations']} generations the aligned GA's validation "
-        f"hypervolume is {word[verdict(final)]} the unaligned one's ({paired_text(final)}; at equal steps "
-        f"{paired_text(equal)}), its test hypervolume {word[verdict(test)]} it ({paired_text(test)}), and at "
-        f"the fixed densities the aligned GA is {_against('the unaligned one', at)}."
+        f"hypervolume against the unaligned one's is {one((model, 'align_final'))}; at equal steps "
+        f"{one((model, 'align_equal'))}; its test hypervolume {one((model, 'hv', 'ga_unaligned'))}; and at the "
+        f"fixed densities {_at(decided, at('topo', 'ga_unaligned'))}."
     )
-    gain = [paired(o, f)["mean"] for o, f in zip(own, imp_fresh, strict=True)]
-    return out, {
-        "ticket": [v for v, _ in ticket.values()],
-        "own_gain": gain,
-        **{b: [v for v, _ in topo[b].values()] for b in topo},
-        "align": [verdict(final), verdict(test), *(v for v, _ in at.values())],
-    }
+    kinds = {
+        k: [decided[(model, *key, d)].kind for d in ds]
+        for k, key in (("ticket", ("ticket",)), ("imp", ("topo", "imp")), ("synflow", ("topo", "synflow")),
+                       ("random", ("topo", "random")), ("own", ("imp_gain",)))
+    }  # fmt: skip
+    align = [decided[(model, k)].kind for k in ("align_final", "align_equal")]
+    align += [decided[(model, "hv", "ga_unaligned")].kind] + [
+        decided[(model, "topo", "ga_unaligned", d)].kind for d in ds
+    ]
+    ticket = [decided[(model, "ticket", d)].difference.mean for d in ds]
+    return out, {**kinds, "own_gain": imp_gain, "ticket_gap": ticket, "align": align}
 
 
-def headline(verdicts: Sequence[Mapping[str, Any]]) -> str:
-    """The verdict over every model and fixed density, from the paired test comparisons: the ticket (IMP's
-    mask with its own init against the GA's mask with its selection init) first, then the masks alone."""
+def headline(verdicts: Sequence[Mapping[str, Any]], family: int, n: int, m: float) -> str:
+    """The verdict over every model and fixed density, from the tested comparisons (``family`` tests in all,
+    ``n`` GA seeds, margin ``m`` points): the ticket (IMP's mask with its own init against the GA's mask with
+    its selection init) first, then the masks alone."""
 
     def words(key: str) -> list[str]:
         return [w for v in verdicts for w in v[key]]
 
-    ticket, imp, sf, rnd = words("ticket"), words("imp"), words("synflow"), words("random")
+    ticket, imp, sf, rnd, own = words("ticket"), words("imp"), words("synflow"), words("random"), words("own")
     topo = (
         f"As topologies (retrained from fresh inits) the GA's masks are {_counts(imp)} against IMP's masks, "
         f"{_counts(sf)} against SynFlow masks alone given the same steps, and {_counts(rnd)} against random "
         "masks with SynFlow's layer densities"
     )
     gain = [g for v in verdicts for g in v["own_gain"] if not math.isnan(g)]
+    gap = [g for v in verdicts for g in v["ticket_gap"] if not math.isnan(g)]
     evolution = (
-        "evolving masks does not beat scoring more SynFlow masks"
-        if "better" not in sf
-        else f"evolving masks beats scoring more SynFlow masks at {sf.count('better')} of {len(sf)} densities"
+        f"evolving masks beats scoring more SynFlow masks at {sf.count('better')} of {len(sf)} densities"
+        if "better" in sf
+        else "evolving masks is not shown to beat scoring more SynFlow masks"
     )
+    shown = (
+        f"shown at {own.count('better')} of {len(own)} densities"
+        if "better" in own
+        else f"not shown at any density with {n} GA seeds"
+    )
+    lose = (
+        f"IMP's masks lose {min(gain):.2f} to {max(gain):.2f} points of test accuracy retrained from fresh inits "
+        f"({shown})"
+        if gain
+        else ""
+    )
+    edge = f": {lose}" if lose else ""
     if all(w == "no data" for w in ticket):
         lead = (
             "**Not measured at these settings.** The GA's budget paid for no IMP ticket to compare with. "
@@ -1060,15 +1183,19 @@ def headline(verdicts: Sequence[Mapping[str, Any]]) -> str:
         lead = (
             "**No, not at equal training compute.** The lottery ticket, IMP's mask trained from its own init, "
             f"beats the GA's best mask trained from the init the GA selected it with at {ticket.count('worse')} "
-            f"of {len(ticket)} fixed densities. Its edge comes with its init"
-            + (
-                f": retrained from fresh inits IMP's masks lose {min(gain):.2f} to {max(gain):.2f} of test accuracy"
-                if gain
-                else ""
-            )
-            + f". {topo}: at equal compute, {evolution}."
+            f"of {len(ticket)} fixed densities. Its edge comes with its init{edge}. {topo}: at equal compute, "
+            f"{evolution}."
         )
-    elif "worse" in imp or "no data" in ticket:
+    elif "better" not in ticket and "equivalent" not in ticket:
+        lead = (
+            f"**Not shown with {n} GA seeds.** The GA's best mask, trained from the init the GA selected it with, "
+            f"differs from the lottery ticket, IMP's mask trained from its own init, by {min(gap):+.2f} to "
+            f"{max(gap):+.2f} points at the fixed densities, and no density's difference is shown different or "
+            f"equivalent within ±{m:.2f} points. "
+            + (f"{lose}. " if lose else "")
+            + f"{topo}: at equal compute, {evolution}."
+        )
+    elif "worse" in imp:
         lead = (
             f"**Partly.** With their selection init the GA's masks are {_counts(ticket)} against IMP's tickets "
             f"with their own init. {topo}."
@@ -1078,28 +1205,33 @@ def headline(verdicts: Sequence[Mapping[str, Any]]) -> str:
     else:
         lead = (
             "**As good as the ticket, but not beyond its seeds.** The GA's masks match or beat IMP's tickets with "
-            f"their own init; SynFlow masks alone, given the same steps, do as well. {topo}."
+            f"their own init; SynFlow masks alone, given the same steps, are not shown to do worse. {topo}."
         )
     align = words("align")
-    lead += (
-        " Aligning hidden neurons before crossover "
-        + (
-            "makes no measurable difference."
-            if set(align) == {"indistinguishable"}
-            else f"matters somewhere: the aligned GA is {_counts(align)[: -len(' densities')]} comparisons "
-            "(hypervolume in validation and test, then the fixed densities)."
+    if set(align) == {"equivalent"}:
+        aligned = f"makes no difference beyond ±{m:.2f} points in any of {len(align)} comparisons."
+    elif set(align) <= {"inconclusive", "no data"}:
+        aligned = f"is not shown to matter or not: {len(align)} of {len(align)} comparisons are inconclusive."
+    else:
+        aligned = (
+            f"matters somewhere: the aligned GA is {_counts(align)[: -len(' densities')]} comparisons "
+            "(hypervolume in validation at the end and at equal steps, in test, then the fixed densities)."
         )
-        + ' With few GA seeds the uncertainty is large; "better"/"worse" means a paired difference beyond '
-        "2 standard errors, a screen rather than a test."
+    return (
+        lead
+        + f" Aligning hidden neurons before crossover {aligned} With {n} GA seeds ({n - 1} degrees of freedom) "
+        f"and Holm's correction over the section's {family} tests, most differences are inconclusive: that is "
+        f"what {n} replicates can tell."
     )
-    return lead
 
 
 def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
     s = results["settings"]
-    parts, answers, verdicts = [], [], []
+    parts, answers, summaries = [], [], []
     ctx.figures.mkdir(parents=True, exist_ok=True)
     ds = [float(d) for d in s["densities"]]
+    decided = verdicts(results)
+    m, before = margin(results)
     for res in results["models"]:
         reps = res["replicates"]
         slug = res["dataset"]
@@ -1143,22 +1275,22 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"{sum(r['seed_consistency_n'] for r in reps)} pairs).",
             "",
             f"Fronts at equal compute (mean ± std over {len(reps)} GA seeds; the last column is the paired "
-            "difference, ± SE):",
+            "difference in points (hypervolume × 100) with its 95% interval, and its verdict):",
             "",
-            fronts_table(res, s["sparse_density"]),
+            fronts_table(res, s["sparse_density"], decided),
             "",
             f"![hypervolume]({ctx.figure_link(hv_path)})",
             "",
             "Accuracy at fixed densities: the mask each method selects (best validation accuracy at density "
             "≤ d), then its test accuracy:",
             "",
-            density_table(res, ds),
+            density_table(res, ds, decided),
             "",
             "The lottery ticket, mask *and* init: IMP's chosen tickets from their own init (the rewind point, "
             "with IMP's batch order), from their own init with another batch order, and from fresh inits; the "
             "GA's chosen masks from their selection init and from fresh inits (test):",
             "",
-            ticket_table(res, ds),
+            ticket_table(res, ds, decided),
             "",
             f"![fronts]({ctx.figure_link(fronts_path)})",
             "",
@@ -1175,10 +1307,27 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             + ".",
             "",
         ]
-        text, v = model_answer(res, s)
+        text, v = model_answer(res, s, decided, m)
         answers += text
-        verdicts.append(v)
-    return Rendered(body="\n".join(parts), answer=headline(verdicts) + "\n\n" + "\n\n".join(answers))
+        summaries.append(v)
+    parts += [
+        method_text(
+            decided,
+            m,
+            before,
+            "`experiments/ga.py` (`GASettings.equivalence_margin`)",
+            unit="GA seed",
+        ),
+        "",
+        verdict_table(results, decided),
+        "",
+    ]
+    pairs = {k: v for res in results["models"] for k, v in compared(res, ds).items()}
+    moved = changes([(_words(k), _where(k), v, screen(pairs[k], k[1])) for k, v in decided.items()])
+    n = max(len(res["replicates"]) for res in results["models"])
+    family = next(iter(decided.values())).family_size
+    answer = "\n\n".join([headline(summaries, family, n, m), *answers, *([moved] if moved else [])])
+    return Rendered(body="\n".join(parts), answer=answer)
 
 
 SECTION = Section("ga", "Genetic algorithm vs lottery tickets", 2, run, render)

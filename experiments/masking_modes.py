@@ -6,6 +6,8 @@ init it was pruned from (same batches): ``forward`` (z = (M⊙W)h + b: the prune
 (dense forward, gradient M ⊙ ∂L/∂W: pruned weights keep their initial values and still act) and
 ``straight_through`` (masked forward, dense gradient). Besides accuracy in its own mode, each trained
 network is evaluated *deployed*: with the mask applied in the forward pass, i.e. as the sparse network.
+Each mode is compared with ``forward``, and the gradient-masked network deployed with itself as trained, paired
+by init and decided as one family (``lotterysearch.verdicts``: paired t, Holm, TOST within a declared margin).
 """
 
 from __future__ import annotations
@@ -17,7 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import Context, Rendered, Section, difference, differs
+from experiments.common import (
+    Context,
+    Rendered,
+    Section,
+    by_replicate,
+    changes,
+    decide,
+    differs,
+    grouped,
+    method_text,
+    test_cell,
+    verdict_cell,
+)
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import MODES, Mask
 from lotterysearch.core.models import build_model
@@ -25,6 +39,7 @@ from lotterysearch.pruning.pruners import prune
 from lotterysearch.settings import TrainingConfig
 from lotterysearch.stats import markdown_table, mean_std, pm
 from lotterysearch.training.trainer import evaluate, train
+from lotterysearch.verdicts import Verdict
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,10 @@ class ModesSettings:
     densities: tuple[float, ...]
     seeds: tuple[int, ...]
     pruner: str = "synflow"
+    # Two test accuracies within this many points count as level: the margin of every equivalence test (TOST)
+    # of the section, as section 1's. Declared before the next run, which stores it with its settings; the saved
+    # run was made before it was declared.
+    equivalence_margin: float = 0.5
 
 
 MNIST1D = ModelRun(
@@ -178,8 +197,87 @@ def curves_figure(res: Mapping[str, Any], n_seeds: int):  # noqa: ANN201 - matpl
     return fig
 
 
+# The section's comparisons at each model and density: (mode, what) of a, then of b, for a − b, and a label.
+COMPARISONS = {
+    "gradient": (("gradient", "test"), ("forward", "test"), "gradient-only (as trained) − forward"),
+    "deployed": (
+        ("gradient", "deployed"),
+        ("gradient", "test"),
+        "gradient-only: deployed sparse − as trained",
+    ),
+    "straight_through": (("straight_through", "test"), ("forward", "test"), "straight-through − forward"),
+}
+IN_WORDS = {
+    "gradient": "gradient-only masking against forward masking",
+    "deployed": "the gradient-only network deployed sparse against itself as trained",
+    "straight_through": "straight-through against forward masking",
+}
+
+
+def margin(results: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it with its settings (declared before it
+    ran) or it is the current settings', declared after the run that ``results`` holds."""
+    if "equivalence_margin" in results["settings"]:
+        return float(results["settings"]["equivalence_margin"]), True
+    return SETTINGS[results.get("settings_name", "small")].equivalence_margin, False
+
+
+Key = tuple[str, float, str]  # (model, density, comparison)
+
+
+def compared(results: Mapping[str, Any]) -> dict[Key, tuple[dict[int, float], dict[int, float]]]:
+    """Every comparison of the section as (a, b) test accuracies by init seed."""
+    seeds = results["settings"]["seeds"]
+    out = {}
+    for res in results["models"]:
+        for d in res["densities"]:
+            for kind, ((ma, wa), (mb, wb), _) in COMPARISONS.items():
+                a = by_replicate(d["modes"][ma][wa]["values"], seeds)
+                out[(res["model"], d["density"], kind)] = (
+                    a,
+                    by_replicate(d["modes"][mb][wb]["values"], seeds),
+                )
+    return out
+
+
+def verdicts(results: Mapping[str, Any]) -> dict[Key, Verdict]:
+    """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
+    return decide(compared(results), margin(results)[0])
+
+
+def screen(d: Mapping[str, Any], kind: str) -> str | None:
+    """What the report's earlier 2-SE screen (Welch, unpaired) said of one comparison at density entry ``d``;
+    None where it gave the difference without a verdict (gradient-only against forward)."""
+    if kind == "gradient":
+        return None
+    (ma, wa), (mb, wb), _ = COMPARISONS[kind]
+    a, b = d["modes"][ma][wa], d["modes"][mb][wb]
+    if not differs(a, b):
+        return "indistinguishable"
+    return "better" if a["mean"] > b["mean"] else "worse"
+
+
+def verdict_table(results: Mapping[str, Any], decided: Mapping[Key, Verdict]) -> str:
+    entries = {(res["model"], d["density"]): d for res in results["models"] for d in res["densities"]}
+    rows = [
+        [
+            f"`{model}`",
+            f"{density:g}",
+            COMPARISONS[kind][2],
+            v.interval(),
+            test_cell(v),
+            verdict_cell(v, s) if (s := screen(entries[(model, density)], kind)) else str(v),
+        ]
+        for (model, density, kind), v in decided.items()
+    ]
+    header = ["model", "density", "comparison (test accuracy)", "difference, points [95% CI]", "paired test",
+              "verdict"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
 def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
     s = results["settings"]
+    decided = verdicts(results)
     parts, answers = [], []
     for res in results["models"]:
         t = res["training"]
@@ -218,8 +316,15 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             f"![training curves]({ctx.figure_link(path)})",
             "",
         ]
-        answers += mode_answer(res)
-    head = headline(results["models"])
+        answers += mode_answer(res, decided)
+    how = method_text(
+        decided,
+        *margin(results),
+        "`experiments/masking_modes.py` (`ModesSettings.equivalence_margin`)",
+        screen="a difference beyond 2 Welch standard errors, unpaired",
+    )
+    parts += [how, "", verdict_table(results, decided), ""]
+    head = headline(results["models"], decided)
     return Rendered(body="\n".join(parts), answer=head + "\n\n" + "\n\n".join([*answers, STRAIGHT_THROUGH]))
 
 
@@ -239,22 +344,16 @@ STRAIGHT_THROUGH = (
 )
 
 
-def headline(models: Sequence[Mapping[str, Any]]) -> str:
+def headline(models: Sequence[Mapping[str, Any]], decided: Mapping[Key, Verdict]) -> str:
     """The verdict, from the numbers: does each mode train, and how does it compare with ``forward``?"""
-    ds = [d for res in models for d in res["densities"]]
-    frozen = all(d["modes"]["gradient"]["pruned_moved"]["mean"] == 0 for d in ds)
-    st_same = [
-        d for d in ds if not differs(d["modes"]["straight_through"]["test"], d["modes"]["forward"]["test"])
-    ]
+    ds = [(res["model"], d) for res in models for d in res["densities"]]
+    frozen = all(d["modes"]["gradient"]["pruned_moved"]["mean"] == 0 for _, d in ds)
     st_identical = [
-        d for d in ds if _identical(d["modes"]["straight_through"]["test"], d["modes"]["forward"]["test"])
+        d for _, d in ds if _identical(d["modes"]["straight_through"]["test"], d["modes"]["forward"]["test"])
     ]
-    gr_drop = [
-        d
-        for d in ds
-        if differs(d["modes"]["gradient"]["deployed"], d["modes"]["gradient"]["test"])
-        and d["modes"]["gradient"]["deployed"]["mean"] < d["modes"]["gradient"]["test"]["mean"]
-    ]
+    deployed = [decided[(m, d["density"], "deployed")] for m, d in ds]
+    st = {f"density {d['density']:g}": decided[(m, d["density"], "straight_through")] for m, d in ds}
+    costs = [v.difference.mean for v in deployed]
     text = (
         "**Yes, both can be applied, at different costs.** Masking only the gradient trains a dense network "
         + (
@@ -262,44 +361,50 @@ def headline(models: Sequence[Mapping[str, Any]]) -> str:
             if frozen
             else "whose pruned weights moved in some run (unexpected: see the table)"
         )
-        + f"; as trained it uses every weight, and deployed as the sparse network it loses accuracy in "
-        f"{len(gr_drop)} of {len(ds)} settings. Masking only the forward pass (straight-through) trains the sparse "
-        "network with a dense gradient; "
+        + f"; as trained it uses every weight, and deployed as the sparse network it differs from itself as "
+        f"trained by {min(costs):+.2f} to {max(costs):+.2f} points, shown worse in "
+        f"{sum(v.kind == 'worse' for v in deployed)} of {len(ds)} settings (paired t, Holm over the section's "
+        "tests). Masking only the forward pass (straight-through) trains the sparse network with a dense "
+        "gradient; "
         + (
-            f"its accuracy is identical to forward masking in every run of all {len(ds)} settings, as it must "
-            "be for a fixed mask (see the last paragraph)."
+            f"its accuracy is identical to forward masking in every run of all {len(ds)} settings (so equivalent "
+            "by TOST), as it must be for a fixed mask (see the last paragraph)."
             if len(st_identical) == len(ds)
-            else f"its accuracy is indistinguishable from forward masking in {len(st_same)} of {len(ds)} settings "
-            f"(2 SE criterion), identical in {len(st_identical)}."
+            else f"against forward masking it is {grouped(st)}, identical in {len(st_identical)} of {len(ds)} settings."
         )
     )
-    return text
+    prefix = (lambda m: f"on `{m}` ") if len(models) > 1 else (lambda m: "")
+    moved = changes(
+        [
+            (prefix(m) + IN_WORDS[kind], f"density {d['density']:g}", decided[(m, d["density"], kind)],
+             screen(d, kind))
+            for m, d in ds
+            for kind in COMPARISONS
+        ]
+    )  # fmt: skip
+    return text + (f" {moved}" if moved else "")
 
 
-def mode_answer(res: Mapping[str, Any]) -> list[str]:
+def mode_answer(res: Mapping[str, Any], decided: Mapping[Key, Verdict]) -> list[str]:
     """Sentences per model from the numbers: each mode against ``forward`` (the sparse network)."""
     out = []
     dense = res["dense"]["test"]
     for d in res["densities"]:
         fw, gr, st = (d["modes"][k] for k in ("forward", "gradient", "straight_through"))
-        st_vs = (
-            "indistinguishable from"
-            if not differs(st["test"], fw["test"])
-            else ("better than" if st["test"]["mean"] > fw["test"]["mean"] else "worse than")
-        )
-        gr_drop = differs(gr["deployed"], gr["test"])
+        v = {kind: decided[(res["model"], d["density"], kind)] for kind in COMPARISONS}
         out.append(
             f"`{res['model']}` at density {d['density']:g}: forward masking reaches {pm(fw['test'])} (dense "
-            f"{pm(dense)}). Gradient-only masking reaches {pm(gr['test'])} as trained (difference to forward "
-            f"{difference(gr['test'], fw['test'])}), but that network is dense: its pruned weights, frozen at "
+            f"{pm(dense)}). Gradient-only masking reaches {pm(gr['test'])} as trained ({v['gradient'].interval()} "
+            f"points against forward: {v['gradient']}), but that network is dense: its pruned weights, frozen at "
             f"their initial values (moved: {gr['pruned_moved']['mean']:.0%}), still act, and deployed with the "
-            f"mask it gives {pm(gr['deployed'])}"
-            + (" — the cost of not training the sparse network." if gr_drop else ".")
+            f"mask it gives {pm(gr['deployed'])} ({v['deployed'].interval()} points against itself as trained: "
+            f"{v['deployed']})"
+            + (" — the cost of not training the sparse network." if v["deployed"].kind == "worse" else ".")
             + f" Straight-through (masked forward, dense gradient) reaches {pm(st['test'])}"
             + (
                 ", identical to forward masking in every run"
                 if _identical(st["test"], fw["test"])
-                else f", {st_vs} forward ({difference(st['test'], fw['test'])})"
+                else f", {v['straight_through']} against forward ({v['straight_through'].interval()} points)"
             )
             + f"; its pruned weights move ({st['pruned_moved']['mean']:.0%} changed) under the dense gradient "
             "without ever entering the forward pass."

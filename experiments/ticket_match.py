@@ -7,7 +7,9 @@ the demo's search runs in ticket mode, seeded by SynFlow from θ₀ itself, and 
 short training in every round. At each seed density 1/ρ the search's best mask (by fitness) is compared with
 IMP's ticket: raw Jaccard overlap against its chance level (independent masks with the same per-layer counts,
 ``overlap.chance_jaccard``) and κ = (J − J_chance)/(1 − J_chance); SynFlow's mask from θ₀ is the reference.
-All three are trained from θ₀ with the fitness protocol and scored on the test split.
+All three are trained from θ₀ with the fitness protocol and scored on the test split; the accuracy
+comparisons, paired by θ₀, are decided together (``lotterysearch.verdicts``: paired t, Holm over the
+section, TOST within the declared margin).
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import lotterysearch as ls
-from experiments.common import ROOT, Context, Rendered, Section
+from experiments.common import (
+    ROOT,
+    Context,
+    Rendered,
+    Section,
+    changes,
+    decide,
+    grouped,
+    method_text,
+    test_cell,
+    verdict_cell,
+)
 from experiments.demo_gain import best_at
 from experiments.lth import train_mask
 from lotterysearch.core.data import load_dataset
@@ -31,6 +44,7 @@ from lotterysearch.core.overlap import chance_jaccard, excess_overlap, jaccard
 from lotterysearch.pruning.pruners import imp
 from lotterysearch.settings import SearchConfig, load_config
 from lotterysearch.stats import markdown_table, mean_std, pm
+from lotterysearch.verdicts import Verdict
 
 DEMO = ROOT / "configs" / "demo.toml"
 MASKS = ("search", "magnitude", "synflow")
@@ -52,6 +66,10 @@ class TicketSettings:
     generations: int | None = None  # None: the config's
     evaluator: str = "ray"  # or "local"
     config: Path = DEMO
+    # Two test accuracies within this many points count as level: the margin of every equivalence test (TOST)
+    # of the section, as section 1's on the same data. Declared before the next run, which stores it with its
+    # results; the saved run was made before it was declared.
+    equivalence_margin: float = 0.5
 
 
 SETTINGS = {
@@ -149,6 +167,7 @@ def measure(s: TicketSettings, ctx: Context) -> dict[str, Any]:
         "config": s.config.name,
         "compressions": list(s.compressions),
         "inits": list(s.inits),
+        "equivalence_margin": s.equivalence_margin,
         "rows": rows,
     }
 
@@ -169,10 +188,79 @@ def _stat(res: Mapping[str, Any], rho: float, *path: str) -> dict[str, float]:
 
 
 def paired(res: Mapping[str, Any], rho: float, a: str, b: str) -> dict[str, float]:
-    """Test accuracy of mask ``a`` minus mask ``b``, paired by θ₀: mean and standard error (NaN for one θ₀)."""
+    """Test accuracy of mask ``a`` minus mask ``b``, paired by θ₀: mean and standard error (NaN for one θ₀):
+    what the report's earlier 2-SE screen read."""
     diffs = [r["at"][f"{rho:g}"]["test"][a] - r["at"][f"{rho:g}"]["test"][b] for r in res["rows"]]
     st = mean_std(diffs)
     return {"mean": st["mean"], "se": st["std"] / math.sqrt(st["n"]) if st["n"] > 1 else math.nan}
+
+
+def screen(res: Mapping[str, Any], rho: float, a: str, b: str) -> str:
+    """What the earlier 2-SE screen said of a − b: 'indistinguishable' (the report's "level") within 2 SE,
+    else 'better' or 'worse'. Kept to mark the verdicts that changed."""
+    d = paired(res, rho, a, b)
+    if not abs(d["mean"]) > 2 * d["se"]:
+        return "indistinguishable"
+    return "better" if d["mean"] > 0 else "worse"
+
+
+# The section's comparisons at each density, a − b: the search (either mutation) against IMP's ticket, and
+# the magnitude mutation against the demo's.
+COMPARISONS = {
+    ("search", "imp"): "the search's best − IMP's ticket",
+    ("magnitude", "imp"): "magnitude mutation − IMP's ticket",
+    ("magnitude", "search"): "magnitude mutation − the demo's mutations",
+}
+
+
+def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
+    """The equivalence margin in points, and whether the run stored it (declared before it ran) or it is the
+    current settings', declared after the run that ``res`` holds."""
+    if "equivalence_margin" in res:
+        return float(res["equivalence_margin"]), True
+    return SETTINGS[res.get("settings_name", "small")].equivalence_margin, False
+
+
+def compared(
+    res: Mapping[str, Any],
+) -> dict[tuple[str, str, float], tuple[dict[int, float], dict[int, float]]]:
+    """Every comparison of the section as (a, b) test accuracies by θ₀, keyed (a, b, ρ)."""
+    out = {}
+    for rho in res["compressions"]:
+        for a, b in COMPARISONS:
+            acc = {
+                m: {r["theta0"]: float(r["at"][f"{rho:g}"]["test"][m]) for r in res["rows"]} for m in (a, b)
+            }
+            out[(a, b, rho)] = (acc[a], acc[b])
+    return out
+
+
+def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, str, float], Verdict]:
+    """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
+    return decide(compared(res), margin(res)[0])
+
+
+def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verdict]) -> str:
+    rows = [
+        [
+            f"1/{rho:g}",
+            COMPARISONS[(a, b)],
+            v.interval(),
+            test_cell(v),
+            verdict_cell(v, screen(res, rho, a, b)),
+        ]
+        for (a, b, rho), v in decided.items()
+    ]
+    return markdown_table(
+        [
+            "density ≤",
+            "comparison (trained from θ₀)",
+            "difference, points [95% CI]",
+            "paired test",
+            "verdict",
+        ],
+        rows,
+    )
 
 
 def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
@@ -196,6 +284,13 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     steps = mean_std(r["search_steps"] for r in res["rows"])
     magnitude_steps = mean_std(r["magnitude_steps"] for r in res["rows"])
     imp_steps = mean_std(r["imp_steps"] for r in res["rows"])
+    decided = verdicts(res)
+    how = method_text(
+        decided,
+        *margin(res),
+        "`experiments/ticket_match.py` (`TicketSettings.equivalence_margin`)",
+        screen="a paired difference beyond 2 standard errors",
+    )
     body = (
         f"For each of {len(res['inits'])} inits θ₀: the demo's search (`experiments/configs/{res['config']}`) in "
         "ticket mode on θ₀ (seeded by SynFlow from θ₀, no alignment), IMP from θ₀ (layerwise 20% per round, "
@@ -205,35 +300,28 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         "IMP's ticket of the same θ₀ at each seed density (mean ± std over θ₀), and each mask trained from θ₀ "
         f"with the fitness protocol on test. Training steps: the search {pm(steps, 0)}, with the magnitude mutation "
         f"{pm(magnitude_steps, 0)}, IMP {pm(imp_steps, 0)}."
-        f"\n\n{table}"
+        f"\n\n{table}\n\n{how}\n\n{verdict_table(res, decided)}"
     )
     return Rendered(body=body, answer=ticket_answer(res))
 
 
-def _verdict(d: Mapping[str, float], than: str) -> str:
-    if abs(d["mean"]) <= 2 * d["se"]:
-        return f"level with {than}"
-    return f"{'better' if d['mean'] > 0 else 'worse'} than {than}"
+def _diffs(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verdict], a: str, b: str) -> str:
+    """``−6.33 [−11.64, −1.03] at 1/10, …``: a − b in points with its interval at each density."""
+    return ", ".join(f"{decided[(a, b, rho)].interval()} at 1/{rho:g}" for rho in res["compressions"])
+
+
+def _kinds(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verdict], a: str, b: str) -> str:
+    return grouped({f"1/{rho:g}": decided[(a, b, rho)] for rho in res["compressions"]})
 
 
 def ticket_answer(res: Mapping[str, Any]) -> str:
-    parts, beats, magnitude = [], [], []
+    decided = verdicts(res)
+    m, _ = margin(res)
+    parts = []
     for rho in res["compressions"]:
-        d_imp, d_search = paired(res, rho, "magnitude", "imp"), paired(res, rho, "magnitude", "search")
-        magnitude.append(
-            f"at 1/{rho:g} {_verdict(d_imp, 'IMP')} ({d_imp['mean']:+.3f} ± {d_imp['se']:.3f}) and "
-            f"{_verdict(d_search, 'the demo’s mutations')} ({d_search['mean']:+.3f} ± {d_search['se']:.3f})"
-        )
         k_search = _stat(res, rho, "with_imp", "search", "kappa")
         k_sf = _stat(res, rho, "with_imp", "synflow", "kappa")
         parts.append(f"κ = {k_search['mean']:+.3f} at 1/{rho:g} (SynFlow's {k_sf['mean']:+.3f})")
-        d = paired(res, rho, "search", "imp")
-        verdict = (
-            "level with"
-            if abs(d["mean"]) <= 2 * d["se"]
-            else ("better than" if d["mean"] > 0 else "worse than")
-        )
-        beats.append(f"{verdict} IMP's ticket at 1/{rho:g} ({d['mean']:+.3f} ± {d['se']:.3f} (SE, paired))")
     kappas = [_stat(res, rho, "with_imp", "search", "kappa")["mean"] for rho in res["compressions"]]
     head = (
         "**No: the search's best mask for θ₀ is not IMP's ticket for θ₀.**"
@@ -243,13 +331,27 @@ def ticket_answer(res: Mapping[str, Any]) -> str:
     steps = mean_std(r["search_steps"] for r in res["rows"])["mean"]
     imp_steps = mean_std(r["imp_steps"] for r in res["rows"])["mean"]
     magnitude_steps = mean_std(r["magnitude_steps"] for r in res["rows"])["mean"]
+    n = len(res["inits"])
+    what = {
+        ("search", "imp"): "the search against IMP's ticket",
+        ("magnitude", "imp"): "the magnitude mutation against IMP's ticket",
+        ("magnitude", "search"): "the magnitude mutation against the demo's mutations",
+    }
+    changed = changes(
+        [(what[(a, b)], f"1/{rho:g}", v, screen(res, rho, a, b)) for (a, b, rho), v in decided.items()]
+    )
     return (
         f"{head} Scored on θ₀ alone (ticket mode), its best mask overlaps IMP's ticket of the same init "
-        f"{'; '.join(parts)} over {len(res['inits'])} inits, where κ = 0 is chance and 1 identity; trained from "
-        f"θ₀ it is {'; '.join(beats)}, after {steps / imp_steps:.1f}× IMP's training steps ({steps:.0f} "
-        f"against {imp_steps:.0f}). With the magnitude (Lamarckian) mutation in place of the demo's mutations, "
-        f"the search's best mask trained from θ₀ is {'; '.join(magnitude)} (SE, paired), after "
-        f"{magnitude_steps / imp_steps:.1f}× IMP's steps."
+        f"{'; '.join(parts)} over {n} inits, where κ = 0 is chance and 1 identity. Trained from θ₀ (test "
+        f"accuracy; differences in points, paired by θ₀, with 95% intervals) it differs from IMP's ticket by "
+        f"{_diffs(res, decided, 'search', 'imp')}: {_kinds(res, decided, 'search', 'imp')} (paired t-tests, "
+        f"{n - 1} degrees of freedom, Holm over the section's {next(iter(decided.values())).family_size} tests, "
+        f"equivalence within ±{m:.2f} points by TOST), after {steps / imp_steps:.1f}× IMP's training steps "
+        f"({steps:.0f} against {imp_steps:.0f}). With the magnitude (Lamarckian) mutation in place of the demo's "
+        f"mutations, after {magnitude_steps / imp_steps:.1f}× IMP's steps, the search's best mask differs from "
+        f"IMP's ticket by {_diffs(res, decided, 'magnitude', 'imp')}: {_kinds(res, decided, 'magnitude', 'imp')}; "
+        f"and from the demo's mutations' by {_diffs(res, decided, 'magnitude', 'search')}: "
+        f"{_kinds(res, decided, 'magnitude', 'search')}." + (f" {changed}" if changed else "")
     )
 
 

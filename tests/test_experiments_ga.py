@@ -1,5 +1,6 @@
 """The GA experiment's helpers (experiments/ga.py) on hand-made cases: equal-compute accounting, A(d), the
-hypervolume read at a budget, paired verdicts, and a method's front as ``pareto.front`` of its candidates.
+hypervolume read at a budget, the earlier 2-SE screen, the section's tested verdicts (one Holm family, paired
+by GA seed) and its headline, and a method's front as ``pareto.front`` of its candidates.
 No Ray. (IMP's tickets from one trajectory, which the experiment uses: tests/test_pruning.py.)"""
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ import math
 import pytest
 
 from experiments.ga import (
+    SETTINGS,
     Candidate,
     accuracy_at_density,
     affordable,
     best_at_density,
+    compared,
     headline,
     hypervolume_curve,
+    margin,
     mean_best_accuracy,
     paired,
+    screen,
     spread_order,
     step_value,
     verdict,
+    verdicts,
 )
 from lotterysearch.evolution import pareto
 from lotterysearch.evolution.pareto import hypervolume
@@ -84,7 +90,7 @@ def test_hypervolume_curve_charges_unscored_training_and_ignores_dominated_point
     assert hv == pytest.approx([0.0, 0.25, 0.25, 0.25 + 0.3 * 0.4])
 
 
-def test_paired_verdicts() -> None:
+def test_the_earlier_2_se_screen() -> None:
     d = paired([0.5, 0.6, 0.7], [0.4, 0.5, 0.6])
     assert d["mean"] == pytest.approx(0.1) and d["std"] == pytest.approx(0.0, abs=1e-12) and d["n"] == 3
     assert verdict(d) == "better"
@@ -99,7 +105,9 @@ def test_paired_verdicts() -> None:
 def _verdicts(ticket: list[str], imp: list[str], synflow: list[str], align: list[str]) -> dict:
     return {
         "ticket": ticket,
-        "own_gain": [0.11, 0.09, math.nan],
+        "own_gain": [11.0, 9.0, math.nan],
+        "own": ["better", "inconclusive", "no data"],
+        "ticket_gap": [-8.0, 0.5, math.nan],
         "imp": imp,
         "synflow": synflow,
         "random": ["better"] * 3,
@@ -107,24 +115,87 @@ def _verdicts(ticket: list[str], imp: list[str], synflow: list[str], align: list
     }
 
 
-def test_headline_follows_the_paired_verdicts() -> None:
-    same, eq = ["indistinguishable"] * 5, ["indistinguishable"] * 3
-    no = headline([_verdicts(["worse", "indistinguishable", "worse"], ["better", *eq[:2]], eq, same)])
+def test_headline_follows_the_tested_verdicts() -> None:
+    same, eq = ["inconclusive"] * 6, ["inconclusive"] * 3
+    no = headline([_verdicts(["worse", "inconclusive", "worse"], ["better", *eq[:2]], eq, same)], 68, 3, 0.5)
     assert no.startswith("**No, not at equal training compute.** The lottery ticket, IMP's mask trained from")
     assert "at 2 of 3 fixed densities" in no
-    assert "the GA's masks are better at 1, indistinguishable at 2 of 3 densities against IMP's masks" in no
-    assert "retrained from fresh inits IMP's masks lose 0.09 to 0.11 of test accuracy" in no
-    assert "at equal compute, evolving masks does not beat scoring more SynFlow masks" in no
-    assert "makes no measurable difference" in no
-    partly = headline([_verdicts(eq, ["worse", *eq[:2]], eq, same)])
+    assert "the GA's masks are better at 1, inconclusive at 2 of 3 densities against IMP's masks" in no
+    assert (
+        "IMP's masks lose 9.00 to 11.00 points of test accuracy retrained from fresh inits (shown at 1 of 3"
+        in no
+    )
+    assert "at equal compute, evolving masks is not shown to beat scoring more SynFlow masks" in no
+    assert "Aligning hidden neurons before crossover is not shown to matter or not: 6 of 6 comparisons" in no
+    assert "Holm's correction over the section's 68 tests" in no
+    open_ = headline([_verdicts(eq, eq, eq, same)], 68, 3, 0.5)
+    assert open_.startswith(
+        "**Not shown with 3 GA seeds.** The GA's best mask, trained from the init the GA "
+    )
+    assert "by -8.00 to +0.50 points at the fixed densities" in open_
+    partly = headline([_verdicts(["equivalent"] * 3, ["worse", *eq[:2]], eq, same)], 68, 3, 0.5)
     assert partly.startswith("**Partly.**")
-    yes = headline([_verdicts(eq, eq, ["better", *eq[:2]], ["better", *same[:4]])])
+    yes = headline(
+        [_verdicts(["equivalent"] * 3, eq, ["better", *eq[:2]], ["better", *same[:5]])], 68, 3, 0.5
+    )
     assert yes.startswith("**Yes, at these settings.**")
-    assert "the aligned GA is better at 1, indistinguishable at 4 of 5 comparisons" in yes
-    none = headline([_verdicts(["no data"] * 3, eq, eq, same)])
+    assert "the aligned GA is better at 1, inconclusive at 5 of 6 comparisons" in yes
+    level = headline([_verdicts(["equivalent"] * 3, eq, eq, ["equivalent"] * 6)], 68, 3, 0.5)
+    assert level.startswith("**As good as the ticket, but not beyond its seeds.**")
+    assert "makes no difference beyond ±0.50 points in any of 6 comparisons" in level
+    none = headline([_verdicts(["no data"] * 3, eq, eq, same)], 68, 3, 0.5)
     assert none.startswith("**Not measured at these settings.**")
-    seeds = headline([_verdicts(eq, eq, eq, same)])
-    assert seeds.startswith("**As good as the ticket, but not beyond its seeds.**")
+
+
+def _method(d: float, fresh: float, selection: float, own: float | None = None) -> dict:
+    """One method of one replicate, as the experiment saves it, with its chosen mask at density ≤ d."""
+    pick = {"density": d, "val": selection, "test": [fresh, fresh], "test_selection_init": selection}
+    if own is not None:
+        pick |= {"test_own_init": own, "test_own_init_other_order": own}
+    curve = {"steps": [10], "hv": [0.5]}
+    return {"picks": {f"{d:g}": pick}, "test_hv": 0.4, "hv": 0.5, "steps": 10, "curve": curve}
+
+
+def test_the_sections_comparisons_are_one_holm_family_paired_by_ga_seed() -> None:
+    """Three GA seeds (the replicate), one density. Every method scores X = 0.40, 0.41, 0.42 by GA seed (fresh
+    inits and selection init alike), IMP's tickets from their own init X + 7, 8, 9 points, and random search has
+    no mask that sparse. So the GA trails the ticket by 7, 8, 9 points and IMP's own init gains as much over fresh
+    inits: t = ±8√3 with 2 degrees of freedom, two-sided p = 1 − |t|/√(2 + t²); every other comparison is 0 in
+    every GA seed (difference p = 1, TOST p = 0)."""
+    x, gap = [0.40, 0.41, 0.42], [0.07, 0.08, 0.09]
+    reps = []
+    for r, (a, g) in enumerate(zip(x, gap, strict=True)):
+        methods = {m: _method(0.1, a, a) for m in ("ga_aligned", "ga_unaligned", "synflow")}
+        methods["random"] = {**_method(0.1, a, a), "picks": {"0.1": None}}
+        methods["imp"] = _method(0.1, a, a, own=a + g)
+        reps.append({"replicate": r, "methods": methods})
+    res = {"model": "mlp:4-4-2", "replicates": reps}
+    results = {"settings": {"densities": [0.1], "equivalence_margin": 0.5}, "models": [res]}
+    assert margin(results) == (0.5, True)
+    assert margin({"settings": {"densities": [0.1]}}) == (SETTINGS["small"].equivalence_margin, False)
+    decided = verdicts(results)
+    assert len(decided) == 16  # 4 + 4 + 1 + 4 + 1 + 2 comparisons (see ``compared``)
+    ticket, own = decided[("mlp:4-4-2", "ticket", 0.1)], decided[("mlp:4-4-2", "imp_gain", 0.1)]
+    t = 8 * math.sqrt(3)
+    p = 1 - t / math.sqrt(2 + t**2)
+    assert ticket.difference.differences == pytest.approx((-7.0, -8.0, -9.0)) and ticket.difference.df == 2
+    assert ticket.difference.statistic == pytest.approx(-t) and ticket.difference.p == pytest.approx(p)
+    # random's comparison has no GA seed with a mask: no data, no test; 15 comparisons, 30 tests, 13 of them
+    # TOSTs with p = 0; the two p's come next, × 17 and × 16, then made monotone: both 17 p
+    assert decided[("mlp:4-4-2", "topo", "random", 0.1)].kind == "no data"
+    assert (
+        ticket.family_size == 30
+        and ticket.p_holm == pytest.approx(17 * p)
+        and own.p_holm == pytest.approx(17 * p)
+    )
+    assert p < 0.05 < 17 * p and ticket.kind == own.kind == "inconclusive"
+    assert decided[("mlp:4-4-2", "topo", "synflow", 0.1)].kind == "equivalent"
+    assert decided[("mlp:4-4-2", "align_equal")].kind == "equivalent"
+    assert ticket.interval() == "-8.00 [-10.48, -5.52]"  # ± t(0.975, 2)/√3
+    # what the earlier screen said: −0.08 beyond 2 SE, "worse"; it gave IMP's own-init gain as a number only
+    pairs = compared(res, [0.1])
+    assert screen(pairs[("mlp:4-4-2", "ticket", 0.1)], "ticket") == "worse"
+    assert screen(pairs[("mlp:4-4-2", "imp_gain", 0.1)], "imp_gain") is None
 
 
 def test_a_methods_front_lists_each_point_once_by_density() -> None:

@@ -30,6 +30,52 @@ def test_accuracy_differences_are_paired_by_init() -> None:
     assert d["se"] == pytest.approx(math.sqrt(((0.025) ** 2 * 2) / 1) / math.sqrt(2))
 
 
+def test_the_sections_comparisons_are_one_holm_family_in_points_with_tost() -> None:
+    """Three θ₀ at one density: the search trails IMP by 1, 2, 3 points, the magnitude mutation equals IMP.
+    With 2 degrees of freedom the t distribution's two-sided p is 1 − |t|/√(2 + t²)."""
+    test = [(0.30, 0.31, 0.31), (0.40, 0.42, 0.42), (0.50, 0.53, 0.53)]  # search, imp, magnitude per θ₀
+    overlap = {"jaccard": 0.1, "chance": 0.1, "kappa": 0.0}
+    res = {
+        "compressions": [10],
+        "inits": [0, 1, 2],
+        "equivalence_margin": 0.5,
+        "rows": [
+            {
+                "theta0": t,
+                "search_steps": 10,
+                "magnitude_steps": 10,
+                "imp_steps": 5,
+                "at": {
+                    "10": {
+                        "test": {"search": s, "imp": i, "magnitude": m},
+                        "with_imp": {"search": overlap, "synflow": overlap},
+                    }
+                },
+            }
+            for t, (s, i, m) in enumerate(test)
+        ],
+    }
+    assert ticket_match.margin(res) == (0.5, True)  # stored with the run: declared before it
+    decided = ticket_match.verdicts(res)
+    v = decided[("search", "imp", 10)]
+    t = -2 * math.sqrt(3)  # mean −2 points, std 1, n 3
+    p = 1 - abs(t) / math.sqrt(2 + t**2)
+    assert v.difference.n == 3 and v.difference.df == 2
+    assert v.difference.statistic == pytest.approx(t) and v.difference.p == pytest.approx(p)
+    # six tests: the difference and TOST of each comparison; magnitude − IMP is 0 in every θ₀, so its TOST p is
+    # 0 and its difference p 1; the two |t| = 2√3 tests come next, multiplied by 5 and 4, then made monotone
+    assert v.family_size == 6 and v.p_holm == pytest.approx(5 * p)
+    assert decided[("magnitude", "search", 10)].p_holm == pytest.approx(5 * p)
+    assert v.kind == "inconclusive" and v.interval() == "-2.00 [-4.48, +0.48]"  # ± t(0.975, 2)/√3
+    assert ticket_match.screen(res, 10, "search", "imp") == "worse"  # −0.02 beyond 2 SE (0.0058)
+    assert decided[("magnitude", "imp", 10)].kind == "equivalent"
+    answer = ticket_match.ticket_answer(res)
+    assert "it differs from IMP's ticket by -2.00 [-4.48, +0.48] at 1/10: inconclusive at 1/10" in answer
+    assert "equivalent within ±0.50 at 1/10" in answer
+    assert "the search against IMP's ticket was worse at 1/10 (now inconclusive)" in answer
+    assert ticket_match.margin({k: v for k, v in res.items() if k != "equivalence_margin"}) == (0.5, False)
+
+
 def test_the_section_runs_the_quick_search_in_ticket_mode_against_imp_and_renders(tmp_path) -> None:
     s = ticket_match.TicketSettings(
         inits=(3,),
@@ -56,3 +102,7 @@ def test_the_section_runs_the_quick_search_in_ticket_mode_against_imp_and_render
     assert rendered.answer.startswith("**")
     assert "| 1/10 | the same with the magnitude mutation only |" in rendered.body
     assert "With the magnitude (Lamarckian) mutation in place of the demo's mutations" in rendered.answer
+    assert res["equivalence_margin"] == s.equivalence_margin  # stored with the run: declared before it
+    # one θ₀: no test, so every verdict is inconclusive
+    assert "| 1/10 | the search's best − IMP's ticket | " in rendered.body
+    assert "no test (n < 2)" in rendered.body and "every verdict is inconclusive" in rendered.body
