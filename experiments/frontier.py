@@ -70,6 +70,7 @@ class Point:
     # a search point: its children land on the target densities (``ga.density_targets``) instead of passing
     land_on_targets: bool = False
     batch_order: int = 0  # an IMP point: the order of minibatches its rounds train on (``imp.batch_order``)
+    repeats: str = ""  # an IMP point that repeats this one under another batch order: their overlap's level
     cs: str = ""  # a Continuous Sparsification config beside the settings: one run of every init
 
 
@@ -415,6 +416,7 @@ def run(
         "targets": {str(k): d for k, d in targets.items()},
         "equivalence_margin": s.equivalence_margin,
         "labels": {p.name: p.label for p in s.points},
+        "repeats": {p.name: p.repeats for p in s.points if p.repeats},
     }
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
 
@@ -461,10 +463,14 @@ def ticket_masks(
     with Store.open(ws) as store:
         runs = store.runs()
         for p in s.points:
-            names = {f"frontier-{p.name}-{which}"} | {f"frontier-{p.name}-r{k}-{which}" for k in targets}
+            # a shots run is for one target (``measure``); every other run has a ticket at each
+            names = {f"frontier-{p.name}-{which}": targets} | {
+                f"frontier-{p.name}-r{k}-{which}": {k: d} for k, d in targets.items()
+            }
             for run in (r for r in runs if r.name in names):
+                mine = names[run.name]
                 found = frontier_view.run_tickets(
-                    store, run.id, list(targets.values()), protocol, s.density_tolerance
+                    store, run.id, list(mine.values()), protocol, s.density_tolerance
                 )
                 masks = {i.id: i.mask for i in store.individuals(run.id, [t.individual_id for t in found])}
                 for t in found:
@@ -475,24 +481,28 @@ def ticket_masks(
     return out
 
 
-def overlaps(
-    ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str
-) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """Per point, target and init, [Jaccard κ of its ticket with the reference's ticket from the same θ₀,
-    κ expected by chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``)."""
+Overlaps = dict[str, dict[str, dict[str, list[float]]]]  # point → target round → init → [κ, chance κ]
+
+
+def overlaps(ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str) -> dict[str, Overlaps]:
+    """Per point, target and init, [Jaccard κ of its ticket with another's from the same θ₀, κ expected by
+    chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``): under "reference"
+    with the reference's ticket, under "repeat" (a point that ``repeats`` another under another batch order)
+    with that point's ticket, the level two runs of one method reach (Grosse & Backes 2020)."""
     masks = ticket_masks(ws, s, targets, which)
-    ref = masks.get(s.reference, {})
-    out: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for p, per in masks.items():
-        if p == s.reference:
-            continue
-        for k, inits in per.items():
+
+    def against(p: str, other: str) -> dict[str, dict[str, list[float]]]:
+        out: dict[str, dict[str, list[float]]] = {}
+        for k, inits in masks.get(p, {}).items():
             for init, m in inits.items():
-                r = ref.get(k, {}).get(init)
+                r = masks.get(other, {}).get(k, {}).get(init)
                 if r is not None:
-                    row = [jaccard(m, r), chance_jaccard(m, r)]
-                    out.setdefault(p, {}).setdefault(str(k), {})[str(init)] = row
-    return out
+                    out.setdefault(str(k), {})[str(init)] = [jaccard(m, r), chance_jaccard(m, r)]
+        return out
+
+    ref = {p.name: against(p.name, s.reference) for p in s.points if p.name != s.reference}
+    rep = {p.name: against(p.name, p.repeats) for p in s.points if p.repeats}
+    return {"reference": {p: v for p, v in ref.items() if v}, "repeat": {p: v for p, v in rep.items() if v}}
 
 
 # ---- the report ------------------------------------------------------------------------------------------
@@ -688,6 +698,9 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
                     f"at ≤ {100 * d:.2f}%, the cheapest point shown within ±{res['equivalence_margin']:.2f} points "
                     f"of the reference (TOST) or better: " + "; ".join(parts)
                 )
+        over = res.get("overlap", {}).get(which)
+        if over and over.get("reference"):
+            body.append("\n\n" + overlap_text(res, over))
         ran = [res["labels"][p] for p in res["labels"] if res["points"][which].get(p)]
         missing = [res["labels"][p] for p in res["labels"] if not res["points"][which].get(p)]
         if not lines:
@@ -700,6 +713,38 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     return Rendered(body="".join(body), answer=" ".join(answers))
 
 
+def _kappa(rows: Mapping[str, Sequence[float]]) -> str:
+    mean, lo, hi = mean_interval([r[0] for r in rows.values()])
+    chance = sum(r[1] for r in rows.values()) / len(rows)
+    interval = f" [{lo:.3f}, {hi:.3f}]" if len(rows) > 1 else ""
+    return f"{mean:.3f}{interval} ({chance:.3f})"
+
+
+def overlap_text(res: Mapping[str, Any], over: Mapping[str, Overlaps]) -> str:
+    """Each point's ticket against the reference's from the same θ₀: mean Jaccard κ with its 95% t interval
+    over inits and, in parentheses, κ expected by chance; then the level of two runs of one method."""
+    ks = list(res["targets"])
+    rows = [
+        [res["labels"][p], *(_kappa(per[k]) if per.get(k) else "" for k in ks)]
+        for p, per in over["reference"].items()
+    ]
+    header = ["method", *(f"≤ {100 * res['targets'][k]:.2f}%" for k in ks)]
+    ref = res["labels"][res["reference"]]
+    text = (
+        f"**Overlap with the reference's ticket.** Jaccard κ of each method's ticket with the ticket of {ref} "
+        "from the same θ₀ (kept weights over all layers; mean [95% CI] over inits; in parentheses the κ of "
+        "masks drawn at random at the same layer densities).\n\n" + markdown_table(header, rows)
+    )
+    for p, per in over.get("repeat", {}).items():
+        other = res["repeats"][p]
+        cells = "; ".join(f"≤ {100 * res['targets'][k]:.2f}%: κ {_kappa(per[k])}" for k in ks if per.get(k))
+        text += (
+            f"\n\nThe level two runs of one method reach: {res['labels'][p]} against {res['labels'][other]} "
+            f"from the same θ₀, the same schedule under another order of minibatches: {cells}."
+        )
+    return text
+
+
 SECTION = Section(KEY, "IMP's frontier: the yardstick", 2, lambda ctx: run(ctx, ("dev", "heldout")), render)
 
 
@@ -709,7 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--inits", choices=("dev", "heldout", "both"), default="dev")
     ap.add_argument("--points", default="", help="comma-separated point names (default: every point)")
     ap.add_argument(
-        "--overlaps", action="store_true", help="train nothing: save the tickets' overlap with the reference's"
+        "--overlaps",
+        action="store_true",
+        help="train nothing: save the tickets' overlap with the reference's",
     )
     args = ap.parse_args(argv)
     ctx = Context(

@@ -80,6 +80,15 @@ steps = 40
 rounds = 2
 
 [[point]]
+name = "imp50_40_order1"
+label = "IMP 50%, 40-step rounds, another batch order"
+rate = 0.5
+steps = 40
+rounds = 2
+batch_order = 1
+repeats = "imp50_40"
+
+[[point]]
 name = "cs"
 label = "CS"
 cs = "cs.toml"
@@ -110,7 +119,7 @@ def section(tmp_path_factory) -> tuple[dict, Context, Path]:
 def test_every_point_has_a_confirmed_ticket_per_init_and_target_with_its_steps(section) -> None:
     res, _, _ = section
     dev = res["points"]["dev"]
-    assert sorted(dev) == ["cs", "ga", "ga1", "imp50_20", "imp50_40", "oneshot_40"]
+    assert sorted(dev) == ["cs", "ga", "ga1", "imp50_20", "imp50_40", "imp50_40_order1", "oneshot_40"]
     for point in ("imp50_20", "imp50_40", "oneshot_40"):
         per_target = dev[point]
         assert sorted(per_target) == ["1", "2"]
@@ -159,7 +168,30 @@ def test_the_section_renders_tables_verdicts_and_both_pictures(section) -> None:
     rows = [
         line for line in rendered.body.splitlines() if line.startswith("| IMP") or line.startswith("| one")
     ]
-    assert len(rows) == 3 * 2  # three IMP points at two targets, development inits only
+    assert len(rows) == 4 * 2  # four IMP points at two targets, development inits only
     assert "(reference)" in rendered.body and "t(1) =" in rendered.body
     assert (root / "figures" / "frontier_dev.png").stat().st_size > 10_000
     assert rendered.answer.startswith("On the development inits: at ≤ ")
+
+
+def test_overlaps_with_the_reference_and_between_two_batch_orders(section) -> None:
+    res, ctx, root = section
+    res = frontier.run(ctx, ("dev",), settings=root / "frontier.toml", overlap_only=True)
+    over = res["overlap"]["dev"]
+    assert "imp50_40" not in over["reference"] and set(over["repeat"]) == {"imp50_40_order1"}
+    # one round of the reference's rate from the same θ₀ is the reference's round-1 mask: κ = 1 exactly
+    for init in ("0", "1"):
+        kappa, chance = over["reference"]["oneshot_40"]["1"][init]
+        assert kappa == 1.0 and 0 < chance < 1
+    # the same schedule under another order of minibatches prunes other weights: 0 < κ < 1, above chance
+    for rows in over["repeat"]["imp50_40_order1"].values():
+        for kappa, chance in rows.values():
+            assert chance < kappa < 1
+    assert (
+        over["reference"]["imp50_40_order1"] == over["repeat"]["imp50_40_order1"]
+    )  # its partner: the reference
+    text = frontier.render(res, ctx).body
+    assert "**Overlap with the reference's ticket.**" in text
+    assert (
+        "The level two runs of one method reach: IMP 50%, 40-step rounds, another batch order against" in text
+    )
