@@ -417,6 +417,8 @@ def run(
         "equivalence_margin": s.equivalence_margin,
         "labels": {p.name: p.label for p in s.points},
         "repeats": {p.name: p.repeats for p in s.points if p.repeats},
+        "controls": {p.name: p.control for p in s.points if p.control},
+        "workers": {p.name: load_config(p.search).ga.population for p in s.points if p.search},
     }
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
 
@@ -698,6 +700,9 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
                     f"at ≤ {100 * d:.2f}%, the cheapest point shown within ±{res['equivalence_margin']:.2f} points "
                     f"of the reference (TOST) or better: " + "; ".join(parts)
                 )
+        goals = search_targets(res, which, decided)
+        if goals:
+            body.append("\n\n" + goals)
         over = res.get("overlap", {}).get(which)
         if over and over.get("reference"):
             body.append("\n\n" + overlap_text(res, over))
@@ -711,6 +716,71 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
             )
         answers.append(f"On the {name}: " + "; ".join(lines) + ".")
     return Rendered(body="".join(body), answer=" ".join(answers))
+
+
+def search_targets(res: Mapping[str, Any], which: str, decided: Mapping[tuple[str, int], Verdict]) -> str:
+    """The search's targets against the reference, per target density: the search is the point the
+    population-of-one control controls (frozen on the development inits before the held-out ones ran).
+    Ticket: equivalent within the margin (TOST) or better; critical path at most 1/4 of the reference's with
+    at most 16 workers; total steps at most 1/2, and no other point at least as accurate on its mean with
+    fewer total and critical-path steps; the control at equal steps worse (a family of its own, Holm over
+    the targets); stretch: total steps at most 1/10."""
+    controls = res.get("controls", {})
+    if not controls:
+        return ""
+    control, search = next(iter(controls.items()))
+    ref, ks = res["reference"], list(res["targets"])
+    if not all(_rows(res, which, search, int(k)) and _rows(res, which, ref, int(k)) for k in ks):
+        return ""
+    own = Family()
+    for k in ks:
+        got = _acc(_rows(res, which, control, int(k)))
+        if got:
+            own.compare(k, _acc(_rows(res, which, search, int(k))), got, res["equivalence_margin"])
+    versus = own.decide()
+    workers = res.get("workers", {}).get(search, 0)
+    cells: dict[str, list[str]] = {name: [] for name in ("ticket", "critical", "total", "control", "stretch")}
+    for k in ks:
+        rows = _rows(res, which, search, int(k))
+        mine = sum(_acc(rows).values()) / len(rows)
+        v = decided[(search, int(k))]
+        total = _steps(rows, "total_steps") / _steps(_rows(res, which, ref, int(k)), "total_steps")
+        crit = _steps(rows, "critical_path_steps") / _steps(
+            _rows(res, which, ref, int(k)), "critical_path_steps"
+        )
+        cheaper = [
+            res["labels"][p]
+            for p in res["labels"]
+            if p not in (search, control)
+            and _rows(res, which, p, int(k))
+            and sum(_acc(_rows(res, which, p, int(k))).values()) / len(_rows(res, which, p, int(k))) >= mine
+            and _steps(_rows(res, which, p, int(k)), "total_steps") < _steps(rows, "total_steps")
+            and _steps(_rows(res, which, p, int(k)), "critical_path_steps")
+            < _steps(rows, "critical_path_steps")
+        ]
+        ok = lambda b: "**reached**" if b else "**not reached**"  # noqa: E731
+        cells["ticket"].append(f"{ok(v.kind == 'better' or v.equivalent)}: {v.interval()}, {v}")
+        cells["critical"].append(f"{ok(crit <= 0.25 and 0 < workers <= 16)}: {crit:.2f}×, {workers} workers")
+        beaten = f"; as accurate and cheaper both ways: {', '.join(cheaper)}" if cheaper else ""
+        cells["total"].append(f"{ok(total <= 0.5 and not cheaper)}: {total:.2f}×{beaten}")
+        c = versus.get(k)
+        cells["control"].append(
+            "not run" if c is None else f"{ok(c.kind == 'better')}: search − control {c.interval()}, {c}"
+        )
+        cells["stretch"].append(f"{ok(total <= 0.1)}: {total:.2f}×")
+    names = {
+        "ticket": f"confirmed ticket within ±{res['equivalence_margin']:.2f} points of the reference (TOST) or better",
+        "critical": "critical path ≤ 1/4 of the reference's, ≤ 16 workers",
+        "total": "total steps ≤ 1/2 of the reference's, no point as accurate (means) with fewer of both",
+        "control": "the population-of-one control at equal steps worse (paired t, Holm over the targets)",
+        "stretch": "stretch: total steps ≤ 1/10 of the reference's",
+    }
+    header = ["target", *(f"≤ {100 * res['targets'][k]:.2f}%" for k in ks)]
+    table_rows = [[names[n], *cells[n]] for n in names]
+    return (
+        f"**The search's targets** ({res['labels'][search]}, against the reference; its control: "
+        f"{res['labels'][control]}).\n\n" + markdown_table(header, table_rows)
+    )
 
 
 def _kappa(rows: Mapping[str, Sequence[float]]) -> str:

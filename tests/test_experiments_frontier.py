@@ -172,6 +172,13 @@ def test_the_section_renders_tables_verdicts_and_both_pictures(section) -> None:
     assert "(reference)" in rendered.body and "t(1) =" in rendered.body
     assert (root / "figures" / "frontier_dev.png").stat().st_size > 10_000
     assert rendered.answer.startswith("On the development inits: at ≤ ")
+    # the search's five targets, each reached or not at both targets, against its control too
+    goals = rendered.body.split(
+        "**The search's targets** (GA, against the reference; its control: GA on one"
+    )[1]
+    table_rows = [line for line in goals.split("\n\n")[1].splitlines() if line.startswith("| ")][1:]
+    assert len(table_rows) == 5 and all(line.count("reached**") == 2 for line in table_rows)
+    assert "search − control" in table_rows[3]
 
 
 def test_overlaps_with_the_reference_and_between_two_batch_orders(section) -> None:
