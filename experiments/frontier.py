@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
 from experiments.lth import finished_imp_run
@@ -41,6 +43,7 @@ from lotterysearch.core.overlap import chance_jaccard, jaccard
 from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.readers import frontier as frontier_view
 from lotterysearch.runs.imp import round_plan
+from lotterysearch.runs.stability import compare_masks
 from lotterysearch.settings import IMPConfig, config_hash, load_config, load_cs_config, load_imp_config
 from lotterysearch.stats import markdown_table
 from lotterysearch.storage.store import Store, workspace_paths
@@ -430,12 +433,14 @@ def run(
             per.setdefault(tk, {}).update(rows)
         save_results(ctx, KEY, res)
 
-    for w in which:
-        if overlap_only:
-            res = {**(load_results(ctx, KEY) or {}), **head}
+    if overlap_only:
+        res = {**(load_results(ctx, KEY) or {}), **head}
+        for w in which:
             res.setdefault("overlap", {})[w] = overlaps(ctx.workspace / "frontier", s, targets, w)
-            save_results(ctx, KEY, res)
-            continue
+        res["across_inits"] = across_inits(ctx.workspace / "frontier", s, targets)
+        save_results(ctx, KEY, res)
+        return res
+    for w in which:
         for p in s.points:
             if p.cs and (not points or p.name in points):
                 save(w, p.name, measure_cs(p, w, s, targets, ctx)["targets"])
@@ -505,6 +510,93 @@ def overlaps(ws: Path, s: FrontierSettings, targets: Mapping[int, float], which:
     ref = {p.name: against(p.name, s.reference) for p in s.points if p.name != s.reference}
     rep = {p.name: against(p.name, p.repeats) for p in s.points if p.repeats}
     return {"reference": {p: v for p, v in ref.items() if v}, "repeat": {p: v for p, v in rep.items() if v}}
+
+
+# The methods whose tickets are compared across inits (question 1 for masks found with data): IMP's, the
+# search's, Continuous Sparsification's.
+ACROSS_INITS = ("imp20_3000", "ga_targets", "cs")
+
+
+def across_inits(
+    ws: Path,
+    s: FrontierSettings,
+    targets: Mapping[int, float],
+    points: Sequence[str] = ACROSS_INITS,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Do different inits find the same ticket? Per method of ``points`` and target, the tickets of every
+    init that has one (development and held-out pooled) compared by ``stability.compare_masks``: raw overlap
+    against chance, aligned overlap against the layerwise and the degree-preserving nulls, live units;
+    intervals by the bootstrap over inits (from three inits on)."""
+    masks: dict[str, dict[int, dict[int, ls.Mask]]] = {}
+    for which in SETS:
+        for p, per in ticket_masks(ws, s, targets, which).items():
+            for k, inits in per.items():
+                masks.setdefault(p, {}).setdefault(k, {}).update(inits)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for p in points:
+        for k, inits in sorted(masks.get(p, {}).items()):
+            if len(inits) < 2:
+                continue
+            m = compare_masks([inits[i] for i in sorted(inits)], np.random.default_rng([seed, k]))
+            means = ("jaccard", "chance_jaccard", "aligned_jaccard", "aligned_chance_jaccard")
+            out.setdefault(p, {})[str(k)] = {
+                "inits": sorted(inits),
+                "density": m["density"]["mean"],
+                **{key: m[key]["mean"] for key in (*means, "degree_aligned_chance_jaccard")},
+                "excess_overlap_ci": m["excess_overlap_ci"] and list(m["excess_overlap_ci"]),
+                "aligned_excess_ci": m["aligned_excess_ci"] and list(m["aligned_excess_ci"]),
+                "live_units": [[u["mean"], u["std"]] for u in m["live_units"]],
+                "classes": m["classes"],
+            }
+    return out
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "[{:+.4f}, {:+.4f}]".format(*ci) if ci else "—"
+
+
+def across_inits_text(res: Mapping[str, Any]) -> str:
+    """The across-inits table: one row per method and target."""
+    rows = []
+    for p, per in res.get("across_inits", {}).items():
+        for k, m in per.items():
+            units = " / ".join(f"{mean:.0f} ± {sd:.1f}" for mean, sd in m["live_units"][:-1])
+            rows.append(
+                [
+                    res["labels"][p],
+                    f"≤ {100 * res['targets'][k]:.2f}%",
+                    len(m["inits"]),
+                    f"{m['jaccard']:.3f} ({m['chance_jaccard']:.3f})",
+                    _ci(m["excess_overlap_ci"]),
+                    f"{m['aligned_jaccard']:.3f} ({m['aligned_chance_jaccard']:.3f}, "
+                    f"{m['degree_aligned_chance_jaccard']:.3f})",
+                    _ci(m["aligned_excess_ci"]),
+                    units,
+                    f"{m['classes']} of {len(m['inits'])}",
+                ]
+            )
+    if not rows:
+        return ""
+    header = [
+        "method",
+        "target",
+        "inits",
+        "Jaccard (chance)",
+        "κ, 95% CI",
+        "aligned Jaccard (layerwise null, degree null)",
+        "aligned − degree null, 95% CI",
+        "live units: input / hidden",
+        "isomorphism classes",
+    ]
+    return (
+        "**Do different inits find the same ticket?** Each method's tickets from every init that has one "
+        "(development and held-out inits pooled), compared pair by pair: raw Jaccard against chance (κ, the "
+        "excess over chance as a share of what chance leaves), Jaccard after aligning hidden units against "
+        "aligned copies shuffled layerwise and shuffled keeping every unit's degrees, and live units per layer "
+        "(mean ± sd over inits); intervals are percentile bootstraps over inits, not over pairs.\n\n"
+        + markdown_table(header, rows)
+    )
 
 
 # ---- the report ------------------------------------------------------------------------------------------
@@ -715,6 +807,9 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
                 f"not run yet: {', '.join(f'*{m}*' for m in missing)} ({len(ran)} of {len(res['labels'])} points ran)"
             )
         answers.append(f"On the {name}: " + "; ".join(lines) + ".")
+    across = across_inits_text(res)
+    if across:
+        body.append("\n\n" + across)
     return Rendered(body="".join(body), answer=" ".join(answers))
 
 
@@ -826,7 +921,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--overlaps",
         action="store_true",
-        help="train nothing: save the tickets' overlap with the reference's",
+        help="train nothing: save the tickets' overlap with the reference's and across inits",
     )
     args = ap.parse_args(argv)
     ctx = Context(

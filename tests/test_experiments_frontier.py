@@ -10,6 +10,8 @@ from helpers import toml_of
 
 from experiments import frontier
 from experiments.common import Context
+from lotterysearch.core.overlap import chance_jaccard, jaccard
+from lotterysearch.core.units import live_unit_counts
 
 BASE = {
     "kind": "imp",
@@ -201,4 +203,24 @@ def test_overlaps_with_the_reference_and_between_two_batch_orders(section) -> No
     assert "**Overlap with the reference's ticket.**" in text
     assert (
         "The level two runs of one method reach: IMP 50%, 40-step rounds, another batch order against" in text
+    )
+
+
+def test_tickets_across_inits_pair_by_pair(section) -> None:
+    _, ctx, root = section
+    s = frontier.load_settings(root / "frontier.toml")
+    targets = frontier.target_densities(s, frontier.base_config(s, ""))
+    ws = ctx.workspace / "frontier"
+    got = frontier.across_inits(ws, s, targets, points=("imp50_40",))["imp50_40"]
+    masks = frontier.ticket_masks(ws, s, targets, "dev")["imp50_40"]
+    for k, m in got.items():
+        a, b = masks[int(k)][0], masks[int(k)][1]  # two inits: one pair, no bootstrap interval
+        assert m["inits"] == [0, 1] and m["excess_overlap_ci"] is None
+        assert m["jaccard"] == jaccard(a, b) and m["chance_jaccard"] == chance_jaccard(a, b)
+        inputs = (live_unit_counts(a)[0], live_unit_counts(b)[0])
+        assert m["live_units"][0][0] == sum(inputs) / 2  # live input units, mean over the two inits
+    res = {"labels": {"imp50_40": "IMP"}, "targets": {k: 0.5 for k in got}, "across_inits": {"imp50_40": got}}
+    text = frontier.across_inits_text(res)
+    assert text.startswith("**Do different inits find the same ticket?**") and text.count("| IMP |") == len(
+        got
     )
