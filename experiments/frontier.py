@@ -759,7 +759,15 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         "its total for one init, and inits run side by side. The reference is "
         f"{ref_label}; verdicts compare each point with it, paired by init, as one family per set of inits "
         f"(paired t, Holm, TOST within ±{res['equivalence_margin']:.2f} points declared in the settings before "
-        "any run)."
+        "any run).\n\nBeside IMP: Continuous Sparsification (a ticket of round r is its trajectory's first at or "
+        "below the target; it cost the r searches before it), and the genetic search in ticket mode, one run per "
+        "θ₀, its ticket at a target the best mask at or below it by the search's own fitness (validation "
+        "accuracy after the fitness's steps), its cost the run's steps up to that mask's generation, its "
+        "critical path one training per generation (its population trains side by side). Two searches ran on "
+        "the development inits; the one run on the held-out inits was picked by a rule committed before the "
+        "second ran (the higher mean confirmed accuracy over the three targets), and its population-of-one "
+        "control (the same operators on one lineage, one child a generation, the search's total steps) ran "
+        "beside it."
     ]
     answers = []
     for which, name in SETS.items():
