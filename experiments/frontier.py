@@ -437,7 +437,9 @@ def run(
         res = {**(load_results(ctx, KEY) or {}), **head}
         for w in which:
             res.setdefault("overlap", {})[w] = overlaps(ctx.workspace / "frontier", s, targets, w)
-        res["across_inits"] = across_inits(ctx.workspace / "frontier", s, targets)
+        res["across_inits"] = across_inits(
+            ctx.workspace / "frontier", s, targets, done=res.get("across_inits")
+        )
         save_results(ctx, KEY, res)
         return res
     for w in which:
@@ -523,11 +525,13 @@ def across_inits(
     targets: Mapping[int, float],
     points: Sequence[str] = ACROSS_INITS,
     seed: int = 0,
+    done: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Do different inits find the same ticket? Per method of ``points`` and target, the tickets of every
     init that has one (development and held-out pooled) compared by ``stability.compare_masks``: raw overlap
     against chance, aligned overlap against the layerwise and the degree-preserving nulls, live units;
-    intervals by the bootstrap over inits (from three inits on)."""
+    intervals by the bootstrap over inits (from three inits on). An entry of ``done`` over the same inits is
+    kept as it is (its comparison is a function of the masks and ``seed``)."""
     masks: dict[str, dict[int, dict[int, ls.Mask]]] = {}
     for which in SETS:
         for p, per in ticket_masks(ws, s, targets, which).items():
@@ -537,6 +541,10 @@ def across_inits(
     for p in points:
         for k, inits in sorted(masks.get(p, {}).items()):
             if len(inits) < 2:
+                continue
+            before = (done or {}).get(p, {}).get(str(k))
+            if before is not None and before["inits"] == sorted(inits):
+                out.setdefault(p, {})[str(k)] = dict(before)
                 continue
             m = compare_masks([inits[i] for i in sorted(inits)], np.random.default_rng([seed, k]))
             means = ("jaccard", "chance_jaccard", "aligned_jaccard", "aligned_chance_jaccard")

@@ -219,6 +219,11 @@ def test_tickets_across_inits_pair_by_pair(section) -> None:
         assert m["jaccard"] == jaccard(a, b) and m["chance_jaccard"] == chance_jaccard(a, b)
         inputs = (live_unit_counts(a)[0], live_unit_counts(b)[0])
         assert m["live_units"][0][0] == sum(inputs) / 2  # live input units, mean over the two inits
+    # a comparison over the same inits is not computed again; over other inits it is
+    stale = {"imp50_40": {k: {**m, "jaccard": -1.0} for k, m in got.items()}}
+    assert frontier.across_inits(ws, s, targets, points=("imp50_40",), done=stale) == stale
+    moved = {"imp50_40": {k: {**m, "inits": [0]} for k, m in got.items()}}
+    assert frontier.across_inits(ws, s, targets, points=("imp50_40",), done=moved)["imp50_40"] == got
     res = {"labels": {"imp50_40": "IMP"}, "targets": {k: 0.5 for k in got}, "across_inits": {"imp50_40": got}}
     text = frontier.across_inits_text(res)
     assert text.startswith("**Do different inits find the same ticket?**") and text.count("| IMP |") == len(
