@@ -192,7 +192,8 @@ def kill_and_resume(
     kill_after: int,
 ) -> None:
     """SIGKILL ``lotterysearch KIND`` (``imp`` or ``cs``, a run of ``total`` rounds) once ``kill_after``
-    rounds are committed, a second driver of the live run having been refused before it wrote anything;
+    rounds are committed (SIGSTOP first), a second driver of the live run having been refused before it
+    wrote anything;
     ``KIND --resume`` then trains only the rounds left and ends with exactly ``reference``, the ``tickets``
     of an uninterrupted run."""
     config = tmp_path / f"{kind}.toml"
@@ -209,6 +210,9 @@ def kill_and_resume(
 
     try:
         wait_for(committed_rounds, 300, f"{kill_after} committed rounds")
+        # stopped, not killed: the driver stays alive (so its lock holds) but commits nothing more while the
+        # second driver is refused, however slowly a loaded machine runs that refusal
+        os.kill(driver.pid, signal.SIGSTOP)
         with ls.open_run(ws, "t-001") as second, pytest.raises(StoreError) as e:
             second.optimize()
         sigkill(driver)
