@@ -490,12 +490,12 @@ def ticket_masks(
     return out
 
 
-Overlaps = dict[str, dict[str, dict[str, list[float]]]]  # point → target round → init → [κ, chance κ]
+Overlaps = dict[str, dict[str, dict[str, list[float]]]]  # point → target round → init → [J, chance J]
 
 
 def overlaps(ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str) -> dict[str, Overlaps]:
-    """Per point, target and init, [Jaccard κ of its ticket with another's from the same θ₀, κ expected by
-    chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``): under "reference"
+    """Per point, target and init, [Jaccard of its ticket with another's from the same θ₀, the Jaccard expected
+    by chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``): under "reference"
     with the reference's ticket, under "repeat" (a point that ``repeats`` another under another batch order)
     with that point's ticket, the level two runs of one method reach (Grosse & Backes 2020)."""
     masks = ticket_masks(ws, s, targets, which)
@@ -894,7 +894,7 @@ def search_targets(res: Mapping[str, Any], which: str, decided: Mapping[tuple[st
     )
 
 
-def _kappa(rows: Mapping[str, Sequence[float]]) -> str:
+def _jaccard_cell(rows: Mapping[str, Sequence[float]]) -> str:
     mean, lo, hi = mean_interval([r[0] for r in rows.values()])
     chance = sum(r[1] for r in rows.values()) / len(rows)
     interval = f" [{lo:.3f}, {hi:.3f}]" if len(rows) > 1 else ""
@@ -902,23 +902,25 @@ def _kappa(rows: Mapping[str, Sequence[float]]) -> str:
 
 
 def overlap_text(res: Mapping[str, Any], over: Mapping[str, Overlaps]) -> str:
-    """Each point's ticket against the reference's from the same θ₀: mean Jaccard κ with its 95% t interval
-    over inits and, in parentheses, κ expected by chance; then the level of two runs of one method."""
+    """Each point's ticket against the reference's from the same θ₀: mean Jaccard with its 95% t interval
+    over inits and, in parentheses, the Jaccard expected by chance; then the level of two runs of one method."""
     ks = list(res["targets"])
     rows = [
-        [res["labels"][p], *(_kappa(per[k]) if per.get(k) else "" for k in ks)]
+        [res["labels"][p], *(_jaccard_cell(per[k]) if per.get(k) else "" for k in ks)]
         for p, per in over["reference"].items()
     ]
     header = ["method", *(f"≤ {100 * res['targets'][k]:.2f}%" for k in ks)]
     ref = res["labels"][res["reference"]]
     text = (
-        f"**Overlap with the reference's ticket.** Jaccard κ of each method's ticket with the ticket of {ref} "
-        "from the same θ₀ (kept weights over all layers; mean [95% CI] over inits; in parentheses the κ of "
+        f"**Overlap with the reference's ticket.** Jaccard J of each method's ticket with the ticket of {ref} "
+        "from the same θ₀ (kept weights over all layers; mean [95% CI] over inits; in parentheses the J of "
         "masks drawn at random at the same layer densities).\n\n" + markdown_table(header, rows)
     )
     for p, per in over.get("repeat", {}).items():
         other = res["repeats"][p]
-        cells = "; ".join(f"≤ {100 * res['targets'][k]:.2f}%: κ {_kappa(per[k])}" for k in ks if per.get(k))
+        cells = "; ".join(
+            f"≤ {100 * res['targets'][k]:.2f}%: J = {_jaccard_cell(per[k])}" for k in ks if per.get(k)
+        )
         text += (
             f"\n\nThe level two runs of one method reach: {res['labels'][p]} against {res['labels'][other]} "
             f"from the same θ₀, the same schedule under another order of minibatches: {cells}."
