@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import math
 import sys
 import tomllib
@@ -425,22 +426,30 @@ def run(
     }
     res: dict[str, Any] = {**(load_results(ctx, KEY) or {}), **head}
 
-    def save(which: str, point: str, found: Mapping[str, Any]) -> None:
+    def update(change: Callable[[dict[str, Any]], None]) -> None:
+        """Read, change and write the results under one lock: another process may save meanwhile, and a
+        read-then-write of its own would lose that process's rows."""
         nonlocal res
-        res = {**(load_results(ctx, KEY) or {}), **head}  # another process may have saved meanwhile
-        per = res.setdefault("points", {}).setdefault(which, {}).setdefault(point, {})
-        for tk, rows in found.items():
-            per.setdefault(tk, {}).update(rows)
-        save_results(ctx, KEY, res)
+        ctx.workspace.mkdir(parents=True, exist_ok=True)
+        with open(ctx.workspace / "frontier.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            res = {**(load_results(ctx, KEY) or {}), **head}
+            change(res)
+            save_results(ctx, KEY, res)
+
+    def save(which: str, point: str, found: Mapping[str, Any]) -> None:
+        def add(r: dict[str, Any]) -> None:
+            per = r.setdefault("points", {}).setdefault(which, {}).setdefault(point, {})
+            for tk, rows in found.items():
+                per.setdefault(tk, {}).update(rows)
+
+        update(add)
 
     if overlap_only:
-        res = {**(load_results(ctx, KEY) or {}), **head}
-        for w in which:
-            res.setdefault("overlap", {})[w] = overlaps(ctx.workspace / "frontier", s, targets, w)
-        res["across_inits"] = across_inits(
-            ctx.workspace / "frontier", s, targets, done=res.get("across_inits")
-        )
-        save_results(ctx, KEY, res)
+        ws = ctx.workspace / "frontier"
+        over = {w: overlaps(ws, s, targets, w) for w in which}
+        across = across_inits(ws, s, targets, done=(load_results(ctx, KEY) or {}).get("across_inits"))
+        update(lambda r: r.update(overlap={**r.get("overlap", {}), **over}, across_inits=across))
         return res
     for w in which:
         for p in s.points:
