@@ -29,7 +29,7 @@ import fcntl
 import math
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -447,8 +447,9 @@ def run(
 
     if overlap_only:
         ws = ctx.workspace / "frontier"
-        over = {w: overlaps(ws, s, targets, w) for w in which}
-        across = across_inits(ws, s, targets, done=(load_results(ctx, KEY) or {}).get("across_inits"))
+        by_set = {w: ticket_masks(ws, s, targets, w) for w in SETS}  # read once, for both passes
+        over = {w: overlaps(s, by_set[w]) for w in which}
+        across = across_inits(by_set.values(), done=(load_results(ctx, KEY) or {}).get("across_inits"))
         update(lambda r: r.update(overlap={**r.get("overlap", {}), **over}, across_inits=across))
         return res
     for w in which:
@@ -468,9 +469,12 @@ def run(
     return res
 
 
-def ticket_masks(
-    ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str
-) -> dict[str, dict[int, dict[int, ls.Mask]]]:
+Masks = dict[
+    str, dict[int, dict[int, ls.Mask]]
+]  # point → target round → init → its ticket (``ticket_masks``)
+
+
+def ticket_masks(ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str) -> Masks:
     """Every point's ticket masks on the ``which`` inits: point → target round → init → mask, chosen as the
     accuracy tables choose them (``frontier_view.run_tickets``), from the runs stored under the point's names."""
     protocol = load_imp_config(s.base).training
@@ -502,12 +506,12 @@ def ticket_masks(
 Overlaps = dict[str, dict[str, dict[str, list[float]]]]  # point → target round → init → [J, chance J]
 
 
-def overlaps(ws: Path, s: FrontierSettings, targets: Mapping[int, float], which: str) -> dict[str, Overlaps]:
+def overlaps(s: FrontierSettings, masks: Masks) -> dict[str, Overlaps]:
     """Per point, target and init, [Jaccard of its ticket with another's from the same θ₀, the Jaccard expected
     by chance at the two masks' layer densities] (``overlap.jaccard``, ``chance_jaccard``): under "reference"
     with the reference's ticket, under "repeat" (a point that ``repeats`` another under another batch order)
-    with that point's ticket, the level two runs of one method reach (Grosse & Backes 2020)."""
-    masks = ticket_masks(ws, s, targets, which)
+    with that point's ticket, the level two runs of one method reach (Grosse & Backes 2020). ``masks``: one
+    set of inits' tickets."""
 
     def against(p: str, other: str) -> dict[str, dict[str, list[float]]]:
         out: dict[str, dict[str, list[float]]] = {}
@@ -529,21 +533,19 @@ ACROSS_INITS = ("imp20_3000", "ga_targets", "cs")
 
 
 def across_inits(
-    ws: Path,
-    s: FrontierSettings,
-    targets: Mapping[int, float],
+    sets: Iterable[Masks],
     points: Sequence[str] = ACROSS_INITS,
     seed: int = 0,
     done: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Do different inits find the same ticket? Per method of ``points`` and target, the tickets of every
-    init that has one (development and held-out pooled) compared by ``stability.compare_masks``: raw overlap
+    init that has one (``sets``, each set's ``ticket_masks``, pooled) compared by ``stability.compare_masks``: raw overlap
     against chance, aligned overlap against the layerwise and the degree-preserving nulls, live units;
     intervals by the bootstrap over inits (from three inits on). An entry of ``done`` over the same inits is
     kept as it is (its comparison is a function of the masks and ``seed``)."""
-    masks: dict[str, dict[int, dict[int, ls.Mask]]] = {}
-    for which in SETS:
-        for p, per in ticket_masks(ws, s, targets, which).items():
+    masks: Masks = {}
+    for tickets in sets:
+        for p, per in tickets.items():
             for k, inits in per.items():
                 masks.setdefault(p, {}).setdefault(k, {}).update(inits)
     out: dict[str, dict[str, dict[str, Any]]] = {}

@@ -211,7 +211,8 @@ def test_tickets_across_inits_pair_by_pair(section) -> None:
     s = frontier.load_settings(root / "frontier.toml")
     targets = frontier.target_densities(s, frontier.base_config(s, ""))
     ws = ctx.workspace / "frontier"
-    got = frontier.across_inits(ws, s, targets, points=("imp50_40",))["imp50_40"]
+    sets = [frontier.ticket_masks(ws, s, targets, w) for w in frontier.SETS]
+    got = frontier.across_inits(sets, points=("imp50_40",))["imp50_40"]
     masks = frontier.ticket_masks(ws, s, targets, "dev")["imp50_40"]
     for k, m in got.items():
         a, b = masks[int(k)][0], masks[int(k)][1]  # two inits: one pair, no bootstrap interval
@@ -221,9 +222,9 @@ def test_tickets_across_inits_pair_by_pair(section) -> None:
         assert m["live_units"][0][0] == sum(inputs) / 2  # live input units, mean over the two inits
     # a comparison over the same inits is not computed again; over other inits it is
     stale = {"imp50_40": {k: {**m, "jaccard": -1.0} for k, m in got.items()}}
-    assert frontier.across_inits(ws, s, targets, points=("imp50_40",), done=stale) == stale
+    assert frontier.across_inits(sets, points=("imp50_40",), done=stale) == stale
     moved = {"imp50_40": {k: {**m, "inits": [0]} for k, m in got.items()}}
-    assert frontier.across_inits(ws, s, targets, points=("imp50_40",), done=moved)["imp50_40"] == got
+    assert frontier.across_inits(sets, points=("imp50_40",), done=moved)["imp50_40"] == got
     res = {"labels": {"imp50_40": "IMP"}, "targets": {k: 0.5 for k in got}, "across_inits": {"imp50_40": got}}
     text = frontier.across_inits_text(res)
     assert text.startswith("**Do different inits find the same ticket?**") and text.count("| IMP |") == len(
