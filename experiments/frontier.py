@@ -863,22 +863,23 @@ def search_targets(res: Mapping[str, Any], which: str, decided: Mapping[tuple[st
     workers = res.get("workers", {}).get(search, 0)
     cells: dict[str, list[str]] = {name: [] for name in ("ticket", "critical", "total", "control", "stretch")}
     for k in ks:
-        rows = _rows(res, which, search, int(k))
-        mine = sum(_acc(rows).values()) / len(rows)
+        # per point with tickets here: (mean confirmed accuracy, total steps, critical-path steps)
+        at = {
+            p: (
+                sum(_acc(got).values()) / len(got),
+                _steps(got, "total_steps"),
+                _steps(got, "critical_path_steps"),
+            )
+            for p in res["labels"]
+            if (got := _rows(res, which, p, int(k)))
+        }
+        mine, ref_at = at[search], at[ref]
         v = decided[(search, int(k))]
-        total = _steps(rows, "total_steps") / _steps(_rows(res, which, ref, int(k)), "total_steps")
-        crit = _steps(rows, "critical_path_steps") / _steps(
-            _rows(res, which, ref, int(k)), "critical_path_steps"
-        )
+        total, crit = mine[1] / ref_at[1], mine[2] / ref_at[2]
         cheaper = [
             res["labels"][p]
-            for p in res["labels"]
-            if p not in (search, control)
-            and _rows(res, which, p, int(k))
-            and sum(_acc(_rows(res, which, p, int(k))).values()) / len(_rows(res, which, p, int(k))) >= mine
-            and _steps(_rows(res, which, p, int(k)), "total_steps") < _steps(rows, "total_steps")
-            and _steps(_rows(res, which, p, int(k)), "critical_path_steps")
-            < _steps(rows, "critical_path_steps")
+            for p, (acc, steps, path) in at.items()
+            if p not in (search, control) and acc >= mine[0] and steps < mine[1] and path < mine[2]
         ]
         ok = lambda b: "**reached**" if b else "**not reached**"  # noqa: E731
         cells["ticket"].append(f"{ok(v.kind == 'better' or v.equivalent)}: {v.interval()}, {v}")
