@@ -213,6 +213,9 @@ def test_the_ledger_counts_each_round_search_and_the_frontier_only_the_searches(
         found = frontier.run_tickets(store, run.id, [1.0])
     per_trajectory = 3 * 60 + 4 * 60
     assert (ledger.total_steps, ledger.critical_path_steps) == (2 * per_trajectory, per_trajectory)
+    # every round keeps the seconds its job took (its ticket's training and the next mask's search)
+    assert all(r.wall_time > 0 for r in rounds)
+    assert ledger.wall_time == pytest.approx(sum(r.wall_time for r in rounds))
     round_of = {r.individual_id: r.round for r in rounds}
     assert found and all(
         t.total_steps == t.critical_path_steps == 60 * round_of[t.individual_id] for t in found

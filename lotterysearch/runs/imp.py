@@ -126,6 +126,3 @@ class IMPDriver(TrajectoryDriver):
 
     def _steps(self, result: TrainResult, r: int) -> int | None:
         return round_steps(result, r, self.part.rewind_step)
-
-    def _wall_time(self, where: dict) -> float | None:
-        return float(where.get("wall_time", 0.0))

@@ -175,10 +175,6 @@ class TrajectoryDriver:
         """The steps an individual of round ``r`` records (None: none recorded)."""
         return None
 
-    def _wall_time(self, where: dict) -> float | None:
-        """The seconds a round record keeps (None: none kept)."""
-        return None
-
     def restore(self) -> TrajectoryDriver:
         """Each trajectory goes on after its last committed round, from what that round stored."""
         committed: dict[int, list[IMPRoundRecord]] = {}
@@ -273,7 +269,7 @@ class TrajectoryDriver:
             wall_time=float(where.get("wall_time", 0.0)),
         )
         record = IMPRoundRecord(
-            self.run_id, seed, r, ind.id, result_dict, stored, wall_time=self._wall_time(where)
+            self.run_id, seed, r, ind.id, result_dict, stored, wall_time=float(where.get("wall_time", 0.0))
         )
         self.storage.commit_imp_round(record, ind, trained)
         return IMPRoundReport(self.run_id, seed, t, r, self.rounds, ind.id, ind.density, result, elapsed)
