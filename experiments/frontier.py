@@ -38,7 +38,6 @@ import numpy as np
 
 import lotterysearch as ls
 from experiments.common import ROOT, Context, Rendered, Section, load_results, save_results
-from experiments.lth import finished_imp_run
 from lotterysearch import api
 from lotterysearch.core.overlap import chance_jaccard, jaccard
 from lotterysearch.errors import ConfigError, LotterySearchError
@@ -166,6 +165,35 @@ def run_configs(
             name = f"frontier-{p.name}-{which}"
             runs.append((p, None, dataclasses.replace(base, name=name, imp=imp, training=training)))
     return runs
+
+
+def finished_imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
+    """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one.
+    Every IMP run of the report's LeNet sections (this frontier, section 5) starts or resumes through it."""
+    local = cfg.evaluator == "local"
+    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
+    if workspace_paths(ws).store.is_file():
+        with Store.open(ws) as store:
+            ours = [r for r in store.runs() if r.config_hash == config_hash(cfg)]
+        if ours:
+            run = ls.open_run(ws, ours[-1].id, local=local)
+            if run.status == "finished":
+                return run
+            ctx.progress(f"[imp] resuming IMP run {run.id} with {len(run.imp_rounds())} rounds committed")
+            return run.optimize(progress=report)
+    return ls.imp(cfg, ws, local=local, progress=report)
+
+
+def reference_configs(s: FrontierSettings, data_dir: str) -> list[IMPConfig]:
+    """The reference point's IMP runs: the development inits' run, then the held-out inits'. Section 5 reads
+    its small settings' tickets from them (``base`` is its config), so the two sections share one IMP."""
+    base = base_config(s, data_dir)
+    return [
+        cfg
+        for which in ("dev", "heldout")
+        for p, _, cfg in run_configs(s, base, which)
+        if p.name == s.reference
+    ]
 
 
 def target_densities(s: FrontierSettings, base: IMPConfig) -> dict[int, float]:

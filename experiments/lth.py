@@ -15,13 +15,14 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import lotterysearch as ls
+from experiments import frontier
 from experiments.common import (
     ROOT,
     Context,
@@ -39,9 +40,8 @@ from lotterysearch.core.models import build_model
 from lotterysearch.execution import backend
 from lotterysearch.execution.jobs import Jobs
 from lotterysearch.runs.stability import compare_masks
-from lotterysearch.settings import IMPConfig, TrainingConfig, config_hash, load_imp_config
+from lotterysearch.settings import IMPConfig, TrainingConfig, load_imp_config
 from lotterysearch.stats import markdown_table, mean_std, pm
-from lotterysearch.storage.store import Store, workspace_paths
 from lotterysearch.training.trainer import train
 from lotterysearch.verdicts import Family, Verdict
 
@@ -100,99 +100,133 @@ def _point(result: Mapping[str, Any], density: float, seed: int) -> dict[str, An
     }
 
 
-def _jobs(data: Dataset, evaluator: str) -> Jobs:
-    return backend.jobs(train_mask, data, local=backend.runs_locally(evaluator))
+def _jobs(data: Dataset, local: bool) -> Jobs:
+    return backend.jobs(train_mask, data, local=local)
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    """The small settings read their IMP tickets from the frontier's reference runs (section 2f: the same
+    config on its 8 development and 4 held-out inits) and train the controls beside them; the large settings
+    run their own IMP."""
     cfg = load_imp_config(ROOT / "configs" / CONFIGS[ctx.settings])
-    if not cfg.data_dir and ctx.data_dir:
-        cfg = dataclasses.replace(cfg, data_dir=ctx.data_dir)
-    return {"config": CONFIGS[ctx.settings], **measure(cfg, ctx)}
+    data_dir = cfg.data_dir or ctx.data_dir
+    if ctx.settings != "small":
+        return {
+            "config": CONFIGS[ctx.settings],
+            **measure([dataclasses.replace(cfg, data_dir=data_dir)], ctx),
+        }
+    s = frontier.load_settings()
+    runs = frontier.reference_configs(s, data_dir)
+    found = measure(
+        runs, ctx, ws=ctx.workspace / "frontier", controls=ctx.workspace / "lth", evaluator=cfg.evaluator
+    )
+    return {
+        "config": CONFIGS["small"],
+        "imp_runs": [c.name for c in runs],
+        "heldout_seeds": list(s.heldout_inits),
+        **found,
+    }
 
 
-def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
-    """Everything the section reports, for one IMP config (its rounds ``ROUNDS`` must exist).
+def measure(
+    cfgs: Sequence[IMPConfig],
+    ctx: Context,
+    ws: Path | None = None,
+    controls: Path | None = None,
+    evaluator: str | None = None,
+) -> dict[str, Any]:
+    """Everything the section reports, for IMP runs ``cfgs`` that differ only in their init seeds (their rounds
+    ``ROUNDS`` must exist), kept in the workspace ``ws`` (default ``ctx.workspace / <first name>``).
 
-    The IMP run, its confirmations and the other masks' trainings are kept in ``ctx.workspace / cfg.name``
-    as they finish: a killed section, run again, resumes the run at its last committed round and trains
-    nothing twice (the large settings take hours)."""
-    seeds = cfg.imp.init_seeds
-    ws = ctx.workspace / cfg.name
-    local = cfg.evaluator == "local"
+    The IMP runs, their confirmations and the other masks' trainings (in ``controls``, default ``ws``) are
+    kept as they finish: a killed section, run again, resumes each run at its last committed round and trains
+    nothing twice (the large settings take hours). ``evaluator`` ("local" or "ray", default the configs')
+    trains the confirmations and controls."""
+    cfg = cfgs[0]
+    ws = ws or ctx.workspace / cfg.name
+    controls = controls or ws
+    local = (evaluator or cfg.evaluator) == "local"
+    seeds = [s for c in cfgs for s in c.imp.init_seeds]
     ctx.progress(
         f"[lth] IMP: {len(seeds)} trajectories x {cfg.imp.rounds + 1} rounds x {cfg.training.steps} steps in {ws}"
     )
-    with finished_imp_run(cfg, ws, ctx) as imp_run:
-        run_id = imp_run.id
-        rounds = {(r.trajectory, r.round): r for r in imp_run.imp_rounds()}  # trajectory: the init seed
-        by_id = {i.id: i for i in imp_run.individuals()}
-    chosen = [rounds[(s, k)].individual_id for k in ROUNDS if k > 0 for s in seeds]
-    ctx.progress(
-        f"[lth] confirming {len(chosen)} tickets from init seed {REINIT_SEED}; from their own init a ticket's"
-        " confirmation is its round"
-    )
-    ls.confirm(ws, run_id, ids=chosen, reinit_seeds=[REINIT_SEED], local=local)
-    with ls.open_run(ws, run_id) as again:
-        confirmed = {(c.individual_id, c.init): c.result.as_dict() for c in again.confirmations()}
+    tickets: dict[tuple[int, int], tuple[Any, Any]] = {}  # (init seed, round) -> (its round, its individual)
+    confirmed: dict[tuple[int, int], Mapping[str, Any]] = {}  # (init seed, round) -> the reinit control
+    for c in cfgs:
+        with frontier.finished_imp_run(c, ws, ctx) as imp_run:
+            run_id = imp_run.id
+            by_id = {i.id: i for i in imp_run.individuals()}
+            mine = {(r.trajectory, r.round): (r, by_id[r.individual_id]) for r in imp_run.imp_rounds()}
+        tickets.update(mine)
+        chosen = [mine[(s, k)][1].id for k in ROUNDS if k > 0 for s in c.imp.init_seeds]
+        ctx.progress(
+            f"[lth] confirming {len(chosen)} tickets of {c.name} from init seed {REINIT_SEED}; from their own init"
+            " a ticket's confirmation is its round"
+        )
+        ls.confirm(ws, run_id, ids=chosen, reinit_seeds=[REINIT_SEED], local=local)
+        with ls.open_run(ws, run_id) as again:
+            reinit = {
+                x.individual_id: x.result.as_dict() for x in again.confirmations() if x.init == "reinit"
+            }
+        confirmed.update(
+            {(s, k): reinit[mine[(s, k)][1].id] for k in ROUNDS if k > 0 for s in c.imp.init_seeds}
+        )
 
     data = load_dataset(cfg.dataset, cfg.seed, data_dir=cfg.data_dir or None)
-    masks: dict[tuple[int, int], Mask] = {}  # (trajectory, round) -> the ticket
+    masks = {key: ind.mask for key, (_, ind) in tickets.items()}
     points: dict[str, dict[str, list[dict[str, Any]]]] = {m: {} for m in METHODS}
-    for t, s in enumerate(seeds):
+    for s in seeds:
         for k in ROUNDS:
-            rec = rounds[(s, k)]
-            ind = by_id[rec.individual_id]
-            masks[(t, k)] = ind.mask
+            rec, ind = tickets[(s, k)]
             points["ticket"].setdefault(str(k), []).append(_point(rec.result, ind.density, s))
             if k > 0:
-                points["reinit"].setdefault(str(k), []).append(
-                    _point(confirmed[(ind.id, "reinit")], ind.density, s)
-                )
+                points["reinit"].setdefault(str(k), []).append(_point(confirmed[(s, k)], ind.density, s))
 
     ctx.progress(
         "[lth] SynFlow masks at the tickets' densities, and random masks with SynFlow's layer densities"
     )
-    done = _Finished(ws / "masks.jsonl")
+    controls.mkdir(parents=True, exist_ok=True)
+    done = _Finished(controls / "masks.jsonl")
     jobs = None
     synflow: dict[tuple[int, int], Mask] = {}
     rng = np.random.default_rng(cfg.seed)
-    for t, s in enumerate(seeds):
+    for s in seeds:
         for k in ROUNDS[1:]:
-            ticket = masks[(t, k)]
+            ticket = masks[(s, k)]
             sf = ls.prune(build_model(cfg.model, s), "synflow", compression=ticket.total() / ticket.kept())
-            synflow[(t, k)] = sf
+            synflow[(s, k)] = sf
             for method, mask in (("synflow", sf), ("random", layerwise_shuffle(sf, rng))):
-                if (method, t, k) not in done:
-                    jobs = jobs or _jobs(data, cfg.evaluator)
+                if (method, s, k) not in done:
+                    jobs = jobs or _jobs(data, local)
                     jobs.submit(
-                        (method, t, k), cfg.model, s, mask.pack(), mask.shapes, cfg.training, cfg.mode
+                        (method, s, k), cfg.model, s, mask.pack(), mask.shapes, cfg.training, cfg.mode
                     )
     while jobs is not None and jobs.pending():
         job, result = jobs.next_done()
         done.add(job, result)
         ctx.progress(
-            f"  {job[0]} seed {seeds[job[1]]} round {job[2]}: test {result['early_stop']['test_accuracy']:.4f}"
+            f"  {job[0]} seed {job[1]} round {job[2]}: test {result['early_stop']['test_accuracy']:.4f}"
         )
     if jobs is not None:
         jobs.close()
-    for (method, t, k), result in sorted(done.items()):
-        points[method].setdefault(str(k), []).append(_point(result, synflow[(t, k)].density(), seeds[t]))
-    for method in ("synflow", "random"):
-        for k in points[method]:
-            points[method][k].sort(key=lambda p: p["seed"])
+    for (method, s, k), result in sorted(done.items()):
+        if s in seeds:
+            points[method].setdefault(str(k), []).append(_point(result, synflow[(s, k)].density(), s))
 
     stability = {}
     for k in ROUNDS[1:]:
+        ctx.progress(f"[lth] overlaps across {len(seeds)} inits at round {k}")
         rng_k = np.random.default_rng(1000 + k)
         stability[str(k)] = {
-            "ticket": _overlap(compare_masks([masks[(t, k)] for t in range(len(seeds))], rng_k)),
-            "synflow": _overlap(compare_masks([synflow[(t, k)] for t in range(len(seeds))], rng_k)),
+            "ticket": _overlap(compare_masks([masks[(s, k)] for s in seeds], rng_k)),
+            "synflow": _overlap(compare_masks([synflow[(s, k)] for s in seeds], rng_k)),
         }
-    total_steps = cfg.training.steps * (len(seeds) * (cfg.imp.rounds + 1) + 3 * len(chosen))
+    total_steps = cfg.training.steps * (
+        len(seeds) * (cfg.imp.rounds + 1) + 3 * len(seeds) * (len(ROUNDS) - 1)
+    )
     return {
         "model": cfg.model,
-        "seeds": list(seeds),
+        "seeds": seeds,
         "training": dataclasses.asdict(cfg.training),
         "rounds": list(ROUNDS),
         "points": points,
@@ -200,23 +234,6 @@ def measure(cfg: IMPConfig, ctx: Context) -> dict[str, Any]:
         "training_steps": total_steps,
         "equivalence_margin": EQUIVALENCE_MARGIN,
     }
-
-
-def finished_imp_run(cfg: IMPConfig, ws: Path, ctx: Context) -> ls.Run:
-    """The finished IMP run of ``cfg`` in ``ws``: the stored one (resumed if it did not finish) or a new one.
-    Public: ``lenet_ticket`` runs IMP on its held-out inits through it, as this section does."""
-    local = cfg.evaluator == "local"
-    report = lambda r: ctx.progress(f"  {r.line()}")  # noqa: E731
-    if workspace_paths(ws).store.is_file():
-        with Store.open(ws) as store:
-            ours = [r for r in store.runs() if r.config_hash == config_hash(cfg)]
-        if ours:
-            run = ls.open_run(ws, ours[-1].id, local=local)
-            if run.status == "finished":
-                return run
-            ctx.progress(f"[lth] resuming IMP run {run.id} with {len(run.imp_rounds())} rounds committed")
-            return run.optimize(progress=report)
-    return ls.imp(cfg, ws, local=local, progress=report)
 
 
 class _Finished:
@@ -367,8 +384,25 @@ def _screen(res: Mapping[str, Any], k: int, other: str) -> str:
     return "better" if sa["mean"] > sb["mean"] else "worse"
 
 
-def _by_seed(res: Mapping[str, Any], method: str, k: int) -> dict[int, float]:
-    return in_points({p["seed"]: p["es_test"] for p in res["points"][method].get(str(k), [])})
+def _by_seed(
+    res: Mapping[str, Any], method: str, k: int, seeds: Sequence[int] | None = None
+) -> dict[int, float]:
+    pts = res["points"][method].get(str(k), [])
+    return in_points({p["seed"]: p["es_test"] for p in pts if seeds is None or p["seed"] in seeds})
+
+
+def inits(res: Mapping[str, Any]) -> dict[str, list[int]]:
+    """The sets of inits the section decides on separately: the development inits, then the held-out ones
+    (results without a held-out set: all inits, one set)."""
+    held = res.get("heldout_seeds", [])
+    dev = [s for s in res["seeds"] if s not in held]
+    return {"development": dev, "held-out": list(held)} if held else {"all": list(res["seeds"])}
+
+
+def screened(res: Mapping[str, Any]) -> bool:
+    """Whether the report once decided these results by the 2-SE screen: results that store their margin
+    were decided by tests from the start, so their verdicts have no earlier reading to differ from."""
+    return "equivalence_margin" not in res
 
 
 def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
@@ -379,15 +413,16 @@ def margin(res: Mapping[str, Any]) -> tuple[float, bool]:
     return EQUIVALENCE_MARGIN, False
 
 
-def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, int], Verdict]:
-    """Every comparison of the section, decided as one family (``lotterysearch.verdicts``): the ticket of
-    each sparse round against the dense network, its reinit control and the SynFlow mask, paired by init."""
+def verdicts(res: Mapping[str, Any], seeds: Sequence[int] | None = None) -> dict[tuple[str, int], Verdict]:
+    """Every comparison of the section on ``seeds`` (default all), decided as one family
+    (``lotterysearch.verdicts``): the ticket of each sparse round against the dense network, its reinit
+    control and the SynFlow mask, paired by init."""
     m, _ = margin(res)
     family = Family()
     for k in res["rounds"][1:]:
-        ticket = _by_seed(res, "ticket", k)
+        ticket = _by_seed(res, "ticket", k, seeds)
         for other in VERSUS:
-            b = _by_seed(res, "ticket", 0) if other == "dense" else _by_seed(res, other, k)
+            b = _by_seed(res, "ticket", 0, seeds) if other == "dense" else _by_seed(res, other, k, seeds)
             family.compare((other, k), ticket, b, m)
     return family.decide()
 
@@ -399,7 +434,7 @@ def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, int], Verd
             VERSUS[other],
             v.interval(),
             v.test_text(),
-            verdict_cell(v, _screen(res, k, other)),
+            verdict_cell(v, _screen(res, k, other)) if screened(res) else str(v),
         ]
         for (other, k), v in decided.items()
     ]
@@ -408,7 +443,11 @@ def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, int], Verd
 
 
 def answer(res: Mapping[str, Any]) -> str:
-    decided = verdicts(res)
+    """The section's answer from its verdicts on the first set of inits (the development inits where there is a
+    held-out set, which gets a sentence of its own), with its descriptive numbers over all inits."""
+    sets = inits(res)
+    seeds = next(iter(sets.values()))
+    decided = verdicts(res, seeds)
     dense = round_stat(res, "ticket", 0, "es_test")
     sparse = res["rounds"][1:]
     m, _ = margin(res)
@@ -428,13 +467,14 @@ def answer(res: Mapping[str, Any]) -> str:
     classes = all(o["classes"] == len(res["seeds"]) for o in j.values())
     stops = [p["es_step"] for k in sparse for p in res["points"]["ticket"][str(k)]]
     at_end = sum(s == res["training"]["steps"] for s in stops) / len(stops)
-    n = len(res["seeds"])
+    n, n_all = len(seeds), len(res["seeds"])
+    on = f" on the {n} development inits" if "held-out" in sets else ""
     diffs = [decided[("dense", k)].difference.mean for k in sparse]
     if matching:
         head = (
             f"**Winning tickets shown here: at {pct(matching)} of the weights IMP's tickets, trained from their "
             f"own init, match the dense network (test accuracy at early stop {pm(dense, 4)}) within "
-            f"±{m:.2f} points or beat it.**"
+            f"±{m:.2f} points or beat it{on}.**"
         )
     else:
         head = (
@@ -447,22 +487,23 @@ def answer(res: Mapping[str, Any]) -> str:
     change = (
         f" This verdict changed: the report's earlier 2-SE screen called the tickets not below the dense "
         f"network at {pct(was_level)}, which only said that no difference was detected."
-        if set(was_level) != set(matching)
+        if screened(res) and set(was_level) != set(matching)
         else ""
     )
 
     def against(other: str) -> str:
         worse = where(other, "better")
-        screened = [k for k in sparse if _screen(res, k, other) == "better"]
+        screened_at = [k for k in sparse if _screen(res, k, other) == "better"]
         text = f"worse than the tickets at {pct(worse)}"
-        if set(screened) != set(worse):
-            text += f" (changed: the 2-SE screen said at {pct(screened)})"
+        if screened(res) and set(screened_at) != set(worse):
+            text += f" (changed: the 2-SE screen said at {pct(screened_at)})"
         return text
 
     return (
         head
         + tail
         + change
+        + _held_out(res, pct)
         + f" Randomly reinitialised, the same masks are {against('reinit')}; SynFlow masks of the same density "
         f"from the same init are {against('synflow')} (paired t-tests, Holm over the section's tests). Tickets "
         "reach their early-stopping iteration "
@@ -473,25 +514,53 @@ def answer(res: Mapping[str, Any]) -> str:
         + f" than the dense network on average ({res['training']['steps']} iterations per round against the "
         f"paper's 50k; {100 * at_end:.0f}% of the sparse tickets stop early at their last evaluation). Question 1 "
         "in this regime: tickets from different inits overlap close to chance (raw J exceeds its chance level "
-        f"by {min(kappa):+.3f} to {max(kappa):+.3f}; with {n} inits the {n * (n - 1) // 2} pairs share their "
+        f"by {min(kappa):+.3f} to {max(kappa):+.3f}; with {n_all} inits the {n_all * (n_all - 1) // 2} pairs share their "
         "masks, so no test) and are "
         + ("all distinct isomorphism classes" if classes else "not all distinct isomorphism classes")
         + ": IMP, like SynFlow, finds a different ticket for every init."
     )
 
 
-def _verdicts_text(res: Mapping[str, Any]) -> str:
-    """The section's verdicts: how they were reached, then the table."""
-    decided = verdicts(res)
-    m, before = margin(res)
-    how = method_text(
-        decided,
-        m,
-        before,
-        "`experiments/lth.py` (`EQUIVALENCE_MARGIN`)",
-        screen="a difference beyond 2 Welch standard errors, unpaired",
+def _held_out(res: Mapping[str, Any], pct) -> str:  # noqa: ANN001 - the answer's percent lister
+    """One sentence on the held-out inits' own verdicts (empty without a held-out set)."""
+    held = inits(res).get("held-out")
+    if not held:
+        return ""
+    decided = verdicts(res, held)
+    clauses = {
+        "the tickets match or beat the dense network": ("dense", "better", "equivalent"),
+        "they fall below it": ("dense", "worse"),
+        "they beat their reinit control": ("reinit", "better"),
+        "they beat the SynFlow mask": ("synflow", "better"),
+    }
+    found = []
+    for text, (other, *kinds) in clauses.items():
+        ks = [k for (o, k), v in decided.items() if o == other and v.kind in kinds]
+        if ks:
+            found.append(f"{text} at {pct(ks)}")
+    said = "; ".join(found) if found else "no comparison is decided"
+    return (
+        f" On the {len(held)} held-out inits, decided as a family of their own: {said}; every other comparison "
+        "there is inconclusive."
     )
-    return f"{how}\n\n{verdict_table(res, decided)}"
+
+
+def _verdicts_text(res: Mapping[str, Any]) -> str:
+    """The section's verdicts: how they were reached, then the table, for each set of inits."""
+    m, before = margin(res)
+    parts = []
+    for name, seeds in inits(res).items():
+        decided = verdicts(res, seeds)
+        how = method_text(
+            decided,
+            m,
+            before,
+            "`experiments/lth.py` (`EQUIVALENCE_MARGIN`)",
+            screen="a difference beyond 2 Welch standard errors, unpaired" if screened(res) else None,
+        )
+        title = "" if name == "all" else f"**The {name} inits** ({', '.join(map(str, seeds))}). "
+        parts.append(f"{title}{how}\n\n{verdict_table(res, decided)}")
+    return "\n\n".join(parts)
 
 
 def _figure(res: Mapping[str, Any], ctx: Context, name: str) -> str:
@@ -529,8 +598,14 @@ def _large(large: Mapping[str, Any], ctx: Context) -> tuple[str, str]:
 def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     link = _figure(res, ctx, "lth_lenet.png")
     t = res["training"]
+    runs = (
+        f"; its runs are section 2f's reference, `{'`, `'.join(res['imp_runs'])}`, so both sections read one IMP"
+        if "imp_runs" in res
+        else ""
+    )
+    few = len(res["seeds"]) < 5
     body = (
-        f"IMP on `{res['model']}` (the service's `lotterysearch imp experiments/configs/{res['config']}`): "
+        f"IMP on `{res['model']}` (the service's `lotterysearch imp experiments/configs/{res['config']}`{runs}): "
         f"{len(res['seeds'])} init seeds, layerwise pruning of 20% per round (10% for the output layer), rewinding to "
         f"the init, Adam lr {t['lr']:g}, batch {t['batch_size']}, {t['steps']} iterations per round with evaluation every "
         f"{t['eval_every']} on the validation split; the early-stopping iteration is the one with the lowest validation "
@@ -544,7 +619,9 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         + "\n\n"
         "Where this differs from the paper, the likely causes: far fewer iterations per round at these settings (the "
         "paper trains 50k; the large settings train more), inputs standardised with MNIST's mean and std (the paper's "
-        "preprocessing may differ), and fewer inits than the paper's five at the small settings.\n\n"
+        "preprocessing may differ)"
+        + (", and fewer inits than the paper's five at the small settings" if few else "")
+        + ".\n\n"
         "**Question 1 in this regime**: do the tickets (and SynFlow masks) of different inits coincide? Jaccard overlap "
         "between every pair of inits, against its chance level (hypergeometric, same per-layer counts), after aligning "
         "hidden neurons (and aligned after shuffling each layer: what alignment alone buys), and the number of distinct "

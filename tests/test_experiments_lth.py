@@ -28,7 +28,7 @@ eval_every = 10
 def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path) -> None:
     cfg = parse_imp_config(TINY_IMP, "<tiny imp>")
     ctx = Context("small", tmp_path, "", progress=lambda s: None)
-    res = {"config": "tiny", **lth.measure(cfg, ctx)}
+    res = {"config": "tiny", **lth.measure([cfg], ctx)}
     seeds = [3, 5]
     assert res["seeds"] == seeds and res["rounds"] == list(lth.ROUNDS)
     ticket = res["points"]["ticket"]
@@ -76,14 +76,14 @@ def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twi
 
     cfg = parse_imp_config(TINY_IMP, "<tiny imp>")
     ctx = Context("small", tmp_path, "", progress=lambda s: None)
-    first = lth.measure(cfg, ctx)
+    first = lth.measure([cfg], ctx)
     ws = tmp_path / "workspace" / "lth-test"
     lines = (ws / "masks.jsonl").read_text().splitlines()
     assert len(lines) == 2 * 2 * 5  # SynFlow and random, 2 seeds, 5 densities
     # a section killed after half of the SynFlow and random trainings: only those are trained again
     (ws / "masks.jsonl").write_text("\n".join(lines[:7]) + "\n")
     progress: list[str] = []
-    again = lth.measure(cfg, Context("small", tmp_path, "", progress=progress.append))
+    again = lth.measure([cfg], Context("small", tmp_path, "", progress=progress.append))
     assert again == first
     assert len((ws / "masks.jsonl").read_text().splitlines()) == 20
     assert sum(line.startswith(("  synflow", "  random")) for line in progress) == 13
@@ -137,3 +137,35 @@ def test_verdicts_are_paired_by_seed_and_decided_as_one_family() -> None:
         "match the dense network (test accuracy at early stop 0.9715 ± 0.0026) within ±0.20 points or beat it.**"
     )
     assert lth.margin({**res, "equivalence_margin": 0.5}) == (0.5, True)
+
+
+def test_held_out_inits_are_decided_as_a_family_of_their_own() -> None:
+    dev, held = (0, 1, 2, 3), (8, 9, 10)
+    seeds = dev + held
+    dense = {t: 0.9700 + 0.0001 * t for t in seeds}
+    ticket = {t: a + 0.0000001 * (t % 2) for t, a in dense.items()}  # level with dense on every init
+    reinit = {t: a - 0.02 - 0.0001 * (t % 3) for t, a in ticket.items()}  # 2 points below, every init
+    res = {
+        "seeds": list(seeds),
+        "heldout_seeds": list(held),
+        "rounds": [0, 3],
+        "points": {
+            "ticket": {"0": _points(dense), "3": _points(ticket)},
+            "reinit": {"3": _points(reinit)},
+            "synflow": {"3": _points(ticket)},
+            "random": {"3": _points(ticket)},
+        },
+        "equivalence_margin": 0.2,
+        "stability": {"3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 7}}},
+        "training": {"steps": 300},
+    }
+    assert lth.inits(res) == {"development": [0, 1, 2, 3], "held-out": [8, 9, 10]}
+    assert lth.verdicts(res, dev)[("reinit", 3)].difference.n == 4
+    assert lth.verdicts(res, held)[("reinit", 3)].difference.n == 3
+    text = lth._verdicts_text(res)
+    assert "**The development inits** (0, 1, 2, 3). " in text and "**The held-out inits** (8, 9, 10). " in text
+    assert "was " not in text  # decided by tests from the start: no earlier screen to differ from
+    answer = lth.answer(res)
+    assert "within ±0.20 points or beat it on the 4 development inits.**" in answer
+    assert "On the 3 held-out inits, decided as a family of their own" in answer
+    assert "2-SE" not in answer
