@@ -230,3 +230,44 @@ def test_tickets_across_inits_pair_by_pair(section) -> None:
     assert text.startswith("**Do different inits find the same ticket?**") and text.count("| IMP |") == len(
         got
     )
+
+
+def test_question_one_reads_the_across_inits_table_against_the_batch_order_level() -> None:
+    def row(kappa_ci, aligned_ci, aligned, degree, classes=4):
+        return {
+            "inits": [0, 1, 2, 3],
+            "excess_overlap_ci": kappa_ci,
+            "aligned_excess_ci": aligned_ci,
+            "aligned_jaccard": aligned,
+            "degree_aligned_chance_jaccard": degree,
+            "classes": classes,
+        }
+
+    res = {
+        "labels": {"imp": "IMP", "cs": "CS", "imp_b": "IMP", "imp_o": "IMP, other order"},
+        "targets": {"12": 0.07, "15": 0.036},
+        "across_inits": {
+            "imp": {
+                "12": row([0.01, 0.02], [0.01, 0.03], 0.12, 0.10),
+                "15": row([-0.01, 0.02], [0.0, 0.1], 0.2, 0.15),
+            },
+            "cs": {
+                "12": row([0.01, 0.02], [0.01, 0.03], 0.21, 0.18),
+                "15": row([0.01, 0.02], [0.01, 0.03], 0.2, 0.19),
+            },
+        },
+        "repeats": {"imp_o": "imp_b"},
+        "overlap": {
+            "dev": {"repeat": {"imp_o": {"12": {0: [0.4, 0.05], 1: [0.5, 0.05]}, "15": {0: [0.3, 0.02]}}}}
+        },
+    }
+    text = frontier.across_inits_answer(res)
+    assert (
+        "IMP (4 inits), CS (4 inits)" in text
+        and "every init's ticket is an isomorphism class of its own" in text
+    )
+    assert "above 0: IMP at 7.0%; CS at every target)" in text  # IMP's κ interval at 3.6% holds 0
+    assert "null (IMP at 7.0%, by +0.020 to +0.050; CS at every target, by +0.010 to +0.030)" in text
+    assert "aligned Jaccard across inits is 0.12 to 0.21" in text
+    assert "under different batch orders share J = 0.45, 0.30 at the same targets" in text
+    assert frontier.across_inits_answer({**res, "across_inits": {}}) == ""
