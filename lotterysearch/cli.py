@@ -7,6 +7,8 @@ light commands (``runs``, ``front``, ``--help``, a bad argument) should not wait
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import math
 import os
 import signal
@@ -270,11 +272,7 @@ def cmd_frontier(args: argparse.Namespace) -> None:
 def cmd_lineage(args: argparse.Namespace) -> None:
     """Per generation: distinct lineages, surviving founders and mean pairwise overlap of the population;
     then the ancestry of each front member (or of ID)."""
-    import json
-
-    from lotterysearch.errors import ConfigError
-    from lotterysearch.evolution import diagnostics
-    from lotterysearch.storage.store import Store
+    from lotterysearch.evolution import diagnostics  # torch
 
     if args.format not in ("table", "json"):
         raise ConfigError(f"--format must be table or json, got {args.format!r}")
@@ -306,8 +304,6 @@ def cmd_lineage(args: argparse.Namespace) -> None:
 def _plot_with_overlay(args: argparse.Namespace, store) -> None:  # noqa: ANN001 - Store
     """``front RUN --plot P --overlay OTHER``: OTHER's points (from ``--overlay-workspace``, else this
     workspace) over RUN's front, and how many of them the front dominates."""
-    import contextlib
-
     with contextlib.ExitStack() as stack:
         other = store
         if args.overlay_workspace:

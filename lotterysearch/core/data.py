@@ -12,6 +12,7 @@ convnet can view them and a spec can be checked against them, while batching and
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import io
@@ -67,8 +68,6 @@ class Dataset:
 
             self.check_input_width(spec, input_width(model), label)
             return
-        import copy
-
         try:
             with torch.no_grad():
                 out = copy.deepcopy(model).eval()(self.x_train[:2])

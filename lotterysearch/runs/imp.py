@@ -23,6 +23,7 @@ from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, PruningError
 from lotterysearch.pruning import pruners
+from lotterysearch.runs.ledger import round_steps
 from lotterysearch.runs.trajectories import IMPRoundReport, TrajectoryDriver, TrajectoryJob
 from lotterysearch.settings import CSConfig, IMPConfig
 from lotterysearch.training.family import family_of
@@ -69,14 +70,6 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
     )
     pruned = None if rnd.pruned is None else rnd.pruned.pack()
     return rnd.result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
-
-
-def round_steps(result: TrainResult | dict[str, Any], round: int, rewind_step: int) -> int:
-    """Training steps of a round for the compute ledger (``runs.ledger``): those from its rewind point, and
-    for round 0 also the ``rewind_step`` dense steps that reach it (once per trajectory: every later round
-    starts from the same point)."""
-    steps = result.steps if isinstance(result, TrainResult) else int(result["steps"])
-    return steps + (rewind_step if round == 0 else 0)
 
 
 # ---- the run ------------------------------------------------------------------------------------------

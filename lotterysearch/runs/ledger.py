@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lotterysearch.settings import ROUND_KINDS, RunKind
 from lotterysearch.storage.store import (
@@ -50,6 +50,7 @@ from lotterysearch.storage.store import (
 
 if TYPE_CHECKING:
     from lotterysearch.core.masks import Mask
+    from lotterysearch.training.trainer import TrainResult
 
 
 def _add(a: float | None, b: float | None) -> float | None:
@@ -228,9 +229,7 @@ def _counter_of(config: Mapping, training: Mapping) -> Callable[[Mask], int] | N
 
 
 def _with(record, **fields):  # noqa: ANN001, ANN202 - any frozen record
-    import dataclasses
-
-    return dataclasses.replace(record, **fields)
+    return replace(record, **fields)
 
 
 # ---- IMP and confirmations --------------------------------------------------------------------------
@@ -244,14 +243,20 @@ def search_steps(config: Mapping) -> int:
     return int(cs.get("steps") or int(training.get("steps", 0)) - int(cs.get("rewind_step", 0)))
 
 
+def round_steps(result: TrainResult | Mapping[str, Any], round: int, rewind_step: int) -> int:
+    """Training steps of an IMP or CS round: those from its rewind point, and for round 0 also the
+    ``rewind_step`` dense steps that reach it (once per trajectory: every later round starts from the same
+    point)."""
+    steps = int(result["steps"]) if isinstance(result, Mapping) else result.steps
+    return steps + (rewind_step if round == 0 else 0)
+
+
 def imp_ledger(rounds: Sequence[IMPRoundRecord], masks: Mapping[int, Mask] | None, config: Mapping) -> Ledger:
     """An IMP run's ledger: each trajectory's rounds one after another (round 0 with the rewind's
-    ``rewind_step`` dense steps, which every round's training starts from: ``imp.round_steps``),
+    ``rewind_step`` dense steps, which every round's training starts from: ``round_steps``),
     trajectories side by side. A Continuous Sparsification round adds the search that made its mask
     (``search_steps``), which trains every weight: its FLOPs are the dense network's. Without ``masks`` (or
     a config naming the model) FLOPs are None."""
-    from lotterysearch.runs.imp import round_steps
-
     count = _counter_of(config, config.get("training", {})) if masks is not None else None
     rewind = int(config.get(config.get("kind", "imp"), {}).get("rewind_step", 0))  # [imp] or [cs]
     search = search_steps(config)
@@ -301,8 +306,6 @@ def run_compute(store: Store, run_id: str, *, flops: bool = True) -> RunCompute:
     config = json.loads(run.config_json)
     individuals = store.individuals(run_id)
     if run.kind in ROUND_KINDS:  # a CS round: its search, then its ticket's training
-        from lotterysearch.runs.imp import round_steps
-
         rounds = store.imp_rounds(run_id)
         rewind = int(config.get(run.kind.value, {}).get("rewind_step", 0))
         by_id = {r.individual_id: r for r in rounds}
