@@ -575,9 +575,19 @@ def _figure(res: Mapping[str, Any], ctx: Context, name: str) -> str:
     return ctx.figure_link(path)
 
 
-def _large(large: Mapping[str, Any], ctx: Context) -> tuple[str, str]:
-    """The large settings' table, figure and answer, shown after the small settings' (body, answer)."""
+def _large(large: Mapping[str, Any], ctx: Context, n_small: int) -> tuple[str, str]:
+    """The large settings' table, figure and answer, shown after the small settings' (body, answer), and what
+    running them on the small settings' ``n_small`` inits would cost, at their measured pace."""
     t = large["training"]
+    n = len(large["seeds"])
+    extra = large["training_steps"] // n * (n_small - n)
+    short = (
+        f" They ran on {n} inits, all of them read as one set: the small settings' {n_small} inits with a held-out "
+        f"set would take {extra:,} more training steps, about "
+        f"{extra * large['elapsed_s'] / large['training_steps'] / 3600:.1f} h on these cores at this run's pace."
+        if n < n_small
+        else ""
+    )
     head = (
         f"{len(large['seeds'])} init seeds, {t['steps']} iterations per round (`experiments/configs/{large['config']}`), "
         f"{large['training_steps']:,} training steps, measured in {large['elapsed_s'] / 60:.1f} min on "
@@ -585,14 +595,14 @@ def _large(large: Mapping[str, Any], ctx: Context) -> tuple[str, str]:
         f"{large['load_average'][1]:.1f} at the end; target 3 hours)"
     )
     body = (
-        f"\n\n**At the large settings** ({head}):\n\n"
+        f"\n\n**At the large settings** ({head}).{short}\n\n"
         + accuracy_table(large)
         + f"\n\n![the large settings]({_figure(large, ctx, 'lth_lenet_large.png')})\n\n"
         + _verdicts_text(large)
         + "\n\n"
         + overlap_table(large)
     )
-    return body, f"\n\n**At the large settings** ({head}): " + answer(large)
+    return body, f"\n\n**At the large settings** ({head}):{short} " + answer(large)
 
 
 def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
@@ -630,7 +640,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     large = load_results(ctx, "lth", "large") if ctx.settings == "small" else None
     if large is None:
         return Rendered(body=body, answer=answer(res))
-    large_body, large_answer = _large(large, ctx)
+    large_body, large_answer = _large(large, ctx, len(res["seeds"]))
     return Rendered(body=body + large_body, answer=answer(res) + large_answer)
 
 

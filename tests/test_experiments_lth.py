@@ -69,6 +69,13 @@ def test_the_section_measures_every_method_at_every_density_and_renders(tmp_path
     assert "**At the large settings** (2 init seeds, 30 iterations per round" in both.body
     assert "measured in 10.0 min" in both.answer
     assert (tmp_path / "figures" / "lth_lenet_large.png").stat().st_size > 10_000
+    # run on fewer inits than the small settings, the large settings say what the rest would cost at their pace
+    body, _ = lth._large(large, ctx, n_small=4)
+    assert (
+        "They ran on 2 inits, all of them read as one set: the small settings' 4 inits with a held-out set "
+        in body
+    )
+    assert "would take 2,040 more training steps, about 0.2 h on these cores at this run's pace." in body
 
 
 def test_the_section_run_again_resumes_from_its_workspace_and_trains_nothing_twice(tmp_path) -> None:
@@ -156,14 +163,18 @@ def test_held_out_inits_are_decided_as_a_family_of_their_own() -> None:
             "random": {"3": _points(ticket)},
         },
         "equivalence_margin": 0.2,
-        "stability": {"3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 7}}},
+        "stability": {
+            "3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 7}}
+        },
         "training": {"steps": 300},
     }
     assert lth.inits(res) == {"development": [0, 1, 2, 3], "held-out": [8, 9, 10]}
     assert lth.verdicts(res, dev)[("reinit", 3)].difference.n == 4
     assert lth.verdicts(res, held)[("reinit", 3)].difference.n == 3
     text = lth._verdicts_text(res)
-    assert "**The development inits** (0, 1, 2, 3). " in text and "**The held-out inits** (8, 9, 10). " in text
+    assert (
+        "**The development inits** (0, 1, 2, 3). " in text and "**The held-out inits** (8, 9, 10). " in text
+    )
     assert "was " not in text  # decided by tests from the start: no earlier screen to differ from
     answer = lth.answer(res)
     assert "within ±0.20 points or beat it on the 4 development inits.**" in answer
