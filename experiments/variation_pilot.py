@@ -1,10 +1,10 @@
-"""Pilot: does variation now vary? Section 2e's ticket-mode search on one θ₀, with today's mutation and with a
+"""Pilot: does variation vary? The ticket-mode search on one θ₀ with a deterministic mutation and with a
 child's own prune strength.
 
-``magnitude_prune`` (section 2e) prunes 49% of each layer's smallest trained weights and draws nothing, so a
-parent has exactly one possible child and the population holds few lineages. ``adaptive_prune`` gives each
-child a strength σ' = σ·exp(τ·N(0, 1)) of its parent's (σ₀ = 0.49), regrows a share of what it drops by the
-parent's gradient (RigL) and trains each child on its own batch order. Both runs: LeNet-300-100 on MNIST,
+``magnitude_prune`` prunes 49% of each layer's smallest trained weights (one IMP round as a mutation) and draws
+nothing, so a parent has exactly one possible child and the population holds few lineages. ``adaptive_prune``
+gives each child a strength σ' = σ·exp(τ·N(0, 1)) of its parent's (σ₀ = 0.49), regrows a share of what it drops
+by the parent's gradient (RigL) and trains each child on its own batch order. Both runs: LeNet-300-100 on MNIST,
 population 8, 4 generations, a 1000-step fitness, one θ₀, in this process.
 
 A lineage is a line of descent in the final population: its members that are no ancestor of another member,
@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import lotterysearch as ls
-from experiments.lenet_ticket import LeNetTicketSettings, search_config
-from lotterysearch.settings import validate
+from lotterysearch.pruning.pruners import IMP_TRAINING
+from lotterysearch.settings import FitnessConfig, GAConfig, SearchConfig, SeedingConfig, validate
 from lotterysearch.storage.store import Store
 
-SETTINGS = LeNetTicketSettings(inits=(0,), population=8, generations=4, fitness_steps=1000, evaluator="local")
+THETA0 = 0
+STRENGTH = 0.49  # each layer's share pruned per mutation, the output layer half of it
 # the new variation: the self-adapting strength, RigL's regrowth, per-child batch orders
 ADAPTIVE = {
     "mutations": ("adaptive_prune",),
@@ -44,13 +45,41 @@ ADAPTIVE = {
 
 
 def config(variant: str, workspace: Path, data_dir: str) -> ls.SearchConfig:
-    """Section 2e's search on θ₀ = 0 (``lenet_ticket.search_config``), with ``ADAPTIVE`` for "adaptive"."""
-    cfg = search_config(SETTINGS, 0, "ga", workspace, data_dir)
+    """The search on θ₀: SynFlow seeds from θ₀ (the dense mask, and one a magnitude prune sparser), every child
+    mutated by ``magnitude_prune`` at ``STRENGTH``, no crossover, IMP's training as the fitness; with
+    ``ADAPTIVE`` on top for "adaptive"."""
+    ga = GAConfig(
+        population=8,
+        generations=4,
+        crossover_rate=0.0,
+        mutation_rate=1.0,
+        mutation_strength=STRENGTH,
+        crossovers=("layer",),
+        mutations=("magnitude_prune",),
+        align=False,
+    )
     if variant == "adaptive":
-        cfg = dataclasses.replace(
-            cfg, name="variation-pilot-adaptive", ga=dataclasses.replace(cfg.ga, **ADAPTIVE)
+        ga = dataclasses.replace(ga, **ADAPTIVE)
+    return validate(
+        SearchConfig(
+            name=f"variation-pilot-{variant}",
+            dataset="mnist",
+            model="mlp:784-300-100-10:glorot",
+            seed=THETA0,
+            workspace=str(workspace),
+            data_dir=data_dir,
+            seeding=SeedingConfig(
+                init_seeds=(THETA0,), compressions=(1.0, round(1 / (1 - STRENGTH), 3)), random_share=0.0
+            ),
+            ga=ga,
+            fitness=FitnessConfig(
+                **dataclasses.asdict(IMP_TRAINING),
+                init_seeds=(THETA0,),
+                mode="ticket",
+                successive_halving=False,
+            ),
         )
-    return validate(cfg)
+    )
 
 
 def ancestors(ind: ls.Individual, by_id: dict[int, ls.Individual]) -> set[int]:
