@@ -31,20 +31,9 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
+from experiments import common
 from experiments.collapse import collapse_figure, critical_cell, log_stats, sweep_all
-from experiments.common import (
-    ROOT,
-    Context,
-    Rendered,
-    Section,
-    changes,
-    decide,
-    differs,
-    grouped,
-    method_text,
-    test_cell,
-    verdict_cell,
-)
+from experiments.common import ROOT, Context, Rendered, Section
 from experiments.lth import round_percent, round_stat
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import Mask
@@ -291,7 +280,7 @@ def compared(tk: Mapping[str, Any]) -> dict[tuple[str, int], tuple[dict[int, flo
 
 def verdicts(results: Mapping[str, Any]) -> dict[tuple[str, int], Verdict]:
     """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
-    return decide(compared(results["tickets"]), margin(results)[0])
+    return common.decide(compared(results["tickets"]), margin(results)[0])
 
 
 def screen(tk: Mapping[str, Any], other: str, k: int) -> str:
@@ -299,7 +288,7 @@ def screen(tk: Mapping[str, Any], other: str, k: int) -> str:
     ``other``: 'better', 'worse' or 'indistinguishable'."""
     a = round_stat(tk, "ticket", k, "es_test")
     b = round_stat(tk, "ticket", 0, "es_test") if other == "dense" else round_stat(tk, "reinit", k, "es_test")
-    if not differs(a, b):
+    if not common.differs(a, b):
         return "indistinguishable"
     return "better" if a["mean"] > b["mean"] else "worse"
 
@@ -310,8 +299,8 @@ def verdict_table(tk: Mapping[str, Any], decided: Mapping[tuple[str, int], Verdi
             f"{round_percent(tk, k):.1f}",
             VERSUS[other],
             v.interval(),
-            test_cell(v),
-            verdict_cell(v, screen(tk, other, k)),
+            common.test_cell(v),
+            common.verdict_cell(v, screen(tk, other, k)),
         ]
         for (other, k), v in decided.items()
     ]
@@ -400,7 +389,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             "",
             f"![tickets and reinit controls]({ctx.figure_link(tk_path)})",
             "",
-            method_text(
+            common.method_text(
                 decided,
                 *margin(results),
                 "`experiments/conv.py` (`ConvSettings.equivalence_margin`)",
@@ -500,12 +489,12 @@ def tickets_answer(results: Mapping[str, Any]) -> str:
     def said(other: str, ks: Sequence[int]) -> str:
         at = {f"{round_percent(tk, k):.1f}%": decided[(other, k)] for k in ks}
         diffs = ", ".join(f"{v.interval()} at {where}" for where, v in at.items())
-        return f"{grouped(at)} (in points: {diffs})"
+        return f"{common.grouped(at)} (in points: {diffs})"
 
     sparse = tk["rounds"][1:]
     matching = [k for k in sparse if decided[("dense", k)].kind in ("better", "equivalent")]
     n = len(tk["seeds"])
-    moved = changes(
+    moved = common.changes(
         [
             (f"the ticket against {VERSUS[o]}", f"{round_percent(tk, k):.1f}%", v, screen(tk, o, k))
             for (o, k), v in decided.items()

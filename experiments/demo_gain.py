@@ -32,18 +32,8 @@ from typing import Any
 import numpy as np
 
 import lotterysearch as ls
-from experiments.common import (
-    ROOT,
-    SCREEN,
-    Context,
-    Rendered,
-    Section,
-    and_list,
-    decide,
-    grouped,
-    method_text,
-    test_cell,
-)
+from experiments import common
+from experiments.common import ROOT, Context, Rendered, Section
 from experiments.lth import train_mask
 from lotterysearch.core.data import load_dataset
 from lotterysearch.execution import backend
@@ -201,10 +191,10 @@ def gains(res: Mapping[str, Any], operators: str, d: float) -> dict[str, Any]:
             continue
         a, b = pair["search"], pair["seeds"]
         fitness.append(a["fitness"] - b["fitness"])
-        common = sorted(set(a["test"]) & set(b["test"]), key=int)
-        paired += [a["test"][r] - b["test"][r] for r in common]
-        seeds_acc += [b["test"][r] for r in common]
-        search_acc += [a["test"][r] for r in common]
+        both = sorted(set(a["test"]) & set(b["test"]), key=int)
+        paired += [a["test"][r] - b["test"][r] for r in both]
+        seeds_acc += [b["test"][r] for r in both]
+        search_acc += [a["test"][r] for r in both]
         k = row.get("fitness_inits", 1)
         noise += [
             float(np.std(list(m["test"].values()), ddof=1)) / math.sqrt(k)
@@ -244,17 +234,17 @@ def compared(res: Mapping[str, Any]) -> dict[tuple[str, float], tuple[dict[int, 
                 pair = row["best"][f"{rho:g}"]
                 if row["operators"] != operators or pair["seeds"] is None or pair["search"] is None:
                     continue
-                common = set(pair["search"]["test"]) & set(pair["seeds"]["test"])
-                if common:
-                    search[row["seed"]] = float(np.mean([pair["search"]["test"][r] for r in common]))
-                    seeds[row["seed"]] = float(np.mean([pair["seeds"]["test"][r] for r in common]))
+                both = set(pair["search"]["test"]) & set(pair["seeds"]["test"])
+                if both:
+                    search[row["seed"]] = float(np.mean([pair["search"]["test"][r] for r in both]))
+                    seeds[row["seed"]] = float(np.mean([pair["seeds"]["test"][r] for r in both]))
             out[(operators, rho)] = (search, seeds)
     return out
 
 
 def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, float], Verdict]:
     """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
-    return decide(compared(res), margin(res)[0])
+    return common.decide(compared(res), margin(res)[0])
 
 
 def same_mask(res: Mapping[str, Any], operators: str, rho: float) -> tuple[int, int]:
@@ -321,7 +311,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
             v = decided[(operators, rho)]
             same, n = same_mask(res, operators, rho)
             was = (
-                f" (was {'an improvement' if g['improves'] else 'no improvement'} by {SCREEN})"
+                f" (was {'an improvement' if g['improves'] else 'no improvement'} by {common.SCREEN})"
                 if changed(v, g)
                 else ""
             )
@@ -333,7 +323,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
                     pm(g["search"]),
                     f"{same}/{n}",
                     v.interval(),
-                    test_cell(v),
+                    common.test_cell(v),
                     f"{100 * g['noise']:.2f}",
                     f"{100 * g['fitness_gain']['mean']:+.2f}",
                     f"{v}{was}",
@@ -370,7 +360,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
         ],
         rows,
     )
-    how = method_text(
+    how = common.method_text(
         decided,
         *margin(res),
         "`experiments/demo_gain.py` (`DemoSettings.equivalence_margin`)",
@@ -408,8 +398,12 @@ def demo_answer(
         same = [f"1/{r:g}" for r in res["compressions"] if (k := same_mask(res, operators, r))[0] == k[1] > 0]
         noise = max(screened[(operators, r)]["noise"] for r in res["compressions"])
         parts.append(
-            f"{label}: {grouped(at)} (test gain in points {detail}"
-            + (f"; at {and_list(same)} its best is the seeds' best itself in every GA seed" if same else "")
+            f"{label}: {common.grouped(at)} (test gain in points {detail}"
+            + (
+                f"; at {common.and_list(same)} its best is the seeds' best itself in every GA seed"
+                if same
+                else ""
+            )
             + f"; fitness noise σ ≤ {100 * noise:.2f} points)"
         )
     n = len(res["compressions"])
@@ -460,7 +454,7 @@ def demo_answer(
     ]
     if moved:
         text += (
-            f" Changed from {SCREEN}: "
+            f" Changed from {common.SCREEN}: "
             + "; ".join(
                 f"*{label}* at {where} was {'an improvement' if improved else 'no improvement'} (now {v})"
                 for label, where, v, improved in moved

@@ -38,18 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.common import (
-    Context,
-    Rendered,
-    Section,
-    by_replicate,
-    changes,
-    decide,
-    grouped,
-    method_text,
-    test_cell,
-    verdict_cell,
-)
+from experiments import common
+from experiments.common import Context, Rendered, Section
 from lotterysearch.api import create_run
 from lotterysearch.core.data import Dataset, load_dataset
 from lotterysearch.core.masks import Mask, layerwise_shuffle
@@ -796,7 +786,7 @@ def compared(res: Mapping[str, Any], densities: Sequence[float]) -> dict[Key, Pa
     m = res["model"]
 
     def by(values: Sequence[float]) -> dict[int, float]:
-        return by_replicate(values, ids)
+        return common.by_replicate(values, ids)
 
     def pick(method: str, d: float, what: str) -> dict[int, float]:
         return by(_pick(reps, method, d, what))
@@ -816,15 +806,15 @@ def compared(res: Mapping[str, Any], densities: Sequence[float]) -> dict[Key, Pa
             out[(m, key, d)] = (pick(method, d, "test_selection_init"), pick(method, d, "test"))
     out[(m, "hv_val")] = (by(_field(reps, "ga_aligned", "hv")), by(_field(reps, "synflow", "hv")))
     out[(m, "align_final")] = (by(_hv_final(reps, "ga_aligned")), by(_hv_final(reps, "ga_unaligned")))
-    common = _hv_at_common_steps(reps)
-    out[(m, "align_equal")] = (by(common["ga_aligned"]), by(common["ga_unaligned"]))
+    at_equal = _hv_at_common_steps(reps)
+    out[(m, "align_equal")] = (by(at_equal["ga_aligned"]), by(at_equal["ga_unaligned"]))
     return out
 
 
 def verdicts(results: Mapping[str, Any]) -> dict[Key, Verdict]:
     """Every model's comparisons decided as one family, in points (``common.decide``)."""
     ds = [float(d) for d in results["settings"]["densities"]]
-    return decide(
+    return common.decide(
         {k: v for res in results["models"] for k, v in compared(res, ds).items()}, margin(results)[0]
     )
 
@@ -849,90 +839,66 @@ def cell(v: Verdict) -> str:
 
 def fronts_table(res: Mapping[str, Any], sparse: float, decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
-    rows = []
-    for method in METHODS:
-        rows.append(
-            (
-                LABELS[method],
-                _steps_text(reps, method),
-                pm(mean_std(_field(reps, method, "hv"))),
-                pm(mean_std(_field(reps, method, "hv_sparse"))),
-                pm(mean_std(_field(reps, method, "test_hv"))),
-                pm(mean_std(_field(reps, method, "test_hv_sparse"))),
-                "–" if method == "ga_aligned" else cell(decided[(res["model"], "hv", method)]),
-            )
+    columns = {  # header: the replicates' field
+        "HV (val)": "hv",
+        f"mean A(d), d ≤ {sparse:g} (val)": "hv_sparse",
+        "HV (test, fresh inits)": "test_hv",
+        f"mean A(d), d ≤ {sparse:g} (test)": "test_hv_sparse",
+    }
+    rows = [
+        (
+            LABELS[method],
+            _steps_text(reps, method),
+            *(pm(mean_std(_field(reps, method, f))) for f in columns.values()),
+            "–" if method == "ga_aligned" else cell(decided[(res["model"], "hv", method)]),
         )
-    return markdown_table(
-        [
-            "method",
-            "training steps",
-            "HV (val)",
-            f"mean A(d), d ≤ {sparse:g} (val)",
-            "HV (test, fresh inits)",
-            f"mean A(d), d ≤ {sparse:g} (test)",
-            "GA aligned − method, HV test, points [95% CI]",
-        ],
-        rows,
-    )
+        for method in METHODS
+    ]
+    header = ["method", "training steps", *columns, "GA aligned − method, HV test, points [95% CI]"]
+    return markdown_table(header, rows)
 
 
 def density_table(res: Mapping[str, Any], densities: Sequence[float], decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
-    rows = []
-    for d in densities:
-        for method in METHODS:
-            rows.append(
-                (
-                    f"{d:g}",
-                    LABELS[method],
-                    pm(_nan_stats(_pick(reps, method, d, "density")), 4),
-                    pm(_nan_stats(_pick(reps, method, d, "val"))),
-                    pm(_nan_stats(_pick(reps, method, d, "test_selection_init"))),
-                    pm(_nan_stats(_pick(reps, method, d, "test"))),
-                    "–" if method == "ga_aligned" else cell(decided[(res["model"], "topo", method, d)]),
-                )
-            )
-    return markdown_table(
-        [
-            "d",
-            "method",
-            "density of the chosen mask",
-            "A(d) val (selection)",
-            "test, selection init (0)",
-            "test, fresh inits",
-            "GA aligned − method, test (fresh inits), points [95% CI]",
-        ],
-        rows,
-    )
+    columns = {  # header: the field at d, and its digits
+        "density of the chosen mask": ("density", 4),
+        "A(d) val (selection)": ("val", 3),
+        "test, selection init (0)": ("test_selection_init", 3),
+        "test, fresh inits": ("test", 3),
+    }
+    rows = [
+        (
+            f"{d:g}",
+            LABELS[method],
+            *(pm(_nan_stats(_pick(reps, method, d, f)), digits) for f, digits in columns.values()),
+            "–" if method == "ga_aligned" else cell(decided[(res["model"], "topo", method, d)]),
+        )
+        for d in densities
+        for method in METHODS
+    ]
+    header = ["d", "method", *columns, "GA aligned − method, test (fresh inits), points [95% CI]"]
+    return markdown_table(header, rows)
 
 
 def ticket_table(res: Mapping[str, Any], densities: Sequence[float], decided: Mapping[Key, Verdict]) -> str:
     reps = res["replicates"]
-    rows = []
-    for d in densities:
-        rows.append(
-            (
-                f"{d:g}",
-                pm(_nan_stats(_pick(reps, "imp", d, "test_own_init"))),
-                pm(_nan_stats(_pick(reps, "imp", d, "test_own_init_other_order"))),
-                pm(_nan_stats(_pick(reps, "imp", d, "test"))),
-                pm(_nan_stats(_pick(reps, "ga_aligned", d, "test_selection_init"))),
-                pm(_nan_stats(_pick(reps, "ga_aligned", d, "test"))),
-                cell(decided[(res["model"], "ticket", d)]),
-            )
+    columns = {  # header: the method and its field at d
+        "IMP ticket, own init": ("imp", "test_own_init"),
+        "own init, another batch order": ("imp", "test_own_init_other_order"),
+        "IMP mask, fresh inits": ("imp", "test"),
+        "GA mask, selection init (0)": ("ga_aligned", "test_selection_init"),
+        "GA mask, fresh inits": ("ga_aligned", "test"),
+    }
+    rows = [
+        (
+            f"{d:g}",
+            *(pm(_nan_stats(_pick(reps, method, d, f))) for method, f in columns.values()),
+            cell(decided[(res["model"], "ticket", d)]),
         )
-    return markdown_table(
-        [
-            "d",
-            "IMP ticket, own init",
-            "own init, another batch order",
-            "IMP mask, fresh inits",
-            "GA mask, selection init (0)",
-            "GA mask, fresh inits",
-            "GA (selection init) − IMP ticket (own init), points [95% CI]",
-        ],
-        rows,
-    )
+        for d in densities
+    ]
+    header = ["d", *columns, "GA (selection init) − IMP ticket (own init), points [95% CI]"]
+    return markdown_table(header, rows)
 
 
 def align_table(res: Mapping[str, Any]) -> str:
@@ -966,10 +932,10 @@ def _hv_at_common_steps(reps: Sequence[Mapping[str, Any]]) -> dict[str, list[flo
     """Each GA's validation hypervolume at the steps the cheaper of the two spent, per replicate."""
     out: dict[str, list[float]] = {"ga_aligned": [], "ga_unaligned": []}
     for rep in reps:
-        common = min(rep["methods"][m]["steps"] for m in out)
+        steps = min(rep["methods"][m]["steps"] for m in out)
         for m in out:
             c = rep["methods"][m]["curve"]
-            out[m].append(step_value(c["steps"], c["hv"], common, math.nan))
+            out[m].append(step_value(c["steps"], c["hv"], steps, math.nan))
     return out
 
 
@@ -1012,8 +978,8 @@ def verdict_table(results: Mapping[str, Any], decided: Mapping[Key, Verdict]) ->
                 _words(key),
                 _where(key) or "–",
                 v.interval(),
-                test_cell(v),
-                verdict_cell(v, s) if s else str(v),
+                common.test_cell(v),
+                common.verdict_cell(v, s) if s else str(v),
             ]
         )
     header = ["comparison (a − b)", "at", "difference, points [95% CI]", "paired test", "verdict"]
@@ -1030,7 +996,7 @@ def _at(decided: Mapping[Key, Verdict], keys: Mapping[str, Key]) -> str:
     """``inconclusive at d = 0.1 and 0.03, better at d = 0.01 (in points: +0.94 [...] at d = 0.1, ...)``."""
     at = {where: decided[k] for where, k in keys.items()}
     diffs = ", ".join(f"{v.interval()} at {where}" for where, v in at.items())
-    return f"{grouped(at)} (in points: {diffs})"
+    return f"{common.grouped(at)} (in points: {diffs})"
 
 
 KINDS = ("better", "worse", "equivalent", "inconclusive", "no data")
@@ -1311,7 +1277,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         answers += text
         summaries.append(v)
     parts += [
-        method_text(
+        common.method_text(
             decided,
             m,
             before,
@@ -1323,7 +1289,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         "",
     ]
     pairs = {k: v for res in results["models"] for k, v in compared(res, ds).items()}
-    moved = changes([(_words(k), _where(k), v, screen(pairs[k], k[1])) for k, v in decided.items()])
+    moved = common.changes([(_words(k), _where(k), v, screen(pairs[k], k[1])) for k, v in decided.items()])
     n = max(len(res["replicates"]) for res in results["models"])
     family = next(iter(decided.values())).family_size
     answer = "\n\n".join([headline(summaries, family, n, m), *answers, *([moved] if moved else [])])

@@ -19,19 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.common import (
-    Context,
-    Rendered,
-    Section,
-    by_replicate,
-    changes,
-    decide,
-    differs,
-    grouped,
-    method_text,
-    test_cell,
-    verdict_cell,
-)
+from experiments import common
+from experiments.common import Context, Rendered, Section
 from lotterysearch.core.data import load_dataset
 from lotterysearch.core.masks import MODES, Mask
 from lotterysearch.core.models import build_model
@@ -232,17 +221,17 @@ def compared(results: Mapping[str, Any]) -> dict[Key, tuple[dict[int, float], di
     for res in results["models"]:
         for d in res["densities"]:
             for kind, ((ma, wa), (mb, wb), _) in COMPARISONS.items():
-                a = by_replicate(d["modes"][ma][wa]["values"], seeds)
+                a = common.by_replicate(d["modes"][ma][wa]["values"], seeds)
                 out[(res["model"], d["density"], kind)] = (
                     a,
-                    by_replicate(d["modes"][mb][wb]["values"], seeds),
+                    common.by_replicate(d["modes"][mb][wb]["values"], seeds),
                 )
     return out
 
 
 def verdicts(results: Mapping[str, Any]) -> dict[Key, Verdict]:
     """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
-    return decide(compared(results), margin(results)[0])
+    return common.decide(compared(results), margin(results)[0])
 
 
 def screen(d: Mapping[str, Any], kind: str) -> str | None:
@@ -252,7 +241,7 @@ def screen(d: Mapping[str, Any], kind: str) -> str | None:
         return None
     (ma, wa), (mb, wb), _ = COMPARISONS[kind]
     a, b = d["modes"][ma][wa], d["modes"][mb][wb]
-    if not differs(a, b):
+    if not common.differs(a, b):
         return "indistinguishable"
     return "better" if a["mean"] > b["mean"] else "worse"
 
@@ -265,8 +254,8 @@ def verdict_table(results: Mapping[str, Any], decided: Mapping[Key, Verdict]) ->
             f"{density:g}",
             COMPARISONS[kind][2],
             v.interval(),
-            test_cell(v),
-            verdict_cell(v, s) if (s := screen(entries[(model, density)], kind)) else str(v),
+            common.test_cell(v),
+            common.verdict_cell(v, s) if (s := screen(entries[(model, density)], kind)) else str(v),
         ]
         for (model, density, kind), v in decided.items()
     ]
@@ -317,7 +306,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
             "",
         ]
         answers += mode_answer(res, decided)
-    how = method_text(
+    how = common.method_text(
         decided,
         *margin(results),
         "`experiments/masking_modes.py` (`ModesSettings.equivalence_margin`)",
@@ -370,11 +359,11 @@ def headline(models: Sequence[Mapping[str, Any]], decided: Mapping[Key, Verdict]
             f"its accuracy is identical to forward masking in every run of all {len(ds)} settings (so equivalent "
             "by TOST), as it must be for a fixed mask (see the last paragraph)."
             if len(st_identical) == len(ds)
-            else f"against forward masking it is {grouped(st)}, identical in {len(st_identical)} of {len(ds)} settings."
+            else f"against forward masking it is {common.grouped(st)}, identical in {len(st_identical)} of {len(ds)} settings."
         )
     )
     prefix = (lambda m: f"on `{m}` ") if len(models) > 1 else (lambda m: "")
-    moved = changes(
+    moved = common.changes(
         [
             (prefix(m) + IN_WORDS[kind], f"density {d['density']:g}", decided[(m, d["density"], kind)],
              screen(d, kind))

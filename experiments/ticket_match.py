@@ -23,18 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import lotterysearch as ls
-from experiments.common import (
-    ROOT,
-    Context,
-    Rendered,
-    Section,
-    changes,
-    decide,
-    grouped,
-    method_text,
-    test_cell,
-    verdict_cell,
-)
+from experiments import common
+from experiments.common import ROOT, Context, Rendered, Section
 from experiments.demo_gain import best_at
 from experiments.lth import train_mask
 from lotterysearch.core.data import load_dataset
@@ -237,7 +227,7 @@ def compared(
 
 def verdicts(res: Mapping[str, Any]) -> dict[tuple[str, str, float], Verdict]:
     """``compared``'s comparisons decided as one family, in points (``common.decide``)."""
-    return decide(compared(res), margin(res)[0])
+    return common.decide(compared(res), margin(res)[0])
 
 
 def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verdict]) -> str:
@@ -246,8 +236,8 @@ def verdict_table(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float
             f"1/{rho:g}",
             COMPARISONS[(a, b)],
             v.interval(),
-            test_cell(v),
-            verdict_cell(v, screen(res, rho, a, b)),
+            common.test_cell(v),
+            common.verdict_cell(v, screen(res, rho, a, b)),
         ]
         for (a, b, rho), v in decided.items()
     ]
@@ -285,7 +275,7 @@ def render(res: Mapping[str, Any], ctx: Context) -> Rendered:
     magnitude_steps = mean_std(r["magnitude_steps"] for r in res["rows"])
     imp_steps = mean_std(r["imp_steps"] for r in res["rows"])
     decided = verdicts(res)
-    how = method_text(
+    how = common.method_text(
         decided,
         *margin(res),
         "`experiments/ticket_match.py` (`TicketSettings.equivalence_margin`)",
@@ -311,7 +301,7 @@ def _diffs(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verd
 
 
 def _kinds(res: Mapping[str, Any], decided: Mapping[tuple[str, str, float], Verdict], a: str, b: str) -> str:
-    return grouped({f"1/{rho:g}": decided[(a, b, rho)] for rho in res["compressions"]})
+    return common.grouped({f"1/{rho:g}": decided[(a, b, rho)] for rho in res["compressions"]})
 
 
 def ticket_answer(res: Mapping[str, Any]) -> str:
@@ -337,7 +327,7 @@ def ticket_answer(res: Mapping[str, Any]) -> str:
         ("magnitude", "imp"): "the magnitude mutation against IMP's ticket",
         ("magnitude", "search"): "the magnitude mutation against the demo's mutations",
     }
-    changed = changes(
+    changed = common.changes(
         [(what[(a, b)], f"1/{rho:g}", v, screen(res, rho, a, b)) for (a, b, rho), v in decided.items()]
     )
     return (
