@@ -108,13 +108,11 @@ MNIST1D = GAModel(
     grid_compressions=GRID,
 )
 MNIST1D_LARGE = dataclasses.replace(MNIST1D, population=48, generations=25)
-LENET = GAModel(
-    "mlp:784-300-100-10",
-    "mnist",
-    population=24,
+LENET = dataclasses.replace(
+    MNIST1D,
+    model="mlp:784-300-100-10",
+    dataset="mnist",
     generations=10,
-    seed_compressions=(3.0, 10.0, 100 / 3, 100.0),
-    grid_compressions=GRID,
     training=TrainingConfig(steps=200, lr=0.0012, batch_size=60),
 )
 SETTINGS = {
