@@ -346,34 +346,25 @@ def _winners(ws: Path, run_id: str, s: FrontierSettings, targets: Mapping[int, f
     return _confirm_and_read(ws, run_id, ids, s, targets, ctx)
 
 
-def measure_control(
-    p: Point,
-    which: str,
-    s: FrontierSettings,
-    targets: Mapping[int, float],
-    ctx: Context,
-    save: Callable[[Mapping[str, Any]], None] = lambda rows: None,
-) -> dict[str, Any]:
-    """The population-of-one control of search point ``p.control`` (``ls.single_lineage_config``: the same
-    operators on one lineage, one child a generation) with that search's steps on each θ₀ it finished."""
+def _control_config(
+    p: Point, which: str, init: int, s: FrontierSettings, targets: Mapping[int, float], ctx: Context
+) -> ls.SearchConfig | None:
+    """The population-of-one control of search point ``p.control`` on θ₀ = ``init``
+    (``ls.single_lineage_config``: the same operators on one lineage, one child a generation, with that
+    search's steps there); None where that search has not finished on θ₀."""
     ws = ctx.workspace / "frontier"
     searched = s.point(p.control)
-    out: dict[str, Any] = {"targets": {}}
-    for init in s.dev_inits if which == "dev" else s.heldout_inits:
-        run_id = _stored_run(ws, search_config(searched, which, init, ctx, targets))
-        if run_id is None:
-            ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not run there yet")
-            continue
-        with ls.open_run(ws, run_id, local=True) as run:
-            if run.status != "finished":
-                ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not finished there")
-                continue
-            cfg = ls.single_lineage_config(run, name=f"frontier-{p.name}-{which}")
-        ctx.progress(f"[frontier] {cfg.name} on θ₀ = {init}: one lineage, {cfg.ga.control_steps} steps")
-        for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
-            out["targets"].setdefault(k, {}).update(rows)
-        save(out["targets"])  # each θ₀ as it finishes: a search point takes hours
-    return out
+    run_id = _stored_run(ws, search_config(searched, which, init, ctx, targets))
+    if run_id is None:
+        ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not run there yet")
+        return None
+    with ls.open_run(ws, run_id, local=True) as run:
+        if run.status != "finished":
+            ctx.progress(f"[frontier] {p.name} on θ₀ = {init}: {searched.name} has not finished there")
+            return None
+        cfg = ls.single_lineage_config(run, name=f"frontier-{p.name}-{which}")
+    ctx.progress(f"[frontier] {cfg.name} on θ₀ = {init}: one lineage, {cfg.ga.control_steps} steps")
+    return cfg
 
 
 def measure_search(
@@ -384,15 +375,19 @@ def measure_search(
     ctx: Context,
     save: Callable[[Mapping[str, Any]], None] = lambda rows: None,
 ) -> dict[str, Any]:
-    """The search of ``p.search`` on each init θ₀ (one ticket-mode run each, one method by name), run or
-    resumed; per target its best mask by fitness at or below it, confirmed."""
+    """A search point on each init θ₀, run or resumed: the search of ``p.search`` (one ticket-mode run each,
+    one method by name), or else the control of ``p.control`` where that search has finished; per target its
+    best mask by fitness at or below it, confirmed."""
     ws = ctx.workspace / "frontier"
     out: dict[str, Any] = {"targets": {}}
     for init in s.dev_inits if which == "dev" else s.heldout_inits:
-        cfg = search_config(p, which, init, ctx, targets)
-        ctx.progress(
-            f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
-        )
+        if p.search:
+            cfg = search_config(p, which, init, ctx, targets)
+            ctx.progress(
+                f"[frontier] {cfg.name} on θ₀ = {init}: {cfg.ga.generations} generations of {cfg.ga.population}"
+            )
+        elif (cfg := _control_config(p, which, init, s, targets, ctx)) is None:
+            continue
         for k, rows in _winners(ws, _finished(ws, cfg, ls.search, ctx), s, targets, ctx).items():
             out["targets"].setdefault(k, {}).update(rows)
         save(out["targets"])  # each θ₀ as it finishes: a search point takes hours
@@ -485,8 +480,7 @@ def run(
             if p.cs and (not points or p.name in points):
                 save(w, p.name, measure_cs(p, w, s, targets, ctx)["targets"])
             elif (p.search or p.control) and (not points or p.name in points):
-                measure_point = measure_search if p.search else measure_control
-                measure_point(p, w, s, targets, ctx, save=lambda found, w=w, p=p: save(w, p.name, found))
+                measure_search(p, w, s, targets, ctx, save=lambda found, w=w, p=p: save(w, p.name, found))
         for p, k, cfg in run_configs(s, base, w):
             if points and p.name not in points:
                 continue
