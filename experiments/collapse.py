@@ -3,8 +3,8 @@ Compression axiom of Tanaka et al. 2020) where other pruners fail?
 
 Each pruner prunes a fresh init at ρ = 10^x on a grid of x up to log10(ρ_max), plus ρ_max itself
 (ρ_max = |θ|/L: one weight per layer), with ``pruning.collapse_sweep``. A mask is collapsed when some layer
-has no weight on an input→output path (``Mask.is_collapsed``). ρ_cr is the sweep's ``critical`` (what
-``pruning.critical_compression`` returns): the largest grid ρ with no collapse at or below it. With biases
+has no weight on an input→output path (``Mask.is_collapsed``). ρ_cr is the sweep's ``critical``: the
+largest grid ρ with no collapse at or below it. With biases
 SynFlow's flow also runs through |b|, so it is measured with and without biases.
 """
 
@@ -183,7 +183,7 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
                 for r in results["models"]
             )
             + ", plus ρ_max itself. ρ_cr (mean ± std of log10 over seeds): the largest grid ρ with no "
-            "collapse at or below it (`pruning.collapse_sweep`, as `pruning.critical_compression` computes it); "
+            "collapse at or below it (`pruning.collapse_sweep`'s `critical`); "
             "SynFlow 100 iterations, the others one-shot, all global.",
             "",
             markdown_table(["model", "pruner", "ρ_cr with biases", "ρ_cr bias-free", "ρ_max"], rows),

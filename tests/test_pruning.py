@@ -22,7 +22,6 @@ from lotterysearch.pruning.pruners import (
     SynFlow,
     collapse_sweep,
     compression_grid,
-    critical_compression,
     imp,
     imp_plan,
     imp_rewind_state,
@@ -546,7 +545,7 @@ def test_synflow_bias_free_reaches_max_compression() -> None:
 
     Default grid x = 0, 0.25, ..., 2 (log10 ρ_max = 2.03): the last point keeps 3 weights, one per layer.
     """
-    assert critical_compression(SPEC, "synflow", bias=False) == 100.0
+    assert collapse_sweep(SPEC, "synflow", bias=False, until_collapse=True).critical == 100.0
     assert not prune(build_model(SPEC, 0, bias=False), "synflow", 100.0).is_collapsed()
 
 
@@ -568,22 +567,9 @@ def test_collapse_sweep_records_every_grid_point() -> None:
     assert sweep.effective_fraction[0] == 1.0  # ρ = 1: every weight on a path
     first = sweep.collapsed.index(True)
     assert sweep.effective_fraction[first] == 0.0  # a collapsed layer cuts every path
-    assert (
-        sweep.critical
-        == 10.0 ** grid[first - 1]
-        == critical_compression(SPEC, "magnitude", grid=grid, seed=1)
-    )
+    assert sweep.critical == 10.0 ** grid[first - 1]
     early = collapse_sweep(SPEC, "magnitude", grid=grid, seed=1, until_collapse=True)
     assert early.exponents == tuple(grid[: first + 1]) and early.critical == sweep.critical
-
-
-def test_critical_compression_is_the_last_grid_point_before_collapse() -> None:
-    grid = [0, 0.5, 1, 1.5, 2]
-    rho_cr = critical_compression(SPEC, "magnitude", grid=grid, seed=1)
-    model = build_model(SPEC, 1)
-    collapsed = [prune(model, "magnitude", 10.0**x).is_collapsed() for x in grid]
-    first = collapsed.index(True)
-    assert first > 0 and rho_cr == 10.0 ** grid[first - 1]
 
 
 # ---- convolutional networks ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ reference code's ``score <= threshold`` over-prunes. Pruned weights score -inf a
 ``imp`` is iterative magnitude pruning with rewinding (Frankle & Carbin 2019): train, prune a fraction of the
 remaining weights by magnitude, rewind, repeat; it hands back every round. Its schedule (``imp_plan``) and its
 round (``imp_round``) are also those of the durable IMP run (``runs.imp``). ``collapse_sweep`` prunes at each
-ρ of a grid and says where layers collapse (``critical_compression``: ρ_cr). No function here changes the
+ρ of a grid and says where layers collapse (its ``critical``: ρ_cr). No function here changes the
 model it is given, nor the global torch RNG (randomness comes from a ``torch.Generator`` seeded by ``seed``).
 """
 
@@ -784,7 +784,10 @@ class CollapseSweep:
 
     @property
     def critical(self) -> float:
-        """ρ_cr: the largest 10^x with no collapse at or below it (1.0 when the first point collapses)."""
+        """ρ_cr of the notes: the largest 10^x with no collapse at or below it (1.0 when the first point
+        collapses); a sweep with ``until_collapse`` stops as soon as it knows it. With biases SynFlow's flow
+        also runs through |b|, so it can cut the first layers before ρ_max (bias-free it reached ρ_max in
+        our tests)."""
         rho = 1.0
         for x, c in zip(self.exponents, self.collapsed, strict=True):
             if c:
@@ -820,32 +823,3 @@ def collapse_sweep(
         if until_collapse and collapsed[-1]:
             break
     return CollapseSweep(tuple(done), tuple(collapsed), tuple(effective))
-
-
-def critical_compression(
-    model_spec: str,
-    pruner: str,
-    *,
-    grid: Sequence[float] | None = None,
-    data: Dataset | None = None,
-    seed: int = 0,
-    iterations: int | None = None,
-    bias: bool = True,
-) -> float:
-    """ρ_cr of the notes: the largest ρ = 10^x on ``grid`` (exponents x) with no collapse at or below it
-    (``collapse_sweep(...).critical``, stopping at the first collapse).
-
-    Returns 1.0 when the smallest grid point already collapses. Note that with biases SynFlow's flow also
-    runs through |b|, so it can cut the first layers before ρ_max (bias-free it reached ρ_max in our tests).
-    """
-    sweep = collapse_sweep(
-        model_spec,
-        pruner,
-        grid=grid,
-        data=data,
-        seed=seed,
-        iterations=iterations,
-        bias=bias,
-        until_collapse=True,
-    )
-    return sweep.critical
