@@ -27,6 +27,8 @@ import pytest
 import lotterysearch as ls
 from lotterysearch.cli import main
 from lotterysearch.errors import StoreError
+from lotterysearch.execution.jobs import on_one_thread
+from lotterysearch.runs import confirmation
 from lotterysearch.runs.ledger import run_ledger
 from lotterysearch.settings import SearchConfig, parse_config
 from lotterysearch.storage.store import Store
@@ -42,11 +44,24 @@ TINY: dict[str, Any] = {
     "ray": {"num_evaluators": 2},
 }
 
+# What the IMP and CS run tests' configs share: a run of the tiny MLP on the synthetic data, in this process.
+TRAJECTORY_RUN: dict[str, Any] = {
+    "name": "t",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-24-4",  # 384 + 576 + 96 = 1056 prunable weights
+    "seed": 3,
+    "evaluator": "local",
+}
 
 # A line Ray's log monitor printed on the driver's stdout for a worker or the raylet ("(raylet) ...",
 # "(EvaluatorActor pid=12) ...", coloured or not): it comes from any actor of the session's shared Ray,
 # so a test reading what one command printed leaves it out.
 _RAY_LOG_LINE = re.compile(r"^(\x1b\[[0-9;]*m)?\((raylet|pid=\d+|\w+ pid=\d+)[^)]*\)")
+
+
+def raises_exactly(kind: type[BaseException], message: str) -> Any:
+    """``pytest.raises`` that also checks the message to the letter: the one line a user reads."""
+    return pytest.raises(kind, match=f"^{re.escape(message)}\\Z")
 
 
 def printed_lines(text: str) -> list[str]:
@@ -65,8 +80,10 @@ def toml_scalar(v: Any) -> str:
     return json.dumps(v)
 
 
-def toml_of(table: dict[str, Any]) -> str:
-    """``table`` as TOML text: its scalars at the top, then one ``[section]`` per dict value."""
+def toml_of(table: dict[str, Any], **overrides: Any) -> str:
+    """``table`` with ``overrides`` (as ``overridden`` applies them) as TOML text: its scalars at the top,
+    then one ``[section]`` per dict value."""
+    table = overridden(table, **overrides)
     top = [f"{k} = {toml_scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
     sections = [
         f"[{k}]\n" + "".join(f"{kk} = {toml_scalar(vv)}\n" for kk, vv in v.items())
@@ -91,7 +108,7 @@ def overridden(base: dict[str, Any], **overrides: Any) -> dict[str, Any]:
 
 def tiny_toml(**overrides: Any) -> str:
     """The tiny config as TOML, with ``overrides`` as ``overridden`` applies them."""
-    return toml_of(overridden(TINY, **overrides))
+    return toml_of(TINY, **overrides)
 
 
 def tiny_config(**overrides: Any) -> SearchConfig:
@@ -179,6 +196,29 @@ def tickets(workspace: Path, run_id: str) -> dict:
             "status": store.run(run_id).status,
             "ledger": (ledger.total_steps, ledger.critical_path_steps, ledger.flops),
         }
+
+
+def confirm_tickets(ws: Path, reference: dict, last_round: int) -> tuple[dict, dict]:
+    """Confirm run t-001's tickets of ``last_round`` from their own init and from init 1000, checking what an
+    IMP or CS run promises: the first ticket's own-init job, trained as jobs train, repeats its round bit for
+    bit (so the plan takes it from the round), its stored confirmation is the round's numbers and the reinit
+    control another training. Returns the summaries, and the stored confirmations by (individual, init)."""
+    last = [r for r in reference["rounds"] if r[1] == last_round]
+    ids = [r[2] for r in last]
+    with Store.open(ws) as store:
+        p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
+        data = confirmation.run_inits(store, "t-001").data()
+    (own,) = [j for j in p.jobs if j.init.init == "own"]
+    assert own.key in p.from_rounds and own.init.seed == 0  # trajectory 0's init
+    assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]
+    summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
+    assert list(summaries) == ids
+    with ls.open_run(ws, "t-001") as run:
+        done = {(c.individual_id, c.init): c for c in run.confirmations()}
+    for _, _, individual_id, result, _ in last:
+        assert done[(individual_id, "own")].result.as_dict() == result
+        assert done[(individual_id, "reinit")].result.as_dict() != result
+    return summaries, done
 
 
 def kill_and_resume(

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import session_pids
-from helpers import overridden, toml_of
+from helpers import toml_of
 
 from lotterysearch.cli import main
 from lotterysearch.settings import LIMITS, SEED_MAX
@@ -47,7 +47,7 @@ ONE_LINE = re.compile(r"^lotterysearch( [a-z]+)?: error: \S.*$")
 
 def toml_text(base: dict[str, Any], section: str | None, key: str, value: Any) -> str:
     """``base`` with ``[section] key = value`` (``section`` None: the top level) as TOML text."""
-    return toml_of(overridden(base, **({section: {key: value}} if section else {key: value})))
+    return toml_of(base, **({section: {key: value}} if section else {key: value}))
 
 
 def limit_message(path: str, name: str, value: int) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import kill_and_resume, overridden, tickets, toml_of
+from helpers import TRAJECTORY_RUN, confirm_tickets, kill_and_resume, raises_exactly, tickets, toml_of
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -18,22 +18,16 @@ from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError
 from lotterysearch.evolution import pareto
-from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning import continuous
 from lotterysearch.pruning.pruners import imp_round_from_init
 from lotterysearch.readers import export
-from lotterysearch.runs import confirmation
 from lotterysearch.settings import RunKind, config_hash, parse_cs_config, parse_imp_config, to_toml
 from lotterysearch.storage.store import Store
 
-MODEL = "mlp:16-24-24-4"  # 384 + 576 + 96 = 1056 prunable weights
+MODEL = TRAJECTORY_RUN["model"]
 CS: dict = {
     "kind": "cs",
-    "name": "t",
-    "dataset": "synthetic",
-    "model": MODEL,
-    "seed": 3,
-    "evaluator": "local",
+    **TRAJECTORY_RUN,
     "cs": {"init_seeds": [0, 1], "rounds": 3, "penalty": [1e-3]},
     "training": {"steps": 60, "lr": 0.01, "batch_size": 60, "eval_every": 30},
 }
@@ -46,7 +40,7 @@ def _one_thread(one_thread) -> None:
 
 def cs_toml(**overrides) -> str:
     """The test CS config as TOML; a dict merges into its section, anything else replaces (None drops)."""
-    return toml_of(overridden(CS, **overrides))
+    return toml_of(CS, **overrides)
 
 
 def cs_config(**overrides):
@@ -117,15 +111,13 @@ def test_config_round_trips_and_hashes_what_it_computes() -> None:
     ],
 )
 def test_config_errors_are_one_line(overrides, message) -> None:
-    with pytest.raises(ConfigError) as e:
+    with raises_exactly(ConfigError, message):
         cs_config(**overrides)
-    assert str(e.value) == message
 
 
 def test_the_other_commands_refuse_a_cs_config() -> None:
-    with pytest.raises(ConfigError) as e:
+    with raises_exactly(ConfigError, 'cs.toml is a CS config (kind = "cs"): run it with `lotterysearch cs`'):
         parse_imp_config(cs_toml(), "cs.toml")
-    assert str(e.value) == 'cs.toml is a CS config (kind = "cs"): run it with `lotterysearch cs`'
 
 
 def test_cli_config_error_is_one_line_and_exit_2(tmp_path, capsys) -> None:
@@ -175,23 +167,10 @@ def test_tickets_confirm_from_their_own_init_and_front_reads_them(clean, capsys)
     """A CS ticket's own-init confirmation under the run's protocol is its round's training (stored as it);
     the reinit control is another training; ``front`` lists the run's front over its tickets."""
     ws, reference = clean
-    last = [r for r in reference["rounds"] if r[1] == 3]
-    ids = [r[2] for r in last]
     with Store.open(ws) as store:
-        p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
-        data = confirmation.run_inits(store, "t-001").data()
         front = pareto.run_front(store, "t-001")
         assert export.run_training(store, "t-001") == cs_config().training  # what `export` retrains with
-    (own,) = [j for j in p.jobs if j.init.init == "own"]
-    assert own.key in p.from_rounds and own.init.seed == 0
-    assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]
-    summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
-    assert list(summaries) == ids
-    with ls.open_run(ws, "t-001") as run:
-        done = {(c.individual_id, c.init): c for c in run.confirmations()}
-    for _, _, individual_id, result, _ in last:
-        assert done[(individual_id, "own")].result.as_dict() == result
-        assert done[(individual_id, "reinit")].result.as_dict() != result
+    confirm_tickets(ws, reference, 3)
     assert front and {i.id for i in front} <= {r[2] for r in reference["rounds"]}
     capsys.readouterr()
     assert main(["front", "t-001", "--workspace", str(ws)]) == 0

@@ -11,7 +11,15 @@ import platform
 from pathlib import Path
 
 import pytest
-from helpers import kill_and_resume, overridden, tickets, tiny_config, toml_of
+from helpers import (
+    TRAJECTORY_RUN,
+    confirm_tickets,
+    kill_and_resume,
+    raises_exactly,
+    tickets,
+    tiny_config,
+    toml_of,
+)
 
 import lotterysearch as ls
 from lotterysearch import api
@@ -21,9 +29,7 @@ from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, StoreError
 from lotterysearch.evolution import pareto
 from lotterysearch.execution.cluster import RayJobs
-from lotterysearch.execution.jobs import on_one_thread
 from lotterysearch.pruning.pruners import imp, imp_plan
-from lotterysearch.runs import confirmation
 from lotterysearch.runs.imp import IMPRoundReport, round_plan
 from lotterysearch.settings import (
     IMPConfig,
@@ -39,14 +45,10 @@ from lotterysearch.storage.store import Store
 from lotterysearch.training.fitness import batch_seed
 from lotterysearch.training.trainer import TrainResult
 
-MODEL = "mlp:16-24-24-4"  # 384 + 576 + 96 = 1056 prunable weights
+MODEL = TRAJECTORY_RUN["model"]
 IMP: dict = {
     "kind": "imp",
-    "name": "t",
-    "dataset": "synthetic",
-    "model": MODEL,
-    "seed": 3,
-    "evaluator": "local",
+    **TRAJECTORY_RUN,
     "imp": {"init_seeds": [0, 1], "rounds": 5},
     "training": {"steps": 100, "lr": 0.01, "batch_size": 60, "eval_every": 50},
 }
@@ -54,7 +56,7 @@ IMP: dict = {
 
 def imp_toml(**overrides) -> str:
     """The test IMP config as TOML; a dict merges into its section, anything else replaces (None drops)."""
-    return toml_of(overridden(IMP, **overrides))
+    return toml_of(IMP, **overrides)
 
 
 def imp_config(**overrides) -> IMPConfig:
@@ -156,21 +158,18 @@ BAD_CONFIGS: list[tuple[dict, str]] = [
 
 @pytest.mark.parametrize(("overrides", "message"), BAD_CONFIGS)
 def test_config_errors_are_one_line_naming_the_field(overrides, message) -> None:
-    with pytest.raises(ConfigError) as e:
+    with raises_exactly(ConfigError, message):
         imp_config(**overrides)
-    assert str(e.value) == message
 
 
 def test_a_kind_tells_an_imp_config_from_a_search_config() -> None:
-    with pytest.raises(ConfigError) as e:
+    search = 's.toml is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
+    with raises_exactly(ConfigError, search):
         parse_imp_config('name = "x"\n', "s.toml")
-    assert (
-        str(e.value)
-        == 's.toml is a search config (no kind = "imp" at its top): run it with `lotterysearch search`'
-    )
-    with pytest.raises(ConfigError) as e:
+    with raises_exactly(
+        ConfigError, 'i.toml is an IMP config (kind = "imp"): run it with `lotterysearch imp`'
+    ):
         parse_config(imp_toml(), "i.toml")
-    assert str(e.value) == 'i.toml is an IMP config (kind = "imp"): run it with `lotterysearch imp`'
 
 
 def test_the_lenet_configs_are_frankle_and_carbins_setup() -> None:
@@ -501,23 +500,10 @@ def test_conv_tickets_confirm_from_their_own_init_and_a_reinit(clean_conv) -> No
     """Confirming a conv ticket from its own init repeats its round bit for bit (so the round's numbers are
     stored as that confirmation); the reinit control is another training."""
     ws, reference = clean_conv
-    last = [r for r in reference["rounds"] if r[1] == 5]
-    ids = [r[2] for r in last]
-    with Store.open(ws) as store:
-        p = confirmation.plan(store, "t-001", ids=ids[:1], reinit_seeds=[1000])
-        data = confirmation.run_inits(store, "t-001").data()
-    (own,) = [j for j in p.jobs if j.init.init == "own"]
-    assert own.key in p.from_rounds
-    assert on_one_thread(confirmation.train_job, data, own) == p.from_rounds[own.key]  # as jobs train
-    summaries = ls.confirm(ws, "t-001", ids=ids, reinit_seeds=[1000], local=True)
-    assert list(summaries) == ids
-    with ls.open_run(ws, "t-001") as run:
-        done = {(c.individual_id, c.init): c for c in run.confirmations()}
-    assert sorted(done) == sorted((i, init) for i in ids for init in ("own", "reinit"))
-    for _, _, individual_id, result, _ in last:
-        assert done[(individual_id, "own")].result.as_dict() == result
-        reinit = done[(individual_id, "reinit")]
-        assert reinit.seed == 1000 and reinit.result.as_dict() != result
+    summaries, done = confirm_tickets(ws, reference, 5)
+    assert sorted(done) == sorted((i, init) for i in summaries for init in ("own", "reinit"))
+    for _, _, individual_id, result, _ in (r for r in reference["rounds"] if r[1] == 5):
+        assert done[(individual_id, "reinit")].seed == 1000
         assert summaries[individual_id].own.accuracies == (result["early_stop"]["test_accuracy"],)
 
 
