@@ -159,6 +159,21 @@ def _split(
     )
 
 
+def _split_arrays(
+    name: str,
+    a: dict[str, np.ndarray],
+    n_val: int,
+    seed: int,
+    num_classes: int,
+    input_shape: tuple[int, ...],
+    norm: Callable[[np.ndarray], np.ndarray] = np.asarray,
+) -> Dataset:
+    """``_split`` of a loader's arrays ``x``, ``y``, ``x_test`` and ``y_test``, the inputs through ``norm``."""
+    return _split(
+        name, norm(a["x"]), a["y"], norm(a["x_test"]), a["y_test"], n_val, seed, num_classes, input_shape
+    )
+
+
 # ---- MNIST-1D -------------------------------------------------------------------------------------
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     """Generate MNIST-1D with the package's default arguments (4000 train / 1000 test, length 40).
@@ -194,15 +209,15 @@ def _mnist1d_arrays() -> dict[str, np.ndarray]:
 
 def _load_mnist1d(seed: int, data_dir: str | Path | None) -> Dataset:
     a = _mnist1d_arrays()
-    return _split("mnist1d", a["x"], a["y"], a["x_test"], a["y_test"], 1000, seed, 10, (1, a["x"].shape[1]))
+    return _split_arrays("mnist1d", a, 1000, seed, 10, (1, a["x"].shape[1]))
 
 
 # ---- MNIST (IDX files) ----------------------------------------------------------------------------
-MNIST_FILES = {
-    "train_images": ("train-images-idx3-ubyte", (60000, 28, 28)),
-    "train_labels": ("train-labels-idx1-ubyte", (60000,)),
-    "test_images": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
-    "test_labels": ("t10k-labels-idx1-ubyte", (10000,)),
+MNIST_FILES = {  # keyed as every loader here keys its arrays (``_split_arrays``)
+    "x": ("train-images-idx3-ubyte", (60000, 28, 28)),
+    "y": ("train-labels-idx1-ubyte", (60000,)),
+    "x_test": ("t10k-images-idx3-ubyte", (10000, 28, 28)),
+    "y_test": ("t10k-labels-idx1-ubyte", (10000,)),
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
@@ -269,17 +284,7 @@ def _load_mnist(seed: int, data_dir: str | Path | None) -> Dataset:
     def norm(img: np.ndarray) -> np.ndarray:
         return ((img.reshape(len(img), -1).astype(np.float32) / 255.0) - MNIST_MEAN) / MNIST_STD
 
-    return _split(
-        "mnist",
-        norm(a["train_images"]),
-        a["train_labels"],
-        norm(a["test_images"]),
-        a["test_labels"],
-        5000,
-        seed,
-        10,
-        (1, 28, 28),
-    )
+    return _split_arrays("mnist", a, 5000, seed, 10, (1, 28, 28), norm)
 
 
 # ---- CIFAR-10 (python batches) --------------------------------------------------------------------
@@ -385,17 +390,7 @@ def _load_cifar10(seed: int, data_dir: str | Path | None) -> Dataset:
         return (img.astype(np.float32) / 255.0 - mean) / std
 
     n_val = min(5000, len(a["y"]) // 10)  # 5000 of the real 50 000, a tenth of a smaller copy
-    return _split(
-        "cifar10",
-        norm(a["x"]),
-        a["y"],
-        norm(a["x_test"]),
-        a["y_test"],
-        n_val,
-        seed,
-        CIFAR_CLASSES,
-        CIFAR_SHAPE,
-    )
+    return _split_arrays("cifar10", a, n_val, seed, CIFAR_CLASSES, CIFAR_SHAPE, norm)
 
 
 # ---- scikit-learn digits --------------------------------------------------------------------------
