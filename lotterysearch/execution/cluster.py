@@ -43,6 +43,7 @@ from lotterysearch.errors import ConfigError, LotterySearchError
 from lotterysearch.evolution import operators
 from lotterysearch.evolution.operators import VariationConfig
 from lotterysearch.execution.evaluators import (
+    BaseEvaluator,
     BreedJob,
     BreedResult,
     EvalResult,
@@ -837,21 +838,15 @@ def _task_failure(e: RayTaskError, what: str) -> LotterySearchError:
     return EvaluationError(f"{what}: {name}: {_first_line(cause) if cause is not None else _first_line(e)}")
 
 
-class RayEvaluator:
+@dataclass(eq=False, repr=False)
+class RayEvaluator(BaseEvaluator):
     """The Ray actor pool, joined lazily: a local Ray, or the cluster at ``address`` (see ``cluster.connect``)."""
 
-    def __init__(
-        self,
-        data: Dataset,
-        model_spec: str,
-        fitness: FitnessConfig,
-        mode: str = "forward",
-        *,
-        address: str | None = None,
-        ray: RayConfig | None = None,
-    ) -> None:
-        self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
-        self.address, self.ray = address, ray or RayConfig()
+    address: str | None = field(default=None, kw_only=True)
+    ray: RayConfig | None = field(default=None, kw_only=True)  # None: ``RayConfig()``
+
+    def __post_init__(self) -> None:
+        self.ray = self.ray or RayConfig()
         self._pool: EvaluatorPool | None = None
 
     def connect(self) -> dict[str, Any]:
@@ -864,10 +859,6 @@ class RayEvaluator:
             self.connect()
             self._pool = EvaluatorPool(self.data, self.model_spec, self.fitness, mode=self.mode, ray=self.ray)
         return self._pool
-
-    def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
-        for group in self.evaluate_ready(jobs, steps):
-            yield from group
 
     def evaluate_ready(
         self, jobs: Sequence[Job], steps: int | None = None, order: int = 0

@@ -22,7 +22,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -207,33 +207,42 @@ def ready_groups(
     return ([r] for r in evaluator.evaluate(jobs, steps))  # type: ignore[attr-defined]
 
 
-class LocalEvaluator:
-    """Fitness in this process, ``chunk`` masks per call (the batched trainer's K by default), torch on
-    ``threads`` threads while it trains (1: the Ray evaluators' setting, hence their bits)."""
+@dataclass(eq=False, repr=False)
+class BaseEvaluator:
+    """What every evaluator holds: the data, the model, the fitness settings and the masking mode each mask is
+    trained with; and ``evaluate``, ``evaluate_ready``'s groups one result at a time."""
 
-    def __init__(
-        self,
-        data: Dataset,
-        model_spec: str,
-        fitness: FitnessConfig,
-        mode: str = "forward",
-        *,
-        threads: int = 1,
-        chunk: int | None = None,
-    ) -> None:
-        self.data, self.model_spec, self.fitness, self.mode = data, model_spec, fitness, mode
-        self.threads = max(1, int(threads))
-        model = build_model(model_spec, 0)
-        self.chunk = chunk or masks_per_call(model_spec, fitness.batch_size)
-        self.shapes = Mask.ones(model).shapes
-        self.known: set[str] = set()  # classes published by the driver (``breed`` skips them)
-
-    def connect(self) -> dict[str, Any]:
-        return {}
+    data: Dataset
+    model_spec: str
+    fitness: FitnessConfig
+    mode: str = "forward"
 
     def evaluate(self, jobs: Sequence[Job], steps: int | None = None) -> Iterator[EvalResult]:
         for group in self.evaluate_ready(jobs, steps):
             yield from group
+
+    def evaluate_ready(
+        self, jobs: Sequence[Job], steps: int | None = None, order: int = 0
+    ) -> Iterator[list[EvalResult]]:
+        raise NotImplementedError
+
+
+@dataclass(eq=False, repr=False)
+class LocalEvaluator(BaseEvaluator):
+    """Fitness in this process, ``chunk`` masks per call (the batched trainer's K by default), torch on
+    ``threads`` threads while it trains (1: the Ray evaluators' setting, hence their bits)."""
+
+    threads: int = field(default=1, kw_only=True)
+    chunk: int | None = field(default=None, kw_only=True)  # None: ``masks_per_call``
+
+    def __post_init__(self) -> None:
+        self.threads = max(1, int(self.threads))
+        self.chunk = self.chunk or masks_per_call(self.model_spec, self.fitness.batch_size)
+        self.shapes = Mask.ones(build_model(self.model_spec, 0)).shapes
+        self.known: set[str] = set()  # classes published by the driver (``breed`` skips them)
+
+    def connect(self) -> dict[str, Any]:
+        return {}
 
     def _train(
         self, masks: list[Mask], cfg: FitnessConfig, orders: list[int | None] | None = None
