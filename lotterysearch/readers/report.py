@@ -498,6 +498,16 @@ _ACC_COLOR = "#2a8a3a"
 _CONFIRM_COLOR = "#c0282d"
 _IMP_COLOR = "#10908a"
 _OVERLAY_COLOR = "#d4572a"
+# How each kind of point is drawn; its legend label is made where it is drawn (it names the pruner, counts)
+_POINT_STYLES: dict[str, dict[str, Any]] = {
+    "child": dict(marker="o", s=14, color=_POINT_COLOR, alpha=0.35, lw=0),
+    "seed+": dict(marker="D", s=22, facecolors="none", edgecolors=_SEED_COLOR, alpha=0.7, lw=0.9),
+    "random": dict(marker="x", s=34, color=_RANDOM_COLOR, alpha=0.85, lw=1.2),
+    "seed": dict(marker="*", s=110, color=_SEED_COLOR, edgecolors="black", lw=0.5),
+    "imp": dict(marker="^", s=30, color=_IMP_COLOR, lw=0),
+    "overlay": dict(marker="v", s=26, facecolors="none", edgecolors=_OVERLAY_COLOR, lw=1.0, zorder=6),
+    "confirmed": dict(marker="o", s=38, color=_CONFIRM_COLOR, edgecolors="black", lw=0.5, zorder=6),
+}
 _REINIT_DODGE = 1.03
 
 
@@ -552,33 +562,22 @@ def front_figure(summary: RunSummary, overlay: RunSummary | None = None) -> Figu
         by_kind[origin_kind(row["origin"])].append(row)
     pruner = next((r["origin"].split(":")[0] for r in by_kind["seed"] + by_kind["seed+"]), "")
     pruner = pruner if re.fullmatch(r"[A-Za-z0-9_]{1,20}", pruner) else "pruner"  # no mathtext ($) in labels
-    styles = {
-        "child": dict(marker="o", s=14, color=_POINT_COLOR, alpha=0.35, lw=0, label="children"),
-        "seed+": dict(
-            marker="D",
-            s=22,
-            facecolors="none",
-            edgecolors=_SEED_COLOR,
-            alpha=0.7,
-            lw=0.9,
-            label=f"mutated {pruner} seeds",
-        ),
-        "random": dict(marker="x", s=34, color=_RANDOM_COLOR, alpha=0.85, lw=1.2, label="random controls"),
-        "seed": dict(
-            marker="*", s=110, color=_SEED_COLOR, edgecolors="black", lw=0.5, label=f"{pruner} seeds"
-        ),
-        "imp": dict(marker="^", s=30, color=_IMP_COLOR, lw=0, label="IMP tickets"),
+    labels = {
+        "child": "children",
+        "seed+": f"mutated {pruner} seeds",
+        "random": "random controls",
+        "seed": f"{pruner} seeds",
+        "imp": "IMP tickets",
     }
-    for kind, style in styles.items():
+    for kind, label in labels.items():
         pts = by_kind[kind]
         if pts:
-            label = f"{style.pop('label')} ({len(pts)})"
             ax.scatter(
                 [p["density"] for p in pts],
                 [p["accuracy"] for p in pts],
-                label=label,
+                label=f"{label} ({len(pts)})",
                 zorder=2 if kind == "child" else 5,
-                **style,
+                **_POINT_STYLES[kind],
             )
     front = [r for r in summary.front if r["density"] > 0]
     if front:
@@ -663,14 +662,7 @@ def _plot_confirmed(ax: Any, summary: RunSummary) -> bool:
     own = [(ind.density, c.own.mean) for ind, c in shown if c.own.n]
     if own:
         ax.scatter(
-            *zip(*own, strict=True),
-            marker="o",
-            s=38,
-            color=_CONFIRM_COLOR,
-            edgecolors="black",
-            lw=0.5,
-            zorder=6,
-            label=f"confirmed, own init ({len(own)})",
+            *zip(*own, strict=True), label=f"confirmed, own init ({len(own)})", **_POINT_STYLES["confirmed"]
         )
     # Drawn 3% to the right of the density (a log axis: the same gap everywhere), so an own-init marker at
     # the same accuracy does not hide it.
@@ -742,13 +734,8 @@ def _plot_overlay(ax: Any, summary: RunSummary, overlay: RunSummary | None) -> b
     label = _plain_label(sets.other_run)
     ax.scatter(
         *zip(*pts, strict=True),
-        marker="v",
-        s=26,
-        facecolors="none",
-        edgecolors=_OVERLAY_COLOR,
-        lw=1.0,
-        zorder=6,
         label=f"{label} ({n}; {k} below the front of {_plain_label(sets.base_run)})",
+        **_POINT_STYLES["overlay"],
     )
     front = [(d, a) for d, a in sets.other_front if d > 0]
     if front:
