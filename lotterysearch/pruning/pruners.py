@@ -490,12 +490,14 @@ def imp_rewind_state(
 @dataclass(frozen=True)
 class TrainedRound:
     """One IMP round: the network trained from the rewind point under the round's mask, the protocol's
-    numbers for that training, and the mask its magnitudes prune to (None for a round not pruned: the last
-    of a trajectory of fixed rounds, or a retraining)."""
+    numbers for that training, the mask its magnitudes prune to (None for a round not pruned: the last
+    of a trajectory of fixed rounds, or a retraining), and the rewind point's weights it started from (where
+    Continuous Sparsification's search round starts too)."""
 
     net: nn.Module
     result: TrainResult
     pruned: Mask | None
+    rewind_state: Mapping[str, torch.Tensor]
 
 
 def imp_round(
@@ -527,7 +529,7 @@ def imp_round(
         seed=seed + int(rewind_step > 0),
         evaluate_test=evaluate_test,
     )
-    return TrainedRound(net, result, None if kept is None else prune_round(net, mask, kept))
+    return TrainedRound(net, result, None if kept is None else prune_round(net, mask, kept), rewind_state)
 
 
 def imp_round_from_init(

@@ -59,17 +59,8 @@ def cs_round_job(data: Dataset, job: CSRoundJob) -> tuple[dict[str, Any], bytes 
     model = build_model(job.model, job.seed)
     shapes = Mask.ones(model).shapes
     mask = Mask.unpack(job.mask, shapes)
-    state = pruners.imp_rewind_state(model, data, job.training, job.rewind_step, mode=job.mode, seed=job.seed)
-    ticket = pruners.imp_round(
-        model,
-        state,
-        mask,
-        data,
-        job.training,
-        job.rewind_step,
-        mode=job.mode,
-        seed=job.seed,
-        evaluate_test=True,
+    ticket = pruners.imp_round_from_init(
+        model, mask, data, job.training, job.rewind_step, mode=job.mode, seed=job.seed
     )
     scores = None
     if job.search is not None:
@@ -83,7 +74,7 @@ def cs_round_job(data: Dataset, job: CSRoundJob) -> tuple[dict[str, Any], bytes 
         )
         rnd = continuous.cs_round(
             model,
-            state,
+            ticket.rewind_state,
             start,
             data,
             job.training,
