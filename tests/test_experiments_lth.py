@@ -102,22 +102,19 @@ def _points(by_seed: dict[int, float]) -> list[dict[str, float]]:
     return [{"seed": t, "density": 0.5, "es_step": 100, "es_test": a} for t, a in by_seed.items()]
 
 
+def _results(dense: dict, ticket: dict, reinit: dict, synflow: dict, **more) -> dict:
+    """Section results at round 3 (50% of the weights) from each method's accuracy by seed."""
+    points = {"ticket": {"0": _points(dense), "3": _points(ticket)}, "reinit": {"3": _points(reinit)}}
+    points |= {m: {"3": _points(synflow)} for m in ("synflow", "random")}
+    return {"seeds": list(dense), "rounds": [0, 3], "points": points, **more}
+
+
 def test_verdicts_are_paired_by_seed_and_decided_as_one_family() -> None:
-    seeds = (0, 1, 2, 3)
     dense = {0: 0.9700, 1: 0.9750, 2: 0.9720, 3: 0.9690}
     ticket = {0: 0.9701, 1: 0.9749, 2: 0.9720, 3: 0.96905}  # within ±0.01 points of dense, seed by seed
     reinit = {t: a - 0.02 - 0.0001 * t for t, a in ticket.items()}  # 2 points below, every seed
     synflow = {0: 0.9600, 1: 0.9800, 2: 0.9650, 3: 0.9750}  # as much above as below
-    res = {
-        "seeds": list(seeds),
-        "rounds": [0, 3],
-        "points": {
-            "ticket": {"0": _points(dense), "3": _points(ticket)},
-            "reinit": {"3": _points(reinit)},
-            "synflow": {"3": _points(synflow)},
-            "random": {"3": _points(synflow)},
-        },
-    }
+    res = _results(dense, ticket, reinit, synflow)
     decided = lth.verdicts(res)
     assert lth.margin(res) == (lth.EQUIVALENCE_MARGIN, False)  # not stored with these results: declared after
     assert set(decided) == {("dense", 3), ("reinit", 3), ("synflow", 3)}
@@ -152,22 +149,17 @@ def test_held_out_inits_are_decided_as_a_family_of_their_own() -> None:
     dense = {t: 0.9700 + 0.0001 * t for t in seeds}
     ticket = {t: a + 0.0000001 * (t % 2) for t, a in dense.items()}  # level with dense on every init
     reinit = {t: a - 0.02 - 0.0001 * (t % 3) for t, a in ticket.items()}  # 2 points below, every init
-    res = {
-        "seeds": list(seeds),
-        "heldout_seeds": list(held),
-        "rounds": [0, 3],
-        "points": {
-            "ticket": {"0": _points(dense), "3": _points(ticket)},
-            "reinit": {"3": _points(reinit)},
-            "synflow": {"3": _points(ticket)},
-            "random": {"3": _points(ticket)},
-        },
-        "equivalence_margin": 0.2,
-        "stability": {
-            "3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 7}}
-        },
-        "training": {"steps": 300},
-    }
+    stability = {"3": {"ticket": {"jaccard": {"mean": 0.5}, "chance_jaccard": {"mean": 0.5}, "classes": 7}}}
+    res = _results(
+        dense,
+        ticket,
+        reinit,
+        ticket,
+        heldout_seeds=list(held),
+        equivalence_margin=0.2,
+        stability=stability,
+        training={"steps": 300},
+    )
     assert lth.inits(res) == {"development": [0, 1, 2, 3], "held-out": [8, 9, 10]}
     assert lth.verdicts(res, dev)[("reinit", 3)].difference.n == 4
     assert lth.verdicts(res, held)[("reinit", 3)].difference.n == 3
