@@ -262,7 +262,7 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
     for m, r in rows:
         if r["accuracy"] is None:
             continue
-        at = f"ρ = {r['compression']:g} on {m['dataset']} ({_budget(m)})"
+        at = f"ρ = {r['compression']:g} on `{m['model']}` / {m['dataset']} ({_budget(m)}{_at_budget(m, r['accuracy'])})"
         for c in ("shuffled", "matched_shuffled", "degree_shuffled"):
             v = verdicts.get((m["name"], "synflow", r["compression"], c))
             if v is None:
@@ -297,6 +297,12 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
                 "layerwise shuffle behind it evens out the units' degrees, and a shuffle that keeps them is not "
                 "shown to cost accuracy."
             )
+        if ("matched_shuffled", "costs") in where and ("degree_shuffled", "costs") not in where:
+            verdict += (
+                " Nor is the shuffle's cost only the weights it strands off every input→output path: a "
+                "layerwise-random mask with the mask's effective density still costs accuracy at the budgets listed above, "
+                "so what the mask adds beyond its layer densities and its effective size is its units' degrees."
+            )
     return verdict
 
 
@@ -319,6 +325,14 @@ def _stopped_text(m: Mapping[str, Any], a: Mapping[str, Any]) -> str:
         )
         + " stopped at the last evaluation."
     )
+
+
+def _at_budget(m: Mapping[str, Any], a: Mapping[str, Any]) -> str:
+    """ ", not converged: k of n runs stopped at the budget" when early-stopped runs reached its end."""
+    budget = m["config"]["training"]["steps"]
+    steps = [s for c in ("own", *CONTROLS) for s in (a.get(c) or {}).get("stop_steps") or []]
+    late = sum(s >= budget for s in steps)
+    return f", not converged: {late} of {len(steps)} runs stopped at the budget" if late else ""
 
 
 def _budget(m: Mapping[str, Any]) -> str:
