@@ -14,12 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from experiments.common import ROOT, Context, Rendered, Section, in_points, method_text
+from lotterysearch.core.units import MATCH_TOLERANCE
 from lotterysearch.runs.stability import (
+    NOT_MEASURED,
     accuracy_table,
     load_stability_config,
     overlap_table,
     rounding_table,
     run_stability,
+    stop_steps,
     unit_table,
 )
 from lotterysearch.settings import to_dict
@@ -27,7 +30,12 @@ from lotterysearch.stats import markdown_table, pm
 from lotterysearch.verdicts import Family, Verdict
 
 CONFIGS = {
-    "small": ("stability_mnist1d.toml", "stability_lenet.toml", "stability_mnist1d_converged.toml"),
+    "small": (
+        "stability_mnist1d.toml",
+        "stability_lenet.toml",
+        "stability_mnist1d_converged.toml",
+        "stability_cnn1d.toml",
+    ),
     "large": ("stability_mnist1d_large.toml", "stability_lenet_large.toml"),
 }
 # Declared before the 10-init runs: a control within ±0.5 points of the mask trained from its own init counts as
@@ -36,7 +44,16 @@ EQUIVALENCE_MARGIN = 0.5
 CONTROLS = {  # the accuracy controls, each compared with the mask from its own init (paired by init)
     "other": "another init",
     "shuffled": "layerwise shuffle (random, same layer densities)",
+    "matched_shuffled": "layerwise random, effective density matched",
     "degree_shuffled": "degree-preserving shuffle",
+}
+# Where each control's effective density is stored: the trained masks' (in the accuracy record), else the
+# overlap study's draws of the same control (its result row).
+CONTROL_DENSITY = {
+    "own": "effective_density",
+    "shuffled": "shuffled_effective_density",
+    "matched_shuffled": "matched_effective_density",
+    "degree_shuffled": "degree_effective_density",
 }
 AT_CHANCE = 0.05  # |κ| below this counts as "no more overlap than chance"
 ROUNDING_STABLE_J = 0.9  # mean J between the two rounding rules at or above this counts as "barely moves"
@@ -83,6 +100,11 @@ def _rhos(rows: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{r['compression']:g}" for r in rows)
 
 
+def _units(m: Mapping[str, Any]) -> str:
+    """What the hidden units of a study's model are: a convnet's channels, an MLP's neurons."""
+    return "channels" if m["model"].startswith(("cnn", "conv")) else "neurons"
+
+
 def _cv(row: Mapping[str, Any]) -> float:
     """Largest coefficient of variation (std/mean) of a layer's density across seeds."""
     return max((s["std"] / s["mean"] for s in row["layer_density"].values() if s["mean"] > 0), default=0.0)
@@ -115,7 +137,7 @@ def model_answer(m: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> list[
     else:
         text = f"Up to relabelling, the {n} masks form {_span(classes, 0)} isomorphism classes per ρ"
     text += (
-        f", and aligning hidden neurons raises J only to {aligned}, against {aligned_chance} for the same "
+        f", and aligning hidden units ({_units(m)}) raises J only to {aligned}, against {aligned_chance} for the same "
         f"alignment on layerwise-shuffled copies and {degree_chance} on degree-preserving shuffles (every "
         "unit's in- and out-degree kept, the null that fits SynFlow's uneven degrees): "
     )
@@ -158,16 +180,17 @@ def model_answer(m: Mapping[str, Any], verdicts: Mapping[Any, Verdict]) -> list[
     trained = [r for r in sf if r["accuracy"] is not None]
     for r in trained:
         a = r["accuracy"]
-        v = {c: verdicts[(m["name"], "synflow", r["compression"], c)] for c in CONTROLS}
+        v = {c: verdicts.get((m["name"], "synflow", r["compression"], c)) for c in CONTROLS}
         perm = a["permuted"]
+        diffs = ", ".join(
+            f"{CONTROLS[c]} " + (f"{v[c].interval()} ({v[c]})" if v[c] is not None else NOT_MEASURED)
+            for c in CONTROLS
+        )
         out.append(
             f"At ρ = {r['compression']:g} ({_budget(m)}), trained from their own init the masks reach "
-            f"{pm(a['own'])} test accuracy; own init minus control, in points: another init "
-            f"{v['other'].interval()} ({v['other']}), layerwise shuffle {v['shuffled'].interval()} "
-            f"({v['shuffled']}), degree-preserving shuffle {v['degree_shuffled'].interval()} "
-            f"({v['degree_shuffled']}). Isomorphic (permuted) copies of one mask spread by σ = "
-            f"{perm['std']:.3f} ({perm['n']} copies, mean {perm['mean']:.3f}) against σ = {a['own']['std']:.3f} "
-            "across seeds."
+            f"{pm(a['own'])} test accuracy; own init minus control, in points: {diffs}. Isomorphic (permuted) "
+            f"copies of one mask spread by σ = {perm['std']:.3f} ({perm['n']} copies, mean {perm['mean']:.3f}) "
+            f"against σ = {a['own']['std']:.3f} across seeds." + _stopped_text(m, a)
         )
     snip = [r for r in _rows(m, "snip") if r["collapsed"] == 0]
     if snip:
@@ -239,9 +262,11 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
     for m, r in rows:
         if r["accuracy"] is None:
             continue
-        at = f"ρ = {r['compression']:g} on {m['dataset']} ({_budget(m)})"
-        for c in ("shuffled", "degree_shuffled"):
-            v = verdicts[(m["name"], "synflow", r["compression"], c)]
+        at = f"ρ = {r['compression']:g} on `{m['model']}` / {m['dataset']} ({_budget(m)}{_at_budget(m, r['accuracy'])})"
+        for c in ("shuffled", "matched_shuffled", "degree_shuffled"):
+            v = verdicts.get((m["name"], "synflow", r["compression"], c))
+            if v is None:
+                continue
             kind = "costs" if v.kind == "better" else "level" if v.equivalent else "open"
             where.setdefault((c, kind), []).append(f"{at}: {v.interval()}")
     if where:
@@ -251,8 +276,11 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
         )
         for c, name in (
             ("shuffled", "a layerwise shuffle"),
+            ("matched_shuffled", "a layerwise-random mask at the mask's effective density"),
             ("degree_shuffled", "a degree-preserving shuffle"),
         ):
+            if not any(key[0] == c for key in where):
+                continue
             parts = [
                 f"{label} at {'; '.join(where[(c, kind)])}"
                 for kind, label in (
@@ -269,7 +297,42 @@ def headline(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Verdict])
                 "layerwise shuffle behind it evens out the units' degrees, and a shuffle that keeps them is not "
                 "shown to cost accuracy."
             )
+        if ("matched_shuffled", "costs") in where and ("degree_shuffled", "costs") not in where:
+            verdict += (
+                " Nor is the shuffle's cost only the weights it strands off every input→output path: a "
+                "layerwise-random mask with the mask's effective density still costs accuracy at the budgets listed above, "
+                "so what the mask adds beyond its layer densities and its effective size is its units' degrees."
+            )
     return verdict
+
+
+def _stopped_text(m: Mapping[str, Any], a: Mapping[str, Any]) -> str:
+    """Whether every trained method stopped early before the budget ended, from the stored steps."""
+    budget = m["config"]["training"]["steps"]
+    steps = {c: a[c]["stop_steps"] for c in ("own", *CONTROLS) if a.get(c, {}).get("stop_steps")}
+    if not steps:
+        return ""
+    late = {c: sum(s >= budget for s in v) for c, v in steps.items()}
+    if not any(late.values()):
+        return (
+            f" Every method stopped before its {budget}-step budget ended (latest early-stopping step "
+            f"{max(max(v) for v in steps.values())})."
+        )
+    return (
+        f" Not every method stopped before its {budget}-step budget ended: "
+        + ", ".join(
+            f"{n} of {len(steps[c])} {CONTROLS.get(c, 'own-init')} runs" for c, n in late.items() if n
+        )
+        + " stopped at the last evaluation."
+    )
+
+
+def _at_budget(m: Mapping[str, Any], a: Mapping[str, Any]) -> str:
+    """ ", not converged: k of n runs stopped at the budget" when early-stopped runs reached its end."""
+    budget = m["config"]["training"]["steps"]
+    steps = [s for c in ("own", *CONTROLS) for s in (a.get(c) or {}).get("stop_steps") or []]
+    late = sum(s >= budget for s in steps)
+    return f", not converged: {late} of {len(steps)} runs stopped at the budget" if late else ""
 
 
 def _budget(m: Mapping[str, Any]) -> str:
@@ -289,6 +352,8 @@ def accuracy_verdicts(runs: Sequence[Mapping[str, Any]]) -> dict[Any, Verdict]:
                 continue
             own = in_points(dict(enumerate(a["own"]["values"])))
             for c in CONTROLS:
+                if c not in a:  # a control the stored study did not train
+                    continue
                 other = in_points(dict(enumerate(a[c]["values"])))
                 family.compare((m["name"], r["pruner"], r["compression"], c), own, other, EQUIVALENCE_MARGIN)
     return family.decide()
@@ -302,13 +367,19 @@ def controls_table(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Ver
         for r in m["results"]:
             if r["accuracy"] is None:
                 continue
+            a = r["accuracy"]
+            keys = {c: (m["name"], r["pruner"], r["compression"], c) for c in CONTROLS}
             cells = [
-                f"{verdicts[(m['name'], r['pruner'], r['compression'], c)].interval()} "
-                f"{verdicts[(m['name'], r['pruner'], r['compression'], c)]}"
-                for c in CONTROLS
+                f"{verdicts[k].interval()} {verdicts[k]}" if k in verdicts else NOT_MEASURED
+                for k in keys.values()
             ]
+            budget = m["config"]["training"]["steps"]
+            if m["config"]["training"].get("eval_every"):
+                stops = [stop_steps(a[c], budget) if c in a else NOT_MEASURED for c in ("own", *CONTROLS)]
+            else:
+                stops = ["none (no evaluation during training: the fixed budget)"]
             rows.append((f"`{m['model']}`", _budget(m), r["pruner"], f"{r['compression']:g}",
-                         f"{100 * r['accuracy']['own']['mean']:.2f}", *cells))  # fmt: skip
+                         f"{100 * a['own']['mean']:.2f}", *cells, _densities(r), " / ".join(stops)))  # fmt: skip
     header = [
         "model",
         "training",
@@ -316,8 +387,20 @@ def controls_table(runs: Sequence[Mapping[str, Any]], verdicts: Mapping[Any, Ver
         "ρ",
         "own init (%)",
         *(f"own − {name}" for name in CONTROLS.values()),
+        "effective density: mask / layerwise / matched / degree",
+        "early-stopping step, mean (stopped before the budget): own / another init / layerwise / matched / degree",
     ]
     return markdown_table(header, rows)
+
+
+def _densities(r: Mapping[str, Any]) -> str:
+    """The effective density of the mask and of each shuffled control, as trained where stored."""
+    a = r["accuracy"] or {}
+    out = []
+    for c, key in CONTROL_DENSITY.items():
+        stat = (a.get(c) or {}).get("effective_density") or r.get(key)
+        out.append(NOT_MEASURED if stat is None else f"{stat['mean']:.4f}")
+    return " / ".join(out)
 
 
 SYMMETRY = (
@@ -383,9 +466,13 @@ def render(results: Mapping[str, Any], ctx: Context) -> Rendered:
         "",
         "Test accuracy (early-stopping iteration where the training evaluates) of each pruner's masks from their "
         "own init, and the difference to each control in points (mean over inits, 95% interval): the same mask "
-        "from another init, a layerwise shuffle (random positions at the same layer densities) and a "
-        "degree-preserving shuffle (every unit's in- and out-degree kept), each from the mask's own init and "
-        "batch order. "
+        "from another init, a layerwise shuffle (random positions at the same layer densities), a layerwise-"
+        "random mask whose effective density matches the mask's (every layer's count scaled by one common "
+        "factor, found by bisection, until the weights on input→output paths are as many as the mask's, within "
+        f"{MATCH_TOLERANCE:.0%}: a plain shuffle strands weights off every path) and a degree-preserving shuffle (every unit's in- "
+        "and out-degree kept), each from the mask's own init and batch order. The last columns give each "
+        "control's effective density and, where the training evaluates, the mean early-stopping step and how "
+        "many runs stopped before the budget ended; *not measured* marks a control a stored study predates. "
         + method_text(
             verdicts, EQUIVALENCE_MARGIN, True, "`experiments/stability_study.py` (EQUIVALENCE_MARGIN)", None
         ),

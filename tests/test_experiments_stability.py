@@ -4,6 +4,7 @@ converged (early-stopped) budget beside the short one, and a study measured befo
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -44,13 +45,13 @@ def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeyp
 
     runs = [stability_study._metrics(ctx, name) for name in results["runs"]]
     verdicts = stability_study.accuracy_verdicts(runs)
-    # every trained (pruner, ρ) of every run against each control: 2 runs × 2 pruners × 3 controls, paired by 3 inits
-    assert len(verdicts) == 12 and all(v.difference.n == 3 for v in verdicts.values())
+    # every trained (pruner, ρ) of every run against each control: 2 runs × 2 pruners × 4 controls, paired by 3 inits
+    assert len(verdicts) == 16 and all(v.difference.n == 3 for v in verdicts.values())
     v = verdicts[("short", "synflow", 4.0, "shuffled")]
     acc = next(r for r in runs[0]["results"] if r["pruner"] == "synflow")["accuracy"]
     by_hand = [100 * (a - b) for a, b in zip(acc["own"]["values"], acc["shuffled"]["values"], strict=True)]
     assert v.difference.mean == pytest.approx(sum(by_hand) / 3)
-    assert v.family_size == 24  # Holm over every difference test and every equivalence test of the section
+    assert v.family_size == 32  # Holm over every difference test and every equivalence test of the section
 
     rendered = stability_study.render(results, ctx)
     assert "### Does the mask matter beyond its layer densities and its degrees?" in rendered.body
@@ -58,6 +59,39 @@ def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeyp
         "| `mlp:16-24-12-4` | 60 steps, early-stopped (evaluation every 20) | synflow | 4 |" in rendered.body
     )
     assert "degree-preserving shuffle" in rendered.body and "live units" in rendered.body
+    # the converged rows give every method's mean early-stopping step and how many stopped before 60 steps,
+    # from the stored steps; the short budget does not evaluate
+    conv = next(r for r in runs[1]["results"] if r["pruner"] == "synflow")["accuracy"]
+    steps = conv["shuffled"]["stop_steps"]
+    assert len(steps) == 3 and set(steps) <= {20, 40, 60}
+    cell = f"{sum(steps) / 3:.0f} ({sum(s < 60 for s in steps)}/3 before 60)"
+    table = rendered.body.split("### Does the mask matter")[1]
+    row = next(
+        line
+        for line in table.splitlines()
+        if line.startswith("| `mlp:16-24-12-4` | 60 steps") and "| synflow |" in line
+    )
+    assert cell in row and "none (no evaluation during training: the fixed budget)" in table
+
+    # a study stored before the matched control and the steps: rendered "not measured", not dropped or made up
+    path = tmp_path / "results" / "short" / "metrics.json"
+    old = stability_study._metrics(ctx, "short")
+    for r in old["results"]:
+        for c in r["accuracy"].values():
+            if isinstance(c, dict):
+                c.pop("stop_steps")
+        r["accuracy"].pop("matched_shuffled")
+        r.pop("matched_effective_density")
+    path.write_text(json.dumps(old))
+    runs = [stability_study._metrics(ctx, name) for name in results["runs"]]
+    assert len(stability_study.accuracy_verdicts(runs)) == 14
+    body = stability_study.render(results, ctx).body.split("### Does the mask matter")[1]
+    row = next(
+        line
+        for line in body.splitlines()
+        if line.startswith("| `mlp:16-24-12-4` | 20 steps") and "| synflow |" in line
+    )
+    assert row.count("not measured") == 2  # the matched difference and its effective density
 
     # measured already with the same settings: kept, not run again (the stored file is left as it is)
     stored = {name: (tmp_path / "results" / name / "metrics.json").read_text() for name in results["runs"]}

@@ -145,6 +145,10 @@ def test_run_stability_end_to_end(
         assert all(max(u["per_seed"]) <= w for u, w in zip(r["live_units"], (16, 24, 12, 4), strict=True))
         assert len(r["aligned_unit_jaccard"]) == len(r["degree_aligned_unit_jaccard"]) == 2
         assert 0 <= r["degree_aligned_chance_jaccard"]["mean"] <= 1
+        assert r["matched_effective_density"]["mean"] == pytest.approx(
+            r["effective_density"]["mean"], abs=max(0.02 * r["effective_density"]["mean"], 1 / 672)
+        )
+        assert r["shuffled_effective_density"]["mean"] <= r["density"]["mean"]
         lo, hi = r["aligned_excess_ci"]
         paired = [p["aligned_jaccard"] - p["degree_aligned_chance_jaccard"] for p in r["pairs"]]
         assert lo <= hi and min(paired) - 1e-12 <= lo and hi <= max(paired) + 1e-12
@@ -152,8 +156,16 @@ def test_run_stability_end_to_end(
             assert tuple(r["accuracy"]) == ACCURACY_KEYS
             assert r["accuracy"]["permuted_same_class"] is True
             assert len(r["accuracy"]["permuted"]["values"]) == 2
-            keys = ("own", "other", "shuffled", "degree_shuffled")
+            keys = ("own", "other", "shuffled", "matched_shuffled", "degree_shuffled")
             assert all(0 <= v <= 1 for k in keys for v in r["accuracy"][k]["values"])
+            assert all(r["accuracy"][k]["stop_steps"] is None for k in keys)  # no eval_every: no early stop
+            # the trained controls' effective densities: own and another init train the mask itself, the
+            # matched shuffle the mask's effective density within 2% (one weight of 672 here: ± 1/672)
+            a = r["accuracy"]
+            assert a["own"]["effective_density"] == a["other"]["effective_density"] == r["effective_density"]
+            assert a["matched_shuffled"]["effective_density"]["mean"] == pytest.approx(
+                r["effective_density"]["mean"], abs=max(0.02 * r["effective_density"]["mean"], 1 / 672)
+            )
         else:
             assert r["accuracy"] is None
     rnd = metrics["rounding"]
@@ -178,6 +190,7 @@ pruners = ["synflow", "magnitude"]
 compressions = [4, 20]
 [training]
 steps = 10
+eval_every = 5
 pruners = ["synflow"]
 compressions = [4]
 permuted_copies = 2
@@ -206,6 +219,15 @@ def test_run_stability_on_a_convnet(tmp_path: Path, one_thread: None) -> None:
     by = {(r["pruner"], r["compression"]): r for r in metrics["results"]}
     acc = by[("synflow", 4.0)]["accuracy"]
     assert acc["permuted_same_class"] is True and len(acc["permuted"]["values"]) == 2
+    # evaluated every 5 of 10 steps: each control's accuracy is read at its early-stopping step, stored
+    for c in ("own", "other", "shuffled", "matched_shuffled", "degree_shuffled"):
+        assert len(acc[c]["stop_steps"]) == 2 and set(acc[c]["stop_steps"]) <= {5, 10}
+    assert metrics["dense_accuracy"]["stop_steps"] is not None
+    # on the convnet too the matched shuffle keeps SynFlow's effective kept count (120 of 480) within 2%
+    row = by[("synflow", 4.0)]
+    assert row["matched_effective_density"]["mean"] == pytest.approx(
+        row["effective_density"]["mean"], rel=0.02
+    )
     assert by[("magnitude", 4.0)]["accuracy"] is None  # training.pruners: synflow only
     assert "| synflow | 4 |" in (tmp_path / "report.md").read_text()
 

@@ -1,4 +1,5 @@
-"""Unit-level views of masks: live units, their overlap and its chance level, the degree-preserving shuffle."""
+"""Unit-level views of masks: live units, their overlap and its chance level, the degree-preserving shuffle, the
+layerwise shuffle at the mask's effective density."""
 
 from collections import Counter
 from itertools import permutations
@@ -13,6 +14,7 @@ from lotterysearch.core.units import (
     chance_unit_jaccard,
     curveball,
     degree_preserving_shuffle,
+    effective_matched_shuffle,
     live_unit_counts,
     live_units,
     unit_jaccard,
@@ -90,3 +92,40 @@ def test_degree_preserving_shuffle_of_a_convolution_keeps_channel_degrees() -> N
     c = conv.numpy()
     assert (out.sum(axis=(1, 2, 3)) == c.sum(axis=(1, 2, 3))).all()  # each output channel's kept weights
     assert (out.sum(axis=(0, 2, 3)) == c.sum(axis=(0, 2, 3))).all()  # each input channel's
+
+
+def test_the_matched_shuffle_has_the_masks_effective_density_where_a_layerwise_shuffle_loses_it() -> None:
+    """An 8-8-8-2 chain whose 24 kept weights all lie on paths: inputs 0-7 into hidden units 0 and 1, those
+    into the next layer's 0 and 1, those into both outputs. A layerwise shuffle of its 4 weights of fc2 and
+    of fc3 strands most of them; the matched shuffle scales every layer's count by one common factor until
+    its effective kept count is 24 again, within the tolerance (2% of 24, so one weight)."""
+    hidden = [[1] * 8 if i < 2 else [0] * 8 for i in range(8)]
+    middle = [[1, 1, 0, 0, 0, 0, 0, 0] if i < 2 else [0] * 8 for i in range(8)]
+    mask = chain(hidden, middle, [[1, 1, 0, 0, 0, 0, 0, 0]] * 2)
+    assert mask.effective().kept() == mask.kept() == 24
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        plain = [layerwise_shuffle(mask, rng).effective().kept() for _ in range(20)]
+        matched = effective_matched_shuffle(mask, rng)
+        assert abs(matched.effective().kept() - 24) <= 1
+        assert np.mean(plain) < 20  # the plain shuffle loses effective weights
+        # one common factor f > 1 behind the counts (16, 4, 4): round(f·k) = k' for every layer
+        k = matched.layer_kept()
+        lo = max((k[n] - 0.5) / c for n, c in (("fc1", 16), ("fc2", 4), ("fc3", 4)))
+        hi = min((k[n] + 0.5) / c for n, c in (("fc1", 16), ("fc2", 4), ("fc3", 4)))
+        assert 1 < hi and lo <= hi
+
+
+def test_the_matched_shuffle_of_a_synflow_mask_and_of_a_collapsed_one() -> None:
+    """On SynFlow's ρ = 100 mask of the 1-D CNN (51 weights, all effective) the matched shuffle's effective
+    count is within one weight of the mask's; a collapsed mask has nothing to match and keeps its counts."""
+    mask = prune(build_model("cnn1d:40:25k5-25-25:10", 0), "synflow", 100.0, data=None, seed=0)
+    rng = np.random.default_rng(5)
+    matched = effective_matched_shuffle(mask, rng)
+    assert abs(matched.effective().kept() - mask.effective().kept()) <= 1
+    assert (
+        matched.kept() > mask.kept() and layerwise_shuffle(mask, rng).effective().kept() < 0.5 * mask.kept()
+    )
+    collapsed = chain([[1, 0], [0, 0]], [[0, 1]])  # input 0 feeds hidden 0, only hidden 1 feeds the output
+    assert collapsed.effective().kept() == 0
+    assert effective_matched_shuffle(collapsed, rng).layer_kept() == collapsed.layer_kept()

@@ -16,6 +16,10 @@ network" from "the same shape of network"; these functions give the unit-level v
   trade pools the columns two rows do not share and deals them back at random, keeping every row and column
   sum. It is the null that fits uneven degrees: a layerwise shuffle evens them out, and aligning two uneven
   masks raises their overlap even when which units were picked is random.
+* **effective-density-matched layerwise shuffle**: a layerwise shuffle of a SynFlow mask keeps each layer's
+  count but strands weights off every input→output path, so it trains a smaller effective network than the
+  mask. ``effective_matched_shuffle`` scales every layer's count by one common factor until the random
+  mask's effective density reaches the mask's: the layerwise control with the mask's effective size.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ from lotterysearch.core.masks import Mask, unit_links
 from lotterysearch.core.overlap import expected_jaccard
 
 TRADES_PER_ROW = 5  # Curveball trades per row of a layer: Strona et al. find mixing after a few per row
+# The matched shuffle's effective kept count lies within this fraction of the mask's (and at least one weight);
+# a draw outside it is redrawn, up to MATCH_DRAWS times, and the closest draw is kept.
+MATCH_TOLERANCE = 0.02
+MATCH_DRAWS = 20
+MATCH_BISECTIONS = 30
 
 
 def live_units(mask: Mask) -> list[np.ndarray]:
@@ -91,3 +100,65 @@ def degree_preserving_shuffle(
         flat = m.reshape(m.shape[0], -1)
         out[name] = curveball(flat, rng, trades_per_row * flat.shape[0]).reshape(m.shape)
     return Mask(out)
+
+
+def _scaled_counts(mask: Mask, factor: float) -> dict[str, int]:
+    """Each layer's kept count times ``factor``, rounded and capped at the layer's size (empty stays empty)."""
+    total = mask.layer_total()
+    return {n: min(total[n], round(factor * k)) for n, k in mask.layer_kept().items()}
+
+
+def _first(orders: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], counts: dict[str, int]) -> Mask:
+    """The mask that keeps the first ``counts[n]`` positions of each layer's random order."""
+    out = {}
+    for n, order in orders.items():
+        flat = np.zeros(order.size, dtype=bool)
+        flat[order[: counts[n]]] = True
+        out[n] = flat.reshape(shapes[n])
+    return Mask(out)
+
+
+def effective_matched_shuffle(
+    mask: Mask, rng: np.random.Generator, tolerance: float = MATCH_TOLERANCE, draws: int = MATCH_DRAWS
+) -> Mask:
+    """A layerwise-random mask whose effective density (``Mask.effective``) matches ``mask``'s.
+
+    Each draw orders every layer's positions at random and keeps the first round(f·k_l) of layer l (k_l: the
+    mask's count there), with the common factor f found by bisection on [0, max_l n_l/k_l]: the kept sets grow
+    with f, and so does their effective subnetwork. A SynFlow mask's shuffle needs f > 1 (it strands weights
+    off every path); a mask with dead weights may need f < 1. Of the two factors that bracket the target the
+    closer is taken; a draw within ``tolerance``·target weights (at least one) is returned, else the closest
+    of ``draws``. A mask with no effective weight (collapsed) has nothing to match: its plain layerwise
+    shuffle (f = 1) is returned."""
+    target = mask.effective().kept()
+    slack = max(1.0, tolerance * target)
+    shapes = mask.shapes
+    total, kept = mask.layer_total(), mask.layer_kept()
+    ceiling = max((total[n] / k for n, k in kept.items() if k), default=1.0)
+    best: tuple[float, Mask] | None = None
+    for _ in range(draws):
+        orders = {n: rng.permutation(m.numel()) for n, m in mask.items()}
+
+        def draw(factor: float, orders: dict[str, np.ndarray] = orders) -> tuple[int, Mask]:
+            m = _first(orders, shapes, _scaled_counts(mask, factor))
+            return m.effective().kept(), m
+
+        if target == 0:
+            return draw(1.0)[1]
+        lo, hi = 0.0, ceiling
+        low, high = draw(lo), draw(hi)
+        for _ in range(MATCH_BISECTIONS):
+            mid = (lo + hi) / 2
+            got = draw(mid)
+            if got[0] >= target:
+                hi, high = mid, got
+            else:
+                lo, low = mid, got
+        for gap, m in ((abs(low[0] - target), low[1]), (abs(high[0] - target), high[1])):
+            if best is None or gap < best[0]:
+                best = (gap, m)
+        assert best is not None
+        if best[0] <= slack:
+            break
+    assert best is not None
+    return best[1]

@@ -8,9 +8,13 @@ alignment also raises the overlap of unrelated masks, the *aligned chance* level
 to two layerwise-shuffled copies, simulated, one draw per pair); isomorphism classes and direct vs effective
 density. Then:
 
-* accuracy after training each mask from its own init, from another seed's init, and a layerwise-shuffled
-  copy (same per-layer counts, random positions); and across isomorphic (hidden units permuted) copies of
-  the first seed's mask, all from one init, beside the spread across seeds;
+* accuracy after training each mask from its own init, from another seed's init, a layerwise-shuffled
+  copy (same per-layer counts, random positions), a layerwise-random copy with the mask's effective
+  density (``units.effective_matched_shuffle``: counts scaled by a common factor, since a shuffle strands
+  weights off every path) and a degree-preserving shuffle; and across isomorphic (hidden units permuted)
+  copies of the first seed's mask, all from one init, beside the spread across seeds. With
+  ``eval_every`` every accuracy is read at the early-stopping iteration, and its step is stored, so that a
+  reader sees each method stopped before its budget ended;
 * the rounding sensitivity: on one init, SynFlow with ``rounding="round"`` vs ``"reference"``.
 
 ``run_stability`` writes ``report.md``, ``metrics.json`` (keys in ``METRICS_KEYS`` and ``RESULT_KEYS``)
@@ -52,6 +56,7 @@ from lotterysearch.core.overlap import (
 from lotterysearch.core.units import (
     chance_unit_jaccard,
     degree_preserving_shuffle,
+    effective_matched_shuffle,
     live_unit_counts,
     unit_jaccard,
 )
@@ -221,6 +226,9 @@ RESULT_KEYS = (
     "aligned_chance_jaccard",
     "degree_aligned_chance_jaccard",
     "degree_effective_density",
+    "shuffled_effective_density",
+    "matched_density",
+    "matched_effective_density",
     "excess_overlap_ci",
     "aligned_excess_ci",
     "input_jaccard",
@@ -233,7 +241,18 @@ RESULT_KEYS = (
     "pairs",
     "accuracy",
 )
-ACCURACY_KEYS = ("own", "other", "shuffled", "degree_shuffled", "permuted", "permuted_same_class")
+ACCURACY_KEYS = (
+    "own",
+    "other",
+    "shuffled",
+    "matched_shuffled",
+    "degree_shuffled",
+    "permuted",
+    "permuted_same_class",
+)
+# Each trained control of ``ACCURACY_KEYS`` (all but the last) holds mean, std, n, the per-init ``values``,
+# the early-stopping ``stop_steps`` (None without ``eval_every``) and the ``effective_density`` of the masks
+# trained.
 ROUNDING_KEYS = (
     "pruner",
     "compression",
@@ -279,13 +298,34 @@ def _prune(
 
 def _train_accuracy(
     cfg: StabilityConfig, mask: Mask | None, init_seed: int, batch_seed: int, data: Dataset
-) -> float:
+) -> tuple[float, int | None]:
     """Test accuracy after ``training.steps`` steps from the init of ``init_seed``; with ``eval_every``, at
-    the early-stopping iteration (the lowest validation loss: Frankle & Carbin's converged accuracy)."""
+    the early-stopping iteration (the lowest validation loss: Frankle & Carbin's converged accuracy), and
+    that iteration's step (None without ``eval_every``)."""
     t = cfg.training
     model = build_model(cfg.model, init_seed, bias=cfg.bias)
     r = train(model, mask, data, t.training(), mode=t.mode, seed=batch_seed, evaluate_test=True)
-    return float(r.early_stop.test_accuracy if r.early_stop is not None else r.test_accuracy)
+    if r.early_stop is not None:
+        return float(r.early_stop.test_accuracy), r.early_stop.step
+    return float(r.test_accuracy), None
+
+
+def _trained(
+    cfg: StabilityConfig,
+    runs: Sequence[tuple[Mask | None, int, int]],
+    data: Dataset,
+    density: Sequence[Mask] = (),
+) -> dict[str, Any]:
+    """Train each (mask, init seed, batch seed): mean, std, n, the accuracies (``values``), their
+    early-stopping steps (``stop_steps``) and, given the masks, their effective density."""
+    out = [_train_accuracy(cfg, m, i, b, data) for m, i, b in runs]
+    values, steps = [a for a, _ in out], [s for _, s in out]
+    return {
+        **mean_std(values),
+        "values": values,
+        "stop_steps": None if any(s is None for s in steps) else steps,
+        "effective_density": mean_std(m.effective_density() for m in density) if density else None,
+    }
 
 
 def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, Any]:
@@ -303,6 +343,9 @@ def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, 
     layer_j: dict[str, list[float]] = {name: [] for name in masks[0]}
     layer_c: dict[str, list[float]] = {name: [] for name in masks[0]}
     degree_copies = [degree_preserving_shuffle(m, rng) for m in masks]
+    controls = rng.spawn(1)[0]  # its own stream: the draws above and below are those of the study without it
+    shuffled_copies = [layerwise_shuffle(m, controls) for m in masks]
+    matched_copies = [effective_matched_shuffle(m, controls) for m in masks]
     excess, kappa = np.zeros((n, n)), np.zeros((n, n))
     for i, j in combinations(range(n), 2):
         a, b = masks[i], masks[j]
@@ -340,6 +383,9 @@ def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, 
         "density": mean_std(m.density() for m in masks),
         "effective_density": mean_std(m.effective_density() for m in masks),
         "degree_effective_density": mean_std(m.effective_density() for m in degree_copies),
+        "shuffled_effective_density": mean_std(m.effective_density() for m in shuffled_copies),
+        "matched_density": mean_std(m.density() for m in matched_copies),
+        "matched_effective_density": mean_std(m.effective_density() for m in matched_copies),
         "layer_density": {
             name: {**s, "per_seed": [m.layer_densities()[name] for m in masks]}
             for name, s in density_stats(masks).items()
@@ -369,32 +415,28 @@ def compare_masks(masks: Sequence[Mask], rng: np.random.Generator) -> dict[str, 
 def _accuracy(
     cfg: StabilityConfig, masks: Sequence[Mask], rng: np.random.Generator, data: Dataset
 ) -> dict[str, Any]:
-    """Own init, another seed's init (the next seed, cyclically), layerwise-shuffled and degree-preserving
-    shuffled copies; and permuted copies of the first mask from the first init. The batch order of mask i
-    is always seed s_i."""
+    """Own init, another seed's init (the next seed, cyclically), layerwise-shuffled, effective-density
+    matched layerwise-random and degree-preserving shuffled copies; and permuted copies of the first mask
+    from the first init. The batch order of mask i is always seed s_i. The matched copies are drawn last,
+    so the other controls are the draws of the study without them."""
     seeds = list(cfg.init_seeds)
     n = len(seeds)
-    own = [_train_accuracy(cfg, m, s, s, data) for m, s in zip(masks, seeds, strict=True)]
-    other = [_train_accuracy(cfg, masks[i], seeds[(i + 1) % n], seeds[i], data) for i in range(n)]
-    shuffled = [
-        _train_accuracy(cfg, layerwise_shuffle(m, rng), s, s, data) for m, s in zip(masks, seeds, strict=True)
-    ]
-    degree_shuffled = [
-        _train_accuracy(cfg, degree_preserving_shuffle(m, rng), s, s, data)
-        for m, s in zip(masks, seeds, strict=True)
-    ]
+    shuffled = [layerwise_shuffle(m, rng) for m in masks]
+    degree = [degree_preserving_shuffle(m, rng) for m in masks]
     copies = [
         permute_hidden(masks[0], random_hidden_perms(masks[0], rng))
         for _ in range(cfg.training.permuted_copies)
     ]
-    permuted = [_train_accuracy(cfg, c, seeds[0], seeds[0], data) for c in copies]
+    matched = [effective_matched_shuffle(m, rng) for m in masks]
+    own_runs = list(zip(masks, seeds, seeds, strict=True))
     key = class_key(masks[0])
     return {
-        "own": {**mean_std(own), "values": own},
-        "other": {**mean_std(other), "values": other},
-        "shuffled": {**mean_std(shuffled), "values": shuffled},
-        "degree_shuffled": {**mean_std(degree_shuffled), "values": degree_shuffled},
-        "permuted": {**mean_std(permuted), "values": permuted},
+        "own": _trained(cfg, own_runs, data, masks),
+        "other": _trained(cfg, [(masks[i], seeds[(i + 1) % n], seeds[i]) for i in range(n)], data, masks),
+        "shuffled": _trained(cfg, list(zip(shuffled, seeds, seeds, strict=True)), data, shuffled),
+        "matched_shuffled": _trained(cfg, list(zip(matched, seeds, seeds, strict=True)), data, matched),
+        "degree_shuffled": _trained(cfg, list(zip(degree, seeds, seeds, strict=True)), data, degree),
+        "permuted": _trained(cfg, [(c, seeds[0], seeds[0]) for c in copies], data, copies),
         "permuted_same_class": all(class_key(c) == key for c in copies),
     }
 
@@ -461,8 +503,7 @@ def run_stability(
     dense = None
     if cfg.training.steps > 0:
         assert data is not None
-        accs = [_train_accuracy(cfg, None, s, s, data) for s in seeds]
-        dense = {**mean_std(accs), "values": accs}
+        dense = _trained(cfg, [(None, s, s) for s in seeds], data)
         progress(f"dense: test accuracy {pm(dense)} over {len(seeds)} inits")
 
     results = []
@@ -642,12 +683,34 @@ def unit_table(metrics: Mapping[str, Any]) -> str:
                     f"{a['mean']:.3f} vs {d['mean']:.3f}"
                     for a, d in zip(r["aligned_unit_jaccard"], r["degree_aligned_unit_jaccard"], strict=True)
                 ),
+                pm(r["effective_density"], 4),
+                _measured(r.get("shuffled_effective_density")),
+                _measured(r.get("matched_effective_density"))
+                + (f" (density {pm(r['matched_density'], 4)})" if "matched_density" in r else ""),
                 pm(r["degree_effective_density"], 4),
             )
         )
     header = ["pruner", "ρ", "live units (inputs / hidden … / outputs)", "live inputs J / chance",
-              "hidden units J aligned vs degree null", "degree null's effective density"]  # fmt: skip
+              "hidden units J aligned vs degree null", "effective density: mask", "layerwise shuffle",
+              "layerwise, effective density matched", "degree null"]  # fmt: skip
     return markdown_table(header, rows)
+
+
+NOT_MEASURED = "not measured"
+
+
+def _measured(stat: Mapping[str, float] | None, digits: int = 4) -> str:
+    """``mean ± std``, or "not measured" for a quantity a study stored before it was measured."""
+    return NOT_MEASURED if stat is None else pm(stat, digits)
+
+
+def stop_steps(control: Mapping[str, Any], budget: int) -> str:
+    """The early-stopping steps of one trained control: their mean and how many stopped before ``budget``."""
+    steps = control.get("stop_steps")
+    if not steps:
+        return NOT_MEASURED if "stop_steps" not in control else "no early stopping"
+    before = sum(s < budget for s in steps)
+    return f"{np.mean(steps):.0f} ({before}/{len(steps)} before {budget})"
 
 
 def density_table(metrics: Mapping[str, Any]) -> str:
@@ -688,8 +751,13 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
                 pm(a["own"]),
                 pm(a["other"]),
                 pm(a["shuffled"]),
+                _measured(a.get("matched_shuffled"), 3),
                 pm(a["degree_shuffled"]),
                 pm(a["permuted"]) + ("" if a["permuted_same_class"] else " (not isomorphic!)"),
+                " / ".join(
+                    stop_steps(a[c], metrics["config"]["training"]["steps"]) if c in a else NOT_MEASURED
+                    for c in ("own", "other", "shuffled", "matched_shuffled", "degree_shuffled")
+                ),
             )
         )
     header = [
@@ -698,8 +766,10 @@ def accuracy_table(metrics: Mapping[str, Any]) -> str:
         "own init",
         "another seed's init",
         "layerwise shuffled",
+        "layerwise, effective density matched",
         "degree-preserving shuffled",
         "permuted copies (first seed)",
+        "early-stopping step, mean (stopped before the budget): own / another / layerwise / matched / degree",
     ]
     return markdown_table(header, rows) if rows else ""
 
@@ -734,7 +804,8 @@ def stability_findings(metrics: Mapping[str, Any]) -> list[str]:
         if a is not None:
             s += (
                 f"; accuracy own init {pm(a['own'])}, another init {pm(a['other'])}, "
-                f"shuffled positions {pm(a['shuffled'])}, degree-preserving shuffle "
+                f"shuffled positions {pm(a['shuffled'])}, layerwise random at the mask's effective "
+                f"density {_measured(a.get('matched_shuffled'), 3)}, degree-preserving shuffle "
                 f"{pm(a['degree_shuffled'])}, isomorphic copies {pm(a['permuted'])}"
             )
         out.append(s + ".")
@@ -817,7 +888,10 @@ def stability_report(metrics: Mapping[str, Any], plots: Mapping[str, str]) -> st
             f"Test accuracy after {t['steps']} steps ({t['optimizer']}, lr {t['lr']:g}, batch "
             f"{t['batch_size']}, mode `{t['mode']}`). Dense: {pm(dense)}. *own init*: mask of seed s "
             "trained from the init of s; *another seed's init*: from the next seed's init; *layerwise "
-            f"shuffled*: same per-layer counts, random positions, own init; *permuted copies*: "
+            "shuffled*: same per-layer counts, random positions, own init; *effective density matched*: "
+            "layerwise-random positions with every layer's count scaled by one common factor until the "
+            "effective density reaches the mask's (a shuffle strands weights off every path), own init; "
+            "*degree-preserving*: every unit's in- and out-degree kept, own init; *permuted copies*: "
             f"{t['permuted_copies']} random relabellings of the first seed's hidden units (isomorphic), "
             "all from the first seed's init and batch order: their spread is the noise an isomorph adds.",
             "",
@@ -959,15 +1033,19 @@ def accuracy_figure(metrics: Mapping[str, Any]) -> Figure:
 
     rows = [r for r in metrics["results"] if r["accuracy"] is not None]
     kinds = [("own", "own init", "#1f77b4"), ("other", "another seed's init", "#ff7f0e"),
-             ("shuffled", "layerwise shuffled", "#7f7f7f"), ("permuted", "permuted copies", "#2ca02c")]  # fmt: skip
-    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.2), dpi=110, layout="constrained")
+             ("shuffled", "layerwise shuffled", "#7f7f7f"),
+             ("matched_shuffled", "layerwise, effective density matched", "#bcbd22"),
+             ("degree_shuffled", "degree-preserving shuffled", "#9467bd"),
+             ("permuted", "permuted copies", "#2ca02c")]  # fmt: skip
+    kinds = [k for k in kinds if all(k[0] in r["accuracy"] for r in rows)]
+    fig = Figure(figsize=(max(7.0, 1.4 * len(rows) + 2), 4.6), dpi=110, layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(kinds)
     xs = np.arange(len(rows))
     for k, (key, label, c) in enumerate(kinds):
         m = [r["accuracy"][key]["mean"] for r in rows]
         s = [r["accuracy"][key]["std"] for r in rows]
-        ax.bar(xs + (k - 1.5) * width, m, width, yerr=s, color=c, label=label, capsize=2)
+        ax.bar(xs + (k - (len(kinds) - 1) / 2) * width, m, width, yerr=s, color=c, label=label, capsize=2)
     dense = metrics.get("dense_accuracy")
     if dense:
         ax.axhline(dense["mean"], color="black", ls="--", lw=1, label=f"dense {dense['mean']:.3f}")
@@ -975,7 +1053,7 @@ def accuracy_figure(metrics: Mapping[str, Any]) -> Figure:
     ax.set_ylabel(f"{metrics['accuracy_split']} accuracy (mean ± std)")
     ax.set_ylim(0, 1)
     ax.grid(True, axis="y", alpha=0.3)
-    fig.legend(loc="outside lower center", fontsize=8.5, ncol=5)
+    fig.legend(loc="outside lower center", fontsize=8.5, ncol=4)
     ax.set_title(f"Accuracy of masks and controls: {metrics['model']} on {metrics['dataset']}")
     return fig
 
