@@ -116,6 +116,23 @@ def tiny_config(**overrides: Any) -> SearchConfig:
     return parse_config(tiny_toml(**overrides), "<tiny config>")
 
 
+# A stability study small enough for a test: three inits of a tiny MLP on synthetic data, two pruners.
+TINY_STABILITY: dict[str, Any] = {
+    "name": "tiny",
+    "dataset": "synthetic",
+    "model": "mlp:16-24-12-4",
+    "init_seeds": [0, 1, 2],
+    "pruning": {"pruners": ["synflow", "random"], "compressions": [4, 20]},
+    "training": {"steps": 20, "compressions": [4], "permuted_copies": 2},
+    "rounding": {"seeds": [0, 1], "compression": 20, "iterations": 10},
+}
+
+
+def tiny_stability_toml(**overrides: Any) -> str:
+    """The tiny stability study as TOML, with ``overrides`` as ``overridden`` applies them."""
+    return toml_of(TINY_STABILITY, **overrides)
+
+
 # (accuracy ↑, density ↓). F1 = {0, 1, 2}; F2 = {3, 5, 6, 7}; F3 = {4}.
 POINTS = [
     (0.90, 0.50),

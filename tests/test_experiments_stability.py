@@ -7,33 +7,28 @@ import dataclasses
 import json
 
 import pytest
+from helpers import tiny_stability_toml
 
 from experiments import stability_study
 from experiments.common import Context
 from lotterysearch.runs.stability import parse_stability_config
 
-TINY = """
-name = "{name}"
-dataset = "synthetic"
-model = "mlp:16-24-12-4"
-init_seeds = [0, 1, 2]
-[pruning]
-pruners = ["synflow", "random"]
-compressions = [4]
-[training]
-steps = {steps}
-eval_every = {eval_every}
-permuted_copies = 2
-[rounding]
-seeds = []
-"""
+
+def tiny(name: str, steps: int, eval_every: int) -> str:
+    """The tiny study at one compression, no rounding seeds, trained ``steps`` evaluated every ``eval_every``."""
+    return tiny_stability_toml(
+        name=name,
+        pruning={"compressions": [4]},
+        training={"steps": steps, "eval_every": eval_every, "compressions": [4]},
+        rounding={"seeds": [], "compression": 4},
+    )
 
 
 def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeypatch, one_thread) -> None:
     ctx = Context("small", tmp_path, "", progress=lambda s: None)
     configs = {
-        "short.toml": TINY.format(name="short", steps=20, eval_every=0),
-        "converged.toml": TINY.format(name="converged", steps=60, eval_every=20),
+        "short.toml": tiny("short", 20, 0),
+        "converged.toml": tiny("converged", 60, 20),
     }
     (tmp_path / "configs").mkdir()
     for file, text in configs.items():
@@ -101,7 +96,7 @@ def test_the_section_decides_the_controls_per_init_and_resumes(tmp_path, monkeyp
 
 
 def test_a_study_with_other_settings_is_not_kept() -> None:
-    cfg = parse_stability_config(TINY.format(name="a", steps=20, eval_every=0))
+    cfg = parse_stability_config(tiny("a", 20, 0))
     stored = dataclasses.asdict(cfg)
     assert stability_study._same_study(stored, {**stored, "data_dir": "/elsewhere"})
     assert not stability_study._same_study(stored, {**stored, "init_seeds": [0, 1]})

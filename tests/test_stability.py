@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import tiny_stability_toml
 
 from lotterysearch.core.alignment import permute_hidden
 from lotterysearch.core.models import build_model
@@ -87,23 +88,7 @@ def test_model_and_dataset_must_fit(tmp_path: Path) -> None:
 
 
 # ---- end to end ---------------------------------------------------------------------------------------
-TINY = """
-name = "tiny"
-dataset = "synthetic"
-model = "mlp:16-24-12-4"
-init_seeds = [0, 1, 2]
-[pruning]
-pruners = ["synflow", "random"]
-compressions = [4, 20]
-[training]
-steps = 20
-compressions = [4]
-permuted_copies = 2
-[rounding]
-seeds = [0, 1]
-compression = 20
-iterations = 10
-"""
+TINY = tiny_stability_toml()
 
 
 def test_run_stability_end_to_end(
