@@ -35,6 +35,7 @@ CONFIGS = {
         "stability_lenet.toml",
         "stability_mnist1d_converged.toml",
         "stability_cnn1d.toml",
+        "stability_cnn1d_converged.toml",
     ),
     "large": ("stability_mnist1d_large.toml", "stability_lenet_large.toml"),
 }
