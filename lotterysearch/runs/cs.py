@@ -17,7 +17,6 @@ pure function of its inputs.
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from lotterysearch.core.masks import Mask
 from lotterysearch.core.models import build_model
 from lotterysearch.errors import PruningError
 from lotterysearch.pruning import continuous, pruners
-from lotterysearch.runs.trajectories import TrajectoryDriver, TrajectoryJob
+from lotterysearch.runs.trajectories import TrajectoryDriver, TrajectoryJob, where_ran
 from lotterysearch.settings import CSConfig
 
 
@@ -85,7 +84,7 @@ def cs_round_job(data: Dataset, job: CSRoundJob) -> tuple[dict[str, Any], bytes 
             round_index=job.round + 1,
         )
         scores = continuous.scores_bytes(rnd.scores)
-    return ticket.result.as_dict(), scores, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
+    return ticket.result.as_dict(), scores, where_ran(t0)
 
 
 def search_rounds(cfg: CSConfig) -> list[SearchRound]:

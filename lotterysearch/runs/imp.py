@@ -13,7 +13,6 @@ to, from which a killed run resumes the trajectory and ends with the same ticket
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from lotterysearch.core.models import build_model
 from lotterysearch.errors import ConfigError, PruningError
 from lotterysearch.pruning import pruners
 from lotterysearch.runs.ledger import round_steps
-from lotterysearch.runs.trajectories import IMPRoundReport, TrajectoryDriver, TrajectoryJob
+from lotterysearch.runs.trajectories import IMPRoundReport, TrajectoryDriver, TrajectoryJob, where_ran
 from lotterysearch.settings import CSConfig, IMPConfig
 from lotterysearch.training.family import family_of
 from lotterysearch.training.fitness import batch_seed
@@ -69,7 +68,7 @@ def train_round_job(data: Dataset, job: RoundJob) -> tuple[dict[str, Any], bytes
         seed=batch_seed(job.seed, job.batch_order),
     )
     pruned = None if rnd.pruned is None else rnd.pruned.pack()
-    return rnd.result.as_dict(), pruned, {"node": platform.node(), "wall_time": time.perf_counter() - t0}
+    return rnd.result.as_dict(), pruned, where_ran(t0)
 
 
 # ---- the run ------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ of its inputs.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ class TrajectoryJob:
     training: TrainingConfig
     rewind_step: int
     mask: bytes
+
+
+def where_ran(started: float) -> dict[str, Any]:
+    """What a round job reports beside its numbers: the node it ran on and its seconds since ``started``
+    (``time.perf_counter``), which the driver stores with the round for the ledger."""
+    return {"node": platform.node(), "wall_time": time.perf_counter() - started}
 
 
 def round_objectives(result: TrainResult) -> tuple[float, float]:
