@@ -145,7 +145,7 @@ def measure(
     cfg = cfgs[0]
     ws = ws or ctx.workspace / cfg.name
     controls = controls or ws
-    local = (evaluator or cfg.evaluator) == "local"
+    local = backend.runs_locally(evaluator or cfg.evaluator)
     seeds = [s for c in cfgs for s in c.imp.init_seeds]
     ctx.progress(
         f"[lth] IMP: {len(seeds)} trajectories x {cfg.imp.rounds + 1} rounds x {cfg.training.steps} steps in {ws}"

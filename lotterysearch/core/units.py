@@ -102,10 +102,9 @@ def degree_preserving_shuffle(
     return Mask(out)
 
 
-def _scaled_counts(mask: Mask, factor: float) -> dict[str, int]:
+def _scaled_counts(kept: dict[str, int], total: dict[str, int], factor: float) -> dict[str, int]:
     """Each layer's kept count times ``factor``, rounded and capped at the layer's size (empty stays empty)."""
-    total = mask.layer_total()
-    return {n: min(total[n], round(factor * k)) for n, k in mask.layer_kept().items()}
+    return {n: min(total[n], round(factor * k)) for n, k in kept.items()}
 
 
 def _first(orders: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]], counts: dict[str, int]) -> Mask:
@@ -140,7 +139,7 @@ def effective_matched_shuffle(
         orders = {n: rng.permutation(m.numel()) for n, m in mask.items()}
 
         def draw(factor: float, orders: dict[str, np.ndarray] = orders) -> tuple[int, Mask]:
-            m = _first(orders, shapes, _scaled_counts(mask, factor))
+            m = _first(orders, shapes, _scaled_counts(kept, total, factor))
             return m.effective().kept(), m
 
         if target == 0:
